@@ -1,0 +1,271 @@
+"""Checks that need the whole plan: references between stages, which settings fit which
+model and task, and which stage kinds this version can run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from engine.spec.builtins import CAUSAL, MASKED, SIZES
+from engine.spec.problems import Problem
+from engine.spec.settings import ModelSource
+from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
+
+if TYPE_CHECKING:
+    from engine.spec.plan import Plan
+
+_STAGE = TypeAdapter(Stage)
+
+# Eval metrics that make sense per objective: classification metrics need labels.
+LM_METRICS = {"loss", "perplexity", "accuracy"}
+CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
+
+
+def check_plan(plan: Plan) -> list[Problem]:
+    """Every cross-stage problem of a plan whose stages are individually valid."""
+    return _check_stages(list(plan.stages), [s.name for s in plan.stages])
+
+
+def check_partial(data: dict[str, Any]) -> list[Problem]:
+    """Cross-stage checks on raw data whose schema validation failed somewhere, so that
+    the person sees every problem at once, not the next one after each fix."""
+    raw = data.get("stages")
+    if not isinstance(raw, list):
+        return []
+    stages: list[StageBase | None] = []
+    dropped: dict[int, set[str]] = {}
+    for i, item in enumerate(raw):
+        stage, dropped[i] = _validate_leniently(item)
+        stages.append(stage)
+    names = [item.get("name") if isinstance(item, dict) else None for item in raw]
+    problems = []
+    for i, (stage, item) in enumerate(zip(stages, raw, strict=True)):
+        # A stage that could not be read at all still has its references checked.
+        for field in ("model", "teacher"):
+            ref = item.get(field, {}).get("from_stage") if isinstance(item, dict) else None
+            if stage is None and isinstance(item.get(field), dict) and isinstance(ref, str):
+                problems += _check_reference(names, i, ref, f"stages[{i}].{field}.from_stage")
+    # Settings that failed validation were replaced by defaults; their own problems are
+    # already reported, so checks that looked at the stand-in defaults are left out.
+    return problems + [
+        p
+        for p in _check_stages(stages, names)
+        if not any(
+            p.path.startswith(f"stages[{i}].{key}") for i, keys in dropped.items() for key in keys
+        )
+    ]
+
+
+def _validate_leniently(item: Any) -> tuple[StageBase | None, set[str]]:
+    """Validate a raw stage, dropping top-level settings that fail (they fall back to their
+    defaults), so the rest of the stage can still be checked against the others."""
+    if not isinstance(item, dict):
+        return None, set()
+    item = dict(item)
+    dropped: set[str] = set()
+    for _ in range(3):
+        try:
+            return _STAGE.validate_python(item), dropped
+        except ValidationError as exc:
+            keys = set()
+            for err in exc.errors():
+                loc = [part for part in err["loc"] if part != item.get("kind")]
+                if loc and isinstance(loc[0], str) and loc[0] in item:
+                    keys.add(loc[0])
+            keys -= {"kind", "name", "model", "data", "teacher", "members"}
+            if not keys:
+                return None, dropped
+            for key in keys:
+                item.pop(key)
+            dropped |= keys
+    return None, dropped
+
+
+def objective_of(stage: StageBase) -> str:
+    """'masked_lm', 'causal_lm', or the supervised task of the stage."""
+    return getattr(stage, "objective", None) or getattr(stage, "task", "") or ""
+
+
+def root_architecture(stages: list[StageBase | None], index: int) -> str | None:
+    """Architecture family ('bert', 'gpt2') a stage's model descends from, if built-in."""
+    seen = set()
+    stage = stages[index]
+    while stage is not None and index not in seen:
+        seen.add(index)
+        model: ModelSource | None = getattr(stage, "model", None)
+        if model is None:
+            return None
+        if model.builtin:
+            return model.builtin.partition("-")[0]
+        if not model.from_stage:
+            return None
+        names = [s.name if s else None for s in stages]
+        if model.from_stage not in names:
+            return None
+        index = names.index(model.from_stage)
+        stage = stages[index]
+    return None
+
+
+def root_layers(stages: list[StageBase | None], index: int) -> int | None:
+    """Number of layers of a built-in model a stage descends from, if known."""
+    stage = stages[index]
+    names = [s.name if s else None for s in stages]
+    hops = 0
+    while stage is not None and hops <= len(stages):
+        hops += 1
+        model = getattr(stage, "model", None)
+        if model is None:
+            return None
+        if model.builtin:
+            return SIZES[model.builtin.partition("-")[2]].layers
+        if not model.from_stage or model.from_stage not in names:
+            return None
+        stage = stages[names.index(model.from_stage)]
+    return None
+
+
+def _check_stages(stages: list[StageBase | None], names: list[Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in seen:
+            problems.append(
+                Problem(
+                    f"stages[{i}].name",
+                    f"'{name}' is already the name of stages[{seen[name]}]; names must be unique",
+                )
+            )
+        elif isinstance(name, str):
+            seen[name] = i
+    for i, stage in enumerate(stages):
+        if stage is not None:
+            problems += _check_stage(stages, names, i, stage)
+    return problems
+
+
+def _check_reference(names: list[Any], i: int, ref: str, path: str) -> list[Problem]:
+    if ref not in names:
+        known = ", ".join(f"'{n}'" for n in names[:i] if isinstance(n, str)) or "none"
+        return [Problem(path, f"no stage is called '{ref}' (earlier stages: {known})")]
+    j = names.index(ref)
+    if j == i:
+        return [Problem(path, "a stage cannot start from its own output")]
+    if j > i:
+        return [Problem(path, f"stage '{ref}' comes later (stages[{j}]); move it before this one")]
+    return []
+
+
+def _check_stage(
+    stages: list[StageBase | None], names: list[Any], i: int, stage: StageBase
+) -> list[Problem]:
+    p = f"stages[{i}]"
+    problems: list[Problem] = []
+    if stage.kind not in RUNNABLE_KINDS:
+        problems.append(
+            Problem(
+                f"{p}.kind",
+                f"'{stage.kind}' stages are part of the plan format but this version of "
+                f"Stagelab can only run {' and '.join(RUNNABLE_KINDS)} stages; remove or "
+                "replace this stage",
+            )
+        )
+    for field in ("model", "teacher"):
+        source = getattr(stage, field, None)
+        if source is not None and source.from_stage:
+            problems += _check_reference(names, i, source.from_stage, f"{p}.{field}.from_stage")
+    for k, member in enumerate(getattr(stage, "members", None) or []):
+        source = getattr(member, "model", member)
+        if isinstance(source, ModelSource) and source.from_stage:
+            problems += _check_reference(
+                names, i, source.from_stage, f"{p}.members[{k}].model.from_stage"
+            )
+
+    objective = objective_of(stage)
+    arch = root_architecture(stages, i)
+    if arch in MASKED and objective in ("causal_lm", "causal_lm_sft"):
+        problems.append(
+            Problem(
+                f"{p}.model",
+                f"a {arch} model cannot do causal-LM; start from a gpt2 model or change the "
+                "objective to masked_lm",
+            )
+        )
+    if arch in CAUSAL and objective == "masked_lm":
+        problems.append(
+            Problem(
+                f"{p}.objective",
+                f"a {arch} model has no mask token for masked-LM; use causal_lm or a bert model",
+            )
+        )
+    if arch in CAUSAL and stage.augmentation.mask_prob > 0:
+        problems.append(
+            Problem(
+                f"{p}.augmentation.mask_prob",
+                f"a {arch} model has no mask token; use delete_prob or swap_prob instead",
+            )
+        )
+
+    layers = root_layers(stages, i)
+    if layers is not None and stage.freezing.layers > layers:
+        problems.append(
+            Problem(
+                f"{p}.freezing.layers",
+                f"the model has only {layers} layers (got {stage.freezing.layers})",
+            )
+        )
+
+    allowed = (
+        LM_METRICS
+        if objective in ("masked_lm", "causal_lm", "causal_lm_sft")
+        else CLASSIFICATION_METRICS
+    )
+    wrong = [m for m in stage.eval.metrics if m not in allowed]
+    if wrong:
+        problems.append(
+            Problem(
+                f"{p}.eval.metrics",
+                f"{', '.join(wrong)} do not apply to {objective.replace('_', ' ')}; "
+                f"choose from {', '.join(sorted(allowed))}",
+            )
+        )
+    data = getattr(stage, "data", None)
+    if (
+        data is not None
+        and data.eval_split is None
+        and data.eval_ratio == 0
+        and (stage.eval.every_steps or stage.regularization.early_stopping)
+    ):
+        problems.append(
+            Problem(
+                f"{p}.data.eval_ratio",
+                "evaluation needs data: set eval_ratio above 0 or name an eval_split",
+            )
+        )
+    stopping = stage.regularization.early_stopping
+    if stopping is not None:
+        if stopping.metric not in stage.eval.metrics:
+            problems.append(
+                Problem(
+                    f"{p}.regularization.early_stopping.metric",
+                    f"'{stopping.metric}' is not evaluated; add it to eval.metrics",
+                )
+            )
+        if stage.eval.every_steps is None:
+            problems.append(
+                Problem(
+                    f"{p}.eval.every_steps",
+                    "early stopping needs periodic evaluation; set eval.every_steps",
+                )
+            )
+        if stopping.metric == "confusion_matrix":
+            problems.append(
+                Problem(
+                    f"{p}.regularization.early_stopping.metric",
+                    "a confusion matrix is not a number; watch loss, accuracy or f1",
+                )
+            )
+    if stage.epochs is None and stage.max_steps is None:
+        problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
+    return problems

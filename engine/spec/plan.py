@@ -1,0 +1,158 @@
+"""The stage plan: a YAML/JSON document listing stages, loaded, saved and validated whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from engine.spec.checks import check_partial, check_plan
+from engine.spec.problems import PlanInvalid, Problem, problems_from_validation_error
+from engine.spec.settings import Settings
+from engine.spec.stages import Stage
+
+PLAN_VERSION = 1
+
+
+class Plan(Settings):
+    """A multi-stage training plan."""
+
+    version: Literal[1] = Field(PLAN_VERSION, description="Plan format version.")
+    name: str = Field(..., min_length=1, max_length=200, description="Name of the plan.")
+    description: str = Field("", description="What the plan is for.")
+    stages: list[Stage] = Field(..., min_length=1, description="Stages, trained in order.")
+
+    def stage_index(self, name: str) -> int:
+        """Position of the stage called `name`.
+
+        Raises:
+            KeyError: if no stage has that name.
+        """
+        for i, stage in enumerate(self.stages):
+            if stage.name == name:
+                return i
+        raise KeyError(name)
+
+
+# Keys a reader looks for first on a stage; the rest follow in schema order.
+_STAGE_KEY_ORDER = ("name", "kind", "description", "objective", "task", "model", "teacher", "data")
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    """Plain data of a plan, leaving out settings at their defaults (kind and name stay)."""
+    data = plan.model_dump(mode="json", exclude_defaults=True)
+    stages = []
+    for stage in data["stages"]:
+        first = {k: stage[k] for k in _STAGE_KEY_ORDER if k in stage}
+        stages.append(_whole_numbers({**first, **stage}))
+    # The version is written even though it is the default, so old files stay readable.
+    return {"version": plan.version, **data, "stages": stages}
+
+
+def _whole_numbers(value: Any) -> Any:
+    """3.0 → 3 for readability; loading turns it back into the same float."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+def dump_plan(plan: Plan, fmt: Literal["yaml", "json"] = "yaml") -> str:
+    """Serialise a plan as YAML (default) or JSON text."""
+    data = plan_to_data(plan)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def parse_plan_text(text: str, *, source: str = "plan") -> dict[str, Any]:
+    """Parse YAML or JSON text (JSON is YAML) into plain data.
+
+    Raises:
+        PlanInvalid: if the text is not a YAML mapping.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise PlanInvalid(
+            [Problem(source, f"{where}not valid YAML or JSON ({reason}); fix the syntax")]
+        ) from None
+    if not isinstance(data, dict):
+        raise PlanInvalid(
+            [Problem(source, "must be a mapping with 'name' and 'stages' at the top level")]
+        )
+    return data
+
+
+def plan_from_data(data: dict[str, Any]) -> Plan:
+    """Validate plain data into a plan, reporting every problem at once.
+
+    Raises:
+        PlanInvalid: with every problem found, each with its path.
+    """
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from_validation_error(exc, Plan)
+        problems += check_partial(data)
+        raise PlanInvalid(_unique(problems)) from None
+    problems = check_plan(plan)
+    if problems:
+        raise PlanInvalid(problems)
+    return plan
+
+
+def load_plan_text(text: str, *, source: str = "plan") -> Plan:
+    """Parse and validate plan text (YAML or JSON).
+
+    Raises:
+        PlanInvalid: with every problem found.
+    """
+    return plan_from_data(parse_plan_text(text, source=source))
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file.
+
+    Raises:
+        PlanInvalid: if the file is missing, unreadable or invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanInvalid([Problem(str(path), "file not found; check the path")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanInvalid([Problem(str(path), f"cannot be read ({exc})")]) from None
+    return load_plan_text(text, source=path.name)
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    """Write a plan as YAML, or JSON when the file name ends in .json.
+
+    The file is written to a temporary name and renamed, so a crash never leaves half a plan.
+    """
+    path = Path(path)
+    text = dump_plan(plan, "json" if path.suffix.lower() == ".json" else "yaml")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out

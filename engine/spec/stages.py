@@ -1,0 +1,162 @@
+"""The stage kinds of a plan (DESIGN.md §3), one model per kind, told apart by `kind`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from engine.spec.settings import (
+    Augmentation,
+    Checkpointing,
+    DataSource,
+    Evaluation,
+    Freezing,
+    ModelSource,
+    Optimizer,
+    Regularization,
+    Schedule,
+    Settings,
+)
+
+STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RUNNABLE_KINDS = ("pretrain", "train")
+
+
+class StageBase(Settings):
+    """Settings every stage has: its name and how it is trained."""
+
+    name: str = Field(..., description="Unique name of the stage; later stages refer to it.")
+    description: str = Field("", description="Free text shown on the stage card.")
+    epochs: float | None = Field(1.0, gt=0, le=10_000, description="Passes over the data.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps; when given it overrides epochs."
+    )
+    batch_size: int = Field(16, ge=1, le=65_536, description="Examples per forward pass.")
+    grad_accum: int = Field(
+        1, ge=1, le=4096, description="Forward passes accumulated per optimizer step."
+    )
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Clip the gradient norm to this value (none: no clipping)."
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16/fp16 autocast on CUDA; fp32 elsewhere."
+    )
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed of every random generator.")
+    log_every_steps: int = Field(
+        10, ge=1, description="Read the training loss from the device every N steps."
+    )
+    optimizer: Optimizer = Field(default_factory=Optimizer, description="Optimizer.")
+    schedule: Schedule = Field(default_factory=Schedule, description="Learning-rate schedule.")
+    regularization: Regularization = Field(
+        default_factory=Regularization, description="L1, dropout and early stopping."
+    )
+    augmentation: Augmentation = Field(
+        default_factory=Augmentation, description="Random token noise on training inputs."
+    )
+    freezing: Freezing = Field(default_factory=Freezing, description="Freezing and unfreezing.")
+    eval: Evaluation = Field(default_factory=Evaluation, description="Evaluation.")
+    checkpoint: Checkpointing = Field(default_factory=Checkpointing, description="Checkpoints.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not STAGE_NAME.match(value):
+            raise ValueError(
+                "must start with a letter or digit and use only letters, digits, '_', '-' "
+                f"or '.' (at most 64 characters) (got '{value}')"
+            )
+        return value
+
+
+class PretrainStage(StageBase):
+    """Self-supervised pretraining: masked-LM or causal-LM, from scratch or continued."""
+
+    kind: Literal["pretrain"]
+    model: ModelSource = Field(..., description="Model to pretrain.")
+    data: DataSource = Field(..., description="Text corpus.")
+    objective: Literal["masked_lm", "causal_lm"] = Field(
+        "masked_lm", description="Masked-LM (BERT-style) or causal-LM (GPT-style)."
+    )
+    mlm_probability: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+    )
+
+
+class TrainStage(StageBase):
+    """Supervised training on a labelled task: intermediate tasks and fine-tuning."""
+
+    kind: Literal["train"]
+    model: ModelSource = Field(..., description="Model to train.")
+    data: DataSource = Field(..., description="Labelled data.")
+    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = Field(
+        "sequence_classification", description="Supervised task and its head."
+    )
+
+
+class DistillStage(StageBase):
+    """Teacher → student; loss α·CE + (1−α)·T²·KL on the teacher's softened outputs."""
+
+    kind: Literal["distill"]
+    teacher: ModelSource = Field(..., description="Teacher model (usually an earlier stage).")
+    model: ModelSource = Field(..., description="Student model.")
+    data: DataSource = Field(..., description="Data the student learns on.")
+    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = Field(
+        "sequence_classification", description="Task of teacher and student."
+    )
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the hard-label loss.")
+    temperature: float = Field(2.0, gt=0, le=100, description="Softmax temperature T.")
+
+
+class JointMember(Settings):
+    """One model of a joint stage and the weight of its loss."""
+
+    name: str = Field(..., description="Name of this member.")
+    model: ModelSource = Field(..., description="The member's model.")
+    data: DataSource = Field(..., description="The member's data.")
+    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = (
+        "sequence_classification"
+    )
+    weight: float = Field(1.0, gt=0, description="Weight of this member's loss in the sum.")
+
+
+class JointStage(StageBase):
+    """Several models trained together on a weighted sum of their losses."""
+
+    kind: Literal["joint"]
+    members: list[JointMember] = Field(..., min_length=2, description="Models trained together.")
+
+
+class EnsembleStage(StageBase):
+    """Evaluate several models together by majority vote or averaged logits."""
+
+    kind: Literal["ensemble"]
+    members: list[ModelSource] = Field(..., min_length=2, description="Models of the ensemble.")
+    data: DataSource = Field(..., description="Evaluation data.")
+    method: Literal["vote", "average_logits"] = Field("average_logits", description="Combiner.")
+
+
+class GrowStage(StageBase):
+    """Progressive stacking: deepen a model by copying its layers, then train it."""
+
+    kind: Literal["grow"]
+    model: ModelSource = Field(..., description="Model to deepen.")
+    data: DataSource = Field(..., description="Data to train the deeper model on.")
+    objective: Literal["masked_lm", "causal_lm"] = "masked_lm"
+    target_layers: int = Field(..., ge=2, le=128, description="Layers after growing.")
+
+
+Stage = Annotated[
+    PretrainStage | TrainStage | DistillStage | JointStage | EnsembleStage | GrowStage,
+    Field(discriminator="kind"),
+]
+
+STAGE_CLASSES: dict[str, type[StageBase]] = {
+    "pretrain": PretrainStage,
+    "train": TrainStage,
+    "distill": DistillStage,
+    "joint": JointStage,
+    "ensemble": EnsembleStage,
+    "grow": GrowStage,
+}
