@@ -1,0 +1,28 @@
+"""`python -m engine run --workspace DIR --run ID [--resume]`: the engine process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of the engine process started by `stagelab run` and the GUI."""
+    parser = argparse.ArgumentParser(prog="python -m engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train a run recorded in the workspace")
+    run.add_argument("--workspace", required=True, type=Path)
+    run.add_argument("--run", required=True, dest="run_id")
+    run.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    # The engine's log is a file; progress bars of datasets would only fill it.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    from engine.runner import run_engine
+
+    return run_engine(args.workspace, args.run_id, resume=args.resume)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The `stagelab` commands other than the window. Each returns an exit code:
+0 ok, 1 the run failed, 2 bad input. No torch here: training is a child process."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.spec import PlanInvalid, load_plan
+from engine.spec.resources import demo_plan_path
+from engine.store import Store, Workspace, queries
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+RESUMABLE = ("interrupted", "stopped", "failed")
+
+
+class UserError(Exception):
+    """Bad input from the person; the message says what to do."""
+
+
+def open_workspace(args: argparse.Namespace) -> tuple[Workspace, Store]:
+    """The workspace named on the command line, in $STAGELAB_HOME, or the default one."""
+    workspace = Workspace.open(args.workspace)
+    return workspace, Store.open(workspace.db_path)
+
+
+def _lookup(fn: Any, store: Store, ref: str) -> Any:
+    try:
+        return fn(store, ref)
+    except queries.StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`stagelab validate PLAN`."""
+    try:
+        plan = load_plan(args.plan)
+    except PlanInvalid as exc:
+        print(f"{args.plan}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.plan}: valid plan '{plan.name}' with {len(plan.stages)} stage(s)")
+    return EXIT_OK
+
+
+def engine_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
+    """Command line of the engine process for a run."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine",
+        "run",
+        "--workspace",
+        str(workspace.root),
+        "--run",
+        run_id,
+    ]
+    return cmd + ["--resume"] if resume else cmd
+
+
+def start_engine(
+    workspace: Workspace, run_id: str, *, resume: bool, detach: bool
+) -> subprocess.Popen:
+    """Start the engine process of a run, its output going to the run's engine.log.
+
+    A detached engine gets its own session, so closing the terminal does not stop it.
+    """
+    run_dir = workspace.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        engine_command(workspace, run_id, resume=resume),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=detach,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`stagelab run PLAN [--name N] [--gpus G] [--detach]`."""
+    if args.demo == bool(args.plan):
+        raise UserError("give a plan file or --demo (not both)")
+    path = demo_plan_path() if args.demo else args.plan
+    try:
+        plan = load_plan(path)
+    except PlanInvalid as exc:
+        print(f"{path}: {len(exc.problems)} problem(s); nothing was started:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    gpus = _parse_gpus(args.gpus)
+    workspace, store = open_workspace(args)
+    text = Path(path).read_text(encoding="utf-8")
+    plan_dir = str(Path(path).resolve().parent)
+    experiment_id = _experiment_for(store, args.name or plan.name, text, plan_dir)
+    run_id = queries.create_run(
+        store,
+        experiment_id,
+        plan_text=text,
+        plan_dir=plan_dir,
+        gpus=gpus,
+        runs_dir=workspace.runs_dir,
+    )
+    return _launch(workspace, store, run_id, resume=False, detach=args.detach)
+
+
+def _experiment_for(store: Store, name: str, text: str, plan_dir: str) -> str:
+    """The experiment with this name and exactly this plan, or a new one: running the same
+    file again adds a run to its experiment, an edited plan starts a new experiment."""
+    for exp in queries.list_experiments(store):
+        if exp.name == name and exp.plan_text == text and exp.plan_dir == plan_dir:
+            return exp.id
+    return queries.create_experiment(store, name, text, plan_dir)
+
+
+def _parse_gpus(value: str) -> str:
+    value = value.strip().lower()
+    if value == "cpu":
+        return "cpu"
+    parts = [p.strip() for p in value.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise UserError(f"--gpus must be 'cpu' or GPU indices such as '0' or '0,1' (got '{value}')")
+    return ",".join(parts)
+
+
+def _launch(workspace: Workspace, store: Store, run_id: str, *, resume: bool, detach: bool) -> int:
+    proc = start_engine(workspace, run_id, resume=resume, detach=detach)
+    if detach:
+        print(run_id)
+        return EXIT_OK
+    from engine.follow import follow_run
+
+    code = follow_run(store, run_id, proc)
+    run = queries.get_run(store, run_id)
+    if run.status == "stopped":
+        print(f"run {run_id} stopped at a checkpoint; continue with: stagelab resume {run_id}")
+    elif run.status == "failed":
+        print(
+            f"run {run_id} failed: {run.error}\nlog: {Path(run.run_dir) / 'engine.log'}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    elif run.status == "finished":
+        print(f"run {run_id} finished; see: stagelab show {run_id}")
+    return EXIT_OK if code == 0 else EXIT_FAILED
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """`stagelab resume RUN`: continue an interrupted or stopped run from its checkpoint."""
+    workspace, store = open_workspace(args)
+    run = _lookup(queries.get_run, store, args.run)
+    if run.status not in RESUMABLE:
+        hint = {
+            "finished": "it has finished; clone its experiment to run it again",
+            "running": "it is running",
+            "paused": "it is running (paused)",
+            "queued": "it has not started yet",
+        }.get(run.status, f"its status is {run.status}")
+        raise UserError(f"run {run.id} cannot be resumed: {hint}")
+    return _launch(workspace, store, run.id, resume=True, detach=args.detach)
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    """`stagelab clone EXPERIMENT [--name N]`."""
+    _, store = open_workspace(args)
+    source = _lookup(queries.get_experiment, store, args.experiment)
+    new_id = queries.clone_experiment(store, source.id, args.name)
+    print(new_id)
+    return EXIT_OK
+
+
+def run_json(store: Store, run: Any) -> dict[str, Any]:
+    """The documented JSON of one run (docs/cli.md)."""
+    experiment = queries.get_experiment(store, run.experiment_id)
+    stages = queries.list_stages(store, run.id)
+    return {
+        "id": run.id,
+        "experiment": {"id": experiment.id, "name": experiment.name},
+        "number": run.number,
+        "status": run.status,
+        "pid": run.pid,
+        "host": run.host,
+        "socket": run.socket_address,
+        "gpus": run.gpus,
+        "created_ms": run.created_ms,
+        "started_ms": run.started_ms,
+        "ended_ms": run.ended_ms,
+        "run_dir": run.run_dir,
+        "error": run.error,
+        "stages": [
+            {
+                "index": s.idx,
+                "name": s.name,
+                "kind": s.kind,
+                "status": s.status,
+                "steps_done": s.steps_done,
+                "total_steps": s.total_steps,
+                "output_dir": s.output_dir,
+                "metrics": s.final_metrics or {},
+            }
+            for s in stages
+        ],
+    }
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """`stagelab ls [--json]`."""
+    _, store = open_workspace(args)
+    experiments = queries.list_experiments(store)
+    rows = []
+    for exp in experiments:
+        runs = queries.list_runs(store, exp.id)
+        rows.append(
+            {
+                "id": exp.id,
+                "name": exp.name,
+                "parent_id": exp.parent_id,
+                "tags": list(exp.tags),
+                "created_ms": exp.created_ms,
+                "runs": [
+                    {
+                        "id": r.id,
+                        "number": r.number,
+                        "status": r.status,
+                        "created_ms": r.created_ms,
+                        "ended_ms": r.ended_ms,
+                    }
+                    for r in runs
+                ],
+            }
+        )
+    if args.json:
+        print(json.dumps({"experiments": rows}, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no experiments yet; start one with: stagelab run --demo")
+    for exp in rows:
+        parent = f"  (clone of {exp['parent_id']})" if exp["parent_id"] else ""
+        print(f"{exp['id']}  {exp['name']}{parent}")
+        for r in exp["runs"]:
+            print(f"    run {r['number']:>3}  {r['id']}  {r['status']}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`stagelab show RUN [--json]`."""
+    _, store = open_workspace(args)
+    run = _lookup(queries.get_run, store, args.run)
+    data = run_json(store, run)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"run {data['id']} of '{data['experiment']['name']}': {data['status']}")
+    print(f"  pid {data['pid']} on {data['host']}, gpus {data['gpus']}, folder {data['run_dir']}")
+    if data["error"]:
+        print(f"  error: {data['error']}")
+    for s in data["stages"]:
+        progress = f"{s['steps_done'] or 0}/{s['total_steps'] or '?'} steps"
+        metrics = ", ".join(
+            f"{k} {v:.4g}" for k, v in sorted(s["metrics"].items()) if not k.startswith("perf/")
+        )
+        print(f"  [{s['index']}] {s['name']} ({s['kind']}): {s['status']}, {progress}  {metrics}")
+        if s["output_dir"]:
+            print(f"      output: {s['output_dir']}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)."""
+    _, store = open_workspace(args)
+    run = _lookup(queries.get_run, store, args.run)
+    with open(args.metrics, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["stage", "step", "key", "value", "time"])
+        count = 0
+        for stage, step, key, value, wall_ms in queries.export_metrics_rows(store, run.id):
+            writer.writerow([stage, step, key, repr(float(value)), f"{wall_ms / 1000:.3f}"])
+            count += 1
+    print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
+    return EXIT_OK

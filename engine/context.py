@@ -1,0 +1,101 @@
+"""What a stage recipe and the training loop get from the runner."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.checkpoint import prune_checkpoints, save_checkpoint
+from engine.recorder import Recorder
+from engine.spec.plan import Plan
+from engine.store import queries
+
+
+class Control:
+    """Requests from outside the loop (signals now, the live channel later), read by the
+    loop at step boundaries only, so a step is never cut in half."""
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self.checkpoint_requested = False
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        """Ask for a checkpoint and a clean exit after the current step."""
+        self.stop_requested = True
+        self._running.set()
+
+    def pause(self) -> None:
+        """Hold training after the current step."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Continue after a pause."""
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether training is held."""
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        """Block the loop while paused (a stop request ends the wait)."""
+        self._running.wait()
+
+
+@dataclass
+class StageContext:
+    """One stage's settings and the run's services."""
+
+    index: int
+    plan: Plan
+    plan_dir: Path
+    run_id: str
+    run_dir: Path
+    device: torch.device
+    store: Any
+    recorder: Recorder
+    control: Control
+    cache_dir: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def stage(self) -> Any:
+        """The stage's settings."""
+        return self.plan.stages[self.index]
+
+    @property
+    def stage_dir(self) -> Path:
+        """Folder of this stage's files: output, tokenizer."""
+        return self.run_dir / "stages" / f"{self.index}-{self.stage.name}"
+
+    @property
+    def output_dir(self) -> Path:
+        """The stage's save_pretrained output."""
+        return self.stage_dir / "output"
+
+    def save_checkpoint(self, model: torch.nn.Module, step: int, state: dict, reason: str) -> Path:
+        """Write a checkpoint, record it once its metrics are stored, prune old ones."""
+        folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
+        save_checkpoint(folder, model, state)
+        # Metrics up to this step reach the database before the checkpoint row does, so a
+        # resume from this checkpoint finds a complete series to continue.
+        self.recorder.flush()
+        queries.add_checkpoint(self.store, self.run_id, self.index, step, str(folder))
+        mine = sorted(
+            (self.run_dir / "checkpoints").glob(f"stage{self.index}-step*"),
+            key=lambda p: int(p.name.rsplit("step", 1)[1]),
+        )
+        prune_checkpoints(mine, self.stage.checkpoint.keep_last)
+        self.recorder.event(
+            "checkpoint",
+            f"checkpoint at step {step} ({reason})",
+            stage_idx=self.index,
+            data={"step": step, "path": str(folder)},
+        )
+        return folder

@@ -1,0 +1,165 @@
+"""Stage data through Hugging Face `datasets`: local files or Hub data sets, column mapping,
+train/eval split, label vocabularies, and tokenisation cached in the workspace."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from engine.spec.settings import DataSource
+
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".text": "text",
+}
+BUILDER_BY_FORMAT = {
+    "csv": "csv",
+    "json": "json",
+    "jsonl": "json",
+    "parquet": "parquet",
+    "text": "text",
+}
+
+
+class DataError(ValueError):
+    """The stage's data cannot be used; the message says what to change."""
+
+
+@dataclass
+class StageData:
+    """Raw rows of a stage, split, with the label names of a supervised task."""
+
+    train: datasets.Dataset
+    eval: datasets.Dataset | None
+    labels: list[str] | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_path(source: DataSource, plan_dir: Path) -> Path:
+    """The data file or folder a plan names, relative paths taken from the plan's folder."""
+    path = Path(source.path).expanduser()
+    return path if path.is_absolute() else (plan_dir / path).resolve()
+
+
+def _data_files(path: Path, fmt: str) -> tuple[str, dict[str, str]]:
+    """Builder and data files for a file, or for a folder of `<split>.<ext>` files."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMAT_BY_SUFFIX)
+        if not files:
+            raise DataError(f"{path}: the folder holds no CSV, JSON, JSONL, Parquet or text files")
+        fmt = fmt if fmt != "auto" else FORMAT_BY_SUFFIX[files[0].suffix.lower()]
+        return BUILDER_BY_FORMAT[fmt], {p.stem: str(p) for p in files}
+    if not path.exists():
+        raise DataError(f"{path}: file not found; check data.path (relative to the plan file)")
+    if fmt == "auto":
+        fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower(), "")
+        if not fmt:
+            raise DataError(f"{path}: unknown file type; set data.format")
+    return BUILDER_BY_FORMAT[fmt], {"train": str(path)}
+
+
+def fingerprint_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, so a run records exactly which data it saw."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_stage_data(
+    source: DataSource, plan_dir: Path, cache_dir: Path, *, seed: int, supervised: bool
+) -> StageData:
+    """Load, split and label a stage's data.
+
+    Args:
+        source: the stage's data settings.
+        plan_dir: folder that relative paths are taken from.
+        cache_dir: the workspace's `datasets` cache.
+        seed: seed of the held-out split.
+        supervised: whether the task has labels to collect.
+
+    Raises:
+        DataError: with a sentence for the person when files, splits or columns are wrong.
+    """
+    fingerprints: dict[str, str] = {}
+    if source.path:
+        path = resolve_path(source, plan_dir)
+        builder, files = _data_files(path, source.format)
+        for split_file in files.values():
+            fingerprints[split_file] = fingerprint_file(Path(split_file))
+        kwargs = {"sep": "\t"} if builder == "csv" and path.suffix.lower() == ".tsv" else {}
+        loaded = datasets.load_dataset(
+            builder, data_files=files, cache_dir=str(cache_dir), **kwargs
+        )
+    else:
+        loaded = datasets.load_dataset(source.hub, source.hub_config, cache_dir=str(cache_dir))
+        fingerprints[f"hub:{source.hub}"] = loaded[next(iter(loaded))]._fingerprint
+    splits = list(loaded.keys())
+    if source.train_split not in loaded:
+        raise DataError(
+            f"data.train_split: no split '{source.train_split}' (splits: {', '.join(splits)})"
+        )
+    train = loaded[source.train_split]
+    if source.eval_split:
+        if source.eval_split not in loaded:
+            raise DataError(
+                f"data.eval_split: no split '{source.eval_split}' (splits: {', '.join(splits)})"
+            )
+        evaluation = loaded[source.eval_split]
+    elif source.eval_ratio > 0:
+        parts = train.train_test_split(test_size=source.eval_ratio, seed=seed, shuffle=True)
+        train, evaluation = parts["train"], parts["test"]
+    else:
+        evaluation = None
+    if source.limit is not None:
+        train = train.select(range(min(source.limit, len(train))))
+    _check_columns(source, train, supervised)
+    labels = _label_names(source, train, evaluation) if supervised else None
+    return StageData(train=train, eval=evaluation, labels=labels, fingerprints=fingerprints)
+
+
+def _check_columns(source: DataSource, table: datasets.Dataset, supervised: bool) -> None:
+    wanted = {"text_column": source.text_column}
+    if source.prompt_column:
+        wanted = {"prompt_column": source.prompt_column, "response_column": source.response_column}
+    elif supervised:
+        wanted["label_column"] = source.label_column
+    if source.text_pair_column:
+        wanted["text_pair_column"] = source.text_pair_column
+    for setting, column in wanted.items():
+        if column not in table.column_names:
+            raise DataError(
+                f"data.{setting}: no column '{column}' in the data "
+                f"(columns: {', '.join(table.column_names)})"
+            )
+
+
+def _label_names(
+    source: DataSource, train: datasets.Dataset, evaluation: datasets.Dataset | None
+) -> list[str] | None:
+    if source.prompt_column or source.label_column not in train.column_names:
+        return None
+    found: set = set()
+    for table in (train, evaluation):
+        if table is None:
+            continue
+        for value in table[source.label_column]:
+            found.update(value if isinstance(value, list) else [value])
+    if source.labels:
+        unknown = sorted(str(v) for v in found if str(v) not in source.labels)
+        if unknown:
+            raise DataError(
+                f"data.labels: the data has labels not in the list: {', '.join(unknown[:10])}"
+            )
+        return list(source.labels)
+    # Numbers sort as numbers, so labels 0..9 keep their natural order.
+    return [str(v) for v in sorted(found, key=lambda v: (isinstance(v, str), v))]

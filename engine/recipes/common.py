@@ -1,0 +1,132 @@
+"""Pieces every stage recipe shares: loading and encoding its data, building its model,
+MLM masking, and saving its output."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.context import StageContext
+from engine.data import StageData, load_stage_data
+from engine.encode import IGNORE, encode
+from engine.models import build_model, build_tokenizer
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, so fresh weights are the same on every run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Prepared:
+    """A stage's model, tokenizer and encoded rows."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    data: StageData
+    train_rows: Any
+    eval_rows: Any
+
+
+def prepare_stage(ctx: StageContext, objective: str, *, supervised: bool) -> Prepared:
+    """Load data, build tokenizer and model, encode rows for `objective`."""
+    stage = ctx.stage
+    data = load_stage_data(
+        stage.data, ctx.plan_dir, ctx.cache_dir / "datasets", seed=stage.seed, supervised=supervised
+    )
+    column = stage.data.text_column
+
+    def corpus():
+        # Built-in tokenizers learn from the training split only, never from eval rows.
+        for value in data.train[column]:
+            yield " ".join(value) if isinstance(value, list) else str(value)
+
+    tokenizer = build_tokenizer(
+        stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
+    )
+    seed_everything(stage.seed)
+    model = build_model(
+        stage.model,
+        objective,
+        tokenizer,
+        ctx.plan_dir,
+        ctx.outputs,
+        labels=data.labels
+        if objective in ("sequence_classification", "token_classification")
+        else None,
+        max_length=stage.data.max_length,
+        dropout=stage.regularization.dropout,
+    )
+    train_rows = encode(data.train, tokenizer, stage.data, objective, data.labels)
+    eval_rows = (
+        encode(data.eval, tokenizer, stage.data, objective, data.labels) if data.eval else None
+    )
+    if len(train_rows) == 0:
+        raise ValueError("data: no training rows left after tokenisation; check text_column")
+    # Rows as plain lists: random access by index is then cheap in the loop.
+    return Prepared(
+        model=model,
+        tokenizer=tokenizer,
+        data=data,
+        train_rows=train_rows.to_list(),
+        eval_rows=eval_rows.to_list() if eval_rows is not None else None,
+    )
+
+
+def special_ids(tokenizer: Any) -> list[int]:
+    """Ids of special tokens, which augmentation and masking leave alone."""
+    return sorted(set(tokenizer.all_special_ids))
+
+
+def mask_tokens(
+    batch: dict[str, torch.Tensor],
+    *,
+    probability: float,
+    mask_id: int,
+    vocab_size: int,
+    specials: list[int],
+    seed: int,
+    micro_step: int,
+) -> dict[str, torch.Tensor]:
+    """BERT masking: pick `probability` of the real tokens as targets; of those 80% become
+    [MASK], 10% a random token, 10% stay. Draws come from a generator seeded by the step,
+    so a resumed run masks exactly as an uninterrupted one."""
+    gen = torch.Generator().manual_seed(seed * 1_000_033 + micro_step)
+    ids = batch["input_ids"].clone()
+    labels = ids.clone()
+    candidates = batch["attention_mask"].bool() & ~torch.isin(ids, torch.tensor(specials))
+    picked = candidates & (torch.rand(ids.shape, generator=gen) < probability)
+    labels[~picked] = IGNORE
+    to_mask = picked & (torch.rand(ids.shape, generator=gen) < 0.8)
+    ids[to_mask] = mask_id
+    to_random = picked & ~to_mask & (torch.rand(ids.shape, generator=gen) < 0.5)
+    ids[to_random] = torch.randint(vocab_size, ids.shape, generator=gen)[to_random]
+    return dict(batch, input_ids=ids, labels=labels)
+
+
+def causal_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Next-token targets: the inputs themselves (the model shifts), padding ignored."""
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = IGNORE
+    return dict(batch, labels=labels)
+
+
+def shift_for_causal(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Align causal-LM logits with the tokens they predict, for accuracy."""
+    return logits[:, :-1, :], labels[:, 1:]
+
+
+def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> None:
+    """Save the stage's output folder, loadable by plain `transformers`."""
+    out = ctx.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
