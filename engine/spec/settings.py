@@ -247,7 +247,8 @@ class Evaluation(Settings):
 
 
 class Checkpointing(Settings):
-    """Checkpoints written during the stage (a final one is always written)."""
+    """Checkpoints written during the stage; a stop request also writes one, and the stage's
+    output is saved at its end."""
 
     every_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps.")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept per stage.")
