@@ -82,7 +82,7 @@ def _table(model: type[BaseModel]) -> str:
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
             f"{_limits(field)} | {field.description or ''} |"
         )
-    doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+    doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
     return f"## {model.__name__}\n\n{doc}\n\n" + "\n".join(rows) + "\n"
 
 
