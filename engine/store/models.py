@@ -1,0 +1,209 @@
+"""The experiment store's tables, MLflow style: `Sql*` classes, named constraints and
+indexes, millisecond timestamps, a latest-value table so listings stay fast.
+
+The Alembic migrations in `migrations/versions/` create exactly this schema; a test
+compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = (
+    "queued",
+    "running",
+    "paused",
+    "stopping",
+    "stopped",
+    "finished",
+    "failed",
+    "interrupted",
+)
+STAGE_STATUSES = ("pending", "running", "finished", "failed", "stopped", "skipped", "reused")
+EVENT_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class Base(DeclarativeBase):
+    """Base of every table, with the naming convention of constraints."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class SqlExperiment(Base):
+    """An experiment: a plan, its lineage, notes and tags."""
+
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    plan_text: Mapped[str] = mapped_column(Text, nullable=False)
+    plan_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    parent_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("experiments.id", ondelete="SET NULL")
+    )
+    notes: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (Index("ix_experiments_name", "name"),)
+
+
+class SqlExperimentTag(Base):
+    """A tag of an experiment."""
+
+    __tablename__ = "experiment_tags"
+    experiment_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("experiments.id", ondelete="CASCADE")
+    )
+    tag: Mapped[str] = mapped_column(String(100))
+    __table_args__ = (PrimaryKeyConstraint("experiment_id", "tag", name="pk_experiment_tags"),)
+
+
+class SqlRun(Base):
+    """One execution of an experiment's plan by an engine process."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    plan_text: Mapped[str] = mapped_column(Text, nullable=False)
+    plan_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    gpus: Mapped[str] = mapped_column(String(100), nullable=False, default="cpu")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
+    socket_address: Mapped[str | None] = mapped_column(Text)
+    run_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    environment: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    resume_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_id_number"),
+        CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),
+        Index("ix_runs_experiment_id", "experiment_id"),
+        Index("ix_runs_status", "status"),
+    )
+
+
+class SqlStage(Base):
+    """A stage of a run: its status, progress and output."""
+
+    __tablename__ = "stages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False
+    )
+    idx: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    global_step_start: Mapped[int | None] = mapped_column(Integer)
+    steps_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    output_dir: Mapped[str | None] = mapped_column(Text)
+    final_metrics: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        UniqueConstraint("run_id", "idx", name="uq_stages_run_id_idx"),
+        CheckConstraint(f"status IN ({_in(STAGE_STATUSES)})", name="status"),
+    )
+
+
+class SqlMetric(Base):
+    """One point of a metric series; the key makes a repeated step impossible."""
+
+    __tablename__ = "metrics"
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"))
+    stage_idx: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(100))
+    step: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "stage_idx", "key", "step", name="pk_metrics"),
+        Index("ix_metrics_run_id_key", "run_id", "key"),
+    )
+
+
+class SqlLatestMetric(Base):
+    """The newest point of each series, so listings never scan the metric table."""
+
+    __tablename__ = "latest_metrics"
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"))
+    stage_idx: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(100))
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (PrimaryKeyConstraint("run_id", "stage_idx", "key", name="pk_latest_metrics"),)
+
+
+class SqlCheckpoint(Base):
+    """A checkpoint folder of a run."""
+
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False
+    )
+    stage_idx: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    __table_args__ = (
+        UniqueConstraint(
+            "run_id", "stage_idx", "step", name="uq_checkpoints_run_id_stage_idx_step"
+        ),
+    )
+
+
+class SqlEvent(Base):
+    """Something that happened in a run: stage changes, evaluations, log lines, errors."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False
+    )
+    stage_idx: Mapped[int | None] = mapped_column(Integer)
+    wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    level: Mapped[str] = mapped_column(String(10), nullable=False)
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    data: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint(f"level IN ({_in(EVENT_LEVELS)})", name="level"),
+        Index("ix_events_run_id_id", "run_id", "id"),
+    )

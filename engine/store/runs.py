@@ -1,0 +1,201 @@
+"""Queries on runs and their stages: create, claim by an engine, heartbeat, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.store.db import Store
+from engine.store.experiments import new_id, now_ms
+from engine.store.models import SqlRun, SqlStage
+from engine.store.records import Ambiguous, NotFound, RunBusy, RunInfo, StageInfo
+from engine.store.status import effective_status
+
+TERMINAL = ("stopped", "finished", "failed", "interrupted")
+
+
+def _info(row: SqlRun) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        number=row.number,
+        status=effective_status(row.status, row.pid, row.host, row.heartbeat_ms),
+        stored_status=row.status,
+        plan_text=row.plan_text,
+        plan_dir=row.plan_dir,
+        gpus=row.gpus,
+        pid=row.pid,
+        host=row.host,
+        heartbeat_ms=row.heartbeat_ms,
+        socket_address=row.socket_address,
+        run_dir=row.run_dir,
+        error=row.error,
+        environment=json.loads(row.environment) if row.environment else None,
+        created_ms=row.created_ms,
+        started_ms=row.started_ms,
+        ended_ms=row.ended_ms,
+        resume_count=row.resume_count,
+    )
+
+
+def create_run(
+    store: Store, experiment_id: str, *, plan_text: str, plan_dir: str, gpus: str, runs_dir: Path
+) -> str:
+    """Record a queued run of an experiment and make its folder; returns the run id."""
+    run_id = new_id()
+    run_dir = Path(runs_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with store.session(immediate=True) as s:
+        number = (
+            s.scalar(select(func.max(SqlRun.number)).where(SqlRun.experiment_id == experiment_id))
+            or 0
+        ) + 1
+        s.add(
+            SqlRun(
+                id=run_id,
+                experiment_id=experiment_id,
+                number=number,
+                status="queued",
+                plan_text=plan_text,
+                plan_dir=plan_dir,
+                gpus=gpus,
+                run_dir=str(run_dir),
+                created_ms=now_ms(),
+                resume_count=0,
+            )
+        )
+    return run_id
+
+
+def _resolve(session: Session, ref: str) -> SqlRun:
+    row = session.get(SqlRun, ref)
+    if row is not None:
+        return row
+    if len(ref) >= 4:
+        rows = session.scalars(select(SqlRun).where(SqlRun.id.startswith(ref))).all()
+        if len(rows) == 1:
+            return rows[0]
+        if len(rows) > 1:
+            raise Ambiguous(f"'{ref}' matches {len(rows)} runs; give more of the id")
+    raise NotFound(f"no run '{ref}'; see `stagelab ls` for run ids")
+
+
+def get_run(store: Store, ref: str) -> RunInfo:
+    """A run by id or unique id prefix (≥ 4 characters).
+
+    Raises:
+        NotFound: nothing matches.
+        Ambiguous: several runs match.
+    """
+    with store.session() as s:
+        return _info(_resolve(s, ref))
+
+
+def list_runs(store: Store, experiment_id: str | None = None) -> list[RunInfo]:
+    """Runs, oldest first, of one experiment or of all."""
+    with store.session() as s:
+        query = select(SqlRun).order_by(SqlRun.created_ms, SqlRun.id)
+        if experiment_id is not None:
+            query = query.where(SqlRun.experiment_id == experiment_id)
+        return [_info(r) for r in s.scalars(query)]
+
+
+def claim_run(
+    store: Store,
+    run_id: str,
+    *,
+    pid: int,
+    host: str,
+    socket_address: str | None = None,
+    resuming: bool = False,
+) -> None:
+    """Make the calling engine process the run's owner.
+
+    Raises:
+        RunBusy: a live engine owns the run already.
+    """
+    with store.session(immediate=True) as s:
+        row = _resolve(s, run_id)
+        live = effective_status(row.status, row.pid, row.host, row.heartbeat_ms)
+        if live in ("running", "paused", "stopping") and row.pid != pid:
+            raise RunBusy(f"run {row.id} is already running (pid {row.pid} on {row.host})")
+        stamp = now_ms()
+        row.status, row.pid, row.host, row.heartbeat_ms = "running", pid, host, stamp
+        row.socket_address = socket_address
+        row.error, row.ended_ms = None, None
+        row.started_ms = row.started_ms or stamp
+        if resuming:
+            row.resume_count += 1
+
+
+def heartbeat(store: Store, run_id: str) -> None:
+    """The engine is alive."""
+    with store.session(immediate=True) as s:
+        _resolve(s, run_id).heartbeat_ms = now_ms()
+
+
+def set_run_status(store: Store, run_id: str, status: str, *, error: str | None = None) -> None:
+    """Change a run's status; terminal states get their end time."""
+    with store.session(immediate=True) as s:
+        row = _resolve(s, run_id)
+        row.status = status
+        if error is not None:
+            row.error = error
+        if status in TERMINAL:
+            row.ended_ms = now_ms()
+
+
+def mark_interrupted(store: Store, run_id: str) -> None:
+    """Persist `interrupted` for a run whose engine is gone."""
+    set_run_status(store, run_id, "interrupted")
+
+
+def set_run_environment(store: Store, run_id: str, environment: dict[str, Any]) -> None:
+    """Record what the run ran on: versions, devices, data fingerprints, seeds."""
+    with store.session(immediate=True) as s:
+        _resolve(s, run_id).environment = json.dumps(environment, sort_keys=True)
+
+
+def set_socket_address(store: Store, run_id: str, address: str | None) -> None:
+    """Where the run's live channel listens."""
+    with store.session(immediate=True) as s:
+        _resolve(s, run_id).socket_address = address
+
+
+def upsert_stage(store: Store, run_id: str, idx: int, **fields: Any) -> None:
+    """Create or update the stage row `idx` of a run (new rows need name, kind, status)."""
+    if "final_metrics" in fields and fields["final_metrics"] is not None:
+        fields["final_metrics"] = json.dumps(fields["final_metrics"], sort_keys=True)
+    with store.session(immediate=True) as s:
+        row = s.scalar(select(SqlStage).where(SqlStage.run_id == run_id, SqlStage.idx == idx))
+        if row is None:
+            row = SqlStage(run_id=run_id, idx=idx, steps_done=0)
+            s.add(row)
+        for key, value in fields.items():
+            setattr(row, key, value)
+
+
+def list_stages(store: Store, run_id: str) -> list[StageInfo]:
+    """A run's stages in plan order."""
+    with store.session() as s:
+        rows = s.scalars(select(SqlStage).where(SqlStage.run_id == run_id).order_by(SqlStage.idx))
+        return [
+            StageInfo(
+                idx=r.idx,
+                name=r.name,
+                kind=r.kind,
+                status=r.status,
+                started_ms=r.started_ms,
+                ended_ms=r.ended_ms,
+                global_step_start=r.global_step_start,
+                steps_done=r.steps_done,
+                total_steps=r.total_steps,
+                output_dir=r.output_dir,
+                final_metrics=json.loads(r.final_metrics) if r.final_metrics else {},
+            )
+            for r in rows
+        ]
