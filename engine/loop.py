@@ -168,6 +168,13 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
         state = LoopState(**saved["loop"])
         set_rng_state(saved["rng"])
         ctx.recorder.event("resume", f"resumed at step {state.step}", stage_idx=ctx.index)
+    if stage.precision != "fp32" and device.type != "cuda":
+        ctx.recorder.event(
+            "precision",
+            f"{stage.precision} autocast needs a CUDA GPU; this stage runs in fp32 on the {device.type}",
+            stage_idx=ctx.index,
+            level="warning",
+        )
     stream = BatchStream(recipe.train_rows, stage.batch_size, stage.seed, recipe.pad_id, state)
     ctx.recorder.stage(ctx.index, total_steps=steps, steps_done=state.step)
 

@@ -1,0 +1,188 @@
+"""Whole runs through the real CLI and a real engine subprocess: stage handoff, outputs that
+plain transformers loads, exact resume after SIGKILL, truthful status, one engine per run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PLAN = """
+name: chain
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 12
+    eval: {every_steps: 6, metrics: [loss, perplexity, accuracy]}
+    checkpoint: {every_steps: 4}
+  - name: cls
+    kind: train
+    model: {from_stage: mlm}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 30
+    regularization: {dropout: 0.2}
+    augmentation: {swap_prob: 0.1}
+    freezing: {embeddings: true, layers: 2, unfreeze: {every_steps: 8}}
+    eval: {every_steps: 10, metrics: [loss, accuracy, f1, confusion_matrix]}
+    checkpoint: {every_steps: 5}
+"""
+
+
+def stagelab(ws: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(ws), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stagelab {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def plan_file(data_dir: Path, tmp_path: Path) -> Path:
+    path = data_dir / f"chain-{tmp_path.name}.yaml"
+    path.write_text(PLAN)
+    return path
+
+
+def show(ws: Path, run_id: str) -> dict:
+    return json.loads(stagelab(ws, "show", run_id, "--json").stdout)
+
+
+def export(ws: Path, run_id: str, out: Path) -> list[tuple]:
+    stagelab(ws, "export", run_id, "--metrics", str(out))
+    with open(out) as fh:
+        rows = list(csv.DictReader(fh))
+    # Wall times and throughput are measurements, not training results.
+    return [(r["stage"], int(r["step"]), r["key"], r["value"]) for r in rows if not r["key"].startswith("perf/")]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_run_hands_over_between_stages_and_outputs_load_in_transformers(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    proc = stagelab(ws, "run", str(plan_file))
+    assert "finished" in proc.stdout
+    listing = json.loads(stagelab(ws, "ls", "--json").stdout)
+    run_id = listing["experiments"][0]["runs"][0]["id"]
+    data = show(ws, run_id)
+    assert data["status"] == "finished"
+    assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
+    assert data["stages"][1]["metrics"]["eval/accuracy"] > 0
+    # The output folders are what plain transformers loads, with the same logits.
+    code = f"""
+import torch, json
+from transformers import AutoModelForSequenceClassification, AutoModelForMaskedLM, AutoTokenizer
+out = {data['stages'][1]['output_dir']!r}
+tok = AutoTokenizer.from_pretrained(out)
+model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+enc = tok(["a great day", "an awful room"], return_tensors="pt", padding=True)
+print(json.dumps(model(**enc).logits.tolist()))
+AutoModelForMaskedLM.from_pretrained({data['stages'][0]['output_dir']!r})
+print(model.config.id2label)
+"""
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "positive" in loaded.stdout.splitlines()[1]
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = data["stages"][1]["output_dir"]
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    enc = AutoTokenizer.from_pretrained(out)(["a great day", "an awful room"], return_tensors="pt", padding=True)
+    torch.testing.assert_close(model(**enc).logits, torch.tensor(json.loads(loaded.stdout.splitlines()[0])))
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    reference = stagelab(ws, "run", str(plan_file), "--name", "reference")
+    assert reference.returncode == 0
+    ref_id = json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
+
+    run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
+    # Kill it during stage 2, after at least one of its checkpoints.
+    wait_for(lambda: (show(ws, run_id)["stages"][1]["steps_done"] or 0) >= 12, 300, "stage 2 to pass step 12")
+    os.kill(show(ws, run_id)["pid"], signal.SIGKILL)
+    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted within 10 s")
+    resumed = stagelab(ws, "resume", run_id)
+    assert "finished" in resumed.stdout
+    assert show(ws, run_id)["status"] == "finished"
+    ours = export(ws, run_id, tmp_path / "resumed.csv")
+    theirs = export(ws, ref_id, tmp_path / "reference.csv")
+    assert ours == theirs
+    keys = {(stage, key) for stage, _, key, _ in ours}
+    for stage, key in keys:  # no repeated and no missing steps
+        steps = [s for st, s, k, _ in ours if (st, k) == (stage, key)]
+        assert len(steps) == len(set(steps))
+        if key.startswith("train/"):
+            assert steps == list(range(1, len(steps) + 1))
+
+
+def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(ws), "run", str(plan_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    ids = lambda: json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]  # noqa: E731
+    wait_for(lambda: ids() and ids()[0]["runs"], 60, "the run to be recorded")
+    run_id = ids()[0]["runs"][0]["id"]
+    wait_for(lambda: (show(ws, run_id)["stages"][0]["steps_done"] or 0) >= 2, 120, "training to start")
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    out, err = proc.communicate(timeout=120)
+    data = show(ws, run_id)
+    assert data["status"] == "stopped", err
+    assert f"stagelab resume {run_id}" in out
+    stagelab(ws, "resume", run_id)
+    assert show(ws, run_id)["status"] == "finished"
+
+
+def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    run_id = stagelab(ws, "run", str(plan_file), "--detach").stdout.strip()
+    wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the run to start")
+    second = subprocess.run(
+        [sys.executable, "-m", "engine", "run", "--workspace", str(ws), "--run", run_id, "--resume"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert second.returncode == 2
+    assert "already" in second.stderr
+    refused = stagelab(ws, "resume", run_id, check=False)
+    assert refused.returncode == 2 and "running" in refused.stderr
+    os.kill(show(ws, run_id)["pid"], signal.SIGTERM)
+    wait_for(lambda: show(ws, run_id)["status"] == "stopped", 120, "the run to stop")
+
+
+def test_environment_is_recorded(tmp_path, plan_file):
+    from engine.store import Store, queries
+
+    ws = tmp_path / "ws"
+    stagelab(ws, "run", str(plan_file))
+    store = Store.open(ws / "stagelab.db")
+    run = queries.list_runs(store)[0]
+    env = run.environment if isinstance(run.environment, dict) else json.loads(run.environment)
+    assert env["packages"]["torch"].startswith("2.13")
+    assert env["python"].count(".") == 2
+    assert env["seeds"] == {"mlm": 42, "cls": 42}
+    assert any(k.endswith("sentiment.csv") for k in env["data_fingerprints"])
+    assert env["device"] == "cpu"
