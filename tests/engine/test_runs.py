@@ -32,12 +32,13 @@ stages:
     model: {from_stage: mlm}
     data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
     batch_size: 8
-    max_steps: 30
+    max_steps: 150
+    log_every_steps: 4
     regularization: {dropout: 0.2}
     augmentation: {swap_prob: 0.1}
-    freezing: {embeddings: true, layers: 2, unfreeze: {every_steps: 8}}
-    eval: {every_steps: 10, metrics: [loss, accuracy, f1, confusion_matrix]}
-    checkpoint: {every_steps: 5}
+    freezing: {embeddings: true, layers: 2, unfreeze: {every_steps: 40}}
+    eval: {every_steps: 25, metrics: [loss, accuracy, f1, confusion_matrix]}
+    checkpoint: {every_steps: 10}
 """
 
 
@@ -120,16 +121,28 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     ref_id = json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
 
     run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
-    # Kill it during stage 2, after at least one of its checkpoints.
-    wait_for(lambda: (show(ws, run_id)["stages"][1]["steps_done"] or 0) >= 12, 300, "stage 2 to pass step 12")
-    os.kill(show(ws, run_id)["pid"], signal.SIGKILL)
+    # Kill it during stage 2, after at least one of its checkpoints. The store is read
+    # directly: a CLI call per poll would be too slow to catch a tiny model mid-stage.
+    from engine.store import Store, queries
+
+    store = Store.open(ws / "stagelab.db")
+
+    def stage2_progress():
+        stages = queries.list_stages(store, run_id)
+        return len(stages) > 1 and stages[1].steps_done >= 12
+
+    wait_for(stage2_progress, 300, "stage 2 to pass step 12")
+    os.kill(queries.get_run(store, run_id).pid, signal.SIGKILL)
+    assert queries.list_stages(store, run_id)[1].status == "running"  # killed mid-stage
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted within 10 s")
     resumed = stagelab(ws, "resume", run_id)
     assert "finished" in resumed.stdout
     assert show(ws, run_id)["status"] == "finished"
     ours = export(ws, run_id, tmp_path / "resumed.csv")
     theirs = export(ws, ref_id, tmp_path / "reference.csv")
-    assert ours == theirs
+    assert len(ours) > 300 and ours == theirs
+    resumed_at = [e for e in queries.list_events(store, run_id, kind="resume")]
+    assert resumed_at and "step 0" not in resumed_at[0].message  # continued mid-stage
     keys = {(stage, key) for stage, _, key, _ in ours}
     for stage, key in keys:  # no repeated and no missing steps
         steps = [s for st, s, k, _ in ours if (st, k) == (stage, key)]
@@ -147,7 +160,8 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
     ids = lambda: json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]  # noqa: E731
     wait_for(lambda: ids() and ids()[0]["runs"], 60, "the run to be recorded")
     run_id = ids()[0]["runs"][0]["id"]
-    wait_for(lambda: (show(ws, run_id)["stages"][0]["steps_done"] or 0) >= 2, 120, "training to start")
+    wait_for(lambda: show(ws, run_id)["stages"] and show(ws, run_id)["stages"][0]["status"] == "running",
+             120, "training to start")
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     out, err = proc.communicate(timeout=120)
     data = show(ws, run_id)
