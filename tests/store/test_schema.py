@@ -1,0 +1,70 @@
+"""The schema: migrations produce it, the ORM agrees with it, old databases upgrade."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from engine.store import Store, queries
+from engine.store.migrate import current_revision, head_revision, upgrade_to_head
+from engine.store.models import Base
+
+SNAPSHOT = Path(__file__).with_name("schema_snapshot.sql")
+
+
+def schema_sql(db: Path) -> str:
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    con.close()
+    return "\n".join(" ".join(r[0].split()) + ";" for r in rows) + "\n"
+
+
+def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    assert (
+        current_revision(store.engine) == head_revision(store.engine) == "0002_resume_and_progress"
+    )
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    assert schema_sql(tmp_path / "s.db") == SNAPSHOT.read_text()
+
+
+def test_orm_models_agree_with_the_migrated_schema(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    upgrade_to_head(engine, "0001_initial")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO experiments (id, name, plan_text, plan_dir, notes, created_ms, updated_ms) "
+                "VALUES ('abcdef123456', 'old one', 'name: x', '/p', '', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, number, status, plan_text, plan_dir, gpus, run_dir, created_ms) "
+                "VALUES ('r00000000001', 'abcdef123456', 1, 'finished', 'name: x', '/p', 'cpu', '/r', 1)"
+            )
+        )
+    engine.dispose()
+    assert "resume_count" not in schema_sql(db)
+    store = Store.open(db)
+    assert current_revision(store.engine) == "0002_resume_and_progress"
+    run = queries.get_run(store, "r00000000001")
+    assert run.resume_count == 0 and run.status == "finished"
+    assert queries.get_experiment(store, "old one").id == "abcdef123456"
