@@ -1,29 +1,84 @@
-"""Tokenizers for built-in models, trained on the stage's own corpus with `tokenizers`."""
+"""Tokenizers for built-in models, learned from the stage's own corpus.
+
+The trainers of `tokenizers` break ties between equally frequent pairs in hash order, which
+Rust seeds at random per process: two trainings on the same corpus give different
+vocabularies, so two runs with the same seed would not train the same model. The merges are
+therefore learned here, deterministically (ties go to the alphabetically first pair), and
+the fast `tokenizers` models are built from the result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 
-from tokenizers import (
-    Tokenizer,
-    decoders,
-    models,
-    normalizers,
-    pre_tokenizers,
-    processors,
-    trainers,
-)
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT2_SPECIALS = ["<|endoftext|>", "<|pad|>"]
+CONTINUATION = "##"
+
+
+def learn_merges(
+    words: Counter[tuple[str, ...]], budget: int, join: Callable[[str, str], str]
+) -> list[tuple[str, str]]:
+    """Byte-pair merges, most frequent pair first, ties to the alphabetically first pair.
+
+    Args:
+        words: each word as its initial symbols, with its count in the corpus.
+        budget: the most merges to learn.
+        join: how two symbols merge into one.
+    """
+    seqs = [list(w) for w in words]
+    counts = list(words.values())
+    pairs: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, seq in enumerate(seqs):
+        for pair in zip(seq, seq[1:], strict=False):
+            pairs[pair] += counts[i]
+            where[pair].add(i)
+    heap = [(-c, p) for p, c in pairs.items()]
+    heapq.heapify(heap)
+    merges: list[tuple[str, str]] = []
+    while heap and len(merges) < budget:
+        count, pair = heapq.heappop(heap)
+        if pairs.get(pair, 0) != -count or count == 0:
+            continue  # a stale heap entry: the pair's count has changed since
+        merges.append(pair)
+        merged = join(*pair)
+        touched = set()
+        for i in sorted(where.pop(pair, ())):
+            seq, c = seqs[i], counts[i]
+            for old in zip(seq, seq[1:], strict=False):
+                pairs[old] -= c
+                touched.add(old)
+            out, j = [], 0
+            while j < len(seq):
+                if j + 1 < len(seq) and (seq[j], seq[j + 1]) == pair:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(seq[j])
+                    j += 1
+            seqs[i] = out
+            for new in zip(out, out[1:], strict=False):
+                pairs[new] += c
+                where[new].add(i)
+                touched.add(new)
+        pairs.pop(pair, None)
+        for p in touched:
+            if pairs.get(p, 0) > 0:
+                heapq.heappush(heap, (-pairs[p], p))
+    return merges
 
 
 def train_tokenizer(arch: str, texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Train a tokenizer that fits a built-in architecture on `texts`.
 
     BERT models get a lower-cased WordPiece vocabulary with [CLS]/[SEP]/[MASK]; GPT-2 models
-    a byte-level BPE that can encode any text. Training is deterministic for the same texts.
+    a byte-level BPE that can encode any text. The same texts always give the same tokenizer.
 
     Args:
         arch: 'bert' or 'gpt2'.
@@ -40,21 +95,36 @@ def train_tokenizer(arch: str, texts: Iterable[str], vocab_size: int) -> PreTrai
     raise ValueError(f"no tokenizer recipe for architecture '{arch}'")
 
 
+def _word_counts(texts: Iterable[str], normalizer, pre_tokenizer) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        if normalizer is not None:
+            text = normalizer.normalize_str(text)
+        counts.update(piece for piece, _ in pre_tokenizer.pre_tokenize_str(text))
+    return counts
+
+
 def _train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=1, show_progress=False
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts = _word_counts(texts, normalizer, pre_tokenizer)
+    # A word starts with its first character; every later piece carries "##".
+    words = Counter({(w[0], *(CONTINUATION + ch for ch in w[1:])): n for w, n in counts.items()})
+    chars = sorted({ch for w in counts for ch in w})
+    alphabet = chars + [CONTINUATION + ch for ch in chars]
+    budget = max(vocab_size - len(BERT_SPECIALS) - len(alphabet), 0)
+    merges = learn_merges(words, budget, lambda a, b: a + b[len(CONTINUATION) :])
+    pieces = BERT_SPECIALS + alphabet + [a + b[len(CONTINUATION) :] for a, b in merges]
+    vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
     )
-    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.decoder = decoders.WordPiece(prefix=CONTINUATION)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="[UNK]",
@@ -66,16 +136,18 @@ def _train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
 
 
 def _train_byte_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    counts = _word_counts(texts, None, pre_tokenizer)
+    words = Counter({tuple(w): n for w, n in counts.items()})
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    budget = max(vocab_size - len(GPT2_SPECIALS) - len(alphabet), 0)
+    merges = learn_merges(words, budget, lambda a, b: a + b)
+    pieces = GPT2_SPECIALS + alphabet + [a + b for a, b in merges]
+    vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=GPT2_SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
+    tok.add_special_tokens(GPT2_SPECIALS)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
