@@ -39,7 +39,11 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
         try:
             stages = queries.list_stages(store, run_id)
             latest = {(m.stage_idx, m.key): m.value for m in queries.latest_metrics(store, run_id)}
-            total = sum(s.total_steps or 0 for s in stages)
+            # A stage that ended early (early stopping) counts with the steps it took.
+            total = sum(
+                (s.steps_done if s.status in ("finished", "reused") else s.total_steps) or 0
+                for s in stages
+            )
             if overall is None and stages:
                 overall = tqdm(
                     total=0, desc="overall", position=0, file=out, unit="step", dynamic_ncols=True

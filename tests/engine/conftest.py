@@ -27,7 +27,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     filler = WORDS["filler"]
     with open(root / "corpus.txt", "w") as fh:
         for _ in range(300):
-            words = [rng.choice(filler + WORDS["pos"] + WORDS["neg"]) for _ in range(rng.randint(5, 12))]
+            words = [
+                rng.choice(filler + WORDS["pos"] + WORDS["neg"]) for _ in range(rng.randint(5, 12))
+            ]
             fh.write(" ".join(words) + "\n")
     with open(root / "sentiment.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -79,7 +81,9 @@ class StageResult:
 def train_stage_of(tmp_path: Path, data_dir: Path):
     """Train stage `index` of a plan (YAML text with paths relative to the data folder)."""
 
-    def run(plan_text: str, index: int = 0, outputs: dict | None = None, before=None) -> StageResult:
+    def run(
+        plan_text: str, index: int = 0, outputs: dict | None = None, before=None
+    ) -> StageResult:
         from engine.context import Control, StageContext
         from engine.loop import train_stage
         from engine.recipes import RECIPES
@@ -91,15 +95,32 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         workspace = Workspace.open(tmp_path / "ws")
         store = Store.open(workspace.db_path)
         exp = queries.create_experiment(store, plan.name, plan_text, str(data_dir))
-        run_id = queries.create_run(store, exp, plan_text=plan_text, plan_dir=str(data_dir),
-                                    gpus="cpu", runs_dir=workspace.runs_dir)
+        run_id = queries.create_run(
+            store,
+            exp,
+            plan_text=plan_text,
+            plan_dir=str(data_dir),
+            gpus="cpu",
+            runs_dir=workspace.runs_dir,
+        )
         for i, stage in enumerate(plan.stages):
-            queries.upsert_stage(store, run_id, i, name=stage.name, kind=stage.kind, status="pending")
+            queries.upsert_stage(
+                store, run_id, i, name=stage.name, kind=stage.kind, status="pending"
+            )
         recorder = Recorder(store, run_id)
-        ctx = StageContext(index=index, plan=plan, plan_dir=data_dir, run_id=run_id,
-                           run_dir=workspace.run_dir(run_id), device=__import__("torch").device("cpu"),
-                           store=store, recorder=recorder, control=Control(),
-                           cache_dir=workspace.root / "cache", outputs=outputs or {})
+        ctx = StageContext(
+            index=index,
+            plan=plan,
+            plan_dir=data_dir,
+            run_id=run_id,
+            run_dir=workspace.run_dir(run_id),
+            device=__import__("torch").device("cpu"),
+            store=store,
+            recorder=recorder,
+            control=Control(),
+            cache_dir=workspace.root / "cache",
+            outputs=outputs or {},
+        )
         recipe = RECIPES[plan.stages[index].kind](ctx)
         recipe.setup()
         if before is not None:

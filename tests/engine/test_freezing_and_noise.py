@@ -25,7 +25,9 @@ stages:
 
 
 def snapshot(model):
-    layers = [[p.detach().clone() for p in layer.parameters()] for layer in transformer_layers(model)]
+    layers = [
+        [p.detach().clone() for p in layer.parameters()] for layer in transformer_layers(model)
+    ]
     embeddings = [p.detach().clone() for p in embedding_parameters(model)]
     return layers, embeddings
 
@@ -58,13 +60,21 @@ def test_gradual_unfreezing_releases_layers_from_the_top(train_stage_of):
 
         def forward(*args, **kwargs):
             layers, emb = snapshot(model)
-            seen.append(([not same(a, b) for a, b in zip(layers, start[0], strict=True)], not same(emb, start[1])))
+            seen.append(
+                (
+                    [not same(a, b) for a, b in zip(layers, start[0], strict=True)],
+                    not same(emb, start[1]),
+                )
+            )
             return original(*args, **kwargs)
 
         model.forward = forward
 
     result = train_stage_of(
-        PLAN.format(steps=10, freezing="{embeddings: true, layers: 4, unfreeze: {every_steps: 2, layers: 1}}"),
+        PLAN.format(
+            steps=10,
+            freezing="{embeddings: true, layers: 4, unfreeze: {every_steps: 2, layers: 1}}",
+        ),
         before=watch,
     )
     # seen[k] is the state after k steps: every 2 steps one more layer trains, top first.
@@ -78,7 +88,9 @@ def test_gradual_unfreezing_releases_layers_from_the_top(train_stage_of):
 
 
 def test_unfreezing_schedule_counts():
-    plan = Freezing.model_validate({"embeddings": True, "layers": 3, "unfreeze": {"every_steps": 5, "layers": 2}})
+    plan = Freezing.model_validate(
+        {"embeddings": True, "layers": 3, "unfreeze": {"every_steps": 5, "layers": 2}}
+    )
     assert frozen_layer_count(plan, 0) == (3, True)
     assert frozen_layer_count(plan, 5) == (1, True)
     assert frozen_layer_count(plan, 10) == (0, True)  # embeddings go one interval after the layers
@@ -87,7 +99,11 @@ def test_unfreezing_schedule_counts():
 
 def batch_of(ids: list[list[int]]) -> dict[str, torch.Tensor]:
     tensor = torch.tensor(ids)
-    return {"input_ids": tensor, "attention_mask": (tensor != 0).long(), "labels": torch.tensor([0] * len(ids))}
+    return {
+        "input_ids": tensor,
+        "attention_mask": (tensor != 0).long(),
+        "labels": torch.tensor([0] * len(ids)),
+    }
 
 
 ROWS = [[2] + list(range(10, 40)) + [3]] * 4  # [CLS] 30 tokens [SEP]
@@ -101,7 +117,9 @@ def test_augmentation_masks_deletes_and_swaps_but_never_special_tokens():
     assert torch.all(masked[:, 0] == 2) and torch.all(masked[:, -1] == 3)
     deleted = augment_batch(batch, Augmentation(delete_prob=0.3), **kwargs)
     lengths = deleted["attention_mask"].sum(1)
-    assert torch.all(lengths < 32) and torch.all(deleted["input_ids"][torch.arange(4), lengths - 1] == 3)
+    assert torch.all(lengths < 32) and torch.all(
+        deleted["input_ids"][torch.arange(4), lengths - 1] == 3
+    )
     swapped = augment_batch(batch, Augmentation(swap_prob=0.3), **kwargs)["input_ids"]
     assert not torch.equal(swapped, batch["input_ids"])
     assert torch.equal(swapped.sort(1).values, batch["input_ids"].sort(1).values)  # same tokens
@@ -120,14 +138,18 @@ def test_augmentation_is_reproducible_per_step_and_differs_between_steps():
 def test_augmentation_changes_training(train_stage_of):
     plain = train_stage_of(PLAN.format(steps=4, freezing="{}")).series("train/loss")
     noisy = train_stage_of(
-        PLAN.format(steps=4, freezing="{}").replace("max_steps: 4", "max_steps: 4\n    augmentation: {delete_prob: 0.3}")
+        PLAN.format(steps=4, freezing="{}").replace(
+            "max_steps: 4", "max_steps: 4\n    augmentation: {delete_prob: 0.3}"
+        )
     ).series("train/loss")
     assert plain != noisy
 
 
 def test_mlm_masking_rate_and_targets():
     batch = batch_of(ROWS * 16)
-    out = mask_tokens(batch, probability=0.25, mask_id=4, vocab_size=50, specials=[0, 2, 3], seed=0, micro_step=0)
+    out = mask_tokens(
+        batch, probability=0.25, mask_id=4, vocab_size=50, specials=[0, 2, 3], seed=0, micro_step=0
+    )
     targets = out["labels"] != -100
     assert abs(targets.float().mean().item() - 0.25 * 30 / 32) < 0.03
     assert not targets[:, 0].any() and not targets[:, -1].any()  # specials never targets

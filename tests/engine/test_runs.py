@@ -42,13 +42,19 @@ stages:
 """
 
 
-def stagelab(ws: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+def stagelab(
+    ws: Path, *args: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "engine.cli", "--workspace", str(ws), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"stagelab {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"stagelab {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -68,7 +74,11 @@ def export(ws: Path, run_id: str, out: Path) -> list[tuple]:
     with open(out) as fh:
         rows = list(csv.DictReader(fh))
     # Wall times and throughput are measurements, not training results.
-    return [(r["stage"], int(r["step"]), r["key"], r["value"]) for r in rows if not r["key"].startswith("perf/")]
+    return [
+        (r["stage"], int(r["step"]), r["key"], r["value"])
+        for r in rows
+        if not r["key"].startswith("perf/")
+    ]
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -95,23 +105,29 @@ def test_run_hands_over_between_stages_and_outputs_load_in_transformers(tmp_path
     code = f"""
 import torch, json
 from transformers import AutoModelForSequenceClassification, AutoModelForMaskedLM, AutoTokenizer
-out = {data['stages'][1]['output_dir']!r}
+out = {data["stages"][1]["output_dir"]!r}
 tok = AutoTokenizer.from_pretrained(out)
 model = AutoModelForSequenceClassification.from_pretrained(out).eval()
 enc = tok(["a great day", "an awful room"], return_tensors="pt", padding=True)
 print(json.dumps(model(**enc).logits.tolist()))
-AutoModelForMaskedLM.from_pretrained({data['stages'][0]['output_dir']!r})
+AutoModelForMaskedLM.from_pretrained({data["stages"][0]["output_dir"]!r})
 print(model.config.id2label)
 """
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert "positive" in loaded.stdout.splitlines()[1]
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     out = data["stages"][1]["output_dir"]
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    enc = AutoTokenizer.from_pretrained(out)(["a great day", "an awful room"], return_tensors="pt", padding=True)
-    torch.testing.assert_close(model(**enc).logits, torch.tensor(json.loads(loaded.stdout.splitlines()[0])))
+    enc = AutoTokenizer.from_pretrained(out)(
+        ["a great day", "an awful room"], return_tensors="pt", padding=True
+    )
+    torch.testing.assert_close(
+        model(**enc).logits, torch.tensor(json.loads(loaded.stdout.splitlines()[0]))
+    )
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
@@ -134,7 +150,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     wait_for(stage2_progress, 300, "stage 2 to pass step 12")
     os.kill(queries.get_run(store, run_id).pid, signal.SIGKILL)
     assert queries.list_stages(store, run_id)[1].status == "running"  # killed mid-stage
-    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted within 10 s")
+    wait_for(
+        lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted within 10 s"
+    )
     resumed = stagelab(ws, "resume", run_id)
     assert "finished" in resumed.stdout
     assert show(ws, run_id)["status"] == "finished"
@@ -155,13 +173,19 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
     ws = tmp_path / "ws"
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "--workspace", str(ws), "run", str(plan_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     ids = lambda: json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]  # noqa: E731
     wait_for(lambda: ids() and ids()[0]["runs"], 60, "the run to be recorded")
     run_id = ids()[0]["runs"][0]["id"]
-    wait_for(lambda: show(ws, run_id)["stages"] and show(ws, run_id)["stages"][0]["status"] == "running",
-             120, "training to start")
+    wait_for(
+        lambda: show(ws, run_id)["stages"] and show(ws, run_id)["stages"][0]["status"] == "running",
+        120,
+        "training to start",
+    )
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     out, err = proc.communicate(timeout=120)
     data = show(ws, run_id)
@@ -176,8 +200,20 @@ def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
     run_id = stagelab(ws, "run", str(plan_file), "--detach").stdout.strip()
     wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the run to start")
     second = subprocess.run(
-        [sys.executable, "-m", "engine", "run", "--workspace", str(ws), "--run", run_id, "--resume"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--workspace",
+            str(ws),
+            "--run",
+            run_id,
+            "--resume",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert second.returncode == 2
     assert "already" in second.stderr

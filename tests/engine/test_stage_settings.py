@@ -42,7 +42,9 @@ def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 )
 def test_learning_rate_follows_the_schedule(train_stage_of, name, extra):
     comma = ", " if extra else ""
-    result = train_stage_of(plan(f"max_steps: 12\nschedule: {{name: {name}{comma}{extra}}}\noptimizer: {{lr: 0.01}}"))
+    result = train_stage_of(
+        plan(f"max_steps: 12\nschedule: {{name: {name}{comma}{extra}}}\noptimizer: {{lr: 0.01}}")
+    )
     lrs = result.series("train/lr")
     schedule = Schedule.model_validate({"name": name, **_parse(extra)})
     expected = {s + 1: 0.01 * lr_multiplier(schedule, s, 12) for s in range(12)}
@@ -80,10 +82,16 @@ def test_every_step_has_a_loss_read_at_log_intervals(train_stage_of):
     [
         ({"name": "sgd", "lr": 0.05}, torch.optim.SGD, {"momentum": 0.0, "nesterov": False}),
         ({"name": "sgd", "lr": 0.05, "momentum": 0.9}, torch.optim.SGD, {"momentum": 0.9}),
-        ({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}, torch.optim.SGD,
-         {"nesterov": True}),
-        ({"name": "adam", "betas": [0.8, 0.9], "eps": 1e-6}, torch.optim.Adam,
-         {"betas": (0.8, 0.9), "eps": 1e-6}),
+        (
+            {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
+            torch.optim.SGD,
+            {"nesterov": True},
+        ),
+        (
+            {"name": "adam", "betas": [0.8, 0.9], "eps": 1e-6},
+            torch.optim.Adam,
+            {"betas": (0.8, 0.9), "eps": 1e-6},
+        ),
         ({"name": "adamw", "weight_decay": 0.1}, torch.optim.AdamW, {"weight_decay": 0.1}),
     ],
 )
@@ -110,7 +118,9 @@ def test_optimizers_differ_from_each_other(train_stage_of):
         "adam": "{name: adam, lr: 0.001}",
         "adamw": "{name: adamw, lr: 0.001, weight_decay: 0.5}",
     }.items():
-        curves[name] = tuple(train_stage_of(plan(f"max_steps: 5\noptimizer: {opt}")).series("train/loss").values())
+        curves[name] = tuple(
+            train_stage_of(plan(f"max_steps: 5\noptimizer: {opt}")).series("train/loss").values()
+        )
     assert len(set(curves.values())) == len(curves)
 
 
@@ -136,11 +146,17 @@ def test_gradient_clipping_bounds_each_update(train_stage_of):
 
 def test_weight_decay_and_l1_shrink_weights(train_stage_of):
     def norm(result, p):
-        return sum(w.abs().pow(p).sum() for n, w in weights(result.recipe.model).items() if w.ndim >= 2)
+        return sum(
+            w.abs().pow(p).sum() for n, w in weights(result.recipe.model).items() if w.ndim >= 2
+        )
 
     base = train_stage_of(plan("max_steps: 8\noptimizer: {name: adamw, lr: 0.01}"))
-    decayed = train_stage_of(plan("max_steps: 8\noptimizer: {name: adamw, lr: 0.01, weight_decay: 1.0}"))
-    l1 = train_stage_of(plan("max_steps: 8\noptimizer: {name: adamw, lr: 0.01}\nregularization: {l1: 0.01}"))
+    decayed = train_stage_of(
+        plan("max_steps: 8\noptimizer: {name: adamw, lr: 0.01, weight_decay: 1.0}")
+    )
+    l1 = train_stage_of(
+        plan("max_steps: 8\noptimizer: {name: adamw, lr: 0.01}\nregularization: {l1: 0.01}")
+    )
     assert norm(decayed, 2) < norm(base, 2)
     assert norm(l1, 1) < norm(base, 1)
 
@@ -156,20 +172,24 @@ def test_dropout_override_reaches_modules_and_config(train_stage_of):
 
 def test_early_stopping_ends_the_stage(train_stage_of):
     # A zero learning rate never improves the watched metric, so patience runs out.
-    result = train_stage_of(plan(
-        "max_steps: 40\noptimizer: {name: sgd, lr: 1.0e-12}\n"
-        "eval: {every_steps: 2, metrics: [loss, accuracy]}\n"
-        "regularization: {early_stopping: {metric: accuracy, patience: 2}}"
-    ))
+    result = train_stage_of(
+        plan(
+            "max_steps: 40\noptimizer: {name: sgd, lr: 1.0e-12}\n"
+            "eval: {every_steps: 2, metrics: [loss, accuracy]}\n"
+            "regularization: {early_stopping: {metric: accuracy, patience: 2}}"
+        )
+    )
     assert result.outcome == "early_stopped"
     assert max(result.series("train/loss")) == 6  # best at step 2, no better at 4 and 6
     assert len(result.events("early_stop")) == 1
 
 
 def test_evaluation_every_n_steps_records_every_metric(train_stage_of):
-    result = train_stage_of(plan(
-        "max_steps: 7\neval: {every_steps: 3, metrics: [loss, accuracy, precision, recall, f1, confusion_matrix]}"
-    ))
+    result = train_stage_of(
+        plan(
+            "max_steps: 7\neval: {every_steps: 3, metrics: [loss, accuracy, precision, recall, f1, confusion_matrix]}"
+        )
+    )
     for key in ("eval/loss", "eval/accuracy", "eval/precision", "eval/recall", "eval/f1"):
         assert sorted(result.series(key)) == [3, 6, 7], key  # every 3 steps, and at the end
     last = result.events("eval")[-1]
@@ -200,8 +220,11 @@ def test_cpu_runs_fp32_when_bf16_is_asked_and_says_so(train_stage_of):
 def test_schedule_shapes_in_closed_form(train_stage_of):
     """The recorded learning rates have the textbook shapes (not only 'equal to the
     shared function'): linear decay after warm-up, cosine, restarts, steps."""
+
     def lrs(schedule: str) -> list[float]:
-        result = train_stage_of(plan(f"max_steps: 12\nschedule: {schedule}\noptimizer: {{lr: 1.0}}"))
+        result = train_stage_of(
+            plan(f"max_steps: 12\nschedule: {schedule}\noptimizer: {{lr: 1.0}}")
+        )
         series = result.series("train/lr")
         return [series[s] for s in sorted(series)]
 
