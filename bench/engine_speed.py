@@ -26,10 +26,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from engine.context import Control, StageContext  # noqa: E402
-from engine.encode import pad_batch  # noqa: E402
 from engine.loop import BatchStream, LoopState, train_stage  # noqa: E402
 from engine.recipes import PretrainRecipe  # noqa: E402
-from engine.recipes.common import mask_tokens, seed_everything  # noqa: E402
+from engine.recipes.common import seed_everything  # noqa: E402
 from engine.recorder import Recorder  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
 from engine.spec.resources import resources_dir  # noqa: E402
@@ -54,23 +53,39 @@ stages:
 def make_context(args: argparse.Namespace, root: Path) -> StageContext:
     corpus = resources_dir() / "data" / "corpus.txt"
     plan = load_plan_text(
-        PLAN.format(builtin=args.builtin, corpus=corpus, steps=args.steps, batch=args.batch,
-                    precision=args.precision, max_length=args.max_length)
+        PLAN.format(
+            builtin=args.builtin,
+            corpus=corpus,
+            steps=args.steps,
+            batch=args.batch,
+            precision=args.precision,
+            max_length=args.max_length,
+        )
     )
     workspace = Workspace.open(root)
     store = Store.open(workspace.db_path)
     exp = queries.create_experiment(store, "bench", "", str(root))
-    run_id = queries.create_run(store, exp, plan_text="", plan_dir=str(root), gpus="0",
-                                runs_dir=workspace.runs_dir)
+    run_id = queries.create_run(
+        store, exp, plan_text="", plan_dir=str(root), gpus="0", runs_dir=workspace.runs_dir
+    )
     recorder = Recorder(store, run_id)
     received = []
     recorder.listeners.append(lambda kind, payload: received.append(kind))
     recorder.start()
     device = torch.device(args.device)
     queries.upsert_stage(store, run_id, 0, name="mlm", kind="pretrain", status="running")
-    return StageContext(index=0, plan=plan, plan_dir=root, run_id=run_id,
-                        run_dir=workspace.run_dir(run_id), device=device, store=store,
-                        recorder=recorder, control=Control(), cache_dir=root / "cache")
+    return StageContext(
+        index=0,
+        plan=plan,
+        plan_dir=root,
+        run_id=run_id,
+        run_dir=workspace.run_dir(run_id),
+        device=device,
+        store=store,
+        recorder=recorder,
+        control=Control(),
+        cache_dir=root / "cache",
+    )
 
 
 def bench_engine(ctx: StageContext, recipe: PretrainRecipe) -> float:
@@ -92,7 +107,9 @@ def bench_bare(ctx: StageContext, recipe: PretrainRecipe) -> float:
     fused = ctx.device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, fused=fused or None)
     stream = BatchStream(recipe.train_rows, ctx.stage.batch_size, 0, recipe.pad_id, LoopState())
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.stage.precision == "bf16" and fused)
+    autocast = torch.autocast(
+        "cuda", dtype=torch.bfloat16, enabled=ctx.stage.precision == "bf16" and fused
+    )
     start = time.perf_counter()
     for step in range(ctx.stage.max_steps):
         batch = recipe.prepare(stream.next(), seed=0, micro_step=step, train=True)
@@ -113,15 +130,23 @@ def bench_trainer(ctx: StageContext, recipe: PretrainRecipe, out: Path) -> float
     seed_everything(0)
     model = recipe.model.__class__(recipe.model.config)
     args = TrainingArguments(
-        output_dir=str(out), max_steps=ctx.stage.max_steps,
-        per_device_train_batch_size=ctx.stage.batch_size, learning_rate=5e-4,
-        logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=0,
-        bf16=ctx.stage.precision == "bf16", use_cpu=ctx.device.type == "cpu",
-        disable_tqdm=True, max_grad_norm=1.0,
+        output_dir=str(out),
+        max_steps=ctx.stage.max_steps,
+        per_device_train_batch_size=ctx.stage.batch_size,
+        learning_rate=5e-4,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        bf16=ctx.stage.precision == "bf16",
+        use_cpu=ctx.device.type == "cpu",
+        disable_tqdm=True,
+        max_grad_norm=1.0,
     )
     collator = DataCollatorForLanguageModeling(recipe.tokenizer, mlm_probability=0.15)
-    trainer = Trainer(model=model, args=args, train_dataset=recipe.train_rows,
-                      data_collator=collator)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=recipe.train_rows, data_collator=collator
+    )
     start = time.perf_counter()
     trainer.train()
     _sync(ctx.device)
@@ -156,10 +181,14 @@ def main() -> int:
         ctx.recorder.close()
         points = len(queries.export_metrics_rows(ctx.store, ctx.run_id) or [])
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"device {args.device}, {args.builtin}, batch {args.batch}, seq ≤ {args.max_length}, "
-          f"{args.steps} steps × {args.rounds} rounds, precision {args.precision}")
+    print(
+        f"device {args.device}, {args.builtin}, batch {args.batch}, seq ≤ {args.max_length}, "
+        f"{args.steps} steps × {args.rounds} rounds, precision {args.precision}"
+    )
     for name, value in med.items():
-        print(f"  {name:8s} {value:8.2f} steps/s   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})")
+        print(
+            f"  {name:8s} {value:8.2f} steps/s   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})"
+        )
     print(f"  engine ÷ bare PyTorch loop : {med['engine'] / med['bare']:.3f}")
     print(f"  engine ÷ HF Trainer        : {med['engine'] / med['trainer']:.3f}")
     print(f"  metric points stored by the engine during the bench: {points}")

@@ -90,9 +90,17 @@ def render() -> str:
     """The whole reference page."""
     models = [Plan, *stages.STAGE_CLASSES.values(), stages.JointMember]
     models += [
-        settings.ModelSource, settings.DataSource, settings.Optimizer, settings.Schedule,
-        settings.Regularization, settings.EarlyStopping, settings.Augmentation,
-        settings.Freezing, settings.Unfreezing, settings.Evaluation, settings.Checkpointing,
+        settings.ModelSource,
+        settings.DataSource,
+        settings.Optimizer,
+        settings.Schedule,
+        settings.Regularization,
+        settings.EarlyStopping,
+        settings.Augmentation,
+        settings.Freezing,
+        settings.Unfreezing,
+        settings.Evaluation,
+        settings.Checkpointing,
     ]
     return INTRO + "\n" + "\n".join(_table(m) for m in models)
 

@@ -23,8 +23,12 @@ print(json.dumps(out))
 
 def test_training_is_deterministic_across_processes(data_dir):
     runs = [
-        subprocess.run([sys.executable, "-c", CODE, str(data_dir / "corpus.txt")],
-                       capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", CODE, str(data_dir / "corpus.txt")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for _ in range(2)
     ]
     assert runs[0] == runs[1]

@@ -1,0 +1,67 @@
+"""The package boundaries of DESIGN.md §2, checked mechanically, and the lint gate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "datasets", "tokenizers")
+QT = ("PySide6", "pyqtgraph")
+
+
+def test_import_contracts_hold():
+    """import-linter checks every import path, indirect ones included (pyproject.toml)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout and "KEPT" in proc.stdout
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"{statement}\nimport sys, json\nprint(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(__import__("json").loads(out.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "statement,forbidden",
+    [
+        (
+            "import engine.spec, engine.spec.schedule, engine.spec.resources",
+            HEAVY + QT + ("sqlalchemy",),
+        ),
+        ("import engine.store; from engine.store import queries", HEAVY + QT),
+        ("import engine.cli, engine.commands", HEAVY + QT),
+    ],
+)
+def test_light_modules_load_no_heavy_packages(statement, forbidden):
+    loaded = loaded_after(statement)
+    assert not loaded & set(forbidden), loaded & set(forbidden)
+
+
+def test_ruff_is_clean():
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ruff")),
+            "check",
+            "app",
+            "engine",
+            "tests",
+            "bench",
+            "packaging",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
