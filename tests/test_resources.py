@@ -1,0 +1,104 @@
+"""Shipped resources: the demo data regenerates byte for byte and is learnable; the plan
+reference is current; every shipped plan smoke-runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.spec.resources import plan_templates, resources_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = resources_dir() / "data"
+
+
+def test_demo_data_regenerates_byte_for_byte(tmp_path):
+    sys.path.insert(0, str(DATA))
+    try:
+        from generate_demo_data import generate
+    finally:
+        sys.path.pop(0)
+    files = generate(tmp_path)
+    assert len(files) == 7
+    for path in files.values():
+        shipped = DATA / path.relative_to(tmp_path)
+        assert shipped.read_bytes() == path.read_bytes(), shipped
+
+
+def naive_bayes_accuracy(rows: list[tuple[str, str]]) -> tuple[float, float]:
+    """Accuracy of bag-of-words Naive Bayes (80/20 split) and of the majority class."""
+    cut = int(len(rows) * 0.8)
+    train, test = rows[:cut], rows[cut:]
+    priors = Counter(label for _, label in train)
+    words: dict[str, Counter] = defaultdict(Counter)
+    for text, label in train:
+        words[label].update(text.split())
+    vocab = {w for c in words.values() for w in c}
+
+    def score(text: str, label: str) -> float:
+        total = sum(words[label].values()) + len(vocab)
+        return math.log(priors[label]) + sum(
+            math.log((words[label][w] + 1) / total) for w in text.split()
+        )
+
+    hits = sum(max(priors, key=lambda lab: score(t, lab)) == label for t, label in test)
+    majority = priors.most_common(1)[0][0]
+    return hits / len(test), sum(label == majority for _, label in test) / len(test)
+
+
+@pytest.mark.parametrize("name,chance", [("topics.csv", 0.35), ("reviews.csv", 0.6)])
+def test_demo_labels_are_learnable_and_balanced(name, chance):
+    rows = [(r["text"], r["label"]) for r in csv.DictReader(open(DATA / name, encoding="utf-8"))]
+    accuracy, majority = naive_bayes_accuracy(rows)
+    assert accuracy >= 0.75 and majority <= chance, (accuracy, majority)
+
+
+def test_entity_tags_match_their_tokens():
+    for line in open(DATA / "entities.jsonl", encoding="utf-8"):
+        row = json.loads(line)
+        assert len(row["tokens"]) == len(row["tags"]) and "B-PER" in row["tags"]
+
+
+def test_plan_reference_is_current():
+    proc = subprocess.run([sys.executable, "packaging/plan_reference.py", "--check"], cwd=ROOT)
+    assert proc.returncode == 0, (
+        "docs/plan-format.md is stale: run python packaging/plan_reference.py"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", plan_templates(), ids=lambda p: p.name)
+def test_every_shipped_plan_smoke_runs(path, tmp_path):
+    """The plan as shipped, cut to 3 steps per stage, runs to `finished`."""
+    data = yaml.safe_load(path.read_text())
+    for stage in data["stages"]:
+        stage["max_steps"] = 3
+        stage.setdefault("data", {})["path"] = str((path.parent / stage["data"]["path"]).resolve())
+        stage.get("eval", {}).pop("every_steps", None)
+        stage.get("regularization", {}).pop("early_stopping", None)
+    small = tmp_path / path.name
+    small.write_text(yaml.safe_dump(data))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "run",
+            str(small),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "finished" in proc.stdout
