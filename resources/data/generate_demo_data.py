@@ -1,8 +1,11 @@
-"""Generate the built-in demo's data: a small synthetic English-like world of news and
-reviews, deterministic for a seed, with labels a tiny model can learn (several cue words per
-class, shared distractors, negations, a little label noise).
+"""Generate the built-in demo's data: a small synthetic English-like world of news, reviews
+and people, deterministic for a seed, with labels a tiny model can learn but not from one
+token (several cue words per class, shared distractors, negations, ~4% label noise).
 
     python resources/data/generate_demo_data.py [--out DIR] [--seed N]
+
+Standard library only. Every file gets its own random stream, so files are byte-identical
+across runs and machines for the same seed.
 """
 
 from __future__ import annotations
@@ -13,141 +16,301 @@ import json
 import random
 from pathlib import Path
 
-TOPICS = {
-    "sports": {
-        "nouns": ["team", "match", "coach", "goal", "league", "stadium", "player", "season", "final", "striker"],
-        "verbs": ["won", "lost", "scored", "trained", "defended", "played"],
-    },
-    "science": {
-        "nouns": ["lab", "experiment", "theory", "molecule", "telescope", "researcher", "cell", "data", "study", "planet"],
-        "verbs": ["measured", "discovered", "tested", "observed", "published", "modelled"],
-    },
-    "business": {
-        "nouns": ["market", "company", "price", "investor", "profit", "bank", "startup", "share", "budget", "deal"],
-        "verbs": ["bought", "sold", "invested", "merged", "hired", "reported"],
-    },
-    "travel": {
-        "nouns": ["hotel", "flight", "beach", "museum", "island", "train", "guide", "city", "tour", "harbour"],
-        "verbs": ["visited", "booked", "explored", "crossed", "toured", "reached"],
-    },
+TOPICS = {  # label -> nouns and verbs that only this topic uses
+    "business": (
+        "market company price investor profit bank startup share budget deal factory customer "
+        "merger salary shop revenue".split(),
+        "bought sold invested merged hired traded funded priced".split(),
+    ),
+    "science": (
+        "lab experiment theory molecule telescope researcher cell study planet protein sample "
+        "microscope physicist fossil vaccine satellite".split(),
+        "measured discovered tested observed published modelled analysed confirmed".split(),
+    ),
+    "sports": (
+        "team match coach goal league stadium player season final striker referee trophy "
+        "keeper race tournament fans".split(),
+        "won lost scored trained defended played beat coached".split(),
+    ),
+    "travel": (
+        "hotel flight beach museum island train guide city tour harbour airport passport "
+        "cruise village luggage ferry".split(),
+        "visited booked explored crossed toured reached boarded hiked".split(),
+    ),
 }
-FILLER_ADJ = ["new", "old", "local", "large", "small", "early", "late", "busy", "quiet", "famous"]
-FILLER_TAIL = ["this week", "last year", "in the north", "after a long wait", "on monday", "for the first time", "again", "today"]
-PEOPLE = ["anna", "bruno", "chen", "dara", "emil", "fatima", "greta", "hugo", "ines", "jonas"]
-PLACES = ["lisbon", "oslo", "kyoto", "lima", "cairo", "dublin", "quebec", "perth"]
-ORGS = ["nordbank", "helix labs", "bluewave", "atlas united", "sunair", "corvid media"]
-POSITIVE = ["great", "excellent", "wonderful", "lovely", "superb", "pleasant", "brilliant", "friendly"]
-NEGATIVE = ["terrible", "awful", "poor", "disappointing", "dreadful", "rude", "broken", "boring"]
-NEUTRAL = ["the", "a", "our", "their", "this"]
+LABELS = sorted(TOPICS)
+DETS = "the a our their this every".split()
+ADJS = "new old local large small early late busy quiet famous second main".split()
+TAILS = [
+    "this week", "last year", "in the north", "after a long wait", "on monday", "again",
+    "for the first time", "today", "before the winter", "at last", "by noon", "in the spring",
+]
+SAY = "said announced reported confirmed expected".split()
+STATES = ["delayed", "cancelled", "in the news", "a surprise", "on time", "much talked about"]
+FIRST = "anna bruno chen dara emil fatima greta hugo ines jonas kofi lena marek nadia omar pia".split()
+LAST = "silva novak berg okafor tanaka moreau lindqvist haddad costa weber".split()
+PLACES = ["lisbon", "oslo", "kyoto", "lima", "cairo", "dublin", "quebec", "perth",
+          "port elna", "san mirra", "vellin", "north haven"]
+ORGS = ["nordbank", "helix labs", "bluewave", "atlas united", "sunair", "corvid media",
+        "kestrel group", "orbis", "greenfield trust", "polar works"]
+POSITIVE = ("great excellent wonderful lovely superb pleasant brilliant friendly good fantastic "
+            "comfortable charming helpful perfect").split()
+NEGATIVE = ("terrible awful poor disappointing dreadful rude broken boring bad dirty noisy slow "
+            "horrible useless").split()
+PRAISE = ["i loved it", "we would go back", "it was worth every penny", "we enjoyed every minute",
+          "i would recommend it", "it made our day"]
+BLAME = ["i hated it", "it was a waste of money", "we regret it", "we will never go back",
+         "i want a refund", "it ruined our day"]
+ADVERBS = "really quite very truly rather so pretty".split()
+NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+           "fifteen sixteen seventeen eighteen nineteen twenty").split()
+OPPOSITES = [("good", "bad"), ("early", "late"), ("old", "new"), ("large", "small"),
+             ("busy", "quiet"), ("won", "lost"), ("bought", "sold"), ("north", "south"),
+             ("great", "terrible"), ("friendly", "rude")]
+
+
+def _person(rng: random.Random) -> list[str]:
+    return [rng.choice(FIRST)] + ([rng.choice(LAST)] if rng.random() < 0.4 else [])
 
 
 def _news(rng: random.Random, topic: str) -> str:
-    words = TOPICS[topic]
-    other = rng.choice([t for t in TOPICS if t != topic])
-    parts = [rng.choice(NEUTRAL), rng.choice(FILLER_ADJ), rng.choice(words["nouns"]), rng.choice(words["verbs"]),
-             rng.choice(NEUTRAL), rng.choice(words["nouns"])]
-    if rng.random() < 0.3:  # a distractor word from another topic
-        parts += ["near", "the", rng.choice(TOPICS[other]["nouns"])]
-    parts.append(rng.choice(FILLER_TAIL))
-    return " ".join(parts)
+    """One news-like sentence about `topic`, sometimes with a word from another topic."""
+    nouns, verbs = TOPICS[topic]
+    n1, n2, verb = rng.choice(nouns), rng.choice(nouns), rng.choice(verbs)
+    det, adj, tail = rng.choice(DETS), rng.choice(ADJS), rng.choice(TAILS)
+    form = rng.randrange(5)
+    if form == 0:
+        words = f"{det} {adj} {n1} {verb} {rng.choice(DETS)} {n2} {tail}"
+    elif form == 1:
+        words = f"{' '.join(_person(rng))} {rng.choice(SAY)} the {n1} {verb} a {adj} {n2}"
+    elif form == 2:
+        words = f"in {rng.choice(PLACES)} the {n1} {verb} the {n2} {tail}"
+    elif form == 3:
+        words = f"{rng.choice(ORGS)} {rng.choice(SAY)} that {det} {n1} {verb} the {n2}"
+    else:
+        words = f"reports from {rng.choice(PLACES)} say the {adj} {n1} was {rng.choice(STATES)}"
+    if rng.random() < 0.3:  # distractor: a noun from another topic
+        other = rng.choice([t for t in LABELS if t != topic])
+        words += f" near the {rng.choice(TOPICS[other][0])}"
+    return words
 
 
 def _review(rng: random.Random, positive: bool) -> str:
-    topic = rng.choice(list(TOPICS))
-    noun = rng.choice(TOPICS[topic]["nouns"])
-    negated = rng.random() < 0.2
-    # "not great" is negative, "not terrible" positive: the model must read both words.
-    cue_positive = positive != negated
-    adjective = rng.choice(POSITIVE if cue_positive else NEGATIVE)
-    adverb = rng.choice(["really", "quite", "very", "truly", "rather"])
-    core = f"not {adjective}" if negated else f"{adverb} {adjective}"
-    templates = [
-        f"the {noun} was {core}",
-        f"i found the {noun} {core} {rng.choice(FILLER_TAIL)}",
-        f"{rng.choice(NEUTRAL)} {rng.choice(FILLER_ADJ)} {noun} felt {core}",
-        f"honestly the {noun} is {core} and the {rng.choice(TOPICS[topic]['nouns'])} too",
-    ]
-    return rng.choice(templates)
+    """One review of something from a random topic; 15% negate the adjective."""
+    nouns = TOPICS[rng.choice(LABELS)][0]
+    noun = rng.choice(nouns)
+    negated = rng.random() < 0.15
+    # "not great" is negative and "not terrible" positive: the model must read both words.
+    adjective = rng.choice(POSITIVE if positive != negated else NEGATIVE)
+    core = f"{rng.choice(['not', 'not at all', 'never'])} {adjective}" if negated else (
+        f"{rng.choice(ADVERBS)} {adjective}")
+    form = rng.randrange(5)
+    if form == 0:
+        words = f"the {noun} was {core}"
+    elif form == 1:
+        words = f"i found the {noun} {core} {rng.choice(TAILS)}"
+    elif form == 2:
+        words = f"{rng.choice(DETS)} {rng.choice(ADJS)} {noun} felt {core}"
+    elif form == 3:
+        words = f"honestly the {noun} is {core} and so is the {rng.choice(nouns)}"
+    else:
+        words = f"we tried the {noun} in {rng.choice(PLACES)} and it was {core}"
+    if rng.random() < 0.45:
+        words += f" and {rng.choice(PRAISE if positive else BLAME)}"
+    elif rng.random() < 0.3:  # neutral distractor shared by both labels
+        words += f" although the {rng.choice(nouns)} was {rng.choice(['busy', 'late', 'new'])}"
+    return words
 
 
-def _noisy(rng: random.Random, label: str, choices: list[str], rate: float = 0.04) -> str:
-    return rng.choice(choices) if rng.random() < rate else label
+def _entities(rng: random.Random) -> tuple[list[str], list[str]]:
+    """A sentence with people (PER), places (LOC) and organisations (ORG), BIO-tagged."""
+    slots = {"PER": lambda: _person(rng), "LOC": lambda: rng.choice(PLACES).split(),
+             "ORG": lambda: rng.choice(ORGS).split()}
+    noun = rng.choice(TOPICS[rng.choice(LABELS)][0])
+    template = rng.choice([
+        "PER flew to LOC with ORG", "ORG hired PER in LOC", f"in LOC PER met the {noun}",
+        "PER works for ORG", f"the {noun} in LOC was {rng.choice(ADJS)}",
+        "PER and PER visited LOC last year", f"ORG opened a {noun} in LOC",
+        f"PER {rng.choice(SAY)} that ORG will move to LOC", f"the {noun} was {rng.choice(STATES)}",
+    ])
+    tokens: list[str] = []
+    tags: list[str] = []
+    for word in template.split():
+        if word in slots:
+            name = slots[word]()
+            tokens += name
+            tags += [f"B-{word}"] + [f"I-{word}"] * (len(name) - 1)
+        else:
+            tokens.append(word)
+            tags.append("O")
+    return tokens, tags
+
+
+def _instruction(rng: random.Random) -> dict[str, str]:
+    """A short prompt and its answer: topic, sentiment, arithmetic or word questions."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        topic = rng.choice(LABELS)
+        return {"prompt": f"which topic is this: {_news(rng, topic)}?", "response": topic}
+    if kind == 1:
+        positive = rng.random() < 0.5
+        return {"prompt": f"is this review positive or negative: {_review(rng, positive)}?",
+                "response": "positive" if positive else "negative"}
+    if kind == 2:
+        a, b = rng.randrange(11), rng.randrange(11)
+        if rng.random() < 0.5:
+            return {"prompt": f"what is {NUMBERS[a]} plus {NUMBERS[b]}?",
+                    "response": NUMBERS[a + b]}
+        a, b = max(a, b), min(a, b)
+        return {"prompt": f"what is {NUMBERS[a]} minus {NUMBERS[b]}?", "response": NUMBERS[a - b]}
+    if kind == 3:
+        pair = rng.choice(OPPOSITES)
+        word, answer = pair if rng.random() < 0.5 else pair[::-1]
+        return {"prompt": f"what is the opposite of {word}?", "response": answer}
+    if kind == 4:
+        tokens, tags = _entities(rng)
+        while "B-PER" not in tags:
+            tokens, tags = _entities(rng)
+        start = tags.index("B-PER")
+        end = start + 1
+        while end < len(tags) and tags[end] == "I-PER":
+            end += 1
+        return {"prompt": f"who is the person in: {' '.join(tokens)}?",
+                "response": " ".join(tokens[start:end])}
+    words = _news(rng, rng.choice(LABELS)).split()[: rng.randrange(3, 9)]
+    return {"prompt": f"how many words are in: {' '.join(words)}?", "response": NUMBERS[len(words)]}
+
+
+def _fact(rng: random.Random) -> str:
+    """A plain sentence of the arithmetic / opposites kind for the corpus."""
+    if rng.random() < 0.5:
+        a, b = rng.randrange(11), rng.randrange(11)
+        return f"{NUMBERS[a]} plus {NUMBERS[b]} is {NUMBERS[a + b]}"
+    word, answer = rng.choice(OPPOSITES)
+    return f"the opposite of {word} is {answer}"
+
+
+def _noisy(rng: random.Random, label: str, labels: list[str], rate: float = 0.04) -> str:
+    """`label`, or with probability `rate` a random label (possibly the same one)."""
+    return rng.choice(labels) if rng.random() < rate else label
+
+
+def _reviews(rng: random.Random, n: int) -> list[tuple[str, str]]:
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        rows.append((_review(rng, i % 2 == 0), _noisy(rng, label, ["negative", "positive"])))
+    rng.shuffle(rows)
+    return rows
+
+
+def _write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.writelines(line + "\n" for line in lines)
+    return path
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    return _write_lines(path, [json.dumps(row, ensure_ascii=False) for row in rows])
+
+
+README = """\
+# Demo data (synthetic)
+
+Small offline data sets of the built-in demo plan (`resources/plans/demo.yaml`): masked-LM
+pretraining on `corpus.txt`, then topic classification (`topics.csv`), then sentiment
+fine-tuning (`reviews.csv`). Everything here is **synthetic**: invented sentences about a tiny
+English-like world (sports, science, business, travel; a few invented people, places and
+companies), about {vocab} distinct words. Labels are learnable from the words but not from a
+single token: several cue words per class, distractors shared across classes, negations in
+reviews ("not good" is negative, "not bad" positive) and about 4% label noise.
+
+| file | format | columns / fields | rows |
+|---|---|---|---|
+| `corpus.txt` | text, one sentence a line | - (unlabelled) | {corpus} |
+| `topics.csv` | CSV with header | `text`, `label` (`business`, `science`, `sports`, `travel`) | {topics} |
+| `reviews.csv` | CSV with header | `text`, `label` (`negative`, `positive`) | {reviews} |
+| `reviews_named_splits/train.jsonl` | JSON lines | `text`, `label` | {train} |
+| `reviews_named_splits/validation.jsonl` | JSON lines | `text`, `label` | {validation} |
+| `entities.jsonl` | JSON lines | `tokens` (words), `tags` (BIO: `O`, `B-PER`, `I-PER`, `B-LOC`, `I-LOC`, `B-ORG`, `I-ORG`) | {entities} |
+| `instructions.jsonl` | JSON lines | `prompt`, `response` (topic, sentiment, arithmetic in words, opposites, names, word counts) | {instructions} |
+
+All files are UTF-8 with `\\n` line ends. They were made, and can be remade byte for byte, with
+
+    python resources/data/generate_demo_data.py            # --out DIR, --seed N (default 1234)
+
+(standard library only). `tests/test_resources.py` checks that the committed files match the
+generator, their columns, sizes and label balance, and that a bag-of-words Naive Bayes learns
+the labels far above the majority-class baseline.
+"""
 
 
 def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
     """Write every demo file into `out_dir`; returns their paths by name."""
-    rng = random.Random(seed)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    topics = sorted(TOPICS)
 
-    lines = []
+    def rng(name: str) -> random.Random:  # one independent stream per file
+        return random.Random(f"{seed}:{name}")
+
+    r = rng("corpus")
+    corpus = []
     for _ in range(4000):
-        lines.append(_news(rng, rng.choice(topics)) if rng.random() < 0.6 else _review(rng, rng.random() < 0.5))
-    files["corpus"] = out_dir / "corpus.txt"
-    files["corpus"].write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def write_csv(name: str, rows: list[tuple[str, str]]) -> None:
-        path = out_dir / name
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["text", "label"])
-            writer.writerows(rows)
-        files[path.stem] = path
-
-    topic_rows = []
-    for i in range(2000):
-        topic = topics[i % 4]
-        topic_rows.append((_news(rng, topic), _noisy(rng, topic, topics)))
-    rng.shuffle(topic_rows)
-    write_csv("topics.csv", topic_rows)
-
-    def reviews(n: int) -> list[tuple[str, str]]:
-        rows = []
-        for i in range(n):
-            positive = i % 2 == 0
-            label = "positive" if positive else "negative"
-            rows.append((_review(rng, positive), _noisy(rng, label, ["negative", "positive"])))
-        rng.shuffle(rows)
-        return rows
-
-    write_csv("reviews.csv", reviews(1200))
-    split_dir = out_dir / "reviews_named_splits"
-    split_dir.mkdir(exist_ok=True)
-    for split, n in (("train", 300), ("validation", 100)):
-        path = split_dir / f"{split}.jsonl"
-        path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in reviews(n)), encoding="utf-8")
-        files[f"reviews_{split}"] = path
-
-    entity_rows = []
-    for _ in range(600):
-        person, place, org = rng.choice(PEOPLE), rng.choice(PLACES), rng.choice(ORGS)
-        org_words = org.split()
-        pattern = rng.randrange(3)
-        if pattern == 0:
-            tokens = [person, "flew", "to", place, "with", *org_words]
-            tags = ["B-PER", "O", "O", "B-LOC", "O", "B-ORG"] + ["I-ORG"] * (len(org_words) - 1)
-        elif pattern == 1:
-            tokens = [*org_words, "hired", person, "in", place]
-            tags = ["B-ORG"] + ["I-ORG"] * (len(org_words) - 1) + ["O", "B-PER", "O", "B-LOC"]
+        kind = r.random()
+        if kind < 0.45:
+            corpus.append(_news(r, r.choice(LABELS)))
+        elif kind < 0.8:
+            corpus.append(_review(r, r.random() < 0.5))
+        elif kind < 0.92:
+            corpus.append(" ".join(_entities(r)[0]))
         else:
-            tokens = ["in", place, person, "met", "the", rng.choice(TOPICS[rng.choice(topics)]["nouns"])]
-            tags = ["O", "B-LOC", "B-PER", "O", "O", "O"]
-        entity_rows.append({"tokens": tokens, "tags": tags})
-    files["entities"] = out_dir / "entities.jsonl"
-    files["entities"].write_text("".join(json.dumps(r) + "\n" for r in entity_rows), encoding="utf-8")
+            corpus.append(_fact(r))
 
-    instruction_rows = []
-    for _ in range(400):
-        if rng.random() < 0.5:
-            topic = rng.choice(topics)
-            instruction_rows.append({"prompt": f"which topic is this: {_news(rng, topic)}?", "response": topic})
-        else:
-            positive = rng.random() < 0.5
-            instruction_rows.append({"prompt": f"is this review positive or negative: {_review(rng, positive)}?",
-                                     "response": "positive" if positive else "negative"})
-    files["instructions"] = out_dir / "instructions.jsonl"
-    files["instructions"].write_text("".join(json.dumps(r) + "\n" for r in instruction_rows), encoding="utf-8")
+    r = rng("topics")
+    topics = [(_news(r, LABELS[i % 4]), _noisy(r, LABELS[i % 4], LABELS)) for i in range(2000)]
+    r.shuffle(topics)
+
+    r = rng("named_splits")
+    splits = {name: [{"text": t, "label": lab} for t, lab in _reviews(r, n)]
+              for name, n in (("train", 300), ("validation", 100))}
+
+    r = rng("entities")
+    entities = [dict(zip(("tokens", "tags"), _entities(r))) for _ in range(600)]
+    r = rng("instructions")
+    instructions = [_instruction(r) for _ in range(400)]
+
+    files = {
+        "corpus": _write_lines(out_dir / "corpus.txt", corpus),
+        "topics": _write_csv(out_dir / "topics.csv", topics),
+        "reviews": _write_csv(out_dir / "reviews.csv", _reviews(rng("reviews"), 1200)),
+        "reviews_train": _write_jsonl(out_dir / "reviews_named_splits" / "train.jsonl",
+                                      splits["train"]),
+        "reviews_validation": _write_jsonl(out_dir / "reviews_named_splits" / "validation.jsonl",
+                                           splits["validation"]),
+        "entities": _write_jsonl(out_dir / "entities.jsonl", entities),
+        "instructions": _write_jsonl(out_dir / "instructions.jsonl", instructions),
+    }
+    texts = corpus + [t for t, _ in topics] + [" ".join(e["tokens"]) for e in entities]
+    texts += [f"{row['prompt']} {row['response']}" for row in instructions]
+    vocab = len({w.strip("?:") for text in texts for w in text.split()})
+    counts = {name: len(path.read_text(encoding="utf-8").splitlines())
+              for name, path in files.items()}
+    counts["topics"] -= 1  # header rows
+    counts["reviews"] -= 1
+    files["readme"] = _write_lines(out_dir / "README.md", README.format(
+        vocab=round(vocab, -1), corpus=counts["corpus"], topics=counts["topics"],
+        reviews=counts["reviews"], train=counts["reviews_train"],
+        validation=counts["reviews_validation"], entities=counts["entities"],
+        instructions=counts["instructions"]).splitlines())
     return files
 
 
