@@ -8,7 +8,6 @@ the device and are read together every `log_every_steps` (the sync points are ma
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from engine.encode import pad_batch
 from engine.freezing import apply_freezing
 from engine.metrics import EvalAccumulator
 from engine.optim import build_optimizer, build_scheduler, l1_penalty
+from engine.spec.schedule import stage_steps
 
 if TYPE_CHECKING:
     from engine.context import StageContext
@@ -65,14 +65,6 @@ class BatchStream:
         picked = self._order[start : start + self.batch_size]
         self.state.batch_in_epoch += 1
         return pad_batch([self.rows[i] for i in picked], self.pad_id)
-
-
-def total_steps(stage: Any, n_rows: int) -> int:
-    """Optimizer steps of a stage: max_steps, or epochs over the data."""
-    if stage.max_steps:
-        return stage.max_steps
-    per_epoch = max(max(n_rows // stage.batch_size, 1) // stage.grad_accum, 1)
-    return max(math.ceil(stage.epochs * per_epoch), 1)
 
 
 def _autocast(ctx: StageContext):
@@ -154,7 +146,7 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
     model.to(device)
     model.train()
     optimizer = build_optimizer(model, stage.optimizer, device)
-    steps = total_steps(stage, len(recipe.train_rows))
+    steps = stage_steps(stage, len(recipe.train_rows))
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and stage.precision == "fp16"

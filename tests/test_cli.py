@@ -73,9 +73,11 @@ def test_validate_lists_every_problem_and_exits_2(tmp_path):
         "stages[0].optimizer.lrr: unknown setting 'lrr'; did you mean 'lr'?",
         "stages[1].batch_size: must be at least 1 (got 0)",
         "stages[1].model.from_stage: no stage is called 'nope' (earlier stages: 'a')",
+        "stages[0].data.path: file or folder not found: corpus.txt",
+        "stages[1].data.path: file or folder not found: x.csv",
     ):
         assert line in proc.stderr
-    assert "4 problem(s)" in proc.stderr
+    assert "6 problem(s)" in proc.stderr
 
 
 def test_validate_missing_file_and_bad_yaml(tmp_path):

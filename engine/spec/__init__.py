@@ -8,6 +8,7 @@ from engine.spec.plan import (
     load_plan_text,
     parse_plan_text,
     plan_from_data,
+    plan_problems,
     plan_to_data,
     save_plan,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "load_plan_text",
     "parse_plan_text",
     "plan_from_data",
+    "plan_problems",
     "plan_to_data",
     "save_plan",
 ]

@@ -3,6 +3,7 @@ model and task, and which stage kinds this version can run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -25,6 +26,36 @@ CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "conf
 def check_plan(plan: Plan) -> list[Problem]:
     """Every cross-stage problem of a plan whose stages are individually valid."""
     return _check_stages(list(plan.stages), [s.name for s in plan.stages])
+
+
+def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
+    """Local data files and model folders that a plan names but that do not exist.
+
+    Works on raw data so that a plan with other problems still gets its paths checked.
+    Relative paths are taken from `plan_dir`, the plan file's folder, as the engine does.
+    """
+    raw = data.get("stages")
+    problems = []
+    for i, stage in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(stage, dict):
+            continue
+        for field in ("data", "model", "teacher"):
+            source = stage.get(field)
+            path = source.get("path") if isinstance(source, dict) else None
+            if not isinstance(path, str) or not path:
+                continue
+            full = Path(path).expanduser()
+            full = full if full.is_absolute() else plan_dir / full
+            if not full.exists():
+                what = "file or folder" if field == "data" else "model folder"
+                problems.append(
+                    Problem(
+                        f"stages[{i}].{field}.path",
+                        f"{what} not found: {path} (paths are relative to the plan's folder "
+                        f"{plan_dir})",
+                    )
+                )
+    return problems
 
 
 def check_partial(data: dict[str, Any]) -> list[Problem]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from engine.spec.checks import check_partial, check_plan
+from engine.spec.checks import check_files, check_partial, check_plan
 from engine.spec.problems import PlanInvalid, Problem, problems_from_validation_error
 from engine.spec.settings import Settings
 from engine.spec.stages import Stage
@@ -93,31 +93,49 @@ def parse_plan_text(text: str, *, source: str = "plan") -> dict[str, Any]:
     return data
 
 
-def plan_from_data(data: dict[str, Any]) -> Plan:
+def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
     """Validate plain data into a plan, reporting every problem at once.
+
+    Args:
+        data: the plan as plain data (parsed YAML or JSON).
+        plan_dir: the plan file's folder; when given, local paths must exist there.
 
     Raises:
         PlanInvalid: with every problem found, each with its path.
     """
+    files = check_files(data, plan_dir) if plan_dir is not None else []
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         problems = problems_from_validation_error(exc, Plan)
         problems += check_partial(data)
-        raise PlanInvalid(_unique(problems)) from None
-    problems = check_plan(plan)
+        raise PlanInvalid(_unique(problems + files)) from None
+    problems = check_plan(plan) + files
     if problems:
         raise PlanInvalid(problems)
     return plan
 
 
-def load_plan_text(text: str, *, source: str = "plan") -> Plan:
+def plan_problems(data: Any, plan_dir: Path | None = None) -> list[Problem]:
+    """Every problem of plan data, as `stagelab validate` reports them (none: valid)."""
+    if not isinstance(data, dict):
+        return [Problem("plan", "must be a mapping with 'name' and 'stages' at the top level")]
+    try:
+        plan_from_data(data, plan_dir)
+    except PlanInvalid as exc:
+        return list(exc.problems)
+    return []
+
+
+def load_plan_text(
+    text: str, *, source: str = "plan", plan_dir: Path | None = None
+) -> Plan:
     """Parse and validate plan text (YAML or JSON).
 
     Raises:
         PlanInvalid: with every problem found.
     """
-    return plan_from_data(parse_plan_text(text, source=source))
+    return plan_from_data(parse_plan_text(text, source=source), plan_dir)
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -133,7 +151,7 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanInvalid([Problem(str(path), "file not found; check the path")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanInvalid([Problem(str(path), f"cannot be read ({exc})")]) from None
-    return load_plan_text(text, source=path.name)
+    return load_plan_text(text, source=path.name, plan_dir=path.resolve().parent)
 
 
 def save_plan(plan: Plan, path: str | Path) -> None:

@@ -8,7 +8,32 @@ from __future__ import annotations
 
 import math
 
-from engine.spec.settings import Schedule
+from engine.spec.settings import DataSource, Schedule
+from engine.spec.stages import StageBase
+
+
+def held_out_rows(n_rows: int, eval_ratio: float) -> int:
+    """Rows held out for evaluation from a split of `n_rows` (as `datasets` rounds: up)."""
+    return math.ceil(n_rows * eval_ratio) if eval_ratio > 0 else 0
+
+
+def train_rows(data: DataSource, n_rows: int) -> int:
+    """Training rows left from a train split of `n_rows` rows after hold-out and limit."""
+    if not data.eval_split:
+        n_rows -= held_out_rows(n_rows, data.eval_ratio)
+    return min(n_rows, data.limit) if data.limit is not None else n_rows
+
+
+def stage_steps(stage: StageBase, n_rows: int) -> int:
+    """Optimizer steps of a stage: `max_steps`, or epochs over `n_rows` training rows.
+
+    Incomplete batches at the end of an epoch are dropped, so every step sees the same
+    batch size; the engine and the GUI's LR preview both count steps here.
+    """
+    if stage.max_steps:
+        return stage.max_steps
+    per_epoch = max(max(n_rows // stage.batch_size, 1) // stage.grad_accum, 1)
+    return max(math.ceil((stage.epochs or 1.0) * per_epoch), 1)
 
 
 def warmup_steps(schedule: Schedule, total_steps: int) -> int:

@@ -11,7 +11,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.spec import PlanInvalid, dump_plan, load_plan, load_plan_text, plan_from_data, save_plan
+from engine.spec import (
+    PlanInvalid,
+    dump_plan,
+    load_plan,
+    load_plan_text,
+    plan_from_data,
+    plan_problems,
+    save_plan,
+)
 from engine.spec.resources import plan_templates
 from engine.spec.schedule import lr_multiplier
 from engine.spec.settings import Schedule
@@ -233,9 +241,11 @@ def test_shipped_plans_round_trip(path, tmp_path):
     assert load_plan_text(dump_plan(plan, "json")) == plan
     save_plan(plan, tmp_path / "p.json")
     assert json.loads((tmp_path / "p.json").read_text())["name"] == plan.name
-    assert load_plan(tmp_path / "p.json") == plan
+    # Read back as text: the demo's relative data paths do not exist next to tmp_path.
+    assert load_plan_text((tmp_path / "p.json").read_text()) == plan
     save_plan(plan, tmp_path / "p.yaml")
-    assert load_plan(tmp_path / "p.yaml") == plan and not list(tmp_path.glob(".*tmp"))
+    assert load_plan_text((tmp_path / "p.yaml").read_text()) == plan
+    assert not list(tmp_path.glob(".*tmp"))
 
 
 numbers = st.floats(min_value=1e-6, max_value=0.9, allow_nan=False)
@@ -322,3 +332,23 @@ def test_schedules_stay_in_range_and_warm_up(name):
         assert min(values[20:]) >= 0.1 - 1e-12  # the floor holds
     if name == "cosine":
         assert values[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+
+
+def test_missing_local_files_are_reported_with_the_plan_folder(tmp_path):
+    (tmp_path / "here.csv").write_text("text,label\na,b\n")
+    stage = {"kind": "train", "model": {"builtin": "bert-tiny"}}
+    data = {
+        "name": "p",
+        "stages": [
+            {**stage, "name": "a", "data": {"path": "here.csv"}},
+            {**stage, "name": "b", "data": {"path": "gone.csv"}, "model": {"path": "no-model"}},
+        ],
+    }
+    problems = plan_problems(data, tmp_path)
+    assert [p.path for p in problems] == ["stages[1].data.path", "stages[1].model.path"]
+    assert "file or folder not found: gone.csv" in problems[0].message
+    assert plan_problems(data) == []  # without a folder, paths are not checked
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan(tmp_path / "plan.yaml")
+    assert len(caught.value.problems) == 2
