@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from engine.spec import PlanInvalid, load_plan
 from engine.spec.resources import demo_plan_path
 from engine.store import Store, Workspace, queries
+from engine.store.launch import record_run, start_engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 RESUMABLE = ("interrupted", "stopped", "failed")
@@ -50,42 +49,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def engine_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
-    """Command line of the engine process for a run."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "engine",
-        "run",
-        "--workspace",
-        str(workspace.root),
-        "--run",
-        run_id,
-    ]
-    return cmd + ["--resume"] if resume else cmd
-
-
-def start_engine(
-    workspace: Workspace, run_id: str, *, resume: bool, detach: bool
-) -> subprocess.Popen:
-    """Start the engine process of a run, its output going to the run's engine.log.
-
-    A detached engine gets its own session, so closing the terminal does not stop it.
-    """
-    run_dir = workspace.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        engine_command(workspace, run_id, resume=resume),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=detach,
-    )
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """`stagelab run PLAN [--name N] [--gpus G] [--detach]`."""
     if args.demo == bool(args.plan):
@@ -100,27 +63,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     gpus = _parse_gpus(args.gpus)
     workspace, store = open_workspace(args)
-    text = Path(path).read_text(encoding="utf-8")
-    plan_dir = str(Path(path).resolve().parent)
-    experiment_id = _experiment_for(store, args.name or plan.name, text, plan_dir)
-    run_id = queries.create_run(
+    run_id = record_run(
+        workspace,
         store,
-        experiment_id,
-        plan_text=text,
-        plan_dir=plan_dir,
+        name=args.name or plan.name,
+        plan_text=Path(path).read_text(encoding="utf-8"),
+        plan_dir=str(Path(path).resolve().parent),
         gpus=gpus,
-        runs_dir=workspace.runs_dir,
     )
     return _launch(workspace, store, run_id, resume=False, detach=args.detach)
-
-
-def _experiment_for(store: Store, name: str, text: str, plan_dir: str) -> str:
-    """The experiment with this name and exactly this plan, or a new one: running the same
-    file again adds a run to its experiment, an edited plan starts a new experiment."""
-    for exp in queries.list_experiments(store):
-        if exp.name == name and exp.plan_text == text and exp.plan_dir == plan_dir:
-            return exp.id
-    return queries.create_experiment(store, name, text, plan_dir)
 
 
 def _parse_gpus(value: str) -> str:

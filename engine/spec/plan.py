@@ -160,7 +160,11 @@ def save_plan(plan: Plan, path: str | Path) -> None:
     The file is written to a temporary name and renamed, so a crash never leaves half a plan.
     """
     path = Path(path)
-    text = dump_plan(plan, "json" if path.suffix.lower() == ".json" else "yaml")
+    save_text_atomically(dump_plan(plan, "json" if path.suffix.lower() == ".json" else "yaml"), path)
+
+
+def save_text_atomically(text: str, path: Path) -> None:
+    """Write text to a temporary name beside `path`, then rename it over `path`."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

@@ -1,0 +1,53 @@
+"""`python -m app [PLAN] [--workspace DIR] [--screenshot FILE.png]`: open the window."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open Stagelab's window (or render it to a PNG and exit)."""
+    parser = argparse.ArgumentParser(prog="stagelab gui", description=__doc__)
+    parser.add_argument("plan", nargs="?", type=Path, help="plan to open (default: the demo)")
+    parser.add_argument("--workspace", type=Path, help="workspace folder (default: per user)")
+    parser.add_argument("--screenshot", type=Path, help="save the window as a PNG and exit")
+    parser.add_argument("--size", default="1400x880", help="window size for --screenshot")
+    args = parser.parse_args(argv)
+    if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtWidgets import QApplication
+
+    from app import create_main_window
+    from app.qt_look import apply_system_theme
+    from engine.spec import PlanInvalid
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Stagelab")
+    app.setOrganizationName("Stagelab")
+    apply_system_theme(app)
+    try:
+        window = create_main_window(args.workspace, args.plan)
+    except PlanInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    if args.screenshot:
+        width, _, height = args.size.partition("x")
+        window.resize(int(width), int(height))
+        window.show()
+        app.processEvents()
+        window.lr_preview.refresh()
+        ok = window.grab().save(str(args.screenshot))
+        print(f"saved {args.screenshot}" if ok else f"could not write {args.screenshot}")
+        window.close()
+        return 0 if ok else 1
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The stage kinds offered in the palette, and the settings a newly dropped stage starts
+with. Qt-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.spec import RUNNABLE_KINDS, STAGE_CLASSES
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """One entry of the palette."""
+
+    kind: str
+    title: str
+    summary: str
+    color: str  # card and icon colour
+    glyph: str  # letter drawn on the icon
+    runnable: bool
+
+
+_LOOK = {
+    "pretrain": ("Pretrain", "#3b7dd8", "P"),
+    "train": ("Train", "#2e9d6a", "T"),
+    "distill": ("Distill", "#a35dc9", "D"),
+    "joint": ("Joint", "#d8843b", "J"),
+    "ensemble": ("Ensemble", "#c9475d", "E"),
+    "grow": ("Grow", "#7a8a2e", "G"),
+}
+
+
+def stage_kinds() -> list[StageKind]:
+    """Every stage kind of the plan format, runnable ones first."""
+    kinds = []
+    for kind, cls in STAGE_CLASSES.items():
+        title, color, glyph = _LOOK[kind]
+        summary = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        kinds.append(StageKind(kind, title, summary, color, glyph, kind in RUNNABLE_KINDS))
+    return sorted(kinds, key=lambda k: not k.runnable)
+
+
+def kind_info(kind: str) -> StageKind | None:
+    """Palette entry of a kind (None for an unknown kind)."""
+    return next((k for k in stage_kinds() if k.kind == kind), None)
+
+
+def unique_name(base: str, taken: list[str]) -> str:
+    """`base`, or `base-2`, `base-3` … whichever is not taken."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[str, Any]:
+    """Settings of a stage of `kind` dropped after the stages `names_before`.
+
+    A stage starts from the output of the stage before it when there is one (the usual
+    multi-stage chain), otherwise from a built-in tiny BERT. Data is left for the person
+    to choose: the problems list says so.
+    """
+    previous = names_before[-1] if names_before else None
+    start = {"from_stage": previous} if previous else {"builtin": "bert-tiny"}
+    stage: dict[str, Any] = {"name": unique_name(kind, all_names), "kind": kind}
+    if kind == "pretrain":
+        stage.update(objective="masked_lm", model=start)
+    elif kind == "train":
+        stage.update(task="sequence_classification", model=start)
+    elif kind == "distill":
+        teacher = {"from_stage": previous} if previous else {"hub": ""}
+        stage.update(teacher=teacher, model={"builtin": "bert-tiny"})
+    elif kind == "joint":
+        stage.update(members=[])
+    elif kind == "ensemble":
+        stage.update(members=[{"from_stage": n} for n in names_before[-2:]])
+    elif kind == "grow":
+        stage.update(model=start, target_layers=4)
+    return stage

@@ -1,0 +1,65 @@
+"""Starting a run: record it and start its engine process. Shared by the CLI and the GUI,
+neither of which trains in its own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from engine.store import queries
+from engine.store.db import Store
+from engine.store.workspace import Workspace
+
+
+def experiment_for(store: Store, name: str, text: str, plan_dir: str) -> str:
+    """The experiment with this name and exactly this plan, or a new one: running the same
+    file again adds a run to its experiment, an edited plan starts a new experiment."""
+    for exp in queries.list_experiments(store):
+        if exp.name == name and exp.plan_text == text and exp.plan_dir == plan_dir:
+            return exp.id
+    return queries.create_experiment(store, name, text, plan_dir)
+
+
+def engine_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
+    """Command line of the engine process for a run."""
+    cmd = [sys.executable, "-m", "engine", "run", "--workspace", str(workspace.root)]
+    cmd += ["--run", run_id]
+    return cmd + ["--resume"] if resume else cmd
+
+
+def start_engine(
+    workspace: Workspace, run_id: str, *, resume: bool, detach: bool
+) -> subprocess.Popen:
+    """Start the engine process of a run, its output going to the run's engine.log.
+
+    A detached engine gets its own session, so closing the terminal (or the GUI) does not
+    stop it.
+    """
+    run_dir = workspace.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        engine_command(workspace, run_id, resume=resume),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=detach,
+    )
+
+
+def record_run(
+    workspace: Workspace, store: Store, *, name: str, plan_text: str, plan_dir: str, gpus: str
+) -> str:
+    """Record a queued run of a plan (in the experiment of that name and plan text)."""
+    experiment_id = experiment_for(store, name, plan_text, plan_dir)
+    return queries.create_run(
+        store,
+        experiment_id,
+        plan_text=plan_text,
+        plan_dir=plan_dir,
+        gpus=gpus,
+        runs_dir=workspace.runs_dir,
+    )
