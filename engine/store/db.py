@@ -54,7 +54,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{path}", future=True)
         _configure(engine)
-        upgrade_to_head(engine)
+        upgrade_to_head(engine, lock_path=path.with_name(path.name + ".migrate.lock"))
         return cls(engine, path)
 
     @contextmanager
