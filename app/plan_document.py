@@ -15,7 +15,22 @@ from app.events import Event
 from engine.spec import PLAN_VERSION, PlanInvalid, Problem, parse_plan_text, plan_problems
 from engine.spec.plan import save_text_atomically
 
-UNSET = object()  # a setting left out of the plan, so it takes its default
+
+
+class _Unset:
+    """A setting left out of the plan, so it takes its default (one object, even copied)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __copy__(self) -> _Unset:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Unset:
+        return self
+
+
+UNSET = _Unset()
 _STAGE_PATH = re.compile(r"^stages\[(\d+)\](?:\.(.*))?$")
 
 
@@ -190,8 +205,10 @@ class PlanDocument:
     # -- internals --------------------------------------------------------------------------
 
     def _edited(self, what: str, index: int) -> None:
+        # Problems first, so that views following `changed` show the new ones.
+        self.problems = plan_problems(self._data, self.plan_dir)
         self.changed.emit(what, index)
-        self._validate()
+        self.problems_changed.emit()
         self.file_changed.emit()
 
     def _validate(self) -> None:

@@ -1,0 +1,28 @@
+"""GUI fixtures: a main window on a private workspace, with a plan of our choosing."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_main_window
+from app.plan_document import PlanDocument
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = create_main_window(tmp_path / "ws")
+    qtbot.addWidget(win, before_close_func=mark_saved)
+    win.resize(1400, 900)
+    win.show()
+    return win
+
+
+def mark_saved(win) -> None:
+    """No unsaved-changes prompt when pytest-qt closes the window."""
+    win.doc._saved_text = win.doc.to_yaml()
+
+
+@pytest.fixture
+def empty_window(window, tmp_path):
+    window.set_document(PlanDocument.empty(tmp_path))
+    return window
