@@ -16,7 +16,6 @@ from engine.spec import PLAN_VERSION, PlanInvalid, Problem, parse_plan_text, pla
 from engine.spec.plan import save_text_atomically
 
 
-
 class _Unset:
     """A setting left out of the plan, so it takes its default (one object, even copied)."""
 

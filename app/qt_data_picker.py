@@ -95,8 +95,10 @@ class QtDataPicker(QWidget):
         layout.addWidget(self.rows)
         layout.addWidget(self.table)
 
-    def show_value(self, value: Any, plan_dir: Path) -> None:
-        """Show a data setting and, for a local file, its first rows."""
+    def show_value(self, value: Any, plan_dir: Path, labelled: bool = True) -> None:
+        """Show a data setting and, for a local file, its first rows; `labelled` is False
+        for self-supervised stages, which have no label column."""
+        self.form.setRowVisible(4, labelled)
         self._value = dict(value) if isinstance(value, dict) else {}
         self.plan_dir = plan_dir
         on_hub = bool(self._value.get("hub"))

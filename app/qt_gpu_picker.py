@@ -22,6 +22,7 @@ class QtGpuPicker(QListWidget):
         self._store = store_getter
         self.monitor = monitor or GpuMonitor()
         self._chosen: set[int] = set()
+        self.setWordWrap(True)
         self.itemChanged.connect(self._item_changed)
         self.timer = QTimer(self, interval=2000)
         self.timer.timeout.connect(self.refresh)

@@ -60,6 +60,8 @@ class QtStageInspector(QScrollArea):
         self.setObjectName("stageInspector")
         self.setAccessibleName("Stage inspector")
         self.setWidgetResizable(True)
+        self.setMinimumWidth(460)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.undo_stack = undo_stack
         self.index = -1
         self._kind: str | None = None
@@ -194,7 +196,9 @@ class QtStageInspector(QScrollArea):
         for key, picker in self.model_pickers.items():
             picker.show_value(stage.get(key), names[: self.index], str(self.doc.plan_dir))
         if self.data_picker is not None:
-            self.data_picker.show_value(stage.get("data"), self.doc.plan_dir)
+            self.data_picker.show_value(
+                stage.get("data"), self.doc.plan_dir, labelled=self._kind != "pretrain"
+            )
         self._show_problems()
 
     def _show_problems(self) -> None:

@@ -28,6 +28,7 @@ class QtLrPreview(pg.PlotWidget):
         self.plotItem.showGrid(x=True, y=True, alpha=0.15)
         self.plotItem.setMenuEnabled(False)
         self.plotItem.getAxis("left").enableAutoSIPrefix(False)
+        self.plotItem.getAxis("left").setWidth(64)
         self._pending = QTimer(self, singleShot=True, interval=50)  # coalesce bursts of edits
         self._pending.timeout.connect(self.refresh)
         self.set_document(doc)
@@ -65,7 +66,7 @@ class QtLrPreview(pg.PlotWidget):
                 pos=curve.start,
                 angle=90,
                 pen=pg.mkPen(color, width=1, style=pg.QtCore.Qt.PenStyle.DotLine),
-                label=curve.name,
+                label=f"{curve.name} · {curve.steps} steps",
                 labelOpts={"position": 0.93, "color": color, "anchors": [(0, 0), (0, 0)]},
             )
             boundary.setToolTip(curve.name + note)

@@ -99,7 +99,10 @@ class QtModelSource(QWidget):
         self.pages.setCurrentIndex(self.source.currentIndex())
         self.stage.clear()
         self.stage.addItems(earlier_stages)
-        self.stage.setCurrentText(str(self._value.get("from_stage") or ""))
+        ref = self._value.get("from_stage")
+        if ref and ref not in earlier_stages:  # show what the plan says, even if wrong
+            self.stage.addItem(str(ref))
+        self.stage.setCurrentText(str(ref or ""))
         self.builtin.setCurrentText(str(self._value.get("builtin") or "bert-tiny"))
         vocab = self._value.get("vocab_size")
         self.vocab.setText("" if vocab is None else str(vocab))

@@ -16,6 +16,25 @@ from pydantic_core import PydanticUndefined
 # choices), words (list of text), group (nested settings), yaml (anything else).
 
 
+LABELS = {
+    "mlm_probability": "Masking rate",
+    "max_grad_norm": "Clip grad norm",
+    "grad_accum": "Grad accumulation",
+    "log_every_steps": "Log every N steps",
+    "lr": "Learning rate",
+    "eps": "Epsilon",
+    "every_steps": "Every N steps",
+    "mask_prob": "Mask rate",
+    "delete_prob": "Delete rate",
+    "swap_prob": "Swap rate",
+    "l1": "L1 penalty",
+    "min_lr_ratio": "Floor (share of peak)",
+    "eval_ratio": "Held out for eval",
+    "max_length": "Max tokens",
+    "limit": "Use at most N rows",
+}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """How to edit one setting."""
@@ -65,7 +84,7 @@ def field_spec(name: str, model: type[BaseModel], skip: tuple[str, ...] = ()) ->
         default = info.default_factory()
     spec: dict[str, Any] = {
         "key": name,
-        "label": name.replace("_", " ").capitalize(),
+        "label": LABELS.get(name, name.replace("_", " ").capitalize()),
         "help": info.description or "",
         "default": default.model_dump() if isinstance(default, BaseModel) else default,
         "required": info.is_required(),

@@ -156,8 +156,6 @@ def test_the_window_never_imports_torch_transformers_or_datasets(tmp_path):
         "if m in sys.modules]\n"
         "print('heavy:', heavy)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "heavy: []" in proc.stdout
