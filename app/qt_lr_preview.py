@@ -67,7 +67,11 @@ class QtLrPreview(pg.PlotWidget):
                 angle=90,
                 pen=pg.mkPen(color, width=1, style=pg.QtCore.Qt.PenStyle.DotLine),
                 label=f"{curve.name} · {curve.steps} steps",
-                labelOpts={"position": 0.93, "color": color, "anchors": [(0, 0), (0, 0)]},
+                labelOpts={
+                    "position": 0.93 - 0.12 * (len(self._items) // 2 % 2),
+                    "color": color,
+                    "anchors": [(0, 0), (0, 0)],
+                },
             )
             boundary.setToolTip(curve.name + note)
             line.setToolTip(curve.name + note)
