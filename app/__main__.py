@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -15,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, help="workspace folder (default: per user)")
     parser.add_argument("--screenshot", type=Path, help="save the window as a PNG and exit")
     parser.add_argument("--size", default="1400x880", help="window size for --screenshot")
+    parser.add_argument("--report-start", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -46,7 +49,31 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         return 0 if ok else 1
     window.show()
+    if args.report_start:  # bench/gui_start.py: when the window is usable, then complete
+        report_start(app, window)
     return app.exec()
+
+
+def report_start(app, window) -> None:
+    """Print when the event loop is first idle after showing the window (READY) and when
+    the LR preview is drawn (PREVIEW), then quit; torch & co. must not be loaded."""
+    from PySide6.QtCore import QTimer
+
+    def preview() -> None:
+        if window._lr_preview is None:
+            QTimer.singleShot(5, preview)
+            return
+        print(f"PREVIEW {time.time():.6f}", flush=True)
+        window.doc._saved_text = window.doc.to_yaml()
+        app.quit()
+
+    def ready() -> None:
+        print(f"READY {time.time():.6f}", flush=True)
+        heavy = [m for m in ("torch", "transformers", "datasets") if m in sys.modules]
+        print("HEAVY", heavy, flush=True)
+        QTimer.singleShot(0, preview)
+
+    QTimer.singleShot(0, ready)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ the CPU when there is none. The GUI never imports torch to find them. Qt-free.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from engine.store import queries
-from engine.store.db import Store
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads on first use, not at start-up
+    from engine.store.db import Store
 
 ACTIVE = ("queued", "running")
 
@@ -72,6 +73,8 @@ def gpus_in_use(store: Store | None) -> dict[int, str]:
     used: dict[int, str] = {}
     if store is None:
         return used
+    from engine.store import queries
+
     for run in queries.list_runs(store):
         if run.status in ACTIVE and run.gpus and run.gpus != "cpu":
             for part in run.gpus.split(","):

@@ -4,18 +4,23 @@ seconds; GPUs used by another Stagelab run are marked. The CPU when there is no 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from app.devices import GpuMonitor, gpus_in_use, gpus_text
-from engine.store.db import Store
+
+if TYPE_CHECKING:
+    from engine.store.db import Store
 
 
 class QtGpuPicker(QListWidget):
     """Tick the GPUs to train on; none ticked (or none present) means the CPU."""
 
     def __init__(self, store_getter: Callable[[], Store | None], parent=None, monitor=None):
+        """`store_getter` gives the experiment store; it is only called when there are
+        GPUs to mark, so a CPU-only start never loads the database code."""
         super().__init__(parent)
         self.setObjectName("gpuPicker")
         self.setAccessibleName("GPU picker")
@@ -43,7 +48,7 @@ class QtGpuPicker(QListWidget):
         """Re-read the GPUs and which runs use them."""
         gpus = self.monitor.read()
         try:
-            used = gpus_in_use(self._store())
+            used = gpus_in_use(self._store()) if gpus else {}
         except Exception:  # a locked or missing database must not break the picker
             used = {}
         self._chosen &= {g.index for g in gpus}

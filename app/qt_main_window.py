@@ -3,7 +3,7 @@ picker to one plan document and one undo stack. Parts live in their own modules.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -21,7 +21,6 @@ from app.qt_file_actions import FileActions
 from app.qt_gpu_picker import QtGpuPicker
 from app.qt_inspector import QtStageInspector
 from app.qt_look import app_icon
-from app.qt_lr_preview import QtLrPreview
 from app.qt_palette import QtStagePalette
 from app.qt_plan_view import QtPlanView
 from app.qt_problems import QtProblemsList
@@ -50,14 +49,14 @@ class MainWindow(QMainWindow):
         self.plan_view = QtPlanView(doc, self.undo_stack)
         self.inspector = QtStageInspector(doc, self.undo_stack)
         self.problems = QtProblemsList(doc)
-        self.lr_preview = QtLrPreview(doc, self)
         self.gpu_picker = QtGpuPicker(self.store)
         self.plan_view.stageSelected.connect(self.inspector.show_stage)
         self.problems.stageActivated.connect(self.plan_view.select_row)
 
         bottom = QTabWidget()
         bottom.setObjectName("bottomTabs")
-        bottom.addTab(self.lr_preview, "Learning rate")
+        self._lr_preview = None  # pyqtgraph loads after the window is up (start-up time)
+        bottom.addTab(QLabel("Drawing the learning-rate preview…"), "Learning rate")
         bottom.addTab(self.problems, "Problems")
         self.bottom_tabs = bottom
         centre = QSplitter(Qt.Orientation.Vertical)
@@ -74,6 +73,7 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self)
         self._build_actions()
         self._follow(doc)
+        QTimer.singleShot(50, lambda: self.lr_preview)  # after the first paint
         self.resize(1400, 880)
         geometry = settings.value("window/geometry")
         if isinstance(geometry, QByteArray):
@@ -81,6 +81,19 @@ class MainWindow(QMainWindow):
             self.restoreState(settings.value("window/state", QByteArray()))
 
     # -- parts ------------------------------------------------------------------------------
+
+    @property
+    def lr_preview(self):
+        """The learning-rate plot (made on first use: pyqtgraph takes ~0.5 s to import)."""
+        if self._lr_preview is None:
+            from app.qt_lr_preview import QtLrPreview
+
+            self._lr_preview = QtLrPreview(self.doc, self)
+            current = self.bottom_tabs.currentIndex()
+            self.bottom_tabs.removeTab(0)
+            self.bottom_tabs.insertTab(0, self._lr_preview, "Learning rate")
+            self.bottom_tabs.setCurrentIndex(current)
+        return self._lr_preview
 
     def store(self):
         """The workspace's experiment store, opened on first use (not at start-up)."""

@@ -1,7 +1,26 @@
-"""The experiment store: SQLAlchemy models, Alembic migrations, and the queries."""
+"""The experiment store: SQLAlchemy models, Alembic migrations, and the queries.
 
-from engine.store import queries
-from engine.store.db import Store
-from engine.store.workspace import Workspace, default_workspace_root
+Names load on first use (PEP 562), so `engine.store.workspace` can be imported without
+SQLAlchemy and Alembic: the window starts faster when it does not yet need the database.
+"""
 
-__all__ = ["Store", "Workspace", "default_workspace_root", "queries"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "queries": ("engine.store.queries", None),
+    "Store": ("engine.store.db", "Store"),
+    "Workspace": ("engine.store.workspace", "Workspace"),
+    "default_workspace_root": ("engine.store.workspace", "default_workspace_root"),
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'engine.store' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
