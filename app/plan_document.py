@@ -51,8 +51,7 @@ class PlanDocument:
         self.path = path
         self.plan_dir = plan_dir
         self._saved_text = self.to_yaml()  # a fresh plan counts as unchanged
-        self.problems: list[Problem] = []
-        self._validate()
+        self.problems: list[Problem] = plan_problems(data, plan_dir)
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -209,10 +208,6 @@ class PlanDocument:
         self.changed.emit(what, index)
         self.problems_changed.emit()
         self.file_changed.emit()
-
-    def _validate(self) -> None:
-        self.problems = plan_problems(self._data, self.plan_dir)
-        self.problems_changed.emit()
 
 
 def set_in(node: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:

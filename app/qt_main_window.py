@@ -180,13 +180,14 @@ class MainWindow(QMainWindow):
 
     def _update_state(self) -> None:
         count = len(self.doc.problems)
+        problems = f"{count} problem{'s' * (count != 1)}"
         runnable = self.doc.is_valid and bool(self.doc.stages)
         self.run_button.setEnabled(runnable)
         self.run_action.setEnabled(runnable)
         self.run_button.setToolTip(
             "Save the plan and start a run (Ctrl+R)"
             if runnable
-            else f"Fix the {count} problem{'s' * (count != 1)} listed under Problems first"
+            else f"Fix the {problems} listed under Problems first"
         )
         self.bottom_tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
         self.setWindowModified(self.doc.is_dirty)
@@ -195,11 +196,7 @@ class MainWindow(QMainWindow):
         self.duplicate_action.setEnabled(has_stage)
         self.delete_action.setEnabled(has_stage)
         self.plan_state.setText(
-            "Plan is valid"
-            if runnable
-            else f"{count} problem{'s' * (count != 1)}"
-            if count
-            else "Add stages from the palette"
+            "Plan is valid" if runnable else problems if count else "Add stages from the palette"
         )
 
     def duplicate_stage(self) -> None:
