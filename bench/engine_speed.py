@@ -3,7 +3,7 @@ one process against (a) a bare PyTorch loop and (b) Hugging Face `Trainer`, on t
 model, data, batch size and optimizer. The engine runs with its store writer on (metric
 points batched into a real SQLite database) and a live listener attached.
 
-    python bench/engine_speed.py                      # CPU: bert-tiny, 60 steps, 3 rounds
+    python bench/engine_speed.py                      # CPU: bert-tiny, 60 steps, 5 rounds
     python bench/engine_speed.py --builtin bert-base --precision bf16 --steps 100   # GPU
 
 Prints the median steps/s of each and the ratios engine ÷ bare and engine ÷ Trainer.
@@ -126,6 +126,7 @@ def bench_bare(ctx: StageContext, recipe: PretrainRecipe) -> float:
 
 def bench_trainer(ctx: StageContext, recipe: PretrainRecipe, out: Path) -> float:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     seed_everything(0)
     model = recipe.model.__class__(recipe.model.config)
@@ -147,6 +148,7 @@ def bench_trainer(ctx: StageContext, recipe: PretrainRecipe, out: Path) -> float
     trainer = Trainer(
         model=model, args=args, train_dataset=recipe.train_rows, data_collator=collator
     )
+    trainer.remove_callback(PrinterCallback)  # it still logs every 10 steps, just silently
     start = time.perf_counter()
     trainer.train()
     _sync(ctx.device)
@@ -165,7 +167,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
