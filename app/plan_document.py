@@ -9,11 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from app.events import Event
 from engine.spec import PLAN_VERSION, PlanInvalid, Problem, parse_plan_text, plan_problems
-from engine.spec.plan import save_text_atomically
+from engine.spec.plan import dump_yaml, save_text_atomically
 
 
 class _Unset:
@@ -135,7 +133,7 @@ class PlanDocument:
 
     def to_yaml(self) -> str:
         """The plan as YAML text (key order kept)."""
-        return yaml.safe_dump(self._data, sort_keys=False, allow_unicode=True, width=100)
+        return dump_yaml(self._data)
 
     # -- editing ----------------------------------------------------------------------------
 

@@ -101,6 +101,7 @@ class TextEditor(FieldEditor):
             self.input.setText(", ".join(str(v) for v in value))
         else:
             self.input.setText("none" if value is None else format_value(value))
+        self.input.setCursorPosition(0)  # long texts show their beginning, not their end
 
     def _finished(self) -> None:
         text = self.input.text().strip()

@@ -114,8 +114,10 @@ class QtPlanView(QListView):
             self.stageSelected.emit(-1)
             return
         row = min(row, self.model().rowCount() - 1)
-        self.setCurrentIndex(self.model().index(row))
-        self.stageSelected.emit(row)
+        moved = self.currentIndex().row() != row
+        self.setCurrentIndex(self.model().index(row))  # emits stageSelected when the row moved
+        if not moved:
+            self.stageSelected.emit(row)
 
     # -- drag and drop ----------------------------------------------------------------------
 

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import commands
-
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 EPILOG = """\
@@ -107,6 +105,10 @@ def open_gui(args: argparse.Namespace) -> int:
         cmd += ["--screenshot", str(args.screenshot)]
     if args.workspace:
         cmd += ["--workspace", str(args.workspace)]
+    if sys.platform != "win32":
+        # Replace this process: the window starts ~0.1 s sooner and signals reach it directly.
+        sys.stdout.flush()
+        os.execv(sys.executable, cmd)
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "plan"):
             args.plan, args.screenshot = None, None
         return open_gui(args)
+    from engine import commands  # not for the window: it costs ~0.8 s (pydantic, SQLAlchemy)
+
     handler = getattr(commands, f"cmd_{command}")
     try:
         return handler(args)

@@ -159,3 +159,22 @@ def test_the_window_never_imports_torch_transformers_or_datasets(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "heavy: []" in proc.stdout
+
+
+def test_stagelab_gui_screenshot_renders_the_demo_plan(tmp_path):
+    png = tmp_path / "window.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(tmp_path), "gui",
+         "--screenshot", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1400, 880)
+    # A real rendering, not a blank canvas: the cards, text and palette give many colours.
+    colours = {image.pixel(x, y) for x in range(0, 1400, 7) for y in range(0, 880, 7)}
+    assert len(colours) > 50
