@@ -276,13 +276,16 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
             state.last_eval_step = state.step
         if stage.checkpoint.every_steps and state.step % stage.checkpoint.every_steps == 0:
             save("interval")
+        # A pause holds here, between two steps; a checkpoint asked for meanwhile is written.
+        while True:
+            if ctx.control.checkpoint_requested:
+                ctx.control.checkpoint_requested = False
+                save("requested")
+            if ctx.control.wait_while_paused(timeout=0.2):
+                break
         if ctx.control.stop_requested and state.step < steps:
             save("stop")
             return "stopped"
-        if ctx.control.checkpoint_requested:
-            ctx.control.checkpoint_requested = False
-            save("requested")
-        ctx.control.wait_while_paused()
 
     flush_logs()
     if state.last_eval_step != state.step:

@@ -8,6 +8,7 @@ recipe, continues from the last checkpoint if there is one, trains, and saves th
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -105,9 +106,12 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
     install_signal_handlers(control)
     recorder = Recorder(store, run_id)
     recorder.start()
+    _create_stage_rows(store, run_id, plan)
+    channel = open_channel(recorder, control, run_dir, device)
+    forward_logs(recorder)
     queries.set_run_environment(store, run_id, environment_record(plan, Path(run.plan_dir), device))
     try:
-        status = _train_stages(store, run, plan, device, control, recorder, workspace)
+        status = _train_stages(store, run, plan, device, control, recorder, workspace, channel)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported
         recorder.event(
             "error",
@@ -117,13 +121,71 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
         )
         recorder.close()
         queries.set_run_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        if channel is not None:
+            channel.close("failed")
         print(f"stagelab engine: run {run_id} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         lock.close()
     recorder.close()
     queries.set_run_status(store, run_id, status)
+    if channel is not None:
+        channel.close(status)
     return EXIT_OK
+
+
+def open_channel(recorder: Recorder, control: Control, run_dir: Path, device: torch.device):
+    """Serve the run's live channel; a run trains on (headless) if the socket cannot open."""
+    from engine.channel.gpus import gpu_monitor
+    from engine.channel.server import ChannelServer
+
+    server = ChannelServer(recorder, control, run_dir, gpu_monitor=gpu_monitor(device))
+    try:
+        server.start()
+    except OSError as exc:
+        recorder.event(
+            "channel", f"no live channel ({exc}); the run is recorded as usual", level="warning"
+        )
+        return None
+    recorder.listeners.append(server.publish)
+
+    def status_changed(state: str) -> None:
+        server.set_status(state)
+        queries.set_run_status(recorder.store, recorder.run_id, state)
+
+    control.listeners.append(status_changed)
+    return server
+
+
+class _EventLogHandler(logging.Handler):
+    """Warnings of the libraries (transformers, datasets) become `log` events of the run."""
+
+    def __init__(self, recorder: Recorder):
+        super().__init__(logging.WARNING)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            self.recorder.event("log", f"{record.name}: {record.getMessage()}", level=level)
+        except Exception:  # noqa: BLE001 - logging must never break training
+            pass
+
+
+def forward_logs(recorder: Recorder) -> None:
+    """Send library warnings to the run's events (and so to the window's log console)."""
+    handler = _EventLogHandler(recorder)
+    for name in ("transformers", "datasets", "engine"):
+        logging.getLogger(name).addHandler(handler)
+
+
+def _create_stage_rows(store: Store, run_id: str, plan: Any) -> None:
+    existing = {s.idx for s in queries.list_stages(store, run_id)}
+    for idx, stage in enumerate(plan.stages):
+        if idx not in existing:
+            queries.upsert_stage(
+                store, run_id, idx, name=stage.name, kind=stage.kind, status="pending"
+            )
 
 
 def _train_stages(
@@ -134,13 +196,9 @@ def _train_stages(
     control: Control,
     recorder: Recorder,
     workspace: Workspace,
+    channel: Any = None,
 ) -> str:
     existing = {s.idx: s for s in queries.list_stages(store, run.id)}
-    for idx, stage in enumerate(plan.stages):
-        if idx not in existing:
-            queries.upsert_stage(
-                store, run.id, idx, name=stage.name, kind=stage.kind, status="pending"
-            )
     resume_idx, resume_step, resume_folder = _resume_point(store, run.id)
     outputs: dict[str, Path] = {}
     global_step = 0
@@ -150,6 +208,8 @@ def _train_stages(
             outputs[stage.name] = Path(row.output_dir)
             global_step += row.steps_done or 0
             continue
+        if control.stop_requested:  # stopped at a stage's last step: the next one waits
+            return "stopped"
         ctx = StageContext(
             index=idx,
             plan=plan,
@@ -167,7 +227,10 @@ def _train_stages(
         # Points written after the checkpoint (or by an earlier try of this stage) are
         # dropped, so the continued series has no repeated and no missing steps.
         recorder.flush()
-        queries.truncate_metrics_after(store, run.id, idx, resume_step if folder else 0)
+        after = resume_step if folder else 0
+        queries.truncate_metrics_after(store, run.id, idx, after)
+        if channel is not None:
+            channel.truncated(idx, after)
         recorder.stage(idx, status="running", started_ms=now_ms(), global_step_start=global_step)
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)

@@ -14,7 +14,9 @@ from engine.store.experiments import now_ms
 from engine.store.models import SqlCheckpoint, SqlEvent, SqlLatestMetric, SqlMetric, SqlStage
 from engine.store.records import CheckpointInfo, EventInfo, MetricInfo
 
-Point = tuple[int, str, int, float, int]  # stage_idx, key, step, value, wall_ms
+# stage_idx, key, step, value, wall_ms[, seq]: the stream position is optional (tests and
+# imports write points without one; the engine's recorder numbers every point).
+Point = tuple[int, str, int, float, int] | tuple[int, str, int, float, int, int]
 
 
 def add_metrics(store: Store, run_id: str, points: Iterable[Point]) -> None:
@@ -24,8 +26,16 @@ def add_metrics(store: Store, run_id: str, points: Iterable[Point]) -> None:
     its checkpoint), so a series never holds a step twice.
     """
     rows = [
-        {"run_id": run_id, "stage_idx": s, "key": k, "step": st, "value": v, "wall_ms": w}
-        for s, k, st, v, w in points
+        {
+            "run_id": run_id,
+            "stage_idx": p[0],
+            "key": p[1],
+            "step": p[2],
+            "value": p[3],
+            "wall_ms": p[4],
+            "seq": p[5] if len(p) > 5 else None,
+        }
+        for p in points
     ]
     if not rows:
         return
@@ -33,7 +43,7 @@ def add_metrics(store: Store, run_id: str, points: Iterable[Point]) -> None:
     for row in rows:
         slot = (row["stage_idx"], row["key"])
         if slot not in newest or row["step"] >= newest[slot]["step"]:
-            newest[slot] = row
+            newest[slot] = {k: v for k, v in row.items() if k != "seq"}
     with store.session(immediate=True) as s:
         s.execute(sqlite_insert(SqlMetric).prefix_with("OR REPLACE"), rows)
         upsert = sqlite_insert(SqlLatestMetric)
@@ -211,6 +221,7 @@ def add_events(store: Store, run_id: str, events: Iterable[dict[str, Any]]) -> N
             "message": e["message"],
             "data": json.dumps(e["data"]) if e.get("data") is not None else None,
             "wall_ms": e.get("wall_ms") or now_ms(),
+            "seq": e.get("seq"),
         }
         for e in events
     ]

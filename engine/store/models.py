@@ -151,9 +151,13 @@ class SqlMetric(Base):
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float, nullable=False)
     wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Position in the run's live stream (shared with events): a client that has everything
+    # up to `seq` asks for what comes after it (docs/protocol.md, subscribe).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "stage_idx", "key", "step", name="pk_metrics"),
         Index("ix_metrics_run_id_key", "run_id", "key"),
+        Index("ix_metrics_run_id_seq", "run_id", "seq"),
     )
 
 
@@ -203,7 +207,9 @@ class SqlEvent(Base):
     kind: Mapped[str] = mapped_column(String(30), nullable=False)
     message: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[str | None] = mapped_column(Text)
+    seq: Mapped[int | None] = mapped_column(BigInteger)  # as on metrics
     __table_args__ = (
         CheckConstraint(f"level IN ({_in(EVENT_LEVELS)})", name="level"),
         Index("ix_events_run_id_id", "run_id", "id"),
+        Index("ix_events_run_id_seq", "run_id", "seq"),
     )

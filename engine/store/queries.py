@@ -36,8 +36,11 @@ from engine.store.runs import (
     upsert_stage,
 )
 from engine.store.status import effective_status
+from engine.store.stream import max_seq, stream_after
 
 __all__ = [
+    "max_seq",
+    "stream_after",
     "Ambiguous",
     "NotFound",
     "RunBusy",

@@ -28,7 +28,7 @@ def schema_sql(db: Path) -> str:
 def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
     assert (
-        current_revision(store.engine) == head_revision(store.engine) == "0002_resume_and_progress"
+        current_revision(store.engine) == head_revision(store.engine) == "0003_stream_seq"
     )
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -64,7 +64,46 @@ def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
     engine.dispose()
     assert "resume_count" not in schema_sql(db)
     store = Store.open(db)
-    assert current_revision(store.engine) == "0002_resume_and_progress"
+    assert current_revision(store.engine) == "0003_stream_seq"
     run = queries.get_run(store, "r00000000001")
     assert run.resume_count == 0 and run.status == "finished"
     assert queries.get_experiment(store, "old one").id == "abcdef123456"
+
+
+def test_points_and_events_from_before_the_stream_seq_get_their_insertion_order(tmp_path):
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    upgrade_to_head(engine, "0002_resume_and_progress")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO experiments (id, name, plan_text, plan_dir, notes, created_ms, updated_ms) "
+                "VALUES ('e1', 'old', 'name: x', '/p', '', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, number, status, plan_text, plan_dir, gpus, run_dir, created_ms) "
+                "VALUES ('r1', 'e1', 1, 'finished', 'name: x', '/p', 'cpu', '/r', 1)"
+            )
+        )
+        for step in (1, 2, 3):
+            conn.execute(
+                text(
+                    "INSERT INTO metrics (run_id, stage_idx, key, step, value, wall_ms) "
+                    f"VALUES ('r1', 0, 'train/loss', {step}, {1.0 / step}, {step})"
+                )
+            )
+        conn.execute(
+            text(
+                "INSERT INTO events (run_id, stage_idx, wall_ms, level, kind, message) "
+                "VALUES ('r1', 0, 9, 'info', 'stage', 'done')"
+            )
+        )
+    engine.dispose()
+    store = Store.open(db)
+    items = queries.stream_after(store, "r1", 0, 10**9, 100)
+    steps = [item[4] for item in items if item[0] == "point"]
+    assert steps == [1, 2, 3]
+    assert [item[3] for item in items if item[0] == "event"] == ["stage"]
+    assert queries.max_seq(store, "r1") >= 3

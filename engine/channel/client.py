@@ -1,0 +1,249 @@
+"""The live channel's client: stdlib only, no Qt, no torch — the terminal (`stagelab
+watch|pause|stop`), the window's Qt adapter and the tests all use it.
+
+`ChannelClient` is one connection. `RunFollower` keeps following a run across engine
+restarts: it reconnects, asks for everything after the last stream position it handed
+out, and drops what a resumed engine rewrote, so its caller sees every point once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.channel.address import ChannelUnavailable, read_connection_file
+from engine.spec.protocol import PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
+
+TERMINAL_STATUSES = ("finished", "failed", "stopped", "interrupted")
+
+
+class ChannelClosed(ConnectionError):
+    """The engine closed the connection (the run ended, or it refused this client)."""
+
+
+class ChannelClient:
+    """One authenticated connection to a run's engine.
+
+    Args:
+        info: the run's connection details (`read_connection_file(run_dir)`).
+        name: shown in the engine's log of clients.
+        timeout: seconds to connect and to wait for the welcome.
+    """
+
+    def __init__(self, info: dict[str, Any], *, name: str = "stagelab", timeout: float = 5.0):
+        self.info, self.name, self.timeout = info, name, timeout
+        self.sock: socket.socket | None = None
+        self.welcome: dict[str, Any] = {}
+        self._decoder = FrameDecoder()
+        self._inbox: deque[dict[str, Any]] = deque()
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, **kwargs: Any) -> ChannelClient:
+        """A connected client for the run whose folder is `run_dir`.
+
+        Raises:
+            ChannelUnavailable: the run has no live engine.
+            ChannelClosed: the engine refused the connection.
+        """
+        client = cls(read_connection_file(Path(run_dir)), **kwargs)
+        client.connect()
+        return client
+
+    def connect(self) -> dict[str, Any]:
+        """Connect and authenticate; returns the welcome message."""
+        info = self.info
+        try:
+            if info["transport"] == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(info["path"])
+            else:
+                sock = socket.create_connection((info["host"], info["port"]), self.timeout)
+        except OSError as exc:
+            raise ChannelUnavailable(f"cannot connect to the run's engine: {exc}") from None
+        self.sock = sock
+        self.send(
+            {
+                "type": "hello",
+                "version": PROTOCOL_VERSION,
+                "token": info["token"],
+                "client": self.name,
+            }
+        )
+        welcome = self.recv(self.timeout)
+        if welcome is None or welcome.get("type") != "welcome":
+            reason = (welcome or {}).get("message", "no welcome from the engine")
+            self.close()
+            raise ChannelClosed(f"the engine refused the connection: {reason}")
+        self.welcome = welcome
+        return welcome
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one message."""
+        if self.sock is None:
+            raise ChannelClosed("not connected")
+        try:
+            self.sock.sendall(encode_frame(message))
+        except OSError as exc:
+            raise ChannelClosed(f"the engine went away: {exc}") from None
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next message, or None if none came within `timeout` seconds.
+
+        Raises:
+            ChannelClosed: the engine closed the connection.
+        """
+        if self._inbox:
+            return self._inbox.popleft()
+        if self.sock is None:
+            raise ChannelClosed("not connected")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._inbox:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError as exc:
+                raise ChannelClosed(f"the engine went away: {exc}") from None
+            if not data:
+                raise ChannelClosed("the engine closed the connection")
+            try:
+                self._inbox.extend(self._decoder.feed(data))
+            except FrameError as exc:
+                raise ChannelClosed(f"the engine sent a broken frame: {exc}") from None
+        return self._inbox.popleft()
+
+    def subscribe(self, after: int = 0) -> None:
+        """Ask for every record after stream position `after` (0: the whole run), then live."""
+        self.send({"type": "subscribe", "after": after})
+
+    def control(self, command: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Send pause, resume, stop or checkpoint; returns the engine's acknowledgement.
+
+        Other messages that arrive meanwhile stay queued for `recv`.
+        """
+        request = next(self._ids)
+        self.send({"type": "control", "command": command, "id": request})
+        deadline = time.monotonic() + timeout
+        held: list[dict[str, Any]] = []
+        try:
+            while True:
+                message = self.recv(max(deadline - time.monotonic(), 0))
+                if message is None:
+                    raise ChannelClosed(f"no answer to '{command}' within {timeout:.0f} s")
+                if message.get("type") == "ack" and message.get("id") == request:
+                    return message
+                if message.get("type") == "error":
+                    raise ChannelClosed(message.get("message", "the engine refused the command"))
+                held.append(message)
+        finally:
+            self._inbox.extendleft(reversed(held))
+
+    def close(self) -> None:
+        """Close the connection (the run goes on)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class RunFollower:
+    """Follows a run's live stream from stream position `after`, across reconnects.
+
+    Yields the engine's messages; metric points and events are each yielded once, in
+    stream order. After a reconnect to a new engine (a resumed run) it yields a
+    `truncated` message for each rewrite the new engine made, so the caller drops points
+    that no longer exist, and continues without gaps.
+    """
+
+    def __init__(self, run_dir: str | Path, *, after: int = 0, name: str = "stagelab"):
+        self.run_dir, self.cursor, self.name = Path(run_dir), after, name
+        self.engine_id: str | None = None
+        self.client: ChannelClient | None = None
+        self.status: str | None = None
+        self.ended = False
+
+    def connect(self) -> dict[str, Any]:
+        """Connect (or reconnect) and subscribe from the cursor; returns the welcome."""
+        client = ChannelClient.for_run(self.run_dir, name=self.name)
+        welcome = client.welcome
+        if self.engine_id is not None and welcome["engine_id"] != self.engine_id:
+            # Positions after the new engine's first were never stored by the old one.
+            self.cursor = min(self.cursor, welcome["first_seq"] - 1)
+        self.engine_id, self.client, self.status = welcome["engine_id"], client, welcome["status"]
+        client.subscribe(self.cursor)
+        return welcome
+
+    def messages(self, *, reconnect_for: float = 15.0) -> Iterator[dict[str, Any]]:
+        """Every message until the run ends (a `bye`), reconnecting while the engine is
+        away for at most `reconnect_for` seconds."""
+        while not self.ended:
+            if self.client is None:
+                welcome = self._reconnect(reconnect_for)
+                if welcome is None:
+                    return
+                yield welcome
+                yield from ({"type": "truncated", **t} for t in welcome.get("truncations", []))
+            try:
+                message = self.client.recv(0.5)
+            except ChannelClosed:
+                self.client.close()
+                self.client = None
+                continue
+            if message is None:
+                yield {"type": "idle"}
+                continue
+            message = self._advance(message)
+            if message is not None:
+                yield message
+
+    def _advance(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        kind = message.get("type")
+        if kind == "metrics":
+            points = [p for p in message["points"] if p[0] > self.cursor]
+            if not points:
+                return None
+            self.cursor = points[-1][0]
+            return {"type": "metrics", "points": points}
+        if kind == "event":
+            if message["seq"] <= self.cursor:
+                return None
+            self.cursor = message["seq"]
+        elif kind == "status":
+            self.status = message["status"]
+        elif kind == "bye":
+            self.status, self.ended = message["status"], True
+        return message
+
+    def _reconnect(self, wait: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self.connect()
+            except (ChannelUnavailable, ChannelClosed):
+                if time.monotonic() > deadline:
+                    self.ended = True
+                    return None
+                time.sleep(0.25)
+
+    def control(self, command: str) -> dict[str, Any]:
+        """Send a command on the current connection."""
+        if self.client is None:
+            self.connect()
+        return self.client.control(command)
+
+    def close(self) -> None:
+        """Stop following."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self.ended = True

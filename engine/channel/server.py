@@ -1,0 +1,505 @@
+"""The engine's live channel: one local socket per run, served by one I/O thread.
+
+The training thread only hands records to `publish` (a list append under a lock and, at
+most once per batch, one byte to wake the I/O thread). Everything else — accepting,
+the handshake, encoding, coalescing, writing, catching late clients up from the store —
+happens on the I/O thread with non-blocking sockets, so a slow or hostile client can
+never stall a training step. Protocol: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import selectors
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.channel.address import (
+    describe,
+    private_socket_dir,
+    use_unix_sockets,
+    write_connection_file,
+)
+from engine.channel.peer import Peer
+from engine.channel.progress import ProgressTracker
+from engine.spec.protocol import (
+    HANDSHAKE_TIMEOUT_S,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    FrameError,
+    check_client_message,
+)
+from engine.store import queries
+
+CATCH_UP_CHUNK = 2000  # items read from the store per catch-up step
+MAX_CLIENTS = 64
+STATUS_PAUSED, STATUS_RUNNING, STATUS_STOPPING = "paused", "running", "stopping"
+
+
+class ChannelServer:
+    """Serves a run's records to authenticated local clients and takes their commands.
+
+    Args:
+        recorder: the run's recorder (its listener feeds the channel; its buffer and the
+            store give late clients the history).
+        control: the training loop's control (pause, resume, stop, checkpoint).
+        run_dir: where the connection file is written.
+        queue_bytes: unsent bytes a client may have before it counts as lagging.
+    """
+
+    def __init__(
+        self,
+        recorder: Any,
+        control: Any,
+        run_dir: Path,
+        *,
+        queue_bytes: int = 1 << 20,
+        gpu_monitor: Any = None,
+    ):
+        self.recorder, self.control, self.run_dir = recorder, control, Path(run_dir)
+        self.store, self.run_id = recorder.store, recorder.run_id
+        self.queue_bytes = queue_bytes
+        self.engine_id = secrets.token_hex(8)
+        self.token = secrets.token_hex(32)
+        self.status = STATUS_RUNNING
+        self.progress = ProgressTracker()
+        self.gpu_monitor = gpu_monitor
+        self.truncations: list[dict[str, int]] = []
+        self.dropped_frames = 0  # live frames not sent to lagging clients, all clients
+        self._outbox: list[tuple[str, dict[str, Any]]] = []
+        self._outbox_lock = threading.Lock()
+        self._wake_pending = False
+        self._peers: dict[socket.socket, Peer] = {}
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="stagelab-channel", daemon=True)
+        self._listener: socket.socket | None = None
+        self._socket_path: Path | None = None
+        self.info: dict[str, Any] = {}
+        self._last_tick = 0.0
+        self._final: str | None = None
+
+    # -- life ---------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Listen, write the connection file, start the I/O thread; returns the details."""
+        if use_unix_sockets():
+            path = private_socket_dir() / f"{self.run_id[:16]}-{os.getpid()}.sock"
+            path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+            try:
+                listener.bind(str(path))
+            finally:
+                os.umask(old)
+            os.chmod(path, 0o600)
+            self._socket_path = path
+            self.info = {"transport": "unix", "path": str(path)}
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind(("127.0.0.1", 0))
+            self.info = {"transport": "tcp", "host": "127.0.0.1", "port": listener.getsockname()[1]}
+        listener.listen(32)
+        listener.setblocking(False)
+        self._listener = listener
+        self.info.update(
+            version=PROTOCOL_VERSION,
+            token=self.token,
+            run_id=self.run_id,
+            engine_id=self.engine_id,
+            pid=os.getpid(),
+        )
+        self._sel.register(listener, selectors.EVENT_READ, "accept")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        write_connection_file(self.run_dir, self.info)
+        queries.set_socket_address(self.store, self.run_id, describe(self.info))
+        self._thread.start()
+        return self.info
+
+    def close(self, final_status: str) -> None:
+        """Tell clients how the run ended, give them a moment to read it, then shut down."""
+        self._final = final_status
+        (self.run_dir / "channel.json").unlink(missing_ok=True)
+        self._closing.set()
+        self._wake()
+        self._thread.join(timeout=5)
+        if self._socket_path is not None:
+            self._socket_path.unlink(missing_ok=True)
+        try:
+            queries.set_socket_address(self.store, self.run_id, None)
+        except Exception:  # noqa: BLE001 - the run's end matters more than this field
+            pass
+
+    def address(self) -> str:
+        """unix:/path or tcp:host:port."""
+        return describe(self.info)
+
+    # -- from the training side (any thread) ---------------------------------------------
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> None:
+        """A record for live clients (the recorder's listener): cheap and never blocks."""
+        with self._outbox_lock:
+            self._outbox.append((kind, payload))
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._wake()
+
+    def set_status(self, status: str) -> None:
+        """The run's status changed (paused, running, stopping …)."""
+        self.status = status
+        self.publish("status", {"status": status})
+
+    def truncated(self, stage_idx: int, after_step: int) -> None:
+        """Points of `stage_idx` after `after_step` (and of later stages) were deleted."""
+        entry = {"stage": stage_idx, "after_step": after_step}
+        self.truncations.append(entry)
+        self.publish("truncated", entry)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are shutting down
+
+    # -- the I/O thread -------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while not self._closing.is_set():
+                for key, mask in self._sel.select(timeout=0.25):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._service(key.fileobj, mask)
+                self._distribute()
+                self._housekeeping()
+            self._say_goodbye()
+        finally:
+            for peer in list(self._peers.values()):
+                self._drop(peer)
+            for sock in (self._listener, self._wake_r, self._wake_w):
+                if sock is not None:
+                    sock.close()
+            self._sel.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(self._peers) >= MAX_CLIENTS:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            peer = Peer(sock, time.monotonic() + HANDSHAKE_TIMEOUT_S, MAX_FRAME)
+            self._peers[sock] = peer
+            self._sel.register(sock, selectors.EVENT_READ, peer)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _service(self, sock: socket.socket, mask: int) -> None:
+        peer = self._peers.get(sock)
+        if peer is None:
+            return
+        if mask & selectors.EVENT_WRITE and not peer.write():
+            self._drop(peer)
+            return
+        if mask & selectors.EVENT_READ:
+            try:
+                messages = peer.read()
+            except FrameError as exc:
+                self._refuse(peer, exc.code, str(exc))
+                return
+            if messages is None:
+                self._drop(peer)
+                return
+            for message in messages:
+                try:
+                    check_client_message(message)
+                    self._handle(peer, message)
+                except FrameError as exc:
+                    self._refuse(peer, exc.code, str(exc))
+                    return
+        self._watch_writes(peer)
+
+    def _handle(self, peer: Peer, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if not peer.authenticated:
+            if kind != "hello":
+                raise FrameError("not_authenticated", "send 'hello' with the run's token first")
+            if message["version"] != PROTOCOL_VERSION:
+                raise FrameError(
+                    "bad_version",
+                    f"protocol version {message['version']} is not supported; "
+                    f"this engine speaks {PROTOCOL_VERSION}",
+                )
+            if not hmac.compare_digest(message["token"].encode(), self.token.encode()):
+                raise FrameError("bad_token", "wrong token; read it from the run's channel.json")
+            peer.authenticated = True
+            peer.name = str(message.get("client", ""))[:60]
+            peer.send(self._welcome())
+        elif kind == "subscribe":
+            peer.start_catch_up(max(message["after"], 0))
+        elif kind == "control":
+            peer.send(self._control(message["command"], message.get("id")))
+        elif kind == "ping":
+            peer.send({"type": "pong", "id": message.get("id"), "wall_ms": int(time.time() * 1000)})
+        else:
+            raise FrameError("bad_message", f"'{kind}' is only valid as the first message")
+
+    def _control(self, command: str, request_id: Any) -> dict[str, Any]:
+        ctl = self.control
+        if command == "pause":
+            ctl.pause()
+            self.set_status(STATUS_PAUSED)
+            message = "paused after the current step"
+        elif command == "resume":
+            ctl.resume()
+            self.set_status(STATUS_RUNNING)
+            message = "training continues"
+        elif command == "stop":
+            ctl.stop()
+            self.set_status(STATUS_STOPPING)
+            message = "stopping: a checkpoint is written after the current step"
+        else:
+            ctl.checkpoint_requested = True
+            message = "a checkpoint is written after the current step"
+        if command in ("pause", "resume", "stop"):
+            try:
+                queries.set_run_status(self.store, self.run_id, self.status)
+            except Exception:  # noqa: BLE001 - the live status still went out
+                pass
+        return {"type": "ack", "id": request_id, "command": command, "ok": True, "message": message}
+
+    def _welcome(self) -> dict[str, Any]:
+        return {
+            "type": "welcome",
+            "version": PROTOCOL_VERSION,
+            "run_id": self.run_id,
+            "engine_id": self.engine_id,
+            "pid": os.getpid(),
+            "first_seq": self.recorder.first_seq,
+            "last_seq": self.recorder.last_seq,
+            "status": self.status,
+            "truncations": list(self.truncations),
+            "stages": self._stages(),
+            "max_frame": MAX_FRAME,
+        }
+
+    def _stages(self) -> list[dict[str, Any]]:
+        rows = {s.idx: s for s in queries.list_stages(self.store, self.run_id)}
+        out = []
+        for idx in sorted(set(rows) | set(self.progress.stages)):
+            row, live = rows.get(idx), self.progress.stages.get(idx, {})
+            entry = {
+                "idx": idx,
+                "name": row.name if row else live.get("name"),
+                "kind": row.kind if row else live.get("kind"),
+                "status": row.status if row else None,
+                "total_steps": row.total_steps if row else None,
+                "steps_done": row.steps_done if row else 0,
+            }
+            entry.update({k: v for k, v in live.items() if k in entry and v is not None})
+            out.append(entry)
+        return out
+
+    def _refuse(self, peer: Peer, code: str, message: str) -> None:
+        """Close a peer that broke the protocol, telling it why if its socket takes it."""
+        peer.send_now({"type": "error", "code": code, "message": message})
+        self._drop(peer)
+
+    def _drop(self, peer: Peer) -> None:
+        self._peers.pop(peer.sock, None)
+        try:
+            self._sel.unregister(peer.sock)
+        except (KeyError, ValueError):
+            pass
+        peer.sock.close()
+
+    def _watch_writes(self, peer: Peer) -> None:
+        if peer.sock not in self._peers:
+            return
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if peer.unsent else 0)
+        if want != peer.events:
+            peer.events = want
+            self._sel.modify(peer.sock, want, peer)
+
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def _distribute(self) -> None:
+        with self._outbox_lock:
+            batch, self._outbox = self._outbox, []
+            self._wake_pending = False
+        frames = self._frames(batch)
+        for peer in list(self._peers.values()):
+            if peer.state == "live":
+                for frame in frames:
+                    if peer.unsent > self.queue_bytes:
+                        peer.lag()  # stop encoding for it; it catches up from the store later
+                    if peer.state == "lagging":
+                        peer.dropped += 1
+                        self.dropped_frames += 1
+                        continue
+                    peer.send(peer.filter_seen(frame))
+            elif peer.state == "lagging":
+                peer.dropped += len(frames)
+                self.dropped_frames += len(frames)
+            if not peer.write():
+                self._drop(peer)
+                continue
+            self._watch_writes(peer)
+
+    def _frames(self, batch: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Records → frames; metric points of one batch go out together (coalescing)."""
+        frames: list[dict[str, Any]] = []
+        points: list[list[Any]] = []
+        for kind, payload in batch:
+            if kind == "metrics":
+                for stage, key, step, value, wall, seq in payload["points"]:
+                    points.append([seq, stage, key, step, value, wall])
+                    self.progress.step(stage, step)
+                continue
+            if points:
+                frames.append({"type": "metrics", "points": points})
+                points = []
+            if kind == "event":
+                frames.append({"type": "event", **_event_fields(payload)})
+            elif kind == "stage":
+                self.progress.stage(payload)
+                frames.append({"type": "stage", **payload})
+            elif kind == "status":
+                frames.append({"type": "status", **payload})
+            elif kind == "truncated":
+                frames.append({"type": "truncated", **payload})
+        if points:
+            frames.append({"type": "metrics", "points": points})
+        return [f for frame in frames for f in _split(frame)]
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        for peer in list(self._peers.values()):
+            if not peer.authenticated and now > peer.deadline:
+                self._refuse(peer, "timeout", "no 'hello' within the handshake time")
+            elif peer.state == "lagging" and peer.unsent < self.queue_bytes // 8:
+                peer.send({"type": "dropped", "count": peer.dropped, "after": peer.sent_upto})
+                peer.start_catch_up(peer.sent_upto)
+            if peer.state == "catching_up" and peer.unsent < self.queue_bytes // 2:
+                self._catch_up(peer)
+            if peer.sock in self._peers:
+                if not peer.write():
+                    self._drop(peer)
+                else:
+                    self._watch_writes(peer)
+        if now - self._last_tick >= 0.5:  # progress and GPU figures twice a second at most
+            self._last_tick = now
+            extra = [self.progress.frame(self.status)]
+            if self.gpu_monitor is not None:
+                gpus = self.gpu_monitor()
+                if gpus:
+                    extra.append({"type": "gpu", "gpus": gpus})
+            for peer in self._peers.values():
+                if peer.state == "live" and peer.unsent <= self.queue_bytes:
+                    for frame in extra:
+                        peer.send(frame)
+
+    def _catch_up(self, peer: Peer) -> None:
+        """Send the next part of what `peer` is missing; go live once nothing is left."""
+        upto, buffered = self.recorder.snapshot_after(peer.cursor)
+        stored = queries.stream_after(self.store, self.run_id, peer.cursor, upto, CATCH_UP_CHUNK)
+        items = stored if len(stored) == CATCH_UP_CHUNK else stored + buffered
+        for frame in _history_frames(items):
+            peer.send(frame)
+        if items:
+            peer.cursor = max(peer.cursor, items[-1][1])
+        if len(stored) < CATCH_UP_CHUNK:
+            peer.go_live(peer.cursor)
+            peer.send({"type": "caught_up", "seq": peer.cursor})
+            peer.send({"type": "status", "status": self.status})
+            for stage in self._stages():
+                peer.send({"type": "stage", **stage})
+            peer.send(self.progress.frame(self.status))
+
+    def _say_goodbye(self) -> None:
+        self._distribute()
+        bye = {"type": "bye", "status": self._final or self.status}
+        deadline = time.monotonic() + 1.0
+        for peer in self._peers.values():
+            if peer.state == "live":
+                peer.send({"type": "status", "status": bye["status"]})
+            if peer.authenticated:
+                peer.send(bye)
+        while time.monotonic() < deadline and any(p.unsent for p in self._peers.values()):
+            for peer in list(self._peers.values()):
+                if not peer.write():
+                    self._drop(peer)
+            time.sleep(0.01)
+
+
+def _event_fields(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": event["seq"],
+        "stage": event.get("stage_idx"),
+        "kind": event["kind"],
+        "level": event.get("level", "info"),
+        "message": event["message"],
+        "data": event.get("data"),
+        "wall_ms": event["wall_ms"],
+    }
+
+
+def _history_frames(items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    points: list[list[Any]] = []
+    for item in items:
+        if item[0] == "point":
+            _, seq, stage, key, step, value, wall = item
+            points.append([seq, stage, key, step, value, wall])
+            continue
+        if points:
+            frames.append({"type": "metrics", "points": points})
+            points = []
+        _, seq, stage, kind, level, message, data, wall = item
+        frames.append(
+            {
+                "type": "event",
+                "seq": seq,
+                "stage": stage,
+                "kind": kind,
+                "level": level,
+                "message": message,
+                "data": data,
+                "wall_ms": wall,
+            }
+        )
+    if points:
+        frames.append({"type": "metrics", "points": points})
+    return [f for frame in frames for f in _split(frame)]
+
+
+def _split(frame: dict[str, Any], per_frame: int = 4000) -> list[dict[str, Any]]:
+    """Metric frames of at most `per_frame` points (~300 kB), far below the frame limit."""
+    if frame["type"] != "metrics" or len(frame["points"]) <= per_frame:
+        return [frame]
+    pts = frame["points"]
+    return [
+        {"type": "metrics", "points": pts[i : i + per_frame]} for i in range(0, len(pts), per_frame)
+    ]

@@ -1,0 +1,65 @@
+"""A run's live stream read back from the store: metric points and events in `seq` order,
+for a channel client that catches up after connecting or after falling behind."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.store.db import Store
+from engine.store.models import SqlEvent, SqlMetric
+
+
+def max_seq(store: Store, run_id: str) -> int:
+    """The highest stream position stored for a run (0 if none)."""
+    with store.session() as s:
+        points = s.scalar(select(func.max(SqlMetric.seq)).where(SqlMetric.run_id == run_id))
+        events = s.scalar(select(func.max(SqlEvent.seq)).where(SqlEvent.run_id == run_id))
+    return max(points or 0, events or 0)
+
+
+def stream_after(
+    store: Store, run_id: str, after: int, upto: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """Stored items with `after < seq <= upto`, oldest first, at most `limit` of them.
+
+    Items are ("point", seq, stage_idx, key, step, value, wall_ms) and
+    ("event", seq, stage_idx, kind, level, message, data, wall_ms).
+    """
+    with store.session() as s:
+        points = s.execute(
+            select(
+                SqlMetric.seq,
+                SqlMetric.stage_idx,
+                SqlMetric.key,
+                SqlMetric.step,
+                SqlMetric.value,
+                SqlMetric.wall_ms,
+            )
+            .where(SqlMetric.run_id == run_id, SqlMetric.seq > after, SqlMetric.seq <= upto)
+            .order_by(SqlMetric.seq)
+            .limit(limit)
+        ).all()
+        events = s.execute(
+            select(
+                SqlEvent.seq,
+                SqlEvent.stage_idx,
+                SqlEvent.kind,
+                SqlEvent.level,
+                SqlEvent.message,
+                SqlEvent.data,
+                SqlEvent.wall_ms,
+            )
+            .where(SqlEvent.run_id == run_id, SqlEvent.seq > after, SqlEvent.seq <= upto)
+            .order_by(SqlEvent.seq)
+            .limit(limit)
+        ).all()
+    items: list[tuple[Any, ...]] = [("point", *p) for p in points]
+    items += [
+        ("event", seq, stage, kind, level, message, json.loads(data) if data else None, wall)
+        for seq, stage, kind, level, message, data, wall in events
+    ]
+    items.sort(key=lambda item: item[1])
+    return items[:limit]
