@@ -23,7 +23,9 @@ examples:
   stagelab run plan.yaml --gpus 0 --detach  start a run in the background, print its id
   stagelab ls                               experiments and their runs
   stagelab show RUN --json                  one run and its stages
-  stagelab resume RUN                       continue an interrupted or stopped run
+  stagelab watch RUN                        follow a live run (progress, metrics) until it ends
+  stagelab pause RUN / stagelab stop RUN    hold a live run / checkpoint it and stop
+  stagelab resume RUN                       continue a paused, interrupted or stopped run
   stagelab export RUN --metrics out.csv     the run's metric points as CSV
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
@@ -68,10 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "resume", help="continue an interrupted or stopped run from its last checkpoint"
+        "resume",
+        help="continue a paused run, or an interrupted or stopped one from its last checkpoint",
     )
     p.add_argument("run")
     p.add_argument("--detach", action="store_true", help="continue in the background")
+
+    p = sub.add_parser("watch", help="follow a live run: progress bars and metrics until it ends")
+    p.add_argument("run")
+
+    p = sub.add_parser("pause", help="hold a live run after its current step")
+    p.add_argument("run")
+
+    p = sub.add_parser("stop", help="checkpoint a live run and end it as 'stopped'")
+    p.add_argument("run")
+    p.add_argument("--no-wait", action="store_true", help="return once the engine has the request")
 
     p = sub.add_parser("clone", help="new experiment with the same plan (lineage kept)")
     p.add_argument("experiment")
@@ -129,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(commands, f"cmd_{command}")
     try:
         return handler(args)
-    except commands.UserError as exc:
+    except (commands.UserError, commands.LiveError) as exc:
         print(f"stagelab {command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -14,6 +14,7 @@ from engine.spec import PlanInvalid, load_plan
 from engine.spec.resources import demo_plan_path
 from engine.store import Store, Workspace, queries
 from engine.store.launch import record_run, start_engine
+from engine.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 RESUMABLE = ("interrupted", "stopped", "failed")
@@ -110,11 +111,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """`stagelab resume RUN`: continue an interrupted or stopped run from its checkpoint."""
     workspace, store = open_workspace(args)
     run = _lookup(queries.get_run, store, args.run)
+    if run.status == "paused":
+        return resume_live(run)
     if run.status not in RESUMABLE:
         hint = {
             "finished": "it has finished; clone its experiment to run it again",
             "running": "it is running",
-            "paused": "it is running (paused)",
             "queued": "it has not started yet",
         }.get(run.status, f"its status is {run.status}")
         raise UserError(f"run {run.id} cannot be resumed: {hint}")
