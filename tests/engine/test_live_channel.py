@@ -1,0 +1,141 @@
+"""The live channel end to end: a detached engine process, two clients following it, pause,
+resume, bad peers, stop at a checkpoint, and `stagelab resume` finishing the run."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.channel.address import read_connection_file
+from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.spec.protocol import encode_frame
+from tests.engine.test_runs import export, show, stagelab, wait_for
+
+pytestmark = pytest.mark.slow
+
+PLAN = """
+name: live
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0}
+    batch_size: 16
+    max_steps: 30
+  - name: cls
+    kind: train
+    model: {from_stage: mlm}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 300
+    log_every_steps: 4
+    eval: {every_steps: 15, metrics: [loss, accuracy, confusion_matrix]}
+    checkpoint: {every_steps: 40}
+"""
+
+
+class Follow(threading.Thread):
+    """A client following the run in the background, keeping every message."""
+
+    def __init__(self, run_dir: Path, name: str):
+        super().__init__(daemon=True)
+        self.follower = RunFollower(run_dir, name=name)
+        self.follower.connect()
+        self.messages: list[dict] = []
+
+    def run(self) -> None:
+        for message in self.follower.messages():
+            self.messages.append(message)
+
+    def steps(self, stage: int, key: str = "train/lr") -> list[int]:
+        return [
+            p[3]
+            for m in list(self.messages)
+            if m["type"] == "metrics"
+            for p in m["points"]
+            if p[1] == stage and p[2] == key
+        ]
+
+
+def bad_peer(info: dict, payload: bytes) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(info["path"])
+    sock.settimeout(5)
+    sock.sendall(payload)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    sock.close()
+
+
+def test_follow_pause_resume_stop_then_resume_finishes(tmp_path, data_dir):
+    plan = data_dir / f"live-{tmp_path.name}.yaml"
+    plan.write_text(PLAN)
+    ws = tmp_path / "ws"
+    run_id = stagelab(ws, "run", str(plan), "--detach").stdout.strip()
+    run_dir = Path(show(ws, run_id)["run_dir"])
+    wait_for(lambda: (run_dir / "channel.json").exists(), 60, "the channel to open")
+    a, b = Follow(run_dir, "a"), Follow(run_dir, "b")
+    a.start()
+    b.start()
+
+    wait_for(lambda: len(a.steps(1)) >= 20, 180, "stage 2 to train 20 steps")
+    stagelab(ws, "pause", run_id)
+    time.sleep(1.0)  # the step in progress ends, then the loop holds
+    held = len(a.steps(1))
+    time.sleep(1.5)
+    assert len(a.steps(1)) == held and show(ws, run_id)["status"] == "paused"
+
+    info = read_connection_file(run_dir)
+    with pytest.raises(ChannelClosed):
+        ChannelClient(dict(info, token="wrong")).connect()
+    bad_peer(info, b"GET / HTTP/1.1\r\n\r\n")
+    bad_peer(info, struct.pack(">I", 1 << 30) + b"\0" * 64)
+    bad_peer(info, encode_frame({"type": "hello", "version": 1, "token": info["token"]})[:9])
+
+    stagelab(ws, "resume", run_id)  # a paused run continues in the same engine
+    wait_for(lambda: len(a.steps(1)) > held + 10, 60, "training to continue")
+    stagelab(ws, "stop", run_id)  # waits until the engine has checkpointed and exited
+    a.join(30)
+    b.join(30)
+    data = show(ws, run_id)
+    assert data["status"] == "stopped"
+    assert any(p.name.startswith("stage1-step") for p in (run_dir / "checkpoints").iterdir())
+    stopped_at = data["stages"][1]["steps_done"]
+    for client in (a, b):
+        assert client.follower.status == "stopped"
+        assert client.steps(0) == list(range(1, 31))
+        assert client.steps(1) == list(range(1, stopped_at + 1))
+        losses = client.steps(1, "train/loss")
+        assert losses == list(range(1, len(losses) + 1))
+        evals = [m for m in client.messages if m["type"] == "event" and m["kind"] == "eval"]
+        assert any("confusion_matrix" in (e["data"] or {}) for e in evals)
+        assert any(m["type"] == "progress" and m["total"] == 300 for m in client.messages)
+
+    stagelab(ws, "resume", run_id)
+    assert show(ws, run_id)["status"] == "finished"
+    rows = export(ws, run_id, tmp_path / "m.csv")
+    for key in ("train/lr", "train/loss"):
+        steps = [step for stage, step, k, _ in rows if stage == "cls" and k == key]
+        assert steps == list(range(1, 301))
+
+
+def test_watch_follows_a_detached_run_to_its_end(tmp_path, data_dir):
+    plan = data_dir / f"watch-{tmp_path.name}.yaml"
+    plan.write_text(PLAN.replace("max_steps: 300", "max_steps: 40"))
+    ws = tmp_path / "ws"
+    run_id = stagelab(ws, "run", str(plan), "--detach").stdout.strip()
+    wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the engine to start")
+    proc = stagelab(ws, "watch", run_id, timeout=300)
+    assert f"run {run_id} finished" in proc.stdout
+    assert "stage 'cls' finished" in proc.stderr
+    assert show(ws, run_id)["status"] == "finished"
+    again = stagelab(ws, "watch", run_id)
+    assert "is not running: finished" in again.stdout
