@@ -195,9 +195,10 @@ class RunFollower:
                 yield from ({"type": "truncated", **t} for t in welcome.get("truncations", []))
             try:
                 message = self.client.recv(0.5)
-            except ChannelClosed:
-                self.client.close()
-                self.client = None
+            except (ChannelClosed, AttributeError):  # AttributeError: closed meanwhile
+                client, self.client = self.client, None
+                if client is not None:
+                    client.close()
                 continue
             if message is None:
                 yield {"type": "idle"}
@@ -242,8 +243,8 @@ class RunFollower:
         return self.client.control(command)
 
     def close(self) -> None:
-        """Stop following."""
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        """Stop following (safe from another thread than the one reading)."""
         self.ended = True
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()

@@ -1,0 +1,84 @@
+"""The window's end of a run's live channel: a thin Qt adapter over the Qt-free
+`RunFollower`. Messages are read on a worker thread and delivered as signals on the GUI
+thread; the GUI thread never waits on a socket."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from engine.channel.address import ChannelUnavailable
+from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+
+
+class QtRunChannel(QObject):
+    """Follows one run: `message` for every channel message (in stream order, each point
+    once, across engine restarts), `ended` with the final status, `commandDone` after a
+    control command. Starts with `follow(after)`; `close()` stops following."""
+
+    message = Signal(dict)
+    ended = Signal(str)
+    commandDone = Signal(str, bool, str)  # command, ok, message
+
+    def __init__(self, run_dir: str | Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.run_dir = Path(run_dir)
+        self._follower: RunFollower | None = None
+        self._thread: threading.Thread | None = None
+
+    def follow(self, after: int = 0) -> None:
+        """Start following from stream position `after` (what the store already gave)."""
+        self._follower = RunFollower(self.run_dir, after=after, name="stagelab window")
+        self._thread = threading.Thread(target=self._read, name="stagelab-channel-reader", daemon=True)
+        self._thread.start()
+
+    @property
+    def cursor(self) -> int:
+        """The newest stream position delivered."""
+        return self._follower.cursor if self._follower else 0
+
+    def _read(self) -> None:
+        follower = self._follower
+        try:
+            for message in follower.messages():
+                if follower.ended and message.get("type") != "bye":
+                    break
+                if message.get("type") != "idle":
+                    self.message.emit(message)
+        except Exception as exc:  # noqa: BLE001 - the window shows it; the run is unaffected
+            self.message.emit({"type": "error", "code": "client", "message": str(exc)})
+        self.ended.emit(follower.status or "interrupted")
+
+    def send(self, command: str) -> None:
+        """Send pause, resume, stop or checkpoint on a connection of its own (so the
+        reader's stream is untouched); the answer arrives as `commandDone`."""
+
+        def work() -> None:
+            try:
+                client = ChannelClient.for_run(self.run_dir, name="stagelab window control")
+                try:
+                    ack = client.control(command)
+                finally:
+                    client.close()
+                self.commandDone.emit(command, bool(ack.get("ok")), ack.get("message", ""))
+            except (ChannelUnavailable, ChannelClosed) as exc:
+                self.commandDone.emit(command, False, str(exc))
+
+        threading.Thread(target=work, name=f"stagelab-{command}", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop following (the run goes on)."""
+        if self._follower is not None:
+            self._follower.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+
+def points_of(message: dict[str, Any], key: str) -> list[tuple[int, int, float]]:
+    """(stage, step, value) of `key` in a `metrics` message."""
+    if message.get("type") != "metrics":
+        return []
+    return [(p[1], p[3], p[4]) for p in message["points"] if p[2] == key]
