@@ -284,7 +284,7 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
               for name, n in (("train", 300), ("validation", 100))}
 
     r = rng("entities")
-    entities = [dict(zip(("tokens", "tags"), _entities(r))) for _ in range(600)]
+    entities = [dict(zip(("tokens", "tags"), _entities(r), strict=True)) for _ in range(600)]
     r = rng("instructions")
     instructions = [_instruction(r) for _ in range(400)]
 
