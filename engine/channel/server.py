@@ -25,6 +25,7 @@ from engine.channel.address import (
     use_unix_sockets,
     write_connection_file,
 )
+from engine.channel.frames import event_fields, history_frames, split_frame
 from engine.channel.peer import Peer
 from engine.channel.progress import ProgressTracker
 from engine.spec.protocol import (
@@ -382,7 +383,7 @@ class ChannelServer:
                 frames.append({"type": "metrics", "points": points})
                 points = []
             if kind == "event":
-                frames.append({"type": "event", **_event_fields(payload)})
+                frames.append({"type": "event", **event_fields(payload)})
             elif kind == "stage":
                 self.progress.stage(payload)
                 frames.append({"type": "stage", **payload})
@@ -392,7 +393,7 @@ class ChannelServer:
                 frames.append({"type": "truncated", **payload})
         if points:
             frames.append({"type": "metrics", "points": points})
-        return [f for frame in frames for f in _split(frame)]
+        return [f for frame in frames for f in split_frame(frame)]
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -426,7 +427,7 @@ class ChannelServer:
         upto, buffered = self.recorder.snapshot_after(peer.cursor)
         stored = queries.stream_after(self.store, self.run_id, peer.cursor, upto, CATCH_UP_CHUNK)
         items = stored if len(stored) == CATCH_UP_CHUNK else stored + buffered
-        for frame in _history_frames(items):
+        for frame in history_frames(items):
             peer.send(frame)
         if items:
             peer.cursor = max(peer.cursor, items[-1][1])
@@ -452,54 +453,3 @@ class ChannelServer:
                 if not peer.write():
                     self._drop(peer)
             time.sleep(0.01)
-
-
-def _event_fields(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seq": event["seq"],
-        "stage": event.get("stage_idx"),
-        "kind": event["kind"],
-        "level": event.get("level", "info"),
-        "message": event["message"],
-        "data": event.get("data"),
-        "wall_ms": event["wall_ms"],
-    }
-
-
-def _history_frames(items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
-    points: list[list[Any]] = []
-    for item in items:
-        if item[0] == "point":
-            _, seq, stage, key, step, value, wall = item
-            points.append([seq, stage, key, step, value, wall])
-            continue
-        if points:
-            frames.append({"type": "metrics", "points": points})
-            points = []
-        _, seq, stage, kind, level, message, data, wall = item
-        frames.append(
-            {
-                "type": "event",
-                "seq": seq,
-                "stage": stage,
-                "kind": kind,
-                "level": level,
-                "message": message,
-                "data": data,
-                "wall_ms": wall,
-            }
-        )
-    if points:
-        frames.append({"type": "metrics", "points": points})
-    return [f for frame in frames for f in _split(frame)]
-
-
-def _split(frame: dict[str, Any], per_frame: int = 4000) -> list[dict[str, Any]]:
-    """Metric frames of at most `per_frame` points (~300 kB), far below the frame limit."""
-    if frame["type"] != "metrics" or len(frame["points"]) <= per_frame:
-        return [frame]
-    pts = frame["points"]
-    return [
-        {"type": "metrics", "points": pts[i : i + per_frame]} for i in range(0, len(pts), per_frame)
-    ]

@@ -1,0 +1,58 @@
+"""Channel messages made from the recorder's records and from stored history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def event_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The `event` message fields of a recorded event."""
+    return {
+        "seq": event["seq"],
+        "stage": event.get("stage_idx"),
+        "kind": event["kind"],
+        "level": event.get("level", "info"),
+        "message": event["message"],
+        "data": event.get("data"),
+        "wall_ms": event["wall_ms"],
+    }
+
+
+def history_frames(items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Stored or buffered items (see `queries.stream_after`) as messages, in order."""
+    frames: list[dict[str, Any]] = []
+    points: list[list[Any]] = []
+    for item in items:
+        if item[0] == "point":
+            _, seq, stage, key, step, value, wall = item
+            points.append([seq, stage, key, step, value, wall])
+            continue
+        if points:
+            frames.append({"type": "metrics", "points": points})
+            points = []
+        _, seq, stage, kind, level, message, data, wall = item
+        frames.append(
+            {
+                "type": "event",
+                "seq": seq,
+                "stage": stage,
+                "kind": kind,
+                "level": level,
+                "message": message,
+                "data": data,
+                "wall_ms": wall,
+            }
+        )
+    if points:
+        frames.append({"type": "metrics", "points": points})
+    return [f for frame in frames for f in split_frame(frame)]
+
+
+def split_frame(frame: dict[str, Any], per_frame: int = 4000) -> list[dict[str, Any]]:
+    """Metric frames of at most `per_frame` points (~300 kB), far below the frame limit."""
+    if frame["type"] != "metrics" or len(frame["points"]) <= per_frame:
+        return [frame]
+    pts = frame["points"]
+    return [
+        {"type": "metrics", "points": pts[i : i + per_frame]} for i in range(0, len(pts), per_frame)
+    ]
