@@ -139,3 +139,47 @@ def test_watch_follows_a_detached_run_to_its_end(tmp_path, data_dir):
     assert show(ws, run_id)["status"] == "finished"
     again = stagelab(ws, "watch", run_id)
     assert "is not running: finished" in again.stdout
+
+
+def test_a_follower_survives_an_engine_killed_and_resumed(tmp_path, data_dir):
+    """SIGKILL mid-stage, `stagelab resume`: the follower reconnects to the new engine, drops
+    what it rewrote, and ends with exactly the stored series (nothing missing, nothing twice)."""
+    import os
+    import signal
+
+    plan = data_dir / f"kill-{tmp_path.name}.yaml"
+    plan.write_text(PLAN.replace("max_steps: 300", "max_steps: 160"))
+    ws = tmp_path / "ws"
+    run_id = stagelab(ws, "run", str(plan), "--detach").stdout.strip()
+    run_dir = Path(show(ws, run_id)["run_dir"])
+    wait_for(lambda: (run_dir / "channel.json").exists(), 60, "the channel to open")
+    follow = Follow(run_dir, "survivor")
+    follow.start()
+    wait_for(lambda: len(follow.steps(1)) >= 60, 180, "stage 2 to pass step 60")
+    os.kill(show(ws, run_id)["pid"], signal.SIGKILL)
+    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 15, "status interrupted")
+    stagelab(ws, "resume", run_id, "--detach")
+    follow.join(300)
+    assert not follow.is_alive() and follow.follower.status == "finished"
+
+    series: dict[tuple[int, str, int], float] = {}
+    for message in follow.messages:
+        if message["type"] == "truncated":
+            for key in [
+                k
+                for k in series
+                if k[0] > message["stage"]
+                or (k[0] == message["stage"] and k[2] > message["after_step"])
+            ]:
+                del series[key]
+        elif message["type"] == "metrics":
+            for _, stage, key, step, value, _ in message["points"]:
+                assert (stage, key, step) not in series, "a point arrived twice"
+                series[(stage, key, step)] = value
+    stored = {
+        (0 if stage == "mlm" else 1, key, step): float(value)
+        for stage, step, key, value in export(ws, run_id, tmp_path / "m.csv")
+    }
+    mine = {k: v for k, v in series.items() if not k[1].startswith("perf/")}
+    assert mine == stored
+    assert [k[2] for k in sorted(mine) if k[:2] == (1, "train/lr")] == list(range(1, 161))
