@@ -24,33 +24,20 @@ class Control:
         self.checkpoint_requested = False
         self._running = threading.Event()
         self._running.set()
-        # Called with "stopping", "paused" or "running" (the live channel, the store).
-        self.listeners: list = []
 
     def stop(self) -> None:
         """Ask for a checkpoint and a clean exit after the current step."""
         self.stop_requested = True
         self._running.set()
-        self._tell("stopping")
 
     def pause(self) -> None:
-        """Hold training after the current step."""
+        """Hold training after the current step (not once a stop is asked for)."""
         if not self.stop_requested:
             self._running.clear()
-            self._tell("paused")
 
     def resume(self) -> None:
         """Continue after a pause."""
         self._running.set()
-        if not self.stop_requested:
-            self._tell("running")
-
-    def _tell(self, state: str) -> None:
-        for listener in self.listeners:
-            try:
-                listener(state)
-            except Exception:  # noqa: BLE001 - a listener must never break the control path
-                pass
 
     @property
     def paused(self) -> bool:

@@ -120,17 +120,21 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
             data={"traceback": traceback.format_exc()},
         )
         recorder.close()
+        if channel is not None:
+            channel.finish("failed")
         queries.set_run_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         if channel is not None:
-            channel.close("failed")
+            channel.close()
         print(f"stagelab engine: run {run_id} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         lock.close()
     recorder.close()
+    if channel is not None:
+        channel.finish(status)  # from here on the channel writes no status of its own
     queries.set_run_status(store, run_id, status)
     if channel is not None:
-        channel.close(status)
+        channel.close()  # clients get `bye` once the final status is stored
     return EXIT_OK
 
 
@@ -148,12 +152,6 @@ def open_channel(recorder: Recorder, control: Control, run_dir: Path, device: to
         )
         return None
     recorder.listeners.append(server.publish)
-
-    def status_changed(state: str) -> None:
-        server.set_status(state)
-        queries.set_run_status(recorder.store, recorder.run_id, state)
-
-    control.listeners.append(status_changed)
     return server
 
 

@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.follow import SHOWN
 from engine.store import Store, Workspace, queries
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-SHOWN = ("train/loss", "eval/loss", "eval/accuracy", "eval/f1", "eval/perplexity")
 LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# An `event` message's fields, in the order of the ("event", …) items of the history.
+EVENT_FIELDS = ("seq", "stage", "kind", "level", "message", "data", "wall_ms")
+
 
 def event_fields(event: dict[str, Any]) -> dict[str, Any]:
     """The `event` message fields of a recorded event."""
@@ -30,19 +33,7 @@ def history_frames(items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         if points:
             frames.append({"type": "metrics", "points": points})
             points = []
-        _, seq, stage, kind, level, message, data, wall = item
-        frames.append(
-            {
-                "type": "event",
-                "seq": seq,
-                "stage": stage,
-                "kind": kind,
-                "level": level,
-                "message": message,
-                "data": data,
-                "wall_ms": wall,
-            }
-        )
+        frames.append({"type": "event", **dict(zip(EVENT_FIELDS, item[1:], strict=True))})
     if points:
         frames.append({"type": "metrics", "points": points})
     return [f for frame in frames for f in split_frame(frame)]

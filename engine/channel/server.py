@@ -87,6 +87,7 @@ class ChannelServer:
         self.info: dict[str, Any] = {}
         self._last_tick = 0.0
         self._final: str | None = None
+        self._status_lock = threading.Lock()
 
     # -- life ---------------------------------------------------------------------------
 
@@ -125,9 +126,16 @@ class ChannelServer:
         self._thread.start()
         return self.info
 
-    def close(self, final_status: str) -> None:
+    def finish(self, final_status: str) -> None:
+        """The run has ended with `final_status`: stop following the control's state, so
+        no status is written after the engine writes the final one."""
+        with self._status_lock:
+            self._final = final_status
+
+    def close(self, final_status: str | None = None) -> None:
         """Tell clients how the run ended, give them a moment to read it, then shut down."""
-        self._final = final_status
+        if final_status is not None:
+            self.finish(final_status)
         (self.run_dir / "channel.json").unlink(missing_ok=True)
         self._closing.set()
         self._wake()
@@ -153,11 +161,6 @@ class ChannelServer:
             self._wake_pending = True
         if wake:
             self._wake()
-
-    def set_status(self, status: str) -> None:
-        """The run's status changed (paused, running, stopping …)."""
-        self.status = status
-        self.publish("status", {"status": status})
 
     def truncated(self, stage_idx: int, after_step: int) -> None:
         """Points of `stage_idx` after `after_step` (and of later stages) were deleted."""
@@ -271,25 +274,37 @@ class ChannelServer:
         ctl = self.control
         if command == "pause":
             ctl.pause()
-            self.set_status(STATUS_PAUSED)
             message = "paused after the current step"
         elif command == "resume":
             ctl.resume()
-            self.set_status(STATUS_RUNNING)
             message = "training continues"
         elif command == "stop":
             ctl.stop()
-            self.set_status(STATUS_STOPPING)
             message = "stopping: a checkpoint is written after the current step"
         else:
             ctl.checkpoint_requested = True
             message = "a checkpoint is written after the current step"
-        if command in ("pause", "resume", "stop"):
+        self._follow_control()
+        return {"type": "ack", "id": request_id, "command": command, "ok": True, "message": message}
+
+    def _follow_control(self) -> None:
+        """Publish and store the status the control implies. Done here on the I/O thread —
+        for commands from clients and for Ctrl-C/SIGTERM alike — never in a signal handler,
+        which could interrupt the training thread while it holds the outbox lock."""
+        ctl = self.control
+        if ctl.stop_requested:
+            status = STATUS_STOPPING
+        else:
+            status = STATUS_PAUSED if ctl.paused else STATUS_RUNNING
+        with self._status_lock:  # `finish` waits for a write in progress
+            if status == self.status or self._final is not None:
+                return
+            self.status = status
+            self.publish("status", {"status": status})
             try:
-                queries.set_run_status(self.store, self.run_id, self.status)
+                queries.set_run_status(self.store, self.run_id, status)
             except Exception:  # noqa: BLE001 - the live status still went out
                 pass
-        return {"type": "ack", "id": request_id, "command": command, "ok": True, "message": message}
 
     def _welcome(self) -> dict[str, Any]:
         return {
@@ -396,6 +411,7 @@ class ChannelServer:
         return [f for frame in frames for f in split_frame(frame)]
 
     def _housekeeping(self) -> None:
+        self._follow_control()
         now = time.monotonic()
         for peer in list(self._peers.values()):
             if not peer.authenticated and now > peer.deadline:

@@ -137,9 +137,7 @@ def plan_problems(data: Any, plan_dir: Path | None = None) -> list[Problem]:
     return []
 
 
-def load_plan_text(
-    text: str, *, source: str = "plan", plan_dir: Path | None = None
-) -> Plan:
+def load_plan_text(text: str, *, source: str = "plan", plan_dir: Path | None = None) -> Plan:
     """Parse and validate plan text (YAML or JSON).
 
     Raises:
@@ -170,7 +168,9 @@ def save_plan(plan: Plan, path: str | Path) -> None:
     The file is written to a temporary name and renamed, so a crash never leaves half a plan.
     """
     path = Path(path)
-    save_text_atomically(dump_plan(plan, "json" if path.suffix.lower() == ".json" else "yaml"), path)
+    save_text_atomically(
+        dump_plan(plan, "json" if path.suffix.lower() == ".json" else "yaml"), path
+    )
 
 
 def save_text_atomically(text: str, path: Path) -> None:

@@ -36,9 +36,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade_to_head(
-    engine: Engine, revision: str = "head", lock_path: Path | None = None
-) -> None:
+def upgrade_to_head(engine: Engine, revision: str = "head", lock_path: Path | None = None) -> None:
     """Migrate the database to `revision` (default: the newest) unless it is there.
 
     Two processes opening a new database at once (the CLI and an engine, the GUI and a

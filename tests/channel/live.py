@@ -34,7 +34,6 @@ class Live:
         self.server = ChannelServer(self.recorder, self.control, self.run_dir, queue_bytes=queue_bytes)
         self.info = self.server.start()
         self.recorder.listeners.append(self.server.publish)
-        self.control.listeners.append(self.server.set_status)
         self.step = 0
 
     def train(self, steps: int, keys: tuple[str, ...] = ("train/loss", "train/lr")) -> None:
