@@ -25,6 +25,24 @@ def schema_sql(db: Path) -> str:
     return "\n".join(" ".join(r[0].split()) + ";" for r in rows) + "\n"
 
 
+def insert_finished_run(conn, experiment_id: str, name: str, run_id: str) -> None:
+    """An experiment with one finished run, written with plain SQL (any schema version)."""
+    conn.execute(
+        text(
+            "INSERT INTO experiments (id, name, plan_text, plan_dir, notes, created_ms, updated_ms) "
+            "VALUES (:e, :name, 'name: x', '/p', '', 1, 1)"
+        ),
+        {"e": experiment_id, "name": name},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO runs (id, experiment_id, number, status, plan_text, plan_dir, gpus, run_dir, created_ms) "
+            "VALUES (:r, :e, 1, 'finished', 'name: x', '/p', 'cpu', '/r', 1)"
+        ),
+        {"r": run_id, "e": experiment_id},
+    )
+
+
 def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
     assert (
@@ -49,18 +67,7 @@ def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
     engine = create_engine(f"sqlite:///{db}")
     upgrade_to_head(engine, "0001_initial")
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO experiments (id, name, plan_text, plan_dir, notes, created_ms, updated_ms) "
-                "VALUES ('abcdef123456', 'old one', 'name: x', '/p', '', 1, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO runs (id, experiment_id, number, status, plan_text, plan_dir, gpus, run_dir, created_ms) "
-                "VALUES ('r00000000001', 'abcdef123456', 1, 'finished', 'name: x', '/p', 'cpu', '/r', 1)"
-            )
-        )
+        insert_finished_run(conn, "abcdef123456", "old one", "r00000000001")
     engine.dispose()
     assert "resume_count" not in schema_sql(db)
     store = Store.open(db)
@@ -75,18 +82,7 @@ def test_points_and_events_from_before_the_stream_seq_get_their_insertion_order(
     engine = create_engine(f"sqlite:///{db}")
     upgrade_to_head(engine, "0002_resume_and_progress")
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO experiments (id, name, plan_text, plan_dir, notes, created_ms, updated_ms) "
-                "VALUES ('e1', 'old', 'name: x', '/p', '', 1, 1)"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO runs (id, experiment_id, number, status, plan_text, plan_dir, gpus, run_dir, created_ms) "
-                "VALUES ('r1', 'e1', 1, 'finished', 'name: x', '/p', 'cpu', '/r', 1)"
-            )
-        )
+        insert_finished_run(conn, "e1", "old", "r1")
         for step in (1, 2, 3):
             conn.execute(
                 text(
