@@ -227,8 +227,14 @@ def _train_stages(
         recorder.flush()
         after = resume_step if folder else 0
         queries.truncate_metrics_after(store, run.id, idx, after)
-        if channel is not None:
-            channel.truncated(idx, after)
+        if folder is not None or (row is not None and row.status != "pending"):
+            # A stream record, ordered with the points: live clients drop what is retrained.
+            recorder.event(
+                "truncated",
+                f"points after step {after} are trained again",
+                stage_idx=idx,
+                data={"stage": idx, "after_step": after},
+            )
         recorder.stage(idx, status="running", started_ms=now_ms(), global_step_start=global_step)
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)

@@ -160,9 +160,9 @@ class RunFollower:
     """Follows a run's live stream from stream position `after`, across reconnects.
 
     Yields the engine's messages; metric points and events are each yielded once, in
-    stream order. After a reconnect to a new engine (a resumed run) it yields a
-    `truncated` message for each rewrite the new engine made, so the caller drops points
-    that no longer exist, and continues without gaps.
+    stream order. A resumed run's new engine records a `truncated` event before it trains
+    steps again (the caller drops the points it names), and the cursor is moved back to
+    what the new engine has stored, so the stream continues without gaps.
     """
 
     def __init__(self, run_dir: str | Path, *, after: int = 0, name: str = "stagelab"):
@@ -192,7 +192,6 @@ class RunFollower:
                 if welcome is None:
                     return
                 yield welcome
-                yield from ({"type": "truncated", **t} for t in welcome.get("truncations", []))
             try:
                 message = self.client.recv(0.5)
             except (ChannelClosed, AttributeError):  # AttributeError: closed meanwhile

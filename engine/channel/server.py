@@ -70,7 +70,6 @@ class ChannelServer:
         self.status = STATUS_RUNNING
         self.progress = ProgressTracker()
         self.gpu_monitor = gpu_monitor
-        self.truncations: list[dict[str, int]] = []
         self.dropped_frames = 0  # live frames not sent to lagging clients, all clients
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._outbox_lock = threading.Lock()
@@ -161,12 +160,6 @@ class ChannelServer:
             self._wake_pending = True
         if wake:
             self._wake()
-
-    def truncated(self, stage_idx: int, after_step: int) -> None:
-        """Points of `stage_idx` after `after_step` (and of later stages) were deleted."""
-        entry = {"stage": stage_idx, "after_step": after_step}
-        self.truncations.append(entry)
-        self.publish("truncated", entry)
 
     def _wake(self) -> None:
         try:
@@ -316,7 +309,6 @@ class ChannelServer:
             "first_seq": self.recorder.first_seq,
             "last_seq": self.recorder.last_seq,
             "status": self.status,
-            "truncations": list(self.truncations),
             "stages": self._stages(),
             "max_frame": MAX_FRAME,
         }
@@ -404,8 +396,6 @@ class ChannelServer:
                 frames.append({"type": "stage", **payload})
             elif kind == "status":
                 frames.append({"type": "status", **payload})
-            elif kind == "truncated":
-                frames.append({"type": "truncated", **payload})
         if points:
             frames.append({"type": "metrics", "points": points})
         return [f for frame in frames for f in split_frame(frame)]

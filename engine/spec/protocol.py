@@ -36,7 +36,6 @@ SERVER_MESSAGES = (
     "progress",
     "status",
     "gpu",
-    "truncated",
     "caught_up",
     "dropped",
     "ack",

@@ -164,12 +164,12 @@ def test_a_follower_survives_an_engine_killed_and_resumed(tmp_path, data_dir):
 
     series: dict[tuple[int, str, int], float] = {}
     for message in follow.messages:
-        if message["type"] == "truncated":
+        if message["type"] == "event" and message["kind"] == "truncated":
+            cut = message["data"]
             for key in [
                 k
                 for k in series
-                if k[0] > message["stage"]
-                or (k[0] == message["stage"] and k[2] > message["after_step"])
+                if k[0] > cut["stage"] or (k[0] == cut["stage"] and k[2] > cut["after_step"])
             ]:
                 del series[key]
         elif message["type"] == "metrics":
