@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         return 0 if ok else 1
     window.show()
-    if args.report_start or os.environ.get("STAGELAB_REPORT_START"):  # bench/gui_start.py: when the window is usable, then complete
+    if args.report_start or os.environ.get(
+        "STAGELAB_REPORT_START"
+    ):  # bench/gui_start.py: when the window is usable, then complete
         report_start(app, window)
     return app.exec()
 

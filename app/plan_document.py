@@ -73,6 +73,12 @@ class PlanDocument:
         return cls(data, path, path.parent)
 
     @classmethod
+    def from_text(cls, text: str, plan_dir: str | Path) -> PlanDocument:
+        """An untitled plan from stored text (a cloned experiment's), its relative paths
+        resolved against `plan_dir` as when it was recorded."""
+        return cls(parse_plan_text(text, source="plan"), None, Path(plan_dir))
+
+    @classmethod
     def empty(cls, plan_dir: Path) -> PlanDocument:
         """A new plan with no stages yet."""
         return cls({"version": PLAN_VERSION, "name": "untitled", "stages": []}, None, plan_dir)

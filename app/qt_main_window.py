@@ -24,6 +24,7 @@ from app.qt_look import app_icon
 from app.qt_palette import QtStagePalette
 from app.qt_plan_view import QtPlanView
 from app.qt_problems import QtProblemsList
+from app.qt_run_actions import RunActions
 from app.undo import InsertStage, RemoveStage
 from engine.store.workspace import Workspace
 
@@ -63,7 +64,14 @@ class MainWindow(QMainWindow):
         centre.addWidget(self.plan_view)
         centre.addWidget(bottom)
         centre.setSizes([520, 260])
-        self.setCentralWidget(centre)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(centre, "Plan")
+        self.runs = RunActions(self, self.tabs)
+        self.setCentralWidget(self.tabs)
+        self.experiment_id: str | None = None  # the experiment the plan was opened from
+        self._docks_shown: list[QDockWidget] | None = None
         self._dock("Stages", self.palette_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Devices", self.gpu_picker, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Stage settings", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -164,10 +172,12 @@ class MainWindow(QMainWindow):
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def set_document(self, doc: PlanDocument) -> None:
-        """Show another plan; its undo history starts empty."""
+    def set_document(self, doc: PlanDocument, experiment_id: str | None = None) -> None:
+        """Show another plan (from a file, or the plan of `experiment_id`); its undo history
+        starts empty."""
         self.undo_stack.clear()
         self.doc = doc
+        self.experiment_id = experiment_id
         for part in (self.plan_view, self.inspector, self.problems, self.lr_preview):
             part.set_document(doc)
         self._follow(doc)
@@ -221,11 +231,12 @@ class MainWindow(QMainWindow):
             self.plan_view.select_row(min(row, len(self.doc.stages) - 1))
 
     def run_plan(self) -> None:
-        """Save the plan, record a run and start its engine process (detached: closing the
-        window never stops training)."""
+        """Save the plan into a new run of its experiment (and to its file, if it has one),
+        start the run's engine process and watch it. The engine is detached: closing the
+        window never stops training."""
         if not (self.doc.is_valid and self.doc.stages):
             return
-        if not self.files.save():
+        if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
             return
         from engine.store.launch import record_run, start_engine
 
@@ -234,22 +245,40 @@ class MainWindow(QMainWindow):
             self.workspace,
             store,
             name=str(self.doc.data.get("name") or "plan"),
-            plan_text=self.doc.path.read_text(encoding="utf-8"),
+            plan_text=self.doc.to_yaml()
+            if self.doc.path is None
+            else self.doc.path.read_text(encoding="utf-8"),
             plan_dir=str(self.doc.plan_dir),
             gpus=self.gpu_picker.selection(),
+            opened_from=self.experiment_id,
         )
         start_engine(self.workspace, run_id, resume=False, detach=True)
         self.last_run_id = run_id
+        self.runs.start(run_id)
         self.statusBar().showMessage(
-            f"Run {run_id} started on {self.gpu_picker.selection()}; "
-            f"follow it with: stagelab show {run_id}"
+            f"Run {run_id} started on {self.gpu_picker.selection()}; closing the window does not stop it"
         )
+
+    def show_plan_docks(self, on: bool) -> None:
+        """The editor's docks belong to the Plan tab: hidden on the others, back as they
+        were on return."""
+        docks = self.findChildren(QDockWidget)
+        if not on and self._docks_shown is None:
+            self._docks_shown = [d for d in docks if d.isVisible()]
+            for dock in docks:
+                dock.hide()
+        elif on and self._docks_shown is not None:
+            for dock in self._docks_shown:
+                dock.show()
+            self._docks_shown = None
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self.files.maybe_save():
             event.ignore()
             return
+        self.show_plan_docks(True)  # the saved layout is the editor's
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.gpu_picker.timer.stop()
+        self.runs.close()
         event.accept()

@@ -32,7 +32,9 @@ class QtRunChannel(QObject):
     def follow(self, after: int = 0) -> None:
         """Start following from stream position `after` (what the store already gave)."""
         self._follower = RunFollower(self.run_dir, after=after, name="stagelab window")
-        self._thread = threading.Thread(target=self._read, name="stagelab-channel-reader", daemon=True)
+        self._thread = threading.Thread(
+            target=self._read, name="stagelab-channel-reader", daemon=True
+        )
         self._thread.start()
 
     @property

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from engine.spec import PlanInvalid, load_plan
 from engine.spec.resources import demo_plan_path
 from engine.store import Store, Workspace, queries
+from engine.store.export import write_metrics_csv
 from engine.store.launch import record_run, start_engine
 from engine.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 
@@ -233,11 +233,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     _, store = open_workspace(args)
     run = _lookup(queries.get_run, store, args.run)
     with open(args.metrics, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["stage", "step", "key", "value", "time"])
-        count = 0
-        for stage, step, key, value, wall_ms in queries.export_metrics_rows(store, run.id):
-            writer.writerow([stage, step, key, repr(float(value)), f"{wall_ms / 1000:.3f}"])
-            count += 1
+        count = write_metrics_csv(store, run.id, fh)
     print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
     return EXIT_OK

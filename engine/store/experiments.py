@@ -6,12 +6,12 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine.store.db import Store
 from engine.store.models import SqlExperiment, SqlExperimentTag, SqlRun
-from engine.store.records import Ambiguous, ExperimentInfo, NotFound, RunSummary
+from engine.store.records import Ambiguous, ExperimentInfo, NotFound, RunBusy, RunSummary
 from engine.store.status import effective_status
 
 
@@ -151,6 +151,20 @@ def update_experiment(
             s.execute(delete(SqlExperimentTag).where(SqlExperimentTag.experiment_id == row.id))
             s.add_all(SqlExperimentTag(experiment_id=row.id, tag=t) for t in sorted(set(tags)))
         row.updated_ms = now_ms()
+
+
+def replace_plan(store: Store, exp_id: str, plan_text: str, plan_dir: str) -> None:
+    """Change the plan of an experiment that has no runs yet (a clone being edited); the
+    plan of an experiment with runs is what they ran, and stays.
+
+    Raises:
+        RunBusy: the experiment has runs.
+    """
+    with store.session(immediate=True) as s:
+        row = _resolve(s, exp_id)
+        if s.scalar(select(func.count()).select_from(SqlRun).where(SqlRun.experiment_id == row.id)):
+            raise RunBusy(f"experiment {row.id} has runs; its plan stays as they ran it")
+        row.plan_text, row.plan_dir, row.updated_ms = plan_text, plan_dir, now_ms()
 
 
 def delete_experiment(store: Store, exp_id: str) -> None:

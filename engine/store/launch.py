@@ -12,9 +12,24 @@ from engine.store.db import Store
 from engine.store.workspace import Workspace
 
 
-def experiment_for(store: Store, name: str, text: str, plan_dir: str) -> str:
+def experiment_for(
+    store: Store, name: str, text: str, plan_dir: str, opened_from: str | None = None
+) -> str:
     """The experiment with this name and exactly this plan, or a new one: running the same
-    file again adds a run to its experiment, an edited plan starts a new experiment."""
+    file again adds a run to its experiment, an edited plan starts a new experiment.
+
+    `opened_from` is the experiment whose plan the editor opened (a clone): the run joins
+    it if the plan is unchanged or it has no runs yet (its plan then becomes the edited
+    one); otherwise the edited plan becomes a new experiment with it as parent.
+    """
+    if opened_from is not None:
+        exp = queries.get_experiment(store, opened_from)
+        if exp.plan_text == text and exp.plan_dir == plan_dir:
+            return exp.id
+        if not exp.runs:
+            queries.replace_plan(store, exp.id, text, plan_dir)
+            return exp.id
+        return queries.create_experiment(store, name, text, plan_dir, parent_id=exp.id)
     for exp in queries.list_experiments(store):
         if exp.name == name and exp.plan_text == text and exp.plan_dir == plan_dir:
             return exp.id
@@ -51,10 +66,18 @@ def start_engine(
 
 
 def record_run(
-    workspace: Workspace, store: Store, *, name: str, plan_text: str, plan_dir: str, gpus: str
+    workspace: Workspace,
+    store: Store,
+    *,
+    name: str,
+    plan_text: str,
+    plan_dir: str,
+    gpus: str,
+    opened_from: str | None = None,
 ) -> str:
-    """Record a queued run of a plan (in the experiment of that name and plan text)."""
-    experiment_id = experiment_for(store, name, plan_text, plan_dir)
+    """Record a queued run of a plan (in the experiment of that name and plan text, or see
+    `experiment_for` for a plan opened from an experiment)."""
+    experiment_id = experiment_for(store, name, plan_text, plan_dir, opened_from)
     return queries.create_run(
         store,
         experiment_id,

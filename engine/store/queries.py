@@ -6,6 +6,7 @@ from engine.store.experiments import (
     delete_experiment,
     get_experiment,
     list_experiments,
+    replace_plan,
     update_experiment,
 )
 from engine.store.metrics import (
@@ -39,6 +40,7 @@ from engine.store.status import effective_status
 from engine.store.stream import max_seq, stream_after
 
 __all__ = [
+    "replace_plan",
     "max_seq",
     "stream_after",
     "Ambiguous",

@@ -1,0 +1,337 @@
+"""A run's curves and state as the monitor shows them, without Qt: series back-filled from
+the store, then grown from channel messages. numpy arrays, so a million points per series
+stay cheap to hold, append to and hand to the plot."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+CHUNK = 4096  # growth step of a series' arrays
+
+
+class Series:
+    """Steps and values of one metric in one stage, growing by appends (amortised O(1))."""
+
+    def __init__(self) -> None:
+        self._steps = np.empty(0, dtype=np.float64)
+        self._values = np.empty(0, dtype=np.float64)
+        self.size = 0
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._steps[: self.size]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._values[: self.size]
+
+    def extend(self, steps: Any, values: Any) -> None:
+        steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+        need = self.size + len(steps)
+        if need > len(self._steps):
+            capacity = max(need, 2 * len(self._steps), CHUNK)
+            self._steps = np.resize(self._steps, capacity)
+            self._values = np.resize(self._values, capacity)
+        self._steps[self.size : need] = steps
+        self._values[self.size : need] = values
+        self.size = need
+
+    def truncate_after(self, step: int) -> int:
+        """Drop points after `step` (a resumed run retrains them); returns how many."""
+        keep = int(np.searchsorted(self.steps, step, side="right"))
+        dropped, self.size = self.size - keep, keep
+        return dropped
+
+
+@dataclass
+class StageState:
+    """What the monitor knows of a stage."""
+
+    idx: int
+    name: str = ""
+    kind: str = ""
+    status: str = "pending"
+    total_steps: int | None = None
+    steps_done: int = 0
+    global_step_start: int | None = None
+
+
+@dataclass
+class RunSeries:
+    """Everything the monitor draws for one run."""
+
+    run_id: str
+    status: str = "queued"
+    stages: dict[int, StageState] = field(default_factory=dict)
+    series: dict[str, dict[int, Series]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    confusion: dict[str, Any] | None = None  # {"matrix", "labels", "stage", "step"}
+    gpu: dict[int, dict[str, Series]] = field(default_factory=dict)
+    gpu_names: dict[int, str] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)  # series changed since the last redraw
+    new_events: list[dict[str, Any]] = field(default_factory=list)
+    dropped_live: int = 0
+    last_event_seq: int = 0
+    _gpu_t0: float | None = None
+
+    # -- filling ----------------------------------------------------------------------------
+
+    def stage(self, idx: int) -> StageState:
+        return self.stages.setdefault(idx, StageState(idx))
+
+    def update_stage(self, info: dict[str, Any]) -> None:
+        state = self.stage(info["idx"])
+        for name in ("name", "kind", "status", "total_steps", "steps_done", "global_step_start"):
+            if info.get(name) is not None:
+                setattr(state, name, info[name])
+        self.dirty.add("@stages")
+
+    def add_points(self, points: list[tuple[int, str, int, float]]) -> None:
+        """(stage, key, step, value) points in stream order."""
+        batch: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
+        for stage, key, step, value in points:
+            steps, values = batch.setdefault((key, stage), ([], []))
+            steps.append(step)
+            values.append(value)
+        for (key, stage), (steps, values) in batch.items():
+            self.add_series(key, stage, steps, values)
+
+    def add_series(self, key: str, stage: int, steps: Any, values: Any) -> None:
+        """Points of one series; steps it already holds are ignored, so a stream that is
+        re-read from an earlier position never draws a point twice."""
+        series = self.series.setdefault(key, {}).setdefault(stage, Series())
+        steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+        if series.size and len(steps) and steps[0] <= series.steps[-1]:
+            keep = steps > series.steps[-1]
+            steps, values = steps[keep], values[keep]
+        if len(steps):
+            series.extend(steps, values)
+            self.dirty.add(key)
+
+    def add_event(self, event: dict[str, Any], live: bool = True) -> None:
+        """An event; a live `truncated` one drops the points the resumed engine retrains
+        (stored history has them dropped already)."""
+        seq = event.get("seq")
+        if seq is not None:
+            if seq <= self.last_event_seq:
+                return  # re-read from an earlier stream position
+            self.last_event_seq = seq
+        self.events.append(event)
+        self.new_events.append(event)
+        data = event.get("data") or {}
+        if live and event.get("kind") == "truncated":
+            self.truncate(data["stage"], data["after_step"])
+        if "confusion_matrix" in data:
+            self.confusion = {
+                "matrix": data["confusion_matrix"],
+                "labels": data.get("labels"),
+                "stage": event.get("stage"),
+                "step": data.get("step"),
+            }
+            self.dirty.add("@confusion")
+
+    def truncate(self, stage: int, after_step: int) -> None:
+        """A resumed engine retrains the steps after its checkpoint: forget them here too,
+        so the curve continues without duplicates."""
+        for key, stages in self.series.items():
+            if stage in stages and stages[stage].truncate_after(after_step):
+                self.dirty.add(key)
+
+    def add_gpu(self, samples: list[dict[str, Any]], wall_s: float) -> None:
+        if self._gpu_t0 is None:
+            self._gpu_t0 = wall_s
+        for sample in samples:
+            index = sample["index"]
+            self.gpu_names[index] = sample.get("name", f"GPU {index}")
+            per = self.gpu.setdefault(index, {"memory": Series(), "utilization": Series()})
+            t = wall_s - self._gpu_t0
+            per["memory"].extend([t], [sample["memory_used"] / 2**30])
+            per["utilization"].extend([t], [sample["utilization"]])
+        self.dirty.add("@gpu")
+
+    def apply(self, message: dict[str, Any], wall_s: float = 0.0) -> None:
+        """One channel message (see docs/protocol.md)."""
+        kind = message.get("type")
+        if kind == "metrics":
+            self.add_points([(p[1], p[2], p[3], p[4]) for p in message["points"]])
+        elif kind == "event":
+            self.add_event(message)
+        elif kind == "welcome":
+            self.status = message["status"]
+            for info in message.get("stages", []):
+                self.update_stage(info)
+        elif kind == "stage":
+            self.update_stage(message)
+        elif kind in ("status", "bye"):
+            self.status = message["status"]
+            self.dirty.add("@status")
+        elif kind == "progress":
+            self.progress = message
+            self.dirty.add("@progress")
+        elif kind == "gpu":
+            self.add_gpu(message.get("gpus", []), wall_s)
+        elif kind == "dropped":
+            self.dropped_live += int(message.get("count", 0))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def offset(self, stage: int) -> int:
+        """Global step at which a stage starts (from the stage rows, else the sum of the
+        earlier stages' steps)."""
+        state = self.stages.get(stage)
+        if state is not None and state.global_step_start is not None:
+            return state.global_step_start
+        return sum(
+            max(s.steps_done, int(self._last_step(s.idx)))
+            for s in self.stages.values()
+            if s.idx < stage
+        )
+
+    def _last_step(self, stage: int) -> float:
+        last = [s[stage].steps[-1] for s in self.series.values() if stage in s and s[stage].size]
+        return max(last, default=0)
+
+    def xy(self, key: str, stage: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The curve of a series: by global step over all stages (a NaN between stages so
+        the line breaks at each boundary), or by the stage's own step for one stage."""
+        per = self.series.get(key, {})
+        if stage is not None:
+            series = per.get(stage)
+            if series is None:
+                return np.empty(0), np.empty(0)
+            return series.steps.copy(), series.values.copy()
+        xs, ys = [], []
+        for idx in sorted(per):
+            series = per[idx]
+            if not series.size:
+                continue
+            if xs:
+                xs.append(np.array([np.nan]))
+                ys.append(np.array([np.nan]))
+            xs.append(series.steps + self.offset(idx))
+            ys.append(series.values)
+        if not xs:
+            return np.empty(0), np.empty(0)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def point_count(self, key: str) -> int:
+        return sum(s.size for s in self.series.get(key, {}).values())
+
+    def boundaries(self) -> list[tuple[float, str]]:
+        """(global step, stage name) where each stage that has started begins."""
+        out = []
+        for idx in sorted(self.stages):
+            state = self.stages[idx]
+            if state.status in ("pending", None) and not any(
+                idx in s for s in self.series.values()
+            ):
+                continue
+            out.append((float(self.offset(idx)), state.name or f"stage {idx}"))
+        return out
+
+    def keys(self) -> list[str]:
+        return sorted(k for k, v in self.series.items() if any(s.size for s in v.values()))
+
+    def take_dirty(self) -> set[str]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def take_new_events(self) -> list[dict[str, Any]]:
+        events, self.new_events = self.new_events, []
+        return events
+
+
+class Curve:
+    """One series drawn over the global step of the whole run: its x/y (and smoothed y)
+    arrays kept between redraws and grown by the new points only, so a redraw of a live
+    10-million-point curve costs what arrived since the last one, not the whole history.
+    Between stages y holds a NaN so the line breaks at each boundary (x stays sorted, which
+    keeps the plot's clip-to-view a binary search)."""
+
+    def __init__(self, key: str, weight: float = 0.0):
+        self.key, self.weight = key, weight
+        self.raw, self.smooth = Series(), Series()  # steps: global x; values: y
+        self.taken: dict[int, tuple[int, int]] = {}  # stage -> (points taken, its offset)
+        self._ema = (0.0, 0)  # EMA state and its step count in the current segment
+
+    def _grows_at_end(self, run: RunSeries, per: dict[int, Series], weight: float) -> bool:
+        """Whether the run only added points to the last stage drawn or added later stages
+        (anything else, such as a truncation after resume, redraws the whole curve)."""
+        known = sorted(self.taken)
+        if weight != self.weight or known != sorted(per)[: len(known)]:
+            return False
+        for i in known:
+            size, offset = self.taken[i]
+            grown = per[i].size >= size if i == known[-1] else per[i].size == size
+            if not grown or run.offset(i) != offset:
+                return False
+        return True
+
+    def sync(self, run: RunSeries, weight: float) -> str:
+        """Bring the arrays up to date with the run: "" if nothing changed, "grown" if
+        points were only added at the end, else "rebuilt"."""
+        per = {i: s for i, s in run.series.get(self.key, {}).items() if s.size}
+        rebuilt = not self._grows_at_end(run, per, weight)
+        if rebuilt:
+            self.__init__(self.key, weight)
+        changed = rebuilt
+        for idx in sorted(per):
+            series, offset = per[idx], run.offset(idx)
+            done = self.taken.get(idx, (0, offset))[0]
+            if done == series.size:
+                continue
+            x, y = series.steps[done:] + offset, series.values[done:]
+            if done == 0 and self.raw.size:  # a new stage: break the line
+                x, y = np.concatenate(([x[0]], x)), np.concatenate(([np.nan], y))
+            self.raw.extend(x, y)
+            if self.weight > 0:
+                smoothed, self._ema = ema(y, self.weight, *self._ema)
+                self.smooth.extend(x, smoothed)
+            self.taken[idx] = (series.size, offset)
+            changed = True
+        return "rebuilt" if rebuilt else "grown" if changed else ""
+
+    def arrays(self, smoothed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """x (global step) and y of the curve."""
+        series = self.smooth if smoothed and self.weight > 0 else self.raw
+        return series.steps, series.values
+
+
+def ema(
+    values: np.ndarray, weight: float, state: float = 0.0, count: int = 0
+) -> tuple[np.ndarray, tuple[float, int]]:
+    """Debiased exponential moving average (TensorBoard's smoothing), vectorised in blocks
+    so a million points take milliseconds. A NaN (a stage boundary) restarts it. Continues
+    from (state, count) and returns the state to continue from."""
+    out = np.empty_like(values)
+    gaps = np.flatnonzero(np.isnan(values))
+    start = 0
+    for end in [*gaps.tolist(), len(values)]:
+        if end > start:
+            out[start:end], state, count = _ema_segment(values[start:end], weight, state, count)
+        if end < len(values):
+            out[end] = np.nan
+            state, count = 0.0, 0
+        start = end + 1
+    return out, (state, count)
+
+
+def _ema_segment(
+    x: np.ndarray, a: float, state: float, count: int
+) -> tuple[np.ndarray, float, int]:
+    # y_t = a*y_{t-1} + (1-a)*x_t, solved in closed form per block: a^-k stays below 1e150.
+    block = max(1, min(len(x), int(150 * math.log(10) / -math.log(a))))
+    raw = np.empty_like(x)
+    for lo in range(0, len(x), block):
+        chunk = x[lo : lo + block]
+        powers = a ** np.arange(1, len(chunk) + 1, dtype=np.float64)
+        raw[lo : lo + len(chunk)] = powers * (state + np.cumsum((1 - a) * chunk / powers))
+        state = raw[lo + len(chunk) - 1]
+    # Debias: the average starts from 0, so the t-th value is scaled by 1 - a^t.
+    t = np.arange(count + 1, count + len(x) + 1, dtype=np.float64)
+    return raw / (1 - a**t), float(state), count + len(x)

@@ -1,0 +1,172 @@
+"""What the experiment browser lists: every run with its stage count and best evaluation
+result, read in a few set-based queries (never one query per run), and a run's history
+read back for the monitor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from engine.store.db import Store
+from engine.store.models import SqlEvent, SqlMetric, SqlRun, SqlStage
+from engine.store.status import effective_status
+
+# Metrics where higher is better; any other `eval/` metric is better when lower.
+HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall")
+# Which evaluation result names a run's "best", in order of preference.
+BEST_ORDER = ("eval/accuracy", "eval/f1", "eval/loss", "eval/perplexity")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as the browser lists it."""
+
+    id: str
+    experiment_id: str
+    number: int
+    status: str
+    gpus: str
+    created_ms: int
+    started_ms: int | None
+    ended_ms: int | None
+    heartbeat_ms: int | None
+    stages_done: int
+    stages_total: int
+    best_key: str | None
+    best_value: float | None
+
+
+def browse_runs(store: Store) -> list[RunRow]:
+    """Every run, newest first, with stages done/total and its best evaluation result."""
+    with store.session() as s:
+        runs = s.execute(
+            select(
+                SqlRun.id,
+                SqlRun.experiment_id,
+                SqlRun.number,
+                SqlRun.status,
+                SqlRun.pid,
+                SqlRun.host,
+                SqlRun.heartbeat_ms,
+                SqlRun.gpus,
+                SqlRun.created_ms,
+                SqlRun.started_ms,
+                SqlRun.ended_ms,
+            ).order_by(SqlRun.created_ms.desc())
+        ).all()
+        stages = dict(
+            (r[0], (r[1], r[2]))
+            for r in s.execute(
+                select(
+                    SqlStage.run_id,
+                    func.count(),
+                    func.sum(case((SqlStage.status.in_(("finished", "reused")), 1), else_=0)),
+                ).group_by(SqlStage.run_id)
+            ).all()
+        )
+        best: dict[str, dict[str, tuple[float, float]]] = {}
+        for run_id, key, low, high in s.execute(
+            select(
+                SqlMetric.run_id,
+                SqlMetric.key,
+                func.min(SqlMetric.value),
+                func.max(SqlMetric.value),
+            )
+            .where(SqlMetric.key.in_(BEST_ORDER))
+            .group_by(SqlMetric.run_id, SqlMetric.key)
+        ).all():
+            best.setdefault(run_id, {})[key] = (low, high)
+    rows = []
+    for r in runs:
+        total, done = stages.get(r.id, (0, 0))
+        key, value = _best(best.get(r.id, {}))
+        rows.append(
+            RunRow(
+                id=r.id,
+                experiment_id=r.experiment_id,
+                number=r.number,
+                status=effective_status(r.status, r.pid, r.host, r.heartbeat_ms),
+                gpus=r.gpus,
+                created_ms=r.created_ms,
+                started_ms=r.started_ms,
+                ended_ms=r.ended_ms,
+                heartbeat_ms=r.heartbeat_ms,
+                stages_done=int(done or 0),
+                stages_total=int(total or 0),
+                best_key=key,
+                best_value=value,
+            )
+        )
+    return rows
+
+
+def _best(found: dict[str, tuple[float, float]]) -> tuple[str | None, float | None]:
+    for key in BEST_ORDER:
+        if key in found:
+            low, high = found[key]
+            return key, high if key.split("/", 1)[1] in HIGHER_IS_BETTER else low
+    return None, None
+
+
+def read_history(
+    store: Store, run_id: str, upto: int
+) -> list[tuple[int, str, list[int], list[float]]]:
+    """Every stored series of a run up to stream position `upto`: (stage, key, steps,
+    values), steps ascending. One indexed query per series keeps each result sorted by the
+    primary key, with no sort of the whole table."""
+    with store.session() as s:
+        pairs = s.execute(
+            select(SqlMetric.stage_idx, SqlMetric.key)
+            .where(SqlMetric.run_id == run_id)
+            .group_by(SqlMetric.stage_idx, SqlMetric.key)
+        ).all()
+        out = []
+        for stage, key in pairs:
+            rows = s.execute(
+                select(SqlMetric.step, SqlMetric.value)
+                .where(
+                    SqlMetric.run_id == run_id,
+                    SqlMetric.stage_idx == stage,
+                    SqlMetric.key == key,
+                    SqlMetric.seq <= upto,
+                )
+                .order_by(SqlMetric.step)
+            ).all()
+            if rows:
+                steps, values = zip(*rows, strict=True)
+                out.append((stage, key, list(steps), list(values)))
+    return out
+
+
+def read_events(store: Store, run_id: str, upto: int) -> list[dict[str, Any]]:
+    """A run's events up to stream position `upto`, as channel `event` messages."""
+    with store.session() as s:
+        rows = s.execute(
+            select(
+                SqlEvent.seq,
+                SqlEvent.stage_idx,
+                SqlEvent.kind,
+                SqlEvent.level,
+                SqlEvent.message,
+                SqlEvent.data,
+                SqlEvent.wall_ms,
+            )
+            .where(SqlEvent.run_id == run_id, (SqlEvent.seq <= upto) | SqlEvent.seq.is_(None))
+            .order_by(SqlEvent.id)
+        ).all()
+    return [
+        {
+            "type": "event",
+            "seq": seq,
+            "stage": stage,
+            "kind": kind,
+            "level": level,
+            "message": message,
+            "data": json.loads(data) if data else None,
+            "wall_ms": wall,
+        }
+        for seq, stage, kind, level, message, data, wall in rows
+    ]
