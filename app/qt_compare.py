@@ -41,7 +41,7 @@ class _Loader(QObject):
                     run.update_stage(stage.__dict__)
                 for stage, key, steps, values in read_history(store, run_id, 2**62):
                     run.add_series(key, stage, np.asarray(steps, float), np.asarray(values, float))
-                out.append((f"{exp.name} · run {info.number}", run, info.plan_text))
+                out.append((f"{exp.name} · run {info.number} ({run_id[:6]})", run, info.plan_text))
             self.loaded.emit(out)
 
         threading.Thread(target=work, name="stagelab-compare", daemon=True).start()
@@ -56,8 +56,8 @@ class QtCompareView(QWidget):
         self.setAccessibleName("Compare runs")
         self.store = store_factory
         self.runs: list[tuple[str, RunSeries, str]] = []
-        self.metric = QComboBox()
-        self.metric.setObjectName("compareMetric")
+        self.metric_box = QComboBox()
+        self.metric_box.setObjectName("compareMetric")
         self.align = QComboBox()
         self.align.setObjectName("compareAlign")
         self.align.setToolTip(
@@ -65,7 +65,7 @@ class QtCompareView(QWidget):
             "each run from its own step 0."
         )
         self.left, self.right = QComboBox(), QComboBox()
-        for combo in (self.metric, self.align):
+        for combo in (self.metric_box, self.align):
             combo.currentIndexChanged.connect(self.draw)
         for combo in (self.left, self.right):
             combo.currentIndexChanged.connect(self.diff)
@@ -86,7 +86,7 @@ class QtCompareView(QWidget):
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Metric"))
-        bar.addWidget(self.metric)
+        bar.addWidget(self.metric_box)
         bar.addWidget(QLabel("Align by"))
         bar.addWidget(self.align)
         bar.addStretch(1)
@@ -122,7 +122,7 @@ class QtCompareView(QWidget):
         self.runs = runs
         keys = sorted({k for _, run, _ in runs for k in run.keys()}, key=_metric_order)
         for combo, items in (
-            (self.metric, keys),
+            (self.metric_box, keys),
             (self.left, [r[0] for r in runs]),
             (self.right, [r[0] for r in runs]),
         ):
@@ -143,7 +143,7 @@ class QtCompareView(QWidget):
         self.diff()
 
     def draw(self) -> None:
-        key, stage = self.metric.currentText(), self.align.currentData()
+        key, stage = self.metric_box.currentText(), self.align.currentData()
         self.plot.clear_curves()
         self.plot.getPlotItem().setTitle(key)
         self.plot.getPlotItem().setLabel(

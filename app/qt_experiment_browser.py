@@ -4,6 +4,7 @@ open, resume, clone, compare, delete."""
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
@@ -42,7 +43,7 @@ class RunFilter(QSortFilterProxyModel):
 
     def set_filter(self, text: str, status: str) -> None:
         self.text, self.status = text.lower().strip(), status
-        self.invalidateFilter()
+        self.invalidate()
 
     def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
         index = self.sourceModel().index(row, 0, parent)
@@ -189,8 +190,9 @@ class QtExperimentBrowser(QWidget):
         }
         for key in [k for k in self._items if k not in wanted]:
             item = self._items.pop(key)[0]
-            parent = item.parent() or self.model.invisibleRootItem()
-            parent.removeRow(item.row())
+            if shiboken6.isValid(item):  # a run's row went with its experiment's
+                parent = item.parent() or self.model.invisibleRootItem()
+                parent.removeRow(item.row())
         first = not self._items
         for exp_row, runs in rows:
             parent = self._put(exp_row, self.model.invisibleRootItem())

@@ -164,8 +164,16 @@ def test_the_window_never_imports_torch_transformers_or_datasets(tmp_path):
 def test_stagelab_gui_screenshot_renders_the_demo_plan(tmp_path):
     png = tmp_path / "window.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--workspace", str(tmp_path), "gui",
-         "--screenshot", str(png)],
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "--workspace",
+            str(tmp_path),
+            "gui",
+            "--screenshot",
+            str(png),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -31,7 +31,9 @@ class Live:
         self.recorder = Recorder(self.store, self.run_id, flush_every=0.2)
         self.recorder.start()
         self.control = Control()
-        self.server = ChannelServer(self.recorder, self.control, self.run_dir, queue_bytes=queue_bytes)
+        self.server = ChannelServer(
+            self.recorder, self.control, self.run_dir, queue_bytes=queue_bytes
+        )
         self.info = self.server.start()
         self.recorder.listeners.append(self.server.publish)
         self.step = 0
