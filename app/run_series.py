@@ -20,6 +20,7 @@ class Series:
         self._steps = np.empty(0, dtype=np.float64)
         self._values = np.empty(0, dtype=np.float64)
         self.size = 0
+        self.truncations = 0  # a reader holding points must re-read after a truncation
 
     @property
     def steps(self) -> np.ndarray:
@@ -44,6 +45,7 @@ class Series:
         """Drop points after `step` (a resumed run retrains them); returns how many."""
         keep = int(np.searchsorted(self.steps, step, side="right"))
         dropped, self.size = self.size - keep, keep
+        self.truncations += bool(dropped)
         return dropped
 
 
@@ -256,7 +258,8 @@ class Curve:
     def __init__(self, key: str, weight: float = 0.0):
         self.key, self.weight = key, weight
         self.raw, self.smooth = Series(), Series()  # steps: global x; values: y
-        self.taken: dict[int, tuple[int, int]] = {}  # stage -> (points taken, its offset)
+        # stage -> (points taken, the stage's offset, its series' truncation count)
+        self.taken: dict[int, tuple[int, int, int]] = {}
         self._ema = (0.0, 0)  # EMA state and its step count in the current segment
 
     def _grows_at_end(self, run: RunSeries, per: dict[int, Series], weight: float) -> bool:
@@ -266,9 +269,9 @@ class Curve:
         if weight != self.weight or known != sorted(per)[: len(known)]:
             return False
         for i in known:
-            size, offset = self.taken[i]
+            size, offset, truncations = self.taken[i]
             grown = per[i].size >= size if i == known[-1] else per[i].size == size
-            if not grown or run.offset(i) != offset:
+            if not grown or run.offset(i) != offset or per[i].truncations != truncations:
                 return False
         return True
 
@@ -282,7 +285,7 @@ class Curve:
         changed = rebuilt
         for idx in sorted(per):
             series, offset = per[idx], run.offset(idx)
-            done = self.taken.get(idx, (0, offset))[0]
+            done = self.taken.get(idx, (0,))[0]
             if done == series.size:
                 continue
             x, y = series.steps[done:] + offset, series.values[done:]
@@ -292,7 +295,7 @@ class Curve:
             if self.weight > 0:
                 smoothed, self._ema = ema(y, self.weight, *self._ema)
                 self.smooth.extend(x, smoothed)
-            self.taken[idx] = (series.size, offset)
+            self.taken[idx] = (series.size, offset, series.truncations)
             changed = True
         return "rebuilt" if rebuilt else "grown" if changed else ""
 
