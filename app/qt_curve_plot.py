@@ -30,7 +30,8 @@ class QtCurvePlot(pg.PlotWidget):
         item.setLabel("bottom", x_label)
         if y_label:
             item.setLabel("left", y_label)
-        item.showGrid(x=True, y=True, alpha=0.15)
+        # No grid: on a software-rendered canvas it costs more than all the curves (~10 ms
+        # a plot); stage boundaries and axes carry the reading.
         # Decimation is ours (app/peaks.py): each curve gets what its visible range needs.
         item.getViewBox().sigXRangeChanged.connect(self._redecimate)
         backdrop = QColor(pal.color(QPalette.ColorRole.Base))
@@ -74,7 +75,8 @@ class QtCurvePlot(pg.PlotWidget):
         colour = colour or self.colour(name)
         if name not in self.curves:
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
-            curve = pg.PlotDataItem(name=name, pen=pg.mkPen(colour, width=2, style=style))
+            # A 1-pixel (cosmetic) pen: wider pens draw several times slower in Qt's raster.
+            curve = pg.PlotDataItem(name=name, pen=pg.mkPen(colour, width=1, style=style))
             curve.setCurveClickable(False)
             if symbols:
                 curve.setSymbol("o")

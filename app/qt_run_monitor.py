@@ -39,19 +39,43 @@ RESUMABLE = ("interrupted", "stopped", "failed")
 
 
 class HistoryLoader(QObject):
-    """Reads a run's stored series on a worker thread, one series per signal."""
+    """Reads a run's stored record on a worker thread: stages and events first, then the
+    series in chunks (the curves fill in as they arrive)."""
 
+    header = Signal(str, object, object)  # run id, stages, events
     series = Signal(int, str, object, object)  # stage, key, steps, values
     done = Signal(str, int)  # run id, stream position loaded up to
 
-    def load(self, store, run_id: str, upto: int) -> None:
-        from engine.store.browse import read_history
+    def load(self, store, run_id: str) -> None:
+        from engine.store import queries
+        from engine.store.browse import read_events, read_history
 
         def work() -> None:
-            for stage, key, steps, values in read_history(store, run_id, upto):
-                # numpy here, not on the GUI thread: a million points take ~50 ms.
-                steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
-                self.series.emit(stage, key, steps, values)
+            # The position first: everything read below is at or before it, and the live
+            # stream continues after it, so nothing is missed or drawn twice.
+            upto = queries.max_seq(store, run_id)
+            stages = [stage.__dict__ for stage in queries.list_stages(store, run_id)]
+            self.header.emit(run_id, stages, read_events(store, run_id, upto))
+            parts: list[np.ndarray] = []
+            where = None
+
+            def send() -> None:
+                data = np.concatenate(parts)
+                self.series.emit(*where, data[:, 0], data[:, 1])
+                parts.clear()
+
+            # Small reads with a pause after each: a read holds the interpreter lock, and
+            # the GUI thread must get it back within milliseconds to stay responsive.
+            for stage, key, rows in read_history(store, run_id, upto, chunk=4096):
+                if parts and where != (stage, key):
+                    send()
+                where = (stage, key)
+                parts.append(np.array(rows, dtype=np.float64).reshape(-1, 2))
+                if sum(len(p) for p in parts) >= 65_536:
+                    send()
+                time.sleep(0.0005)
+            if parts:
+                send()
             self.done.emit(run_id, upto)
 
         threading.Thread(target=work, name="stagelab-history", daemon=True).start()
@@ -129,6 +153,7 @@ class QtRunMonitor(QWidget):
         layout.addWidget(split, 1)
 
         self.loader = HistoryLoader(self)
+        self.loader.header.connect(self._history_header)
         self.loader.series.connect(self._history_series)
         self.loader.done.connect(self._history_done)
         self.redraw_timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
@@ -155,13 +180,6 @@ class QtRunMonitor(QWidget):
         experiment = queries.get_experiment(store, self.info.experiment_id)
         self.experiment = experiment
         self.run = RunSeries(run_id, status=self.info.status)
-        for stage in queries.list_stages(store, run_id):
-            self.run.update_stage(stage.__dict__)
-        upto = queries.max_seq(store, run_id)
-        from engine.store.browse import read_events
-
-        for event in read_events(store, run_id, upto):
-            self.run.add_event(event, live=False)
         self.title.setText(f"<b>{experiment.name}</b> · run {self.info.number} · {run_id}")
         self.progress.clear()
         self.plots.clear()
@@ -175,10 +193,17 @@ class QtRunMonitor(QWidget):
         )
         self.loading, self._opened_at = True, time.perf_counter()
         self.badge.setText(self._badge_text("loading history…"))
-        self.loader.load(store, run_id, upto)
+        self.loader.load(store, run_id)
         self.redraw_timer.start()
         self.poll_timer.start()
         self._redraw()
+
+    def _history_header(self, run_id: str, stages: list, events: list) -> None:
+        if self.run is not None and self.loading and run_id == self.run.run_id:
+            for stage in stages:
+                self.run.update_stage(stage)
+            for event in events:
+                self.run.add_event(event, live=False)
 
     def _history_series(self, stage: int, key: str, steps, values) -> None:
         if self.run is not None and self.loading:

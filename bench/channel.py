@@ -46,7 +46,11 @@ def steps_per_s(ctx, recipe) -> float:
 
 def overhead(args: argparse.Namespace, root: Path) -> None:
     ns = argparse.Namespace(
-        builtin="bert-tiny", steps=args.steps, batch=32, max_length=64, precision="fp32",
+        builtin="bert-tiny",
+        steps=args.steps,
+        batch=32,
+        max_length=64,
+        precision="fp32",
         device="cpu",
     )
     ctx = make_context(ns, root)
@@ -72,8 +76,12 @@ def overhead(args: argparse.Namespace, root: Path) -> None:
         client.close()
     a, s = statistics.median(alone), statistics.median(stalled)
     print(f"overhead: bert-tiny masked-LM, {args.steps} steps × {args.rounds} rounds, CPU")
-    print(f"  no client                     {a:7.2f} steps/s  ({', '.join(f'{v:.2f}' for v in alone)})")
-    print(f"  a client that never reads     {s:7.2f} steps/s  ({', '.join(f'{v:.2f}' for v in stalled)})")
+    print(
+        f"  no client                     {a:7.2f} steps/s  ({', '.join(f'{v:.2f}' for v in alone)})"
+    )
+    print(
+        f"  a client that never reads     {s:7.2f} steps/s  ({', '.join(f'{v:.2f}' for v in stalled)})"
+    )
     print(f"  step time, never-reading client ÷ no client: {a / s:.3f}")
     print(f"  live frames dropped for the stalled client: {server.dropped_frames}")
     ctx.recorder.close()
@@ -129,8 +137,10 @@ def latency(root: Path, seconds: float = 10.0, rate: int = 1000) -> None:
     delays.sort()
     ms = [d * 1000 for d in delays]
     print(f"latency: {rate} metric points/s for {seconds:.0f} s, {len(ms)} points received")
-    print(f"  engine → client p50 {ms[len(ms) // 2]:.2f} ms, p99 {ms[int(len(ms) * 0.99)]:.2f} ms, "
-          f"max {ms[-1]:.2f} ms")
+    print(
+        f"  engine → client p50 {ms[len(ms) // 2]:.2f} ms, p99 {ms[int(len(ms) * 0.99)]:.2f} ms, "
+        f"max {ms[-1]:.2f} ms"
+    )
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ read back for the monitor."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,33 +113,38 @@ def _best(found: dict[str, tuple[float, float]]) -> tuple[str | None, float | No
 
 
 def read_history(
-    store: Store, run_id: str, upto: int
-) -> list[tuple[int, str, list[int], list[float]]]:
-    """Every stored series of a run up to stream position `upto`: (stage, key, steps,
-    values), steps ascending. One indexed query per series keeps each result sorted by the
-    primary key, with no sort of the whole table."""
+    store: Store, run_id: str, upto: int, chunk: int = 50_000
+) -> Iterator[tuple[int, str, list[tuple[int, float]]]]:
+    """Every stored series of a run up to stream position `upto`, as chunks of
+    (stage, key, [(step, value), ...]) with steps ascending within a series.
+
+    One indexed query per series keeps each result in primary-key order (no sort of the
+    table); rows come straight from the DB-API cursor as plain tuples, about ten times
+    faster than result rows for a million points.
+    """
     with store.session() as s:
         pairs = s.execute(
             select(SqlMetric.stage_idx, SqlMetric.key)
             .where(SqlMetric.run_id == run_id)
             .group_by(SqlMetric.stage_idx, SqlMetric.key)
         ).all()
-        out = []
         for stage, key in pairs:
-            rows = s.execute(
-                select(SqlMetric.step, SqlMetric.value)
+            # The stream position is filtered here, not in SQL: a `seq` condition makes
+            # SQLite scan the run's whole seq index and sort, ~10x slower.
+            result = s.connection().execute(
+                select(SqlMetric.step, SqlMetric.value, SqlMetric.seq)
                 .where(
                     SqlMetric.run_id == run_id,
                     SqlMetric.stage_idx == stage,
                     SqlMetric.key == key,
-                    SqlMetric.seq <= upto,
                 )
                 .order_by(SqlMetric.step)
-            ).all()
-            if rows:
-                steps, values = zip(*rows, strict=True)
-                out.append((stage, key, list(steps), list(values)))
-    return out
+            )
+            while rows := result.cursor.fetchmany(chunk):
+                if rows[-1][2] is None or any(r[2] is None or r[2] > upto for r in rows):
+                    rows = [r for r in rows if r[2] is None or r[2] <= upto]
+                yield stage, key, [r[:2] for r in rows]
+            result.close()
 
 
 def read_events(store: Store, run_id: str, upto: int) -> list[dict[str, Any]]:

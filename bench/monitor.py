@@ -1,0 +1,315 @@
+"""The run monitor's drawing and loading costs, measured side by side in one run (offscreen).
+
+1. Redraw of a 10-million-point series, 1000 px wide: a live tick (1,000 new points, then
+   paint) and a zoom (new x range, then paint), with Stagelab's level-of-detail
+   (app/peaks.py), against pyqtgraph's own peak downsampling + clip-to-view on the same
+   data, and against the same monitor plot holding 10 thousand points.
+2. Opening a finished run with 1 million points in each of 3 series (a real SQLite store):
+   time until every curve is drawn, and the longest the event loop went without running
+   (a 5 ms timer's largest gap) meanwhile.
+3. Latency from engine to curve: a real recorder, store and channel server in a separate
+   process record a point every 10 ms whose value is its wall-clock time; the monitor's
+   redraw hands it to the plot; p50/p99 of (drawn − recorded) over 15 s (the first
+   second, recorded before the monitor attached, left out), and the longest event-loop
+   gap.
+
+    python bench/monitor.py [--points 10000000] [--open-points 1000000] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+class Stalls:
+    """The largest gap between ticks of a 5 ms timer: how long the event loop was busy."""
+
+    def __init__(self):
+        from PySide6.QtCore import QTimer
+
+        self.last, self.worst = time.perf_counter(), 0.0
+        self.timer = QTimer(interval=5, timeout=self._tick)
+        self.timer.start()
+
+    def _tick(self):
+        now = time.perf_counter()
+        self.worst, self.last = max(self.worst, now - self.last), now
+
+    def reset(self):
+        self.last, self.worst = time.perf_counter(), 0.0
+
+
+def wait(app, seconds: float) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def redraw(app, n: int, rounds: int = 15) -> None:
+    import numpy as np
+    import pyqtgraph as pg
+
+    from app.qt_curve_plot import QtCurvePlot
+
+    rng = np.random.default_rng(0)
+    x_all = np.arange(n + rounds * 1000, dtype=np.float64)
+    y_all = np.cumsum(rng.normal(size=x_all.size)) * 1e-3 + rng.normal(size=x_all.size)
+
+    def ours(points: int) -> tuple[float, float]:
+        plot = QtCurvePlot("Loss")
+        plot.resize(1000, 400)
+        plot.show()
+        plot.set_curve("loss", x_all[:points], y_all[:points])
+        app.processEvents()
+        ticks, zooms = [], []
+        for r in range(rounds):
+            end = points + (r + 1) * 1000
+            start = time.perf_counter()
+            plot.set_curve("loss", x_all[:end], y_all[:end], grown=True)
+            plot.grab()
+            ticks.append(time.perf_counter() - start)
+        for r in range(rounds):
+            start = time.perf_counter()
+            plot.setXRange(points * r / (2 * rounds), points * (0.5 + r / (2 * rounds)), padding=0)
+            plot.grab()
+            zooms.append(time.perf_counter() - start)
+        plot.close()
+        return median_ms(ticks), median_ms(zooms)
+
+    def builtin(points: int) -> tuple[float, float]:
+        plot = pg.PlotWidget()
+        plot.resize(1000, 400)
+        plot.show()
+        item = plot.getPlotItem()
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        curve = item.plot(x_all[:points], y_all[:points])
+        app.processEvents()
+        ticks, zooms = [], []
+        for r in range(rounds):
+            end = points + (r + 1) * 1000
+            start = time.perf_counter()
+            curve.setData(x_all[:end], y_all[:end])
+            plot.grab()
+            ticks.append(time.perf_counter() - start)
+        for r in range(rounds):
+            start = time.perf_counter()
+            plot.setXRange(points * r / (2 * rounds), points * (0.5 + r / (2 * rounds)), padding=0)
+            plot.grab()
+            zooms.append(time.perf_counter() - start)
+        plot.close()
+        return median_ms(ticks), median_ms(zooms)
+
+    big, small, theirs = ours(n), ours(10_000), builtin(n)
+    print(f"redraw, {n:,} points, median of {rounds}:")
+    print(
+        f"  live tick (+1,000 points, paint): stagelab {big[0]:.1f} ms | pyqtgraph peak+clip "
+        f"{theirs[0]:.1f} ms | stagelab at 10k points {small[0]:.1f} ms"
+    )
+    print(
+        f"  zoom (new x range, paint):        stagelab {big[1]:.1f} ms | pyqtgraph peak+clip "
+        f"{theirs[1]:.1f} ms | stagelab at 10k points {small[1]:.1f} ms"
+    )
+    print(
+        f"  ratio stagelab/pyqtgraph: tick {big[0] / theirs[0]:.3f}, zoom {big[1] / theirs[1]:.3f}; "
+        f"stagelab 10M/10k: tick {big[0] / small[0]:.2f}, zoom {big[1] / small[1]:.2f}"
+    )
+
+
+def make_store(root: Path, points: int) -> tuple[Path, str]:
+    import math
+
+    from engine.store import Store, Workspace, queries
+
+    ws = Workspace.open(root)
+    store = Store.open(ws.db_path)
+    exp = queries.create_experiment(store, "big", "name: big\nstages: []\n", str(root))
+    run = queries.create_run(
+        store,
+        exp,
+        plan_text="name: big\nstages: []\n",
+        plan_dir=str(root),
+        gpus="cpu",
+        runs_dir=ws.runs_dir,
+    )
+    queries.upsert_stage(
+        store,
+        run,
+        0,
+        name="long",
+        kind="pretrain",
+        status="finished",
+        total_steps=points,
+        steps_done=points,
+        global_step_start=0,
+    )
+    queries.set_run_status(store, run, "finished")
+    seq = 0
+    for lo in range(0, points, 100_000):
+        batch = []
+        for step in range(lo + 1, min(lo + 100_000, points) + 1):
+            base = 3 * math.exp(-step / points * 4)
+            for key, value in (
+                ("train/loss", base + (step % 7) * 0.01),
+                ("train/lr", 1e-3 * (1 - step / points)),
+                ("train/grad_norm", 1 + (step % 13) * 0.1),
+            ):
+                seq += 1
+                batch.append((0, key, step, value, 0, seq))
+        queries.add_metrics(store, run, batch)
+    return ws.root, run
+
+
+def open_finished(app, points: int) -> None:
+    from app.qt_run_monitor import QtRunMonitor
+    from engine.store import Store
+
+    root = Path(tempfile.mkdtemp(prefix="stagelab-bench-open-"))
+    start = time.perf_counter()
+    ws, run_id = make_store(root, points)
+    print(
+        f"open a finished run: {points:,} points x 3 series written in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    store = Store.open(ws / "stagelab.db")
+    times, stalls = [], []
+    for _ in range(3):
+        monitor = QtRunMonitor(lambda: store)
+        monitor.resize(1400, 900)
+        monitor.show()
+        app.processEvents()
+        watch = Stalls()
+        start = time.perf_counter()
+        monitor.open_run(run_id)
+        while monitor.loading:
+            wait(app, 0.005)
+        monitor._redraw()
+        monitor.repaint()
+        times.append(time.perf_counter() - start)
+        stalls.append(watch.worst)
+        watch.timer.stop()
+        drawn = monitor.run.point_count("train/loss")
+        monitor.close_run()
+        monitor.close()
+    assert drawn == points
+    print(
+        f"  until every curve is drawn: median {statistics.median(times):.2f} s "
+        f"(runs {', '.join(f'{t:.2f}' for t in times)}); longest event-loop gap "
+        f"{max(stalls) * 1000:.0f} ms"
+    )
+
+
+def serve(root: str, seconds: float) -> None:
+    """The engine side of the latency bench (a separate process): records one point every
+    10 ms whose value is the time it was recorded."""
+    from engine.channel.server import ChannelServer
+    from engine.context import Control
+    from engine.recorder import Recorder
+    from engine.store import Store, queries
+
+    store = Store.open(Path(root) / "stagelab.db")
+    run_id = (Path(root) / "run").read_text()
+    run_dir = Path(queries.get_run(store, run_id).run_dir)
+    queries.claim_run(store, run_id, pid=os.getpid(), host=socket.gethostname())
+    recorder = Recorder(store, run_id, flush_every=1.0)
+    recorder.start()
+    server = ChannelServer(recorder, Control(), run_dir)
+    server.start()
+    recorder.listeners.append(server.publish)
+    recorder.stage(0, status="running", total_steps=int(seconds * 100), global_step_start=0)
+    end, step = time.time() + seconds, 0
+    while time.time() < end:
+        step += 1
+        recorder.metrics(0, step, {"train/loss": time.time()})
+        time.sleep(0.01)
+    recorder.close()
+    server.close("finished")
+
+
+def latency(app, seconds: float) -> None:
+    from app.qt_run_monitor import QtRunMonitor
+    from engine.store import Store, Workspace, queries
+
+    root = Path(tempfile.mkdtemp(prefix="stagelab-bench-latency-"))
+    ws = Workspace.open(root)
+    store = Store.open(ws.db_path)
+    exp = queries.create_experiment(store, "latency", "", str(root))
+    run_id = queries.create_run(
+        store, exp, plan_text="", plan_dir=str(root), gpus="cpu", runs_dir=ws.runs_dir
+    )
+    queries.upsert_stage(store, run_id, 0, name="points", kind="train", status="pending")
+    (root / "run").write_text(run_id)
+    engine = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(seconds)])
+    while queries.get_run(store, run_id).status != "running":
+        time.sleep(0.05)
+    monitor = QtRunMonitor(lambda: store)
+    monitor.resize(1400, 900)
+    monitor.show()
+    lags: list[float] = []
+    seen = [0]
+    redraw = monitor._redraw
+
+    def measured_redraw():
+        redraw()
+        series = monitor.run.series.get("train/loss", {}).get(0) if monitor.run else None
+        if series is not None and series.size > seen[0]:
+            now = time.time()
+            lags.extend(now - series.values[seen[0] : series.size])
+            seen[0] = series.size
+
+    monitor.redraw_timer.timeout.disconnect()
+    monitor.redraw_timer.timeout.connect(measured_redraw)
+    monitor.open_run(run_id)
+    watch = Stalls()
+    while engine.poll() is None:
+        wait(app, 0.05)
+    wait(app, 0.5)
+    lags = sorted(lags[100:])  # the first second: recorded before the monitor attached
+    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99)]
+    print(
+        f"engine -> curve latency ({len(lags)} points at 100/s, redraw every "
+        f"{monitor.redraw_timer.interval()} ms): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
+        f"longest event-loop gap {watch.worst * 1000:.0f} ms"
+    )
+    monitor.close_run()
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], float(sys.argv[3]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--open-points", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=15)
+    args = parser.parse_args()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    redraw(app, args.points)
+    open_finished(app, args.open_points)
+    latency(app, args.seconds)
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: PySide6 + pyqtgraph can crash in it
+
+
+if __name__ == "__main__":
+    sys.exit(main())
