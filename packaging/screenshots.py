@@ -1,6 +1,8 @@
-"""Make the README's screenshots of the plan editor (offscreen, no screen needed).
+"""Make the README's screenshots (offscreen, no screen needed): the plan editor, then the
+run monitor during a live run of the built-in demo, the experiment browser, and a compare
+view of the demo against a clone with a changed fine-tuning stage (~3 min on a CPU).
 
-python packaging/screenshots.py [--out docs/screenshots]
+python packaging/screenshots.py [--out docs/screenshots] [--editor-only]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--editor-only", action="store_true", help="skip the runs (no training)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -57,8 +60,77 @@ def main() -> int:
     window.bottom_tabs.setCurrentIndex(1)
     shot(window, "invalid-plan.png")
     doc._saved_text = doc.to_yaml()  # nothing to save: the window closes without asking
+    if not args.editor_only:
+        runs_shots(app, window, shot)
     window.close()
     return 0
+
+
+def wait_until(app, predicate, timeout: float, what: str) -> None:
+    """Run the event loop until `predicate()` holds."""
+    import time
+
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"screenshots: timed out waiting for {what}")
+        loop = QEventLoop()
+        QTimer.singleShot(100, loop.quit)
+        loop.exec()
+
+
+def runs_shots(app, window, shot) -> None:
+    """The demo trains in the window's workspace: the monitor mid-run, then a clone with a
+    gentler fine-tuning learning rate, then the browser and the compare view."""
+    from app.plan_document import PlanDocument
+    from engine.spec.resources import demo_plan_path
+    from engine.store import queries
+
+    window.set_document(PlanDocument.from_file(demo_plan_path(), as_template=True))
+    window.run_plan()
+    monitor = window.runs.monitor
+    first = window.last_run_id
+    wait_until(
+        app,
+        lambda: monitor.run.stages.get(2) is not None
+        and monitor.run.stages[2].status == "running"
+        and monitor.confusion.table.rowCount() > 0,
+        600,
+        "the demo's third stage",
+    )
+    monitor.plots.smoothing.setValue(60)
+    monitor.side.setCurrentIndex(0)
+    shot(window, "monitor-live.png")
+    monitor.side.setCurrentIndex(2)
+    shot(window, "monitor-log.png")
+    wait_until(app, lambda: monitor.run.status == "finished", 900, "the demo to finish")
+
+    # A clone whose fine-tuning uses a lower learning rate, run to the end.
+    window.runs.show_tab(1)
+    browser = window.runs.browser
+    browser.select(queries.get_run(window.store(), first).experiment_id)
+    browser.clone_button.click()
+    window.doc.set_value(2, ("optimizer", "lr"), 3.0e-4)
+    window.run_plan()
+    second = window.last_run_id
+    wait_until(app, lambda: monitor.run.status == "finished", 900, "the clone to finish")
+
+    window.runs.show_tab(1)
+    browser.refresh()
+    browser.select(second)
+    shot(window, "browser.png")
+    selection = browser.view.selectionModel()
+    for run_id in (first, second):
+        index = browser.proxy.mapFromSource(browser._items[run_id][0].index())
+        selection.select(index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
+    browser.compare_button.click()
+    view = window.runs.compare_view
+    wait_until(app, lambda: len(view.plot.curves) == 2, 60, "the compare view")
+    view.align.setCurrentIndex(view.align.findData(2))  # the fine-tuning stage, side by side
+    view.metric_box.setCurrentText("eval/accuracy")
+    shot(window, "compare.png")
 
 
 if __name__ == "__main__":

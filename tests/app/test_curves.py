@@ -76,3 +76,25 @@ def test_live_curve_equals_a_rebuild_and_truncation_leaves_no_repeat():
     # Points re-read from an earlier stream position are not drawn twice.
     run.add_points([(1, "train/loss", s, 1.0 / s) for s in range(6, 10)])
     assert run.series["train/loss"][1].steps.tolist() == list(range(1, 10))
+
+
+def test_redrawing_does_not_corrupt_the_interpreter(qtbot):
+    """PySide6 6.12.0 dropped a reference to None on every axis repaint, crashing the
+    window ("deallocating None") after a few thousand redraws; the version pin keeps it
+    out, and this catches any Qt binding that does it again."""
+    import sys
+
+    from app.qt_curve_plot import QtCurvePlot
+
+    plot = QtCurvePlot("Loss")
+    qtbot.addWidget(plot)
+    plot.resize(600, 300)
+    plot.show()
+    x = np.arange(1000.0)
+    plot.set_curve("train/loss", x, np.sin(x))
+    plot.grab()
+    before = sys.getrefcount(None)
+    for i in range(200):
+        plot.setXRange(0, 50 + i * 4, padding=0)
+        plot.grab()
+    assert sys.getrefcount(None) >= before
