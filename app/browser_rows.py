@@ -103,12 +103,11 @@ def experiment_row(exp, runs: list) -> Row:
     stages = (
         f"{newest.stages_done}/{newest.stages_total}" if newest and newest.stages_total else "—"
     )
-    parent = f" (clone of {exp.parent_id})" if exp.parent_id else ""
     return Row(
         experiment_id=exp.id,
         run_id=None,
         texts=(
-            f"{exp.name}{parent}",
+            exp.name,
             status,
             created_text(exp.created_ms),
             duration(total) if runs else "—",

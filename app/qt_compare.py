@@ -68,6 +68,7 @@ class QtCompareView(QWidget):
         self.left, self.right = QComboBox(), QComboBox()
         for combo in (self.metric_box, self.align):
             combo.currentIndexChanged.connect(self.draw)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for combo in (self.left, self.right):
             combo.currentIndexChanged.connect(self.diff)
         self.plot = QtCurvePlot("Compare", "")
@@ -177,6 +178,11 @@ class QtCompareView(QWidget):
         left, right = plan_diff_html(a, b)
         self.left_text.setHtml(left)
         self.right_text.setHtml(right)
+        first = first_change(a, b)
+        if first is not None:  # show the first difference, a few lines of context above
+            block = self.left_text.document().findBlockByNumber(max(first - 4, 0))
+            layout = self.left_text.document().documentLayout()
+            self.left_text.verticalScrollBar().setValue(int(layout.blockBoundingRect(block).top()))
 
 
 def plan_diff_html(a: list[str], b: list[str]) -> tuple[str, str]:
@@ -203,6 +209,16 @@ def plan_diff_html(a: list[str], b: list[str]) -> tuple[str, str]:
             right.append(line(b[j1 + k] if j1 + k < j2 else None, colour_b))
     wrap = '<div style="font-family:monospace; white-space:pre">{}</div>'
     return wrap.format("".join(left)), wrap.format("".join(right))
+
+
+def first_change(a: list[str], b: list[str]) -> int | None:
+    """Row of the first differing line in the two-column view, or None if equal."""
+    row = 0
+    for op, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op != "equal":
+            return row
+        row += i2 - i1
+    return None
 
 
 def _metric_order(key: str) -> tuple[int, str]:

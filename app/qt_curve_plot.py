@@ -93,6 +93,11 @@ class QtCurvePlot(pg.PlotWidget):
                 fade.setAlpha(70)
                 faint = pg.PlotDataItem(pen=pg.mkPen(fade, width=1))
                 faint.setZValue(-1)
+                faint.setVisible(self.curves[name].isVisible())
+                # Hiding a curve from the legend hides its raw shadow too.
+                self.curves[name].visibleChanged.connect(
+                    lambda c=self.curves[name], f=faint: f.setVisible(c.isVisible())
+                )
                 self._shadows[name] = faint
                 self.addItem(faint)
             faint_levels = faint_levels or PeakLevels()

@@ -152,7 +152,9 @@ class QtRunPlots(QWidget):
             if title is None:
                 continue
             curve = self.curves.setdefault(key, Curve(key))
-            change = curve.sync(run, weight if key != "train/lr" else 0.0)
+            # Sparse evaluation points and the schedule's learning rate are never smoothed.
+            smooth = key not in ("train/lr",) and not key.startswith("eval/")
+            change = curve.sync(run, weight if smooth else 0.0)
             if not change:
                 continue
             x, y = curve.arrays(smoothed=True)

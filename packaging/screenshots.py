@@ -94,9 +94,11 @@ def runs_shots(app, window, shot) -> None:
     first = window.last_run_id
     wait_until(
         app,
-        lambda: monitor.run.stages.get(2) is not None
-        and monitor.run.stages[2].status == "running"
-        and monitor.confusion.table.rowCount() > 0,
+        lambda: (
+            monitor.run.stages.get(2) is not None
+            and monitor.run.stages[2].status == "running"
+            and monitor.confusion.table.rowCount() > 0
+        ),
         600,
         "the demo's third stage",
     )

@@ -38,6 +38,7 @@ class RunRow:
     stages_total: int
     best_key: str | None
     best_value: float | None
+    best_stage: int | None = None  # the last stage that evaluates
 
 
 def browse_runs(store: Store) -> list[RunRow]:
@@ -68,22 +69,30 @@ def browse_runs(store: Store) -> list[RunRow]:
                 ).group_by(SqlStage.run_id)
             ).all()
         )
-        best: dict[str, dict[str, tuple[float, float]]] = {}
-        for run_id, key, low, high in s.execute(
+        # The best result of the last stage that evaluates: earlier stages are other tasks.
+        best: dict[str, tuple[int, dict[str, tuple[float, float]]]] = {}
+        for run_id, stage, key, low, high in s.execute(
             select(
                 SqlMetric.run_id,
+                SqlMetric.stage_idx,
                 SqlMetric.key,
                 func.min(SqlMetric.value),
                 func.max(SqlMetric.value),
             )
             .where(SqlMetric.key.in_(BEST_ORDER))
-            .group_by(SqlMetric.run_id, SqlMetric.key)
+            .group_by(SqlMetric.run_id, SqlMetric.stage_idx, SqlMetric.key)
         ).all():
-            best.setdefault(run_id, {})[key] = (low, high)
+            last, found = best.get(run_id, (-1, {}))
+            if stage > last:
+                last, found = stage, {}
+            if stage == last:
+                found[key] = (low, high)
+                best[run_id] = (last, found)
     rows = []
     for r in runs:
         total, done = stages.get(r.id, (0, 0))
-        key, value = _best(best.get(r.id, {}))
+        best_stage, found = best.get(r.id, (None, {}))
+        key, value = _best(found)
         rows.append(
             RunRow(
                 id=r.id,
@@ -99,6 +108,7 @@ def browse_runs(store: Store) -> list[RunRow]:
                 stages_total=int(total or 0),
                 best_key=key,
                 best_value=value,
+                best_stage=best_stage,
             )
         )
     return rows

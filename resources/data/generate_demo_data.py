@@ -42,31 +42,92 @@ LABELS = sorted(TOPICS)
 DETS = "the a our their this every".split()
 ADJS = "new old local large small early late busy quiet famous second main".split()
 TAILS = [
-    "this week", "last year", "in the north", "after a long wait", "on monday", "again",
-    "for the first time", "today", "before the winter", "at last", "by noon", "in the spring",
+    "this week",
+    "last year",
+    "in the north",
+    "after a long wait",
+    "on monday",
+    "again",
+    "for the first time",
+    "today",
+    "before the winter",
+    "at last",
+    "by noon",
+    "in the spring",
 ]
 SAY = "said announced reported confirmed expected".split()
 STATES = ["delayed", "cancelled", "in the news", "a surprise", "on time", "much talked about"]
-FIRST = "anna bruno chen dara emil fatima greta hugo ines jonas kofi lena marek nadia omar pia".split()
+FIRST = (
+    "anna bruno chen dara emil fatima greta hugo ines jonas kofi lena marek nadia omar pia".split()
+)
 LAST = "silva novak berg okafor tanaka moreau lindqvist haddad costa weber".split()
-PLACES = ["lisbon", "oslo", "kyoto", "lima", "cairo", "dublin", "quebec", "perth",
-          "port elna", "san mirra", "vellin", "north haven"]
-ORGS = ["nordbank", "helix labs", "bluewave", "atlas united", "sunair", "corvid media",
-        "kestrel group", "orbis", "greenfield trust", "polar works"]
-POSITIVE = ("great excellent wonderful lovely superb pleasant brilliant friendly good fantastic "
-            "comfortable charming helpful perfect").split()
-NEGATIVE = ("terrible awful poor disappointing dreadful rude broken boring bad dirty noisy slow "
-            "horrible useless").split()
-PRAISE = ["i loved it", "we would go back", "it was worth every penny", "we enjoyed every minute",
-          "i would recommend it", "it made our day"]
-BLAME = ["i hated it", "it was a waste of money", "we regret it", "we will never go back",
-         "i want a refund", "it ruined our day"]
+PLACES = [
+    "lisbon",
+    "oslo",
+    "kyoto",
+    "lima",
+    "cairo",
+    "dublin",
+    "quebec",
+    "perth",
+    "port elna",
+    "san mirra",
+    "vellin",
+    "north haven",
+]
+ORGS = [
+    "nordbank",
+    "helix labs",
+    "bluewave",
+    "atlas united",
+    "sunair",
+    "corvid media",
+    "kestrel group",
+    "orbis",
+    "greenfield trust",
+    "polar works",
+]
+POSITIVE = (
+    "great excellent wonderful lovely superb pleasant brilliant friendly good fantastic "
+    "comfortable charming helpful perfect"
+).split()
+NEGATIVE = (
+    "terrible awful poor disappointing dreadful rude broken boring bad dirty noisy slow "
+    "horrible useless"
+).split()
+PRAISE = [
+    "i loved it",
+    "we would go back",
+    "it was worth every penny",
+    "we enjoyed every minute",
+    "i would recommend it",
+    "it made our day",
+]
+BLAME = [
+    "i hated it",
+    "it was a waste of money",
+    "we regret it",
+    "we will never go back",
+    "i want a refund",
+    "it ruined our day",
+]
 ADVERBS = "really quite very truly rather so pretty".split()
-NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-           "fifteen sixteen seventeen eighteen nineteen twenty").split()
-OPPOSITES = [("good", "bad"), ("early", "late"), ("old", "new"), ("large", "small"),
-             ("busy", "quiet"), ("won", "lost"), ("bought", "sold"), ("north", "south"),
-             ("great", "terrible"), ("friendly", "rude")]
+NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+OPPOSITES = [
+    ("good", "bad"),
+    ("early", "late"),
+    ("old", "new"),
+    ("large", "small"),
+    ("busy", "quiet"),
+    ("won", "lost"),
+    ("bought", "sold"),
+    ("north", "south"),
+    ("great", "terrible"),
+    ("friendly", "rude"),
+]
 
 
 def _person(rng: random.Random) -> list[str]:
@@ -102,8 +163,11 @@ def _review(rng: random.Random, positive: bool) -> str:
     negated = rng.random() < 0.15
     # "not great" is negative and "not terrible" positive: the model must read both words.
     adjective = rng.choice(POSITIVE if positive != negated else NEGATIVE)
-    core = f"{rng.choice(['not', 'not at all', 'never'])} {adjective}" if negated else (
-        f"{rng.choice(ADVERBS)} {adjective}")
+    core = (
+        f"{rng.choice(['not', 'not at all', 'never'])} {adjective}"
+        if negated
+        else (f"{rng.choice(ADVERBS)} {adjective}")
+    )
     form = rng.randrange(5)
     if form == 0:
         words = f"the {noun} was {core}"
@@ -124,15 +188,25 @@ def _review(rng: random.Random, positive: bool) -> str:
 
 def _entities(rng: random.Random) -> tuple[list[str], list[str]]:
     """A sentence with people (PER), places (LOC) and organisations (ORG), BIO-tagged."""
-    slots = {"PER": lambda: _person(rng), "LOC": lambda: rng.choice(PLACES).split(),
-             "ORG": lambda: rng.choice(ORGS).split()}
+    slots = {
+        "PER": lambda: _person(rng),
+        "LOC": lambda: rng.choice(PLACES).split(),
+        "ORG": lambda: rng.choice(ORGS).split(),
+    }
     noun = rng.choice(TOPICS[rng.choice(LABELS)][0])
-    template = rng.choice([
-        "PER flew to LOC with ORG", "ORG hired PER in LOC", f"in LOC PER met the {noun}",
-        "PER works for ORG", f"the {noun} in LOC was {rng.choice(ADJS)}",
-        "PER and PER visited LOC last year", f"ORG opened a {noun} in LOC",
-        f"PER {rng.choice(SAY)} that ORG will move to LOC", f"the {noun} was {rng.choice(STATES)}",
-    ])
+    template = rng.choice(
+        [
+            "PER flew to LOC with ORG",
+            "ORG hired PER in LOC",
+            f"in LOC PER met the {noun}",
+            "PER works for ORG",
+            f"the {noun} in LOC was {rng.choice(ADJS)}",
+            "PER and PER visited LOC last year",
+            f"ORG opened a {noun} in LOC",
+            f"PER {rng.choice(SAY)} that ORG will move to LOC",
+            f"the {noun} was {rng.choice(STATES)}",
+        ]
+    )
     tokens: list[str] = []
     tags: list[str] = []
     for word in template.split():
@@ -154,13 +228,17 @@ def _instruction(rng: random.Random) -> dict[str, str]:
         return {"prompt": f"which topic is this: {_news(rng, topic)}?", "response": topic}
     if kind == 1:
         positive = rng.random() < 0.5
-        return {"prompt": f"is this review positive or negative: {_review(rng, positive)}?",
-                "response": "positive" if positive else "negative"}
+        return {
+            "prompt": f"is this review positive or negative: {_review(rng, positive)}?",
+            "response": "positive" if positive else "negative",
+        }
     if kind == 2:
         a, b = rng.randrange(11), rng.randrange(11)
         if rng.random() < 0.5:
-            return {"prompt": f"what is {NUMBERS[a]} plus {NUMBERS[b]}?",
-                    "response": NUMBERS[a + b]}
+            return {
+                "prompt": f"what is {NUMBERS[a]} plus {NUMBERS[b]}?",
+                "response": NUMBERS[a + b],
+            }
         a, b = max(a, b), min(a, b)
         return {"prompt": f"what is {NUMBERS[a]} minus {NUMBERS[b]}?", "response": NUMBERS[a - b]}
     if kind == 3:
@@ -175,8 +253,10 @@ def _instruction(rng: random.Random) -> dict[str, str]:
         end = start + 1
         while end < len(tags) and tags[end] == "I-PER":
             end += 1
-        return {"prompt": f"who is the person in: {' '.join(tokens)}?",
-                "response": " ".join(tokens[start:end])}
+        return {
+            "prompt": f"who is the person in: {' '.join(tokens)}?",
+            "response": " ".join(tokens[start:end]),
+        }
     words = _news(rng, rng.choice(LABELS)).split()[: rng.randrange(3, 9)]
     return {"prompt": f"how many words are in: {' '.join(words)}?", "response": NUMBERS[len(words)]}
 
@@ -280,8 +360,10 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
     r.shuffle(topics)
 
     r = rng("named_splits")
-    splits = {name: [{"text": t, "label": lab} for t, lab in _reviews(r, n)]
-              for name, n in (("train", 300), ("validation", 100))}
+    splits = {
+        name: [{"text": t, "label": lab} for t, lab in _reviews(r, n)]
+        for name, n in (("train", 300), ("validation", 100))
+    }
 
     r = rng("entities")
     entities = [dict(zip(("tokens", "tags"), _entities(r), strict=True)) for _ in range(600)]
@@ -292,25 +374,36 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
         "corpus": _write_lines(out_dir / "corpus.txt", corpus),
         "topics": _write_csv(out_dir / "topics.csv", topics),
         "reviews": _write_csv(out_dir / "reviews.csv", _reviews(rng("reviews"), 1200)),
-        "reviews_train": _write_jsonl(out_dir / "reviews_named_splits" / "train.jsonl",
-                                      splits["train"]),
-        "reviews_validation": _write_jsonl(out_dir / "reviews_named_splits" / "validation.jsonl",
-                                           splits["validation"]),
+        "reviews_train": _write_jsonl(
+            out_dir / "reviews_named_splits" / "train.jsonl", splits["train"]
+        ),
+        "reviews_validation": _write_jsonl(
+            out_dir / "reviews_named_splits" / "validation.jsonl", splits["validation"]
+        ),
         "entities": _write_jsonl(out_dir / "entities.jsonl", entities),
         "instructions": _write_jsonl(out_dir / "instructions.jsonl", instructions),
     }
     texts = corpus + [t for t, _ in topics] + [" ".join(e["tokens"]) for e in entities]
     texts += [f"{row['prompt']} {row['response']}" for row in instructions]
     vocab = len({w.strip("?:") for text in texts for w in text.split()})
-    counts = {name: len(path.read_text(encoding="utf-8").splitlines())
-              for name, path in files.items()}
+    counts = {
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in files.items()
+    }
     counts["topics"] -= 1  # header rows
     counts["reviews"] -= 1
-    files["readme"] = _write_lines(out_dir / "README.md", README.format(
-        vocab=round(vocab, -1), corpus=counts["corpus"], topics=counts["topics"],
-        reviews=counts["reviews"], train=counts["reviews_train"],
-        validation=counts["reviews_validation"], entities=counts["entities"],
-        instructions=counts["instructions"]).splitlines())
+    files["readme"] = _write_lines(
+        out_dir / "README.md",
+        README.format(
+            vocab=round(vocab, -1),
+            corpus=counts["corpus"],
+            topics=counts["topics"],
+            reviews=counts["reviews"],
+            train=counts["reviews_train"],
+            validation=counts["reviews_validation"],
+            entities=counts["entities"],
+            instructions=counts["instructions"],
+        ).splitlines(),
+    )
     return files
 
 

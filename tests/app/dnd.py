@@ -12,13 +12,13 @@ from app.qt_plan_view import QtPlanView
 def drop(view: QtPlanView, mime: QMimeData, y: int) -> None:
     """Drag `mime` over the view's viewport and drop it at height `y`."""
     target = view.viewport()
-    pos = QPointF(200, y)
+    pos = QPointF(200, y)  # enter and move take a QPoint (Qt 6.11), drop a QPointF
     actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
     buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(pos, actions, mime, buttons, mods)
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, buttons, mods)
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()
-    move = QDragMoveEvent(pos, actions, mime, buttons, mods)
+    move = QDragMoveEvent(pos.toPoint(), actions, mime, buttons, mods)
     QApplication.sendEvent(target, move)
     assert move.isAccepted()
     event = QDropEvent(pos, actions, mime, buttons, mods)
