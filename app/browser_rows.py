@@ -58,7 +58,7 @@ def run_seconds(run, now_ms: int | None = None) -> float | None:
 def best_text(run) -> str:
     if run.best_key is None:
         return ""
-    return f"{run.best_key.split('/', 1)[1]} {run.best_value:.4g}"
+    return f"{run.best_key.split('/', 1)[1]} {run.best_value:.3f}"
 
 
 def run_row(exp, run) -> Row:

@@ -193,12 +193,12 @@ class QtExperimentBrowser(QWidget):
             if shiboken6.isValid(item):  # a run's row went with its experiment's
                 parent = item.parent() or self.model.invisibleRootItem()
                 parent.removeRow(item.row())
-        first = not self._items
+        known = len(self._items)
         for exp_row, runs in rows:
             parent = self._put(exp_row, self.model.invisibleRootItem())
             for run_row in runs:
                 self._put(run_row, parent)
-        if first and self._items:
+        if len(self._items) > known:  # new rows: show them whole
             self.view.expandAll()
             for column in range(len(COLUMNS)):
                 self.view.resizeColumnToContents(column)
