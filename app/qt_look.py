@@ -44,18 +44,14 @@ def kind_icon(kind: str, size: int = 32) -> QIcon:
 
 
 def app_icon() -> QIcon:
-    """Window icon: three stage blocks in a row."""
-    size = 64
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    for i, kind in enumerate(("pretrain", "train", "distill")):
-        painter.setBrush(kind_color(kind))
-        painter.drawRoundedRect(QRectF(4 + i * 19, 8 + i * 14, 18, 20), 4, 4)
-    painter.end()
-    return QIcon(pixmap)
+    """The application icon (resources/icons: the SVG and its PNG sizes)."""
+    from engine.spec.resources import icon_path
+
+    icon = QIcon(str(icon_path()))
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        if icon_path(size).exists():
+            icon.addFile(str(icon_path(size)))
+    return icon
 
 
 def is_dark(palette: QPalette) -> bool:

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate", help="check a plan; exit 0 if valid, 2 with every problem otherwise"
     )
-    p.add_argument("plan", type=Path)
+    p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
+    p.add_argument("--demo", action="store_true", help="check the built-in demo plan")
 
     p = sub.add_parser("run", help="train a plan in a new run")
     p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "desktop-install", help="add Stagelab to the desktop's application menu (Linux)"
+    )
+    p.add_argument("--uninstall", action="store_true", help="remove it again")
+
     p = sub.add_parser("export", help="export a run's metric points")
     p.add_argument("run")
     p.add_argument("--metrics", type=Path, required=True, metavar="FILE.csv")
@@ -111,7 +117,9 @@ def open_gui(args: argparse.Namespace) -> int:
         build_parser().print_help()
         print("\nNo screen found: run the demo headless with `stagelab run --demo`.")
         return EXIT_OK
-    cmd = [sys.executable, "-m", "app"]
+    from engine.store.launch import module_command
+
+    cmd = module_command("app")
     if args.plan:
         cmd.append(str(args.plan))
     if args.screenshot:
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return open_gui(args)
     from engine import commands  # not for the window: it costs ~0.8 s (pydantic, SQLAlchemy)
 
-    handler = getattr(commands, f"cmd_{command}")
+    handler = getattr(commands, f"cmd_{command.replace('-', '_')}")
     try:
         return handler(args)
     except (commands.UserError, commands.LiveError) as exc:

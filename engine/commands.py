@@ -38,7 +38,11 @@ def _lookup(fn: Any, store: Store, ref: str) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """`stagelab validate PLAN`."""
+    """`stagelab validate PLAN | --demo`."""
+    if args.demo == bool(args.plan):
+        raise UserError("name a plan file, or --demo for the built-in demo (not both)")
+    if args.demo:
+        args.plan = demo_plan_path()
     try:
         plan = load_plan(args.plan)
     except PlanInvalid as exc:
@@ -235,4 +239,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     with open(args.metrics, "w", newline="", encoding="utf-8") as fh:
         count = write_metrics_csv(store, run.id, fh)
     print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
+    return EXIT_OK
+
+
+def cmd_desktop_install(args: argparse.Namespace) -> int:
+    """`stagelab desktop-install [--uninstall]`."""
+    from engine.desktop import data_home, install
+
+    done = install(uninstall=args.uninstall)
+    verb = "removed" if args.uninstall else "installed"
+    print(f"{verb} {len(done)} file(s) under {data_home()}")
+    if not args.uninstall:
+        print("Stagelab is in the application menu (log out and in if it does not show yet).")
     return EXIT_OK

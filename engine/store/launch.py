@@ -1,15 +1,27 @@
 """Starting a run: record it and start its engine process. Shared by the CLI and the GUI,
-neither of which trains in its own process."""
+neither of which trains in its own process. Importing it is cheap (the queries load on
+first use): `stagelab` needs `module_command` before it hands over to the window."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
-from engine.store import queries
-from engine.store.db import Store
 from engine.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.store.db import Store
+
+
+def module_command(module: str) -> list[str]:
+    """How to start `python -m <module>` (engine or app) from this program: in a frozen
+    bundle the executable itself is re-invoked with `--<module>` (packaging/bundle_entry.py),
+    since there is no interpreter to hand `-m` to."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, f"--{module}"]
+    return [sys.executable, "-m", module]
 
 
 def experiment_for(
@@ -22,6 +34,8 @@ def experiment_for(
     it if the plan is unchanged or it has no runs yet (its plan then becomes the edited
     one); otherwise the edited plan becomes a new experiment with it as parent.
     """
+    from engine.store import queries
+
     if opened_from is not None:
         exp = queries.get_experiment(store, opened_from)
         if exp.plan_text == text and exp.plan_dir == plan_dir:
@@ -38,7 +52,7 @@ def experiment_for(
 
 def engine_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
     """Command line of the engine process for a run."""
-    cmd = [sys.executable, "-m", "engine", "run", "--workspace", str(workspace.root)]
+    cmd = [*module_command("engine"), "run", "--workspace", str(workspace.root)]
     cmd += ["--run", run_id]
     return cmd + ["--resume"] if resume else cmd
 
@@ -77,6 +91,8 @@ def record_run(
 ) -> str:
     """Record a queued run of a plan (in the experiment of that name and plan text, or see
     `experiment_for` for a plan opened from an experiment)."""
+    from engine.store import queries
+
     experiment_id = experiment_for(store, name, plan_text, plan_dir, opened_from)
     return queries.create_run(
         store,
