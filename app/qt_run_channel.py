@@ -50,9 +50,14 @@ class QtRunChannel(QObject):
                     break
                 if message.get("type") != "idle":
                     self.message.emit(message)
+        except RuntimeError:
+            return  # this adapter was deleted while reading (the monitor moved on)
         except Exception as exc:  # noqa: BLE001 - the window shows it; the run is unaffected
             self.message.emit({"type": "error", "code": "client", "message": str(exc)})
-        self.ended.emit(follower.status or "interrupted")
+        try:
+            self.ended.emit(follower.status or "interrupted")
+        except RuntimeError:
+            pass  # deleted meanwhile: nobody is listening
 
     def send(self, command: str) -> None:
         """Send pause, resume, stop or checkpoint on a connection of its own (so the
