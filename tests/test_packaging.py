@@ -6,11 +6,14 @@ and a frozen Stagelab starts its engine from its own executable."""
 from __future__ import annotations
 
 import configparser
+import shutil
 import subprocess
 import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 from engine.spec.resources import icon_path, resources_dir
 
@@ -81,3 +84,21 @@ def test_a_frozen_stagelab_runs_its_engine_from_its_own_executable(monkeypatch):
         "--resume",
     ]
     assert module_command("app") == ["/opt/stagelab/stagelab", "--app"]
+
+
+@pytest.mark.skipif(
+    not (shutil.which("desktop-file-validate") and shutil.which("appstreamcli")),
+    reason="needs desktop-file-utils and appstream (installed by .ci/run)",
+)
+def test_desktop_files_pass_the_freedesktop_validators():
+    folder = resources_dir() / "desktop"
+    entry = subprocess.run(
+        ["desktop-file-validate", str(folder / f"{APP_ID}.desktop")], capture_output=True, text=True
+    )
+    assert entry.returncode == 0 and not entry.stdout.strip(), entry.stdout
+    meta = subprocess.run(
+        ["appstreamcli", "validate", "--no-net", str(folder / f"{APP_ID}.metainfo.xml")],
+        capture_output=True,
+        text=True,
+    )
+    assert meta.returncode == 0, meta.stdout + meta.stderr
