@@ -98,3 +98,59 @@ def test_redrawing_does_not_corrupt_the_interpreter(qtbot):
         plot.setXRange(0, 50 + i * 4, padding=0)
         plot.grab()
     assert sys.getrefcount(None) >= before
+
+
+def test_monitor_draws_gpu_samples_and_progress_from_channel_messages(qtbot):
+    """The `gpu` and `progress` messages a CUDA engine sends (docs/protocol.md) become the
+    GPU graphs and the bars (CI has no GPU, so they are fed here as the channel gives them)."""
+    from app.qt_run_monitor import QtRunMonitor
+
+    monitor = QtRunMonitor(lambda: None)
+    qtbot.addWidget(monitor)
+    monitor.run = RunSeries("r", status="running")
+    monitor._message(
+        {
+            "type": "stage",
+            "idx": 0,
+            "name": "mlm",
+            "status": "running",
+            "total_steps": 100,
+            "steps_done": 0,
+        }
+    )
+    for t in range(5):
+        monitor._message(
+            {
+                "type": "gpu",
+                "gpus": [
+                    {
+                        "index": 0,
+                        "name": "NVIDIA H100",
+                        "memory_used": (10 + t) * 2**30,
+                        "memory_total": 80 * 2**30,
+                        "utilization": 90 + t,
+                    }
+                ],
+            }
+        )
+    monitor._message(
+        {
+            "type": "progress",
+            "stage": 0,
+            "step": 40,
+            "total": 100,
+            "steps_per_s": 8.0,
+            "eta_s": 7.5,
+            "overall_step": 40,
+            "overall_total": 100,
+            "overall_eta_s": 7.5,
+        }
+    )
+    monitor._redraw()
+    memory = monitor.gpu_memory.sources["0: NVIDIA H100"][0]
+    assert memory.y.tolist() == [10, 11, 12, 13, 14]
+    assert monitor.gpu_load.sources["0: NVIDIA H100"][0].y[-1] == 94
+    assert monitor.progress.overall.value() == 40
+    assert "8.0 steps/s" in monitor.progress.overall_text.text()
+    assert "ETA 8 s" in monitor.progress.rows[0][2].text()
+    monitor.close_run()
