@@ -157,7 +157,7 @@ class QtCompareView(QWidget):
                 curve.sync(run, 0.0)
                 x, y = curve.arrays()
             else:
-                x, y = run.xy(key, stage)
+                x, y = run.stage_xy(key, stage)
             if len(x):
                 self.plot.set_curve(
                     label,

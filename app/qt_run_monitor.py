@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -48,7 +47,8 @@ class HistoryLoader(QObject):
 
     def load(self, store, run_id: str) -> None:
         from engine.store import queries
-        from engine.store.browse import read_events, read_history
+        from engine.store.browse import read_history
+        from engine.store.stream import read_events
 
         def work() -> None:
             # The position first: everything read below is at or before it, and the live
@@ -380,8 +380,3 @@ def _log_line(event: dict) -> str:
     level = event.get("level") or "info"
     mark = "" if level == "info" else f"{level.upper()}: "
     return f"{stamp}  {event.get('kind', ''):<9} {mark}{event.get('message', '')}"
-
-
-def confirm(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(parent, title, text)
-    return answer == QMessageBox.StandardButton.Yes

@@ -77,7 +77,6 @@ class RunSeries:
     progress: dict[str, Any] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # series changed since the last redraw
     new_events: list[dict[str, Any]] = field(default_factory=list)
-    dropped_live: int = 0
     last_event_seq: int = 0
     _gpu_t0: float | None = None
 
@@ -177,8 +176,6 @@ class RunSeries:
             self.dirty.add("@progress")
         elif kind == "gpu":
             self.add_gpu(message.get("gpus", []), wall_s)
-        elif kind == "dropped":
-            self.dropped_live += int(message.get("count", 0))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -198,28 +195,12 @@ class RunSeries:
         last = [s[stage].steps[-1] for s in self.series.values() if stage in s and s[stage].size]
         return max(last, default=0)
 
-    def xy(self, key: str, stage: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The curve of a series: by global step over all stages (a NaN between stages so
-        the line breaks at each boundary), or by the stage's own step for one stage."""
-        per = self.series.get(key, {})
-        if stage is not None:
-            series = per.get(stage)
-            if series is None:
-                return np.empty(0), np.empty(0)
-            return series.steps.copy(), series.values.copy()
-        xs, ys = [], []
-        for idx in sorted(per):
-            series = per[idx]
-            if not series.size:
-                continue
-            if xs:
-                xs.append(np.array([np.nan]))
-                ys.append(np.array([np.nan]))
-            xs.append(series.steps + self.offset(idx))
-            ys.append(series.values)
-        if not xs:
+    def stage_xy(self, key: str, stage: int) -> tuple[np.ndarray, np.ndarray]:
+        """One stage of a series by the stage's own step (the whole run: `Curve`)."""
+        series = self.series.get(key, {}).get(stage)
+        if series is None:
             return np.empty(0), np.empty(0)
-        return np.concatenate(xs), np.concatenate(ys)
+        return series.steps, series.values
 
     def point_count(self, key: str) -> int:
         return sum(s.size for s in self.series.get(key, {}).values())

@@ -73,17 +73,14 @@ def redraw(app, n: int, rounds: int = 15) -> None:
     x_all = np.arange(n + rounds * 1000, dtype=np.float64)
     y_all = np.cumsum(rng.normal(size=x_all.size)) * 1e-3 + rng.normal(size=x_all.size)
 
-    def ours(points: int) -> tuple[float, float]:
-        plot = QtCurvePlot("Loss")
-        plot.resize(1000, 400)
-        plot.show()
-        plot.set_curve("loss", x_all[:points], y_all[:points])
+    def timed(plot, points: int, grow) -> tuple[float, float]:
+        """Median ms of a live tick (`grow` to 1,000 more points, paint) and of a zoom
+        (new x range, paint); `grab()` paints everything."""
         app.processEvents()
         ticks, zooms = [], []
         for r in range(rounds):
-            end = points + (r + 1) * 1000
             start = time.perf_counter()
-            plot.set_curve("loss", x_all[:end], y_all[:end], grown=True)
+            grow(points + (r + 1) * 1000)
             plot.grab()
             ticks.append(time.perf_counter() - start)
         for r in range(rounds):
@@ -94,6 +91,15 @@ def redraw(app, n: int, rounds: int = 15) -> None:
         plot.close()
         return median_ms(ticks), median_ms(zooms)
 
+    def ours(points: int) -> tuple[float, float]:
+        plot = QtCurvePlot("Loss")
+        plot.resize(1000, 400)
+        plot.show()
+        plot.set_curve("loss", x_all[:points], y_all[:points])
+        return timed(
+            plot, points, lambda end: plot.set_curve("loss", x_all[:end], y_all[:end], grown=True)
+        )
+
     def builtin(points: int) -> tuple[float, float]:
         plot = pg.PlotWidget()
         plot.resize(1000, 400)
@@ -102,21 +108,7 @@ def redraw(app, n: int, rounds: int = 15) -> None:
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
         curve = item.plot(x_all[:points], y_all[:points])
-        app.processEvents()
-        ticks, zooms = [], []
-        for r in range(rounds):
-            end = points + (r + 1) * 1000
-            start = time.perf_counter()
-            curve.setData(x_all[:end], y_all[:end])
-            plot.grab()
-            ticks.append(time.perf_counter() - start)
-        for r in range(rounds):
-            start = time.perf_counter()
-            plot.setXRange(points * r / (2 * rounds), points * (0.5 + r / (2 * rounds)), padding=0)
-            plot.grab()
-            zooms.append(time.perf_counter() - start)
-        plot.close()
-        return median_ms(ticks), median_ms(zooms)
+        return timed(plot, points, lambda end: curve.setData(x_all[:end], y_all[:end]))
 
     big, small, theirs = ours(n), ours(10_000), builtin(n)
     print(f"redraw, {n:,} points, median of {rounds}:")

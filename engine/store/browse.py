@@ -1,18 +1,16 @@
 """What the experiment browser lists: every run with its stage count and best evaluation
 result, read in a few set-based queries (never one query per run), and a run's history
-read back for the monitor."""
+read back for the monitor (its events: `stream.read_events`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import case, func, select
 
 from engine.store.db import Store
-from engine.store.models import SqlEvent, SqlMetric, SqlRun, SqlStage
+from engine.store.models import SqlMetric, SqlRun, SqlStage
 from engine.store.status import effective_status
 
 # Metrics where higher is better; any other `eval/` metric is better when lower.
@@ -155,34 +153,3 @@ def read_history(
                     rows = [r for r in rows if r[2] is None or r[2] <= upto]
                 yield stage, key, [r[:2] for r in rows]
             result.close()
-
-
-def read_events(store: Store, run_id: str, upto: int) -> list[dict[str, Any]]:
-    """A run's events up to stream position `upto`, as channel `event` messages."""
-    with store.session() as s:
-        rows = s.execute(
-            select(
-                SqlEvent.seq,
-                SqlEvent.stage_idx,
-                SqlEvent.kind,
-                SqlEvent.level,
-                SqlEvent.message,
-                SqlEvent.data,
-                SqlEvent.wall_ms,
-            )
-            .where(SqlEvent.run_id == run_id, (SqlEvent.seq <= upto) | SqlEvent.seq.is_(None))
-            .order_by(SqlEvent.id)
-        ).all()
-    return [
-        {
-            "type": "event",
-            "seq": seq,
-            "stage": stage,
-            "kind": kind,
-            "level": level,
-            "message": message,
-            "data": json.loads(data) if data else None,
-            "wall_ms": wall,
-        }
-        for seq, stage, kind, level, message, data, wall in rows
-    ]
