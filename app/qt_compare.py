@@ -7,7 +7,6 @@ import difflib
 import html
 import threading
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -39,9 +38,8 @@ class _Loader(QObject):
                 run = RunSeries(run_id, status=info.status)
                 for stage in queries.list_stages(store, run_id):
                     run.update_stage(stage.__dict__)
-                for stage, key, rows in read_history(store, run_id, 2**62):
-                    data = np.array(rows, dtype=np.float64).reshape(-1, 2)
-                    run.add_series(key, stage, data[:, 0], data[:, 1])
+                for stage, key, steps, values in read_history(store, run_id, 2**62):
+                    run.add_series(key, stage, steps, values)
                 out.append((f"{exp.name} · run {info.number} ({run_id[:6]})", run, info.plan_text))
             self.loaded.emit(out)
 

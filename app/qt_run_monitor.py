@@ -56,26 +56,11 @@ class HistoryLoader(QObject):
             upto = queries.max_seq(store, run_id)
             stages = [stage.__dict__ for stage in queries.list_stages(store, run_id)]
             self.header.emit(run_id, stages, read_events(store, run_id, upto))
-            parts: list[np.ndarray] = []
-            where = None
-
-            def send() -> None:
-                data = np.concatenate(parts)
-                self.series.emit(*where, data[:, 0], data[:, 1])
-                parts.clear()
-
-            # Small reads with a pause after each: a read holds the interpreter lock, and
-            # the GUI thread must get it back within milliseconds to stay responsive.
-            for stage, key, rows in read_history(store, run_id, upto, chunk=4096):
-                if parts and where != (stage, key):
-                    send()
-                where = (stage, key)
-                parts.append(np.array(rows, dtype=np.float64).reshape(-1, 2))
-                if sum(len(p) for p in parts) >= 65_536:
-                    send()
+            # One series at a time (a few hundred blob reads per million points); a pause
+            # after each lets the GUI thread take the interpreter lock back at once.
+            for stage, key, steps, values in read_history(store, run_id, upto):
+                self.series.emit(stage, key, steps.astype(np.float64), values)
                 time.sleep(0.0005)
-            if parts:
-                send()
             self.done.emit(run_id, upto)
 
         threading.Thread(target=work, name="stagelab-history", daemon=True).start()

@@ -4,13 +4,16 @@ read back for the monitor (its events: `stream.read_events`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import case, func, select
 
+from engine.store import series
 from engine.store.db import Store
-from engine.store.models import SqlMetric, SqlRun, SqlStage
+from engine.store.models import SqlMetricChunk, SqlRun, SqlStage
 from engine.store.status import effective_status
 
 # Metrics where higher is better; any other `eval/` metric is better when lower.
@@ -68,22 +71,29 @@ def browse_runs(store: Store) -> list[RunRow]:
             ).all()
         )
         # The best result of the last stage that evaluates: earlier stages are other tasks.
-        # Evaluation points are few: read them through the (run_id, key) index and reduce
-        # here; a GROUP BY makes SQLite walk every metric point of every run instead
-        # (0.3 s per million points, on every refresh of the browser).
+        # Evaluation chunks are few: read them through the (run_id, key) index and reduce
+        # here. NaN (a diverged evaluation) is never a best.
         best: dict[str, tuple[int, dict[str, tuple[float, float]]]] = {}
-        for run_id, stage, key, value in s.execute(
-            select(SqlMetric.run_id, SqlMetric.stage_idx, SqlMetric.key, SqlMetric.value).where(
-                SqlMetric.run_id.in_([r.id for r in runs]), SqlMetric.key.in_(BEST_ORDER)
+        for run_id, stage, key, blob in s.execute(
+            select(
+                SqlMetricChunk.run_id,
+                SqlMetricChunk.stage_idx,
+                SqlMetricChunk.key,
+                SqlMetricChunk.vals,
+            ).where(
+                SqlMetricChunk.run_id.in_([r.id for r in runs]),
+                SqlMetricChunk.key.in_(BEST_ORDER),
             )
         ).all():
+            values = np.frombuffer(blob, "<f8")
+            values = values[~np.isnan(values)]
             last, found = best.get(run_id, (-1, {}))
             if stage > last:
                 last, found = stage, {}
-            if stage == last:
-                low, high = found.get(key, (value, value))
-                found[key] = (min(low, value), max(high, value))
-                best[run_id] = (last, found)
+            if stage == last and len(values):
+                low, high = found.get(key, (math.inf, -math.inf))
+                found[key] = (min(low, float(values.min())), max(high, float(values.max())))
+            best[run_id] = (last, found)
     rows = []
     for r in runs:
         total, done = stages.get(r.id, (0, 0))
@@ -119,35 +129,10 @@ def _best(found: dict[str, tuple[float, float]]) -> tuple[str | None, float | No
 
 
 def read_history(
-    store: Store, run_id: str, upto: int, chunk: int = 50_000
-) -> Iterator[tuple[int, str, list[tuple[int, float]]]]:
-    """Every stored series of a run up to stream position `upto`, as chunks of
-    (stage, key, [(step, value), ...]) with steps ascending within a series.
-
-    One indexed query per series keeps each result in primary-key order (no sort of the
-    table); rows come straight from the DB-API cursor as plain tuples, about ten times
-    faster than result rows for a million points.
-    """
+    store: Store, run_id: str, upto: int
+) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
+    """Every stored series of a run up to stream position `upto`, one at a time, as
+    (stage, key, steps, values) arrays with steps ascending."""
     with store.session() as s:
-        pairs = s.execute(
-            select(SqlMetric.stage_idx, SqlMetric.key)
-            .where(SqlMetric.run_id == run_id)
-            .group_by(SqlMetric.stage_idx, SqlMetric.key)
-        ).all()
-        for stage, key in pairs:
-            # The stream position is filtered here, not in SQL: a `seq` condition makes
-            # SQLite scan the run's whole seq index and sort, ~10x slower.
-            result = s.connection().execute(
-                select(SqlMetric.step, SqlMetric.value, SqlMetric.seq)
-                .where(
-                    SqlMetric.run_id == run_id,
-                    SqlMetric.stage_idx == stage,
-                    SqlMetric.key == key,
-                )
-                .order_by(SqlMetric.step)
-            )
-            while rows := result.cursor.fetchmany(chunk):
-                if rows[-1][2] is None or any(r[2] is None or r[2] > upto for r in rows):
-                    rows = [r for r in rows if r[2] is None or r[2] <= upto]
-                yield stage, key, [r[:2] for r in rows]
-            result.close()
+        for (stage, key), steps, values in series.history(s, run_id, upto):
+            yield stage, key, steps, values

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+import numpy as np
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from engine.store import series
 from engine.store.db import Store
 from engine.store.experiments import now_ms
-from engine.store.models import SqlCheckpoint, SqlEvent, SqlLatestMetric, SqlMetric, SqlStage
+from engine.store.models import SqlCheckpoint, SqlEvent, SqlLatestMetric, SqlStage
 from engine.store.records import CheckpointInfo, EventInfo, MetricInfo
 
 # stage_idx, key, step, value, wall_ms[, seq]: the stream position is optional (tests and
@@ -22,30 +25,27 @@ Point = tuple[int, str, int, float, int] | tuple[int, str, int, float, int, int]
 def add_metrics(store: Store, run_id: str, points: Iterable[Point]) -> None:
     """Store a batch of points in one transaction and move the latest values on.
 
-    A point for a step already stored replaces it (a resumed run rewrites the steps after
-    its checkpoint), so a series never holds a step twice.
+    Values may be NaN or ±inf (a diverging loss is a result, not an error). A point for a
+    step already stored replaces it (a resumed run rewrites the steps after its
+    checkpoint), so a series never holds a step twice.
     """
-    rows = [
+    grouped = series.group_points(points)
+    if not grouped:
+        return
+    newest = [
         {
             "run_id": run_id,
-            "stage_idx": p[0],
-            "key": p[1],
-            "step": p[2],
-            "value": p[3],
-            "wall_ms": p[4],
-            "seq": p[5] if len(p) > 5 else None,
+            "stage_idx": stage,
+            "key": key,
+            "step": int(block.steps[-1]),
+            "value": _sql_float(block.vals[-1]),
+            "wall_ms": int(block.walls[-1]),
         }
-        for p in points
+        for (stage, key), block in grouped.items()
     ]
-    if not rows:
-        return
-    newest: dict[tuple[int, str], dict[str, Any]] = {}
-    for row in rows:
-        slot = (row["stage_idx"], row["key"])
-        if slot not in newest or row["step"] >= newest[slot]["step"]:
-            newest[slot] = {k: v for k, v in row.items() if k != "seq"}
     with store.session(immediate=True) as s:
-        s.execute(sqlite_insert(SqlMetric).prefix_with("OR REPLACE"), rows)
+        for slot, block in grouped.items():
+            series.append(s, run_id, slot, block)
         upsert = sqlite_insert(SqlLatestMetric)
         upsert = upsert.on_conflict_do_update(
             index_elements=["run_id", "stage_idx", "key"],
@@ -56,69 +56,56 @@ def add_metrics(store: Store, run_id: str, points: Iterable[Point]) -> None:
             },
             where=upsert.excluded.step >= SqlLatestMetric.step,
         )
-        s.execute(upsert, list(newest.values()))
+        s.execute(upsert, newest)
+
+
+def _sql_float(value: float) -> float | None:
+    # SQLite turns NaN into NULL anyway; saying so keeps the meaning explicit.
+    return None if math.isnan(value) else float(value)
+
+
+def _py_float(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def truncate_metrics_after(store: Store, run_id: str, stage_idx: int, step: int) -> None:
     """Delete points of `stage_idx` after `step` and of every later stage, then rebuild
     the latest values: what a resumed run will write again."""
     with store.session(immediate=True) as s:
-        s.execute(
-            delete(SqlMetric).where(
-                SqlMetric.run_id == run_id,
-                or_(
-                    SqlMetric.stage_idx > stage_idx,
-                    and_(SqlMetric.stage_idx == stage_idx, SqlMetric.step > step),
-                ),
-            )
-        )
+        series.truncate_after(s, run_id, stage_idx, step)
         s.execute(delete(SqlLatestMetric).where(SqlLatestMetric.run_id == run_id))
-        last = (
-            select(SqlMetric.stage_idx, SqlMetric.key, func.max(SqlMetric.step).label("step"))
-            .where(SqlMetric.run_id == run_id)
-            .group_by(SqlMetric.stage_idx, SqlMetric.key)
-            .subquery()
-        )
-        rows = s.execute(
-            select(
-                SqlMetric.stage_idx,
-                SqlMetric.key,
-                SqlMetric.step,
-                SqlMetric.value,
-                SqlMetric.wall_ms,
-            )
-            .join(
-                last,
-                and_(
-                    SqlMetric.stage_idx == last.c.stage_idx,
-                    SqlMetric.key == last.c.key,
-                    SqlMetric.step == last.c.step,
-                ),
-            )
-            .where(SqlMetric.run_id == run_id)
-        ).all()
+        rows = [
+            {
+                "run_id": run_id,
+                "stage_idx": stage,
+                "key": key,
+                "step": st,
+                "value": _sql_float(value),
+                "wall_ms": wall,
+            }
+            for (stage, key), (st, value, wall) in series.last_points(s, run_id).items()
+        ]
         if rows:
-            s.execute(
-                insert(SqlLatestMetric),
-                [
-                    {
-                        "run_id": run_id,
-                        "stage_idx": r[0],
-                        "key": r[1],
-                        "step": r[2],
-                        "value": r[3],
-                        "wall_ms": r[4],
-                    }
-                    for r in rows
-                ],
-            )
+            s.execute(insert(SqlLatestMetric), rows)
 
 
 def latest_metrics(store: Store, run_id: str) -> list[MetricInfo]:
-    """The newest point of every series of a run."""
+    """The newest point of every series of a run (NaN where it was NaN)."""
     with store.session() as s:
         rows = s.scalars(select(SqlLatestMetric).where(SqlLatestMetric.run_id == run_id))
-        return [MetricInfo(r.stage_idx, r.key, r.step, r.value, r.wall_ms) for r in rows]
+        return [MetricInfo(r.stage_idx, r.key, r.step, _py_float(r.value), r.wall_ms) for r in rows]
+
+
+def read_arrays(
+    store: Store, run_id: str, key: str, stage_idx: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (int64) and values (float64) of a series, ordered by stage then step."""
+    with store.session() as s:
+        blocks = [b for _, b in series.read_blocks(s, run_id, key, stage_idx, ("steps", "vals"))]
+    if not blocks:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    joined = series.Block.concat(blocks)
+    return joined.steps, joined.vals
 
 
 def read_series(
@@ -129,17 +116,10 @@ def read_series(
     With `max_points`, the series is cut into buckets and each keeps its minimum and its
     maximum, so a spike survives downsampling (never a sample that hides it).
     """
-    with store.session() as s:
-        query = select(SqlMetric.step, SqlMetric.value).where(
-            SqlMetric.run_id == run_id, SqlMetric.key == key
-        )
-        if stage_idx is not None:
-            query = query.where(SqlMetric.stage_idx == stage_idx)
-        rows = s.execute(query.order_by(SqlMetric.stage_idx, SqlMetric.step)).all()
-    steps, values = [r[0] for r in rows], [r[1] for r in rows]
+    steps, values = read_arrays(store, run_id, key, stage_idx)
     if max_points is None or len(steps) <= max_points:
-        return steps, values
-    return _peak_downsample(steps, values, max(max_points // 2, 1))
+        return steps.tolist(), values.tolist()
+    return _peak_downsample(steps.tolist(), values.tolist(), max(max_points // 2, 1))
 
 
 def _peak_downsample(
@@ -149,9 +129,11 @@ def _peak_downsample(
     out_steps, out_values = [], []
     for start in range(0, len(steps), size):
         chunk = range(start, min(start + size, len(steps)))
-        lo = min(chunk, key=values.__getitem__)
-        hi = max(chunk, key=values.__getitem__)
-        for i in sorted({lo, hi}):
+        finite = [i for i in chunk if math.isfinite(values[i])] or list(chunk)
+        lo = min(finite, key=values.__getitem__)
+        hi = max(finite, key=values.__getitem__)
+        odd = [i for i in chunk if not math.isfinite(values[i])][:1]  # a NaN/inf stays seen
+        for i in sorted({lo, hi, *odd}):
             out_steps.append(steps[i])
             out_values.append(values[i])
     return out_steps, out_values
@@ -160,16 +142,21 @@ def _peak_downsample(
 def export_metrics_rows(store: Store, run_id: str) -> list[tuple[str, int, str, float, int]]:
     """(stage name, step, key, value, wall_ms) of every point, by stage, key and step."""
     with store.session() as s:
-        rows = s.execute(
-            select(SqlStage.name, SqlMetric.step, SqlMetric.key, SqlMetric.value, SqlMetric.wall_ms)
-            .join(
-                SqlStage,
-                and_(SqlStage.run_id == SqlMetric.run_id, SqlStage.idx == SqlMetric.stage_idx),
-            )
-            .where(SqlMetric.run_id == run_id)
-            .order_by(SqlMetric.stage_idx, SqlMetric.key, SqlMetric.step)
-        ).all()
-    return [tuple(r) for r in rows]
+        names = dict(
+            s.execute(select(SqlStage.idx, SqlStage.name).where(SqlStage.run_id == run_id)).all()
+        )
+        out = []
+        for (stage, key), b in series.read_series_blocks(s, run_id):
+            if stage not in names:
+                continue
+            name = names[stage]
+            out += [
+                (name, st, key, v, w)
+                for st, v, w in zip(
+                    b.steps.tolist(), b.vals.tolist(), b.walls.tolist(), strict=True
+                )
+            ]
+    return out
 
 
 def add_checkpoint(store: Store, run_id: str, stage_idx: int, step: int, path: str) -> None:
@@ -254,10 +241,8 @@ def list_events(
 
 
 def iter_points(store: Store, run_id: str) -> Iterator[tuple[int, str, int, float]]:
-    """Every point of a run (stage_idx, key, step, value), in storage order."""
+    """Every point of a run (stage_idx, key, step, value), by stage, key and step."""
     with store.session() as s:
-        yield from s.execute(
-            select(SqlMetric.stage_idx, SqlMetric.key, SqlMetric.step, SqlMetric.value)
-            .where(SqlMetric.run_id == run_id)
-            .order_by(SqlMetric.stage_idx, SqlMetric.key, SqlMetric.step)
-        )
+        for (stage, key), b in series.read_series_blocks(s, run_id, fields=("steps", "vals")):
+            for st, v in zip(b.steps.tolist(), b.vals.tolist(), strict=True):
+                yield stage, key, st, v

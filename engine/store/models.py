@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -141,23 +142,35 @@ class SqlStage(Base):
     )
 
 
-class SqlMetric(Base):
-    """One point of a metric series; the key makes a repeated step impossible."""
+class SqlMetricChunk(Base):
+    """A run of consecutive points of one series (up to `series.CHUNK_POINTS`), as packed
+    little-endian arrays: one row per chunk instead of one per point makes opening a run
+    with millions of points a few hundred blob reads (TensorBoard and Aim store series the
+    same way). IEEE floats keep NaN and ±inf, which a REAL column cannot (SQLite stores NaN
+    as NULL). Chunks of a series never overlap: `first_step` orders them."""
 
-    __tablename__ = "metrics"
+    __tablename__ = "metric_chunks"
     run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"))
     stage_idx: Mapped[int] = mapped_column(Integer)
     key: Mapped[str] = mapped_column(String(100))
-    step: Mapped[int] = mapped_column(Integer)
-    value: Mapped[float] = mapped_column(Float, nullable=False)
-    wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    # Position in the run's live stream (shared with events): a client that has everything
-    # up to `seq` asks for what comes after it (docs/protocol.md, subscribe).
-    seq: Mapped[int | None] = mapped_column(BigInteger)
+    first_step: Mapped[int] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer, nullable=False)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Stream positions (docs/protocol.md) of the chunk's points: a catch-up reads only the
+    # chunks whose range reaches past the client's position. 0 = written without one.
+    min_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    max_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Blobs last, steps and values first: SQLite walks overflow pages in column order, so a
+    # plot's read of (steps, vals) never touches the other two.
+    steps: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # int64
+    vals: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # float64
+    seqs: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # int64
+    walls: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # int64, ms
     __table_args__ = (
-        PrimaryKeyConstraint("run_id", "stage_idx", "key", "step", name="pk_metrics"),
-        Index("ix_metrics_run_id_key", "run_id", "key"),
-        Index("ix_metrics_run_id_seq", "run_id", "seq"),
+        PrimaryKeyConstraint("run_id", "stage_idx", "key", "first_step", name="pk_metric_chunks"),
+        CheckConstraint("n > 0 AND first_step <= last_step", name="extent"),
+        Index("ix_metric_chunks_run_id_key", "run_id", "key"),
+        Index("ix_metric_chunks_run_id_max_seq", "run_id", "max_seq"),
     )
 
 
@@ -169,7 +182,8 @@ class SqlLatestMetric(Base):
     stage_idx: Mapped[int] = mapped_column(Integer)
     key: Mapped[str] = mapped_column(String(100))
     step: Mapped[int] = mapped_column(Integer, nullable=False)
-    value: Mapped[float] = mapped_column(Float, nullable=False)
+    # NULL is NaN: SQLite has no NaN (±inf it keeps).
+    value: Mapped[float | None] = mapped_column(Float)
     wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     __table_args__ = (PrimaryKeyConstraint("run_id", "stage_idx", "key", name="pk_latest_metrics"),)
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from engine.store import series
 from engine.store.db import Store
-from engine.store.models import SqlEvent, SqlMetric
+from engine.store.models import SqlEvent
 
 # An event's columns, in the order of the channel's `event` fields (engine/channel/frames.py).
 EVENT_COLUMNS = (
@@ -32,7 +33,7 @@ def _event(row: Any) -> tuple[Any, ...]:
 def max_seq(store: Store, run_id: str) -> int:
     """The highest stream position stored for a run (0 if none)."""
     with store.session() as s:
-        points = s.scalar(select(func.max(SqlMetric.seq)).where(SqlMetric.run_id == run_id))
+        points = series.max_seq(s, run_id)
         events = s.scalar(select(func.max(SqlEvent.seq)).where(SqlEvent.run_id == run_id))
     return max(points or 0, events or 0)
 
@@ -46,19 +47,7 @@ def stream_after(
     ("event", seq, stage_idx, kind, level, message, data, wall_ms).
     """
     with store.session() as s:
-        points = s.execute(
-            select(
-                SqlMetric.seq,
-                SqlMetric.stage_idx,
-                SqlMetric.key,
-                SqlMetric.step,
-                SqlMetric.value,
-                SqlMetric.wall_ms,
-            )
-            .where(SqlMetric.run_id == run_id, SqlMetric.seq > after, SqlMetric.seq <= upto)
-            .order_by(SqlMetric.seq)
-            .limit(limit)
-        ).all()
+        points = series.points_after(s, run_id, after, upto, limit)
         events = s.execute(
             select(*EVENT_COLUMNS)
             .where(SqlEvent.run_id == run_id, SqlEvent.seq > after, SqlEvent.seq <= upto)

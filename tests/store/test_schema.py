@@ -45,7 +45,7 @@ def insert_finished_run(conn, experiment_id: str, name: str, run_id: str) -> Non
 
 def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
-    assert current_revision(store.engine) == head_revision(store.engine) == "0003_stream_seq"
+    assert current_revision(store.engine) == head_revision(store.engine) == "0004_metric_chunks"
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -69,7 +69,7 @@ def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
     engine.dispose()
     assert "resume_count" not in schema_sql(db)
     store = Store.open(db)
-    assert current_revision(store.engine) == "0003_stream_seq"
+    assert current_revision(store.engine) == "0004_metric_chunks"
     run = queries.get_run(store, "r00000000001")
     assert run.resume_count == 0 and run.status == "finished"
     assert queries.get_experiment(store, "old one").id == "abcdef123456"
