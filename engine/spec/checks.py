@@ -69,13 +69,16 @@ def check_partial(data: dict[str, Any]) -> list[Problem]:
     for i, item in enumerate(raw):
         stage, dropped[i] = _validate_leniently(item)
         stages.append(stage)
-    names = [item.get("name") if isinstance(item, dict) else None for item in raw]
+    names = [_raw_name(item) for item in raw]
     problems = []
     for i, (stage, item) in enumerate(zip(stages, raw, strict=True)):
+        if stage is not None or not isinstance(item, dict):
+            continue
         # A stage that could not be read at all still has its references checked.
         for field in ("model", "teacher"):
-            ref = item.get(field, {}).get("from_stage") if isinstance(item, dict) else None
-            if stage is None and isinstance(item.get(field), dict) and isinstance(ref, str):
+            source = item.get(field)
+            ref = source.get("from_stage") if isinstance(source, dict) else None
+            if isinstance(ref, str):
                 problems += _check_reference(names, i, ref, f"stages[{i}].{field}.from_stage")
     # Settings that failed validation were replaced by defaults; their own problems are
     # already reported, so checks that looked at the stand-in defaults are left out.
@@ -86,6 +89,12 @@ def check_partial(data: dict[str, Any]) -> list[Problem]:
             p.path.startswith(f"stages[{i}].{key}") for i, keys in dropped.items() for key in keys
         )
     ]
+
+
+def _raw_name(item: Any) -> str | None:
+    """The name of a raw stage, if it has one that is text."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _validate_leniently(item: Any) -> tuple[StageBase | None, set[str]]:

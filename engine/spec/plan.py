@@ -15,6 +15,11 @@ from engine.spec.settings import Settings
 from engine.spec.stages import Stage
 
 PLAN_VERSION = 1
+# A plan is a small text file (the demo: 3 kB); anything larger is some other file opened
+# by mistake, and refused before parsing.
+MAX_PLAN_BYTES = 5_000_000
+# At most this many problems are listed; the rest are counted in one last line.
+MAX_PROBLEMS = 200
 
 # libyaml (C) when PyYAML was built with it: ~20× faster than the pure-Python classes, and
 # the window parses and writes the plan while it starts.
@@ -85,8 +90,10 @@ def parse_plan_text(text: str, *, source: str = "plan") -> dict[str, Any]:
     """Parse YAML or JSON text (JSON is YAML) into plain data.
 
     Raises:
-        PlanInvalid: if the text is not a YAML mapping.
+        PlanInvalid: if the text is too large, not YAML or not a YAML mapping.
     """
+    if len(text) > MAX_PLAN_BYTES:
+        raise PlanInvalid([Problem(source, _too_large(len(text)))])
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
@@ -96,11 +103,74 @@ def parse_plan_text(text: str, *, source: str = "plan") -> dict[str, Any]:
         raise PlanInvalid(
             [Problem(source, f"{where}not valid YAML or JSON ({reason}); fix the syntax")]
         ) from None
-    if not isinstance(data, dict):
+    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        # The pure-Python loader (PyYAML without libyaml) recurses on deep nesting, and a
+        # few scalars (e.g. huge timestamps) fail in their constructors.
         raise PlanInvalid(
-            [Problem(source, "must be a mapping with 'name' and 'stages' at the top level")]
-        )
+            [Problem(source, f"cannot be read as YAML ({type(exc).__name__}); fix the syntax")]
+        ) from None
+    if not isinstance(data, dict):
+        raise PlanInvalid([Problem(source, _not_a_mapping(data))])
     return data
+
+
+def _not_a_mapping(data: Any) -> str:
+    if data is None:
+        return "is empty; a plan is a mapping with 'name' and 'stages' (see docs/plan-format.md)"
+    if isinstance(data, list):
+        got = "a list"
+    elif isinstance(data, str):
+        got = f"the text {data[:40]!r}"
+    else:
+        got = repr(data)[:40]
+    return f"must be a mapping with 'name' and 'stages' at the top level (got {got})"
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"is {size / 1e6:.1f} MB, larger than a plan can be ({MAX_PLAN_BYTES // 1_000_000} MB); "
+        "check that this is a plan file and not a data file"
+    )
+
+
+def read_plan_file(path: str | Path) -> str:
+    """The text of a plan file.
+
+    Raises:
+        PlanInvalid: if the file is missing, a folder, unreadable, too large or not UTF-8,
+            with one sentence saying what to do.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise PlanInvalid([Problem(where, "is a folder; name a plan file (YAML or JSON)")])
+        if size > MAX_PLAN_BYTES:
+            raise PlanInvalid([Problem(where, _too_large(size))])
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PlanInvalid([Problem(where, "file not found; check the path")]) from None
+    except PermissionError:
+        raise PlanInvalid(
+            [Problem(where, "cannot be read (permission denied); check the file's permissions")]
+        ) from None
+    except OSError as exc:
+        raise PlanInvalid(
+            [Problem(where, f"cannot be read ({exc.strerror or exc}); check the path")]
+        ) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlanInvalid(
+            [
+                Problem(
+                    where,
+                    f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
+                    "save the plan as UTF-8, or check that this is a plan file",
+                )
+            ]
+        ) from None
 
 
 def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
@@ -117,19 +187,31 @@ def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        problems = problems_from_validation_error(exc, Plan)
+        problems = problems_from_validation_error(exc, Plan, limit=MAX_PROBLEMS + 1)
+        more = exc.error_count() - len(problems)
         problems += check_partial(data)
-        raise PlanInvalid(_unique(problems + files)) from None
+        raise PlanInvalid(_capped(_unique(problems + files), more)) from None
     problems = check_plan(plan) + files
     if problems:
-        raise PlanInvalid(problems)
+        raise PlanInvalid(_capped(problems, 0))
     return plan
+
+
+def _capped(problems: list[Problem], more: int) -> list[Problem]:
+    """At most MAX_PROBLEMS problems, and a last one counting those left out."""
+    more += max(0, len(problems) - MAX_PROBLEMS)
+    if more <= 0:
+        return problems
+    return [
+        *problems[:MAX_PROBLEMS],
+        Problem("plan", f"{more} more problem(s) not listed; fix the ones above first"),
+    ]
 
 
 def plan_problems(data: Any, plan_dir: Path | None = None) -> list[Problem]:
     """Every problem of plan data, as `stagelab validate` reports them (none: valid)."""
     if not isinstance(data, dict):
-        return [Problem("plan", "must be a mapping with 'name' and 'stages' at the top level")]
+        return [Problem("plan", _not_a_mapping(data))]
     try:
         plan_from_data(data, plan_dir)
     except PlanInvalid as exc:
@@ -153,12 +235,7 @@ def load_plan(path: str | Path) -> Plan:
         PlanInvalid: if the file is missing, unreadable or invalid.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanInvalid([Problem(str(path), "file not found; check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanInvalid([Problem(str(path), f"cannot be read ({exc})")]) from None
+    text = read_plan_file(path)
     return load_plan_text(text, source=path.name, plan_dir=path.resolve().parent)
 
 

@@ -170,19 +170,34 @@ def _strip_tags(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return _owner_fields(root, (*loc, "_"))[1][:-1]
 
 
-def problems_from_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
-    """Translate pydantic's errors into problems with readable paths and sentences."""
+def problems_from_validation_error(
+    exc: ValidationError, root: type[BaseModel], limit: int | None = None
+) -> list[Problem]:
+    """Translate pydantic's errors (the first `limit` of them) into problems with readable
+    paths and sentences."""
     problems = []
-    for err in exc.errors(include_url=False):
+    for err in exc.errors(include_url=False)[:limit]:
         loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden":
             names, clean = _owner_fields(root, loc)
-            key = str(loc[-1])
-            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            key = loc[-1]
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             if names and not close:
                 hint = f"; known settings here: {', '.join(names)}"
-            problems.append(Problem(format_path(clean), f"unknown setting '{key}'{hint}"))
+            # A key that is not plain text (a number, empty, with '.' or '[') is named in the message only:
+            # in the path it would read as a list position or vanish.
+            where = clean if _plain_key(key) else clean[:-1]
+            problems.append(Problem(_path(where), f"unknown setting {_show(key)}{hint}"))
             continue
-        problems.append(Problem(format_path(_strip_tags(root, loc)), _message(err)))
+        problems.append(Problem(_path(_strip_tags(root, loc)), _message(err)))
     return problems
+
+
+def _plain_key(key: Any) -> bool:
+    return isinstance(key, str) and bool(key.strip()) and not any(c in key for c in ".[]")
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    """The path of a location; 'plan' for the top level."""
+    return format_path(loc) or "plan"
