@@ -1,6 +1,11 @@
-"""Evaluation metrics from a confusion matrix accumulated on the device.
+"""Losses and evaluation metrics.
 
-One host sync per evaluation: counts stay on the device until the end.
+Every loss is token-weighted: the sum of per-position losses over the labelled positions
+(tokens for language modelling and token classification, examples for sequence
+classification) divided by their count, over a whole optimizer step or a whole evaluation.
+A batch without a labelled position then adds nothing instead of a NaN mean.
+
+Evaluation counts stay on the device until the end: one host sync per evaluation.
 """
 
 from __future__ import annotations
@@ -8,15 +13,62 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+
+from engine.encode import IGNORE
+
+
+def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropy over labelled positions (0 when there are none).
+
+    Args:
+        logits: [..., classes], aligned with `labels` (causal LM already shifted).
+        labels: [...], IGNORE where there is no target.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
+
+
+def labelled(labels: torch.Tensor) -> int:
+    """Number of labelled positions; called on host tensors, so it costs no device sync."""
+    return int((labels != IGNORE).sum())
+
+
+def macro_scores(confusion: torch.Tensor) -> tuple[float, float, float]:
+    """Macro precision, recall and F1 of a confusion matrix (rows: true label).
+
+    As scikit-learn's `average="macro", zero_division=0`: averaged over the labels that
+    occur in the true labels or the predictions; a label never predicted has precision 0,
+    one never true has recall 0.
+    """
+    cm = confusion.double()
+    tp = cm.diag()
+    predicted, actual = cm.sum(0), cm.sum(1)
+    seen = (predicted > 0) | (actual > 0)
+    if not seen.any():
+        return 0.0, 0.0, 0.0
+    zero = torch.zeros_like(tp)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), zero)
+    recall = torch.where(actual > 0, tp / actual.clamp(min=1), zero)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), zero)
+    return (
+        precision[seen].mean().item(),
+        recall[seen].mean().item(),
+        f1[seen].mean().item(),
+    )
 
 
 class EvalAccumulator:
-    """Sums loss and counts predictions over evaluation batches."""
+    """Sums losses and counts predictions over evaluation batches."""
 
     def __init__(self, num_classes: int | None, device: torch.device):
         self.num_classes = num_classes
         self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        self.batches = 0
         self.correct = torch.zeros((), device=device, dtype=torch.long)
         self.count = torch.zeros((), device=device, dtype=torch.long)
         self.confusion = (
@@ -25,12 +77,11 @@ class EvalAccumulator:
             else None
         )
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one batch: its mean loss, logits [..., classes] and labels [...] (-100 skipped)."""
-        self.loss_sum += loss.detach().double()
-        self.batches += 1
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add one batch: aligned logits [..., classes] and labels [...] (IGNORE skipped)."""
+        self.loss_sum += loss_sum(logits.detach(), labels).double()
         preds = logits.argmax(dim=-1)
-        keep = labels != -100
+        keep = labels != IGNORE
         preds, labels = preds[keep], labels[keep]
         self.correct += (preds == labels).sum()
         self.count += labels.numel()
@@ -39,37 +90,28 @@ class EvalAccumulator:
             self.confusion += torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
 
     def result(self, wanted: list[str]) -> tuple[dict[str, float], list[list[int]] | None]:
-        """The wanted metrics and, if asked for, the confusion matrix (rows: true label)."""
-        loss = (self.loss_sum / max(self.batches, 1)).item()  # host sync: once per evaluation
+        """The wanted metrics and, if asked for, the confusion matrix (rows: true label).
+
+        Loss, perplexity and accuracy are left out when the eval set has no labelled
+        position at all: they are undefined, and a made-up 0 or NaN would mislead.
+        """
+        count = self.count.item()  # host sync: once per evaluation
         out: dict[str, float] = {}
-        if "loss" in wanted:
-            out["loss"] = loss
-        if "perplexity" in wanted:
-            out["perplexity"] = math.exp(min(loss, 50.0))
-        if "accuracy" in wanted:
-            out["accuracy"] = self.correct.item() / max(self.count.item(), 1)
+        if count:
+            loss = self.loss_sum.item() / count
+            if "loss" in wanted:
+                out["loss"] = loss
+            if "perplexity" in wanted:
+                out["perplexity"] = math.exp(loss) if loss < 709 else math.inf
+            if "accuracy" in wanted:
+                out["accuracy"] = self.correct.item() / count
         matrix = None
         if self.confusion is not None:
             cm = self.confusion.cpu()
-            tp = cm.diag().double()
-            predicted, actual = cm.sum(0).double(), cm.sum(1).double()
-            precision = torch.where(
-                predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp)
-            )
-            recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
-            denom = precision + recall
-            f1 = torch.where(
-                denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp)
-            )
-            # Macro averages over the classes present in the data, so absent classes of a
-            # shared label list do not drag the score to zero.
-            present = actual > 0
-            if "precision" in wanted:
-                out["precision"] = precision[present].mean().item() if present.any() else 0.0
-            if "recall" in wanted:
-                out["recall"] = recall[present].mean().item() if present.any() else 0.0
-            if "f1" in wanted:
-                out["f1"] = f1[present].mean().item() if present.any() else 0.0
+            precision, recall, f1 = macro_scores(cm)
+            for name, value in (("precision", precision), ("recall", recall), ("f1", f1)):
+                if name in wanted:
+                    out[name] = value
             if "confusion_matrix" in wanted:
                 matrix = cm.tolist()
         return out, matrix
