@@ -8,18 +8,21 @@ the device and are read together every `log_every_steps` (the sync points are ma
 
 from __future__ import annotations
 
+import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.augment import augment_batch
-from engine.checkpoint import load_checkpoint, rng_state, set_rng_state
+from engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.encode import pad_batch
 from engine.freezing import apply_freezing
-from engine.metrics import EvalAccumulator
+from engine.metrics import EvalAccumulator, labelled, loss_sum
 from engine.optim import build_optimizer, build_scheduler, l1_penalty
 from engine.spec.schedule import stage_steps
 
@@ -35,10 +38,13 @@ class LoopState:
     micro_step: int = 0  # forward passes done
     epoch: int = 0  # data position: epoch …
     batch_in_epoch: int = 0  # … and next batch within it
-    best: float | None = None  # early stopping: best value so far
+    best: float | None = None  # early stopping: value the patience counts from
     bad_evals: int = 0  # evaluations without improvement
     stopped_early: bool = False
     last_eval_step: int = -1
+    best_value: float | None = None  # best evaluation of the watched metric …
+    best_step: int | None = None  # … and its step (weights under runs/<id>/best/)
+    empty_steps: int = 0  # steps whose batches had no labelled position (no update)
 
 
 class BatchStream:
@@ -96,8 +102,8 @@ def evaluate(ctx: StageContext, recipe: Any, model: torch.nn.Module, step: int) 
             # the stage sees the same masks, so the numbers are comparable over time.
             batch = recipe.prepare(batch, seed=stage.seed + 1, micro_step=n, train=False)
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            out = model(**batch)
-            acc.add(out.loss, *recipe.align(out.logits, batch["labels"]))
+            labels = batch.pop("labels")
+            acc.add(*recipe.align(model(**batch).logits, labels))
     model.train()
     values, matrix = acc.result(stage.eval.metrics)
     ctx.recorder.metrics(ctx.index, step, {f"eval/{k}": v for k, v in values.items()})
@@ -110,28 +116,106 @@ def evaluate(ctx: StageContext, recipe: Any, model: torch.nn.Module, step: int) 
     return values
 
 
+def _better(goal: str, value: float, than: float | None, delta: float = 0.0) -> bool:
+    if than is None:
+        return value == value  # a NaN is never the best
+    return value < than - delta if goal == "min" else value > than + delta
+
+
+def _best_dir(ctx: StageContext, step: int) -> Path:
+    return ctx.run_dir / "best" / f"stage{ctx.index}-step{step}"
+
+
+def _prune_best(ctx: StageContext, keep: set[int | None]) -> None:
+    """Delete this stage's best-weights folders except those of the steps in `keep`."""
+    for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
+        if int(folder.name.rsplit("step", 1)[1]) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _track_best(
+    ctx: StageContext,
+    state: LoopState,
+    model: torch.nn.Module,
+    values: dict[str, float],
+    checkpointed_best: int | None,
+) -> None:
+    """Keep the weights of the best evaluation on disk (written atomically), so the stage
+    output can be the best model, also after a resume."""
+    stopping = ctx.stage.regularization.early_stopping
+    if stopping is None or stopping.metric not in values:
+        return
+    value = values[stopping.metric]
+    if not _better(stopping.goal, value, state.best_value):
+        return
+    state.best_value, state.best_step = value, state.step
+    if stopping.restore_best:
+        save_checkpoint(_best_dir(ctx, state.step), model, {"step": state.step, "value": value})
+        # The latest checkpoint's best stays until the next checkpoint: a resume needs it.
+        _prune_best(ctx, {state.step, checkpointed_best})
+
+
 def _improved(ctx: StageContext, state: LoopState, values: dict[str, float]) -> None:
     stopping = ctx.stage.regularization.early_stopping
     if stopping is None or stopping.metric not in values:
         return
     value = values[stopping.metric]
-    better = (
-        state.best is None
-        or (stopping.goal == "min" and value < state.best - stopping.min_delta)
-        or (stopping.goal == "max" and value > state.best + stopping.min_delta)
-    )
-    if better:
+    if _better(stopping.goal, value, state.best, stopping.min_delta):
         state.best, state.bad_evals = value, 0
         return
     state.bad_evals += 1
     if state.bad_evals >= stopping.patience:
         state.stopped_early = True
+        best = "nothing" if state.best is None else f"{state.best:.4g}"
         ctx.recorder.event(
             "early_stop",
             f"early stopping at step {state.step}: {stopping.metric} has not improved on "
-            f"{state.best:.4g} for {state.bad_evals} evaluations",
+            f"{best} for {state.bad_evals} evaluations",
             stage_idx=ctx.index,
         )
+
+
+def _restore_best(ctx: StageContext, state: LoopState, model: torch.nn.Module) -> None:
+    """Load the best evaluation's weights for the stage output and say where they come from."""
+    stopping = ctx.stage.regularization.early_stopping
+    if stopping is None or state.best_step is None:
+        return
+    metric = stopping.metric
+    folder = _best_dir(ctx, state.best_step)
+    if stopping.restore_best and state.best_step != state.step and not folder.exists():
+        ctx.recorder.event(
+            "best",
+            f"the best weights (step {state.best_step}) are missing from {folder}; "
+            f"the stage output is the last step's",
+            stage_idx=ctx.index,
+            level="warning",
+        )
+        return
+    if stopping.restore_best and state.best_step != state.step:
+        load_checkpoint(folder, model)
+        message = f"stage output: the weights of step {state.best_step}, the best {metric}"
+    elif stopping.restore_best:
+        message = f"stage output: the weights of the last step {state.step}, the best {metric}"
+    else:
+        message = (
+            f"stage output: the weights of the last step {state.step} (restore_best is off; "
+            f"the best {metric} was at step {state.best_step})"
+        )
+    output_step = state.best_step if stopping.restore_best else state.step
+    ctx.recorder.metrics(
+        ctx.index, state.step, {"best/step": state.best_step, f"best/{metric}": state.best_value}
+    )
+    ctx.recorder.event(
+        "best",
+        f"{message} ({state.best_value:.4g})",
+        stage_idx=ctx.index,
+        data={
+            "best_step": state.best_step,
+            "metric": metric,
+            "value": state.best_value,
+            "output_step": output_step,
+        },
+    )
 
 
 def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
@@ -160,6 +244,9 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
         state = LoopState(**saved["loop"])
         set_rng_state(saved["rng"])
         ctx.recorder.event("resume", f"resumed at step {state.step}", stage_idx=ctx.index)
+    # Best weights written after the checkpoint (or by an earlier try) are stale.
+    _prune_best(ctx, {state.best_step})
+    checkpointed_best = state.best_step
     if stage.precision != "fp32" and device.type != "cuda":
         ctx.recorder.event(
             "precision",
@@ -171,6 +258,7 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
     ctx.recorder.stage(ctx.index, total_steps=steps, steps_done=state.step)
 
     def save(reason: str) -> None:
+        nonlocal checkpointed_best
         flush_logs()
         ctx.save_checkpoint(
             model,
@@ -184,8 +272,11 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
             },
             reason,
         )
+        # The checkpoint row is stored: older best weights are no longer needed for a resume.
+        checkpointed_best = state.best_step
+        _prune_best(ctx, {state.best_step})
 
-    pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+    pending: list[tuple[int, torch.Tensor | None, torch.Tensor | None]] = []
     samples = tokens = 0
     interval_start = time.perf_counter()
     frozen = None
@@ -195,12 +286,16 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
         if not pending:
             return
         # Sync point: one read of every step's loss (and grad norm) since the last log.
-        losses = torch.stack([p[1] for p in pending]).float().cpu().tolist()
+        # Steps without a labelled position have no loss (and no gradient) to record.
+        done = [p for p in pending if p[1] is not None]
+        if done:
+            losses = torch.stack([p[1] for p in done]).float().cpu().tolist()
+            ctx.recorder.series(ctx.index, "train/loss", [p[0] for p in done], losses)
+        normed = [p for p in done if p[2] is not None]
+        if normed:
+            norms = torch.stack([p[2] for p in normed]).float().cpu().tolist()
+            ctx.recorder.series(ctx.index, "train/grad_norm", [p[0] for p in normed], norms)
         step_ids = [p[0] for p in pending]
-        ctx.recorder.series(ctx.index, "train/loss", step_ids, losses)
-        if pending[0][2] is not None:
-            norms = torch.stack([p[2] for p in pending]).float().cpu().tolist()
-            ctx.recorder.series(ctx.index, "train/grad_norm", step_ids, norms)
         elapsed = max(time.perf_counter() - interval_start, 1e-9)
         ctx.recorder.metrics(
             ctx.index,
@@ -227,7 +322,9 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
             frozen = now_frozen
 
         # --- forward/backward over the accumulated micro-batches -----------------------------
-        step_loss = torch.zeros((), device=device)
+        # The batches are prepared first: the count of labelled positions of the whole step
+        # (host tensors, no device sync) weights every micro-batch's summed loss.
+        batches = []
         for _ in range(stage.grad_accum):
             batch = stream.next()
             batch = recipe.prepare(batch, seed=stage.seed, micro_step=state.micro_step, train=True)
@@ -242,10 +339,16 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
             )
             samples += batch["input_ids"].shape[0]
             tokens += int(batch["attention_mask"].sum())  # host tensor: no device sync
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             state.micro_step += 1
+            batches.append(batch)
+        targets = sum(labelled(recipe.targets(b["labels"])) for b in batches)
+        step_loss = torch.zeros((), device=device) if targets else None
+        for batch in batches if targets else ():
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            labels = batch.pop("labels")
             with _autocast(ctx):
-                loss = model(**batch).loss / stage.grad_accum
+                logits, labels = recipe.align(model(**batch).logits, labels)
+                loss = loss_sum(logits, labels) / targets
                 if stage.regularization.l1:
                     loss = loss + stage.regularization.l1 * l1_penalty(model) / stage.grad_accum
             scaler.scale(loss).backward()
@@ -253,15 +356,31 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
 
         # --- clip and step ------------------------------------------------------------------
         grad_norm = None
-        if stage.max_grad_norm:
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], stage.max_grad_norm
-            ).detach()
         lr = scheduler.get_last_lr()[0]
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        if targets:
+            if stage.max_grad_norm:
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.requires_grad], stage.max_grad_norm
+                ).detach()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            # Nothing to learn from (e.g. short lines without a masked token): the weights
+            # and optimizer moments stay as they are, the step and the schedule move on.
+            state.empty_steps += 1
+            if state.empty_steps == 1:
+                ctx.recorder.event(
+                    "empty_step",
+                    f"step {state.step + 1}: no labelled position in the batch; the "
+                    f"optimizer step is skipped and no train/loss is recorded for it",
+                    stage_idx=ctx.index,
+                    level="warning",
+                )
+        with warnings.catch_warnings():
+            # torch warns when the schedule moves before a first optimizer step.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         pending.append((state.step, step_loss, grad_norm))
@@ -272,7 +391,9 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
             flush_logs()
         if stage.eval.every_steps and state.step % stage.eval.every_steps == 0:
             flush_logs()
-            _improved(ctx, state, evaluate(ctx, recipe, model, state.step))
+            values = evaluate(ctx, recipe, model, state.step)
+            _track_best(ctx, state, model, values, checkpointed_best)
+            _improved(ctx, state, values)
             state.last_eval_step = state.step
         if stage.checkpoint.every_steps and state.step % stage.checkpoint.every_steps == 0:
             save("interval")
@@ -289,5 +410,15 @@ def train_stage(ctx: StageContext, recipe: Any, resume_from: Any = None) -> str:
 
     flush_logs()
     if state.last_eval_step != state.step:
-        evaluate(ctx, recipe, model, state.step)
+        values = evaluate(ctx, recipe, model, state.step)
+        _track_best(ctx, state, model, values, checkpointed_best)
+    if state.empty_steps:
+        ctx.recorder.event(
+            "empty_step",
+            f"{state.empty_steps} of {state.step} steps had no labelled position (no update)",
+            stage_idx=ctx.index,
+            level="warning",
+            data={"empty_steps": state.empty_steps, "steps": state.step},
+        )
+    _restore_best(ctx, state, model)
     return "early_stopped" if state.stopped_early else "finished"

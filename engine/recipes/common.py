@@ -4,6 +4,7 @@ MLM masking, and saving its output."""
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,22 @@ def prepare_stage(ctx: StageContext, objective: str, *, supervised: bool) -> Pre
     """Load data, build tokenizer and model, encode rows for `objective`."""
     stage = ctx.stage
     data = load_stage_data(
-        stage.data, ctx.plan_dir, ctx.cache_dir / "datasets", seed=stage.seed, supervised=supervised
+        stage.data,
+        ctx.plan_dir,
+        ctx.cache_dir / "datasets",
+        seed=stage.seed,
+        supervised=supervised,
+        objective=objective,
     )
+    for split, n in data.dropped.items():
+        if n:
+            ctx.recorder.event(
+                "data",
+                f"{n} row(s) of split '{split}' have no value in a column the stage reads "
+                f"and are left out",
+                stage_idx=ctx.index,
+                data={"split": split, "dropped": n},
+            )
     column = stage.data.text_column
 
     def corpus():
@@ -67,8 +82,6 @@ def prepare_stage(ctx: StageContext, objective: str, *, supervised: bool) -> Pre
     eval_rows = (
         encode(data.eval, tokenizer, stage.data, objective, data.labels) if data.eval else None
     )
-    if len(train_rows) == 0:
-        raise ValueError("data: no training rows left after tokenisation; check text_column")
     # Rows as plain lists: random access by index is then cheap in the loop.
     return Prepared(
         model=model,
@@ -130,3 +143,6 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> No
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    # The output now holds the best weights the loop restored: their copy can go.
+    for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -21,7 +21,7 @@ class PretrainRecipe:
     """Self-supervised pretraining of one stage.
 
     Interface shared by every recipe: `setup()`, then the loop uses `model`, `train_rows`,
-    `eval_rows`, `prepare()`, `align()`; `save()` writes the stage output.
+    `eval_rows`, `prepare()`, `targets()`, `align()`; `save()` writes the stage output.
     """
 
     def __init__(self, ctx: StageContext):
@@ -55,6 +55,10 @@ class PretrainRecipe:
                 micro_step=micro_step,
             )
         return causal_labels(batch)
+
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """The labels the logits predict (shifted for causal LM), to count them."""
+        return labels[:, 1:] if self.objective == "causal_lm" else labels
 
     def align(
         self, logits: torch.Tensor, labels: torch.Tensor

@@ -46,6 +46,10 @@ class TrainRecipe:
             return causal_labels(batch)
         return batch
 
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """The labels the logits predict (shifted for causal LM), to count them."""
+        return labels[:, 1:] if self.task == "causal_lm_sft" else labels
+
     def align(
         self, logits: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
