@@ -4,13 +4,15 @@ from the data size, batch, accumulation and epochs, and the rate from the same
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from app.data_files import preview
+from app.data_files import split_files
+from engine.spec.rows import count_kept, needed_columns, stage_objective
 from engine.spec.schedule import lr_multiplier, stage_steps, train_rows
 from engine.spec.settings import DataSource, Optimizer, Schedule
 from engine.spec.stages import StageBase
@@ -66,13 +68,13 @@ def _steps(stage: dict[str, Any], plan_dir: Path) -> tuple[int, str]:
     loop = _valid(StageBase, {"name": "x", **{k: stage[k] for k in keys if k in stage}})
     if loop.max_steps:
         return loop.max_steps, ""
-    rows, estimate = _train_rows(stage.get("data"), plan_dir)
+    rows, estimate = _train_rows(stage.get("data"), plan_dir, stage_objective(stage))
     if rows is None:
         return UNKNOWN_SIZE_STEPS, estimate
     return stage_steps(loop, rows), estimate
 
 
-def _train_rows(raw: Any, plan_dir: Path) -> tuple[int | None, str]:
+def _train_rows(raw: Any, plan_dir: Path, objective: str) -> tuple[int | None, str]:
     try:
         data = DataSource.model_validate(raw)
     except ValidationError:
@@ -80,11 +82,28 @@ def _train_rows(raw: Any, plan_dir: Path) -> tuple[int | None, str]:
     if data.hub:
         return None, "Hub data: size known when the run starts"
     path = Path(data.path).expanduser()
-    seen = preview(path if path.is_absolute() else plan_dir / path, data.format)
-    if seen.error or data.train_split not in seen.split_rows:
-        return None, seen.error or f"no split '{data.train_split}'"
-    # Rows too short to hold tokens are dropped by the engine; text files skip empty lines.
-    return train_rows(data, seen.split_rows[data.train_split]), ""
+    path = path if path.is_absolute() else plan_dir / path
+    try:
+        file = split_files(path).get(data.train_split)
+        if file is None:
+            return None, f"no split '{data.train_split}'"
+        kept = _kept_rows(file, data.format, tuple(needed_columns(data, objective)))
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
+        return None, f"{path.name}: cannot be read ({exc})"
+    # The engine drops the rows `keep_row` drops before it holds rows out and applies the
+    # limit; counting with the same function gives the same steps.
+    return train_rows(data, kept), ""
+
+
+_kept_cache: dict[tuple[str, str, tuple[str, ...], float, int], int] = {}
+
+
+def _kept_rows(file: Path, fmt: str, columns: tuple[str, ...]) -> int:
+    stat = file.stat()
+    key = (str(file), fmt, columns, stat.st_mtime, stat.st_size)
+    if key not in _kept_cache:
+        _kept_cache[key] = count_kept(file, fmt, list(columns))
+    return _kept_cache[key]
 
 
 def _valid(model: Any, raw: Any) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 
+from engine.spec.rows import keep_row, needed_columns
 from engine.spec.settings import DataSource
 
 FORMAT_BY_SUFFIX = {
@@ -41,6 +42,7 @@ class StageData:
     eval: datasets.Dataset | None
     labels: list[str] | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by split
 
 
 def resolve_path(source: DataSource, plan_dir: Path) -> Path:
@@ -76,9 +78,18 @@ def fingerprint_file(path: Path) -> str:
 
 
 def load_stage_data(
-    source: DataSource, plan_dir: Path, cache_dir: Path, *, seed: int, supervised: bool
+    source: DataSource,
+    plan_dir: Path,
+    cache_dir: Path,
+    *,
+    seed: int,
+    supervised: bool,
+    objective: str | None = None,
 ) -> StageData:
-    """Load, split and label a stage's data.
+    """Load, filter, split and label a stage's data.
+
+    Rows without a value in a column the stage reads (`engine.spec.rows.keep_row`, the
+    rule the LR preview counts with) are dropped before the hold-out split and the limit.
 
     Args:
         source: the stage's data settings.
@@ -86,6 +97,8 @@ def load_stage_data(
         cache_dir: the workspace's `datasets` cache.
         seed: seed of the held-out split.
         supervised: whether the task has labels to collect.
+        objective: the stage's objective or task (default: sequence classification when
+            supervised, masked LM otherwise), which names the columns a row needs.
 
     Raises:
         DataError: with a sentence for the person when files, splits or columns are wrong.
@@ -97,6 +110,10 @@ def load_stage_data(
         for split_file in files.values():
             fingerprints[split_file] = fingerprint_file(Path(split_file))
         kwargs = {"sep": "\t"} if builder == "csv" and path.suffix.lower() == ".tsv" else {}
+        if builder == "csv":
+            # Cells are text as written: "NA" or "None" is a word, only an empty cell is
+            # missing (as the standard library's csv reader sees it in the LR preview).
+            kwargs["keep_default_na"] = False
         loaded = datasets.load_dataset(
             builder, data_files=files, cache_dir=str(cache_dir), **kwargs
         )
@@ -109,12 +126,28 @@ def load_stage_data(
             f"data.train_split: no split '{source.train_split}' (splits: {', '.join(splits)})"
         )
     train = loaded[source.train_split]
+    _check_columns(source, train, supervised)
+    objective = objective or ("sequence_classification" if supervised else "masked_lm")
+    columns = [c for c in needed_columns(source, objective) if c in train.column_names]
+    dropped: dict[str, int] = {}
+
+    def kept(split: str, table: datasets.Dataset) -> datasets.Dataset:
+        before = len(table)
+        table = table.filter(lambda row: keep_row(row, columns))
+        dropped[split] = before - len(table)
+        return table
+
+    train = kept(source.train_split, train)
+    if len(train) == 0:
+        raise DataError(
+            f"data: no rows with a value in {', '.join(columns)} in split '{source.train_split}'"
+        )
     if source.eval_split:
         if source.eval_split not in loaded:
             raise DataError(
                 f"data.eval_split: no split '{source.eval_split}' (splits: {', '.join(splits)})"
             )
-        evaluation = loaded[source.eval_split]
+        evaluation = kept(source.eval_split, loaded[source.eval_split])
     elif source.eval_ratio > 0:
         parts = train.train_test_split(test_size=source.eval_ratio, seed=seed, shuffle=True)
         train, evaluation = parts["train"], parts["test"]
@@ -122,9 +155,10 @@ def load_stage_data(
         evaluation = None
     if source.limit is not None:
         train = train.select(range(min(source.limit, len(train))))
-    _check_columns(source, train, supervised)
     labels = _label_names(source, train, evaluation) if supervised else None
-    return StageData(train=train, eval=evaluation, labels=labels, fingerprints=fingerprints)
+    return StageData(
+        train=train, eval=evaluation, labels=labels, fingerprints=fingerprints, dropped=dropped
+    )
 
 
 def _check_columns(source: DataSource, table: datasets.Dataset, supervised: bool) -> None:

@@ -89,14 +89,15 @@ def encode(
         fn = instructions if source.prompt_column else plain
     else:
         raise ValueError(f"no encoding for objective '{objective}'")
-    encoded = table.map(fn, batched=True, remove_columns=table.column_names)
-    # Empty lines give nothing to learn from and break the losses.
-    return encoded.filter(lambda row: len(row["input_ids"]) > 2)
+    # Rows were filtered before (engine.spec.rows.keep_row); none is dropped here, so the
+    # LR preview, which cannot tokenise, counts the same rows. A short row whose batch has
+    # no target is handled by the token-weighted losses.
+    return table.map(fn, batched=True, remove_columns=table.column_names)
 
 
 def pad_batch(rows: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a list of encoded rows to the longest one and stack them into tensors."""
-    width = max(len(r["input_ids"]) for r in rows)
+    width = max(max(len(r["input_ids"]) for r in rows), 1)
     batch: dict[str, torch.Tensor] = {}
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
