@@ -172,6 +172,10 @@ class EarlyStopping(Settings):
     )
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as better.")
+    restore_best: bool = Field(
+        True,
+        description="The stage output is the best evaluation's weights, not the last step's.",
+    )
 
     @property
     def goal(self) -> str:
