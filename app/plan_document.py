@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from app.events import Event
-from engine.spec import PLAN_VERSION, PlanInvalid, Problem, parse_plan_text, plan_problems
-from engine.spec.plan import dump_yaml, save_text_atomically
+from engine.spec import PLAN_VERSION, Problem, parse_plan_text, plan_problems
+from engine.spec.plan import dump_yaml, read_plan_file, save_text_atomically
 
 
 class _Unset:
@@ -63,11 +63,7 @@ class PlanDocument:
                 invalid settings opens, with its problems listed).
         """
         path = Path(path).resolve()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanInvalid([Problem(str(path), f"cannot be read ({exc})")]) from None
-        data = parse_plan_text(text, source=path.name)
+        data = parse_plan_text(read_plan_file(path), source=path.name)
         if as_template:
             return cls(data, None, path.parent)
         return cls(data, path, path.parent)
@@ -144,8 +140,10 @@ class PlanDocument:
     # -- editing ----------------------------------------------------------------------------
 
     def insert_stage(self, index: int, stage: dict[str, Any]) -> None:
-        """Insert a stage so that it ends up at `index`."""
-        self._data.setdefault("stages", [])
+        """Insert a stage so that it ends up at `index` (stages that are not a list, which
+        the problems name, give way to a list)."""
+        if not isinstance(self._data.get("stages"), list):
+            self._data["stages"] = []
         self._data["stages"].insert(index, copy.deepcopy(stage))
         self._edited("stages", index)
 

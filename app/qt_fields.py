@@ -165,7 +165,7 @@ class MetricsEditor(FieldEditor):
         return box
 
     def _show(self, value: Any, is_default: bool) -> None:
-        chosen = set(value) if isinstance(value, list) else set()
+        chosen = {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
         for name, check in self._boxes.items():
             check.blockSignals(True)
             check.setChecked(name in chosen)

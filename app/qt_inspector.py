@@ -83,7 +83,7 @@ class QtStageInspector(QScrollArea):
         self.index = index
         stage = self.doc.stages[index] if 0 <= index < len(self.doc.stages) else None
         kind = stage.get("kind") if isinstance(stage, dict) else None
-        kind = kind if kind in STAGE_CLASSES else None
+        kind = kind if isinstance(kind, str) and kind in STAGE_CLASSES else None
         if kind is None or kind != self._kind:  # same kind: the form is reused, only values change
             self._build(kind, stage is not None)
         self.refresh()

@@ -66,7 +66,8 @@ class QtLrPreview(pg.PlotWidget):
                 pos=curve.start,
                 angle=90,
                 pen=pg.mkPen(color, width=1, style=pg.QtCore.Qt.PenStyle.DotLine),
-                label=f"{curve.name} · {curve.steps} steps",
+                # pyqtgraph formats the label: braces in a (malformed) name stay text
+                label=f"{curve.name} · {curve.steps} steps".replace("{", "{{").replace("}", "}}"),
                 labelOpts={
                     "position": 0.93 - 0.12 * (len(self._items) // 2 % 2),
                     "color": color,

@@ -10,7 +10,12 @@ import yaml
 from pydantic import Field, ValidationError
 
 from engine.spec.checks import check_files, check_partial, check_plan
-from engine.spec.problems import PlanInvalid, Problem, problems_from_validation_error
+from engine.spec.problems import (
+    PlanInvalid,
+    Problem,
+    format_path,
+    problems_from_validation_error,
+)
 from engine.spec.settings import Settings
 from engine.spec.stages import Stage
 
@@ -20,6 +25,9 @@ PLAN_VERSION = 1
 MAX_PLAN_BYTES = 5_000_000
 # At most this many problems are listed; the rest are counted in one last line.
 MAX_PROBLEMS = 200
+# A plan nests a few levels (stages[0].freezing.unfreeze.layers is 5); deeper data is no
+# plan, and the window's copies and YAML writer would recurse on it.
+MAX_NESTING = 50
 
 # libyaml (C) when PyYAML was built with it: ~20× faster than the pure-Python classes, and
 # the window parses and writes the plan while it starts.
@@ -111,7 +119,27 @@ def parse_plan_text(text: str, *, source: str = "plan") -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise PlanInvalid([Problem(source, _not_a_mapping(data))])
+    deep = too_deep(data)
+    if deep is not None:
+        raise PlanInvalid([Problem(source, f"at {format_path(deep) or 'the top'}: {_DEEP}")])
     return data
+
+
+_DEEP = f"nested more than {MAX_NESTING} levels deep; a plan needs only a few, check the file"
+
+
+def too_deep(data: Any) -> tuple[Any, ...] | None:
+    """The location of the first value nested deeper than MAX_NESTING, if any."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        node, loc = stack.pop()
+        if len(loc) > MAX_NESTING:
+            return loc
+        if isinstance(node, dict):
+            stack += [(v, (*loc, k)) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, (*loc, i)) for i, v in enumerate(node)]
+    return None
 
 
 def _not_a_mapping(data: Any) -> str:
@@ -184,6 +212,9 @@ def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
         PlanInvalid: with every problem found, each with its path.
     """
     files = check_files(data, plan_dir) if plan_dir is not None else []
+    deep = too_deep(data)
+    if deep is not None:
+        files.insert(0, Problem(format_path(deep[: MAX_NESTING + 1]), _DEEP))
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
