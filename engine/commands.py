@@ -9,11 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.spec import PlanInvalid, load_plan
+import alembic.util
+import sqlalchemy.exc
+
+from engine.spec import PlanInvalid, load_plan, load_plan_text
+from engine.spec.plan import read_plan_file
 from engine.spec.resources import demo_plan_path
 from engine.store import Store, Workspace, queries
 from engine.store.export import write_metrics_csv
 from engine.store.launch import record_run, start_engine
+from engine.store.workspace import default_workspace_root
 from engine.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -25,9 +30,84 @@ class UserError(Exception):
 
 
 def open_workspace(args: argparse.Namespace) -> tuple[Workspace, Store]:
-    """The workspace named on the command line, in $STAGELAB_HOME, or the default one."""
-    workspace = Workspace.open(args.workspace)
-    return workspace, Store.open(workspace.db_path)
+    """The workspace named on the command line, in $STAGELAB_HOME, or the default one.
+
+    Raises:
+        UserError: if the folder cannot be created or its database cannot be opened.
+    """
+    root = args.workspace
+    named = root or default_workspace_root()
+    where = "with --workspace DIR" + ("" if root else " or $STAGELAB_HOME")
+    try:
+        workspace = Workspace.open(root)
+    except OSError as exc:
+        blocker = _first_non_folder(Path(named).expanduser())
+        if blocker is not None:
+            raise UserError(
+                f"workspace {named}: {blocker} is not a folder; name a workspace folder {where}"
+            ) from None
+        raise UserError(
+            f"workspace {named} cannot be created ({exc.strerror or exc}); "
+            f"choose another folder {where}"
+        ) from None
+    db = workspace.db_path
+    try:
+        return workspace, Store.open(db)
+    except sqlalchemy.exc.DatabaseError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if "not a database" in reason or "malformed" in reason:
+            raise UserError(
+                f"{db} is not a Stagelab database ({reason}); move it aside or choose another "
+                f"workspace {where}"
+            ) from None
+        raise UserError(
+            f"the workspace database {db} cannot be opened ({reason}); check the folder's "
+            f"permissions or choose another workspace {where}"
+        ) from None
+    except alembic.util.CommandError as exc:
+        raise UserError(
+            f"the workspace database {db} cannot be read by this version of Stagelab ({exc}); "
+            f"update Stagelab or choose another workspace {where}"
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"the workspace database {db} cannot be opened ({exc.strerror or exc}); "
+            f"choose another workspace {where}"
+        ) from None
+
+
+def _first_non_folder(path: Path) -> Path | None:
+    """`path` or the first of its parents that exists but is not a folder."""
+    for part in [*reversed(path.parents), path]:
+        if part.exists() and not part.is_dir():
+            return part
+    return None
+
+
+def _open_for_writing(path: Path) -> Any:
+    """Open a file the person named for writing.
+
+    Raises:
+        UserError: with what is wrong with the path and what to do.
+    """
+    try:
+        return open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (returned)
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder; name a file such as {path / 'metrics.csv'}") from None
+    except FileNotFoundError:
+        raise UserError(
+            f"cannot write {path}: the folder {path.parent} does not exist; create it or "
+            "choose another file"
+        ) from None
+    except NotADirectoryError:
+        blocker = _first_non_folder(path.parent) or path.parent
+        raise UserError(
+            f"cannot write {path}: {blocker} is not a folder; choose another file"
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {path} ({exc.strerror or exc}); choose another file"
+        ) from None
 
 
 def _lookup(fn: Any, store: Store, ref: str) -> Any:
@@ -60,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("give a plan file or --demo (not both)")
     path = demo_plan_path() if args.demo else args.plan
     try:
-        plan = load_plan(path)
+        text = read_plan_file(path)
+        plan = load_plan_text(text, source=Path(path).name, plan_dir=Path(path).resolve().parent)
     except PlanInvalid as exc:
         print(f"{path}: {len(exc.problems)} problem(s); nothing was started:", file=sys.stderr)
         for problem in exc.problems:
@@ -72,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workspace,
         store,
         name=args.name or plan.name,
-        plan_text=Path(path).read_text(encoding="utf-8"),
+        plan_text=text,
         plan_dir=str(Path(path).resolve().parent),
         gpus=gpus,
     )
@@ -236,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)."""
     _, store = open_workspace(args)
     run = _lookup(queries.get_run, store, args.run)
-    with open(args.metrics, "w", newline="", encoding="utf-8") as fh:
+    with _open_for_writing(args.metrics) as fh:
         count = write_metrics_csv(store, run.id, fh)
     print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
     return EXIT_OK
@@ -246,7 +327,14 @@ def cmd_desktop_install(args: argparse.Namespace) -> int:
     """`stagelab desktop-install [--uninstall]`."""
     from engine.desktop import data_home, install
 
-    done = install(uninstall=args.uninstall)
+    try:
+        done = install(uninstall=args.uninstall)
+    except OSError as exc:
+        where = exc.filename or data_home()
+        raise UserError(
+            f"cannot write the desktop files under {data_home()} ({where}: "
+            f"{exc.strerror or exc}); set XDG_DATA_HOME to a folder you can write"
+        ) from None
     verb = "removed" if args.uninstall else "installed"
     print(f"{verb} {len(done)} file(s) under {data_home()}")
     if not args.uninstall:

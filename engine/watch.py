@@ -14,7 +14,7 @@ from tqdm import tqdm
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
 from engine.follow import SHOWN
-from engine.store import Store, Workspace, queries
+from engine.store import Store, queries
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
@@ -25,8 +25,9 @@ class LiveError(Exception):
 
 
 def _run(args: argparse.Namespace) -> tuple[Store, Any]:
-    workspace = Workspace.open(args.workspace)
-    store = Store.open(workspace.db_path)
+    from engine.commands import open_workspace  # the CLI's checks (engine.commands imports us)
+
+    _, store = open_workspace(args)
     try:
         return store, queries.get_run(store, args.run)
     except (queries.NotFound, queries.Ambiguous) as exc:
