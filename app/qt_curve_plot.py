@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from app.peaks import PeakLevels
 
 # Colour-blind-safe (Okabe-Ito) colours, one per series in order of appearance.
+ODD_COLOUR = "#C00000"  # NaN/inf bands: a red that no curve colour uses
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 
@@ -41,6 +42,7 @@ class QtCurvePlot(pg.PlotWidget):
         self._shadows: dict[str, pg.PlotDataItem] = {}
         self.sources: dict[str, tuple[PeakLevels, PeakLevels | None]] = {}
         self._boundaries: list[pg.InfiniteLine] = []
+        self._odd: dict[str, tuple[list, list]] = {}  # name -> (bands, their items)
         self._marks: tuple[list, bool] = ([], True)
         self._readout = pg.TextItem(anchor=(0, 0), color=self._fg)
         self._readout.setZValue(10)
@@ -130,6 +132,7 @@ class QtCurvePlot(pg.PlotWidget):
             self._draw(name)
 
     def remove_curve(self, name: str) -> None:
+        self.set_odd_bands(name, [])
         self.sources.pop(name, None)
         for items in (self.curves, self._shadows):
             item = items.pop(name, None)
@@ -161,6 +164,41 @@ class QtCurvePlot(pg.PlotWidget):
             self.addItem(line, ignoreBounds=True)
             self._boundaries.append(line)
 
+    def set_odd_bands(self, name: str, bands: list[tuple[float, float, str]]) -> None:
+        """Mark where curve `name` has NaN or ±inf values: a shaded band over each run of
+        such points and a labelled line at its start ("NaN in train/loss"), so a diverged
+        loss reads differently from the plain gaps between stages."""
+        if self._odd.get(name, (None,))[0] == bands:
+            return
+        for item in self._odd.pop(name, (None, []))[1]:
+            self.removeItem(item)
+        colour = QColor(ODD_COLOUR)
+        fill = QColor(colour)
+        fill.setAlpha(45)
+        items = []
+        for x0, x1, label in bands:
+            if x1 > x0:
+                band = pg.LinearRegionItem(
+                    values=(x0, x1), movable=False, brush=fill, pen=pg.mkPen(None)
+                )
+                band.setZValue(-5)
+                self.addItem(band, ignoreBounds=True)
+                items.append(band)
+            line = pg.InfiniteLine(
+                pos=x0,
+                angle=90,
+                pen=pg.mkPen(colour, width=1),
+                label=f"{label} in {name}",
+                labelOpts={"position": 0.1, "color": colour, "anchors": [(0, 1), (0, 1)]},
+            )
+            self.addItem(line, ignoreBounds=True)
+            items.append(line)
+        self._odd[name] = (bands, items)
+
+    def odd_bands(self, name: str) -> list[tuple[float, float, str]]:
+        """The non-finite bands shown for curve `name`."""
+        return self._odd.get(name, ([], []))[0]
+
     def set_log_y(self, on: bool) -> None:
         self.getPlotItem().setLogMode(y=on)
 
@@ -189,7 +227,22 @@ class QtCurvePlot(pg.PlotWidget):
             i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
             if i > 0 and abs(xs[i - 1] - x) < abs(xs[i] - x):
                 i -= 1
+            odd = self._odd_at(name, x, abs(xs[i] - x))
+            if odd:
+                lines.append(f"{name}: {odd}")
+                continue
             if np.isnan(ys[i]) and i + 1 < len(ys):
                 i += 1
             lines.append(f"{name}: {ys[i]:.5g}  (step {xs[i]:.0f})")
         return "\n".join(lines)
+
+    def _odd_at(self, name: str, x: float, nearest: float) -> str:
+        # Inside a NaN/inf band, or closer to its start than to any drawn point.
+        for x0, x1, label in self.odd_bands(name):
+            if x0 <= x <= x1 or abs(x0 - x) < nearest:
+                return (
+                    f"{label}  (steps {x0:.0f}–{x1:.0f})"
+                    if x1 > x0
+                    else f"{label}  (step {x0:.0f})"
+                )
+        return ""

@@ -163,6 +163,7 @@ class QtRunPlots(QWidget):
             plot = self.plots[title]
             new = key not in plot.curves
             plot.set_curve(key, x, y, shadow, grown=change == "grown", symbols=evaluation)
+            plot.set_odd_bands(key, curve.odd_bands())
             if new and title == "Evaluation" and key.split("/", 1)[1] not in RATES:
                 plot.curves[key].setVisible(False)  # perplexity & co. would flatten the rates
             drawn += 1

@@ -11,6 +11,13 @@ from typing import Any
 import numpy as np
 
 CHUNK = 4096  # growth step of a series' arrays
+ODD_NAMES = ((0.0, "NaN"), (1.0, "+inf"), (-1.0, "-inf"))
+
+
+def _grown(array: np.ndarray, used: int, capacity: int) -> np.ndarray:
+    out = np.empty(capacity, dtype=np.float64)
+    out[:used] = array[:used]
+    return out
 
 
 class Series:
@@ -20,6 +27,7 @@ class Series:
         self._steps = np.empty(0, dtype=np.float64)
         self._values = np.empty(0, dtype=np.float64)
         self.size = 0
+        self._owned = True  # False while holding arrays handed in (never written to)
         self.truncations = 0  # a reader holding points must re-read after a truncation
 
     @property
@@ -32,11 +40,20 @@ class Series:
 
     def extend(self, steps: Any, values: Any) -> None:
         steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+        if self.size == 0 and len(steps) >= CHUNK and steps.base is None and values.base is None:
+            # A back-filled history arrives whole: keep its arrays (never written in place;
+            # the next extend reallocates) instead of copying megabytes. Views are copied:
+            # their owner may write to them.
+            self._steps, self._values, self.size = steps, values, len(steps)
+            self._owned = False
+            return
         need = self.size + len(steps)
-        if need > len(self._steps):
+        if need > len(self._steps) or not self._owned:
+            # np.resize would fill the new room by repeating the data: twice the work.
             capacity = max(need, 2 * len(self._steps), CHUNK)
-            self._steps = np.resize(self._steps, capacity)
-            self._values = np.resize(self._values, capacity)
+            self._steps = _grown(self._steps, self.size, capacity)
+            self._values = _grown(self._values, self.size, capacity)
+            self._owned = True
         self._steps[self.size : need] = steps
         self._values[self.size : need] = values
         self.size = need
@@ -239,6 +256,9 @@ class Curve:
     def __init__(self, key: str, weight: float = 0.0):
         self.key, self.weight = key, weight
         self.raw, self.smooth = Series(), Series()  # steps: global x; values: y
+        # Points whose value is NaN or ±inf: drawn as marked bands, never as a line. steps:
+        # global x; values: their index in `raw` (runs of consecutive indices form a band).
+        self.odd, self.odd_kind = Series(), Series()  # kind: 0 NaN, 1 +inf, -1 -inf
         # stage -> (points taken, the stage's offset, its series' truncation count)
         self.taken: dict[int, tuple[int, int, int]] = {}
         self._ema = (0.0, 0)  # EMA state and its step count in the current segment
@@ -272,6 +292,9 @@ class Curve:
             x, y = series.steps[done:] + offset, series.values[done:]
             if done == 0 and self.raw.size:  # a new stage: break the line
                 x, y = np.concatenate(([x[0]], x)), np.concatenate(([np.nan], y))
+                y[1:] = self._take_odd(x[1:], y[1:], self.raw.size + 1)
+            else:
+                y = self._take_odd(x, y, self.raw.size)
             self.raw.extend(x, y)
             if self.weight > 0:
                 smoothed, self._ema = ema(y, self.weight, *self._ema)
@@ -279,6 +302,39 @@ class Curve:
             self.taken[idx] = (series.size, offset, series.truncations)
             changed = True
         return "rebuilt" if rebuilt else "grown" if changed else ""
+
+    def _take_odd(self, x: np.ndarray, y: np.ndarray, first: int) -> np.ndarray:
+        """Note the non-finite values among new points; returns y with NaN in their place
+        (the line breaks there, and ±inf would wreck the y range and the smoothing)."""
+        odd = ~np.isfinite(y)
+        if not odd.any():
+            return y
+        where = np.flatnonzero(odd)
+        self.odd.extend(x[where], where + first)
+        self.odd_kind.extend(x[where], np.where(np.isnan(y[where]), 0.0, np.sign(y[where])))
+        return np.where(odd, np.nan, y)
+
+    def odd_bands(self, limit: int = 100) -> list[tuple[float, float, str]]:
+        """(first x, last x, label) of each run of consecutive non-finite points, e.g.
+        (1200, 1500, "NaN") for a loss that diverged at step 1200; at most `limit` bands
+        (the closest ones merged)."""
+        if not self.odd.size:
+            return []
+        index = self.odd.values
+        starts = np.flatnonzero(np.diff(index, prepend=-2) != 1)
+        ends = np.append(starts[1:], len(index)) - 1
+        if len(starts) > limit:  # keep the widest gaps between bands, merge the rest
+            gaps = self.odd.steps[starts[1:]] - self.odd.steps[ends[:-1]]
+            cut = np.sort(np.argsort(gaps)[-(limit - 1) :]) if limit > 1 else np.empty(0, int)
+            starts = np.concatenate(([starts[0]], starts[1:][cut]))
+            ends = np.append(ends[:-1][cut], ends[-1])
+        bands = []
+        kinds = self.odd_kind.values
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            seen = set(kinds[a : b + 1].tolist())
+            label = "/".join(name for code, name in ODD_NAMES if code in seen)
+            bands.append((float(self.odd.steps[a]), float(self.odd.steps[b]), label))
+        return bands
 
     def arrays(self, smoothed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """x (global step) and y of the curve."""

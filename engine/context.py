@@ -12,7 +12,6 @@ import torch
 from engine.checkpoint import prune_checkpoints, save_checkpoint
 from engine.recorder import Recorder
 from engine.spec.plan import Plan
-from engine.store import queries
 
 
 class Control:
@@ -84,15 +83,23 @@ class StageContext:
         """Write a checkpoint, record it once its metrics are stored, prune old ones."""
         folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
         save_checkpoint(folder, model, state)
-        # Metrics up to this step reach the database before the checkpoint row does, so a
-        # resume from this checkpoint finds a complete series to continue.
-        self.recorder.flush()
-        queries.add_checkpoint(self.store, self.run_id, self.index, step, str(folder))
-        mine = sorted(
-            (self.run_dir / "checkpoints").glob(f"stage{self.index}-step*"),
-            key=lambda p: int(p.name.rsplit("step", 1)[1]),
-        )
-        prune_checkpoints(mine, self.stage.checkpoint.keep_last)
+        # The row is written by the recorder once every metric up to this step is stored,
+        # so a resume from this checkpoint finds a complete series to continue; folders
+        # are pruned only then, and only older ones, so the newest recorded one survives.
+        keep_last = self.stage.checkpoint.keep_last
+
+        def prune() -> None:
+            mine = sorted(
+                (
+                    p
+                    for p in (self.run_dir / "checkpoints").glob(f"stage{self.index}-step*")
+                    if int(p.name.rsplit("step", 1)[1]) <= step
+                ),
+                key=lambda p: int(p.name.rsplit("step", 1)[1]),
+            )
+            prune_checkpoints(mine, keep_last)
+
+        self.recorder.checkpoint(self.index, step, str(folder), on_stored=prune)
         self.recorder.event(
             "checkpoint",
             f"checkpoint at step {step} ({reason})",

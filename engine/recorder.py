@@ -1,21 +1,33 @@
 """The engine's batched store writer and heartbeat.
 
 The training loop only appends to in-memory lists; a background thread writes them to
-SQLite about once a second in one transaction, and beats the run's heartbeat. A slow disk
-or a busy database therefore never stalls a training step.
+SQLite about once a second, and beats the run's heartbeat in a transaction of its own. A
+slow disk or a busy database therefore never stalls a training step.
 
 Every point and event gets the run's next stream position (`seq`) when it is recorded, so
 the live channel can hand a late or slow client exactly what it has not seen: the stored
 part from the database, the rest from the buffer here (`snapshot_after`).
+
+Failures (docs/engine.md, "The record"): a write the database refuses for now (locked,
+busy, disk full: `OperationalError`) keeps its rows and is retried every flush; after
+`warn_after` seconds a `store` warning event says so (live at once, stored once writes
+work again). A batch refused for its content is split until the refused rows are found;
+the others are stored, the refused ones are set aside in `runs/<id>/rejected.jsonl` with
+an `error` event. A checkpoint row is written only once every point and event recorded
+before it is stored. `close` tells whether everything was written.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from engine.store import queries
 
@@ -26,48 +38,74 @@ def now_ms() -> int:
 
 
 class Recorder:
-    """Buffers metric points, events and stage progress, and writes them in batches.
+    """Buffers metric points, events, stage progress and checkpoint rows, and writes them
+    in batches.
 
     Args:
         store: the open store.
         run_id: the run written to.
         flush_every: seconds between background writes.
+        run_dir: where rows the database refuses are set aside (`rejected.jsonl`).
+        warn_after: seconds of failing writes before a warning event is recorded.
     """
 
-    def __init__(self, store: Any, run_id: str, *, flush_every: float = 1.0):
+    def __init__(
+        self,
+        store: Any,
+        run_id: str,
+        *,
+        flush_every: float = 1.0,
+        run_dir: Path | None = None,
+        warn_after: float = 5.0,
+    ):
         self.store = store
         self.run_id = run_id
         self.flush_every = flush_every
+        self.run_dir = run_dir
+        self.warn_after = warn_after
         # Continues after every position stored, even those of points a resume deletes, so
         # positions never repeat within a run.
         self._next_seq = queries.max_seq(store, run_id) + 1
         self.first_seq = self._next_seq
-        self._flushed_upto = self._next_seq - 1  # every item ≤ this is in the database
+        self._flushed_upto = self._next_seq - 1  # every item ≤ this is stored or set aside
         self._points: list[tuple[int, str, int, float, int, int]] = []
         self._events: list[dict[str, Any]] = []
         self._stages: dict[int, dict[str, Any]] = {}
+        self._checkpoints: list[tuple[int, int, str, Callable[[], None] | None]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stagelab-recorder", daemon=True)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.write_errors = 0
+        self.write_errors = 0  # failed write attempts, all kinds
+        self.set_aside = 0  # rows the database refused for their content
+        self.last_error: str | None = None
+        self._failing_since: float | None = None
+        self._warned = False
 
     def start(self) -> None:
         """Start the background writer."""
         self._thread.start()
 
-    def close(self) -> None:
-        """Stop the writer after a last flush."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop the writer and write what is left, retrying for up to `timeout` seconds.
+
+        Returns:
+            True when everything recorded is stored (or set aside); False if the database
+            kept refusing: the caller must not call the run finished.
+        """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.flush()
+        deadline = time.monotonic() + timeout
+        while not self.flush() and time.monotonic() < deadline:
+            time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+        return not self.pending
 
     # --- what the training side records -------------------------------------------------
 
     def metrics(self, stage_idx: int, step: int, values: dict[str, float]) -> None:
-        """Record several metrics of one step."""
+        """Record several metrics of one step (NaN and ±inf are values like any other)."""
         self._add_points([(stage_idx, k, step, float(v)) for k, v in values.items()])
 
     def series(self, stage_idx: int, key: str, steps: list[int], values: list[float]) -> None:
@@ -115,33 +153,201 @@ class Recorder:
             self._stages.setdefault(idx, {}).update(fields)
         self._notify("stage", {"idx": idx, **fields})
 
+    def checkpoint(
+        self, stage_idx: int, step: int, path: str, on_stored: Callable[[], None] | None = None
+    ) -> None:
+        """Queue a checkpoint's row: written once everything recorded before it is stored
+        (a resume from it then finds complete series); `on_stored` runs after that."""
+        with self._lock:
+            self._checkpoints.append((stage_idx, step, path, on_stored))
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded but not yet stored."""
+        with self._lock:
+            return (
+                len(self._points) + len(self._events) + len(self._stages) + len(self._checkpoints)
+            )
+
     # --- writing --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write everything buffered now, in one transaction per table."""
+    def flush(self) -> bool:
+        """Write everything buffered now; returns True if nothing is left unwritten."""
         with self._write_lock:
+            self._beat()
             with self._lock:
                 points, self._points = self._points, []
                 events, self._events = self._events, []
                 stages, self._stages = self._stages, {}
+                checkpoints, self._checkpoints = self._checkpoints, []
+            taken = [p[5] for p in points[-1:]] + [e["seq"] for e in events[-1:]]
+            failure: Exception | None = None
+            kept_stages: dict[int, dict[str, Any]] = {}
+            for idx, fields in sorted(stages.items()):
+                left, exc = self._write(
+                    [(idx, fields)],
+                    lambda rows: queries.upsert_stage(
+                        self.store, self.run_id, rows[0][0], **rows[0][1]
+                    ),
+                    "stage update",
+                )
+                kept_stages.update(dict(left))
+                failure = failure or exc
+            points_left, exc = self._write(
+                points,
+                lambda rows: queries.add_metrics(self.store, self.run_id, rows),
+                "metric points",
+            )
+            failure = failure or exc
+            events_left, exc = self._write(
+                events, lambda rows: queries.add_events(self.store, self.run_id, rows), "events"
+            )
+            failure = failure or exc
+            checkpoints_left = checkpoints
+            if not points_left and not events_left and checkpoints:
+                checkpoints_left, exc = self._write_checkpoints(checkpoints)
+                failure = failure or exc
+            with self._lock:
+                self._points[:0] = points_left
+                self._events[:0] = events_left
+                for idx, fields in kept_stages.items():
+                    self._stages[idx] = {**fields, **self._stages.get(idx, {})}
+                self._checkpoints[:0] = checkpoints_left
+                waiting = [p[5] for p in self._points[:1]] + [e["seq"] for e in self._events[:1]]
+            if waiting:
+                self._flushed_upto = min(waiting) - 1
+            elif taken:
+                self._flushed_upto = max([self._flushed_upto, *taken])
+            unwritten = bool(points_left or events_left or kept_stages or checkpoints_left)
+            self._follow_failures(failure if unwritten else None)
+            return not unwritten
+
+    def _beat(self) -> None:
+        # Its own transaction: a run whose data cannot be written still reads as alive.
+        try:
+            queries.heartbeat(self.store, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - retried at the next flush
+            self.write_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _write(
+        self, rows: list[Any], write: Callable[[list[Any]], None], what: str
+    ) -> tuple[list[Any], Exception | None]:
+        """Store rows; returns (rows to retry, the error that kept them).
+
+        A refusal for now (OperationalError) keeps every row from the first refused one
+        on; any other error splits the batch until the refused rows are found, and those
+        are set aside."""
+        if not rows:
+            return [], None
+        try:
+            write(rows)
+            return [], None
+        except OperationalError as exc:
+            self.write_errors += 1
+            return rows, exc
+        except Exception as exc:  # noqa: BLE001 - bad content: find the rows, keep the rest
+            self.write_errors += 1
+            if len(rows) == 1:
+                self._set_aside(rows, what, exc)
+                return [], None
+            mid = len(rows) // 2
+            left, first_exc = self._write(rows[:mid], write, what)
+            if left:
+                return left + rows[mid:], first_exc
+            return self._write(rows[mid:], write, what)
+
+    def _write_checkpoints(
+        self, checkpoints: list[tuple[int, int, str, Callable[[], None] | None]]
+    ) -> tuple[list[Any], Exception | None]:
+        for i, (stage_idx, step, path, on_stored) in enumerate(checkpoints):
             try:
-                for idx, fields in sorted(stages.items()):
-                    queries.upsert_stage(self.store, self.run_id, idx, **fields)
-                if points:
-                    queries.add_metrics(self.store, self.run_id, points)
-                if events:
-                    queries.add_events(self.store, self.run_id, events)
-                done = [p[5] for p in points[-1:]] + [e["seq"] for e in events[-1:]]
-                self._flushed_upto = max([self._flushed_upto, *done])
-                queries.heartbeat(self.store, self.run_id)
-            except Exception as exc:  # noqa: BLE001 - a write error must never stop training
+                queries.add_checkpoint(self.store, self.run_id, stage_idx, step, path)
+            except Exception as exc:  # noqa: BLE001 - the row waits; the folder is kept
                 self.write_errors += 1
-                print(f"stagelab engine: database write failed, will retry: {exc}", file=sys.stderr)
-                with self._lock:
-                    self._points[:0] = points
-                    self._events[:0] = events
-                    for idx, fields in stages.items():
-                        self._stages[idx] = {**fields, **self._stages.get(idx, {})}
+                return checkpoints[i:], exc
+            if on_stored is not None:
+                try:
+                    on_stored()
+                except Exception as exc:  # noqa: BLE001 - pruning old folders is housekeeping
+                    self.event("store", f"checkpoint housekeeping failed: {exc}", level="warning")
+        return [], None
+
+    def _set_aside(self, rows: list[Any], what: str, exc: Exception) -> None:
+        self.set_aside += len(rows)
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        place = "standard error"
+        if self.run_dir is not None:
+            try:
+                path = Path(self.run_dir) / "rejected.jsonl"
+                with open(path, "a", encoding="utf-8") as fh:
+                    for row in rows:
+                        fh.write(
+                            json.dumps({"what": what, "row": row, "error": reason}, default=repr)
+                        )
+                        fh.write("\n")
+                place = str(path)
+            except OSError:
+                pass
+        if place == "standard error":
+            print(f"stagelab engine: {what} refused by the database: {rows!r}", file=sys.stderr)
+        if what == "events" and all(r.get("kind") == "store" for r in rows):
+            return  # the report itself was refused: do not report the report
+        self.event(
+            "store",
+            f"{len(rows)} {what} could not be stored ({reason}); they were set aside in {place}",
+            level="error",
+            data={"count": len(rows), "what": what, "error": reason, "path": place},
+        )
+
+    def _follow_failures(self, failure: Exception | None) -> None:
+        now = time.monotonic()
+        if failure is not None:
+            self.last_error = f"{type(failure).__name__}: {str(failure).splitlines()[0][:300]}"
+            if self._failing_since is None:
+                self._failing_since = now
+                print(
+                    f"stagelab engine: database writes failed, retrying: {self.last_error}",
+                    file=sys.stderr,
+                )
+            elif not self._warned and now - self._failing_since >= self.warn_after:
+                self._warned = True
+                self.event(
+                    "store",
+                    f"database writes have failed for {now - self._failing_since:.0f} s "
+                    f"({self.last_error}); {self.pending} records are kept in memory and "
+                    "retried every second",
+                    level="warning",
+                    data={"error": self.last_error, "pending": self.pending},
+                )
+            return
+        if self._failing_since is not None:
+            seconds = now - self._failing_since
+            self._failing_since = None
+            print(
+                f"stagelab engine: database writes work again after {seconds:.0f} s",
+                file=sys.stderr,
+            )
+            if self._warned:
+                self._warned = False
+                self.event(
+                    "store",
+                    f"database writes work again after {seconds:.0f} s; everything held was stored",
+                    level="warning",
+                    data={"recovered_after_s": round(seconds, 1)},
+                )
+
+    def dump_pending(self, path: Path) -> int:
+        """Write what could not be stored to a JSON-lines file (nothing is lost silently);
+        returns how many rows."""
+        with self._lock:
+            rows = [("point", p) for p in self._points] + [("event", e) for e in self._events]
+            rows += [("stage", s) for s in self._stages.items()]
+            rows += [("checkpoint", c[:3]) for c in self._checkpoints]
+        with open(path, "a", encoding="utf-8") as fh:
+            for kind, row in rows:
+                fh.write(json.dumps({"what": kind, "row": row}, default=repr) + "\n")
+        return len(rows)
 
     def snapshot_after(self, after: int) -> tuple[int, list[tuple[Any, ...]]]:
         """What a client that has everything up to `after` is missing, split where it lives.

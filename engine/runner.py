@@ -104,7 +104,7 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
     device = pick_device(run.gpus)
     control = Control()
     install_signal_handlers(control)
-    recorder = Recorder(store, run_id)
+    recorder = Recorder(store, run_id, run_dir=run_dir)
     recorder.start()
     _create_stage_rows(store, run_id, plan)
     channel = open_channel(recorder, control, run_dir, device)
@@ -119,23 +119,45 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
             level="error",
             data={"traceback": traceback.format_exc()},
         )
-        recorder.close()
-        if channel is not None:
-            channel.finish("failed")
-        queries.set_run_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        if channel is not None:
-            channel.close()
+        error = f"{type(exc).__name__}: {exc}"
+        unwritten = _close_recorder(recorder, run_dir)
+        _end(store, run_id, channel, "failed", error if not unwritten else f"{error}; {unwritten}")
         print(f"stagelab engine: run {run_id} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         lock.close()
-    recorder.close()
+    unwritten = _close_recorder(recorder, run_dir)
+    if unwritten:  # never `finished` with data the database does not have
+        _end(store, run_id, channel, "failed", unwritten)
+        print(f"stagelab engine: run {run_id} failed: {unwritten}", file=sys.stderr)
+        return EXIT_FAILED
+    _end(store, run_id, channel, status)
+    return EXIT_OK
+
+
+def _close_recorder(recorder: Recorder, run_dir: Path) -> str | None:
+    """Write what is left; None if everything is stored, else why not (and the rows are
+    kept in `unwritten.jsonl`)."""
+    if recorder.close():
+        return None
+    path = run_dir / "unwritten.jsonl"
+    try:
+        count = recorder.dump_pending(path)
+        kept = f"; they are kept in {path}"
+    except OSError as exc:
+        count, kept = recorder.pending, f" and could not be kept either ({exc})"
+    return f"{count} records could not be written to the database ({recorder.last_error}){kept}"
+
+
+def _end(store: Store, run_id: str, channel: Any, status: str, error: str | None = None) -> None:
     if channel is not None:
         channel.finish(status)  # from here on the channel writes no status of its own
-    queries.set_run_status(store, run_id, status)
+    try:
+        queries.set_run_status(store, run_id, status, error=error)
+    except Exception as exc:  # noqa: BLE001 - the database is gone; say so and exit
+        print(f"stagelab engine: could not record status '{status}': {exc}", file=sys.stderr)
     if channel is not None:
         channel.close()  # clients get `bye` once the final status is stored
-    return EXIT_OK
 
 
 def open_channel(recorder: Recorder, control: Control, run_dir: Path, device: torch.device):

@@ -10,6 +10,7 @@ Stdlib only: the engine's server, the terminal client and the window all use thi
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any
 
@@ -61,7 +62,10 @@ def encode_frame(message: dict[str, Any], *, max_frame: int = MAX_FRAME) -> byte
     """
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise FrameError("bad_message", "a message must be an object with a string 'type'")
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # NaN or ±inf somewhere: JSON has no such numbers
+        body = json.dumps(_finite(message), separators=(",", ":"), allow_nan=False).encode()
     if len(body) > max_frame:
         raise FrameError("too_large", f"frame of {len(body)} bytes exceeds {max_frame}")
     return HEADER.pack(len(body)) + body
@@ -108,6 +112,27 @@ class FrameDecoder:
             out.append(decode_body(body))
 
 
+# How NaN and ±inf travel (JSON has no such numbers): as these strings. A metric point's
+# value is turned back into a float by `decode_body`; elsewhere (event data) they stay text.
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _metric_values(message: dict[str, Any]) -> None:
+    for point in message.get("points") or ():
+        if isinstance(point, list) and len(point) > 4 and isinstance(point[4], str):
+            point[4] = NONFINITE.get(point[4], point[4])
+
+
 def decode_body(body: bytes) -> dict[str, Any]:
     """The message in one frame body.
 
@@ -122,6 +147,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise FrameError("bad_message", "a message must be an object with a string 'type'")
+    if message["type"] == "metrics":
+        _metric_values(message)
     return message
 
 
