@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from engine.spec.builtins import CAUSAL, MASKED, SIZES
+from engine.spec.datafiles import check_data_source
 from engine.spec.problems import Problem
-from engine.spec.settings import ModelSource
+from engine.spec.settings import DataSource, ModelSource
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
 if TYPE_CHECKING:
@@ -23,9 +24,10 @@ LM_METRICS = {"loss", "perplexity", "accuracy"}
 CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
 
 
-def check_plan(plan: Plan) -> list[Problem]:
-    """Every cross-stage problem of a plan whose stages are individually valid."""
-    return _check_stages(list(plan.stages), [s.name for s in plan.stages])
+def check_plan(plan: Plan, plan_dir: Path | None = None) -> list[Problem]:
+    """Every cross-stage problem of a plan whose stages are individually valid; with
+    `plan_dir`, also the columns and rows of its local data files."""
+    return _check_stages(list(plan.stages), [s.name for s in plan.stages], plan_dir)
 
 
 def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
@@ -58,7 +60,7 @@ def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
     return problems
 
 
-def check_partial(data: dict[str, Any]) -> list[Problem]:
+def check_partial(data: dict[str, Any], plan_dir: Path | None = None) -> list[Problem]:
     """Cross-stage checks on raw data whose schema validation failed somewhere, so that
     the person sees every problem at once, not the next one after each fix."""
     raw = data.get("stages")
@@ -84,7 +86,7 @@ def check_partial(data: dict[str, Any]) -> list[Problem]:
     # already reported, so checks that looked at the stand-in defaults are left out.
     return problems + [
         p
-        for p in _check_stages(stages, names)
+        for p in _check_stages(stages, names, plan_dir)
         if not any(
             p.path.startswith(f"stages[{i}].{key}") for i, keys in dropped.items() for key in keys
         )
@@ -166,7 +168,9 @@ def root_layers(stages: list[StageBase | None], index: int) -> int | None:
     return None
 
 
-def _check_stages(stages: list[StageBase | None], names: list[Any]) -> list[Problem]:
+def _check_stages(
+    stages: list[StageBase | None], names: list[Any], plan_dir: Path | None = None
+) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -182,6 +186,22 @@ def _check_stages(stages: list[StageBase | None], names: list[Any]) -> list[Prob
     for i, stage in enumerate(stages):
         if stage is not None:
             problems += _check_stage(stages, names, i, stage)
+            if plan_dir is not None:
+                problems += _check_data(stage, f"stages[{i}]", plan_dir)
+    return problems
+
+
+def _check_data(stage: StageBase, p: str, plan_dir: Path) -> list[Problem]:
+    """Columns and rows of the stage's local data files (engine.spec.datafiles)."""
+    problems = []
+    data = getattr(stage, "data", None)
+    if isinstance(data, DataSource):
+        problems += check_data_source(data, objective_of(stage), plan_dir, f"{p}.data")
+    for k, member in enumerate(getattr(stage, "members", None) or []):
+        data = getattr(member, "data", None)
+        if isinstance(data, DataSource):
+            task = getattr(member, "task", "")
+            problems += check_data_source(data, task, plan_dir, f"{p}.members[{k}].data")
     return problems
 
 

@@ -220,9 +220,9 @@ def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
     except ValidationError as exc:
         problems = problems_from_validation_error(exc, Plan, limit=MAX_PROBLEMS + 1)
         more = exc.error_count() - len(problems)
-        problems += check_partial(data)
+        problems += check_partial(data, plan_dir)
         raise PlanInvalid(_capped(_unique(problems + files), more)) from None
-    problems = check_plan(plan) + files
+    problems = check_plan(plan, plan_dir) + files
     if problems:
         raise PlanInvalid(_capped(problems, 0))
     return plan

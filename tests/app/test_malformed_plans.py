@@ -137,3 +137,26 @@ def test_random_mutants_open_in_the_window(window, tmp_path, data):
     assert window.problems.messages() == [str(p) for p in window.doc.problems]
     visit_every_stage(window)
     window.doc._saved_text = window.doc.to_yaml()  # no unsaved-changes prompt
+
+
+def test_the_window_lists_data_file_problems_like_validate(window, tmp_path, dialogs, capsys):
+    from engine.cli import main
+
+    (tmp_path / "reviews.csv").write_text("body,stars\nfine,5\n", encoding="utf-8")
+    (tmp_path / "corpus.txt").write_text("", encoding="utf-8")
+    data = copy.deepcopy(DEMO)
+    data["stages"][0]["data"]["path"] = "corpus.txt"
+    for stage in data["stages"][1:]:
+        stage["data"]["path"] = "reviews.csv"
+    file = tmp_path / "plan.yaml"
+    file.write_text(dump_yaml(data), encoding="utf-8")
+    assert window.files.open(file)
+    shown = window.problems.messages()
+    assert "stages[0].data.path: corpus.txt is empty; add rows or choose another file" in shown
+    assert (
+        "stages[1].data.text_column: column 'text' is not in reviews.csv (columns: body, stars);"
+        " set text_column to one of them"
+    ) in shown
+    assert main(["validate", str(file)]) == 2
+    printed = [line.strip() for line in capsys.readouterr().err.splitlines()[1:]]
+    assert printed == shown
