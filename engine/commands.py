@@ -189,6 +189,25 @@ def _launch(workspace: Workspace, store: Store, run_id: str, *, resume: bool, de
         return EXIT_FAILED
     elif run.status == "finished":
         print(f"run {run_id} finished; see: stagelab show {run_id}")
+    elif code != 0:
+        # The engine could not record how it ended (its database refused writes): its log
+        # says why.
+        log = Path(run.run_dir) / "engine.log"
+        said = (
+            [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if line.startswith("stagelab engine:")
+            ]
+            if log.exists()
+            else []
+        )
+        status = queries.effective_status(run.status, run.pid, run.host, run.heartbeat_ms)
+        print(
+            f"run {run_id} is {status}: its engine exited with code {code} without recording "
+            f"why. {said[-1] if said else ''}\nlog: {log}; resume with: stagelab resume {run_id}",
+            file=sys.stderr,
+        )
     return EXIT_OK if code == 0 else EXIT_FAILED
 
 

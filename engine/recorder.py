@@ -98,9 +98,14 @@ class Recorder:
         if self._thread.is_alive():
             self._thread.join()
         deadline = time.monotonic() + timeout
-        while not self.flush() and time.monotonic() < deadline:
-            time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
-        return not self.pending
+        while True:
+            written = self.flush()  # a flush may queue a report of its own: go round
+            if not self.pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if not written:
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
 
     # --- what the training side records -------------------------------------------------
 

@@ -138,7 +138,8 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
 def _close_recorder(recorder: Recorder, run_dir: Path) -> str | None:
     """Write what is left; None if everything is stored, else why not (and the rows are
     kept in `unwritten.jsonl`)."""
-    if recorder.close():
+    # How long the last writes are retried before the run is called failed.
+    if recorder.close(timeout=float(os.environ.get("STAGELAB_FINAL_FLUSH_S", "30"))):
         return None
     path = run_dir / "unwritten.jsonl"
     try:

@@ -3,6 +3,7 @@ the newest schema on open, and the one session helper every query goes through."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store.migrate import upgrade_to_head
 
-BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for another process's write lock before "database is
+# locked". STAGELAB_BUSY_TIMEOUT_MS changes it (a slow network disk wants more; the
+# write-failure tests want less).
+BUSY_TIMEOUT_MS = int(os.environ.get("STAGELAB_BUSY_TIMEOUT_MS", "30000"))
 
 
 def _configure(engine: Engine) -> None:
