@@ -14,6 +14,7 @@ import sqlalchemy.exc
 
 from engine.spec import PlanInvalid, load_plan, load_plan_text
 from engine.spec.plan import read_plan_file
+from engine.spec.protocol import json_safe
 from engine.spec.resources import demo_plan_path
 from engine.store import Store, Workspace, queries
 from engine.store.export import write_metrics_csv
@@ -254,6 +255,12 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
         "ended_ms": run.ended_ms,
         "run_dir": run.run_dir,
         "error": run.error,
+        # Problems of the record itself (failed database writes, set-aside rows).
+        "warnings": [
+            {"level": e.level, "message": e.message, "wall_ms": e.wall_ms}
+            for e in queries.list_events(store, run.id, kind="store")
+            if e.level in ("warning", "error")
+        ],
         "stages": [
             {
                 "index": s.idx,
@@ -315,12 +322,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = _lookup(queries.get_run, store, args.run)
     data = run_json(store, run)
     if args.json:
-        print(json.dumps(data, indent=2))
+        # Strict JSON (jq, browsers): NaN and ±inf as "NaN", "Infinity", "-Infinity".
+        print(json.dumps(json_safe(data), indent=2, allow_nan=False))
         return EXIT_OK
     print(f"run {data['id']} of '{data['experiment']['name']}': {data['status']}")
     print(f"  pid {data['pid']} on {data['host']}, gpus {data['gpus']}, folder {data['run_dir']}")
     if data["error"]:
         print(f"  error: {data['error']}")
+    for warning in data["warnings"]:
+        print(f"  {warning['level']}: {warning['message']}")
     for s in data["stages"]:
         progress = f"{s['steps_done'] or 0}/{s['total_steps'] or '?'} steps"
         metrics = ", ".join(

@@ -65,7 +65,7 @@ def encode_frame(message: dict[str, Any], *, max_frame: int = MAX_FRAME) -> byte
     try:
         body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
     except ValueError:  # NaN or ±inf somewhere: JSON has no such numbers
-        body = json.dumps(_finite(message), separators=(",", ":"), allow_nan=False).encode()
+        body = json.dumps(json_safe(message), separators=(",", ":"), allow_nan=False).encode()
     if len(body) > max_frame:
         raise FrameError("too_large", f"frame of {len(body)} bytes exceeds {max_frame}")
     return HEADER.pack(len(body)) + body
@@ -117,13 +117,14 @@ class FrameDecoder:
 NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and ±inf floats as the strings "NaN", "Infinity", "-Infinity"."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

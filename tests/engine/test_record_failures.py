@@ -96,6 +96,10 @@ def test_a_locked_database_delays_points_with_a_warning_and_loses_none(run):
     ]
     stored = [e.message for e in queries.list_events(store, run_id, kind="store")]
     assert any("have failed" in m for m in stored) and any("work again" in m for m in stored)
+    from engine.commands import run_json  # what `stagelab show` prints
+
+    shown = run_json(store, queries.get_run(store, run_id))["warnings"]
+    assert [w["level"] for w in shown] == ["warning", "warning"]
 
 
 def test_rows_refused_for_their_content_are_set_aside_and_the_rest_stored(run):
@@ -205,6 +209,7 @@ def test_a_diverging_run_finishes_with_every_step_stored_nan_included(tmp_path, 
     run_id = run_id_of(ws)
     shown = json.loads(cli(ws, "show", run_id, "--json").stdout)
     assert shown["status"] == "finished"
+    assert shown["stages"][0]["metrics"]["train/loss"] == "NaN"  # strict JSON, no bare NaN
     out = tmp_path / "m.csv"
     assert cli(ws, "export", run_id, "--metrics", str(out)).returncode == 0
     with open(out) as fh:
