@@ -132,8 +132,20 @@ class QtRunMonitor(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([1000, 380])
+        # Problems of the record itself (database writes failing, rows set aside): said
+        # above the curves, not only in the log, since they decide what the curves hold.
+        self.record_warning = QLabel()
+        self.record_warning.setObjectName("recordWarning")
+        self.record_warning.setAccessibleName("Record warning")
+        self.record_warning.setWordWrap(True)
+        self.record_warning.setStyleSheet(
+            "QLabel { background: #fde9e7; color: #7a1c12; border: 1px solid #d55e00;"
+            " border-radius: 3px; padding: 4px 6px; }"
+        )
+        self.record_warning.hide()
         layout = QVBoxLayout(self)
         layout.addLayout(header)
+        layout.addWidget(self.record_warning)
         layout.addWidget(self.progress)
         layout.addWidget(split, 1)
 
@@ -169,6 +181,7 @@ class QtRunMonitor(QWidget):
         self.progress.clear()
         self.plots.clear()
         self.console.clear()
+        self.record_warning.hide()
         self.gpu_memory.clear_curves()
         self.gpu_load.clear_curves()
         self.gpu_note.setText(
@@ -302,8 +315,16 @@ class QtRunMonitor(QWidget):
         events = run.take_new_events()
         if events:
             self.console.appendPlainText("\n".join(_log_line(e) for e in events))
+            self._show_record_warning(events)
         if self.channel is not None:
             self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
+
+    def _show_record_warning(self, events: list[dict]) -> None:
+        store = [e for e in events if e.get("kind") == "store" and e.get("level") != "info"]
+        if store:
+            self.record_warning.setText(f"Record: {store[-1]['message']}")
+            self.record_warning.setToolTip(store[-1]["message"])
+            self.record_warning.show()
 
     def _draw_gpu(self, run: RunSeries) -> None:
         self.gpu_note.setText("")
