@@ -192,3 +192,31 @@ def test_the_run_ending_says_goodbye_and_removes_the_connection_file(tmp_path):
     assert kinds[-1] == "bye"
     assert not (live.run_dir / "channel.json").exists()
     assert not Path(live.info["path"]).exists()
+
+
+def test_nan_and_infinities_reach_live_and_late_clients_as_floats(live):
+    import math
+
+    early = live.client()
+    values = [0.5, math.nan, math.inf, -math.inf]
+    for i, value in enumerate(values, start=1):
+        live.recorder.metrics(0, i, {"train/loss": value})
+    live.recorder.event("eval", "diverged", data={"loss": math.nan})
+    live.recorder.flush()  # stored, so a late client reads them back from the database
+    late = live.client()
+
+    def received(client) -> tuple[list[float], list[dict]]:
+        got, events = [], []
+        deadline = time.monotonic() + 10
+        while (len(got) < 4 or not events) and time.monotonic() < deadline:
+            message = client.recv(0.5)
+            if message and message["type"] == "metrics":
+                got += [p[4] for p in message["points"] if p[2] == "train/loss"]
+            elif message and message["type"] == "event" and message["kind"] == "eval":
+                events.append(message)
+        return got, events
+
+    for client in (early, late):
+        got, events = received(client)
+        assert [repr(v) for v in got] == ["0.5", "nan", "inf", "-inf"]
+        assert events[0]["data"] == {"loss": "NaN"}  # event data: the documented string
