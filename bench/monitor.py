@@ -5,8 +5,10 @@
    (app/peaks.py), against pyqtgraph's own peak downsampling + clip-to-view on the same
    data, and against the same monitor plot holding 10 thousand points.
 2. Opening a finished run with 1 million points in each of 3 series (a real SQLite store):
-   time until every curve is drawn, and the longest the event loop went without running
-   (a 5 ms timer's largest gap) meanwhile.
+   side by side, the layout before (one row per point) and now (chunks of 2048 points as
+   packed arrays), read and drawn by the same monitor widget, and both layouts' ingest
+   rate; then the monitor's own open (worker thread) until every curve is drawn, and the
+   longest the event loop went without running (a 5 ms timer's largest gap) meanwhile.
 3. Latency from engine to curve: a real recorder, store and channel server in a separate
    process record a point every 10 ms whose value is its wall-clock time; the monitor's
    redraw hands it to the plot; p50/p99 of (drawn − recorded) over 15 s (the first
@@ -127,8 +129,6 @@ def redraw(app, n: int, rounds: int = 15) -> None:
 
 
 def make_store(root: Path, points: int) -> tuple[Path, str]:
-    import math
-
     from engine.store import Store, Workspace, queries
 
     ws = Workspace.open(root)
@@ -154,18 +154,7 @@ def make_store(root: Path, points: int) -> tuple[Path, str]:
         global_step_start=0,
     )
     queries.set_run_status(store, run, "finished")
-    seq = 0
-    for lo in range(0, points, 100_000):
-        batch = []
-        for step in range(lo + 1, min(lo + 100_000, points) + 1):
-            base = 3 * math.exp(-step / points * 4)
-            for key, value in (
-                ("train/loss", base + (step % 7) * 0.01),
-                ("train/lr", 1e-3 * (1 - step / points)),
-                ("train/grad_norm", 1 + (step % 13) * 0.1),
-            ):
-                seq += 1
-                batch.append((0, key, step, value, 0, seq))
+    for batch in point_batches(points):
         queries.add_metrics(store, run, batch)
     return ws.root, run
 
@@ -206,6 +195,125 @@ def open_finished(app, points: int) -> None:
         f"  until every curve is drawn: median {statistics.median(times):.2f} s "
         f"(runs {', '.join(f'{t:.2f}' for t in times)}); longest event-loop gap "
         f"{max(stalls) * 1000:.0f} ms"
+    )
+
+
+def rows_layout(root: Path, points: int) -> tuple[Path, float]:
+    """The layout before chunks (one row per point, schema 0003's `metrics` table), written
+    with its own batched INSERT; returns the file and the ingest rate (points/s)."""
+    import sqlite3
+
+    path = root / "rows.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(
+        "CREATE TABLE metrics (run_id TEXT, stage_idx INTEGER, key TEXT, step INTEGER, "
+        "value FLOAT NOT NULL, wall_ms BIGINT, seq BIGINT, "
+        "PRIMARY KEY (run_id, stage_idx, key, step))"
+    )
+    con.execute("CREATE INDEX ix_seq ON metrics (run_id, seq)")
+    spent = 0.0
+    for batch in point_batches(points):
+        start = time.perf_counter()
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT OR REPLACE INTO metrics VALUES ('r', ?, ?, ?, ?, ?, ?)", batch)
+        con.execute("COMMIT")
+        spent += time.perf_counter() - start
+    con.close()
+    return path, 3 * points / spent
+
+
+def point_batches(points: int, size: int = 100_000):
+    import math
+
+    seq = 0
+    for lo in range(0, points, size):
+        batch = []
+        for step in range(lo + 1, min(lo + size, points) + 1):
+            base = 3 * math.exp(-step / points * 4)
+            for key, value in (
+                ("train/loss", base + (step % 7) * 0.01),
+                ("train/lr", 1e-3 * (1 - step / points)),
+                ("train/grad_norm", 1 + (step % 13) * 0.1),
+            ):
+                seq += 1
+                batch.append((0, key, step, value, 0, seq))
+        yield batch
+
+
+def read_rows_layout(path: Path):
+    """Every series of the row layout, read as the monitor did before chunks: one indexed
+    query per series, rows straight from the DB-API cursor, numpy arrays per series."""
+    import sqlite3
+
+    import numpy as np
+
+    con = sqlite3.connect(path)
+    pairs = con.execute("SELECT DISTINCT stage_idx, key FROM metrics WHERE run_id = 'r'").fetchall()
+    for stage, key in pairs:
+        cursor = con.execute(
+            "SELECT step, value, seq FROM metrics WHERE run_id = 'r' AND stage_idx = ? "
+            "AND key = ? ORDER BY step",
+            (stage, key),
+        )
+        parts = []
+        while rows := cursor.fetchmany(4096):
+            parts.append(np.array([r[:2] for r in rows], dtype=np.float64).reshape(-1, 2))
+        data = np.concatenate(parts)
+        yield stage, key, data[:, 0], data[:, 1]
+    con.close()
+
+
+def open_side_by_side(app, points: int) -> None:
+    """Open a finished run of `points` x 3 series from both layouts into the same monitor
+    widget, and ingest rates of both."""
+    from app.qt_run_monitor import QtRunMonitor
+    from engine.store import Store, queries
+
+    root = Path(tempfile.mkdtemp(prefix="stagelab-bench-layouts-"))
+    rows_path, rows_rate = rows_layout(root, points)
+    ws, run_id = make_store(root / "chunks", 0)
+    store = Store.open(ws / "stagelab.db")
+    spent = 0.0
+    for batch in point_batches(points):
+        start = time.perf_counter()
+        queries.add_metrics(store, run_id, batch)
+        spent += time.perf_counter() - start
+    chunk_rate = 3 * points / spent
+    print(
+        f"ingest, {3 * points:,} points in batches of 300k: rows {rows_rate / 1e3:.0f}k points/s"
+        f" | chunks {chunk_rate / 1e3:.0f}k points/s"
+    )
+
+    def timed(source) -> float:
+        monitor = QtRunMonitor(lambda: store)
+        monitor.resize(1400, 900)
+        monitor.show()
+        monitor.open_run(run_id)
+        while monitor.loading:  # the chunk history of this run is empty: loads at once
+            wait(app, 0.005)
+        start = time.perf_counter()
+        for stage, key, steps, values in source():
+            monitor._history_series(stage, key, steps.astype(np.float64), values)
+        monitor._redraw()
+        monitor.repaint()
+        took = time.perf_counter() - start
+        assert monitor.run.point_count("train/loss") == points
+        monitor.close_run()
+        monitor.close()
+        return took
+
+    import numpy as np
+
+    from engine.store.browse import read_history
+
+    rows = [timed(lambda: read_rows_layout(rows_path)) for _ in range(3)]
+    chunks = [timed(lambda: read_history(store, run_id, 2**62)) for _ in range(3)]
+    before, after = statistics.median(rows), statistics.median(chunks)
+    print(
+        f"open a finished run, {3 * points:,} points, read + every curve drawn (median of 3): "
+        f"rows {before:.2f} s | chunks {after:.2f} s (ratio {before / after:.1f}x)"
     )
 
 
@@ -297,6 +405,7 @@ def main() -> int:
 
     app = QApplication([])
     redraw(app, args.points)
+    open_side_by_side(app, args.open_points)
     open_finished(app, args.open_points)
     latency(app, args.seconds)
     sys.stdout.flush()
