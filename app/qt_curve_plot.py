@@ -176,6 +176,8 @@ class QtCurvePlot(pg.PlotWidget):
         fill = QColor(colour)
         fill.setAlpha(45)
         items = []
+        index = list(self.curves).index(name) if name in self.curves else 0
+        row = 0.1 + 0.09 * (index % 8)
         for x0, x1, label in bands:
             if x1 > x0:
                 band = pg.LinearRegionItem(
@@ -189,7 +191,8 @@ class QtCurvePlot(pg.PlotWidget):
                 angle=90,
                 pen=pg.mkPen(colour, width=1),
                 label=f"{label} in {name}",
-                labelOpts={"position": 0.1, "color": colour, "anchors": [(0, 1), (0, 1)]},
+                # One label row per curve, so two curves that diverge together stay legible.
+                labelOpts={"position": row, "color": colour, "anchors": [(0, 1), (0, 1)]},
             )
             self.addItem(line, ignoreBounds=True)
             items.append(line)

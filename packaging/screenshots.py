@@ -1,6 +1,7 @@
 """Make the README's screenshots (offscreen, no screen needed): the plan editor, then the
 run monitor during a live run of the built-in demo, the experiment browser, and a compare
-view of the demo against a clone with a changed fine-tuning stage (~3 min on a CPU).
+view of the demo against a clone with a changed fine-tuning stage, and a run that
+diverges (NaN marked in the monitor) (~4 min on a CPU).
 
 python packaging/screenshots.py [--out docs/screenshots] [--editor-only]
 """
@@ -133,6 +134,41 @@ def runs_shots(app, window, shot) -> None:
     view.align.setCurrentIndex(view.align.findData(2))  # the fine-tuning stage, side by side
     view.metric_box.setCurrentText("eval/accuracy")
     shot(window, "compare.png")
+    diverged_shot(app, window, shot)
+
+
+# SGD at lr 10 with momentum and no clipping: the loss overflows to inf, then NaN.
+DIVERGING = """
+name: diverging
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 24
+    log_every_steps: 4
+    max_grad_norm: null
+    optimizer: {name: sgd, lr: 10.0, momentum: 0.9}
+    eval: {every_steps: 8, metrics: [loss, accuracy]}
+"""
+
+
+def diverged_shot(app, window, shot) -> None:
+    """A run that diverges, trained for real: the monitor marks its NaN steps."""
+    from app.plan_document import PlanDocument
+    from engine.spec.resources import demo_plan_path
+
+    plan = Path(tempfile.mkdtemp(prefix="stagelab-diverge-")) / "diverging.yaml"
+    data = demo_plan_path().parent.parent / "data" / "corpus.txt"
+    plan.write_text(DIVERGING.replace("corpus.txt", str(data)))
+    window.set_document(PlanDocument.from_file(plan))
+    window.run_plan()
+    monitor = window.runs.monitor
+    wait_until(app, lambda: monitor.run.status == "finished", 600, "the diverging run")
+    monitor._redraw()  # the last progress and points, without waiting for the timer
+    monitor.side.setCurrentIndex(2)
+    shot(window, "monitor-nan.png")
 
 
 if __name__ == "__main__":
