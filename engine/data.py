@@ -9,18 +9,9 @@ from pathlib import Path
 
 import datasets
 
-from engine.spec.rows import keep_row, needed_columns
+from engine.spec.rows import FORMAT_BY_SUFFIX, keep_row, needed_columns
 from engine.spec.settings import DataSource
 
-FORMAT_BY_SUFFIX = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".json": "json",
-    ".jsonl": "json",
-    ".parquet": "parquet",
-    ".txt": "text",
-    ".text": "text",
-}
 BUILDER_BY_FORMAT = {
     "csv": "csv",
     "json": "json",

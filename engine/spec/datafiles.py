@@ -11,21 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.spec.problems import Problem
+from engine.spec.rows import FORMAT_BY_SUFFIX
 from engine.spec.settings import DataSource
 
 # Bytes read from the start of a data file: the header and a first row are in there.
 HEAD_BYTES = 64 * 1024
 # A JSON file that is one array is parsed whole only up to this size.
 MAX_JSON_ARRAY_BYTES = 5_000_000
-SUFFIX_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".json": "json",
-    ".jsonl": "json",
-    ".parquet": "parquet",
-    ".txt": "text",
-    ".text": "text",
-}
 CLASSIFICATION = ("sequence_classification", "token_classification")
 
 
@@ -60,7 +52,9 @@ def check_data_source(
     files = _split_files(full, source)
     problems = []
     for file in files:
-        fmt = source.format if source.format != "auto" else SUFFIX_FORMATS.get(file.suffix.lower())
+        fmt = (
+            source.format if source.format != "auto" else FORMAT_BY_SUFFIX.get(file.suffix.lower())
+        )
         try:
             head = _read_head(file, fmt, file.suffix.lower() == ".tsv")
         except UnicodeDecodeError as exc:
@@ -106,7 +100,7 @@ def _split_files(path: Path, source: DataSource) -> list[Path]:
     if not path.is_dir():
         return []
     try:
-        files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in SUFFIX_FORMATS}
+        files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in FORMAT_BY_SUFFIX}
     except OSError:
         return []
     splits = [source.train_split] + ([source.eval_split] if source.eval_split else [])

@@ -20,6 +20,17 @@ from typing import Any
 from engine.spec.settings import DataSource
 from engine.spec.stages import STAGE_CLASSES
 
+# The data format a file's suffix means (plan `data.format: auto`); engine and validator.
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".text": "text",
+}
+
 
 def stage_objective(stage: Mapping[str, Any]) -> str:
     """The objective (pretrain) or task (train) of a raw stage, its default when unset."""
@@ -76,15 +87,7 @@ def read_records(file: Path, fmt: str = "auto") -> Iterator[dict[str, Any]]:
     """
     suffix = file.suffix.lower()
     if fmt == "auto":
-        fmt = {
-            ".csv": "csv",
-            ".tsv": "csv",
-            ".json": "json",
-            ".jsonl": "json",
-            ".parquet": "parquet",
-            ".txt": "text",
-            ".text": "text",
-        }.get(suffix, "")
+        fmt = FORMAT_BY_SUFFIX.get(suffix, "")
     if fmt == "csv":
         with open(file, encoding="utf-8", newline="") as fh:
             yield from csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
