@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.qt_main_window import MainWindow
+    from app.qt.qt_main_window import MainWindow
 
 
 def create_main_window(
@@ -21,9 +21,9 @@ def create_main_window(
     """
     from PySide6.QtCore import QSettings
 
-    from app.plan_document import PlanDocument
-    from app.qt_main_window import MainWindow
-    from engine.spec.resources import demo_plan_path
+    from app.model.plan_document import PlanDocument
+    from app.qt.qt_main_window import MainWindow
+    from engine.resources import demo_plan_path
     from engine.store.workspace import Workspace
 
     ws = Workspace.open(workspace)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app import create_main_window
-    from app.qt_look import apply_system_theme
+    from app.qt.qt_look import apply_system_theme
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Stagelab")

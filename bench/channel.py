@@ -31,9 +31,9 @@ import torch  # noqa: E402
 from bench.engine_speed import make_context  # noqa: E402
 from engine.channel.client import ChannelClient  # noqa: E402
 from engine.channel.server import ChannelServer  # noqa: E402
-from engine.loop import train_stage  # noqa: E402
 from engine.recipes import PretrainRecipe  # noqa: E402
 from engine.recipes.common import seed_everything  # noqa: E402
+from engine.train.loop import train_stage  # noqa: E402
 
 
 def steps_per_s(ctx, recipe) -> float:
@@ -89,8 +89,8 @@ def overhead(args: argparse.Namespace, root: Path) -> None:
 
 
 def latency(root: Path, seconds: float = 10.0, rate: int = 1000) -> None:
-    from engine.context import Control
-    from engine.recorder import Recorder
+    from engine.process.context import Control
+    from engine.process.recorder import Recorder
     from engine.store import Store, Workspace, queries
 
     ws = Workspace.open(root / "latency")

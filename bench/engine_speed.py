@@ -25,14 +25,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from engine.context import Control, StageContext  # noqa: E402
-from engine.loop import BatchStream, LoopState, train_stage  # noqa: E402
+from engine.process.context import Control, StageContext  # noqa: E402
+from engine.process.recorder import Recorder  # noqa: E402
 from engine.recipes import PretrainRecipe  # noqa: E402
 from engine.recipes.common import seed_everything  # noqa: E402
-from engine.recorder import Recorder  # noqa: E402
+from engine.resources import resources_dir  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
-from engine.spec.resources import resources_dir  # noqa: E402
 from engine.store import Store, Workspace, queries  # noqa: E402
+from engine.train.loop import BatchStream, LoopState, train_stage  # noqa: E402
 
 PLAN = """
 name: bench

@@ -2,7 +2,7 @@
 
 1. Redraw of a 10-million-point series, 1000 px wide: a live tick (1,000 new points, then
    paint) and a zoom (new x range, then paint), with Stagelab's level-of-detail
-   (app/peaks.py), against pyqtgraph's own peak downsampling + clip-to-view on the same
+   (app/model/peaks.py), against pyqtgraph's own peak downsampling + clip-to-view on the same
    data, and against the same monitor plot holding 10 thousand points.
 2. Opening a finished run with 1 million points in each of 3 series (a real SQLite store):
    side by side, the layout before (one row per point) and now (chunks of 2048 points as
@@ -69,7 +69,7 @@ def redraw(app, n: int, rounds: int = 15) -> None:
     import numpy as np
     import pyqtgraph as pg
 
-    from app.qt_curve_plot import QtCurvePlot
+    from app.qt.qt_curve_plot import QtCurvePlot
 
     rng = np.random.default_rng(0)
     x_all = np.arange(n + rounds * 1000, dtype=np.float64)
@@ -160,7 +160,7 @@ def make_store(root: Path, points: int) -> tuple[Path, str]:
 
 
 def open_finished(app, points: int) -> None:
-    from app.qt_run_monitor import QtRunMonitor
+    from app.qt.monitor.qt_run_monitor import QtRunMonitor
     from engine.store import Store
 
     root = Path(tempfile.mkdtemp(prefix="stagelab-bench-open-"))
@@ -268,7 +268,7 @@ def read_rows_layout(path: Path):
 def open_side_by_side(app, points: int) -> None:
     """Open a finished run of `points` x 3 series from both layouts into the same monitor
     widget, and ingest rates of both."""
-    from app.qt_run_monitor import QtRunMonitor
+    from app.qt.monitor.qt_run_monitor import QtRunMonitor
     from engine.store import Store, queries
 
     root = Path(tempfile.mkdtemp(prefix="stagelab-bench-layouts-"))
@@ -321,8 +321,8 @@ def serve(root: str, seconds: float) -> None:
     """The engine side of the latency bench (a separate process): records one point every
     10 ms whose value is the time it was recorded."""
     from engine.channel.server import ChannelServer
-    from engine.context import Control
-    from engine.recorder import Recorder
+    from engine.process.context import Control
+    from engine.process.recorder import Recorder
     from engine.store import Store, queries
 
     store = Store.open(Path(root) / "stagelab.db")
@@ -345,7 +345,7 @@ def serve(root: str, seconds: float) -> None:
 
 
 def latency(app, seconds: float) -> None:
-    from app.qt_run_monitor import QtRunMonitor
+    from app.qt.monitor.qt_run_monitor import QtRunMonitor
     from engine.store import Store, Workspace, queries
 
     root = Path(tempfile.mkdtemp(prefix="stagelab-bench-latency-"))

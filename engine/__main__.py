@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The engine's log is a file; progress bars of datasets would only fill it.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    from engine.runner import run_engine
+    from engine.process.runner import run_engine
 
     return run_engine(args.workspace, args.run_id, resume=args.resume)
 

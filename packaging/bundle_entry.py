@@ -25,7 +25,7 @@ def main() -> int:
         from app.__main__ import main as app_main
 
         return app_main(args[1:])
-    from engine.cli import main as cli_main
+    from engine.cli.main import main as cli_main
 
     return cli_main(args)
 

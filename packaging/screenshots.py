@@ -29,7 +29,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app import create_main_window
-    from app.qt_look import apply_system_theme
+    from app.qt.qt_look import apply_system_theme
 
     app = QApplication([])
     apply_system_theme(app)
@@ -85,8 +85,8 @@ def wait_until(app, predicate, timeout: float, what: str) -> None:
 def runs_shots(app, window, shot) -> None:
     """The demo trains in the window's workspace: the monitor mid-run, then a clone with a
     gentler fine-tuning learning rate, then the browser and the compare view."""
-    from app.plan_document import PlanDocument
-    from engine.spec.resources import demo_plan_path
+    from app.model.plan_document import PlanDocument
+    from engine.resources import demo_plan_path
     from engine.store import queries
 
     window.set_document(PlanDocument.from_file(demo_plan_path(), as_template=True))
@@ -156,8 +156,8 @@ stages:
 
 def diverged_shot(app, window, shot) -> None:
     """A run that diverges, trained for real: the monitor marks its NaN steps."""
-    from app.plan_document import PlanDocument
-    from engine.spec.resources import demo_plan_path
+    from app.model.plan_document import PlanDocument
+    from engine.resources import demo_plan_path
 
     plan = Path(tempfile.mkdtemp(prefix="stagelab-diverge-")) / "diverging.yaml"
     data = demo_plan_path().parent.parent / "data" / "corpus.txt"

@@ -1,3 +1,3 @@
 """Stagelab's shipped resources: plan templates, the demo data, icons and the desktop
 entry. Installed as the package `stagelab_resources`; found with `importlib.resources`
-(see engine/spec/resources.py)."""
+(see engine/resources.py)."""

@@ -37,11 +37,11 @@ def loaded_after(statement: str) -> set[str]:
     "statement,forbidden",
     [
         (
-            "import engine.spec, engine.spec.schedule, engine.spec.resources",
+            "import engine.spec, engine.spec.schedule, engine.resources",
             HEAVY + QT + ("sqlalchemy",),
         ),
         ("import engine.store; from engine.store import queries", HEAVY + QT),
-        ("import engine.cli, engine.commands", HEAVY + QT),
+        ("import engine.cli.main, engine.cli.commands", HEAVY + QT),
     ],
 )
 def test_light_modules_load_no_heavy_packages(statement, forbidden):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec.resources import plan_templates
+from engine.resources import plan_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """

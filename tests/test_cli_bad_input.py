@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import EXIT_BAD_INPUT, main
-from engine.spec.resources import demo_plan_path
+from engine.cli.launch import record_run
+from engine.cli.main import EXIT_BAD_INPUT, main
+from engine.resources import demo_plan_path
 from engine.store import Store, Workspace
-from engine.store.launch import record_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(demo_plan_path())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec.resources import icon_path, resources_dir
+from engine.resources import icon_path, resources_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_ID = "io.github.stagelab.Stagelab"
@@ -66,7 +66,7 @@ def test_desktop_install_and_uninstall(tmp_path):
 
 
 def test_a_frozen_stagelab_runs_its_engine_from_its_own_executable(monkeypatch):
-    from engine.store.launch import engine_command, module_command
+    from engine.cli.launch import engine_command, module_command
     from engine.store.workspace import Workspace
 
     assert module_command("engine") == [sys.executable, "-m", "engine"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.spec.resources import plan_templates, resources_dir
+from engine.resources import plan_templates, resources_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = resources_dir() / "data"

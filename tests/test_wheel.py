@@ -84,7 +84,7 @@ def test_installed_wheel_runs_without_the_checkout(installed, tmp_path):
                 "-c",
                 (
                     "import json, sys, app, engine, stagelab_resources;"
-                    "from engine.spec.resources import demo_plan_path;"
+                    "from engine.resources import demo_plan_path;"
                     "print(json.dumps({'engine': engine.__file__, 'app': app.__file__,"
                     " 'demo': str(demo_plan_path()), 'path': sys.path}))"
                 ),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.channel.address import ChannelUnavailable, read_connection_file
-from engine.spec.protocol import PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
+from engine.channel.protocol import PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
 
 TERMINAL_STATUSES = ("finished", "failed", "stopped", "interrupted")
 

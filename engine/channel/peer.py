@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from engine.spec.protocol import FrameDecoder, FrameError, encode_frame
+from engine.channel.protocol import FrameDecoder, FrameError, encode_frame
 
 READ_CHUNK = 65536
 

@@ -28,7 +28,7 @@ from engine.channel.address import (
 from engine.channel.frames import event_fields, history_frames, split_frame
 from engine.channel.peer import Peer
 from engine.channel.progress import ProgressTracker
-from engine.spec.protocol import (
+from engine.channel.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_FRAME,
     PROTOCOL_VERSION,

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.context import StageContext
-from engine.data import StageData, load_stage_data
-from engine.encode import IGNORE, encode
-from engine.models import build_model, build_tokenizer
+from engine.data.encode import IGNORE, encode
+from engine.data.load import StageData, load_stage_data
+from engine.models.build import build_model, build_tokenizer
+from engine.process.context import StageContext
 
 
 def seed_everything(seed: int) -> None:

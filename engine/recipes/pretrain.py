@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from engine.context import StageContext
+from engine.process.context import StageContext
 from engine.recipes.common import (
     causal_labels,
     mask_tokens,

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from engine.context import StageContext
+from engine.process.context import StageContext
 from engine.recipes.common import (
     causal_labels,
     prepare_stage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_main_window
-from app.plan_document import PlanDocument
+from app.model.plan_document import PlanDocument
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from app.qt_plan_view import QtPlanView
+from app.qt.editor.qt_plan_view import QtPlanView
 
 
 def drop(view: QtPlanView, mime: QMimeData, y: int) -> None:

@@ -150,7 +150,7 @@ def test_compare_overlays_both_runs_and_diffs_the_plans(qtbot, window, finished_
 
 
 def test_monitor_exports_csv_png_and_plan(qtbot, window, finished_ws, tmp_path):
-    from app.qt_run_exports import write_metrics_csv, write_plan_yaml, write_plot_png
+    from app.qt.monitor.qt_run_exports import write_metrics_csv, write_plan_yaml, write_plot_png
 
     run_id = finished_ws[1][0]
     window.runs.open_run(run_id)

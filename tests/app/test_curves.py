@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.peaks import PeakLevels
-from app.run_series import Curve, RunSeries, ema
+from app.model.peaks import PeakLevels
+from app.model.run_series import Curve, RunSeries, ema
 
 
 def test_every_spike_survives_the_level_of_detail():
@@ -84,7 +84,7 @@ def test_redrawing_does_not_corrupt_the_interpreter(qtbot):
     out, and this catches any Qt binding that does it again."""
     import sys
 
-    from app.qt_curve_plot import QtCurvePlot
+    from app.qt.qt_curve_plot import QtCurvePlot
 
     plot = QtCurvePlot("Loss")
     qtbot.addWidget(plot)
@@ -103,7 +103,7 @@ def test_redrawing_does_not_corrupt_the_interpreter(qtbot):
 def test_monitor_draws_gpu_samples_and_progress_from_channel_messages(qtbot):
     """The `gpu` and `progress` messages a CUDA engine sends (docs/protocol.md) become the
     GPU graphs and the bars (CI has no GPU, so they are fed here as the channel gives them)."""
-    from app.qt_run_monitor import QtRunMonitor
+    from app.qt.monitor.qt_run_monitor import QtRunMonitor
 
     monitor = QtRunMonitor(lambda: None)
     qtbot.addWidget(monitor)

@@ -9,8 +9,8 @@ import sys
 import yaml
 from PySide6.QtCore import QByteArray, QMimeData
 
-from app.qt_palette import kind_mime
-from app.qt_plan_view import STAGE_MIME
+from app.qt.editor.qt_palette import kind_mime
+from app.qt.editor.qt_plan_view import STAGE_MIME
 from tests.app.dnd import drop, y_between
 
 EXPECTED = """

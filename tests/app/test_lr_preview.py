@@ -7,13 +7,13 @@ import pytest
 import torch
 from pytest import approx
 
-from app.lr_plan import plan_curve
-from app.plan_document import PlanDocument
-from engine.data import load_stage_data
-from engine.optim import build_scheduler
+from app.model.lr_plan import plan_curve
+from app.model.plan_document import PlanDocument
+from engine.data.load import load_stage_data
+from engine.resources import demo_plan_path
 from engine.spec import STAGE_CLASSES
-from engine.spec.resources import demo_plan_path
 from engine.spec.schedule import stage_steps
+from engine.train.optim import build_scheduler
 
 
 def engine_lrs(stage, steps: int) -> list[float]:

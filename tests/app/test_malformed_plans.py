@@ -10,10 +10,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from app.plan_document import PlanDocument
+from app.model.plan_document import PlanDocument
+from engine.resources import demo_plan_path
 from engine.spec import plan_problems
 from engine.spec.plan import dump_yaml
-from engine.spec.resources import demo_plan_path
 from tests.spec.test_plan_fuzz import mutants
 
 DEMO = yaml.safe_load(demo_plan_path().read_text(encoding="utf-8"))
@@ -52,8 +52,8 @@ def dialogs(monkeypatch):
     def record(parent, title, text, *args, **kwargs):
         shown.append((title, text))
 
-    monkeypatch.setattr("app.qt_file_actions.QMessageBox.warning", record)
-    monkeypatch.setattr("app.qt_file_actions.QMessageBox.critical", record)
+    monkeypatch.setattr("app.qt.qt_file_actions.QMessageBox.warning", record)
+    monkeypatch.setattr("app.qt.qt_file_actions.QMessageBox.critical", record)
     return shown
 
 
@@ -140,7 +140,7 @@ def test_random_mutants_open_in_the_window(window, tmp_path, data):
 
 
 def test_the_window_lists_data_file_problems_like_validate(window, tmp_path, dialogs, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     (tmp_path / "reviews.csv").write_text("body,stars\nfine,5\n", encoding="utf-8")
     (tmp_path / "corpus.txt").write_text("", encoding="utf-8")

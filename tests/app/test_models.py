@@ -8,11 +8,11 @@ import socket
 
 import yaml
 
-from app.data_files import preview
-from app.devices import gpus_in_use, gpus_text
-from app.plan_document import UNSET, PlanDocument, rebase_paths, set_in
-from app.stage_catalog import new_stage, stage_kinds
-from engine.spec.resources import demo_plan_path
+from app.model.data_files import preview
+from app.model.devices import gpus_in_use, gpus_text
+from app.model.plan_document import UNSET, PlanDocument, rebase_paths, set_in
+from app.model.stage_catalog import new_stage, stage_kinds
+from engine.resources import demo_plan_path
 from engine.store import queries
 from engine.store.db import Store
 from engine.store.workspace import Workspace

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app import create_main_window
-from app.plan_document import PlanDocument
-from engine.spec.resources import demo_plan_path
+from app.model.plan_document import PlanDocument
+from engine.resources import demo_plan_path
 from engine.store import queries
 from tests.app.conftest import mark_saved
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from app.qt_run_monitor import QtRunMonitor
+from app.qt.monitor.qt_run_monitor import QtRunMonitor
 from engine.store import Store, Workspace, queries
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication
 
-from app.qt_run_channel import QtRunChannel, points_of
+from app.qt.monitor.qt_run_channel import QtRunChannel, points_of
 from tests.channel.live import Live
 
 

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from engine.channel.client import ChannelClient
+from engine.channel.protocol import FrameDecoder
 from engine.channel.server import ChannelServer
-from engine.context import Control
-from engine.recorder import Recorder
-from engine.spec.protocol import FrameDecoder
+from engine.process.context import Control
+from engine.process.recorder import Recorder
 from engine.store import Store, Workspace, queries
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.spec.protocol import (
+from engine.channel.protocol import (
     MAX_FRAME,
     FrameDecoder,
     FrameError,

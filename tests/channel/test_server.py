@@ -14,7 +14,7 @@ import pytest
 
 from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed
-from engine.spec.protocol import encode_frame
+from engine.channel.protocol import encode_frame
 from engine.store import queries
 from tests.channel.live import Live, collect, raw_connection, read_until_closed
 

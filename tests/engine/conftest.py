@@ -84,12 +84,12 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
     def run(
         plan_text: str, index: int = 0, outputs: dict | None = None, before=None
     ) -> StageResult:
-        from engine.context import Control, StageContext
-        from engine.loop import train_stage
+        from engine.process.context import Control, StageContext
+        from engine.process.recorder import Recorder
         from engine.recipes import RECIPES
-        from engine.recorder import Recorder
         from engine.spec import load_plan_text
         from engine.store import Store, Workspace, queries
+        from engine.train.loop import train_stage
 
         plan = load_plan_text(plan_text)
         workspace = Workspace.open(tmp_path / "ws")

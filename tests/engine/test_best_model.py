@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.loop import train_stage
 from engine.recipes import RECIPES
 from engine.store import queries
+from engine.train.loop import train_stage
 
 PLAN = """
 name: best

@@ -10,7 +10,7 @@ import math
 import pytest
 import yaml
 
-from app.lr_plan import plan_curve
+from app.model.lr_plan import plan_curve
 
 SHORT = ["good", "bad", "a day", "the lab", "fine trip", "dull", "team", "room"]
 

@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from engine.encode import pad_batch
+from engine.data.encode import pad_batch
 
 PLAN = """
 name: short

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from engine.augment import augment_batch
-from engine.freezing import embedding_parameters, frozen_layer_count, transformer_layers
 from engine.recipes.common import mask_tokens
 from engine.spec.settings import Augmentation, Freezing
+from engine.train.augment import augment_batch
+from engine.train.freezing import embedding_parameters, frozen_layer_count, transformer_layers
 
 PLAN = """
 name: t

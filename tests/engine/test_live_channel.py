@@ -13,7 +13,7 @@ import pytest
 
 from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
-from engine.spec.protocol import encode_frame
+from engine.channel.protocol import encode_frame
 from tests.engine.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow

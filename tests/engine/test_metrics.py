@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from engine.metrics import EvalAccumulator, macro_scores
+from engine.train.metrics import EvalAccumulator, macro_scores
 
 WANTED = ["loss", "perplexity", "accuracy", "precision", "recall", "f1"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.recorder import Recorder
+from engine.process.recorder import Recorder
 from engine.store import Store, Workspace, db, queries
 
 
@@ -96,7 +96,7 @@ def test_a_locked_database_delays_points_with_a_warning_and_loses_none(run):
     ]
     stored = [e.message for e in queries.list_events(store, run_id, kind="store")]
     assert any("have failed" in m for m in stored) and any("work again" in m for m in stored)
-    from engine.commands import run_json  # what `stagelab show` prints
+    from engine.cli.commands import run_json  # what `stagelab show` prints
 
     shown = run_json(store, queries.get_run(store, run_id))["warnings"]
     assert [w["level"] for w in shown] == ["warning", "warning"]

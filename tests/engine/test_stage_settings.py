@@ -96,8 +96,8 @@ def test_every_step_has_a_loss_read_at_log_intervals(train_stage_of):
     ],
 )
 def test_optimizer_settings_reach_the_optimizer(settings, cls, expected):
-    from engine.optim import build_optimizer
     from engine.spec.settings import Optimizer
+    from engine.train.optim import build_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     opt = build_optimizer(model, Optimizer.model_validate(settings), torch.device("cpu"))

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from engine.tokenizer import learn_merges, train_tokenizer
+from engine.data.tokenizer import learn_merges, train_tokenizer
 
 CODE = """
 import json, sys
-from engine.tokenizer import train_tokenizer
+from engine.data.tokenizer import train_tokenizer
 lines = open(sys.argv[1]).read().splitlines()
 out = {}
 for arch in ("bert", "gpt2"):

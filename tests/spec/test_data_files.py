@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from engine.spec import PlanInvalid, load_plan
 
 PLAN = """

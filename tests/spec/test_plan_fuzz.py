@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.resources import demo_plan_path
 from engine.spec import PlanInvalid, Problem, parse_plan_text, plan_from_data, plan_problems
 from engine.spec.plan import dump_yaml
-from engine.spec.resources import demo_plan_path
 
 DEMO = yaml.safe_load(demo_plan_path().read_text(encoding="utf-8"))
 PLAN_DIR = demo_plan_path().parent

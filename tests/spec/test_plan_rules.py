@@ -11,6 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.resources import plan_templates
 from engine.spec import (
     PlanInvalid,
     dump_plan,
@@ -20,7 +21,6 @@ from engine.spec import (
     plan_problems,
     save_plan,
 )
-from engine.spec.resources import plan_templates
 from engine.spec.schedule import lr_multiplier
 from engine.spec.settings import Schedule
 

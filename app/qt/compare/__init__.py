@@ -1,0 +1,1 @@
+"""Compare runs: overlaid curves and a plan diff."""

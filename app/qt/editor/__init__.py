@@ -1,0 +1,1 @@
+"""The plan editor: plan view with stage cards, palette, inspector, LR preview."""

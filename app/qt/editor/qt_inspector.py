@@ -1,0 +1,262 @@
+"""The inspector: every setting of the selected stage, generated from the plan schema,
+with problems shown inline. Edits become undo commands."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.plan_document import UNSET, PlanDocument
+from app.model.schema_fields import FieldSpec, field_spec, model_fields
+from app.qt.editor.qt_data_picker import QtDataPicker
+from app.qt.editor.qt_fields import FieldEditor, make_editor
+from app.qt.editor.qt_model_source import QtModelSource
+from app.qt.editor.undo import SetStageValue
+from app.qt.qt_look import PROBLEM_COLOR
+from engine.spec import STAGE_CLASSES
+from engine.spec.settings import DataSource
+from engine.spec.stages import StageBase
+
+TRAINING_KEYS = (
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "max_grad_norm",
+    "precision",
+    "seed",
+    "log_every_steps",
+)
+GROUP_TITLES = {
+    "optimizer": "Optimizer",
+    "schedule": "Learning-rate schedule",
+    "regularization": "Regularisation",
+    "augmentation": "Augmentation",
+    "freezing": "Freezing and unfreezing",
+    "eval": "Evaluation",
+    "checkpoint": "Checkpoints",
+}
+# Values a newly enabled optional group starts with, so it is valid at once.
+OPTIONAL_GROUP_START = {"unfreeze": {"every_steps": 100}, "early_stopping": {}}
+DATA_PICKER_KEYS = ("path", "hub", "text_column", "label_column")
+
+
+class QtStageInspector(QScrollArea):
+    """Settings of one stage."""
+
+    def __init__(self, doc: PlanDocument, undo_stack: QUndoStack, parent=None):
+        super().__init__(parent)
+        self.setObjectName("stageInspector")
+        self.setAccessibleName("Stage inspector")
+        self.setWidgetResizable(True)
+        self.setMinimumWidth(460)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.undo_stack = undo_stack
+        self.index = -1
+        self._kind: str | None = None
+        self.editors: dict[tuple[str, ...], FieldEditor] = {}
+        self._groups: dict[tuple[str, ...], QGroupBox] = {}
+        self._group_problems: dict[tuple[str, ...], QLabel] = {}
+        self.set_document(doc)
+
+    def set_document(self, doc: PlanDocument) -> None:
+        """Follow another plan."""
+        self.doc = doc
+        doc.changed.connect(self._on_doc_changed)
+        self.show_stage(-1)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def show_stage(self, index: int) -> None:
+        """Show the settings of stage `index` (-1: none)."""
+        self.index = index
+        stage = self.doc.stages[index] if 0 <= index < len(self.doc.stages) else None
+        kind = stage.get("kind") if isinstance(stage, dict) else None
+        kind = kind if isinstance(kind, str) and kind in STAGE_CLASSES else None
+        if kind is None or kind != self._kind:  # same kind: the form is reused, only values change
+            self._build(kind, stage is not None)
+        self.refresh()
+
+    def _build(self, kind: str | None, has_stage: bool) -> None:
+        self._kind = kind
+        self.editors, self._groups, self._group_problems = {}, {}, {}
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.stage_problem = QLabel()
+        self.stage_problem.setWordWrap(True)
+        self.stage_problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        layout.addWidget(self.header)
+        layout.addWidget(self.stage_problem)
+        self.model_pickers: dict[str, QtModelSource] = {}
+        self.data_picker: QtDataPicker | None = None
+        if kind is None:
+            self.header.setText(
+                "Select a stage to see its settings."
+                if not has_stage
+                else "This stage has no known kind: set <b>kind</b> in the plan file."
+            )
+            layout.addStretch(1)
+            self.setWidget(body)
+            return
+        cls = STAGE_CLASSES[kind]
+        own = [k for k in cls.model_fields if k not in StageBase.model_fields and k != "kind"]
+        general = ["name", "description"] + [
+            k for k in own if k not in ("model", "teacher", "data")
+        ]
+        layout.addWidget(self._form_box("Stage", [field_spec(k, cls) for k in general], ()))
+        for key in ("teacher", "model"):
+            if key in cls.model_fields:
+                picker = QtModelSource("Teacher" if key == "teacher" else "Model")
+                picker.setObjectName(f"{key}Picker")
+                picker.edited.connect(lambda value, k=key: self._set((k,), value))
+                self.model_pickers[key] = picker
+                layout.addWidget(_boxed("Teacher" if key == "teacher" else "Model", picker))
+        if "data" in cls.model_fields:
+            layout.addWidget(self._data_box())
+        layout.addWidget(
+            self._form_box("Training", [field_spec(k, cls) for k in TRAINING_KEYS], ())
+        )
+        for key, title in GROUP_TITLES.items():
+            spec = field_spec(key, cls)
+            layout.addWidget(self._form_box(title, list(spec.fields), (key,)))
+        layout.addStretch(1)
+        self.setWidget(body)
+
+    def _data_box(self) -> QGroupBox:
+        picker = QtDataPicker()
+        picker.value_edited.connect(lambda key, value: self._set(("data", key), value))
+        picker.replaced.connect(lambda value: self._set(("data",), value))
+        self.data_picker = picker
+        rest = [s for s in model_fields(DataSource) if s.key not in DATA_PICKER_KEYS]
+        box = self._form_box("Data", rest, ("data",))
+        box.layout().insertRow(0, picker)
+        return box
+
+    def _form_box(self, title: str, specs: list[FieldSpec], prefix: tuple[str, ...]) -> QGroupBox:
+        box = QGroupBox(title)
+        box.setObjectName(f"section_{'_'.join(prefix) or title.lower()}")
+        self._groups[prefix] = box
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        problem = QLabel()
+        problem.setWordWrap(True)
+        problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        problem.hide()
+        form.addRow(problem)
+        self._group_problems[prefix] = problem
+        for spec in specs:
+            keys = (*prefix, spec.key)
+            if spec.kind == "group":
+                sub = self._form_box(spec.label, list(spec.fields), keys)
+                if spec.optional:
+                    sub.setCheckable(True)
+                    sub.toggled.connect(lambda on, k=keys: self._toggle_group(k, on))
+                sub.setToolTip(spec.help)
+                form.addRow(sub)
+                continue
+            editor = make_editor(spec)
+            editor.edited.connect(lambda value, k=keys: self._set(k, value))
+            self.editors[keys] = editor
+            label = QLabel(spec.label)
+            label.setToolTip(editor.input.toolTip())
+            form.addRow(label, editor)
+        return box
+
+    # -- following the plan -----------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Show the stage's current values and problems."""
+        if self._kind is None or not (0 <= self.index < len(self.doc.stages)):
+            return
+        stage = self.doc.stages[self.index]
+        names = self.doc.stage_names()
+        self.header.setText(
+            f"<b>Stage {self.index + 1} of {len(names)}</b> · {self._kind}"
+            f"<br><small>Empty fields use the default shown in grey; ↺ goes back to it.</small>"
+        )
+        for keys, editor in self.editors.items():
+            editor.show_value(self.doc.value(self.index, keys))
+        for keys, box in self._groups.items():
+            if box.isCheckable():
+                box.blockSignals(True)
+                box.setChecked(isinstance(self.doc.value(self.index, keys), dict))
+                box.blockSignals(False)
+        for key, picker in self.model_pickers.items():
+            picker.show_value(stage.get(key), names[: self.index], str(self.doc.plan_dir))
+        if self.data_picker is not None:
+            self.data_picker.show_value(
+                stage.get("data"), self.doc.plan_dir, labelled=self._kind != "pretrain"
+            )
+        self._show_problems()
+
+    def _show_problems(self) -> None:
+        found: dict[tuple[str, ...], list[str]] = {}
+        for sub, problem in self.doc.stage_problems(self.index):
+            keys = tuple(k for k in re.sub(r"\[\d+\]", "", sub).split(".") if k)
+            found.setdefault(self._owner(keys), []).append(problem.message)
+        for keys, editor in self.editors.items():
+            editor.show_problem("\n".join(found.pop(keys, [])))
+        for key, picker in self.model_pickers.items():
+            picker.show_problem("\n".join(found.pop((key,), [])))
+        if self.data_picker is not None:
+            texts = [t for k in DATA_PICKER_KEYS for t in found.pop(("data", k), [])]
+            self.data_picker.show_problem("\n".join(texts + found.pop(("data",), [])))
+        for keys, label in self._group_problems.items():
+            texts = found.pop(keys, []) if keys else []
+            label.setText("\n".join(texts))
+            label.setVisible(bool(texts))
+        rest = [f"{'.'.join(k) or 'stage'}: {m}" for k, ms in found.items() for m in ms]
+        self.stage_problem.setText("\n".join(rest))
+        self.stage_problem.setVisible(bool(rest))
+
+    def _owner(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """The editor, picker or group a problem at `keys` belongs to."""
+        for n in range(len(keys), 0, -1):
+            head = keys[:n]
+            if head in self.editors or head in self._groups or head in (("model",), ("teacher",)):
+                return head
+            if head[:1] == ("data",) and n == 2 and head[1] in DATA_PICKER_KEYS:
+                return head
+        return keys
+
+    def _on_doc_changed(self, what: str, index: int) -> None:
+        if what == "stage" and index == self.index:
+            stage = self.doc.stages[index]
+            if stage.get("kind") != self._kind:
+                self.show_stage(index)
+            else:
+                self.refresh()
+        elif what == "plan":
+            self.refresh()
+
+    # -- editing ----------------------------------------------------------------------------
+
+    def _set(self, keys: tuple[str, ...], value: Any) -> None:
+        if self.doc.value(self.index, keys) == value:
+            return
+        self.undo_stack.push(SetStageValue(self.doc, self.index, keys, value))
+
+    def _toggle_group(self, keys: tuple[str, ...], on: bool) -> None:
+        start = OPTIONAL_GROUP_START.get(keys[-1], {})
+        self._set(keys, dict(start) if on else UNSET)
+
+
+def _boxed(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.addWidget(widget)
+    return box

@@ -1,0 +1,167 @@
+"""Picker for where a stage's model comes from: a built-in size trained from scratch, a
+Hub id, a local folder, or the output of an earlier stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.qt.qt_look import PROBLEM_COLOR
+from engine.spec.settings import BUILTIN_ARCHITECTURES, BUILTIN_SIZES
+
+SOURCES = (
+    ("from_stage", "Output of an earlier stage"),
+    ("builtin", "Built-in model (new, trained from scratch)"),
+    ("hub", "Hugging Face Hub"),
+    ("path", "Local folder"),
+)
+BUILTINS = [f"{a}-{s}" for a in BUILTIN_ARCHITECTURES for s in BUILTIN_SIZES]
+
+
+class QtModelSource(QWidget):
+    """Edits a `model` (or `teacher`) setting as a whole; emits the new mapping."""
+
+    edited = Signal(dict)
+
+    def __init__(self, label: str, parent=None):
+        super().__init__(parent)
+        self._value: dict[str, Any] = {}
+        self._earlier: list[str] = []
+        self.source = QComboBox()
+        self.source.setAccessibleName(f"{label} source")
+        for _, text in SOURCES:
+            self.source.addItem(text)
+        self.source.activated.connect(self._source_chosen)
+        self.pages = QStackedWidget()
+
+        self.stage = QComboBox()
+        self.stage.setAccessibleName("Earlier stage")
+        self.stage.activated.connect(lambda _: self._emit(from_stage=self.stage.currentText()))
+        self.builtin = QComboBox()
+        self.builtin.addItems(BUILTINS)
+        self.builtin.setAccessibleName("Built-in model")
+        self.builtin.activated.connect(lambda _: self._emit(builtin=self.builtin.currentText()))
+        self.vocab = QLineEdit()
+        self.vocab.setPlaceholderText("default: 4000")
+        self.vocab.setToolTip("Vocabulary of the tokenizer trained on this stage's data.")
+        self.vocab.editingFinished.connect(self._vocab_done)
+        self.hub = QLineEdit()
+        self.hub.setPlaceholderText("e.g. bert-base-uncased")
+        self.hub.editingFinished.connect(lambda: self._emit(hub=self.hub.text().strip()))
+        self.revision = QLineEdit()
+        self.revision.setPlaceholderText("main")
+        self.revision.editingFinished.connect(self._revision_done)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("folder saved with save_pretrained")
+        self.path.editingFinished.connect(lambda: self._emit(path=self.path.text().strip()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.plan_dir = "."
+
+        self.pages.addWidget(_form(("Stage", self.stage)))
+        self.pages.addWidget(_form(("Model", self.builtin), ("Vocabulary", self.vocab)))
+        self.pages.addWidget(_form(("Model id", self.hub), ("Revision", self.revision)))
+        folder = QWidget()
+        row = QHBoxLayout(folder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        self.pages.addWidget(_form(("Folder", folder)))
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        self.problem.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.source)
+        layout.addWidget(self.pages)
+        layout.addWidget(self.problem)
+
+    def show_value(self, value: Any, earlier_stages: list[str], plan_dir: str) -> None:
+        """Show a model setting; `earlier_stages` are the names it may start from."""
+        self._value = dict(value) if isinstance(value, dict) else {}
+        self._earlier, self.plan_dir = earlier_stages, plan_dir
+        kind = next((k for k, _ in SOURCES if self._value.get(k) is not None), "builtin")
+        self.source.setCurrentIndex([k for k, _ in SOURCES].index(kind))
+        self.pages.setCurrentIndex(self.source.currentIndex())
+        self.stage.clear()
+        self.stage.addItems(earlier_stages)
+        ref = self._value.get("from_stage")
+        if ref and ref not in earlier_stages:  # show what the plan says, even if wrong
+            self.stage.addItem(str(ref))
+        self.stage.setCurrentText(str(ref or ""))
+        self.builtin.setCurrentText(str(self._value.get("builtin") or "bert-tiny"))
+        vocab = self._value.get("vocab_size")
+        self.vocab.setText("" if vocab is None else str(vocab))
+        self.hub.setText(str(self._value.get("hub") or ""))
+        self.revision.setText(str(self._value.get("revision") or ""))
+        self.path.setText(str(self._value.get("path") or ""))
+
+    def show_problem(self, text: str) -> None:
+        """Problems of the model setting ('' hides them)."""
+        self.problem.setText(text)
+        self.problem.setVisible(bool(text))
+
+    def _source_chosen(self, index: int) -> None:
+        kind = SOURCES[index][0]
+        self.pages.setCurrentIndex(index)
+        if kind == "from_stage":
+            self._emit(from_stage=self._earlier[-1] if self._earlier else "")
+        elif kind == "builtin":
+            self._emit(builtin=self.builtin.currentText())
+        elif kind == "hub":
+            self._emit(hub=self.hub.text().strip())
+        else:
+            self._emit(path=self.path.text().strip())
+
+    def _emit(self, **source: Any) -> None:
+        value = dict(source)
+        if "builtin" in source and self._value.get("vocab_size") is not None:
+            value["vocab_size"] = self._value["vocab_size"]
+        if "hub" in source and self._value.get("revision"):
+            value["revision"] = self._value["revision"]
+        if value != self._value:
+            self.edited.emit(value)
+
+    def _vocab_done(self) -> None:
+        text = self.vocab.text().strip()
+        value = {k: v for k, v in self._value.items() if k != "vocab_size"}
+        if text:
+            value["vocab_size"] = int(text) if text.isdigit() else text
+        if value != self._value:
+            self.edited.emit(value)
+
+    def _revision_done(self) -> None:
+        value = {k: v for k, v in self._value.items() if k != "revision"}
+        if self.revision.text().strip():
+            value["revision"] = self.revision.text().strip()
+        if value != self._value:
+            self.edited.emit(value)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder", self.plan_dir)
+        if folder:
+            self.path.setText(folder)
+            self._emit(path=folder)
+
+
+def _form(*rows: tuple[str, QWidget]) -> QWidget:
+    page = QWidget()
+    form = QFormLayout(page)
+    form.setContentsMargins(0, 4, 0, 0)
+    for label, widget in rows:
+        form.addRow(label, widget)
+    return page

@@ -1,0 +1,65 @@
+"""The plan's problems, from the same validator as `stagelab validate`; activating one
+selects its stage."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
+
+from app.model.plan_document import PlanDocument
+
+_STAGE = re.compile(r"^stages\[(\d+)\]")
+
+
+class QtProblemsList(QListWidget):
+    """One line per problem: `path: sentence`."""
+
+    stageActivated = Signal(int)  # noqa: N815 - Qt signal naming
+
+    def __init__(self, doc: PlanDocument, parent=None):
+        super().__init__(parent)
+        self.setObjectName("problemsList")
+        self.setAccessibleName("Problems")
+        self.setWordWrap(True)
+        self.itemActivated.connect(self._activated)
+        self.itemClicked.connect(self._activated)
+        self.set_document(doc)
+
+    def set_document(self, doc: PlanDocument) -> None:
+        """Follow another plan."""
+        self.doc = doc
+        doc.problems_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the plan's current problems."""
+        self.clear()
+        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        names = self.doc.stage_names()
+        for problem in self.doc.problems:
+            match = _STAGE.match(problem.path)
+            where = ""
+            if match and int(match.group(1)) < len(names):
+                where = f"  ({names[int(match.group(1))] or 'unnamed stage'})"
+            item = QListWidgetItem(icon, f"{problem.path}: {problem.message}{where}")
+            item.setData(Qt.ItemDataRole.UserRole, int(match.group(1)) if match else -1)
+            self.addItem(item)
+        if not self.doc.problems:
+            ok = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
+            item = QListWidgetItem(ok, "No problems: the plan is ready to run.")
+            item.setData(Qt.ItemDataRole.UserRole, -1)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.addItem(item)
+
+    def messages(self) -> list[str]:
+        """The problem lines shown (empty when the plan is valid)."""
+        if not self.doc.problems:
+            return []
+        return [f"{p.path}: {p.message}" for p in self.doc.problems]
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        row = item.data(Qt.ItemDataRole.UserRole)
+        if row is not None and row >= 0:
+            self.stageActivated.emit(row)

@@ -1,0 +1,117 @@
+"""How a stage is drawn in the plan: a card with its kind, model source, data, key
+settings and problems."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from app.model.stage_summary import data_text, extras_text, kind_text, model_text, settings_text
+from app.qt.qt_look import PROBLEM_COLOR, is_dark, kind_color, kind_icon
+
+STAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2
+GUTTER = 40  # left margin of the plan view where the "starts from" arrows run
+CARD_HEIGHT = 104
+CARD_GAP = 12
+
+
+class StageCardDelegate(QStyledItemDelegate):
+    """Paints one stage as a card."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        return QSize(max(option.rect.width(), 360), CARD_HEIGHT + CARD_GAP)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        stage = index.data(STAGE_ROLE) or {}
+        problems: list[str] = index.data(PROBLEMS_ROLE) or []
+        palette = option.palette
+        card = card_rect(option.rect)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+
+        base = palette.base().color()
+        fill = base.lighter(115) if is_dark(palette) else base
+        border = PROBLEM_COLOR if problems else palette.mid().color()
+        if selected:
+            border = palette.highlight().color()
+        painter.setPen(QPen(border, 2.0 if (selected or problems) else 1.0))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(QRectF(card).adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        color = kind_color(str(stage.get("kind", "")))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawRoundedRect(QRectF(card.left() + 1, card.top() + 1, 6, card.height() - 2), 3, 3)
+
+        kind_icon(str(stage.get("kind", "")), 30).paint(
+            painter, QRect(card.left() + 16, card.top() + 12, 30, 30)
+        )
+        text_left = card.left() + 56
+        width = card.right() - text_left - 10
+        title_font = QFont(option.font)
+        title_font.setBold(True)
+        title_font.setPointSizeF(option.font.pointSizeF() * 1.1)
+        painter.setFont(title_font)
+        painter.setPen(palette.text().color())
+        title = str(stage.get("name") or "(no name)")
+        painter.drawText(
+            QRect(text_left, card.top() + 8, width, 22), Qt.AlignmentFlag.AlignVCenter, title
+        )
+        title_width = QFontMetrics(title_font).horizontalAdvance(title)
+
+        painter.setFont(option.font)
+        painter.setPen(color if not is_dark(palette) else color.lighter(140))
+        painter.drawText(
+            QRect(text_left + title_width + 10, card.top() + 8, width, 22),
+            Qt.AlignmentFlag.AlignVCenter,
+            kind_text(stage),
+        )
+        if problems:
+            self._badge(
+                painter, option, card, f"⚠ {len(problems)} problem{'s' * (len(problems) > 1)}"
+            )
+
+        muted = palette.placeholderText().color() if not is_dark(palette) else QColor("#b0b3b8")
+        metrics = QFontMetrics(option.font)
+        lines = [
+            (
+                f"Model: {model_text(stage.get('model'))}    Data: {data_text(stage.get('data'))}",
+                palette.text().color(),
+            ),
+            (settings_text(stage), muted),
+            (
+                extras_text(stage) or (problems[0] if problems else ""),
+                PROBLEM_COLOR if not extras_text(stage) and problems else muted,
+            ),
+        ]
+        y = card.top() + 34
+        for text, pen in lines:
+            painter.setPen(pen)
+            elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
+            painter.drawText(QRect(text_left, y, width, 20), Qt.AlignmentFlag.AlignVCenter, elided)
+            y += 21
+        painter.restore()
+
+    def _badge(
+        self, painter: QPainter, option: QStyleOptionViewItem, card: QRect, text: str
+    ) -> None:
+        metrics = QFontMetrics(option.font)
+        w = metrics.horizontalAdvance(text) + 14
+        rect = QRectF(card.right() - w - 10, card.top() + 9, w, 20)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(PROBLEM_COLOR)
+        painter.drawRoundedRect(rect, 10, 10)
+        painter.setPen(QColor("white"))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def card_rect(item_rect: QRect) -> QRect:
+    """Where the card of a list item is drawn (right of the arrow gutter)."""
+    return QRect(
+        item_rect.left() + GUTTER,
+        item_rect.top() + CARD_GAP // 2,
+        item_rect.width() - GUTTER - 8,
+        CARD_HEIGHT,
+    )

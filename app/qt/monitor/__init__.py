@@ -1,0 +1,1 @@
+"""The run monitor: progress, curves, confusion matrix, log, live channel."""

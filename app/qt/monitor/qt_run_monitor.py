@@ -1,0 +1,388 @@
+"""The run monitor: one run's progress, curves, latest confusion matrix, GPU graphs and log,
+with pause / resume / stop and exports.
+
+Opening a run back-fills its curves from the store on a worker thread (the event loop
+never waits on SQLite), then follows the engine's channel from the stored position, so a
+reopened window shows the complete history and then goes live. Curves are redrawn from a
+timer (10 Hz), never per message."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.run_series import RunSeries
+from app.qt.monitor.qt_confusion import QtConfusionMatrix
+from app.qt.monitor.qt_progress_panel import QtProgressPanel
+from app.qt.monitor.qt_run_channel import QtRunChannel
+from app.qt.monitor.qt_run_plots import QtRunPlots
+from app.qt.qt_curve_plot import QtCurvePlot
+
+REDRAW_MS = 100
+POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
+LIVE = ("queued", "running", "paused", "stopping")
+RESUMABLE = ("interrupted", "stopped", "failed")
+
+
+class HistoryLoader(QObject):
+    """Reads a run's stored record on a worker thread: stages and events first, then the
+    series in chunks (the curves fill in as they arrive)."""
+
+    header = Signal(str, object, object)  # run id, stages, events
+    series = Signal(int, str, object, object)  # stage, key, steps, values
+    done = Signal(str, int)  # run id, stream position loaded up to
+
+    def load(self, store, run_id: str) -> None:
+        from engine.store import queries
+        from engine.store.browse import read_history
+        from engine.store.stream import read_events
+
+        def work() -> None:
+            # The position first: everything read below is at or before it, and the live
+            # stream continues after it, so nothing is missed or drawn twice.
+            upto = queries.max_seq(store, run_id)
+            stages = [stage.__dict__ for stage in queries.list_stages(store, run_id)]
+            self.header.emit(run_id, stages, read_events(store, run_id, upto))
+            # One series at a time (a few hundred blob reads per million points); a pause
+            # after each lets the GUI thread take the interpreter lock back at once.
+            for stage, key, steps, values in read_history(store, run_id, upto):
+                self.series.emit(stage, key, steps.astype(np.float64), values)
+                time.sleep(0.0005)
+            self.done.emit(run_id, upto)
+
+        threading.Thread(target=work, name="stagelab-history", daemon=True).start()
+
+
+class QtRunMonitor(QWidget):
+    """Shows one run at a time (`open_run`)."""
+
+    statusChanged = Signal(str, str)  # run id, status
+    resumeRequested = Signal(str)  # run id: the window restarts its engine
+
+    def __init__(self, store_factory, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("runMonitor")
+        self.setAccessibleName("Run monitor")
+        self.store = store_factory
+        self.run: RunSeries | None = None
+        self.info = None
+        self.channel: QtRunChannel | None = None
+        self.loading = False
+        self.history_s: float | None = None
+        self.cursor_seen = 0  # newest stream position shown
+        self.starting_until = 0.0  # a (re)started engine has until then to claim the run
+
+        self.title = QLabel("No run open. Press Run, or open a run from Experiments.")
+        self.title.setObjectName("runTitle")
+        self.badge = QLabel()
+        self.badge.setObjectName("runStatus")
+        self.pause_button = self._button("Pause", "pauseButton", lambda: self._send("pause"))
+        self.resume_button = self._button("Resume", "resumeButton", self.resume)
+        self.stop_button = self._button("Stop", "stopButton", self.stop)
+        from app.qt.monitor.qt_run_exports import export_menu
+
+        self.export_button = self._button("Export", "exportButton", None)
+        self.export_button.setMenu(export_menu(self))
+        header = QHBoxLayout()
+        header.addWidget(self.title)
+        header.addWidget(self.badge)
+        header.addStretch(1)
+        for button in (self.pause_button, self.resume_button, self.stop_button, self.export_button):
+            header.addWidget(button)
+
+        self.progress = QtProgressPanel()
+        self.plots = QtRunPlots()
+        self.plots.smoothingChanged.connect(lambda _: self._redraw())
+        self.confusion = QtConfusionMatrix()
+        self.gpu_memory = QtCurvePlot("GPU memory", "GiB", x_label="seconds")
+        self.gpu_load = QtCurvePlot("GPU utilisation", "%", x_label="seconds")
+        gpu = QWidget()
+        gpu_layout = QVBoxLayout(gpu)
+        self.gpu_note = QLabel()
+        self.gpu_note.setWordWrap(True)
+        for widget in (self.gpu_note, self.gpu_memory, self.gpu_load):
+            gpu_layout.addWidget(widget)
+        self.console = QPlainTextEdit()
+        self.console.setObjectName("logConsole")
+        self.console.setAccessibleName("Run log")
+        self.console.setReadOnly(True)
+        self.console.setMaximumBlockCount(20_000)
+        self.side = QTabWidget()
+        self.side.addTab(self.confusion, "Confusion matrix")
+        self.side.addTab(gpu, "GPU")
+        self.side.addTab(self.console, "Log")
+        self.side.setCurrentIndex(2)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.plots)
+        split.addWidget(self.side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([1000, 380])
+        # Problems of the record itself (database writes failing, rows set aside): said
+        # above the curves, not only in the log, since they decide what the curves hold.
+        self.record_warning = QLabel()
+        self.record_warning.setObjectName("recordWarning")
+        self.record_warning.setAccessibleName("Record warning")
+        self.record_warning.setWordWrap(True)
+        self.record_warning.setStyleSheet(
+            "QLabel { background: #fde9e7; color: #7a1c12; border: 1px solid #d55e00;"
+            " border-radius: 3px; padding: 4px 6px; }"
+        )
+        self.record_warning.hide()
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.record_warning)
+        layout.addWidget(self.progress)
+        layout.addWidget(split, 1)
+
+        self.loader = HistoryLoader(self)
+        self.loader.header.connect(self._history_header)
+        self.loader.series.connect(self._history_series)
+        self.loader.done.connect(self._history_done)
+        self.redraw_timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
+        self.poll_timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
+        self._update_buttons()
+
+    def _button(self, text: str, name: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setAccessibleName(text)
+        if slot is not None:
+            button.clicked.connect(slot)
+        return button
+
+    # -- opening a run ----------------------------------------------------------------------
+
+    def open_run(self, run_id: str) -> None:
+        """Show a run: stored history first (worker thread), then live."""
+        from engine.store import queries
+
+        self.close_run()
+        store = self.store()
+        self.info = queries.get_run(store, run_id)
+        experiment = queries.get_experiment(store, self.info.experiment_id)
+        self.experiment = experiment
+        self.run = RunSeries(run_id, status=self.info.status)
+        self.title.setText(f"<b>{experiment.name}</b> · run {self.info.number} · {run_id}")
+        self.progress.clear()
+        self.plots.clear()
+        self.console.clear()
+        self.record_warning.hide()
+        self.gpu_memory.clear_curves()
+        self.gpu_load.clear_curves()
+        self.gpu_note.setText(
+            "GPU memory and utilisation appear here while the run trains on a GPU."
+            if self.info.gpus not in ("", "cpu")
+            else "This run trains on the CPU: there are no GPU graphs."
+        )
+        self.loading, self._opened_at = True, time.perf_counter()
+        self.badge.setText(self._badge_text("loading history…"))
+        self.loader.load(store, run_id)
+        self.redraw_timer.start()
+        self.poll_timer.start()
+        self._redraw()
+
+    def _history_header(self, run_id: str, stages: list, events: list) -> None:
+        if self.run is not None and self.loading and run_id == self.run.run_id:
+            for stage in stages:
+                self.run.update_stage(stage)
+            for event in events:
+                self.run.add_event(event, live=False)
+
+    def _history_series(self, stage: int, key: str, steps, values) -> None:
+        if self.run is not None and self.loading:
+            self.run.add_series(key, stage, steps, values)
+
+    def _history_done(self, run_id: str, upto: int) -> None:
+        if self.run is None or run_id != self.run.run_id:
+            return
+        self.loading = False
+        self.cursor_seen = upto
+        self.history_s = time.perf_counter() - self._opened_at
+        self._set_status(self.run.status)
+        self._redraw()
+        if self.run.status in LIVE:
+            self._follow(upto)
+
+    def _follow(self, after: int) -> None:
+        self._stop_channel()
+        self.channel = QtRunChannel(self.info.run_dir, self)
+        self.channel.message.connect(self._message)
+        self.channel.ended.connect(self._channel_ended)
+        self.channel.commandDone.connect(self._command_done)
+        self.channel.follow(after)
+
+    def _message(self, message: dict) -> None:
+        if self.run is None:
+            return
+        kind = message.get("type")
+        self.run.apply(message, wall_s=time.time())
+        if kind in ("status", "bye", "welcome"):
+            self._set_status(self.run.status)
+        elif kind == "error":
+            self.console.appendPlainText(f"channel: {message.get('message')}")
+
+    def _channel_ended(self, status: str) -> None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.deleteLater()
+        self._poll()
+
+    def _poll(self) -> None:
+        """Ask the store for the run's status (a crashed engine shows `interrupted`) and
+        follow the channel again when the run is live but not followed (engine starting)."""
+        if self.run is None or self.loading:
+            return
+        from engine.store import queries
+
+        info = queries.get_run(self.store(), self.run.run_id)
+        self.info = info
+        starting = time.monotonic() < self.starting_until
+        if info.status in LIVE and info.status != "queued":
+            self.starting_until = 0.0
+            if self.channel is None:
+                self._follow(self._cursor())
+        elif starting:
+            return  # the new engine has not claimed the run yet
+        if self.channel is None or info.status not in LIVE:
+            self._set_status(info.status)
+
+    def _cursor(self) -> int:
+        """Where to follow from: what is shown, but no further than what is stored (points a
+        dead engine sent but never stored are retrained by the next one)."""
+        from engine.store import queries
+
+        return min(queries.max_seq(self.store(), self.run.run_id), self.cursor_seen)
+
+    def _set_status(self, status: str) -> None:
+        if self.run is None:
+            return
+        changed = status != getattr(self, "_shown_status", None)
+        self.run.status = status
+        self._shown_status = status
+        self.badge.setText(self._badge_text(status))
+        self._update_buttons()
+        if changed:
+            self.statusChanged.emit(self.run.run_id, status)
+
+    def _badge_text(self, status: str) -> str:
+        from app.model.browser_rows import STATUS_COLOURS
+
+        colour = STATUS_COLOURS.get(status, "#777777")
+        return f'<span style="color:{colour}; font-weight:600">● {status}</span>'
+
+    def _update_buttons(self) -> None:
+        status = self.run.status if self.run else None
+        self.pause_button.setEnabled(status == "running")
+        self.stop_button.setEnabled(status in ("running", "paused"))
+        self.resume_button.setEnabled(status in (*RESUMABLE, "paused"))
+        self.resume_button.setToolTip(
+            "Continue the paused run"
+            if status == "paused"
+            else "Continue this run from its last checkpoint (same run, curves continue)"
+        )
+        self.export_button.setEnabled(self.run is not None)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        dirty = run.take_dirty()
+        self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
+        if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
+            self.progress.show_progress(run.stages, run.progress, run.status)
+        if "@confusion" in dirty:
+            stage = run.stages.get(run.confusion.get("stage"))
+            self.confusion.show_matrix(run.confusion, stage.name if stage else "")
+        if "@gpu" in dirty:
+            self._draw_gpu(run)
+        events = run.take_new_events()
+        if events:
+            self.console.appendPlainText("\n".join(_log_line(e) for e in events))
+            self._show_record_warning(events)
+        if self.channel is not None:
+            self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
+
+    def _show_record_warning(self, events: list[dict]) -> None:
+        store = [e for e in events if e.get("kind") == "store" and e.get("level") != "info"]
+        if store:
+            self.record_warning.setText(f"Record: {store[-1]['message']}")
+            self.record_warning.setToolTip(store[-1]["message"])
+            self.record_warning.show()
+
+    def _draw_gpu(self, run: RunSeries) -> None:
+        self.gpu_note.setText("")
+        for index, per in run.gpu.items():
+            name = f"{index}: {run.gpu_names.get(index, 'GPU')}"
+            self.gpu_memory.set_curve(name, per["memory"].steps, per["memory"].values)
+            self.gpu_load.set_curve(name, per["utilization"].steps, per["utilization"].values)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _send(self, command: str) -> None:
+        if self.channel is not None:
+            self.channel.send(command)
+
+    def _command_done(self, command: str, ok: bool, message: str) -> None:
+        if not ok:
+            self.console.appendPlainText(f"{command} was not done: {message}")
+
+    def stop(self) -> None:
+        """Stop the run after its current step, with a checkpoint (it can be resumed)."""
+        self._send("stop")
+
+    def resume(self) -> None:
+        """A paused run continues at once; a stopped or interrupted one gets a new engine
+        that continues the same run from its last checkpoint."""
+        if self.run is None:
+            return
+        if self.run.status == "paused":
+            self._send("resume")
+        elif self.run.status in RESUMABLE:
+            self.resumeRequested.emit(self.run.run_id)
+
+    def resumed(self) -> None:
+        """The window started the engine again: it is followed once it has claimed the run
+        (the curves continue where they stopped)."""
+        self.starting_until = time.monotonic() + 120
+        self._set_status("starting")
+
+    def close_run(self) -> None:
+        """Stop showing the run (it goes on training)."""
+        self.redraw_timer.stop()
+        self.poll_timer.stop()
+        self._stop_channel()
+        self.run, self.loading = None, False
+        self.cursor_seen, self.starting_until = 0, 0.0
+        self._shown_status = None
+
+    def _stop_channel(self) -> None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.message.disconnect()
+            channel.ended.disconnect()
+            channel.close()
+            channel.deleteLater()
+
+
+def _log_line(event: dict) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime((event.get("wall_ms") or 0) / 1000))
+    level = event.get("level") or "info"
+    mark = "" if level == "info" else f"{level.upper()}: "
+    return f"{stamp}  {event.get('kind', ''):<9} {mark}{event.get('message', '')}"

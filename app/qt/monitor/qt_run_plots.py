@@ -1,0 +1,170 @@
+"""The monitor's plots: loss (train and eval) large, learning rate, gradient norm, throughput
+and evaluation metrics small and linked on the global-step axis, GPU memory and
+utilisation over time; smoothing and log-scale controls. Redrawn from the run model on the
+monitor's timer, only the series that changed."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.run_series import Curve, RunSeries
+from app.qt.qt_curve_plot import QtCurvePlot
+
+# Which plot shows a series; evaluation points are few, so they are drawn with markers.
+LOSS_KEYS = ("train/loss", "eval/loss")
+SMALL_PLOTS = (
+    ("Learning rate", "lr", ("train/lr",)),
+    ("Gradient norm", "norm", ("train/grad_norm",)),
+    ("Throughput", "samples/s", ("perf/samples_per_s",)),
+    ("Evaluation", "", ()),  # every eval/ key but the loss
+)
+
+
+# Evaluation metrics between 0 and 1, shown at first; the others start hidden (legend click).
+RATES = ("accuracy", "f1", "precision", "recall")
+
+
+def plot_for(key: str) -> str | None:
+    """Title of the plot a series belongs to."""
+    if key in LOSS_KEYS:
+        return "Loss"
+    for title, _, keys in SMALL_PLOTS:
+        if key in keys:
+            return title
+    if key.startswith("eval/"):
+        return "Evaluation"
+    return None
+
+
+class QtRunPlots(QWidget):
+    """All curves of one run."""
+
+    smoothingChanged = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.loss = QtCurvePlot("Loss", "loss")
+        self.loss.setObjectName("lossPlot")
+        self.loss.setAccessibleName("Loss curves")
+        self.plots: dict[str, QtCurvePlot] = {"Loss": self.loss}
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        for column, (title, unit, _) in enumerate(SMALL_PLOTS):
+            plot = QtCurvePlot(title, unit)
+            plot.setMinimumHeight(170)
+            self.plots[title] = plot
+            grid.addWidget(plot, 0, column)
+        self.curves: dict[str, Curve] = {}
+        self.weight = 0.0
+        # Zooming the loss plot zooms the others to the same steps (by value: pyqtgraph's own
+        # link maps screen positions, which is wrong for plots side by side).
+        self.loss.getViewBox().sigXRangeChanged.connect(self._follow_loss_zoom)
+
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setObjectName("smoothingSlider")
+        self.smoothing.setAccessibleName("Smoothing")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setMaximumWidth(160)
+        self.smoothing.setToolTip("Exponential moving average of the curves (0 = raw points)")
+        self.smoothing_value = QLabel("0.00")
+        self.smoothing.valueChanged.connect(
+            lambda v: (
+                self.smoothing_value.setText(f"{v / 100:.2f}"),
+                self.smoothingChanged.emit(v / 100),
+            )
+        )
+        self.log_y = QCheckBox("Log scale")
+        self.log_y.setObjectName("logScale")
+        self.log_y.toggled.connect(self.set_log_y)
+        reset = QPushButton("Show all")
+        reset.setToolTip("Zoom out to the whole run (the view then follows new points)")
+        reset.clicked.connect(self.show_all)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Smoothing"))
+        bar.addWidget(self.smoothing)
+        bar.addWidget(self.smoothing_value)
+        bar.addSpacing(16)
+        bar.addWidget(self.log_y)
+        bar.addWidget(reset)
+        bar.addStretch(1)
+        bar.addWidget(
+            QLabel(
+                "Drag to pan, wheel to zoom, hover for values; click a legend entry to hide a curve."
+            )
+        )
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.loss, 3)
+        layout.addLayout(grid, 2)
+
+    def set_log_y(self, on: bool) -> None:
+        for title in ("Loss", "Gradient norm"):
+            self.plots[title].set_log_y(on)
+
+    def _follow_loss_zoom(self, box, x_range) -> None:
+        auto = box.autoRangeEnabled()[0]
+        for title, plot in self.plots.items():
+            if title == "Loss":
+                continue
+            if auto:
+                plot.enableAutoRange(x=True)
+            else:
+                plot.setXRange(*x_range, padding=0)
+
+    def show_all(self) -> None:
+        for plot in self.plots.values():
+            plot.enableAutoRange()
+
+    def clear(self) -> None:
+        self.curves.clear()
+        for plot in self.plots.values():
+            plot.clear_curves()
+            plot.set_boundaries([])
+
+    def redraw(self, run: RunSeries, dirty: set[str], weight: float) -> int:
+        """Update the curves of the changed series; returns how many were redrawn."""
+        if weight != self.weight:
+            self.weight, dirty = weight, set(run.series) | dirty
+        if "@stages" in dirty:
+            dirty |= set(run.series)
+            marks = run.boundaries()
+            for title, plot in self.plots.items():
+                plot.set_boundaries(marks if len(marks) > 1 else [], labels=title == "Loss")
+        drawn = 0
+        # train/ before eval/: colours follow first appearance, and train/loss is the main curve.
+        for key in sorted(
+            (k for k in dirty if not k.startswith("@")),
+            key=lambda k: (not k.startswith("train/"), k),
+        ):
+            title = plot_for(key)
+            if title is None:
+                continue
+            curve = self.curves.setdefault(key, Curve(key))
+            # Sparse evaluation points and the schedule's learning rate are never smoothed.
+            smooth = key not in ("train/lr",) and not key.startswith("eval/")
+            change = curve.sync(run, weight if smooth else 0.0)
+            if not change:
+                continue
+            x, y = curve.arrays(smoothed=True)
+            shadow = curve.raw.values if curve.weight > 0 else None
+            evaluation = key.startswith("eval/")
+            plot = self.plots[title]
+            new = key not in plot.curves
+            plot.set_curve(key, x, y, shadow, grown=change == "grown", symbols=evaluation)
+            plot.set_odd_bands(key, curve.odd_bands())
+            if new and title == "Evaluation" and key.split("/", 1)[1] not in RATES:
+                plot.curves[key].setVisible(False)  # perplexity & co. would flatten the rates
+            drawn += 1
+        return drawn

@@ -1,0 +1,284 @@
+"""The main window: wires the palette, plan view, inspector, problems, LR preview and GPU
+picker to one plan document and one undo stack. Parts live in their own modules."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from app.model.plan_document import PlanDocument
+from app.qt.editor.qt_inspector import QtStageInspector
+from app.qt.editor.qt_palette import QtStagePalette
+from app.qt.editor.qt_plan_view import QtPlanView
+from app.qt.editor.qt_problems import QtProblemsList
+from app.qt.editor.undo import InsertStage, RemoveStage
+from app.qt.qt_file_actions import FileActions
+from app.qt.qt_gpu_picker import QtGpuPicker
+from app.qt.qt_look import app_icon
+from app.qt.qt_run_actions import RunActions
+from engine.store.workspace import Workspace
+
+
+class MainWindow(QMainWindow):
+    """Stagelab's window with one plan open."""
+
+    def __init__(self, doc: PlanDocument, workspace: Workspace, settings: QSettings):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(app_icon())
+        self.workspace, self.settings = workspace, settings
+        self._store = None
+        self.undo_stack = QUndoStack(self)
+        self.doc = doc
+
+        self.palette_list = QtStagePalette()
+        self.palette_list.itemDoubleClicked.connect(
+            lambda item: self.plan_view.add_stage(
+                item.data(Qt.ItemDataRole.UserRole), len(self.doc.stages)
+            )
+        )
+        self.plan_view = QtPlanView(doc, self.undo_stack)
+        self.inspector = QtStageInspector(doc, self.undo_stack)
+        self.problems = QtProblemsList(doc)
+        self.gpu_picker = QtGpuPicker(self.store)
+        self.plan_view.stageSelected.connect(self.inspector.show_stage)
+        self.problems.stageActivated.connect(self.plan_view.select_row)
+
+        bottom = QTabWidget()
+        bottom.setObjectName("bottomTabs")
+        self._lr_preview = None  # pyqtgraph loads after the window is up (start-up time)
+        bottom.addTab(QLabel("Drawing the learning-rate preview…"), "Learning rate")
+        bottom.addTab(self.problems, "Problems")
+        self.bottom_tabs = bottom
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(self.plan_view)
+        centre.addWidget(bottom)
+        centre.setSizes([520, 260])
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(centre, "Plan")
+        self.runs = RunActions(self, self.tabs)
+        self.setCentralWidget(self.tabs)
+        self.experiment_id: str | None = None  # the experiment the plan was opened from
+        self._docks_shown: list[QDockWidget] | None = None
+        self._dock("Stages", self.palette_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Devices", self.gpu_picker, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Stage settings", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.plan_state = QLabel()
+        self.statusBar().addPermanentWidget(self.plan_state)
+        self.files = FileActions(self)
+        self._build_actions()
+        self._follow(doc)
+        QTimer.singleShot(50, lambda: self.lr_preview)  # after the first paint
+        self.resize(1400, 880)
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+            self.restoreState(settings.value("window/state", QByteArray()))
+
+    # -- parts ------------------------------------------------------------------------------
+
+    @property
+    def lr_preview(self):
+        """The learning-rate plot (made on first use: pyqtgraph takes ~0.5 s to import)."""
+        if self._lr_preview is None:
+            from app.qt.editor.qt_lr_preview import QtLrPreview
+
+            self._lr_preview = QtLrPreview(self.doc, self)
+            current = self.bottom_tabs.currentIndex()
+            self.bottom_tabs.removeTab(0)
+            self.bottom_tabs.insertTab(0, self._lr_preview, "Learning rate")
+            self.bottom_tabs.setCurrentIndex(current)
+        return self._lr_preview
+
+    def store(self):
+        """The workspace's experiment store, opened on first use (not at start-up)."""
+        if self._store is None:
+            from engine.store.db import Store
+
+            self._store = Store.open(self.workspace.db_path)
+        return self._store
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{widget.objectName()}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_actions(self) -> None:
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        edit.addActions([undo, redo])
+        edit.addSeparator()
+        self.duplicate_action = self._action(
+            edit, "&Duplicate stage", "Ctrl+D", self.duplicate_stage
+        )
+        self.delete_action = self._action(
+            edit, "De&lete stage", QKeySequence.StandardKey.Delete, self.delete_stage
+        )
+        self.menuBar().insertMenu(edit.menuAction(), self.files.menu)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = self._action(run_menu, "&Run plan", "Ctrl+R", self.run_plan)
+        view = self.menuBar().addMenu("&View")
+        for dock in self.findChildren(QDockWidget):
+            view.addAction(dock.toggleViewAction())
+
+        toolbar = QToolBar("Plan")
+        toolbar.setObjectName("planToolbar")
+        toolbar.addActions([self.files.new_action, self.files.open_action, self.files.save_action])
+        toolbar.addSeparator()
+        toolbar.addActions([undo, redo])
+        spacer = QWidget()
+        spacer.setSizePolicy(
+            spacer.sizePolicy().horizontalPolicy().Expanding, spacer.sizePolicy().verticalPolicy()
+        )
+        toolbar.addWidget(spacer)
+        self.run_button = QPushButton("▶  Run")
+        self.run_button.setObjectName("runButton")
+        self.run_button.setAccessibleName("Run")
+        self.run_button.setToolTip("Save the plan and start a run (Ctrl+R)")
+        self.run_button.setMinimumWidth(110)
+        self.run_button.clicked.connect(self.run_plan)
+        toolbar.addWidget(self.run_button)
+        self.addToolBar(toolbar)
+
+    def _action(self, menu, text: str, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def set_document(self, doc: PlanDocument, experiment_id: str | None = None) -> None:
+        """Show another plan (from a file, or the plan of `experiment_id`); its undo history
+        starts empty."""
+        self.undo_stack.clear()
+        self.doc = doc
+        self.experiment_id = experiment_id
+        for part in (self.plan_view, self.inspector, self.problems, self.lr_preview):
+            part.set_document(doc)
+        self._follow(doc)
+
+    def _follow(self, doc: PlanDocument) -> None:
+        doc.problems_changed.connect(self._update_state)
+        doc.file_changed.connect(self._update_state)
+        self._update_state()
+        self.plan_view.select_row(0 if doc.stages else -1)
+
+    def _update_state(self) -> None:
+        count = len(self.doc.problems)
+        problems = f"{count} problem{'s' * (count != 1)}"
+        runnable = self.doc.is_valid and bool(self.doc.stages)
+        self.run_button.setEnabled(runnable)
+        self.run_action.setEnabled(runnable)
+        self.run_button.setToolTip(
+            "Save the plan and start a run (Ctrl+R)"
+            if runnable
+            else f"Fix the {problems} listed under Problems first"
+        )
+        self.bottom_tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
+        self.setWindowModified(self.doc.is_dirty)
+        self.setWindowTitle(f"{self.doc.title}[*] — Stagelab")
+        has_stage = self.plan_view.selected_row() >= 0
+        self.duplicate_action.setEnabled(has_stage)
+        self.delete_action.setEnabled(has_stage)
+        self.plan_state.setText(
+            "Plan is valid" if runnable else problems if count else "Add stages from the palette"
+        )
+
+    def duplicate_stage(self) -> None:
+        """Copy the selected stage, under a new name, right after it."""
+        from app.model.stage_catalog import unique_name
+
+        row = self.plan_view.selected_row()
+        if row < 0:
+            return
+        stage = self.doc.stage(row)
+        stage["name"] = unique_name(f"{stage.get('name', 'stage')}-copy", self.doc.stage_names())
+        self.undo_stack.push(
+            InsertStage(self.doc, row + 1, stage, f"Duplicate stage '{stage['name']}'")
+        )
+        self.plan_view.select_row(row + 1)
+
+    def delete_stage(self) -> None:
+        """Delete the selected stage (undo brings it back)."""
+        row = self.plan_view.selected_row()
+        if row >= 0:
+            self.undo_stack.push(RemoveStage(self.doc, row))
+            self.plan_view.select_row(min(row, len(self.doc.stages) - 1))
+
+    def run_plan(self) -> None:
+        """Save the plan into a new run of its experiment (and to its file, if it has one),
+        start the run's engine process and watch it. The engine is detached: closing the
+        window never stops training."""
+        if not (self.doc.is_valid and self.doc.stages):
+            return
+        if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
+            return
+        from engine.cli.launch import record_run, start_engine
+
+        store = self.store()
+        run_id = record_run(
+            self.workspace,
+            store,
+            name=str(self.doc.data.get("name") or "plan"),
+            plan_text=self.doc.to_yaml()
+            if self.doc.path is None
+            else self.doc.path.read_text(encoding="utf-8"),
+            plan_dir=str(self.doc.plan_dir),
+            gpus=self.gpu_picker.selection(),
+            opened_from=self.experiment_id,
+        )
+        start_engine(self.workspace, run_id, resume=False, detach=True)
+        self.last_run_id = run_id
+        self.runs.start(run_id)
+        self.statusBar().showMessage(
+            f"Run {run_id} started on {self.gpu_picker.selection()}; closing the window does not stop it"
+        )
+
+    def show_plan_docks(self, on: bool) -> None:
+        """The editor's docks belong to the Plan tab: hidden on the others, back as they
+        were on return."""
+        docks = self.findChildren(QDockWidget)
+        if not on and self._docks_shown is None:
+            self._docks_shown = [d for d in docks if d.isVisible()]
+            for dock in docks:
+                dock.hide()
+        elif on and self._docks_shown is not None:
+            for dock in self._docks_shown:
+                dock.show()
+            self._docks_shown = None
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.files.maybe_save():
+            event.ignore()
+            return
+        self.show_plan_docks(True)  # the saved layout is the editor's
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.gpu_picker.timer.stop()
+        self.runs.close()
+        event.accept()

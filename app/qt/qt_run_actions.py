@@ -1,0 +1,194 @@
+"""The window's runs side: the Experiments, Monitor and Compare tabs and what their buttons
+do (start, open, resume, clone, compare, delete). The tabs' widgets are made when first
+shown, so start-up does not pay for pyqtgraph or the database."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QWidget
+
+if TYPE_CHECKING:
+    from app.qt.qt_main_window import MainWindow
+
+PLAN_TAB, EXPERIMENTS_TAB, MONITOR_TAB, COMPARE_TAB = range(4)
+
+
+class RunActions:
+    """Owns the runs tabs of a main window."""
+
+    def __init__(self, window: MainWindow, tabs: QTabWidget):
+        self.window, self.tabs = window, tabs
+        self._browser = self._monitor = self._compare = None
+        tabs.addTab(QLabel("Loading experiments…"), "Experiments")
+        tabs.addTab(QLabel("Loading the monitor…"), "Monitor")
+        tabs.addTab(
+            QLabel("Select two or more runs under Experiments and press Compare."), "Compare"
+        )
+        tabs.currentChanged.connect(self._tab_shown)
+
+    # -- the tabs' widgets, made on first use -------------------------------------------------
+
+    def _swap(self, index: int, widget: QWidget, title: str) -> QWidget:
+        current = self.tabs.currentIndex()
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, widget, title)
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(False)
+        return widget
+
+    @property
+    def browser(self):
+        if self._browser is None:
+            from app.qt.browser.qt_experiment_browser import QtExperimentBrowser
+
+            browser = QtExperimentBrowser(self.window.store)
+            browser.openRun.connect(self.open_run)
+            browser.resumeRun.connect(self.resume_run)
+            browser.cloneExperiment.connect(self.clone_experiment)
+            browser.compareRuns.connect(self.compare)
+            browser.deleteExperiments.connect(self.delete_experiments)
+            self._browser = self._swap(EXPERIMENTS_TAB, browser, "Experiments")
+        return self._browser
+
+    @property
+    def monitor(self):
+        if self._monitor is None:
+            from app.qt.monitor.qt_run_monitor import QtRunMonitor
+
+            monitor = QtRunMonitor(self.window.store)
+            monitor.resumeRequested.connect(self.resume_run)
+            monitor.statusChanged.connect(self._status_changed)
+            self._monitor = self._swap(MONITOR_TAB, monitor, "Monitor")
+        return self._monitor
+
+    @property
+    def compare_view(self):
+        if self._compare is None:
+            from app.qt.compare.qt_compare import QtCompareView
+
+            self._compare = self._swap(COMPARE_TAB, QtCompareView(self.window.store), "Compare")
+        return self._compare
+
+    def _tab_shown(self, index: int) -> None:
+        make = {
+            EXPERIMENTS_TAB: lambda: self.browser,
+            MONITOR_TAB: lambda: self.monitor,
+            COMPARE_TAB: lambda: self.compare_view,
+        }.get(index)
+        if make is not None:
+            make()
+        self.window.show_plan_docks(index == PLAN_TAB)
+
+    def show_tab(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+        self._tab_shown(index)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def start(self, run_id: str) -> None:
+        """A run was recorded and its engine started: watch it."""
+        self.open_run(run_id)
+
+    def open_run(self, run_id: str) -> None:
+        self.monitor.open_run(run_id)
+        self.show_tab(MONITOR_TAB)
+
+    def resume_run(self, run_id: str) -> None:
+        """Continue a stopped, interrupted or failed run in a new engine (same run)."""
+        from engine.cli.launch import start_engine
+        from engine.store import queries
+
+        store = self.window.store()
+        run = queries.get_run(store, run_id)
+        if run.status not in ("interrupted", "stopped", "failed"):
+            QMessageBox.information(
+                self.window,
+                "Resume",
+                f"Run {run_id} is {run.status}; only an interrupted, "
+                "stopped or failed run can be resumed.",
+            )
+            return
+        start_engine(self.window.workspace, run_id, resume=True, detach=True)
+        if self.monitor.run is None or self.monitor.run.run_id != run_id:
+            self.monitor.open_run(run_id)
+        self.monitor.resumed()
+        self.show_tab(MONITOR_TAB)
+        self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
+
+    def clone_experiment(self, experiment_id: str) -> None:
+        """A new experiment with the same plan (its parent recorded), opened in the editor;
+        Run then records into it."""
+        from app.model.plan_document import PlanDocument
+        from engine.store import queries
+
+        if not self.window.files.maybe_save():
+            return
+        store = self.window.store()
+        clone_id = queries.clone_experiment(store, experiment_id)
+        clone = queries.get_experiment(store, clone_id)
+        doc = PlanDocument.from_text(clone.plan_text, clone.plan_dir)
+        self.window.set_document(doc, experiment_id=clone_id)
+        self.show_tab(PLAN_TAB)
+        self.window.statusBar().showMessage(
+            f"Cloned into experiment '{clone.name}' ({clone_id}): change the plan and press Run"
+        )
+
+    def compare(self, run_ids: list[str]) -> None:
+        self.compare_view.compare(run_ids)
+        self.show_tab(COMPARE_TAB)
+
+    def delete_experiments(self, experiment_ids: list[str]) -> None:
+        """Delete experiments, their runs and the runs' folders, after asking."""
+        from engine.store import queries
+
+        store = self.window.store()
+        experiments = [queries.get_experiment(store, e) for e in experiment_ids]
+        live = [
+            r.id
+            for e in experiments
+            for r in e.runs
+            if r.status in ("running", "paused", "stopping")
+        ]
+        if live:
+            QMessageBox.warning(
+                self.window,
+                "Delete",
+                f"Run {', '.join(live)} is still live. Stop it first, then delete.",
+            )
+            return
+        runs = sum(len(e.runs) for e in experiments)
+        names = ", ".join(f"'{e.name}'" for e in experiments)
+        answer = QMessageBox.question(
+            self.window,
+            "Delete experiments",
+            f"Delete {names} with {runs} run{'s' * (runs != 1)} and their files (checkpoints, "
+            "stage outputs, logs)? This cannot be undone.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        runs_dir = self.window.workspace.runs_dir.resolve()
+        for exp in experiments:
+            folders = [queries.get_run(store, r.id).run_dir for r in exp.runs]
+            queries.delete_experiment(store, exp.id)
+            for folder in folders:
+                path = Path(folder).resolve()
+                if path.is_relative_to(runs_dir):  # never anything outside the workspace
+                    shutil.rmtree(path, ignore_errors=True)
+            if self._monitor is not None and self._monitor.run is not None:
+                if self._monitor.info.experiment_id == exp.id:
+                    self._monitor.close_run()
+        self.browser.refresh()
+
+    def _status_changed(self, run_id: str, status: str) -> None:
+        self.tabs.setTabText(MONITOR_TAB, f"Monitor · {status}")
+        if self._browser is not None and self._browser.isVisible():
+            self._browser.refresh()
+
+    def close(self) -> None:
+        """The window closes: stop following (runs go on)."""
+        if self._monitor is not None:
+            self._monitor.close_run()

@@ -1,0 +1,159 @@
+"""`stagelab`: the command line. Without a command it opens the desktop window.
+
+This module imports neither torch nor Qt: training runs in its own engine process
+(`python -m engine`) and the window in its own GUI process (`python -m app`), so commands
+such as `validate` and `ls` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+EPILOG = """\
+examples:
+  stagelab                                  open the window with the demo plan
+  stagelab run --demo                       train the built-in demo headless (~3 min on CPU)
+  stagelab validate plan.yaml               check a plan; every problem is listed
+  stagelab run plan.yaml --gpus 0 --detach  start a run in the background, print its id
+  stagelab ls                               experiments and their runs
+  stagelab show RUN --json                  one run and its stages
+  stagelab watch RUN                        follow a live run (progress, metrics) until it ends
+  stagelab pause RUN / stagelab stop RUN    hold a live run / checkpoint it and stop
+  stagelab resume RUN                       continue a paused, interrupted or stopped run
+  stagelab export RUN --metrics out.csv     the run's metric points as CSV
+
+On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
+Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="stagelab",
+        description="Stagelab: build, run and compare multi-stage training plans for "
+        "language models.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        help="workspace folder (default: $STAGELAB_HOME or the per-user data folder)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the window (the default command)")
+    gui.add_argument("plan", nargs="?", type=Path, help="plan to open (default: the demo plan)")
+    gui.add_argument(
+        "--screenshot", type=Path, help="render the window offscreen to a PNG and exit"
+    )
+
+    p = sub.add_parser(
+        "validate", help="check a plan; exit 0 if valid, 2 with every problem otherwise"
+    )
+    p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
+    p.add_argument("--demo", action="store_true", help="check the built-in demo plan")
+
+    p = sub.add_parser("run", help="train a plan in a new run")
+    p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
+    p.add_argument("--demo", action="store_true", help="run the built-in demo plan")
+    p.add_argument("--name", help="experiment name (default: the plan's name)")
+    p.add_argument("--gpus", default="cpu", help="'cpu' or GPU indices such as '0' or '0,1'")
+    p.add_argument(
+        "--detach", action="store_true", help="start in the background and print the run id"
+    )
+
+    p = sub.add_parser(
+        "resume",
+        help="continue a paused run, or an interrupted or stopped one from its last checkpoint",
+    )
+    p.add_argument("run")
+    p.add_argument("--detach", action="store_true", help="continue in the background")
+
+    p = sub.add_parser("watch", help="follow a live run: progress bars and metrics until it ends")
+    p.add_argument("run")
+
+    p = sub.add_parser("pause", help="hold a live run after its current step")
+    p.add_argument("run")
+
+    p = sub.add_parser("stop", help="checkpoint a live run and end it as 'stopped'")
+    p.add_argument("run")
+    p.add_argument("--no-wait", action="store_true", help="return once the engine has the request")
+
+    p = sub.add_parser("clone", help="new experiment with the same plan (lineage kept)")
+    p.add_argument("experiment")
+    p.add_argument("--name")
+
+    p = sub.add_parser("ls", help="experiments and their runs")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("show", help="one run and its stages")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "desktop-install", help="add Stagelab to the desktop's application menu (Linux)"
+    )
+    p.add_argument("--uninstall", action="store_true", help="remove it again")
+
+    p = sub.add_parser("export", help="export a run's metric points")
+    p.add_argument("run")
+    p.add_argument("--metrics", type=Path, required=True, metavar="FILE.csv")
+    return parser
+
+
+def open_gui(args: argparse.Namespace) -> int:
+    """Start the window in its own process (`python -m app`)."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and not (
+        args.screenshot or os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin")
+    ):
+        build_parser().print_help()
+        print("\nNo screen found: run the demo headless with `stagelab run --demo`.")
+        return EXIT_OK
+    from engine.cli.launch import module_command
+
+    cmd = module_command("app")
+    if args.plan:
+        cmd.append(str(args.plan))
+    if args.screenshot:
+        cmd += ["--screenshot", str(args.screenshot)]
+    if args.workspace:
+        cmd += ["--workspace", str(args.workspace)]
+    if sys.platform != "win32":
+        # Replace this process: the window starts ~0.1 s sooner and signals reach it directly.
+        sys.stdout.flush()
+        os.execv(sys.executable, cmd)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `stagelab` command; returns its exit code (0 ok, 1 run failed, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "gui"
+    if command == "gui":
+        if not hasattr(args, "plan"):
+            args.plan, args.screenshot = None, None
+        return open_gui(args)
+    from engine.cli import commands  # not for the window: it costs ~0.8 s (pydantic, SQLAlchemy)
+
+    handler = getattr(commands, f"cmd_{command.replace('-', '_')}")
+    try:
+        return handler(args)
+    except (commands.UserError, commands.LiveError) as exc:
+        print(f"stagelab {command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

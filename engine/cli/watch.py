@@ -1,0 +1,162 @@
+"""`stagelab watch|pause|stop RUN` and the live half of `resume`: the terminal as a client of
+a run's live channel (no torch here, only the store and the channel client)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from engine.channel.address import ChannelUnavailable
+from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.cli.follow import SHOWN
+from engine.store import Store, queries
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
+
+
+class LiveError(Exception):
+    """The run cannot be reached live; the message says why and what to do."""
+
+
+def _run(args: argparse.Namespace) -> tuple[Store, Any]:
+    from engine.cli.commands import (
+        open_workspace,  # the CLI's checks (engine.cli.commands imports us)
+    )
+
+    _, store = open_workspace(args)
+    try:
+        return store, queries.get_run(store, args.run)
+    except (queries.NotFound, queries.Ambiguous) as exc:
+        raise LiveError(str(exc)) from None
+
+
+def _connect(run: Any, name: str) -> ChannelClient:
+    try:
+        return ChannelClient.for_run(run.run_dir, name=name)
+    except (ChannelUnavailable, ChannelClosed) as exc:
+        raise LiveError(
+            f"run {run.id} is not running ({run.status}): {exc}"
+            + (f"; continue it with: stagelab resume {run.id}" if run.status != "finished" else "")
+        ) from None
+
+
+def send_command(run: Any, command: str, *, wait: bool = False, timeout: float = 600) -> int:
+    """Send a control command to a live run; with `wait`, until the engine exits."""
+    client = _connect(run, f"stagelab {command}")
+    try:
+        ack = client.control(command)
+        print(f"run {run.id}: {ack['message']}")
+        if not wait:
+            return EXIT_OK
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = client.recv(1.0)
+            if message is not None and message.get("type") == "bye":
+                print(f"run {run.id} {message['status']}")
+                return EXIT_OK
+    except ChannelClosed:
+        return EXIT_OK  # the engine exited right after acknowledging
+    finally:
+        client.close()
+    print(f"run {run.id} has not ended after {timeout:.0f} s", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """`stagelab pause RUN`: hold training after the current step."""
+    _, run = _run(args)
+    return send_command(run, "pause")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """`stagelab stop RUN`: checkpoint, then end the run as `stopped`."""
+    _, run = _run(args)
+    return send_command(run, "stop", wait=not args.no_wait)
+
+
+def resume_live(run: Any) -> int:
+    """`stagelab resume RUN` of a paused run: training continues in the same engine."""
+    return send_command(run, "resume")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """`stagelab watch RUN`: progress bars and metrics of a live run until it ends."""
+    store, run = _run(args)
+    follower = RunFollower(Path(run.run_dir), name="stagelab watch")
+    try:
+        welcome = follower.connect()
+    except (ChannelUnavailable, ChannelClosed):
+        run = queries.get_run(store, run.id)
+        print(f"run {run.id} is not running: {run.status}")
+        return EXIT_OK if run.status != "failed" else EXIT_FAILED
+    status = TerminalView(welcome, sys.stderr).follow(follower)
+    print(f"run {run.id} {status}")
+    return EXIT_FAILED if status == "failed" else EXIT_OK
+
+
+class TerminalView:
+    """Progress bars (one per stage and one overall) fed by channel messages."""
+
+    def __init__(self, welcome: dict[str, Any], out: Any):
+        self.out = out
+        self.names = {s["idx"]: s["name"] for s in welcome["stages"]}
+        self.totals = {s["idx"]: s.get("total_steps") for s in welcome["stages"]}
+        self.latest: dict[int, dict[str, float]] = {}
+        self.bars: dict[int, tqdm] = {}
+        self.overall = tqdm(total=0, desc="overall", position=0, file=out, unit="step")
+
+    def follow(self, follower: RunFollower) -> str:
+        try:
+            for message in follower.messages():
+                self.show(message)
+        finally:
+            follower.close()
+            for bar in [*self.bars.values(), self.overall]:
+                bar.close()
+        return follower.status or "ended"
+
+    def show(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "stage":
+            idx = message["idx"]
+            self.names[idx] = message.get("name") or self.names.get(idx, str(idx))
+            if message.get("total_steps"):
+                self.totals[idx] = message["total_steps"]
+        elif kind == "metrics":
+            for _, stage, key, _step, value, _ in message["points"]:
+                if key in SHOWN:
+                    self.latest.setdefault(stage, {})[key] = value
+        elif kind == "event" and message["kind"] in LOUD_EVENTS:
+            tqdm.write(
+                f"[{self.names.get(message['stage'], '-')}] {message['message']}", file=self.out
+            )
+        elif kind == "status":
+            tqdm.write(f"status: {message['status']}", file=self.out)
+        elif kind == "progress" and message.get("stage") is not None:
+            self._progress(message)
+
+    def _progress(self, message: dict[str, Any]) -> None:
+        idx = message["stage"]
+        total = message.get("total") or self.totals.get(idx)
+        if total and idx not in self.bars:
+            self.bars[idx] = tqdm(
+                total=total,
+                desc=f"[{idx}] {self.names.get(idx, idx)}",
+                position=idx + 1,
+                file=self.out,
+                unit="step",
+            )
+        bar = self.bars.get(idx)
+        if bar is not None:
+            bar.update(min(message["step"], bar.total) - bar.n)
+            values = self.latest.get(idx, {})
+            bar.set_postfix_str(", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        if message.get("overall_total"):
+            self.overall.total = message["overall_total"]
+        self.overall.update(message["overall_step"] - self.overall.n)

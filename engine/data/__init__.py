@@ -1,0 +1,1 @@
+"""Stage data: loading files and Hub data sets, tokenizers, encoding rows."""

@@ -1,0 +1,1 @@
+"""Building, loading and reshaping the models that stages train."""

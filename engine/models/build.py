@@ -1,0 +1,168 @@
+"""Building a stage's model and tokenizer from its source: a built-in shape trained from
+scratch, a local folder, a Hub id, or the output of an earlier stage (a new task gets the
+backbone's weights and a fresh head)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    GPT2Config,
+    PretrainedConfig,
+)
+from transformers.utils import logging as hf_logging
+
+from engine.data.tokenizer import train_tokenizer
+from engine.spec.builtins import parse_builtin
+from engine.spec.settings import ModelSource
+
+AUTO_CLASS = {
+    "masked_lm": AutoModelForMaskedLM,
+    "causal_lm": AutoModelForCausalLM,
+    "causal_lm_sft": AutoModelForCausalLM,
+    "sequence_classification": AutoModelForSequenceClassification,
+    "token_classification": AutoModelForTokenClassification,
+}
+
+
+class ModelError(ValueError):
+    """The stage's model cannot be built; the message says what to change."""
+
+
+def source_dir(source: ModelSource, plan_dir: Path, outputs: dict[str, Path]) -> str:
+    """Folder or Hub id that `from_pretrained` loads for a non-built-in source."""
+    if source.from_stage:
+        if source.from_stage not in outputs:
+            raise ModelError(f"model.from_stage: stage '{source.from_stage}' has no output yet")
+        return str(outputs[source.from_stage])
+    if source.path:
+        path = Path(source.path).expanduser()
+        path = path if path.is_absolute() else (plan_dir / path).resolve()
+        if not (path / "config.json").exists():
+            raise ModelError(f"model.path: {path} holds no saved model (config.json missing)")
+        return str(path)
+    return str(source.hub)
+
+
+def build_tokenizer(
+    source: ModelSource,
+    plan_dir: Path,
+    outputs: dict[str, Path],
+    tokenizer_dir: Path,
+    texts: Callable[[], Iterable[str]],
+) -> Any:
+    """The stage's tokenizer. A built-in model's tokenizer is trained once on the stage's
+    texts and kept in `tokenizer_dir`, so a resumed stage uses the very same vocabulary."""
+    if source.builtin:
+        if (tokenizer_dir / "tokenizer.json").exists():
+            return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        arch, _ = parse_builtin(source.builtin)
+        tokenizer = train_tokenizer(arch, texts(), source.vocab_size)
+        tokenizer.save_pretrained(str(tokenizer_dir))
+        return tokenizer
+    return AutoTokenizer.from_pretrained(
+        source_dir(source, plan_dir, outputs), revision=source.revision
+    )
+
+
+def _builtin_config(name: str, tokenizer: Any, max_length: int) -> PretrainedConfig:
+    arch, shape = parse_builtin(name)
+    if arch == "bert":
+        return BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=shape.hidden,
+            num_hidden_layers=shape.layers,
+            num_attention_heads=shape.heads,
+            intermediate_size=shape.intermediate,
+            max_position_embeddings=max(512, max_length),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=shape.hidden,
+        n_layer=shape.layers,
+        n_head=shape.heads,
+        n_inner=shape.intermediate,
+        n_positions=max(512, max_length),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def build_model(
+    source: ModelSource,
+    objective: str,
+    tokenizer: Any,
+    plan_dir: Path,
+    outputs: dict[str, Path],
+    *,
+    labels: list[str] | None,
+    max_length: int,
+    dropout: float | None,
+) -> torch.nn.Module:
+    """Create the stage's model with the head its objective needs.
+
+    Call after seeding: fresh weights (a new model or a new head) come from torch's RNG.
+    """
+    auto = AUTO_CLASS[objective]
+    extra: dict[str, Any] = {}
+    if labels is not None:
+        extra = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+        }
+    if source.builtin:
+        config = _builtin_config(source.builtin, tokenizer, max_length)
+        for key, value in extra.items():
+            setattr(config, key, value)
+        if dropout is not None:
+            _config_dropout(config, dropout)
+        model = auto.from_config(config)
+    else:
+        where = source_dir(source, plan_dir, outputs)
+        config = AutoConfig.from_pretrained(where, revision=source.revision, **extra)
+        if dropout is not None:
+            _config_dropout(config, dropout)
+        # A new task on a trained backbone: the old head does not fit and is replaced, which
+        # transformers reports as a warning that would only alarm the person.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            model = auto.from_pretrained(
+                where, revision=source.revision, config=config, ignore_mismatched_sizes=True
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model: cannot load '{where}' for {objective}: {exc}") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if dropout is not None:
+        # Attention kernels read the probability from the config at build time; plain
+        # dropout modules are set as well in case a model keeps its own.
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = dropout
+    return model
+
+
+def _config_dropout(config: PretrainedConfig, p: float) -> None:
+    """Override every dropout probability a config names (BERT and GPT-2 spellings)."""
+    for key, value in list(config.to_dict().items()):
+        if ("dropout" in key or key.endswith("pdrop")) and isinstance(
+            value, (float, int, type(None))
+        ):
+            if key in ("classifier_dropout",) or isinstance(value, float):
+                setattr(config, key, p)

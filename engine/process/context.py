@@ -1,0 +1,109 @@
+"""What a stage recipe and the training loop get from the runner."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.process.checkpoint import prune_checkpoints, save_checkpoint
+from engine.process.recorder import Recorder
+from engine.spec.plan import Plan
+
+
+class Control:
+    """Requests from outside the loop (signals now, the live channel later), read by the
+    loop at step boundaries only, so a step is never cut in half."""
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self.checkpoint_requested = False
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        """Ask for a checkpoint and a clean exit after the current step."""
+        self.stop_requested = True
+        self._running.set()
+
+    def pause(self) -> None:
+        """Hold training after the current step (not once a stop is asked for)."""
+        if not self.stop_requested:
+            self._running.clear()
+
+    def resume(self) -> None:
+        """Continue after a pause."""
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether training is held."""
+        return not self._running.is_set()
+
+    def wait_while_paused(self, timeout: float | None = None) -> bool:
+        """Block while paused (a stop request ends the wait); True once running."""
+        return self._running.wait(timeout)
+
+
+@dataclass
+class StageContext:
+    """One stage's settings and the run's services."""
+
+    index: int
+    plan: Plan
+    plan_dir: Path
+    run_id: str
+    run_dir: Path
+    device: torch.device
+    store: Any
+    recorder: Recorder
+    control: Control
+    cache_dir: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def stage(self) -> Any:
+        """The stage's settings."""
+        return self.plan.stages[self.index]
+
+    @property
+    def stage_dir(self) -> Path:
+        """Folder of this stage's files: output, tokenizer."""
+        return self.run_dir / "stages" / f"{self.index}-{self.stage.name}"
+
+    @property
+    def output_dir(self) -> Path:
+        """The stage's save_pretrained output."""
+        return self.stage_dir / "output"
+
+    def save_checkpoint(self, model: torch.nn.Module, step: int, state: dict, reason: str) -> Path:
+        """Write a checkpoint, record it once its metrics are stored, prune old ones."""
+        folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
+        save_checkpoint(folder, model, state)
+        # The row is written by the recorder once every metric up to this step is stored,
+        # so a resume from this checkpoint finds a complete series to continue; folders
+        # are pruned only then, and only older ones, so the newest recorded one survives.
+        keep_last = self.stage.checkpoint.keep_last
+
+        def prune() -> None:
+            mine = sorted(
+                (
+                    p
+                    for p in (self.run_dir / "checkpoints").glob(f"stage{self.index}-step*")
+                    if int(p.name.rsplit("step", 1)[1]) <= step
+                ),
+                key=lambda p: int(p.name.rsplit("step", 1)[1]),
+            )
+            prune_checkpoints(mine, keep_last)
+
+        self.recorder.checkpoint(self.index, step, str(folder), on_stored=prune)
+        self.recorder.event(
+            "checkpoint",
+            f"checkpoint at step {step} ({reason})",
+            stage_idx=self.index,
+            data={"step": step, "path": str(folder)},
+        )
+        return folder

@@ -1,0 +1,117 @@
+"""Losses and evaluation metrics.
+
+Every loss is token-weighted: the sum of per-position losses over the labelled positions
+(tokens for language modelling and token classification, examples for sequence
+classification) divided by their count, over a whole optimizer step or a whole evaluation.
+A batch without a labelled position then adds nothing instead of a NaN mean.
+
+Evaluation counts stay on the device until the end: one host sync per evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from engine.data.encode import IGNORE
+
+
+def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropy over labelled positions (0 when there are none).
+
+    Args:
+        logits: [..., classes], aligned with `labels` (causal LM already shifted).
+        labels: [...], IGNORE where there is no target.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
+
+
+def labelled(labels: torch.Tensor) -> int:
+    """Number of labelled positions; called on host tensors, so it costs no device sync."""
+    return int((labels != IGNORE).sum())
+
+
+def macro_scores(confusion: torch.Tensor) -> tuple[float, float, float]:
+    """Macro precision, recall and F1 of a confusion matrix (rows: true label).
+
+    As scikit-learn's `average="macro", zero_division=0`: averaged over the labels that
+    occur in the true labels or the predictions; a label never predicted has precision 0,
+    one never true has recall 0.
+    """
+    cm = confusion.double()
+    tp = cm.diag()
+    predicted, actual = cm.sum(0), cm.sum(1)
+    seen = (predicted > 0) | (actual > 0)
+    if not seen.any():
+        return 0.0, 0.0, 0.0
+    zero = torch.zeros_like(tp)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), zero)
+    recall = torch.where(actual > 0, tp / actual.clamp(min=1), zero)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-300), zero)
+    return (
+        precision[seen].mean().item(),
+        recall[seen].mean().item(),
+        f1[seen].mean().item(),
+    )
+
+
+class EvalAccumulator:
+    """Sums losses and counts predictions over evaluation batches."""
+
+    def __init__(self, num_classes: int | None, device: torch.device):
+        self.num_classes = num_classes
+        self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.count = torch.zeros((), device=device, dtype=torch.long)
+        self.confusion = (
+            torch.zeros((num_classes, num_classes), device=device, dtype=torch.long)
+            if num_classes
+            else None
+        )
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add one batch: aligned logits [..., classes] and labels [...] (IGNORE skipped)."""
+        self.loss_sum += loss_sum(logits.detach(), labels).double()
+        preds = logits.argmax(dim=-1)
+        keep = labels != IGNORE
+        preds, labels = preds[keep], labels[keep]
+        self.correct += (preds == labels).sum()
+        self.count += labels.numel()
+        if self.confusion is not None:
+            k = self.num_classes
+            self.confusion += torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
+
+    def result(self, wanted: list[str]) -> tuple[dict[str, float], list[list[int]] | None]:
+        """The wanted metrics and, if asked for, the confusion matrix (rows: true label).
+
+        Loss, perplexity and accuracy are left out when the eval set has no labelled
+        position at all: they are undefined, and a made-up 0 or NaN would mislead.
+        """
+        count = self.count.item()  # host sync: once per evaluation
+        out: dict[str, float] = {}
+        if count:
+            loss = self.loss_sum.item() / count
+            if "loss" in wanted:
+                out["loss"] = loss
+            if "perplexity" in wanted:
+                out["perplexity"] = math.exp(loss) if loss < 709 else math.inf
+            if "accuracy" in wanted:
+                out["accuracy"] = self.correct.item() / count
+        matrix = None
+        if self.confusion is not None:
+            cm = self.confusion.cpu()
+            precision, recall, f1 = macro_scores(cm)
+            for name, value in (("precision", precision), ("recall", recall), ("f1", f1)):
+                if name in wanted:
+                    out[name] = value
+            if "confusion_matrix" in wanted:
+                matrix = cm.tolist()
+        return out, matrix
