@@ -32,7 +32,8 @@ from engine.recipes.common import seed_everything  # noqa: E402
 from engine.resources import resources_dir  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
 from engine.store import Store, Workspace, queries  # noqa: E402
-from engine.train.loop import BatchStream, LoopState, train_stage  # noqa: E402
+from engine.train.batches import BatchStream  # noqa: E402
+from engine.train.loop import train_stage  # noqa: E402
 
 PLAN = """
 name: bench
@@ -106,7 +107,7 @@ def bench_bare(ctx: StageContext, recipe: PretrainRecipe) -> float:
     model.train()
     fused = ctx.device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, fused=fused or None)
-    stream = BatchStream(recipe.train_rows, ctx.stage.batch_size, 0, recipe.pad_id, LoopState())
+    stream = BatchStream(recipe.train_rows, ctx.stage.batch_size, 0, recipe.pad_id, [0, 0])
     autocast = torch.autocast(
         "cuda", dtype=torch.bfloat16, enabled=ctx.stage.precision == "bf16" and fused
     )

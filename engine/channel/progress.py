@@ -74,3 +74,23 @@ class ProgressTracker:
             if rate and overall_total
             else None,
         }
+
+
+def stage_entries(rows: list[Any], progress: ProgressTracker) -> list[dict[str, Any]]:
+    """The run's stages as the welcome and catch-up frames list them: the stored rows,
+    overlaid with what the live progress knows newer."""
+    by_idx = {s.idx: s for s in rows}
+    out = []
+    for idx in sorted(set(by_idx) | set(progress.stages)):
+        row, live = by_idx.get(idx), progress.stages.get(idx, {})
+        entry = {
+            "idx": idx,
+            "name": row.name if row else live.get("name"),
+            "kind": row.kind if row else live.get("kind"),
+            "status": row.status if row else None,
+            "total_steps": row.total_steps if row else None,
+            "steps_done": row.steps_done if row else 0,
+        }
+        entry.update({k: v for k, v in live.items() if k in entry and v is not None})
+        out.append(entry)
+    return out

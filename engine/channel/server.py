@@ -25,9 +25,9 @@ from engine.channel.address import (
     use_unix_sockets,
     write_connection_file,
 )
-from engine.channel.frames import event_fields, history_frames, split_frame
+from engine.channel.frames import apply_command, history_frames, records_to_frames
 from engine.channel.peer import Peer
-from engine.channel.progress import ProgressTracker
+from engine.channel.progress import ProgressTracker, stage_entries
 from engine.channel.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_FRAME,
@@ -264,19 +264,7 @@ class ChannelServer:
             raise FrameError("bad_message", f"'{kind}' is only valid as the first message")
 
     def _control(self, command: str, request_id: Any) -> dict[str, Any]:
-        ctl = self.control
-        if command == "pause":
-            ctl.pause()
-            message = "paused after the current step"
-        elif command == "resume":
-            ctl.resume()
-            message = "training continues"
-        elif command == "stop":
-            ctl.stop()
-            message = "stopping: a checkpoint is written after the current step"
-        else:
-            ctl.checkpoint_requested = True
-            message = "a checkpoint is written after the current step"
+        message = apply_command(self.control, command)
         self._follow_control()
         return {"type": "ack", "id": request_id, "command": command, "ok": True, "message": message}
 
@@ -314,21 +302,7 @@ class ChannelServer:
         }
 
     def _stages(self) -> list[dict[str, Any]]:
-        rows = {s.idx: s for s in queries.list_stages(self.store, self.run_id)}
-        out = []
-        for idx in sorted(set(rows) | set(self.progress.stages)):
-            row, live = rows.get(idx), self.progress.stages.get(idx, {})
-            entry = {
-                "idx": idx,
-                "name": row.name if row else live.get("name"),
-                "kind": row.kind if row else live.get("kind"),
-                "status": row.status if row else None,
-                "total_steps": row.total_steps if row else None,
-                "steps_done": row.steps_done if row else 0,
-            }
-            entry.update({k: v for k, v in live.items() if k in entry and v is not None})
-            out.append(entry)
-        return out
+        return stage_entries(queries.list_stages(self.store, self.run_id), self.progress)
 
     def _refuse(self, peer: Peer, code: str, message: str) -> None:
         """Close a peer that broke the protocol, telling it why if its socket takes it."""
@@ -377,28 +351,7 @@ class ChannelServer:
             self._watch_writes(peer)
 
     def _frames(self, batch: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Records → frames; metric points of one batch go out together (coalescing)."""
-        frames: list[dict[str, Any]] = []
-        points: list[list[Any]] = []
-        for kind, payload in batch:
-            if kind == "metrics":
-                for stage, key, step, value, wall, seq in payload["points"]:
-                    points.append([seq, stage, key, step, value, wall])
-                    self.progress.step(stage, step)
-                continue
-            if points:
-                frames.append({"type": "metrics", "points": points})
-                points = []
-            if kind == "event":
-                frames.append({"type": "event", **event_fields(payload)})
-            elif kind == "stage":
-                self.progress.stage(payload)
-                frames.append({"type": "stage", **payload})
-            elif kind == "status":
-                frames.append({"type": "status", **payload})
-        if points:
-            frames.append({"type": "metrics", "points": points})
-        return [f for frame in frames for f in split_frame(frame)]
+        return records_to_frames(batch, self.progress)
 
     def _housekeeping(self) -> None:
         self._follow_control()

@@ -54,20 +54,29 @@ def _fsync_tree(path: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict[str, Any]) -> Path:
+def _weights_file(name: str) -> str:
+    # The primary model keeps the historic file name, so older checkpoints still load.
+    return MODEL_FILE if name == "model" else f"{name}.safetensors"
+
+
+def save_checkpoint(
+    folder: Path, modules: dict[str, torch.nn.Module], state: dict[str, Any]
+) -> Path:
     """Write a checkpoint folder atomically and return its final path.
 
     Args:
         folder: final path, e.g. runs/<id>/checkpoints/stage1-step200.
-        model: the model whose weights are saved.
-        state: optimizer/scheduler/scaler state dicts, RNG states, data position, counters.
+        modules: the trained modules by name (`model` is the primary one), one
+            safetensors file each.
+        state: optimizer/scheduler/scaler state dicts, RNG states, data positions, counters.
     """
     tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     # save_model copes with tied weights (MLM decoders share the embedding matrix).
-    save_model(model, str(tmp / MODEL_FILE))
+    for name, module in modules.items():
+        save_model(module, str(tmp / _weights_file(name)))
     torch.save(state, tmp / STATE_FILE)
     _fsync_tree(tmp)
     if folder.exists():
@@ -76,9 +85,11 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict[str, Any])
     return folder
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:
-    """Load weights into `model` and return the saved state (read with weights_only=True)."""
-    load_model(model, str(folder / MODEL_FILE), device=str(next(model.parameters()).device))
+def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
+    """Load weights into `modules` and return the saved state (read with weights_only=True)."""
+    for name, module in modules.items():
+        device = str(next(module.parameters()).device)
+        load_model(module, str(folder / _weights_file(name)), device=device)
     return torch.load(folder / STATE_FILE, weights_only=True, map_location="cpu")
 
 

@@ -79,10 +79,12 @@ class StageContext:
         """The stage's save_pretrained output."""
         return self.stage_dir / "output"
 
-    def save_checkpoint(self, model: torch.nn.Module, step: int, state: dict, reason: str) -> Path:
+    def save_checkpoint(
+        self, modules: dict[str, torch.nn.Module], step: int, state: dict, reason: str
+    ) -> Path:
         """Write a checkpoint, record it once its metrics are stored, prune old ones."""
         folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
-        save_checkpoint(folder, model, state)
+        save_checkpoint(folder, modules, state)
         # The row is written by the recorder once every metric up to this step is stored,
         # so a resume from this checkpoint finds a complete series to continue; folders
         # are pruned only then, and only older ones, so the newest recorded one survives.

@@ -25,7 +25,7 @@ from engine.process.recorder import Recorder, now_ms
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
-from engine.train.loop import train_stage
+from engine.train.loop import evaluate_stage, train_stage
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -262,7 +262,10 @@ def _train_stages(
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)
         recipe.setup()
-        outcome = train_stage(ctx, recipe, resume_from=folder)
+        if recipe.trains:
+            outcome = train_stage(ctx, recipe, resume_from=folder)
+        else:
+            outcome = evaluate_stage(ctx, recipe)
         if outcome == "stopped":
             recorder.stage(idx, status="stopped")
             recorder.event(

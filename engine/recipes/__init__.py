@@ -1,8 +1,12 @@
-"""One recipe per stage kind, all with the same small interface (see PretrainRecipe)."""
+"""One recipe per stage kind, all implementing `engine.recipes.base.Recipe`.
 
+A new stage kind is one module here plus its entry in `RECIPES`, and its name in
+`engine.spec.RUNNABLE_KINDS` (a test checks that the two agree)."""
+
+from engine.recipes.base import Recipe, StepLoss
 from engine.recipes.pretrain import PretrainRecipe
 from engine.recipes.train import TrainRecipe
 
-RECIPES = {"pretrain": PretrainRecipe, "train": TrainRecipe}
+RECIPES: dict[str, type] = {"pretrain": PretrainRecipe, "train": TrainRecipe}
 
-__all__ = ["RECIPES", "PretrainRecipe", "TrainRecipe"]
+__all__ = ["RECIPES", "PretrainRecipe", "Recipe", "StepLoss", "TrainRecipe"]

@@ -1,11 +1,13 @@
-"""Pieces every stage recipe shares: loading and encoding its data, building its model,
-MLM masking, and saving its output."""
+"""Pieces every stage recipe shares, as plain functions: loading and encoding its data,
+building its model, MLM masking, the token-weighted loss of a model with a head, and
+saving its output."""
 
 from __future__ import annotations
 
 import random
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,13 @@ from engine.data.encode import IGNORE, encode
 from engine.data.load import StageData, load_stage_data
 from engine.models.build import build_model, build_tokenizer
 from engine.process.context import StageContext
+from engine.recipes.base import Batch, StepLoss
+from engine.spec.schedule import stage_steps
+from engine.train.batches import Streams
+from engine.train.metrics import labelled, loss_sum
+
+# The data source of a stage with one: its training split.
+TRAIN_SOURCE = "train"
 
 
 def seed_everything(seed: int) -> None:
@@ -137,7 +146,48 @@ def shift_for_causal(
     return logits[:, :-1, :], labels[:, 1:]
 
 
-def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> None:
+def epoch_steps(ctx: StageContext, rows: list[Any]) -> int:
+    """Optimizer steps of a one-source stage: `max_steps`, or its epochs over `rows`."""
+    return stage_steps(ctx.stage, len(rows))
+
+
+def draw_train(streams: Streams, micro_step: int) -> Batch:
+    """The next micro-batch of a one-source stage."""
+    return streams[TRAIN_SOURCE].next()
+
+
+def count_labelled(labels: torch.Tensor, causal: bool) -> int:
+    """Labelled positions the logits predict (causal LM shifts by one); host tensors."""
+    return labelled(labels[:, 1:] if causal else labels)
+
+
+def align_logits(
+    logits: torch.Tensor, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and the labels they predict (shifted for causal LM)."""
+    return shift_for_causal(logits, labels) if causal else (logits, labels)
+
+
+def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) -> StepLoss:
+    """Summed cross-entropy of the model's head over the labelled positions, divided by
+    the step's count of them: every labelled token (or example) weighs the same however
+    the micro-batches split them."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    logits, labels = align_logits(model(**batch).logits, labels, causal)
+    return StepLoss(loss_sum(logits, labels) / targets)
+
+
+def head_predict(
+    model: torch.nn.Module, batch: Batch, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation forward of a model with a head: aligned logits and labels."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    return align_logits(model(**batch).logits, labels, causal)
+
+
+def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> list[Path]:
     """Save the stage's output folder, loadable by plain `transformers`."""
     out = ctx.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -146,3 +196,4 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> No
     # The output now holds the best weights the loop restored: their copy can go.
     for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
         shutil.rmtree(folder, ignore_errors=True)
+    return [out]

@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.process.context import StageContext
+from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
+    TRAIN_SOURCE,
     causal_labels,
+    count_labelled,
+    draw_train,
+    epoch_steps,
+    head_loss,
+    head_predict,
     mask_tokens,
     prepare_stage,
     save_output,
-    shift_for_causal,
     special_ids,
 )
+from engine.train.batches import Streams
 
 
 class PretrainRecipe:
-    """Self-supervised pretraining of one stage.
+    """Self-supervised pretraining of one model on one corpus (see `engine.recipes.base`)."""
 
-    Interface shared by every recipe: `setup()`, then the loop uses `model`, `train_rows`,
-    `eval_rows`, `prepare()`, `targets()`, `align()`; `save()` writes the stage output.
-    """
+    trains = True
 
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
         self.objective = ctx.stage.objective
+        self.causal = self.objective == "causal_lm"
         self.labels = None
         self.num_classes = None
 
@@ -40,9 +47,27 @@ class PretrainRecipe:
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
 
-    def prepare(
-        self, batch: dict[str, torch.Tensor], *, seed: int, micro_step: int, train: bool
-    ) -> dict[str, torch.Tensor]:
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """The model being pretrained."""
+        return {"model": self.model}
+
+    def frozen_modules(self) -> dict[str, torch.nn.Module]:
+        """None: nothing runs beside the model."""
+        return {}
+
+    def sources(self) -> dict[str, list[Any]]:
+        """The corpus's training split."""
+        return {TRAIN_SOURCE: self.train_rows}
+
+    def steps(self) -> int:
+        """`max_steps`, or the epochs over the corpus."""
+        return epoch_steps(self.ctx, self.train_rows)
+
+    def draw(self, streams: Streams, micro_step: int) -> Batch:
+        """The corpus's next micro-batch."""
+        return draw_train(streams, micro_step)
+
+    def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """Add the self-supervised targets to a padded batch."""
         if self.objective == "masked_lm":
             return mask_tokens(
@@ -56,18 +81,18 @@ class PretrainRecipe:
             )
         return causal_labels(batch)
 
-    def targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """The labels the logits predict (shifted for causal LM), to count them."""
-        return labels[:, 1:] if self.objective == "causal_lm" else labels
+    def count_targets(self, batch: Batch) -> int:
+        """Masked (or next) tokens to predict."""
+        return count_labelled(batch["labels"], self.causal)
 
-    def align(
-        self, logits: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and the labels they predict, for token accuracy."""
-        if self.objective == "causal_lm":
-            return shift_for_causal(logits, labels)
-        return logits, labels
+    def loss(self, batch: Batch, targets: int) -> StepLoss:
+        """Token-weighted LM cross-entropy."""
+        return head_loss(self.model, batch, targets, self.causal)
 
-    def save(self) -> Any:
+    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token logits and the tokens they predict."""
+        return head_predict(self.model, batch, self.causal)
+
+    def save(self) -> list[Path]:
         """Write the stage output (model + tokenizer)."""
-        save_output(self.ctx, self.model, self.tokenizer)
+        return save_output(self.ctx, self.model, self.tokenizer)

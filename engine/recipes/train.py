@@ -4,26 +4,37 @@ a fresh head."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.process.context import StageContext
+from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
+    TRAIN_SOURCE,
     causal_labels,
+    count_labelled,
+    draw_train,
+    epoch_steps,
+    head_loss,
+    head_predict,
     prepare_stage,
     save_output,
-    shift_for_causal,
     special_ids,
 )
+from engine.train.batches import Streams
 
 
 class TrainRecipe:
-    """Supervised training of one stage (same interface as every recipe)."""
+    """Supervised training of one model on one labelled data set (see `engine.recipes.base`)."""
+
+    trains = True
 
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
         self.task = ctx.stage.task
+        self.causal = self.task == "causal_lm_sft"
 
     def setup(self) -> None:
         """Load labelled data, build tokenizer and model with the task's head, encode."""
@@ -38,26 +49,44 @@ class TrainRecipe:
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
 
-    def prepare(
-        self, batch: dict[str, torch.Tensor], *, seed: int, micro_step: int, train: bool
-    ) -> dict[str, torch.Tensor]:
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """The model with its task head."""
+        return {"model": self.model}
+
+    def frozen_modules(self) -> dict[str, torch.nn.Module]:
+        """None: nothing runs beside the model."""
+        return {}
+
+    def sources(self) -> dict[str, list[Any]]:
+        """The labelled training split."""
+        return {TRAIN_SOURCE: self.train_rows}
+
+    def steps(self) -> int:
+        """`max_steps`, or the epochs over the training split."""
+        return epoch_steps(self.ctx, self.train_rows)
+
+    def draw(self, streams: Streams, micro_step: int) -> Batch:
+        """The training split's next micro-batch."""
+        return draw_train(streams, micro_step)
+
+    def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """Plain-text causal fine-tuning learns every token; other tasks have labels."""
-        if self.task == "causal_lm_sft" and "labels" not in batch:
+        if self.causal and "labels" not in batch:
             return causal_labels(batch)
         return batch
 
-    def targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """The labels the logits predict (shifted for causal LM), to count them."""
-        return labels[:, 1:] if self.task == "causal_lm_sft" else labels
+    def count_targets(self, batch: Batch) -> int:
+        """Labelled examples (sequence tasks) or tokens (token tasks, causal LM)."""
+        return count_labelled(batch["labels"], self.causal)
 
-    def align(
-        self, logits: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and the labels they predict."""
-        if self.task == "causal_lm_sft":
-            return shift_for_causal(logits, labels)
-        return logits, labels
+    def loss(self, batch: Batch, targets: int) -> StepLoss:
+        """Cross-entropy of the task head, weighted per labelled example or token."""
+        return head_loss(self.model, batch, targets, self.causal)
 
-    def save(self) -> Any:
+    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's logits and the labels they predict."""
+        return head_predict(self.model, batch, self.causal)
+
+    def save(self) -> list[Path]:
         """Write the stage output (model + tokenizer, label names in the config)."""
-        save_output(self.ctx, self.model, self.tokenizer)
+        return save_output(self.ctx, self.model, self.tokenizer)

@@ -1,0 +1,120 @@
+"""Early stopping and the best evaluation's weights: which evaluation is the best, the
+weights kept for it (atomically, under runs/<id>/best/, across resume), the patience
+counter, and the stage output taken from the best weights at the end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from engine.process.checkpoint import load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from engine.process.context import StageContext
+    from engine.train.loop import LoopState
+
+
+def better(goal: str, value: float, than: float | None, delta: float = 0.0) -> bool:
+    """Whether `value` beats `than` by more than `delta` in the direction of `goal`."""
+    if than is None:
+        return value == value  # a NaN is never the best
+    return value < than - delta if goal == "min" else value > than + delta
+
+
+def _best_dir(ctx: StageContext, step: int) -> Path:
+    return ctx.run_dir / "best" / f"stage{ctx.index}-step{step}"
+
+
+def prune_best(ctx: StageContext, keep: set[int | None]) -> None:
+    """Delete this stage's best-weights folders except those of the steps in `keep`."""
+    for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
+        if int(folder.name.rsplit("step", 1)[1]) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def track_best(
+    ctx: StageContext,
+    state: LoopState,
+    modules: dict[str, torch.nn.Module],
+    values: dict[str, float],
+    checkpointed_best: int | None,
+) -> None:
+    """Keep the weights of the best evaluation on disk (written atomically), so the stage
+    output can be the best model, also after a resume."""
+    stopping = ctx.stage.regularization.early_stopping
+    if stopping is None or stopping.metric not in values:
+        return
+    value = values[stopping.metric]
+    if not better(stopping.goal, value, state.best_value):
+        return
+    state.best_value, state.best_step = value, state.step
+    if stopping.restore_best:
+        save_checkpoint(_best_dir(ctx, state.step), modules, {"step": state.step, "value": value})
+        # The latest checkpoint's best stays until the next checkpoint: a resume needs it.
+        prune_best(ctx, {state.step, checkpointed_best})
+
+
+def count_patience(ctx: StageContext, state: LoopState, values: dict[str, float]) -> None:
+    stopping = ctx.stage.regularization.early_stopping
+    if stopping is None or stopping.metric not in values:
+        return
+    value = values[stopping.metric]
+    if better(stopping.goal, value, state.best, stopping.min_delta):
+        state.best, state.bad_evals = value, 0
+        return
+    state.bad_evals += 1
+    if state.bad_evals >= stopping.patience:
+        state.stopped_early = True
+        best = "nothing" if state.best is None else f"{state.best:.4g}"
+        ctx.recorder.event(
+            "early_stop",
+            f"early stopping at step {state.step}: {stopping.metric} has not improved on "
+            f"{best} for {state.bad_evals} evaluations",
+            stage_idx=ctx.index,
+        )
+
+
+def restore_best(ctx: StageContext, state: LoopState, modules: dict[str, torch.nn.Module]) -> None:
+    """Load the best evaluation's weights for the stage output and say where they come from."""
+    stopping = ctx.stage.regularization.early_stopping
+    if stopping is None or state.best_step is None:
+        return
+    metric = stopping.metric
+    folder = _best_dir(ctx, state.best_step)
+    if stopping.restore_best and state.best_step != state.step and not folder.exists():
+        ctx.recorder.event(
+            "best",
+            f"the best weights (step {state.best_step}) are missing from {folder}; "
+            f"the stage output is the last step's",
+            stage_idx=ctx.index,
+            level="warning",
+        )
+        return
+    if stopping.restore_best and state.best_step != state.step:
+        load_checkpoint(folder, modules)
+        message = f"stage output: the weights of step {state.best_step}, the best {metric}"
+    elif stopping.restore_best:
+        message = f"stage output: the weights of the last step {state.step}, the best {metric}"
+    else:
+        message = (
+            f"stage output: the weights of the last step {state.step} (restore_best is off; "
+            f"the best {metric} was at step {state.best_step})"
+        )
+    output_step = state.best_step if stopping.restore_best else state.step
+    ctx.recorder.metrics(
+        ctx.index, state.step, {"best/step": state.best_step, f"best/{metric}": state.best_value}
+    )
+    ctx.recorder.event(
+        "best",
+        f"{message} ({state.best_value:.4g})",
+        stage_idx=ctx.index,
+        data={
+            "best_step": state.best_step,
+            "metric": metric,
+            "value": state.best_value,
+            "output_step": output_step,
+        },
+    )
