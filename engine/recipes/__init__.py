@@ -4,9 +4,14 @@ A new stage kind is one module here plus its entry in `RECIPES`, and its name in
 `engine.spec.RUNNABLE_KINDS` (a test checks that the two agree)."""
 
 from engine.recipes.base import Recipe, StepLoss
+from engine.recipes.grow import GrowRecipe
 from engine.recipes.pretrain import PretrainRecipe
 from engine.recipes.train import TrainRecipe
 
-RECIPES: dict[str, type] = {"pretrain": PretrainRecipe, "train": TrainRecipe}
+RECIPES: dict[str, type] = {
+    "pretrain": PretrainRecipe,
+    "train": TrainRecipe,
+    "grow": GrowRecipe,
+}
 
-__all__ = ["RECIPES", "PretrainRecipe", "Recipe", "StepLoss", "TrainRecipe"]
+__all__ = ["RECIPES", "GrowRecipe", "PretrainRecipe", "Recipe", "StepLoss", "TrainRecipe"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,21 @@ class Prepared:
     eval_rows: Any
 
 
-def prepare_stage(ctx: StageContext, objective: str, *, supervised: bool) -> Prepared:
-    """Load data, build tokenizer and model, encode rows for `objective`."""
+def prepare_stage(
+    ctx: StageContext,
+    objective: str,
+    *,
+    supervised: bool,
+    transform: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> Prepared:
+    """Load data, build tokenizer and model, encode rows for `objective`.
+
+    Args:
+        ctx: the stage's context.
+        objective: the stage's objective or task (which head, which columns).
+        supervised: whether the rows have labels to read.
+        transform: model surgery applied to the built model (a grow stage deepens it).
+    """
     stage = ctx.stage
     data = load_stage_data(
         stage.data,
@@ -87,6 +101,8 @@ def prepare_stage(ctx: StageContext, objective: str, *, supervised: bool) -> Pre
         max_length=stage.data.max_length,
         dropout=stage.regularization.dropout,
     )
+    if transform is not None:
+        model = transform(model)
     train_rows = encode(data.train, tokenizer, stage.data, objective, data.labels)
     eval_rows = (
         encode(data.eval, tokenizer, stage.data, objective, data.labels) if data.eval else None

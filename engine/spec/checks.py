@@ -3,6 +3,7 @@ model and task, and which stage kinds this version can run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from engine.spec.builtins import CAUSAL, MASKED, SIZES
 from engine.spec.datafiles import check_data_source
 from engine.spec.problems import Problem
+from engine.spec.rows import is_blank, read_records
 from engine.spec.settings import DataSource, ModelSource
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
@@ -157,6 +159,11 @@ def root_layers(stages: list[StageBase | None], index: int) -> int | None:
     hops = 0
     while stage is not None and hops <= len(stages):
         hops += 1
+        # A grow stage's output has its target depth; a distilled student may be cut short.
+        if stage.kind == "grow":
+            return stage.target_layers
+        if stage.kind == "distill" and stage.student_layers:
+            return stage.student_layers
         model = getattr(stage, "model", None)
         if model is None:
             return None
@@ -185,7 +192,7 @@ def _check_stages(
             seen[name] = i
     for i, stage in enumerate(stages):
         if stage is not None:
-            problems += _check_stage(stages, names, i, stage)
+            problems += _check_stage(stages, names, i, stage, plan_dir)
             if plan_dir is not None:
                 problems += _check_data(stage, f"stages[{i}]", plan_dir)
     return problems
@@ -218,7 +225,11 @@ def _check_reference(names: list[Any], i: int, ref: str, path: str) -> list[Prob
 
 
 def _check_stage(
-    stages: list[StageBase | None], names: list[Any], i: int, stage: StageBase
+    stages: list[StageBase | None],
+    names: list[Any],
+    i: int,
+    stage: StageBase,
+    plan_dir: Path | None = None,
 ) -> list[Problem]:
     p = f"stages[{i}]"
     problems: list[Problem] = []
@@ -227,7 +238,7 @@ def _check_stage(
             Problem(
                 f"{p}.kind",
                 f"'{stage.kind}' stages are part of the plan format but this version of "
-                f"Stagelab can only run {' and '.join(RUNNABLE_KINDS)} stages; remove or "
+                f"Stagelab can only run {', '.join(RUNNABLE_KINDS)} stages; remove or "
                 "replace this stage",
             )
         )
@@ -328,4 +339,200 @@ def _check_stage(
             )
     if stage.epochs is None and stage.max_steps is None:
         problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
+    if stage.kind == "grow":
+        problems += _check_grow(stages, i, stage, plan_dir)
+    if stage.kind == "distill":
+        problems += _check_distill(stages, i, stage, plan_dir)
     return problems
+
+
+# Families whose layers `grow` knows how to copy (engine/models/grow.py): BERT-style
+# encoders and GPT-2 decoders. Others are refused: copying a layer means knowing where its
+# output projections and its per-layer state (layer indices, caches) are.
+GROW_FAMILIES = ("bert", "gpt2")
+
+
+def folder_config(source: ModelSource | None, plan_dir: Path | None) -> dict[str, Any] | None:
+    """The `config.json` of a model folder a source names, if it can be read (stdlib only)."""
+    if source is None or not source.path or plan_dir is None:
+        return None
+    path = Path(source.path).expanduser()
+    path = path if path.is_absolute() else plan_dir / path
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _config_layers(config: dict[str, Any]) -> int | None:
+    value = config.get("num_hidden_layers", config.get("n_layer"))
+    return value if isinstance(value, int) else None
+
+
+def _check_grow(
+    stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
+) -> list[Problem]:
+    p = f"stages[{i}]"
+    problems = []
+    config = folder_config(stage.model, plan_dir)
+    family = root_architecture(stages, i) or (config or {}).get("model_type")
+    if isinstance(family, str) and family not in GROW_FAMILIES:
+        problems.append(
+            Problem(
+                f"{p}.model",
+                f"grow deepens BERT-style encoders (bert) and GPT-2 decoders (gpt2); this "
+                f"model is a '{family}', whose layers Stagelab does not know how to copy",
+            )
+        )
+    source = stage.model
+    if source.from_stage and source.from_stage in [s.name for s in stages if s]:
+        before = root_layers(
+            stages, [s.name if s else None for s in stages].index(source.from_stage)
+        )
+    elif source.builtin:
+        before = SIZES[source.builtin.partition("-")[2]].layers
+    else:
+        before = _config_layers(config) if config else None
+    if before is not None and stage.target_layers <= before:
+        problems.append(
+            Problem(
+                f"{p}.target_layers",
+                f"the model has {before} layers already; grow to more than {before}",
+            )
+        )
+    return problems
+
+
+def _tokenizer_root(stages: list[StageBase | None], index: int, field: str) -> Any:
+    """Where the tokenizer of a stage's `field` model comes from: ('stage', i) of the
+    built-in stage that learned it, ('source', text) for a folder or Hub id, None if unknown.
+    A built-in student of a distill stage uses its teacher's tokenizer."""
+    names = [s.name if s else None for s in stages]
+    seen = set()
+    stage = stages[index]
+    while stage is not None and index not in seen:
+        seen.add(index)
+        source: ModelSource | None = getattr(stage, field, None)
+        if source is None:
+            return None
+        if source.builtin:
+            if stage.kind == "distill" and field == "model":
+                field = "teacher"
+                seen.discard(index)
+                continue
+            return ("stage", index)
+        if source.path or source.hub:
+            return ("source", source.path or source.hub)
+        if source.from_stage not in names:
+            return None
+        index = names.index(source.from_stage)
+        stage, field = stages[index], "model"
+    return None
+
+
+def _data_labels(stage: Any, plan_dir: Path | None) -> set[str] | None:
+    """The labels a stage's local data file holds, if it can be read (whole file)."""
+    data = getattr(stage, "data", None)
+    if data is None:
+        return None
+    if data.labels:
+        return set(data.labels)
+    if plan_dir is None or not data.path:
+        return None
+    path = Path(data.path).expanduser()
+    path = path if path.is_absolute() else plan_dir / path
+    if not path.is_file():
+        return None
+    found: set[str] = set()
+    try:
+        for row in read_records(path, data.format):
+            value = row.get(data.label_column)
+            for v in value if isinstance(value, list) else [value]:
+                if not is_blank(v):
+                    found.add(str(v))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return found or None
+
+
+def _check_distill(
+    stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
+) -> list[Problem]:
+    p = f"stages[{i}]"
+    problems = []
+    names = [s.name if s else None for s in stages]
+    teacher_stage = None
+    if stage.teacher.from_stage in names and names.index(stage.teacher.from_stage) < i:
+        teacher_stage = stages[names.index(stage.teacher.from_stage)]
+    classification = ("sequence_classification", "token_classification")
+    if teacher_stage is not None:
+        taught = objective_of(teacher_stage)
+        if stage.task in classification and taught != stage.task:
+            problems.append(
+                Problem(
+                    f"{p}.task",
+                    f"the teacher (stage '{teacher_stage.name}') was trained for "
+                    f"{taught.replace('_', ' ')}; distilling {stage.task.replace('_', ' ')} "
+                    "needs a teacher with that head",
+                )
+            )
+        elif stage.alpha > 0 and stage.task in classification:
+            theirs, ours = _data_labels(teacher_stage, plan_dir), _data_labels(stage, plan_dir)
+            if theirs is not None and ours is not None and not ours <= theirs:
+                extra = ", ".join(sorted(ours - theirs)[:5])
+                problems.append(
+                    Problem(
+                        f"{p}.data",
+                        f"the data has labels the teacher (stage '{teacher_stage.name}') "
+                        f"does not know: {extra}; teacher and student need one label set",
+                    )
+                )
+    teacher_root = _tokenizer_root(stages, i, "teacher")
+    student_root = _tokenizer_root(stages, i, "model")
+    if teacher_root and student_root and teacher_root != student_root:
+        if "stage" in (teacher_root[0], student_root[0]):
+
+            def where(root: Any) -> str:
+                if root[0] == "stage":
+                    return f"stage '{names[root[1]]}' learned it from its data"
+                return f"it comes from {root[1]}"
+
+            problems.append(
+                Problem(
+                    f"{p}.model",
+                    f"the student's vocabulary is not the teacher's (student: "
+                    f"{where(student_root)}; teacher: {where(teacher_root)}); distillation "
+                    "compares outputs token by token, so use a built-in student (it takes "
+                    "the teacher's tokenizer) or one descended from the teacher's model",
+                )
+            )
+    if stage.alpha == 0 and stage.task == "token_classification":
+        problems.append(
+            Problem(
+                f"{p}.alpha",
+                "token classification needs tagged words to align word pieces; use "
+                "alpha above 0 with tagged data",
+            )
+        )
+    if stage.student_layers:
+        layers = _student_layers_before(stages, i)
+        if layers is not None and stage.student_layers > layers:
+            problems.append(
+                Problem(
+                    f"{p}.student_layers",
+                    f"the student model has only {layers} layers (got {stage.student_layers})",
+                )
+            )
+    return problems
+
+
+def _student_layers_before(stages: list[StageBase | None], i: int) -> int | None:
+    """Layers of a distill stage's student model before `student_layers` cuts it."""
+    source = stages[i].model  # type: ignore[union-attr]
+    if source.builtin:
+        return SIZES[source.builtin.partition("-")[2]].layers
+    names = [s.name if s else None for s in stages]
+    if source.from_stage in names:
+        return root_layers(stages, names.index(source.from_stage))
+    return None

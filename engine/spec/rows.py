@@ -33,13 +33,22 @@ FORMAT_BY_SUFFIX = {
 
 
 def stage_objective(stage: Mapping[str, Any]) -> str:
-    """The objective (pretrain) or task (train) of a raw stage, its default when unset."""
+    """The objective (pretrain, grow) or task (train, distill) of a raw stage, its default
+    when unset, as far as the rows it reads go: a distillation with `alpha: 0` reads no
+    labels (unlabelled text), so its rows need text only."""
     fields = STAGE_CLASSES.get(str(stage.get("kind")), STAGE_CLASSES["train"]).model_fields
     for name in ("objective", "task"):
         if name in fields:
             value = stage.get(name)
-            return value if isinstance(value, str) else str(fields[name].default)
+            value = value if isinstance(value, str) else str(fields[name].default)
+            if stage.get("kind") == "distill" and stage.get("alpha") == 0:
+                return UNLABELLED.get(value, value)
+            return value
     return "sequence_classification"
+
+
+# The objective whose rows a distillation on unlabelled data reads: text only.
+UNLABELLED = {"sequence_classification": "masked_lm"}
 
 
 def needed_columns(source: DataSource, objective: str) -> list[str]:

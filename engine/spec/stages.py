@@ -21,7 +21,7 @@ from engine.spec.settings import (
 )
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUNNABLE_KINDS = ("pretrain", "train")
+RUNNABLE_KINDS = ("pretrain", "train", "grow")
 
 
 class StageBase(Settings):
@@ -99,14 +99,47 @@ class DistillStage(StageBase):
     """Teacher → student; loss α·CE + (1−α)·T²·KL on the teacher's softened outputs."""
 
     kind: Literal["distill"]
-    teacher: ModelSource = Field(..., description="Teacher model (usually an earlier stage).")
-    model: ModelSource = Field(..., description="Student model.")
-    data: DataSource = Field(..., description="Data the student learns on.")
-    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = Field(
-        "sequence_classification", description="Task of teacher and student."
+    teacher: ModelSource = Field(
+        ..., description="Teacher model (an earlier stage, a folder or a Hub id); never trained."
     )
-    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the hard-label loss.")
+    model: ModelSource = Field(
+        ...,
+        description="Student model: a built-in size (it uses the teacher's tokenizer), a "
+        "folder, or an earlier stage's output (the teacher's own stage: start from its layers).",
+    )
+    data: DataSource = Field(..., description="Data the student learns on.")
+    task: Literal[
+        "sequence_classification",
+        "token_classification",
+        "causal_lm_sft",
+        "masked_lm",
+        "causal_lm",
+    ] = Field("sequence_classification", description="Task (and head) of teacher and student.")
+    alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of the task loss; 1 − alpha weighs the distillation loss. "
+        "With 0 the labels are not read (unlabelled data).",
+    )
     temperature: float = Field(2.0, gt=0, le=100, description="Softmax temperature T.")
+    student_layers: int | None = Field(
+        None,
+        ge=1,
+        le=128,
+        description="Keep only the student's lowest N layers (a student from the teacher's "
+        "stage then starts from the teacher's lower layers).",
+    )
+    hidden_weight: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Weight of the MSE between the student's and the teacher's last hidden "
+        "states (through a learned projection when their widths differ); 0: off.",
+    )
+    mlm_probability: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+    )
 
 
 class JointMember(Settings):
@@ -141,10 +174,35 @@ class GrowStage(StageBase):
     """Progressive stacking: deepen a model by copying its layers, then train it."""
 
     kind: Literal["grow"]
-    model: ModelSource = Field(..., description="Model to deepen.")
+    model: ModelSource = Field(
+        ..., description="Model to deepen (a BERT-style encoder or a GPT-2 decoder)."
+    )
     data: DataSource = Field(..., description="Data to train the deeper model on.")
-    objective: Literal["masked_lm", "causal_lm"] = "masked_lm"
+    objective: Literal[
+        "masked_lm",
+        "causal_lm",
+        "sequence_classification",
+        "token_classification",
+        "causal_lm_sft",
+    ] = Field(
+        "masked_lm",
+        description="What the deeper model trains on: masked-LM or causal-LM as in "
+        "pretrain, or a supervised task as in train.",
+    )
+    mlm_probability: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+    )
     target_layers: int = Field(..., ge=2, le=128, description="Layers after growing.")
+    method: Literal["stack", "interpolate"] = Field(
+        "stack",
+        description="stack: new layer i copies layer i mod n (progressive stacking); "
+        "interpolate: each layer is followed by its copies.",
+    )
+    identity_init: bool = Field(
+        False,
+        description="New layers start as the identity (output projections zeroed), so "
+        "the deeper model first computes what the shallow one did.",
+    )
 
 
 Stage = Annotated[
