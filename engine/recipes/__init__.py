@@ -4,6 +4,7 @@ A new stage kind is one module here plus its entry in `RECIPES`, and its name in
 `engine.spec.RUNNABLE_KINDS` (a test checks that the two agree)."""
 
 from engine.recipes.base import Recipe, StepLoss
+from engine.recipes.distill import DistillRecipe
 from engine.recipes.grow import GrowRecipe
 from engine.recipes.pretrain import PretrainRecipe
 from engine.recipes.train import TrainRecipe
@@ -11,7 +12,16 @@ from engine.recipes.train import TrainRecipe
 RECIPES: dict[str, type] = {
     "pretrain": PretrainRecipe,
     "train": TrainRecipe,
+    "distill": DistillRecipe,
     "grow": GrowRecipe,
 }
 
-__all__ = ["RECIPES", "GrowRecipe", "PretrainRecipe", "Recipe", "StepLoss", "TrainRecipe"]
+__all__ = [
+    "RECIPES",
+    "DistillRecipe",
+    "GrowRecipe",
+    "PretrainRecipe",
+    "Recipe",
+    "StepLoss",
+    "TrainRecipe",
+]

@@ -466,6 +466,14 @@ def _check_distill(
     if stage.teacher.from_stage in names and names.index(stage.teacher.from_stage) < i:
         teacher_stage = stages[names.index(stage.teacher.from_stage)]
     classification = ("sequence_classification", "token_classification")
+    if stage.teacher.builtin:
+        problems.append(
+            Problem(
+                f"{p}.teacher",
+                "a teacher must be trained already; name an earlier stage (from_stage), a "
+                "model folder or a Hub id",
+            )
+        )
     if teacher_stage is not None:
         taught = objective_of(teacher_stage)
         if stage.task in classification and taught != stage.task:

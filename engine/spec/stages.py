@@ -21,7 +21,7 @@ from engine.spec.settings import (
 )
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUNNABLE_KINDS = ("pretrain", "train", "grow")
+RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow")
 
 
 class StageBase(Settings):

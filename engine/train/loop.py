@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
 
 if TYPE_CHECKING:
     from engine.process.context import StageContext
-    from engine.recipes.base import Recipe
+    from engine.recipes.base import Batch, Recipe
 
 
 @dataclass
@@ -70,8 +71,24 @@ def _all_modules(recipe: Recipe) -> list[torch.nn.Module]:
     return [*recipe.trained_modules().values(), *recipe.frozen_modules().values()]
 
 
-def evaluate(ctx: StageContext, recipe: Recipe, step: int) -> dict[str, float]:
-    """Evaluate on the stage's eval rows; record metrics (and the confusion matrix)."""
+def evaluate(
+    ctx: StageContext,
+    recipe: Recipe,
+    step: int,
+    *,
+    predict: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    prefix: str = "eval",
+) -> dict[str, float]:
+    """Evaluate on the stage's eval rows; record metrics (and the confusion matrix).
+
+    Args:
+        ctx: the stage's context.
+        recipe: the stage's recipe (eval rows, batch preparation, `predict`).
+        step: the step the metrics are recorded at.
+        predict: another evaluation forward on the same rows and masks (a distillation
+            teacher's), recorded as `<prefix>/<metric>` with an event `<prefix>_eval`.
+        prefix: the metric keys' prefix.
+    """
     stage = ctx.stage
     rows = recipe.eval_rows
     if rows is None or len(rows) == 0:
@@ -93,18 +110,19 @@ def evaluate(ctx: StageContext, recipe: Recipe, step: int) -> dict[str, float]:
             # the stage sees the same masks, so the numbers are comparable over time.
             batch = recipe.prepare(batch, seed=stage.seed + 1, micro_step=n, train=False)
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            acc.add(*recipe.predict(batch))
+            acc.add(*(predict or recipe.predict)(batch))
     if recipe.trains:
         for module in trained:
             module.train()
     values, matrix = acc.result(stage.eval.metrics)
-    ctx.recorder.metrics(ctx.index, step, {f"eval/{k}": v for k, v in values.items()})
+    ctx.recorder.metrics(ctx.index, step, {f"{prefix}/{k}": v for k, v in values.items()})
     data: dict[str, Any] = {"step": step, "metrics": values}
     if matrix is not None:
         data["confusion_matrix"] = matrix
         data["labels"] = recipe.labels
     summary = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-    ctx.recorder.event("eval", f"step {step}: {summary}", stage_idx=ctx.index, data=data)
+    kind, who = ("eval", "") if predict is None else (f"{prefix}_eval", f"{prefix}, ")
+    ctx.recorder.event(kind, f"{who}step {step}: {summary}", stage_idx=ctx.index, data=data)
     return values
 
 
