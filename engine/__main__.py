@@ -16,7 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workspace", required=True, type=Path)
     run.add_argument("--run", required=True, dest="run_id")
     run.add_argument("--resume", action="store_true")
+    sweep = sub.add_parser("sweep", help="run a sweep recorded in the workspace")
+    sweep.add_argument("--workspace", required=True, type=Path)
+    sweep.add_argument("--sweep", required=True, dest="sweep_id")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        from engine.sweep.driver import run_sweep
+
+        return run_sweep(args.workspace, args.sweep_id)
     # The engine's log is a file; progress bars of datasets would only fill it.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     from engine.process.runner import run_engine

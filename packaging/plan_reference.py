@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from engine.spec import settings, stages
+from engine.spec import settings, stages, sweep
 from engine.spec.plan import Plan
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "plan-format.md"
@@ -101,6 +101,10 @@ def render() -> str:
         settings.Unfreezing,
         settings.Evaluation,
         settings.Checkpointing,
+        sweep.Sweep,
+        sweep.Objective,
+        sweep.Budget,
+        sweep.Pruner,
     ]
     return INTRO + "\n" + "\n".join(_table(m) for m in models)
 

@@ -4,8 +4,6 @@ shown, so start-up does not pay for pyqtgraph or the database."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QWidget
@@ -170,14 +168,11 @@ class RunActions:
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        runs_dir = self.window.workspace.runs_dir.resolve()
+        from engine.store.cleanup import delete_experiment_files
+
         for exp in experiments:
-            folders = [queries.get_run(store, r.id).run_dir for r in exp.runs]
-            queries.delete_experiment(store, exp.id)
-            for folder in folders:
-                path = Path(folder).resolve()
-                if path.is_relative_to(runs_dir):  # never anything outside the workspace
-                    shutil.rmtree(path, ignore_errors=True)
+            # Stage outputs that other runs reuse (the stage cache) are kept.
+            delete_experiment_files(store, exp.id, self.window.workspace.runs_dir)
             if self._monitor is not None and self._monitor.run is not None:
                 if self._monitor.info.experiment_id == exp.id:
                     self._monitor.close_run()

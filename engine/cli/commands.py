@@ -136,10 +136,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`stagelab run PLAN [--name N] [--gpus G] [--detach]`."""
+    """`stagelab run PLAN|EXPERIMENT [--name N] [--gpus G] [--detach] [--no-cache]`."""
     if args.demo == bool(args.plan):
-        raise UserError("give a plan file or --demo (not both)")
-    path = demo_plan_path() if args.demo else args.plan
+        raise UserError("give a plan file, an experiment, or --demo (not both)")
+    if not args.demo and not Path(args.plan).exists() and not _looks_like_file(args.plan):
+        return _run_experiment(args)
+    path = demo_plan_path() if args.demo else Path(args.plan)
     try:
         text = read_plan_file(path)
         plan = load_plan_text(text, source=Path(path).name, plan_dir=Path(path).resolve().parent)
@@ -157,6 +159,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan_text=text,
         plan_dir=str(Path(path).resolve().parent),
         gpus=gpus,
+        use_cache=not args.no_cache,
+    )
+    return _launch(workspace, store, run_id, resume=False, detach=args.detach)
+
+
+def _looks_like_file(ref: str) -> bool:
+    return "/" in ref or ref.lower().endswith((".yaml", ".yml", ".json"))
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    """`stagelab run EXPERIMENT`: a new run of the experiment's stored plan."""
+    workspace, store = open_workspace(args)
+    exp = _lookup(queries.get_experiment, store, args.plan)
+    try:
+        load_plan_text(exp.plan_text, source=exp.name, plan_dir=Path(exp.plan_dir))
+    except PlanInvalid as exc:
+        print(
+            f"experiment {exp.id} ('{exp.name}'): {len(exc.problems)} problem(s); "
+            "nothing was started:",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run_id = queries.create_run(
+        store,
+        exp.id,
+        plan_text=exp.plan_text,
+        plan_dir=exp.plan_dir,
+        gpus=_parse_gpus(args.gpus),
+        runs_dir=workspace.runs_dir,
+        use_cache=not args.no_cache,
     )
     return _launch(workspace, store, run_id, resume=False, detach=args.detach)
 
@@ -229,12 +263,77 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    """`stagelab clone EXPERIMENT [--name N]`."""
+    """`stagelab clone EXPERIMENT [--name N] [--set PATH=VALUE ...]`: prints the new id."""
     _, store = open_workspace(args)
     source = _lookup(queries.get_experiment, store, args.experiment)
-    new_id = queries.clone_experiment(store, source.id, args.name)
+    if not args.set:
+        print(queries.clone_experiment(store, source.id, args.name))
+        return EXIT_OK
+    text = _changed_plan_text(source, args.set)
+    new_id = queries.create_experiment(
+        store,
+        args.name or f"{source.name} (clone)",
+        text,
+        source.plan_dir,
+        parent_id=source.id,
+        tags=source.tags,
+    )
     print(new_id)
     return EXIT_OK
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """['stages.cls.optimizer.lr=3e-4'] → {'stages.cls.optimizer.lr': 0.0003} (YAML values).
+
+    Raises:
+        UserError: an item is not PATH=VALUE.
+    """
+    import yaml
+
+    changes: dict[str, Any] = {}
+    for item in items:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise UserError(f"--set {item!r}: write PATH=VALUE, e.g. stages.cls.optimizer.lr=3e-4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _number(value) is not None:
+            value = _number(value)  # YAML 1.1 reads '3e-4' as text
+        changes[path.strip()] = value
+    return changes
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _changed_plan_text(source: Any, items: list[str]) -> str:
+    """The source experiment's plan with `--set` changes, validated whole.
+
+    Raises:
+        UserError: a path names no setting, or the changed plan has problems (all listed).
+    """
+    from engine.spec import parse_plan_text, plan_problems
+    from engine.spec.paths import PathError, with_settings
+    from engine.spec.plan import dump_yaml
+
+    data = parse_plan_text(source.plan_text, source=source.name)
+    try:
+        changed = with_settings(data, parse_assignments(items))
+    except PathError as exc:
+        raise UserError(f"--set: {exc}") from None
+    problems = plan_problems(changed, Path(source.plan_dir))
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems)
+        raise UserError(
+            f"the changed plan has {len(problems)} problem(s); nothing was cloned:\n{listed}"
+        )
+    return dump_yaml(changed)
 
 
 def run_json(store: Store, run: Any) -> dict[str, Any]:
@@ -271,9 +370,12 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
                 "total_steps": s.total_steps,
                 "output_dir": s.output_dir,
                 "metrics": s.final_metrics or {},
+                "fingerprint": s.fingerprint,
+                "reused_from": s.reused_from,
             }
             for s in stages
         ],
+        "cache": run.use_cache,
     }
 
 
@@ -303,8 +405,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 ],
             }
         )
+    sweeps = [_sweep_summary(sw) for sw in queries.list_sweeps(store)]
     if args.json:
-        print(json.dumps({"experiments": rows}, indent=2))
+        print(json.dumps(json_safe({"experiments": rows, "sweeps": sweeps}), indent=2))
         return EXIT_OK
     if not rows:
         print("no experiments yet; start one with: stagelab run --demo")
@@ -313,13 +416,251 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{exp['id']}  {exp['name']}{parent}")
         for r in exp["runs"]:
             print(f"    run {r['number']:>3}  {r['id']}  {r['status']}")
+    if sweeps:
+        print("sweeps:")
+    for sw in sweeps:
+        best = sw["best"]
+        shown = (
+            f"best {best['objective']:.4g} (trial {best['number']})" if best else "no result yet"
+        )
+        print(
+            f"  {sw['id']}  {sw['status']}  {sw['trials']} trial(s)  {sw['metric']}  {shown}"
+            f"  experiment {sw['experiment_id']}"
+        )
     return EXIT_OK
 
 
+def _sweep_summary(info: Any) -> dict[str, Any]:
+    best = queries.best_trial(info)
+    objective = info.spec["objective"]
+    return {
+        "id": info.id,
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "metric": objective["metric"],
+        "goal": objective.get("goal", "max"),
+        "trials": len(info.trials),
+        "best": (
+            {"number": best.number, "run": best.run_id, "objective": best.objective}
+            if best
+            else None
+        ),
+        "created_ms": info.created_ms,
+    }
+
+
+def sweep_json(store: Store, info: Any) -> dict[str, Any]:
+    """The documented JSON of one sweep (docs/sweeps.md)."""
+    experiment = queries.get_experiment(store, info.experiment_id)
+    objective = info.spec["objective"]
+    trials = []
+    for t in info.trials:
+        run = queries.get_run(store, t.run_id) if t.run_id else None
+        stages = queries.list_stages(store, t.run_id) if t.run_id else []
+        trials.append(
+            {
+                "number": t.number,
+                "run": t.run_id,
+                "status": t.status,
+                "run_status": run.status if run else None,
+                "params": t.params,
+                "objective": t.objective,
+                "intermediate": [list(p) for p in t.intermediate],
+                "reused_stages": [s.name for s in stages if s.status == "reused"],
+                "trained_stages": [s.name for s in stages if s.status == "finished"],
+                "wall_s": (
+                    (run.ended_ms - run.started_ms) / 1000
+                    if run and run.ended_ms and run.started_ms
+                    else None
+                ),
+                "stage_wall_s": {
+                    s.name: (s.ended_ms - s.started_ms) / 1000
+                    for s in stages
+                    if s.ended_ms and s.started_ms
+                },
+            }
+        )
+    best = queries.best_trial(info)
+    return {
+        "id": info.id,
+        "type": "sweep",
+        "experiment": {"id": experiment.id, "name": experiment.name},
+        "status": info.status,
+        "stop_reason": info.stop_reason,
+        "objective": objective,
+        "sampler": info.spec.get("sampler"),
+        "budget": info.spec.get("budget"),
+        "space": info.spec.get("space"),
+        "parallel": info.parallel,
+        "gpus": info.gpus,
+        "cache": info.use_cache,
+        "pid": info.pid,
+        "created_ms": info.created_ms,
+        "started_ms": info.started_ms,
+        "ended_ms": info.ended_ms,
+        "trials": trials,
+        "best": (
+            {
+                "number": best.number,
+                "run": best.run_id,
+                "objective": best.objective,
+                "params": best.params,
+            }
+            if best
+            else None
+        ),
+    }
+
+
+def _show_sweep(store: Store, info: Any, *, as_json: bool) -> int:
+    data = sweep_json(store, info)
+    if as_json:
+        print(json.dumps(json_safe(data), indent=2, allow_nan=False))
+        return EXIT_OK
+    obj = data["objective"]
+    target = f", target {obj['target']}" if obj.get("target") is not None else ""
+    print(
+        f"sweep {data['id']} of '{data['experiment']['name']}': {data['status']}"
+        + (f" ({data['stop_reason']})" if data["stop_reason"] else "")
+    )
+    print(f"  objective: {obj.get('goal', 'max')} {obj['stage']}.{obj['metric']}{target}")
+    for t in data["trials"]:
+        value = "—" if t["objective"] is None else f"{t['objective']:.4g}"
+        params = ", ".join(
+            f"{p.rsplit('.', 1)[-1]}={v:.4g}"
+            if isinstance(v, float)
+            else f"{p.rsplit('.', 1)[-1]}={v}"
+            for p, v in t["params"].items()
+        )
+        reused = f"  reused: {', '.join(t['reused_stages'])}" if t["reused_stages"] else ""
+        wall = f"  {t['wall_s']:.0f}s" if t["wall_s"] is not None else ""
+        print(f"  trial {t['number']:>3}  {t['status']:<8} {value:>8}  {params}{wall}{reused}")
+    if data["best"]:
+        b = data["best"]
+        print(f"  best: trial {b['number']} (run {b['run']}) {b['objective']:.4g}")
+    return EXIT_OK
+
+
+def load_sweep_plan(path: Path, trials: int | None = None) -> tuple[dict[str, Any], Path]:
+    """Plain data of a plan with a sweep section, and its folder: a plan file with `sweep:`,
+    or a sweep file naming its plan (`plan: demo.yaml` and the sweep's keys).
+
+    Raises:
+        PlanInvalid: the file cannot be read, or has no sweep.
+    """
+    from engine.spec import parse_plan_text
+    from engine.spec.problems import Problem
+
+    data = parse_plan_text(read_plan_file(path), source=Path(path).name)
+    plan_dir = Path(path).resolve().parent
+    if "stages" not in data and isinstance(data.get("plan"), str):
+        plan_path = plan_dir / data["plan"]
+        sweep = {k: v for k, v in data.items() if k != "plan"}
+        data = parse_plan_text(read_plan_file(plan_path), source=plan_path.name)
+        data["sweep"] = sweep
+        plan_dir = plan_path.resolve().parent
+    if not isinstance(data.get("sweep"), dict):
+        raise PlanInvalid(
+            [
+                Problem(
+                    "sweep",
+                    "missing: add a sweep: section (objective, budget, space) to the plan, "
+                    "or give a sweep file with plan: <plan file> (see docs/sweeps.md)",
+                )
+            ]
+        )
+    if trials is not None:
+        data["sweep"].setdefault("budget", {})["trials"] = trials
+    return data, plan_dir
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`stagelab sweep PLAN [--trials N] [--parallel N] [--gpus G] [--detach] [--no-cache]`."""
+    from engine.spec import plan_from_data
+    from engine.spec.plan import dump_yaml
+
+    if args.trials is not None and args.trials < 1:
+        raise UserError("--trials must be at least 1")
+    if args.parallel < 1:
+        raise UserError("--parallel must be at least 1")
+    try:
+        data, plan_dir = load_sweep_plan(Path(args.plan), args.trials)
+        plan = plan_from_data(data, plan_dir)
+    except PlanInvalid as exc:
+        print(f"{args.plan}: {len(exc.problems)} problem(s); nothing was started:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    gpus = _parse_gpus(args.gpus)
+    parallel = args.parallel if gpus == "cpu" else max(args.parallel, len(gpus.split(",")))
+    workspace, store = open_workspace(args)
+    from engine.cli.launch import experiment_for
+
+    text = dump_yaml(data)
+    experiment_id = experiment_for(store, args.name or f"{plan.name} sweep", text, str(plan_dir))
+    sweep_id = queries.create_sweep(
+        store,
+        experiment_id,
+        plan.sweep.model_dump(mode="json"),
+        gpus=gpus,
+        parallel=parallel,
+        use_cache=not args.no_cache,
+    )
+    return _start_sweep(workspace, sweep_id, detach=args.detach)
+
+
+def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
+    print(sweep_id, flush=True)
+    if detach:
+        import subprocess
+
+        from engine.cli.launch import module_command
+
+        folder = workspace.root / "sweeps"
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / f"{sweep_id}.log", "ab")  # noqa: SIM115 - handed to the child
+        subprocess.Popen(
+            [*module_command("engine"), "sweep", "--workspace", str(workspace.root)]
+            + ["--sweep", sweep_id],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return EXIT_OK
+    from engine.sweep.driver import run_sweep
+
+    code = run_sweep(workspace.root, sweep_id)
+    print(f"see: stagelab show {sweep_id}")
+    return code
+
+
+def cmd_sweep_resume(args: argparse.Namespace) -> int:
+    """`stagelab sweep-resume SWEEP`: continue a killed or stopped sweep where it was."""
+    workspace, store = open_workspace(args)
+    info = _lookup(queries.get_sweep, store, args.sweep)
+    if info.status == "running":
+        raise UserError(f"sweep {info.id} is running (pid {info.pid})")
+    if info.status == "finished":
+        raise UserError(f"sweep {info.id} has finished ({info.stop_reason})")
+    return _start_sweep(workspace, info.id, detach=args.detach)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    """`stagelab show RUN [--json]`."""
+    """`stagelab show RUN|SWEEP [--json]`."""
     _, store = open_workspace(args)
-    run = _lookup(queries.get_run, store, args.run)
+    try:
+        run = queries.get_run(store, args.run)
+    except queries.NotFound:
+        try:
+            sweep = queries.get_sweep(store, args.run)
+        except queries.NotFound:
+            raise UserError(f"no run or sweep '{args.run}'; see `stagelab ls` for ids") from None
+        except queries.StoreError as exc:
+            raise UserError(str(exc)) from None
+        return _show_sweep(store, sweep, as_json=args.json)
+    except queries.StoreError as exc:
+        raise UserError(str(exc)) from None
     data = run_json(store, run)
     if args.json:
         # Strict JSON (jq, browsers): NaN and ±inf as "NaN", "Infinity", "-Infinity".
@@ -337,19 +678,63 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{k} {v:.4g}" for k, v in sorted(s["metrics"].items()) if not k.startswith("perf/")
         )
         print(f"  [{s['index']}] {s['name']} ({s['kind']}): {s['status']}, {progress}  {metrics}")
+        if s["reused_from"]:
+            src = s["reused_from"]
+            print(f"      reused from run {src['run']} stage {src['stage']} (not trained again)")
         if s["output_dir"]:
             print(f"      output: {s['output_dir']}")
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)."""
+    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)
+    and/or `--plan FILE` (the plan text the run used, as stored)."""
+    if not args.metrics and not args.plan:
+        raise UserError("say what to export: --metrics FILE.csv and/or --plan FILE.yaml")
     _, store = open_workspace(args)
     run = _lookup(queries.get_run, store, args.run)
-    with _open_for_writing(args.metrics) as fh:
-        count = write_metrics_csv(store, run.id, fh)
-    print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
+    if args.plan:
+        text = _plan_for_export(run)
+        with _open_for_writing(args.plan) as fh:
+            fh.write(text)
+        print(f"wrote the plan of run {run.id} to {args.plan}")
+    if args.metrics:
+        with _open_for_writing(args.metrics) as fh:
+            count = write_metrics_csv(store, run.id, fh)
+        print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
     return EXIT_OK
+
+
+def _plan_for_export(run: Any) -> str:
+    """The run's plan text; relative data and model paths become absolute, so the file
+    runs from wherever it is written."""
+    from engine.spec import parse_plan_text
+    from engine.spec.plan import dump_yaml
+
+    data = parse_plan_text(run.plan_text)
+    base = Path(run.plan_dir)
+    changed = False
+    for stage in data.get("stages", []):
+        for source in _sources(stage):
+            path = source.get("path")
+            if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+                source["path"] = str((base / path).resolve())
+                changed = True
+    return dump_yaml(data) if changed else run.plan_text
+
+
+def _sources(stage: Any) -> list[dict[str, Any]]:
+    found = []
+    if not isinstance(stage, dict):
+        return found
+    for key in ("model", "teacher", "data"):
+        if isinstance(stage.get(key), dict):
+            found.append(stage[key])
+    for member in stage.get("members") or []:
+        if isinstance(member, dict):
+            found.append(member)
+            found += _sources(member)
+    return found
 
 
 def cmd_desktop_install(args: argparse.Namespace) -> int:

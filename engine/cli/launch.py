@@ -88,12 +88,17 @@ def record_run(
     plan_dir: str,
     gpus: str,
     opened_from: str | None = None,
+    use_cache: bool = True,
+    experiment_id: str | None = None,
 ) -> str:
     """Record a queued run of a plan (in the experiment of that name and plan text, or see
-    `experiment_for` for a plan opened from an experiment)."""
+    `experiment_for` for a plan opened from an experiment; `experiment_id` names the
+    experiment outright, as a sweep does for its trials). `use_cache` False: no stage is
+    reused (`--no-cache`)."""
     from engine.store import queries
 
-    experiment_id = experiment_for(store, name, plan_text, plan_dir, opened_from)
+    if experiment_id is None:
+        experiment_id = experiment_for(store, name, plan_text, plan_dir, opened_from)
     return queries.create_run(
         store,
         experiment_id,
@@ -101,4 +106,5 @@ def record_run(
         plan_dir=plan_dir,
         gpus=gpus,
         runs_dir=workspace.runs_dir,
+        use_cache=use_cache,
     )

@@ -27,6 +27,11 @@ examples:
   stagelab pause RUN / stagelab stop RUN    hold a live run / checkpoint it and stop
   stagelab resume RUN                       continue a paused, interrupted or stopped run
   stagelab export RUN --metrics out.csv     the run's metric points as CSV
+  stagelab run EXPERIMENT                   run an experiment's stored plan again
+  stagelab clone EXP --set stages.cls.optimizer.lr=3e-4   clone with a changed setting
+  stagelab export RUN --plan plan.yaml      the plan a run used
+  stagelab sweep plan.yaml --trials 8       search settings (the plan's sweep: section)
+  stagelab show SWEEP --json                a sweep's trials and its best trial
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
@@ -61,13 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
     p.add_argument("--demo", action="store_true", help="check the built-in demo plan")
 
-    p = sub.add_parser("run", help="train a plan in a new run")
-    p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
+    p = sub.add_parser("run", help="train a plan, or an experiment's stored plan, in a new run")
+    p.add_argument(
+        "plan",
+        nargs="?",
+        help="plan file (YAML or JSON), or an experiment (id, id prefix or name) to run again",
+    )
     p.add_argument("--demo", action="store_true", help="run the built-in demo plan")
     p.add_argument("--name", help="experiment name (default: the plan's name)")
     p.add_argument("--gpus", default="cpu", help="'cpu' or GPU indices such as '0' or '0,1'")
     p.add_argument(
         "--detach", action="store_true", help="start in the background and print the run id"
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train every stage, even one whose finished twin the workspace already has",
     )
 
     p = sub.add_parser(
@@ -90,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clone", help="new experiment with the same plan (lineage kept)")
     p.add_argument("experiment")
     p.add_argument("--name")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change a setting on the way, e.g. stages.sentiment.optimizer.lr=3e-4 "
+        "(VALUE is YAML; repeat for several); the result is validated like a plan",
+    )
 
     p = sub.add_parser("ls", help="experiments and their runs")
     p.add_argument("--json", action="store_true")
@@ -103,9 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--uninstall", action="store_true", help="remove it again")
 
-    p = sub.add_parser("export", help="export a run's metric points")
+    p = sub.add_parser("export", help="export a run's metric points, or the plan it ran")
     p.add_argument("run")
-    p.add_argument("--metrics", type=Path, required=True, metavar="FILE.csv")
+    p.add_argument("--metrics", type=Path, metavar="FILE.csv", help="metric points as CSV")
+    p.add_argument("--plan", type=Path, metavar="FILE.yaml", help="the plan the run used")
+
+    p = sub.add_parser(
+        "sweep", help="search a plan's settings toward an objective (the plan's sweep: section)"
+    )
+    p.add_argument("plan", help="plan file with a sweep: section, or a sweep file (with plan:)")
+    p.add_argument("--trials", type=int, help="budget of trials (overrides the file)")
+    p.add_argument("--parallel", type=int, default=1, help="trials at once (CPU); default 1")
+    p.add_argument("--gpus", default="cpu", help="'cpu' or GPU indices: one trial per GPU")
+    p.add_argument("--name", help="experiment name (default: the plan's name + ' sweep')")
+    p.add_argument(
+        "--detach", action="store_true", help="run in the background and print the sweep id"
+    )
+    p.add_argument("--no-cache", action="store_true", help="trials reuse no stage")
+
+    p = sub.add_parser("sweep-resume", help="continue a killed or stopped sweep")
+    p.add_argument("sweep")
+    p.add_argument("--detach", action="store_true")
     return parser
 
 

@@ -21,6 +21,7 @@ import torch
 
 from engine.process.context import Control, StageContext
 from engine.process.environment import environment_record
+from engine.process.fingerprint import plan_fingerprints
 from engine.process.recorder import Recorder, now_ms
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
@@ -223,6 +224,7 @@ def _train_stages(
     resume_idx, resume_step, resume_folder = _resume_point(store, run.id)
     outputs: dict[str, Path] = {}
     global_step = 0
+    fingerprints = plan_fingerprints(plan, Path(run.plan_dir), device.type)
     for idx, stage in enumerate(plan.stages):
         row = existing.get(idx)
         if row is not None and row.status in ("finished", "reused") and row.output_dir:
@@ -231,6 +233,13 @@ def _train_stages(
             continue
         if control.stop_requested:  # stopped at a stage's last step: the next one waits
             return "stopped"
+        folder = resume_folder if resume_idx == idx else None
+        if folder is None and run.use_cache and stage.cache:
+            reused = _reuse(store, run.id, idx, stage, fingerprints[idx], recorder, global_step)
+            if reused is not None:
+                outputs[stage.name] = Path(reused.output_dir)
+                global_step += reused.steps_done or 0
+                continue
         ctx = StageContext(
             index=idx,
             plan=plan,
@@ -244,7 +253,6 @@ def _train_stages(
             cache_dir=workspace.root / "cache",
             outputs=outputs,
         )
-        folder = resume_folder if resume_idx == idx else None
         # Points written after the checkpoint (or by an earlier try of this stage) are
         # dropped, so the continued series has no repeated and no missing steps.
         recorder.flush()
@@ -258,7 +266,13 @@ def _train_stages(
                 stage_idx=idx,
                 data={"stage": idx, "after_step": after},
             )
-        recorder.stage(idx, status="running", started_ms=now_ms(), global_step_start=global_step)
+        recorder.stage(
+            idx,
+            status="running",
+            started_ms=now_ms(),
+            global_step_start=global_step,
+            fingerprint=fingerprints[idx],
+        )
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)
         recipe.setup()
@@ -287,6 +301,49 @@ def _train_stages(
         recorder.event("stage", f"stage '{stage.name}' finished{note}", stage_idx=idx)
         global_step += _steps_done(store, run.id, idx)
     return "finished"
+
+
+def _reuse(
+    store: Store,
+    run_id: str,
+    idx: int,
+    stage: Any,
+    fingerprint: str,
+    recorder: Recorder,
+    global_step: int,
+) -> Any:
+    """Reuse a finished stage with this fingerprint, if the workspace has one: the stage row
+    points at its output and copies its final metrics; nothing is trained. Returns the
+    source stage, or None."""
+    found = queries.find_reusable_stage(store, fingerprint, exclude_run=run_id)
+    if found is None:
+        return None
+    source_run, source = found
+    source_idx = source.reused_from["stage"] if source.reused_from else source.idx
+    stamp = now_ms()
+    recorder.stage(
+        idx,
+        status="reused",
+        started_ms=stamp,
+        ended_ms=stamp,
+        global_step_start=global_step,
+        steps_done=source.steps_done,
+        total_steps=source.total_steps,
+        output_dir=source.output_dir,
+        final_metrics=source.final_metrics,
+        fingerprint=fingerprint,
+        reused_run_id=source_run,
+        reused_stage_idx=source_idx,
+    )
+    recorder.event(
+        "stage",
+        f"stage '{stage.name}' reused from run {source_run} stage {source_idx} "
+        "(same settings, data and upstream stages); not trained again",
+        stage_idx=idx,
+        data={"reused_from": {"run": source_run, "stage": source_idx}},
+    )
+    recorder.flush()
+    return source
 
 
 def _latest_by_stage(store: Store, run_id: str) -> dict[tuple[int, str], float]:

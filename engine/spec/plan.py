@@ -18,6 +18,7 @@ from engine.spec.problems import (
 )
 from engine.spec.settings import Settings
 from engine.spec.stages import Stage
+from engine.spec.sweep import Sweep
 
 PLAN_VERSION = 1
 # A plan is a small text file (the demo: 3 kB); anything larger is some other file opened
@@ -47,6 +48,11 @@ class Plan(Settings):
     name: str = Field(..., min_length=1, max_length=200, description="Name of the plan.")
     description: str = Field("", description="What the plan is for.")
     stages: list[Stage] = Field(..., min_length=1, description="Stages, trained in order.")
+    sweep: Sweep | None = Field(
+        None,
+        description="Search settings toward an objective with `stagelab sweep` "
+        "(docs/sweeps.md); a plain run ignores it.",
+    )
 
     def stage_index(self, name: str) -> int:
         """Position of the stage called `name`.
@@ -223,6 +229,10 @@ def plan_from_data(data: dict[str, Any], plan_dir: Path | None = None) -> Plan:
         problems += check_partial(data, plan_dir)
         raise PlanInvalid(_capped(_unique(problems + files), more)) from None
     problems = check_plan(plan, plan_dir) + files
+    if plan.sweep is not None and not problems:
+        from engine.spec.sweep_checks import sweep_problems
+
+        problems += sweep_problems(data, plan, plan_dir)
     if problems:
         raise PlanInvalid(_capped(problems, 0))
     return plan

@@ -29,6 +29,11 @@ class StageBase(Settings):
 
     name: str = Field(..., description="Unique name of the stage; later stages refer to it.")
     description: str = Field("", description="Free text shown on the stage card.")
+    cache: bool = Field(
+        True,
+        description="Reuse a finished stage with the same fingerprint (settings, data, "
+        "upstream stages, seed) instead of training again; false: always train.",
+    )
     epochs: float | None = Field(1.0, gt=0, le=10_000, description="Passes over the data.")
     max_steps: int | None = Field(
         None, ge=1, description="Optimizer steps; when given it overrides epochs."

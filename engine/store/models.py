@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -109,6 +110,10 @@ class SqlRun(Base):
     resume_count: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default="0"
     )
+    # False: `--no-cache`, every stage of the run trains even if a finished one matches.
+    use_cache: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default="1"
+    )
     __table_args__ = (
         UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_id_number"),
         CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),
@@ -136,9 +141,18 @@ class SqlStage(Base):
     total_steps: Mapped[int | None] = mapped_column(Integer)
     output_dir: Mapped[str | None] = mapped_column(Text)
     final_metrics: Mapped[str | None] = mapped_column(Text)
+    # What the stage's result depends on (engine/process/fingerprint.py); a finished stage
+    # with the same fingerprint elsewhere in the workspace is reused instead of trained.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The stage this one reused (status 'reused'). No foreign key: the link outlives the
+    # source run, whose output folder is kept while it is referenced.
+    reused_run_id: Mapped[str | None] = mapped_column(String(32))
+    reused_stage_idx: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
         UniqueConstraint("run_id", "idx", name="uq_stages_run_id_idx"),
         CheckConstraint(f"status IN ({_in(STAGE_STATUSES)})", name="status"),
+        Index("ix_stages_fingerprint", "fingerprint"),
+        Index("ix_stages_reused_run_id", "reused_run_id"),
     )
 
 
@@ -226,4 +240,56 @@ class SqlEvent(Base):
         CheckConstraint(f"level IN ({_in(EVENT_LEVELS)})", name="level"),
         Index("ix_events_run_id_id", "run_id", "id"),
         Index("ix_events_run_id_seq", "run_id", "seq"),
+    )
+
+
+SWEEP_STATUSES = ("running", "finished", "stopped", "failed")
+TRIAL_STATUSES = ("running", "finished", "pruned", "failed", "stopped")
+
+
+class SqlSweep(Base):
+    """A sweep: trials of an experiment's plan with settings drawn from a space, toward an
+    objective. The sweep process owns it (pid, host, heartbeat) like an engine its run."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    spec_text: Mapped[str] = mapped_column(Text, nullable=False)  # the sweep section, JSON
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    gpus: Mapped[str] = mapped_column(String(100), nullable=False)
+    parallel: Mapped[int] = mapped_column(Integer, nullable=False)
+    use_cache: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(SWEEP_STATUSES)})", name="status"),
+        Index("ix_sweeps_experiment_id", "experiment_id"),
+    )
+
+
+class SqlSweepTrial(Base):
+    """A trial of a sweep: its parameters, its run, its status and objective value."""
+
+    __tablename__ = "sweep_trials"
+    sweep_id: Mapped[str] = mapped_column(String(32), ForeignKey("sweeps.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    params: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: path -> value
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    objective: Mapped[float | None] = mapped_column(Float)
+    intermediate: Mapped[str | None] = mapped_column(Text)  # JSON: [[step, value], ...]
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        PrimaryKeyConstraint("sweep_id", "number", name="pk_sweep_trials"),
+        CheckConstraint(f"status IN ({_in(TRIAL_STATUSES)})", name="status"),
     )

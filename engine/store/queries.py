@@ -26,11 +26,13 @@ from engine.store.records import Ambiguous, NotFound, RunBusy, StoreError
 from engine.store.runs import (
     claim_run,
     create_run,
+    find_reusable_stage,
     get_run,
     heartbeat,
     list_runs,
     list_stages,
     mark_interrupted,
+    referenced_outputs,
     set_run_environment,
     set_run_status,
     set_socket_address,
@@ -38,8 +40,30 @@ from engine.store.runs import (
 )
 from engine.store.status import effective_status
 from engine.store.stream import max_seq, stream_after
+from engine.store.sweeps import (
+    add_trial,
+    best_trial,
+    claim_sweep,
+    create_sweep,
+    end_sweep,
+    get_sweep,
+    list_sweeps,
+    sweep_heartbeat,
+    sweep_of_run,
+    update_trial,
+)
 
 __all__ = [
+    "add_trial",
+    "best_trial",
+    "claim_sweep",
+    "create_sweep",
+    "end_sweep",
+    "get_sweep",
+    "list_sweeps",
+    "sweep_heartbeat",
+    "sweep_of_run",
+    "update_trial",
     "replace_plan",
     "max_seq",
     "stream_after",
@@ -54,6 +78,8 @@ __all__ = [
     "clone_experiment",
     "create_experiment",
     "create_run",
+    "find_reusable_stage",
+    "referenced_outputs",
     "delete_experiment",
     "effective_status",
     "export_metrics_rows",

@@ -72,6 +72,7 @@ class RunInfo:
     started_ms: int | None
     ended_ms: int | None
     resume_count: int
+    use_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class StageInfo:
     total_steps: int | None
     output_dir: str | None
     final_metrics: dict[str, float] = field(default_factory=dict)
+    fingerprint: str | None = None
+    # {"run": id, "stage": index} of the finished stage this one reused, else None.
+    reused_from: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

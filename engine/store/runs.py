@@ -39,13 +39,25 @@ def _info(row: SqlRun) -> RunInfo:
         started_ms=row.started_ms,
         ended_ms=row.ended_ms,
         resume_count=row.resume_count,
+        use_cache=bool(row.use_cache),
     )
 
 
 def create_run(
-    store: Store, experiment_id: str, *, plan_text: str, plan_dir: str, gpus: str, runs_dir: Path
+    store: Store,
+    experiment_id: str,
+    *,
+    plan_text: str,
+    plan_dir: str,
+    gpus: str,
+    runs_dir: Path,
+    use_cache: bool = True,
 ) -> str:
-    """Record a queued run of an experiment and make its folder; returns the run id."""
+    """Record a queued run of an experiment and make its folder; returns the run id.
+
+    `use_cache` False trains every stage even where a finished stage in the workspace has
+    the same fingerprint (`--no-cache`).
+    """
     run_id = new_id()
     run_dir = Path(runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +78,7 @@ def create_run(
                 run_dir=str(run_dir),
                 created_ms=now_ms(),
                 resume_count=0,
+                use_cache=use_cache,
             )
         )
     return run_id
@@ -179,23 +192,83 @@ def upsert_stage(store: Store, run_id: str, idx: int, **fields: Any) -> None:
             setattr(row, key, value)
 
 
+def _stage_info(r: SqlStage) -> StageInfo:
+    return StageInfo(
+        idx=r.idx,
+        name=r.name,
+        kind=r.kind,
+        status=r.status,
+        started_ms=r.started_ms,
+        ended_ms=r.ended_ms,
+        global_step_start=r.global_step_start,
+        steps_done=r.steps_done,
+        total_steps=r.total_steps,
+        output_dir=r.output_dir,
+        final_metrics=json.loads(r.final_metrics) if r.final_metrics else {},
+        fingerprint=r.fingerprint,
+        reused_from=(
+            {"run": r.reused_run_id, "stage": r.reused_stage_idx}
+            if r.reused_run_id is not None
+            else None
+        ),
+    )
+
+
 def list_stages(store: Store, run_id: str) -> list[StageInfo]:
     """A run's stages in plan order."""
     with store.session() as s:
         rows = s.scalars(select(SqlStage).where(SqlStage.run_id == run_id).order_by(SqlStage.idx))
-        return [
-            StageInfo(
-                idx=r.idx,
-                name=r.name,
-                kind=r.kind,
-                status=r.status,
-                started_ms=r.started_ms,
-                ended_ms=r.ended_ms,
-                global_step_start=r.global_step_start,
-                steps_done=r.steps_done,
-                total_steps=r.total_steps,
-                output_dir=r.output_dir,
-                final_metrics=json.loads(r.final_metrics) if r.final_metrics else {},
+        return [_stage_info(r) for r in rows]
+
+
+def find_reusable_stage(
+    store: Store, fingerprint: str, *, exclude_run: str | None = None
+) -> tuple[str, StageInfo] | None:
+    """A finished (or itself reused) stage with this fingerprint whose output folder still
+    exists, as (run id, stage); the oldest trained one first, so reuse always points at the
+    stage that trained. None if there is none.
+    """
+    with store.session() as s:
+        rows = s.scalars(
+            select(SqlStage)
+            .where(
+                SqlStage.fingerprint == fingerprint,
+                SqlStage.status.in_(("finished", "reused")),
+                SqlStage.output_dir.is_not(None),
             )
-            for r in rows
-        ]
+            .order_by(SqlStage.reused_run_id.is_not(None), SqlStage.ended_ms, SqlStage.id)
+        ).all()
+        for r in rows:
+            if r.run_id == exclude_run or not Path(r.output_dir).is_dir():
+                continue
+            source = _stage_info(r)
+            if source.reused_from is not None:  # point at the stage that trained
+                return source.reused_from["run"], source
+            return r.run_id, source
+    return None
+
+
+def referenced_outputs(store: Store, run_ids: list[str]) -> dict[str, list[str]]:
+    """Output folders of these runs that stages of *other* runs reuse: folder → the runs
+    that reuse it. Deleting the runs must keep these folders (reference counting)."""
+    doomed = set(run_ids)
+    found: dict[str, list[str]] = {}
+    with store.session() as s:
+        rows = s.scalars(
+            select(SqlStage).where(SqlStage.status == "reused", SqlStage.output_dir.is_not(None))
+        ).all()
+        for r in rows:
+            if r.run_id in doomed:
+                continue
+            owner = r.reused_run_id
+            if owner in doomed or _inside_any(r.output_dir, s, doomed):
+                found.setdefault(r.output_dir, []).append(r.run_id)
+    return found
+
+
+def _inside_any(folder: str, session: Session, run_ids: set[str]) -> bool:
+    for run_id in run_ids:
+        row = session.get(SqlRun, run_id)
+        if row is not None and Path(folder).resolve().is_relative_to(Path(row.run_dir).resolve()):
+            return True
+    return False

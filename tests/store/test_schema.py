@@ -45,7 +45,11 @@ def insert_finished_run(conn, experiment_id: str, name: str, run_id: str) -> Non
 
 def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
-    assert current_revision(store.engine) == head_revision(store.engine) == "0004_metric_chunks"
+    assert (
+        current_revision(store.engine)
+        == head_revision(store.engine)
+        == "0005_stage_cache_and_sweeps"
+    )
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -69,7 +73,7 @@ def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
     engine.dispose()
     assert "resume_count" not in schema_sql(db)
     store = Store.open(db)
-    assert current_revision(store.engine) == "0004_metric_chunks"
+    assert current_revision(store.engine) == "0005_stage_cache_and_sweeps"
     run = queries.get_run(store, "r00000000001")
     assert run.resume_count == 0 and run.status == "finished"
     assert queries.get_experiment(store, "old one").id == "abcdef123456"
@@ -101,3 +105,22 @@ def test_points_and_events_from_before_the_stream_seq_get_their_insertion_order(
     assert steps == [1, 2, 3]
     assert [item[3] for item in items if item[0] == "event"] == ["stage"]
     assert queries.max_seq(store, "r1") >= 3
+
+
+def test_stages_of_an_older_database_have_no_fingerprint_and_runs_use_the_cache(tmp_path):
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    upgrade_to_head(engine, "0004_metric_chunks")
+    with engine.begin() as conn:
+        insert_finished_run(conn, "e1", "old", "r1")
+        conn.execute(
+            text(
+                "INSERT INTO stages (run_id, idx, name, kind, status, steps_done) "
+                "VALUES ('r1', 0, 's', 'train', 'finished', 3)"
+            )
+        )
+    engine.dispose()
+    store = Store.open(db)
+    assert queries.get_run(store, "r1").use_cache is True
+    (stage,) = queries.list_stages(store, "r1")
+    assert stage.fingerprint is None and stage.reused_from is None
