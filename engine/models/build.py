@@ -118,8 +118,9 @@ def build_model(
     auto = AUTO_CLASS[objective]
     extra: dict[str, Any] = {}
     if labels is not None:
+        # num_labels follows id2label; passing both warns when a trained backbone's config
+        # had another number of labels (the demo's topics -> sentiment).
         extra = {
-            "num_labels": len(labels),
             "id2label": dict(enumerate(labels)),
             "label2id": {name: i for i, name in enumerate(labels)},
         }
