@@ -49,7 +49,7 @@ class PlanDocument:
         self.path = path
         self.plan_dir = plan_dir
         self._saved_text = self.to_yaml()  # a fresh plan counts as unchanged
-        self.problems: list[Problem] = plan_problems(data, plan_dir)
+        self.problems: list[Problem] = _in_words(plan_problems(data, plan_dir))
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -69,10 +69,14 @@ class PlanDocument:
         return cls(data, path, path.parent)
 
     @classmethod
-    def from_text(cls, text: str, plan_dir: str | Path) -> PlanDocument:
+    def from_text(cls, text: str, plan_dir: str | Path, name: str | None = None) -> PlanDocument:
         """An untitled plan from stored text (a cloned experiment's), its relative paths
-        resolved against `plan_dir` as when it was recorded."""
-        return cls(parse_plan_text(text, source="plan"), None, Path(plan_dir))
+        resolved against `plan_dir` as when it was recorded; `name` renames the plan (a
+        clone is called what its experiment will be)."""
+        data = parse_plan_text(text, source="plan")
+        if name is not None:
+            data["name"] = name
+        return cls(data, None, Path(plan_dir))
 
     @classmethod
     def empty(cls, plan_dir: Path) -> PlanDocument:
@@ -124,6 +128,15 @@ class PlanDocument:
         """File name, or the plan name for an untitled plan."""
         return self.path.name if self.path else f"{self._data.get('name') or 'untitled'} (unsaved)"
 
+    @property
+    def shown_problems(self) -> list[Problem]:
+        """The problems to list: a plan with no stages yet is new, not wrong, so its
+        'stages: must have at least 1 item(s)' is left to an empty-plan hint (Run stays
+        disabled by `problems`)."""
+        if self.stages or not isinstance(self._data.get("stages"), list):
+            return self.problems
+        return [p for p in self.problems if p.path != "stages"]
+
     def stage_problems(self, index: int) -> list[tuple[str, Problem]]:
         """Problems of one stage, each with its path inside the stage ('' for the stage)."""
         found = []
@@ -171,6 +184,27 @@ class PlanDocument:
         set_in(stage, keys, value)
         self.replace_stage(index, stage)
 
+    def rename_stage(self, index: int, name: Any) -> None:
+        """Rename a stage and every `from_stage` that named it (model, teacher, members),
+        so the stages that start from it still do. When the old name was not unique the
+        references were ambiguous and are left as they are."""
+        old = self.stage_names()[index]
+        unique = self.stage_names().count(old) == 1 and bool(old)
+        changed = {index}
+        stages = self._data["stages"]
+        stage = copy.deepcopy(stages[index])
+        set_in(stage, ("name",), name)
+        stages[index] = stage
+        if unique and name is not UNSET:
+            for i, other in enumerate(stages):
+                if isinstance(other, dict) and _rename_refs(other, old, str(name)):
+                    changed.add(i)
+        self.problems = _in_words(plan_problems(self._data, self.plan_dir))
+        for i in sorted(changed):  # per stage: views keep their selection
+            self.changed.emit("stage", i)
+        self.problems_changed.emit()
+        self.file_changed.emit()
+
     def set_plan_value(self, key: str, value: Any) -> None:
         """Set a plan-level setting (name, description); UNSET removes it."""
         if value is UNSET:
@@ -206,10 +240,26 @@ class PlanDocument:
 
     def _edited(self, what: str, index: int) -> None:
         # Problems first, so that views following `changed` show the new ones.
-        self.problems = plan_problems(self._data, self.plan_dir)
+        self.problems = _in_words(plan_problems(self._data, self.plan_dir))
         self.changed.emit(what, index)
         self.problems_changed.emit()
         self.file_changed.emit()
+
+
+_PAIR_ITEM = re.compile(r"^(.*\.betas)\[\d\]$")
+
+
+def _in_words(problems: list[Problem]) -> list[Problem]:
+    """The validator's problems, said for a person where its words are the schema's: one
+    beta given is "betas: needs two numbers", not "betas[1]: is required; add it"."""
+    out: list[Problem] = []
+    for problem in problems:
+        pair = _PAIR_ITEM.match(problem.path)
+        if pair and problem.message.startswith("is required"):
+            problem = Problem(pair.group(1), "needs two numbers, such as 0.9, 0.999")
+        if problem not in out:
+            out.append(problem)
+    return out
 
 
 def set_in(node: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
@@ -232,6 +282,26 @@ def set_in(node: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
             node[key] = {}
         node = node[key]
     node[keys[-1]] = copy.deepcopy(value)
+
+
+def stage_references(stage: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model sources of a stage that may name another stage (`from_stage`): its model,
+    teacher, joint members' models and ensemble members."""
+    sources = [stage.get("model"), stage.get("teacher")]
+    members = stage.get("members")
+    for member in members if isinstance(members, list) else []:
+        if isinstance(member, dict):
+            sources += [member, member.get("model")]
+    return [s for s in sources if isinstance(s, dict) and "from_stage" in s]
+
+
+def _rename_refs(stage: dict[str, Any], old: str, new: str) -> bool:
+    found = False
+    for source in stage_references(stage):
+        if source["from_stage"] == old:
+            source["from_stage"] = new
+            found = True
+    return found
 
 
 def rebase_paths(data: dict[str, Any], old_dir: Path, new_dir: Path) -> dict[str, Any]:

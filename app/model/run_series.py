@@ -77,6 +77,21 @@ class StageState:
     total_steps: int | None = None
     steps_done: int = 0
     global_step_start: int | None = None
+    planned_steps: int | None = None  # counted from the plan as the LR preview counts
+
+    def done_and_total(self, progress: dict[str, Any]) -> tuple[int, int | None]:
+        """Steps done and the stage's length: the engine's count once it knows it, the
+        plan's count before; a finished stage counts the steps it took (early stopping
+        ends it short), so a finished run's bar is full. `progress` is the latest
+        progress message when it is about this stage, else {}."""
+        if self.status in ("finished", "reused", "skipped"):
+            done = self.steps_done or (self.total_steps or self.planned_steps or 0)
+            if self.status == "skipped":
+                done = self.steps_done
+            return done, done
+        total = progress.get("total") or self.total_steps or self.planned_steps
+        done = progress.get("step") if progress.get("step") is not None else self.steps_done
+        return done or 0, total
 
 
 @dataclass
@@ -101,6 +116,27 @@ class RunSeries:
 
     def stage(self, idx: int) -> StageState:
         return self.stages.setdefault(idx, StageState(idx))
+
+    def plan_stages(self, planned: list[tuple[str, str, int]]) -> None:
+        """(name, kind, steps) of every stage of the run's plan, counted as the LR preview
+        counts them: bars and the run's total are right before a stage has started."""
+        for idx, (name, kind, steps) in enumerate(planned):
+            state = self.stage(idx)
+            state.name = state.name or name
+            state.kind = state.kind or kind
+            state.planned_steps = steps
+        self.dirty.add("@stages")
+
+    def overall(self) -> tuple[int, int | None]:
+        """(steps done, total steps) of the whole run; total is None while a stage's length
+        is unknown."""
+        done, total = 0, 0
+        for idx in sorted(self.stages):
+            progress = self.progress if self.progress.get("stage") == idx else {}
+            d, t = self.stages[idx].done_and_total(progress)
+            done += d
+            total = None if total is None or t is None else total + t
+        return done, total
 
     def update_stage(self, info: dict[str, Any]) -> None:
         state = self.stage(info["idx"])

@@ -150,3 +150,40 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return "" if value is None else str(value)
+
+
+# Settings that only mean something for one choice of another setting: the inspector
+# shows them only then (or while the plan sets them, so a stray value can be cleared).
+APPLIES_WHEN: dict[tuple[str, ...], tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    ("optimizer", "betas"): (("optimizer", "name"), "adamw", ("adam", "adamw")),
+    ("optimizer", "eps"): (("optimizer", "name"), "adamw", ("adam", "adamw")),
+    ("optimizer", "momentum"): (("optimizer", "name"), "adamw", ("sgd",)),
+    ("optimizer", "nesterov"): (("optimizer", "name"), "adamw", ("sgd",)),
+    ("schedule", "cycles"): (("schedule", "name"), "linear", ("cosine_restarts",)),
+    ("schedule", "step_size"): (("schedule", "name"), "linear", ("step",)),
+    ("schedule", "gamma"): (("schedule", "name"), "linear", ("step",)),
+}
+
+
+def applies(keys: tuple[str, ...], value_of: Any) -> bool:
+    """Whether the setting at `keys` takes effect, given `value_of(keys)` (the plan's
+    value, or a non-string when it is left out and takes its default)."""
+    rule = APPLIES_WHEN.get(keys)
+    if rule is None:
+        return True
+    chooser, default, choices = rule
+    chosen = value_of(chooser)
+    return (chosen if isinstance(chosen, str) else default) in choices
+
+
+def short_label(keys: tuple[str, ...]) -> str:
+    """A setting in a few words for an undo step: 'unfreeze every N steps', 'learning
+    rate' (not 'freezing.unfreeze.every_steps')."""
+    words = [LABELS.get(k, k.replace("_", " ")) for k in keys[-2:]]
+    if len(keys) == 1 or words[-1].lower() not in GENERIC:
+        words = words[-1:]
+    text = " ".join(words).lower()
+    return text if len(text) <= 32 else text[:31] + "…"
+
+
+GENERIC = {"every n steps", "name", "layers", "metric", "path", "mode", "embeddings"}

@@ -20,7 +20,17 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 class QtCurvePlot(pg.PlotWidget):
     """Curves by name; `set_curve` creates a curve item once and updates it after."""
 
-    def __init__(self, title: str, y_label: str = "", x_label: str = "step", parent=None):
+    def __init__(
+        self,
+        title: str,
+        y_label: str = "",
+        x_label: str = "step",
+        parent=None,
+        legend: str = "inside",
+    ):
+        """`legend`: "inside" (top right), "compact" (small type, bottom right, where
+        rising rates leave room) or "below" (under the axis, never over the data; for long
+        names such as compare's run labels)."""
         pal = QApplication.palette()
         super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
         self.setObjectName(f"plot_{title.lower().replace(' ', '_')}")
@@ -37,7 +47,22 @@ class QtCurvePlot(pg.PlotWidget):
         item.getViewBox().sigXRangeChanged.connect(self._redecimate)
         backdrop = QColor(pal.color(QPalette.ColorRole.Base))
         backdrop.setAlpha(200)
-        self.legend = item.addLegend(offset=(-10, 10), labelTextColor=self._fg, brush=backdrop)
+        if legend == "below":
+            self.legend = pg.LegendItem(
+                colCount=3, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-6
+            )
+            item.layout.addItem(self.legend, 4, 1)
+            item.legend = self.legend  # curves with a name join it, as with addLegend
+        elif legend == "compact":
+            self.legend = item.addLegend(
+                offset=(-4, -4),
+                labelTextColor=self._fg,
+                brush=backdrop,
+                labelTextSize="7pt",
+                verSpacing=-8,
+            )
+        else:
+            self.legend = item.addLegend(offset=(-10, 10), labelTextColor=self._fg, brush=backdrop)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._shadows: dict[str, pg.PlotDataItem] = {}
         self.sources: dict[str, tuple[PeakLevels, PeakLevels | None]] = {}
@@ -144,22 +169,23 @@ class QtCurvePlot(pg.PlotWidget):
         for name in list(self.curves):
             self.remove_curve(name)
 
-    def set_boundaries(self, marks: list[tuple[float, str]], labels: bool = True) -> None:
-        """Vertical lines where stages begin, labelled with the stage name."""
+    def set_boundaries(self, marks: list[tuple], labels: bool = True) -> None:
+        """Vertical lines where stages begin, labelled with the stage name: (x, name), or
+        (x, name, colour) for a boundary of one curve only (compare: one run's stage)."""
         if self._marks == (marks, labels):
             return
         self._marks = (marks, labels)
         for line in self._boundaries:
             self.removeItem(line)
-        pen = pg.mkPen(self._fg, width=1, style=Qt.PenStyle.DashLine)
         self._boundaries = []
-        for x, label in marks:
+        for x, label, *colour in marks:
+            colour = QColor(colour[0]) if colour and colour[0] else self._fg
             line = pg.InfiniteLine(
                 pos=x,
                 angle=90,
-                pen=pen,
+                pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
                 label=label if labels else None,
-                labelOpts={"position": 0.97, "color": self._fg, "anchors": [(0, 0), (0, 0)]},
+                labelOpts={"position": 0.97, "color": colour, "anchors": [(0, 0), (0, 0)]},
             )
             self.addItem(line, ignoreBounds=True)
             self._boundaries.append(line)

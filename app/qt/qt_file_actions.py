@@ -39,7 +39,8 @@ class FileActions:
         self.save_action = self._add("&Save", QKeySequence.StandardKey.Save, self.save)
         self._add("Save &as…", QKeySequence.StandardKey.SaveAs, self.save_as)
         self.menu.addSeparator()
-        self._add("&Quit", QKeySequence.StandardKey.Quit, window.close)
+        # Ctrl+Q everywhere (the platform's Quit key is empty on some desktops).
+        self._add("&Quit", "Ctrl+Q", window.close).setObjectName("quitAction")
 
     def _add(self, text: str, shortcut, slot) -> QAction:
         action = QAction(text, self.window)
@@ -113,6 +114,12 @@ class FileActions:
         return self._write(path if path.suffix else path.with_suffix(".yaml"))
 
     def _write(self, path: Path) -> bool:
+        doc = self.window.doc
+        if str(doc.data.get("name") or "untitled") == "untitled":
+            # A plan never named takes the file's name (an undo step), not 'untitled'.
+            from app.qt.editor.undo import SetPlanValue
+
+            self.window.undo_stack.push(SetPlanValue(doc, "name", path.stem))
         try:
             self.window.doc.save(path)
         except OSError as exc:

@@ -9,21 +9,25 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
     QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.model.plan_document import PlanDocument
 from app.qt.editor.qt_inspector import QtStageInspector
 from app.qt.editor.qt_palette import QtStagePalette
+from app.qt.editor.qt_plan_header import QtPlanHeader
 from app.qt.editor.qt_plan_view import QtPlanView
 from app.qt.editor.qt_problems import QtProblemsList
 from app.qt.editor.undo import InsertStage, RemoveStage
 from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
+from app.qt.qt_help_menu import build_help_menu
 from app.qt.qt_look import app_icon
 from app.qt.qt_run_actions import RunActions
 from engine.store.workspace import Workspace
@@ -52,6 +56,8 @@ class MainWindow(QMainWindow):
         self.problems = QtProblemsList(doc)
         self.gpu_picker = QtGpuPicker(self.store)
         self.plan_view.stageSelected.connect(self.inspector.show_stage)
+        # Delete / Duplicate follow the selection, not only plan edits.
+        self.plan_view.stageSelected.connect(lambda _: self._update_stage_actions())
         self.problems.stageActivated.connect(self.plan_view.select_row)
 
         bottom = QTabWidget()
@@ -60,8 +66,15 @@ class MainWindow(QMainWindow):
         bottom.addTab(QLabel("Drawing the learning-rate preview…"), "Learning rate")
         bottom.addTab(self.problems, "Problems")
         self.bottom_tabs = bottom
+        self.plan_header = QtPlanHeader(doc, self.undo_stack)
+        plan_side = QWidget()
+        plan_layout = QVBoxLayout(plan_side)
+        plan_layout.setContentsMargins(0, 0, 0, 0)
+        plan_layout.setSpacing(0)
+        plan_layout.addWidget(self.plan_header)
+        plan_layout.addWidget(self.plan_view, 1)
         centre = QSplitter(Qt.Orientation.Vertical)
-        centre.addWidget(self.plan_view)
+        centre.addWidget(plan_side)
         centre.addWidget(bottom)
         centre.setSizes([520, 260])
         self.tabs = QTabWidget()
@@ -71,10 +84,17 @@ class MainWindow(QMainWindow):
         self.runs = RunActions(self, self.tabs)
         self.setCentralWidget(self.tabs)
         self.experiment_id: str | None = None  # the experiment the plan was opened from
+        # A clone is recorded as an experiment on its first run, not when Clone is pressed
+        # (each click used to leave an empty experiment behind): until then, its parent.
+        self.clone_of: str | None = None
         self._docks_shown: list[QDockWidget] | None = None
         self._dock("Stages", self.palette_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Devices", self.gpu_picker, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Stage settings", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock(
+            "Stage settings", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.palette_dock = self.findChild(QDockWidget, "dock_stagePalette")
+        self._dock_widths: list[int] | None = None  # widths before the docks were hidden
 
         self.plan_state = QLabel()
         self.statusBar().addPermanentWidget(self.plan_state)
@@ -87,6 +107,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
             self.restoreState(settings.value("window/state", QByteArray()))
+        self.fit_docks(fresh=not isinstance(geometry, QByteArray))
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -111,6 +132,33 @@ class MainWindow(QMainWindow):
             self._store = Store.open(self.workspace.db_path)
         return self._store
 
+    def fit_docks(self, fresh: bool = False) -> None:
+        """Give the palette and the inspector their share of the window: defaults on a
+        fresh start, else the widths they have (a restored layout, a resize), kept within
+        a fraction of the window so the plan in the middle is never squeezed."""
+        width = self.width()
+        shares = ((self.palette_dock, 0.18, 0.24), (self.inspector_dock, 0.32, 0.36))
+        docks, widths = [], []
+        for dock, default, most in shares:
+            if dock.isFloating() or not dock.isVisible() and not fresh:
+                continue
+            least = dock.widget().minimumWidth()
+            wanted = int(default * width) if fresh else dock.width()
+            docks.append(dock)
+            widths.append(max(least, min(wanted, int(most * width))))
+        if docks:
+            self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.tabs.currentIndex() == 0:
+            QTimer.singleShot(0, self.fit_docks)  # the window has its final size now
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.isVisible() and self.tabs.currentIndex() == 0:
+            self.fit_docks()
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{widget.objectName()}")
@@ -133,21 +181,24 @@ class MainWindow(QMainWindow):
         self.duplicate_action = self._action(
             edit, "&Duplicate stage", "Ctrl+D", self.duplicate_stage
         )
+        self.duplicate_action.setObjectName("duplicateStageAction")
         self.delete_action = self._action(
             edit, "De&lete stage", QKeySequence.StandardKey.Delete, self.delete_stage
         )
+        self.delete_action.setObjectName("deleteStageAction")
         self.menuBar().insertMenu(edit.menuAction(), self.files.menu)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action(run_menu, "&Run plan", "Ctrl+R", self.run_plan)
         view = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
+        build_help_menu(self)
 
         toolbar = QToolBar("Plan")
         toolbar.setObjectName("planToolbar")
         toolbar.addActions([self.files.new_action, self.files.open_action, self.files.save_action])
         toolbar.addSeparator()
-        toolbar.addActions([undo, redo])
+        toolbar.addActions(self._short_undo_actions())
         spacer = QWidget()
         spacer.setSizePolicy(
             spacer.sizePolicy().horizontalPolicy().Expanding, spacer.sizePolicy().verticalPolicy()
@@ -160,7 +211,34 @@ class MainWindow(QMainWindow):
         self.run_button.setMinimumWidth(110)
         self.run_button.clicked.connect(self.run_plan)
         toolbar.addWidget(self.run_button)
+        for action in (self.files.new_action, self.files.open_action, self.files.save_action):
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setToolTip(f"{action.text().replace('&', '').rstrip('…')} ({keys})")
         self.addToolBar(toolbar)
+
+    def _short_undo_actions(self) -> list[QAction]:
+        """Undo and Redo for the toolbar: a fixed short text (the stack's own actions grow
+        with the step's name and push the toolbar about), the step named in the tooltip.
+        Updated from the signals' values only: the stack may be gone when the window is."""
+        stack = self.undo_stack
+        actions = []
+        for text, key, do, can_changed, text_changed in (
+            ("Undo", "Ctrl+Z", stack.undo, stack.canUndoChanged, stack.undoTextChanged),
+            ("Redo", "Ctrl+Shift+Z", stack.redo, stack.canRedoChanged, stack.redoTextChanged),
+        ):
+            action = QAction(text, self)
+            action.setObjectName(f"toolbar{text}")
+            action.setEnabled(False)
+            action.setToolTip(f"Nothing to {text.lower()}")
+            action.triggered.connect(do)
+            can_changed.connect(action.setEnabled)
+            text_changed.connect(
+                lambda step, a=action, t=text, k=key: a.setToolTip(
+                    f"{t} {step} ({k})" if step else f"Nothing to {t.lower()}"
+                )
+            )
+            actions.append(action)
+        return actions
 
     def _action(self, menu, text: str, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -172,13 +250,16 @@ class MainWindow(QMainWindow):
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def set_document(self, doc: PlanDocument, experiment_id: str | None = None) -> None:
-        """Show another plan (from a file, or the plan of `experiment_id`); its undo history
-        starts empty."""
+    def set_document(
+        self, doc: PlanDocument, experiment_id: str | None = None, clone_of: str | None = None
+    ) -> None:
+        """Show another plan (from a file, the plan of `experiment_id`, or a clone of the
+        plan of `clone_of`); its undo history starts empty."""
         self.undo_stack.clear()
         self.doc = doc
-        self.experiment_id = experiment_id
-        for part in (self.plan_view, self.inspector, self.problems, self.lr_preview):
+        self.experiment_id, self.clone_of = experiment_id, clone_of
+        parts = (self.plan_header, self.plan_view, self.inspector, self.problems, self.lr_preview)
+        for part in parts:
             part.set_document(doc)
         self._follow(doc)
 
@@ -189,7 +270,7 @@ class MainWindow(QMainWindow):
         self.plan_view.select_row(0 if doc.stages else -1)
 
     def _update_state(self) -> None:
-        count = len(self.doc.problems)
+        count = len(self.doc.shown_problems)
         problems = f"{count} problem{'s' * (count != 1)}"
         runnable = self.doc.is_valid and bool(self.doc.stages)
         self.run_button.setEnabled(runnable)
@@ -198,16 +279,22 @@ class MainWindow(QMainWindow):
             "Save the plan and start a run (Ctrl+R)"
             if runnable
             else f"Fix the {problems} listed under Problems first"
+            if count
+            else "Add stages from the palette first"
         )
         self.bottom_tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
         self.setWindowModified(self.doc.is_dirty)
         self.setWindowTitle(f"{self.doc.title}[*] — Stagelab")
-        has_stage = self.plan_view.selected_row() >= 0
-        self.duplicate_action.setEnabled(has_stage)
-        self.delete_action.setEnabled(has_stage)
+        self._update_stage_actions()
         self.plan_state.setText(
             "Plan is valid" if runnable else problems if count else "Add stages from the palette"
         )
+
+    def _update_stage_actions(self) -> None:
+        # Only on the Plan tab: Del in the experiment browser must not delete a stage.
+        has_stage = self.plan_view.selected_row() >= 0 and self.tabs.currentIndex() == 0
+        self.duplicate_action.setEnabled(has_stage)
+        self.delete_action.setEnabled(has_stage)
 
     def duplicate_stage(self) -> None:
         """Copy the selected stage, under a new name, right after it."""
@@ -241,13 +328,30 @@ class MainWindow(QMainWindow):
         from engine.cli.launch import record_run, start_engine
 
         store = self.store()
+        plan_text = (
+            self.doc.to_yaml()
+            if self.doc.path is None
+            else self.doc.path.read_text(encoding="utf-8")
+        )
+        live = live_run_of(store, plan_text, str(self.doc.plan_dir))
+        if live is not None:
+            answer = ask_about_live_run(self, live)
+            if answer == "watch":
+                self.runs.open_run(live.id)
+                return
+            if answer != "another":
+                return
+        name = str(self.doc.data.get("name") or "plan")
+        if self.clone_of is not None:
+            from engine.store import queries
+
+            self.experiment_id = queries.clone_experiment(store, self.clone_of, name=name)
+            self.clone_of = None
         run_id = record_run(
             self.workspace,
             store,
-            name=str(self.doc.data.get("name") or "plan"),
-            plan_text=self.doc.to_yaml()
-            if self.doc.path is None
-            else self.doc.path.read_text(encoding="utf-8"),
+            name=name,
+            plan_text=plan_text,
             plan_dir=str(self.doc.plan_dir),
             gpus=self.gpu_picker.selection(),
             opened_from=self.experiment_id,
@@ -262,15 +366,21 @@ class MainWindow(QMainWindow):
     def show_plan_docks(self, on: bool) -> None:
         """The editor's docks belong to the Plan tab: hidden on the others, back as they
         were on return."""
+        self._update_stage_actions()
         docks = self.findChildren(QDockWidget)
         if not on and self._docks_shown is None:
             self._docks_shown = [d for d in docks if d.isVisible()]
+            self._dock_widths = [self.palette_dock.width(), self.inspector_dock.width()]
             for dock in docks:
                 dock.hide()
         elif on and self._docks_shown is not None:
             for dock in self._docks_shown:
                 dock.show()
             self._docks_shown = None
+            if self._dock_widths is not None:  # as they were, not as Qt re-shares them
+                docks = [self.palette_dock, self.inspector_dock]
+                self.resizeDocks(docks, self._dock_widths, Qt.Orientation.Horizontal)
+            self.fit_docks()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self.files.maybe_save():
@@ -282,3 +392,46 @@ class MainWindow(QMainWindow):
         self.gpu_picker.timer.stop()
         self.runs.close()
         event.accept()
+
+
+STARTING_S = 120  # a queued run this young is an engine still starting, not a dead one
+
+
+def live_run_of(store, plan_text: str, plan_dir: str):
+    """The newest run of exactly this plan that is training, paused, stopping or still
+    starting (recorded but not yet claimed by its engine), or None."""
+    import time
+
+    from engine.store import queries
+
+    now_ms = time.time() * 1000
+    for run in reversed(queries.list_runs(store)):
+        if run.plan_text != plan_text or run.plan_dir != plan_dir:
+            continue
+        starting = run.stored_status == "queued" and now_ms - run.created_ms < STARTING_S * 1000
+        if run.status in ("running", "paused", "stopping") or starting:
+            return run
+    return None
+
+
+def ask_about_live_run(parent: QWidget, run) -> str:
+    """'watch', 'another' or 'cancel': what to do when this plan is already running."""
+    box = QMessageBox(parent)
+    box.setObjectName("liveRunQuestion")
+    box.setWindowTitle("This plan is running")
+    box.setIcon(QMessageBox.Icon.Question)
+    status = "starting" if run.stored_status == "queued" else run.status
+    box.setText(f"Run {run.id} of this plan is {status}.")
+    box.setInformativeText(
+        "Watch it in the monitor, or start another run of the same plan beside it "
+        "(both train at once and share the machine)."
+    )
+    watch = box.addButton("Watch the running one", QMessageBox.ButtonRole.AcceptRole)
+    watch.setObjectName("watchRunning")
+    another = box.addButton("Start another run", QMessageBox.ButtonRole.DestructiveRole)
+    another.setObjectName("startAnother")
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(watch)
+    box.exec()
+    clicked = box.clickedButton()
+    return "watch" if clicked is watch else "another" if clicked is another else "cancel"

@@ -113,17 +113,33 @@ def test_tags_and_notes_are_saved(qtbot, window, finished_ws):
     assert len(visible_rows(browser)) == 2
 
 
-def test_clone_opens_the_plan_in_the_editor_with_its_parent(qtbot, window, finished_ws):
+def test_clone_opens_the_plan_in_the_editor_with_its_parent(
+    qtbot, window, finished_ws, monkeypatch
+):
+    from engine.cli import launch
+
+    store = window.store()
     browser = window.runs.browser
-    source = queries.get_run(window.store(), finished_ws[1][0]).experiment_id
+    source = queries.get_run(store, finished_ws[1][0]).experiment_id
+    before = {e.id for e in queries.list_experiments(store)}
     browser.select(source)
     qtbot.mouseClick(browser.clone_button, Qt.MouseButton.LeftButton)
-    clone = queries.get_experiment(window.store(), window.experiment_id)
-    assert clone.parent_id == source and clone.id != source
+    qtbot.mouseClick(browser.clone_button, Qt.MouseButton.LeftButton)
+    # clicking Clone leaves no empty experiment behind; the title says what Run records into
+    assert {e.id for e in queries.list_experiments(store)} == before
     assert window.runs.tabs.currentIndex() == 0  # the editor
+    assert window.windowTitle().startswith("tiny (clone)")
+    assert window.plan_header.name.text() == "tiny (clone)"
     assert window.doc.stage_names() == ["mlm", "cls"]
     assert window.doc.stage(1)["max_steps"] == 20
     assert window.plan_view.model().rowCount() == 2
+    # the first run records the clone, with its parent, under the plan's name
+    monkeypatch.setattr(launch, "start_engine", lambda *a, **k: None)
+    window.run_plan()
+    clone = queries.get_experiment(store, window.experiment_id)
+    assert clone.parent_id == source and clone.id not in before
+    assert clone.name == "tiny (clone)" and len(clone.runs) == 1
+    window.runs.monitor.close_run()
 
 
 def test_compare_overlays_both_runs_and_diffs_the_plans(qtbot, window, finished_ws):

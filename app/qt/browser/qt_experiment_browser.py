@@ -154,6 +154,7 @@ class QtExperimentBrowser(QWidget):
         self._set_details(None)
 
         split = QSplitter()
+        split.setChildrenCollapsible(False)  # a small window never hides a part
         split.addWidget(self.view)
         split.addWidget(details)
         split.setStretchFactor(0, 3)

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 from app.model.run_series import Curve, RunSeries
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
 
+EMPTY_TEXT = "No runs yet: select two or more runs under Experiments and press Compare."
+
 
 class _Loader(QObject):
     loaded = Signal(object)  # list of (label, RunSeries, plan text)
@@ -69,9 +71,11 @@ class QtCompareView(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for combo in (self.left, self.right):
             combo.currentIndexChanged.connect(self.diff)
-        self.plot = QtCurvePlot("Compare", "")
+        self.plot = QtCurvePlot("Compare", "", legend="below")  # run labels are long
         self.plot.setObjectName("comparePlot")
-        self.status = QLabel("Loading runs…")
+        self.status = QLabel(EMPTY_TEXT)
+        self.status.setObjectName("compareStatus")
+        self.status.setWordWrap(True)
         self.left_text, self.right_text = QTextEdit(), QTextEdit()
         for text in (self.left_text, self.right_text):
             text.setReadOnly(True)
@@ -105,6 +109,7 @@ class QtCompareView(QWidget):
         diff_layout.addLayout(diff_bar)
         diff_layout.addWidget(texts, 1)
         split = QSplitter(Qt.Orientation.Vertical)
+        split.setChildrenCollapsible(False)  # a small window never hides a part
         split.addWidget(self.plot)
         split.addWidget(diff)
         split.setSizes([520, 300])
@@ -133,12 +138,17 @@ class QtCompareView(QWidget):
         self.align.blockSignals(True)
         self.align.clear()
         self.align.addItem("Global step", None)
-        first = runs[0][1] if runs else None
-        for idx in sorted(first.stages) if first else []:
-            self.align.addItem(f"Stage {idx + 1}: {first.stages[idx].name}", idx)
+        # Stages of every run (a later run may have more, or other names).
+        names: dict[int, list[str]] = {}
+        for _, run, _ in runs:
+            for idx, stage in run.stages.items():
+                if stage.name not in names.setdefault(idx, []):
+                    names[idx].append(stage.name)
+        for idx in sorted(names):
+            self.align.addItem(f"Stage {idx + 1}: {' / '.join(names[idx])}", idx)
         self.align.blockSignals(False)
         self.right.setCurrentIndex(min(1, len(runs) - 1))
-        self.status.setText(f"{len(runs)} runs")
+        self.status.setText(f"{len(runs)} runs" if runs else EMPTY_TEXT)
         self.draw()
         self.diff()
 
@@ -149,6 +159,7 @@ class QtCompareView(QWidget):
         self.plot.getPlotItem().setLabel(
             "bottom", "global step" if stage is None else "step in stage"
         )
+        ends = {}
         for i, (label, run, _) in enumerate(self.runs):
             if stage is None:
                 curve = Curve(key)
@@ -164,9 +175,23 @@ class QtCompareView(QWidget):
                     colour=QColor(COLOURS[i % len(COLOURS)]),
                     symbols=key.startswith("eval/"),
                 )
-        self.plot.set_boundaries(
-            self.runs[0][1].boundaries() if stage is None and self.runs else []
-        )
+                ends[label] = float(x[-1])
+        # A shorter run is drawn over a longer one, or its curve would hide under it.
+        for z, label in enumerate(sorted(ends, key=ends.get, reverse=True)):
+            self.plot.curves[label].setZValue(z)
+        self.plot.set_boundaries(self.boundary_marks() if stage is None else [])
+
+    def boundary_marks(self) -> list[tuple[float, str, str | None]]:
+        """Stage starts of every run: one neutral line where all runs share it, else a
+        line in the colour of each run it belongs to."""
+        where: dict[tuple[float, str], list[int]] = {}
+        for i, (_, run, _) in enumerate(self.runs):
+            for x, name in run.boundaries():
+                where.setdefault((x, name), []).append(i)
+        return [
+            (x, name, None if len(runs) == len(self.runs) else COLOURS[runs[0] % len(COLOURS)])
+            for (x, name), runs in sorted(where.items())
+        ]
 
     def diff(self) -> None:
         if not self.runs:

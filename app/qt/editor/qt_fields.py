@@ -160,7 +160,7 @@ class MetricsEditor(FieldEditor):
         for i, name in enumerate(self.spec.choices):
             check = QCheckBox(name.replace("_", " "))
             check.toggled.connect(self._toggled)
-            grid.addWidget(check, i // 3, i % 3)
+            grid.addWidget(check, i // 2, i % 2)  # two columns fit a narrow inspector
             self._boxes[name] = check
         return box
 

@@ -9,20 +9,22 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QLabel,
     QScrollArea,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.model.plan_document import UNSET, PlanDocument
-from app.model.schema_fields import FieldSpec, field_spec, model_fields
+from app.model.schema_fields import APPLIES_WHEN, FieldSpec, applies, field_spec, model_fields
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_model_source import QtModelSource
-from app.qt.editor.undo import SetStageValue
+from app.qt.editor.undo import RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
 from engine.spec import STAGE_CLASSES
 from engine.spec.settings import DataSource
@@ -47,6 +49,7 @@ GROUP_TITLES = {
     "eval": "Evaluation",
     "checkpoint": "Checkpoints",
 }
+ALWAYS_OPEN = ("optimizer", "schedule")  # open even when the stage keeps the defaults
 # Values a newly enabled optional group starts with, so it is valid at once.
 OPTIONAL_GROUP_START = {"unfreeze": {"every_steps": 100}, "early_stopping": {}}
 DATA_PICKER_KEYS = ("path", "hub", "text_column", "label_column")
@@ -60,13 +63,16 @@ class QtStageInspector(QScrollArea):
         self.setObjectName("stageInspector")
         self.setAccessibleName("Stage inspector")
         self.setWidgetResizable(True)
-        self.setMinimumWidth(460)
+        # Narrow enough for a 1024-px screen beside the palette and the plan; the fields
+        # grow with the dock.
+        self.setMinimumWidth(320)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.undo_stack = undo_stack
         self.index = -1
         self._kind: str | None = None
         self.editors: dict[tuple[str, ...], FieldEditor] = {}
         self._groups: dict[tuple[str, ...], QGroupBox] = {}
+        self._folded: dict[str, bool] = {}  # sections the person folded (True) or opened
         self._group_problems: dict[tuple[str, ...], QLabel] = {}
         self.set_document(doc)
 
@@ -91,6 +97,8 @@ class QtStageInspector(QScrollArea):
     def _build(self, kind: str | None, has_stage: bool) -> None:
         self._kind = kind
         self.editors, self._groups, self._group_problems = {}, {}, {}
+        self._conditional: dict[tuple[str, ...], tuple[QFormLayout, QWidget]] = {}
+        self._sections: dict[str, tuple] = {}
         body = QWidget()
         layout = QVBoxLayout(body)
         self.header = QLabel()
@@ -132,9 +140,53 @@ class QtStageInspector(QScrollArea):
         )
         for key, title in GROUP_TITLES.items():
             spec = field_spec(key, cls)
-            layout.addWidget(self._form_box(title, list(spec.fields), (key,)))
+            box = self._form_box(title, list(spec.fields), (key,))
+            layout.addWidget(self._collapsible(box, key))
         layout.addStretch(1)
+        _narrowable(body)
         self.setWidget(body)
+
+    def _collapsible(self, box: QGroupBox, key: str) -> QWidget:
+        """A settings group that folds under its title (the whole form is ~2,500 px)."""
+        section = QWidget()
+        section.setObjectName(f"collapsible_{key}")
+        layout = QVBoxLayout(section)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        button = QToolButton()
+        button.setObjectName(f"toggle_{key}")
+        button.setText(box.title())
+        button.setCheckable(True)
+        button.setAutoRaise(True)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        font = button.font()
+        font.setBold(True)
+        button.setFont(font)
+        box.setTitle("")
+        layout.addWidget(button)
+        layout.addWidget(box)
+
+        def fold(on: bool, person: bool = True) -> None:
+            box.setVisible(on)
+            button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+            if person:
+                self._folded[key] = not on
+
+        button.toggled.connect(fold)
+        self._sections[key] = (button, box, fold)
+        return section
+
+    def _fold_sections(self) -> None:
+        # Open: what the person opened, else what the stage sets; always what has problems.
+        troubled = {sub.split(".")[0] for sub, _ in self.doc.stage_problems(self.index)}
+        for key, (button, _box, fold) in self._sections.items():
+            unused = key not in ALWAYS_OPEN and self.doc.value(self.index, (key,)) is UNSET
+            on = not self._folded.get(key, unused)
+            on = on or key in troubled
+            button.blockSignals(True)
+            button.setChecked(on)
+            button.blockSignals(False)
+            fold(on, person=False)
 
     def _data_box(self) -> QGroupBox:
         picker = QtDataPicker()
@@ -174,6 +226,8 @@ class QtStageInspector(QScrollArea):
             label = QLabel(spec.label)
             label.setToolTip(editor.input.toolTip())
             form.addRow(label, editor)
+            if keys in APPLIES_WHEN:
+                self._conditional[keys] = (form, editor)
         return box
 
     # -- following the plan -----------------------------------------------------------------
@@ -190,6 +244,13 @@ class QtStageInspector(QScrollArea):
         )
         for keys, editor in self.editors.items():
             editor.show_value(self.doc.value(self.index, keys))
+        for keys, (form, editor) in self._conditional.items():
+            # Momentum is no setting of AdamW, nor gamma of a linear schedule: shown only
+            # where it applies, or while the plan sets it (so it can be cleared).
+            value = self.doc.value(self.index, keys)
+            shown = value is not UNSET or applies(keys, lambda k: self.doc.value(self.index, k))
+            form.setRowVisible(editor, shown)
+        self._fold_sections()
         for keys, box in self._groups.items():
             if box.isCheckable():
                 box.blockSignals(True)
@@ -248,11 +309,25 @@ class QtStageInspector(QScrollArea):
     def _set(self, keys: tuple[str, ...], value: Any) -> None:
         if self.doc.value(self.index, keys) == value:
             return
+        if keys == ("name",):  # the stages that start from this one follow the new name
+            self.undo_stack.push(RenameStage(self.doc, self.index, value))
+            return
         self.undo_stack.push(SetStageValue(self.doc, self.index, keys, value))
 
     def _toggle_group(self, keys: tuple[str, ...], on: bool) -> None:
         start = OPTIONAL_GROUP_START.get(keys[-1], {})
         self._set(keys, dict(start) if on else UNSET)
+
+
+def _narrowable(body: QWidget) -> None:
+    """Let the form shrink to the inspector's minimum on a small screen: long rows put the
+    field under its label, and choice boxes no longer ask for their longest choice's width
+    (the dock has no sideways scrolling, so anything wider was cut off)."""
+    for form in body.findChildren(QFormLayout):
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    for combo in body.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
 
 
 def _boxed(title: str, widget: QWidget) -> QGroupBox:

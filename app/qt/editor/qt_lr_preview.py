@@ -67,9 +67,10 @@ class QtLrPreview(pg.PlotWidget):
                 angle=90,
                 pen=pg.mkPen(color, width=1, style=pg.QtCore.Qt.PenStyle.DotLine),
                 # pyqtgraph formats the label: braces in a (malformed) name stay text
-                label=f"{curve.name} · {curve.steps} steps".replace("{", "{{").replace("}", "}}"),
+                label=boundary_label(curve.name, curve.steps),
                 labelOpts={
-                    "position": 0.93 - 0.12 * (len(self._items) // 2 % 2),
+                    # four rows in turn, so neighbouring labels of short stages do not overlap
+                    "position": 0.93 - 0.1 * (len(self._items) // 2 % 4),
                     "color": color,
                     "anchors": [(0, 0), (0, 0)],
                 },
@@ -80,9 +81,19 @@ class QtLrPreview(pg.PlotWidget):
             self._items += [line, boundary]
         self.plotItem.setYRange(0, top * 1.12, padding=0)
         end = sum(c.steps for c in self.curves)
-        if end:
-            self.plotItem.setXRange(0, end, padding=0.01)
+        # An empty plan gets an empty axis, not the last plan's.
+        self.plotItem.setXRange(0, end or 100, padding=0.01)
 
     def points(self) -> list[tuple[int, float]]:
         """Every (global step, learning rate) point drawn, in order."""
         return [(x, lr) for c in self.curves for x, lr in zip(c.x, c.lr, strict=True)]
+
+
+LABEL_CHARS = 24  # a longer stage name is shortened in the plot (whole in the tooltip)
+
+
+def boundary_label(name: str, steps: int) -> str:
+    """The label at a stage's start: its name (shortened) and step count. pyqtgraph
+    formats the label, so braces in a (malformed) name are doubled to stay text."""
+    short = name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
+    return f"{short} · {steps} steps".replace("{", "{{").replace("}", "}}")

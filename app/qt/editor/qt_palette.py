@@ -25,6 +25,9 @@ class QtStagePalette(QListWidget):
         self.setWordWrap(True)
         self.setSpacing(2)
         self.setToolTip("Drag a stage kind into the plan")
+        # Readable titles and summaries even when the window is small: docks shrink to
+        # their widgets' minimum, and Qt's own for a list is ~70 px.
+        self.setMinimumWidth(150)
         for info in stage_kinds():
             note = "" if info.runnable else "\npreview: not runnable yet"
             item = QListWidgetItem(kind_icon(info.kind), f"{info.title}\n{info.summary}{note}")

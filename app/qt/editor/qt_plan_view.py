@@ -23,6 +23,7 @@ from app.model.stage_catalog import new_stage
 from app.qt.editor.qt_palette import KIND_MIME
 from app.qt.editor.qt_stage_card import (
     GUTTER,
+    MIN_CARD_WIDTH,
     PROBLEMS_ROLE,
     STAGE_ROLE,
     StageCardDelegate,
@@ -97,6 +98,9 @@ class QtPlanView(QListView):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setUniformItemSizes(True)
+        # Cards always fit the width (they elide their text), so no sideways scrolling.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(GUTTER + 8 + MIN_CARD_WIDTH + 24)
         self.set_document(doc)
 
     def set_document(self, doc: PlanDocument) -> None:

@@ -38,7 +38,7 @@ class QtProblemsList(QListWidget):
         self.clear()
         icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         names = self.doc.stage_names()
-        for problem in self.doc.problems:
+        for problem in self.doc.shown_problems:
             match = _STAGE.match(problem.path)
             where = ""
             if match and int(match.group(1)) < len(names):
@@ -46,7 +46,15 @@ class QtProblemsList(QListWidget):
             item = QListWidgetItem(icon, f"{problem.path}: {problem.message}{where}")
             item.setData(Qt.ItemDataRole.UserRole, int(match.group(1)) if match else -1)
             self.addItem(item)
-        if not self.doc.problems:
+        if not self.doc.stages and not self.doc.shown_problems:
+            info = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
+            item = QListWidgetItem(
+                info, "A new plan: drag stage kinds from the palette into the plan to start."
+            )
+            item.setData(Qt.ItemDataRole.UserRole, -1)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.addItem(item)
+        elif not self.doc.problems:
             ok = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
             item = QListWidgetItem(ok, "No problems: the plan is ready to run.")
             item.setData(Qt.ItemDataRole.UserRole, -1)
@@ -55,9 +63,7 @@ class QtProblemsList(QListWidget):
 
     def messages(self) -> list[str]:
         """The problem lines shown (empty when the plan is valid)."""
-        if not self.doc.problems:
-            return []
-        return [f"{p.path}: {p.message}" for p in self.doc.problems]
+        return [f"{p.path}: {p.message}" for p in self.doc.shown_problems]
 
     def _activated(self, item: QListWidgetItem) -> None:
         row = item.data(Qt.ItemDataRole.UserRole)

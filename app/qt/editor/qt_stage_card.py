@@ -15,13 +15,17 @@ PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2
 GUTTER = 40  # left margin of the plan view where the "starts from" arrows run
 CARD_HEIGHT = 104
 CARD_GAP = 12
+MIN_CARD_WIDTH = 240  # the plan view never gets narrower than a card of this width
 
 
 class StageCardDelegate(QStyledItemDelegate):
     """Paints one stage as a card."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(max(option.rect.width(), 360), CARD_HEIGHT + CARD_GAP)
+        # The list view stretches items to its width; a hint from option.rect would be the
+        # width of whatever was laid out first (a hidden tab's) and, with uniform item
+        # sizes, stay: cards wider than the view, cut on the right.
+        return QSize(GUTTER + 8 + MIN_CARD_WIDTH, CARD_HEIGHT + CARD_GAP)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         stage = index.data(STAGE_ROLE) or {}
@@ -53,25 +57,35 @@ class StageCardDelegate(QStyledItemDelegate):
         title_font = QFont(option.font)
         title_font.setBold(True)
         title_font.setPointSizeF(option.font.pointSizeF() * 1.1)
+        badge = f"⚠ {len(problems)} problem{'s' * (len(problems) > 1)}" if problems else ""
+        badge_width = QFontMetrics(option.font).horizontalAdvance(badge) + 24 if badge else 0
+        # The name (elided, never under the badge) first; the kind after it if there is room.
+        room = width - badge_width
+        title_metrics = QFontMetrics(title_font)
+        title = title_metrics.elidedText(
+            str(stage.get("name") or "(no name)"), Qt.TextElideMode.ElideRight, max(room, 20)
+        )
         painter.setFont(title_font)
         painter.setPen(palette.text().color())
-        title = str(stage.get("name") or "(no name)")
         painter.drawText(
-            QRect(text_left, card.top() + 8, width, 22), Qt.AlignmentFlag.AlignVCenter, title
+            QRect(text_left, card.top() + 8, room, 22), Qt.AlignmentFlag.AlignVCenter, title
         )
-        title_width = QFontMetrics(title_font).horizontalAdvance(title)
+        title_width = title_metrics.horizontalAdvance(title)
 
         painter.setFont(option.font)
         painter.setPen(color if not is_dark(palette) else color.lighter(140))
-        painter.drawText(
-            QRect(text_left + title_width + 10, card.top() + 8, width, 22),
-            Qt.AlignmentFlag.AlignVCenter,
-            kind_text(stage),
+        kind_room = room - title_width - 10
+        kind = QFontMetrics(option.font).elidedText(
+            kind_text(stage), Qt.TextElideMode.ElideRight, max(kind_room, 0)
         )
-        if problems:
-            self._badge(
-                painter, option, card, f"⚠ {len(problems)} problem{'s' * (len(problems) > 1)}"
+        if kind_room > 30:
+            painter.drawText(
+                QRect(text_left + title_width + 10, card.top() + 8, kind_room, 22),
+                Qt.AlignmentFlag.AlignVCenter,
+                kind,
             )
+        if problems:
+            self._badge(painter, option, card, badge)
 
         muted = palette.placeholderText().color() if not is_dark(palette) else QColor("#b0b3b8")
         metrics = QFontMetrics(option.font)

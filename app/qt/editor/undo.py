@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from app.model.plan_document import UNSET, PlanDocument
+from app.model.schema_fields import short_label
 
 _SET_VALUE_ID = 1
 
@@ -60,7 +61,7 @@ class SetStageValue(QUndoCommand):
     one step, so undo goes back to the value before the editing began."""
 
     def __init__(self, doc: PlanDocument, index: int, keys: tuple[str, ...], value: Any):
-        super().__init__(f"Set {'.'.join(keys)}")
+        super().__init__(f"Change {short_label(keys)}")
         self.doc, self.index, self.keys = doc, index, keys
         self.before = doc.stage(index)
         self.value = copy.deepcopy(value)
@@ -88,7 +89,7 @@ class SetPlanValue(QUndoCommand):
     """Change the plan's name or description."""
 
     def __init__(self, doc: PlanDocument, key: str, value: Any):
-        super().__init__(f"Set plan {key}")
+        super().__init__(f"Plan {key}")
         self.doc, self.key, self.value = doc, key, value
         self.before = copy.deepcopy(doc.data.get(key, UNSET))
 
@@ -97,3 +98,21 @@ class SetPlanValue(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.set_plan_value(self.key, self.before)
+
+
+class RenameStage(QUndoCommand):
+    """Rename a stage and the references of the stages that start from it: one step."""
+
+    def __init__(self, doc: PlanDocument, index: int, name: Any):
+        old = doc.stage_names()[index]
+        super().__init__(f"Rename '{old}' to '{name if name is not UNSET else ''}'")
+        self.doc, self.index, self.name = doc, index, name
+        self.before = copy.deepcopy(doc.stages)
+
+    def redo(self) -> None:
+        self.doc.rename_stage(self.index, self.name)
+
+    def undo(self) -> None:
+        for i, stage in enumerate(self.before):
+            if stage != self.doc.stages[i]:
+                self.doc.replace_stage(i, stage)

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 from app.model.formatting import duration
-from app.model.run_series import StageState
+from app.model.run_series import RunSeries, StageState
 
 STATUS_TEXT = {
     "pending": "waiting",
@@ -18,6 +18,19 @@ STATUS_TEXT = {
     "failed": "failed",
     "skipped": "skipped",
 }
+
+
+RUN_STATUS_TEXT = {"running": "training", "starting": "starting…"}
+
+
+def stage_words(stage_status: str, run_status: str) -> str:
+    """What a stage row says: its own status, unless the run's explains it better (a
+    paused run's current stage is paused, not training)."""
+    if stage_status == "running" and run_status in ("paused", "stopping", "starting"):
+        return {"paused": "paused", "stopping": "stopping…", "starting": "starting…"}[run_status]
+    if stage_status == "running" and run_status in ("stopped", "interrupted", "failed"):
+        return run_status
+    return STATUS_TEXT.get(stage_status, stage_status)
 
 
 class QtProgressPanel(QWidget):
@@ -42,48 +55,44 @@ class QtProgressPanel(QWidget):
         self.grid.setColumnStretch(1, 1)
         self.rows: dict[int, tuple[QLabel, QProgressBar, QLabel]] = {}
 
-    def show_progress(
-        self, stages: dict[int, StageState], progress: dict[str, Any], status: str
-    ) -> None:
-        for idx in sorted(stages):
-            self._stage_row(stages[idx], progress if progress.get("stage") == idx else {}, status)
-        total = progress.get("overall_total") or sum(s.total_steps or 0 for s in stages.values())
-        done = progress.get("overall_step")
-        if done is None:
-            done = sum(s.steps_done for s in stages.values())
-        self.overall.setRange(0, max(total, 1))
-        self.overall.setValue(min(done, max(total, 1)))
-        self.overall.setFormat(f"{done} / {total or '?'} steps")
-        rate = progress.get("steps_per_s") if status == "running" else None
-        speed = f"{rate:.1f} steps/s · " if rate else ""
-        eta = f"ETA {duration(progress.get('overall_eta_s'))}" if rate else status
+    def show_progress(self, run: RunSeries) -> None:
+        """Show the run's stages and totals (`RunSeries.overall`, not the engine's
+        overall count, which leaves out the stages it has not reached)."""
+        for idx in sorted(run.stages):
+            progress = run.progress if run.progress.get("stage") == idx else {}
+            self._stage_row(run.stages[idx], progress, run.status)
+        done, total = run.overall()
+        self.overall.setRange(0, max(total or 0, 1))
+        self.overall.setValue(min(done, max(total or 0, 1)))
+        self.overall.setFormat(f"{done:,} / {total:,} steps" if total else f"{done:,} / ? steps")
+        rate = run.progress.get("steps_per_s") if run.status == "running" else None
+        if rate and total:
+            speed = f"{rate:.1f} steps/s · "
+            eta = f"ETA {duration((total - done) / rate)}"
+        else:
+            speed, eta = "", RUN_STATUS_TEXT.get(run.status, run.status)
         self.overall_text.setText(speed + eta)
 
     def _stage_row(self, stage: StageState, progress: dict[str, Any], status: str) -> None:
         if stage.idx not in self.rows:
             row = len(self.rows) + 1
             name, bar, text = QLabel(), QProgressBar(), QLabel()
+            name.setMinimumWidth(60)
             bar.setObjectName(f"stageProgress{stage.idx}")
             bar.setAccessibleName(f"Progress of stage {stage.idx + 1}")
             bar.setMaximumHeight(16)
+            bar.setMinimumWidth(80)
             self.grid.addWidget(name, row, 0)
             self.grid.addWidget(bar, row, 1)
             self.grid.addWidget(text, row, 2)
             self.rows[stage.idx] = (name, bar, text)
         name, bar, text = self.rows[stage.idx]
         name.setText(f"{stage.idx + 1}. {stage.name or '…'}")
-        total = progress.get("total") or stage.total_steps or 0
-        done = progress.get("step") if progress else stage.steps_done
-        if stage.status in ("finished", "reused"):
-            done = total = (
-                max(stage.steps_done, total, 1)
-                if stage.status == "reused"
-                else max(stage.steps_done, 1)
-            )
-        bar.setRange(0, max(total, 1))
-        bar.setValue(min(done or 0, max(total, 1)))
-        bar.setFormat(f"{done or 0} / {total or '?'}")
-        words = STATUS_TEXT.get(stage.status, stage.status)
+        done, total = stage.done_and_total(progress)
+        bar.setRange(0, max(total or 0, 1))
+        bar.setValue(min(done, max(total or 0, 1)))
+        bar.setFormat(f"{done:,} / {total:,}" if total else f"{done:,} / ?")
+        words = stage_words(stage.status, status)
         if progress.get("eta_s") is not None and status == "running":
             words += f" · ETA {duration(progress['eta_s'])}"
         text.setText(words)

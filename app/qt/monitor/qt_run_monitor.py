@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -28,8 +27,10 @@ from app.model.run_series import RunSeries
 from app.qt.monitor.qt_confusion import QtConfusionMatrix
 from app.qt.monitor.qt_progress_panel import QtProgressPanel
 from app.qt.monitor.qt_run_channel import QtRunChannel
+from app.qt.monitor.qt_run_log import QtRunLog
 from app.qt.monitor.qt_run_plots import QtRunPlots
 from app.qt.qt_curve_plot import QtCurvePlot
+from app.qt.qt_elided_label import QtElidedLabel
 
 REDRAW_MS = 100
 POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
@@ -41,7 +42,7 @@ class HistoryLoader(QObject):
     """Reads a run's stored record on a worker thread: stages and events first, then the
     series in chunks (the curves fill in as they arrive)."""
 
-    header = Signal(str, object, object)  # run id, stages, events
+    header = Signal(str, object, object, object)  # run id, planned stages, stages, events
     series = Signal(int, str, object, object)  # stage, key, steps, values
     done = Signal(str, int)  # run id, stream position loaded up to
 
@@ -54,8 +55,9 @@ class HistoryLoader(QObject):
             # The position first: everything read below is at or before it, and the live
             # stream continues after it, so nothing is missed or drawn twice.
             upto = queries.max_seq(store, run_id)
+            planned = planned_stages(queries.get_run(store, run_id))
             stages = [stage.__dict__ for stage in queries.list_stages(store, run_id)]
-            self.header.emit(run_id, stages, read_events(store, run_id, upto))
+            self.header.emit(run_id, planned, stages, read_events(store, run_id, upto))
             # One series at a time (a few hundred blob reads per million points); a pause
             # after each lets the GUI thread take the interpreter lock back at once.
             for stage, key, steps, values in read_history(store, run_id, upto):
@@ -85,7 +87,7 @@ class QtRunMonitor(QWidget):
         self.cursor_seen = 0  # newest stream position shown
         self.starting_until = 0.0  # a (re)started engine has until then to claim the run
 
-        self.title = QLabel("No run open. Press Run, or open a run from Experiments.")
+        self.title = QtElidedLabel("No run open. Press Run, or open a run from Experiments.")
         self.title.setObjectName("runTitle")
         self.badge = QLabel()
         self.badge.setObjectName("runStatus")
@@ -97,9 +99,8 @@ class QtRunMonitor(QWidget):
         self.export_button = self._button("Export", "exportButton", None)
         self.export_button.setMenu(export_menu(self))
         header = QHBoxLayout()
-        header.addWidget(self.title)
+        header.addWidget(self.title, 1)
         header.addWidget(self.badge)
-        header.addStretch(1)
         for button in (self.pause_button, self.resume_button, self.stop_button, self.export_button):
             header.addWidget(button)
 
@@ -115,18 +116,19 @@ class QtRunMonitor(QWidget):
         self.gpu_note.setWordWrap(True)
         for widget in (self.gpu_note, self.gpu_memory, self.gpu_load):
             gpu_layout.addWidget(widget)
-        self.console = QPlainTextEdit()
-        self.console.setObjectName("logConsole")
-        self.console.setAccessibleName("Run log")
-        self.console.setReadOnly(True)
-        self.console.setMaximumBlockCount(20_000)
+        self.console = QtRunLog()
         self.side = QTabWidget()
-        self.side.addTab(self.confusion, "Confusion matrix")
+        self.side.setObjectName("monitorSideTabs")
+        # Whole titles, never scrolled out of sight ("n matrix") on a narrow side panel.
+        self.side.setUsesScrollButtons(False)
+        self.side.setMinimumWidth(220)
+        self.side.addTab(self.confusion, "Confusion")
         self.side.addTab(gpu, "GPU")
         self.side.addTab(self.console, "Log")
         self.side.setCurrentIndex(2)
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(self.plots)
         split.addWidget(self.side)
         split.setStretchFactor(0, 3)
@@ -177,7 +179,7 @@ class QtRunMonitor(QWidget):
         experiment = queries.get_experiment(store, self.info.experiment_id)
         self.experiment = experiment
         self.run = RunSeries(run_id, status=self.info.status)
-        self.title.setText(f"<b>{experiment.name}</b> · run {self.info.number} · {run_id}")
+        self.title.setText(f"{experiment.name} · run {self.info.number} · {run_id}")
         self.progress.clear()
         self.plots.clear()
         self.console.clear()
@@ -196,8 +198,9 @@ class QtRunMonitor(QWidget):
         self.poll_timer.start()
         self._redraw()
 
-    def _history_header(self, run_id: str, stages: list, events: list) -> None:
+    def _history_header(self, run_id: str, planned: list, stages: list, events: list) -> None:
         if self.run is not None and self.loading and run_id == self.run.run_id:
+            self.run.plan_stages(planned)
             for stage in stages:
                 self.run.update_stage(stage)
             for event in events:
@@ -234,7 +237,7 @@ class QtRunMonitor(QWidget):
         if kind in ("status", "bye", "welcome"):
             self._set_status(self.run.status)
         elif kind == "error":
-            self.console.appendPlainText(f"channel: {message.get('message')}")
+            self.console.append_lines(f"channel: {message.get('message')}")
 
     def _channel_ended(self, status: str) -> None:
         channel, self.channel = self.channel, None
@@ -273,6 +276,7 @@ class QtRunMonitor(QWidget):
             return
         changed = status != getattr(self, "_shown_status", None)
         self.run.status = status
+        self.run.dirty.add("@status")  # the progress words follow the badge
         self._shown_status = status
         self.badge.setText(self._badge_text(status))
         self._update_buttons()
@@ -306,7 +310,7 @@ class QtRunMonitor(QWidget):
         dirty = run.take_dirty()
         self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
         if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
-            self.progress.show_progress(run.stages, run.progress, run.status)
+            self.progress.show_progress(run)
         if "@confusion" in dirty:
             stage = run.stages.get(run.confusion.get("stage"))
             self.confusion.show_matrix(run.confusion, stage.name if stage else "")
@@ -314,7 +318,7 @@ class QtRunMonitor(QWidget):
             self._draw_gpu(run)
         events = run.take_new_events()
         if events:
-            self.console.appendPlainText("\n".join(_log_line(e) for e in events))
+            self.console.append_lines("\n".join(_log_line(e) for e in events))
             self._show_record_warning(events)
         if self.channel is not None:
             self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
@@ -341,7 +345,7 @@ class QtRunMonitor(QWidget):
 
     def _command_done(self, command: str, ok: bool, message: str) -> None:
         if not ok:
-            self.console.appendPlainText(f"{command} was not done: {message}")
+            self.console.append_lines(f"{command} was not done: {message}")
 
     def stop(self) -> None:
         """Stop the run after its current step, with a checkpoint (it can be resumed)."""
@@ -381,8 +385,34 @@ class QtRunMonitor(QWidget):
             channel.deleteLater()
 
 
+def planned_stages(info) -> list[tuple[str, str, int]]:
+    """(name, kind, steps) of each stage of a run's recorded plan, its steps counted as the
+    LR preview counts them (the engine's rule), so the run's total is known from the start."""
+    from pathlib import Path
+
+    from app.model.lr_plan import plan_curve
+    from engine.spec import PlanInvalid, parse_plan_text
+
+    try:
+        data = parse_plan_text(info.plan_text, source="plan")
+    except PlanInvalid:
+        return []  # a plan that no longer parses: totals come from the engine alone
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    curves = plan_curve(stages, Path(info.plan_dir))
+    kinds = [str(s.get("kind", "")) if isinstance(s, dict) else "" for s in stages]
+    return [(c.name, k, c.steps) for c, k in zip(curves, kinds, strict=True)]
+
+
+KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
+
+
 def _log_line(event: dict) -> str:
+    """`time  kind  message` in columns (the log is drawn in a fixed-width font); the kind
+    is left blank when the message starts with it ("checkpoint at step 100")."""
     stamp = time.strftime("%H:%M:%S", time.localtime((event.get("wall_ms") or 0) / 1000))
     level = event.get("level") or "info"
     mark = "" if level == "info" else f"{level.upper()}: "
-    return f"{stamp}  {event.get('kind', ''):<9} {mark}{event.get('message', '')}"
+    kind, message = str(event.get("kind") or ""), str(event.get("message") or "")
+    if message.lower().startswith(kind.lower()):
+        kind = ""
+    return f"{stamp}  {kind:<{KIND_WIDTH}} {mark}{message}"

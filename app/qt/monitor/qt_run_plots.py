@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.model.run_series import Curve, RunSeries
 from app.qt.qt_curve_plot import QtCurvePlot
+from app.qt.qt_elided_label import QtElidedLabel
 
 # Which plot shows a series; evaluation points are few, so they are drawn with markers.
 LOSS_KEYS = ("train/loss", "eval/loss")
@@ -60,8 +61,10 @@ class QtRunPlots(QWidget):
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for column, (title, unit, _) in enumerate(SMALL_PLOTS):
-            plot = QtCurvePlot(title, unit)
+            # The evaluation legend has several entries: small, and low where rates are not.
+            plot = QtCurvePlot(title, unit, legend="compact" if title == "Evaluation" else "inside")
             plot.setMinimumHeight(170)
+            plot.setMinimumWidth(120)
             self.plots[title] = plot
             grid.addWidget(plot, 0, column)
         self.curves: dict[str, Curve] = {}
@@ -74,6 +77,7 @@ class QtRunPlots(QWidget):
         self.smoothing.setObjectName("smoothingSlider")
         self.smoothing.setAccessibleName("Smoothing")
         self.smoothing.setRange(0, 99)
+        self.smoothing.setMinimumWidth(80)  # a usable handle on a small screen
         self.smoothing.setMaximumWidth(160)
         self.smoothing.setToolTip("Exponential moving average of the curves (0 = raw points)")
         self.smoothing_value = QLabel("0.00")
@@ -96,12 +100,11 @@ class QtRunPlots(QWidget):
         bar.addSpacing(16)
         bar.addWidget(self.log_y)
         bar.addWidget(reset)
-        bar.addStretch(1)
-        bar.addWidget(
-            QLabel(
-                "Drag to pan, wheel to zoom, hover for values; click a legend entry to hide a curve."
-            )
+        bar.addSpacing(16)
+        self.help = QtElidedLabel(
+            "Drag to pan, wheel to zoom, hover for values; click a legend entry to hide a curve."
         )
+        bar.addWidget(self.help, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

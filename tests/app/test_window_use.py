@@ -1,0 +1,561 @@
+"""The window as people really use it (issue 20): selection and its actions, renames,
+plan names, cards that fit, honest progress, small screens."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction
+
+from app.qt.editor.qt_stage_card import card_rect
+
+
+def click_card(view, row: int, qtbot) -> None:
+    rect = card_rect(view.visualRect(view.model().index(row)))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center() + QPoint(40, 0))
+
+
+def test_selecting_a_card_enables_delete_and_duplicate(window, qtbot):
+    view = window.plan_view
+    delete = window.findChild(QAction, "deleteStageAction")
+    duplicate = window.findChild(QAction, "duplicateStageAction")
+    click_card(view, 2, qtbot)
+    assert view.selected_row() == 2
+    assert delete.isEnabled() and duplicate.isEnabled()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert window.doc.stage_names() == ["pretrain-mlm", "topics"]
+    click_card(view, 0, qtbot)
+    qtbot.keyClick(view, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert window.doc.stage_names() == ["pretrain-mlm", "pretrain-mlm-copy", "topics"]
+    view.select_row(-1)
+    assert not delete.isEnabled() and not duplicate.isEnabled()
+    # on another tab, Del belongs to that tab
+    click_card(view, 0, qtbot)
+    window.runs.show_tab(1)
+    assert not delete.isEnabled()
+    window.runs.show_tab(0)
+    assert delete.isEnabled()
+
+
+def test_renaming_a_stage_renames_its_references_in_one_undo_step(window):
+    doc, stack = window.doc, window.undo_stack
+    original = doc.to_yaml()
+    window.plan_view.select_row(0)
+    name = window.inspector.editors[("name",)]
+    name.input.setText("mlm")
+    name.input.editingFinished.emit()
+    assert doc.stage_names()[0] == "mlm"
+    assert doc.stages[1]["model"] == {"from_stage": "mlm"}
+    assert doc.is_valid, [str(p) for p in doc.problems]
+    assert window.run_button.isEnabled()
+    assert window.plan_view.selected_row() == 0  # still editing the same stage
+    assert stack.count() == 1 and "mlm" in stack.undoText()
+    stack.undo()
+    assert doc.to_yaml() == original
+    stack.redo()
+    assert doc.stages[1]["model"] == {"from_stage": "mlm"}
+
+
+def test_rename_reaches_teachers_and_members_but_not_other_names():
+    from pathlib import Path
+
+    from app.model.plan_document import PlanDocument
+
+    doc = PlanDocument(
+        {
+            "version": 1,
+            "name": "p",
+            "stages": [
+                {"name": "a", "kind": "train"},
+                {
+                    "name": "b",
+                    "kind": "distill",
+                    "teacher": {"from_stage": "a"},
+                    "model": {"from_stage": "ab"},
+                },
+                {
+                    "name": "c",
+                    "kind": "ensemble",
+                    "members": [{"from_stage": "a"}, {"from_stage": "b"}],
+                },
+                {
+                    "name": "d",
+                    "kind": "joint",
+                    "members": [{"model": {"from_stage": "a"}}, {"model": {"hub": "x"}}],
+                },
+            ],
+        },
+        None,
+        Path("."),
+    )
+    doc.rename_stage(0, "z")
+    stages = doc.stages
+    assert stages[1]["teacher"] == {"from_stage": "z"}
+    assert stages[1]["model"] == {"from_stage": "ab"}
+    assert stages[2]["members"] == [{"from_stage": "z"}, {"from_stage": "b"}]
+    assert stages[3]["members"][0]["model"] == {"from_stage": "z"}
+
+
+def test_a_new_plan_is_named_in_the_window_and_saved_with_its_name(empty_window, tmp_path):
+    import yaml
+
+    win = empty_window
+    header = win.plan_header
+    header.name.setText("reviews")
+    header.name.editingFinished.emit()
+    header.description.setText("sentiment from scratch")
+    header.description.editingFinished.emit()
+    assert win.doc.data["name"] == "reviews"
+    assert win.windowTitle().startswith("reviews")
+    assert win.undo_stack.undoText() == "Plan description"
+    target = tmp_path / "elsewhere.yaml"
+    assert win.files._write(target)
+    saved = yaml.safe_load(target.read_text())
+    assert (saved["name"], saved["description"]) == ("reviews", "sentiment from scratch")
+    win.undo_stack.undo()
+    assert header.description.text() == ""
+
+
+def test_an_unnamed_plan_saved_as_a_file_takes_the_file_name(empty_window, tmp_path):
+    import yaml
+
+    assert empty_window.files._write(tmp_path / "my-study.yaml")
+    assert yaml.safe_load((tmp_path / "my-study.yaml").read_text())["name"] == "my-study"
+    assert empty_window.plan_header.name.text() == "my-study"
+
+
+def test_cards_fit_the_view_after_a_plan_opens_on_another_tab(window, qtbot):
+    from app.model.plan_document import PlanDocument
+    from engine.resources import demo_plan_path
+
+    view = window.plan_view
+    window.runs.show_tab(1)  # Clone opens its plan while Experiments is shown
+    window.set_document(PlanDocument.from_file(demo_plan_path(), as_template=True))
+    window.runs.show_tab(0)
+    for size in ((1400, 880), (1024, 640)):
+        window.resize(*size)
+        qtbot.wait(20)
+        for row in range(view.model().rowCount()):
+            card = card_rect(view.visualRect(view.model().index(row)))
+            assert 0 <= card.left() and card.right() <= view.viewport().width(), (size, card)
+        assert not view.horizontalScrollBar().isVisible()
+
+
+def record_demo_run(window) -> str:
+    from engine.cli.launch import record_run
+    from engine.resources import demo_plan_path
+
+    path = demo_plan_path()
+    return record_run(
+        window.workspace,
+        window.store(),
+        name="demo",
+        plan_text=path.read_text(),
+        plan_dir=str(path.parent),
+        gpus="cpu",
+    )
+
+
+def test_run_progress_totals_are_the_lr_preview_step_counts_from_the_start(window, qtbot):
+    planned = [c.steps for c in window.lr_preview.curves]  # the demo, as the editor shows it
+    run_id = record_demo_run(window)
+    window.runs.open_run(run_id)
+    monitor = window.runs.monitor
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    monitor._redraw()
+    panel = monitor.progress
+    total = sum(planned)
+    assert panel.overall.format() == f"0 / {total:,} steps"
+    assert [panel.rows[i][1].format() for i in range(3)] == [f"0 / {n:,}" for n in planned]
+    # stage 1 trains: the run's total stays the plan's, later stages keep their lengths
+    run = monitor.run
+    run.apply({"type": "stage", "idx": 0, "status": "running", "total_steps": planned[0]})
+    run.apply({"type": "status", "status": "running"})
+    run.apply(
+        {
+            "type": "progress",
+            "stage": 0,
+            "step": 293,
+            "total": planned[0],
+            "overall_step": 293,
+            "overall_total": 708,
+            "steps_per_s": 10.0,
+        }
+    )
+    monitor._redraw()
+    assert panel.overall.format() == f"293 / {total:,} steps"
+    assert panel.rows[2][1].format() == f"0 / {planned[2]:,}"
+    # the last stage stops early (early stopping): a finished run's bar is full
+    for idx, steps in enumerate(planned):
+        done = steps - 9 if idx == 2 else steps
+        run.apply({"type": "stage", "idx": idx, "status": "finished", "steps_done": done})
+    run.apply(
+        {
+            "type": "progress",
+            "stage": 2,
+            "step": planned[2] - 9,
+            "total": planned[2],
+            "overall_step": total - 9,
+            "overall_total": total,
+        }
+    )
+    run.apply({"type": "bye", "status": "finished"})
+    monitor._redraw()
+    assert panel.overall.format() == f"{total - 9:,} / {total - 9:,} steps"
+    assert panel.overall.value() == panel.overall.maximum()
+    monitor.close_run()
+
+
+def answer_live_run_question(qtbot, button: str) -> None:
+    """Click `button` of the 'this plan is running' question once it shows."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QPushButton
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if box is None or box.objectName() != "liveRunQuestion":
+            QTimer.singleShot(20, click)
+            return
+        box.findChild(QPushButton, button).click()
+
+    QTimer.singleShot(0, click)
+
+
+def test_run_asks_before_starting_a_second_engine_for_a_live_plan(window, qtbot, monkeypatch):
+    from engine.cli import launch
+    from engine.store import queries
+
+    started = []
+    monkeypatch.setattr(launch, "start_engine", lambda ws, run_id, **k: started.append(run_id))
+    window.run_plan()
+    assert len(started) == 1
+    window.runs.show_tab(0)
+    answer_live_run_question(qtbot, "watchRunning")
+    window.run_plan()  # the engine is still starting: watch it, start nothing
+    assert len(started) == 1
+    assert window.runs.tabs.currentIndex() == 2
+    assert window.runs.monitor.run.run_id == started[0]
+    answer_live_run_question(qtbot, "startAnother")
+    window.run_plan()
+    assert len(started) == 2 and started[0] != started[1]
+    assert len(queries.list_runs(window.store())) == 2
+    window.runs.monitor.close_run()
+
+
+def test_the_log_keeps_following_while_hidden_and_past_its_line_limit(qtbot):
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    from app.qt.monitor import qt_run_log
+    from app.qt.monitor.qt_run_log import QtRunLog
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    log = QtRunLog()
+    log.setMaximumBlockCount(200)  # the limit a long run reaches, made small
+    tabs.addTab(QLabel("GPU"), "GPU")
+    tabs.addTab(log, "Log")
+    tabs.setCurrentIndex(1)
+    tabs.resize(400, 300)
+    tabs.show()
+    bar = log.verticalScrollBar()
+
+    def at_end() -> bool:
+        qtbot.wait(5)
+        return bar.maximum() > 0 and bar.value() == bar.maximum()
+
+    log.append_lines("\n".join(f"line {i}" for i in range(50)))
+    assert at_end()
+    tabs.setCurrentIndex(0)  # another side tab while lines arrive
+    for i in range(50, 150):
+        log.append_lines(f"line {i}")
+    tabs.setCurrentIndex(1)
+    assert at_end()
+    for i in range(150, 400):  # past the line limit
+        log.append_lines(f"line {i}")
+    assert at_end() and log.toPlainText().endswith("line 399")
+    # scrolled up by the person: stays where it is; back at the bottom: follows again
+    bar.triggerAction(bar.SliderAction.SliderPageStepSub)
+    log.append_lines("new")
+    assert not at_end()
+    bar.triggerAction(bar.SliderAction.SliderToMaximum)
+    log.append_lines("newer")
+    assert at_end()
+    assert qt_run_log.MAX_LINES >= 10_000
+
+
+def test_log_lines_keep_their_columns():
+    from app.qt.monitor.qt_run_monitor import _log_line
+
+    a = _log_line({"kind": "checkpoint", "message": "checkpoint at step 100", "wall_ms": 0})
+    b = _log_line({"kind": "eval", "message": "accuracy 0.81", "wall_ms": 0})
+    assert "checkpoint checkpoint" not in a
+    assert a.index("checkpoint at") == b.index("accuracy")
+
+
+def fake_run(run_id: str, stage_steps: list[int]):
+    from app.model.run_series import RunSeries
+
+    run = RunSeries(run_id, status="finished")
+    start = 0
+    for idx, steps in enumerate(stage_steps):
+        run.update_stage(
+            {
+                "idx": idx,
+                "name": f"s{idx}",
+                "status": "finished",
+                "steps_done": steps,
+                "global_step_start": start,
+            }
+        )
+        run.add_series("train/loss", idx, list(range(1, steps + 1)), [1.0] * steps)
+        start += steps
+    return run
+
+
+def test_compare_says_what_to_do_marks_every_runs_stages_and_shows_short_runs(qtbot):
+    from app.qt.compare.qt_compare import QtCompareView
+
+    view = QtCompareView(lambda: None)
+    qtbot.addWidget(view)
+    assert "Loading" not in view.status.text() and "Compare" in view.status.text()
+    long, short = fake_run("a", [100, 300]), fake_run("b", [40, 60])
+    view._loaded([("long", long, "name: a\n"), ("short", short, "name: b\n")])
+    marks = {(x, name) for x, name, _ in view.boundary_marks()}
+    assert marks == {(0.0, "s0"), (100.0, "s1"), (40.0, "s1")}
+    shown = {line.value() for line in view.plot._boundaries}
+    assert shown == {0.0, 100.0, 40.0}
+    assert view.plot.curves["short"].zValue() > view.plot.curves["long"].zValue()
+    # the legend of long run labels sits under the axis, not over the curves
+    view.resize(900, 600)
+    view.show()
+    qtbot.wait(50)
+    box = view.plot.getPlotItem().vb.sceneBoundingRect()
+    assert not view.plot.legend.sceneBoundingRect().intersects(box)
+    view._loaded([])
+    assert "Compare" in view.status.text()
+
+
+KEY_WIDGETS = {
+    0: ("stagePalette", "planView", "stageInspector", "planName", "runButton", "bottomTabs"),
+    1: (
+        "experimentTable",
+        "experimentSearch",
+        "openRunButton",
+        "cloneButton",
+        "compareButton",
+        "deleteButton",
+        "experimentNotes",
+    ),
+    2: (
+        "lossPlot",
+        "smoothingSlider",
+        "monitorSideTabs",
+        "overallProgress",
+        "pauseButton",
+        "resumeButton",
+        "stopButton",
+        "exportButton",
+        "plot_evaluation",
+    ),
+    3: ("comparePlot", "compareMetric", "compareAlign", "compareStatus"),
+}
+
+
+def assert_usable(window, name: str) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    widget = window.findChild(QWidget, name)
+    assert widget is not None, name
+    assert widget.isVisible(), name
+    least = max(widget.minimumSizeHint().width(), widget.minimumWidth())
+    assert widget.width() >= least, (name, widget.width(), least)
+    # unclipped: wholly inside the window and not cut by a parent
+    top_left = widget.mapTo(window, widget.rect().topLeft())
+    assert window.rect().contains(top_left) and window.rect().contains(
+        widget.mapTo(window, widget.rect().bottomRight())
+    ), name
+    assert unclipped_size(widget) == widget.size(), name
+
+
+def unclipped_size(widget):
+    """The size of the part of `widget` that its ancestors leave in view."""
+    from PySide6.QtCore import QRect
+
+    rect = QRect(widget.mapToGlobal(widget.rect().topLeft()), widget.size())
+    parent = widget.parentWidget()
+    while parent is not None:
+        rect = rect.intersected(QRect(parent.mapToGlobal(parent.rect().topLeft()), parent.size()))
+        parent = parent.parentWidget()
+    return rect.size()
+
+
+def test_every_tab_is_usable_at_1024_by_640(window, qtbot):
+    run_id = record_demo_run(window)
+    for index in (1, 2, 3, 0):  # the editor last: the other tabs must not hold it wide
+        window.runs.show_tab(index)
+        if index == 2:
+            window.runs.monitor.open_run(run_id)
+        window.resize(1024, 640)
+        qtbot.wait(50)
+        assert (window.width(), window.height()) == (1024, 640), index
+        for name in KEY_WIDGETS[index]:
+            assert_usable(window, name)
+        if index == 2:
+            side = window.runs.monitor.side
+            for i in range(side.count()):  # whole tab titles
+                text = side.tabBar().fontMetrics().horizontalAdvance(side.tabText(i))
+                assert side.tabBar().tabRect(i).width() >= text, side.tabText(i)
+                assert side.tabBar().rect().contains(side.tabBar().tabRect(i))
+            window.runs.monitor.close_run()
+    palette = window.palette_list
+    assert palette.width() >= 150  # titles and summaries readable
+    for row in range(3):  # the inspector's form fits its dock (no sideways scrolling)
+        window.plan_view.select_row(row)
+        qtbot.wait(20)
+        body = window.inspector.widget()
+        assert body.minimumSizeHint().width() <= window.inspector.viewport().width()
+        assert body.width() <= window.inspector.viewport().width()
+    assert window.plan_view.width() >= window.inspector.minimumWidth()
+    window.resize(1400, 880)
+    qtbot.wait(50)
+    for name in KEY_WIDGETS[0]:
+        assert_usable(window, name)
+
+
+def test_a_small_saved_layout_does_not_squeeze_a_large_window(qtbot, tmp_path):
+    from app import create_main_window
+    from tests.app.conftest import mark_saved
+
+    small = create_main_window(tmp_path / "ws")
+    qtbot.addWidget(small, before_close_func=mark_saved)
+    small.resize(1024, 640)
+    small.show()
+    small.runs.show_tab(2)  # the monitor was shown once
+    small.runs.show_tab(0)
+    qtbot.wait(50)
+    mark_saved(small)
+    small.close()
+    large = create_main_window(tmp_path / "ws")
+    qtbot.addWidget(large, before_close_func=mark_saved)
+    large.show()
+    large.resize(1600, 1000)
+    qtbot.wait(50)
+    assert large.width() == 1600
+    docks = large.palette_dock.width() + large.inspector_dock.width()
+    assert large.plan_view.width() >= 0.35 * 1600 and docks <= 0.62 * 1600
+    for name in KEY_WIDGETS[0]:
+        assert_usable(large, name)
+
+
+def test_the_inspector_shows_only_settings_that_apply(window):
+    window.plan_view.select_row(2)  # AdamW with a linear schedule
+    inspector = window.inspector
+
+    def shown(*keys) -> bool:
+        return not inspector.editors[keys].isHidden()
+
+    assert shown("optimizer", "betas") and not shown("optimizer", "momentum")
+    assert not shown("optimizer", "nesterov") and not shown("schedule", "gamma")
+    assert not shown("schedule", "cycles") and not shown("schedule", "step_size")
+    inspector.editors[("optimizer", "name")].edited.emit("sgd")
+    inspector.editors[("schedule", "name")].edited.emit("step")
+    assert shown("optimizer", "momentum") and shown("optimizer", "nesterov")
+    assert not shown("optimizer", "betas") and shown("schedule", "gamma")
+    assert shown("schedule", "step_size") and not shown("schedule", "cycles")
+    # short words for the undo step, and a toolbar button that does not grow
+    inspector.editors[("freezing", "unfreeze", "every_steps")].edited.emit(30)
+    assert window.undo_stack.undoText() == "Change unfreeze every n steps"
+    toolbar_undo = window.findChild(QAction, "toolbarUndo")
+    assert toolbar_undo.text() == "Undo"
+    assert "unfreeze every n steps" in toolbar_undo.toolTip()
+
+
+def test_a_new_plan_is_greeted_with_a_hint_not_a_problem(empty_window):
+    problems = empty_window.problems
+    assert problems.messages() == []
+    assert "drag stage kinds" in problems.item(0).text()
+    assert empty_window.bottom_tabs.tabText(1) == "Problems"
+    assert empty_window.plan_state.text() == "Add stages from the palette"
+    assert not empty_window.run_button.isEnabled()
+
+
+def test_help_menu_shortcuts_and_toolbar_tips(window):
+    from app.qt.qt_help_menu import shortcut_lines, versions
+
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus[-1] == "Help"
+    keys = dict(shortcut_lines(window))
+    assert keys["Quit"] == "Ctrl+Q" and keys["Delete stage"] and keys["Run plan"] == "Ctrl+R"
+    assert window.findChild(QAction, "quitAction").shortcut().toString() == "Ctrl+Q"
+    assert window.files.save_action.toolTip() == "Save (Ctrl+S)"
+    found = versions()
+    assert found["Stagelab"] != "not installed" and found["Qt"]
+
+
+def test_status_words_agree_after_resume_pause_and_finish(window, qtbot):
+    run_id = record_demo_run(window)
+    window.runs.open_run(run_id)
+    monitor = window.runs.monitor
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    run, panel = monitor.run, monitor.progress
+    run.apply({"type": "stage", "idx": 0, "status": "running"})
+    monitor._set_status("paused")
+    monitor._redraw()
+    assert panel.rows[0][2].text() == "paused"
+    window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
+    monitor.resumed()
+    monitor._redraw()
+    assert "starting" in monitor.badge.text() and panel.rows[0][2].text() == "starting…"
+    assert panel.overall_text.text() == "starting…"
+    monitor._set_status("finished")
+    assert window.statusBar().currentMessage() == ""
+    monitor.close_run()
+
+
+def test_inspector_sections_fold_and_open_where_the_stage_has_settings(window, qtbot):
+    from PySide6.QtWidgets import QToolButton
+
+    window.plan_view.select_row(2)  # sets freezing and augmentation, no checkpoint group
+    inspector = window.inspector
+
+    def is_open(key: str) -> bool:
+        return inspector.findChild(QToolButton, f"toggle_{key}").isChecked()
+
+    assert is_open("freezing") and is_open("optimizer") and not is_open("checkpoint")
+    box = inspector._groups[("checkpoint",)]
+    assert box.isHidden()
+    inspector.findChild(QToolButton, "toggle_checkpoint").click()
+    assert not box.isHidden()
+    inspector.findChild(QToolButton, "toggle_freezing").click()
+    window.plan_view.select_row(1)
+    window.plan_view.select_row(2)  # the person's choice is kept
+    assert is_open("checkpoint") and not is_open("freezing")
+    # a problem opens its section
+    inspector.editors[("freezing", "layers")].edited.emit(-3)
+    assert is_open("freezing")
+
+
+def test_lr_preview_of_an_empty_plan_and_of_long_names(window, tmp_path, qtbot):
+    from app.model.plan_document import PlanDocument
+
+    preview = window.lr_preview
+    window.set_document(PlanDocument.empty(tmp_path))
+    preview.refresh()
+    low, high = preview.plotItem.getViewBox().viewRange()[0]
+    assert high <= 110  # not the demo's 1,467 steps
+    window.doc.insert_stage(0, {"name": "x" * 80, "kind": "train", "max_steps": 10})
+    preview.refresh()
+    labels = [i.label.toPlainText() for i in preview._items if hasattr(i, "label")]
+    assert labels and all(len(t) < 45 for t in labels)
+
+
+def test_a_single_beta_is_reported_in_words(window):
+    window.plan_view.select_row(1)
+    betas = window.inspector.editors[("optimizer", "betas")]
+    betas.input.setText("0.9")
+    betas.input.editingFinished.emit()
+    assert "stages[1].optimizer.betas: needs two numbers, such as 0.9, 0.999" in (
+        window.problems.messages()
+    )
+    assert "needs two numbers" in betas._problem.text()
+    assert not any("[1]: is required" in m for m in window.problems.messages())
