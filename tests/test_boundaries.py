@@ -49,7 +49,11 @@ def loaded_after(statement: str) -> set[str]:
             HEAVY + QT,
         ),
         # The window's whole widget tree loads without torch.
-        ("import app.qt.qt_main_window, app.qt.qt_run_actions", HEAVY),
+        (
+            "import app.qt.qt_main_window, app.qt.qt_run_actions, app.qt.sweep.qt_sweep_view, "
+            "app.model.sweep_view",
+            HEAVY,
+        ),
     ],
 )
 def test_light_modules_load_no_heavy_packages(statement, forbidden):

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QWidget
 
 if TYPE_CHECKING:
     from app.qt.qt_main_window import MainWindow
 
-PLAN_TAB, EXPERIMENTS_TAB, MONITOR_TAB, COMPARE_TAB = range(4)
+PLAN_TAB, EXPERIMENTS_TAB, MONITOR_TAB, COMPARE_TAB, SWEEPS_TAB = range(5)
 
 
 class RunActions:
@@ -19,12 +19,13 @@ class RunActions:
 
     def __init__(self, window: MainWindow, tabs: QTabWidget):
         self.window, self.tabs = window, tabs
-        self._browser = self._monitor = self._compare = None
+        self._browser = self._monitor = self._compare = self._sweeps = None
         tabs.addTab(QLabel("Loading experiments…"), "Experiments")
         tabs.addTab(QLabel("Loading the monitor…"), "Monitor")
         tabs.addTab(
             QLabel("Select two or more runs under Experiments and press Compare."), "Compare"
         )
+        tabs.addTab(QLabel("Loading sweeps…"), "Sweeps")
         tabs.currentChanged.connect(self._tab_shown)
 
     # -- the tabs' widgets, made on first use -------------------------------------------------
@@ -36,7 +37,6 @@ class RunActions:
         self.tabs.insertTab(index, widget, title)
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)
-        self._size_by_current_page()
         return widget
 
     @property
@@ -72,26 +72,39 @@ class RunActions:
             self._compare = self._swap(COMPARE_TAB, QtCompareView(self.window.store), "Compare")
         return self._compare
 
+    @property
+    def sweep_view(self):
+        if self._sweeps is None:
+            from app.model.sweep_view import SweepViewModel
+            from app.qt.sweep.qt_sweep_view import QtSweepView
+
+            view = QtSweepView(SweepViewModel(self.window.store))
+            view.openPlan.connect(self.open_plan)
+            view.compareRuns.connect(self.compare)
+            view.openRun.connect(self.open_run)
+            self._sweeps = self._swap(SWEEPS_TAB, view, "Sweeps")
+        return self._sweeps
+
+    def open_plan(self, text: str, plan_dir: str, name: str) -> None:
+        """A plan (a sweep trial's) opened in the editor as a new, unsaved plan."""
+        from app.model.plan_document import PlanDocument
+
+        if not self.window.files.maybe_save():
+            return
+        self.window.set_document(PlanDocument.from_text(text, plan_dir, name=name))
+        self.show_tab(PLAN_TAB)
+        self.window.statusBar().showMessage(f"Opened the plan of {name}: change it and press Run")
+
     def _tab_shown(self, index: int) -> None:
         make = {
             EXPERIMENTS_TAB: lambda: self.browser,
             MONITOR_TAB: lambda: self.monitor,
             COMPARE_TAB: lambda: self.compare_view,
+            SWEEPS_TAB: lambda: self.sweep_view.reload_sweeps(),
         }.get(index)
         if make is not None:
             make()
-        self._size_by_current_page()
         self.window.show_plan_docks(index == PLAN_TAB)
-
-    def _size_by_current_page(self) -> None:
-        # A tab widget is as wide as its widest page, shown or not: once the monitor had
-        # been made, the editor (with its docks) could not be narrower than 1505 px. Pages
-        # not shown ignore their size, so only the shown one sets the window's minimum.
-        current = self.tabs.currentIndex()
-        for i in range(self.tabs.count()):
-            policy = QSizePolicy.Policy.Preferred if i == current else QSizePolicy.Policy.Ignored
-            self.tabs.widget(i).setSizePolicy(policy, policy)
-        self.tabs.updateGeometry()
 
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
@@ -130,22 +143,21 @@ class RunActions:
         self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
 
     def clone_experiment(self, experiment_id: str) -> None:
-        """The experiment's plan opened in the editor as a clone, named '<name> (clone)';
-        its experiment (parent recorded) is made when it first runs, so a clone that is
-        never run leaves nothing behind."""
+        """A new experiment with the same plan (its parent recorded), opened in the editor;
+        Run then records into it."""
         from app.model.plan_document import PlanDocument
         from engine.store import queries
 
         if not self.window.files.maybe_save():
             return
-        source = queries.get_experiment(self.window.store(), experiment_id)
-        name = f"{source.name} (clone)"
-        doc = PlanDocument.from_text(source.plan_text, source.plan_dir, name=name)
-        self.window.set_document(doc, clone_of=experiment_id)
+        store = self.window.store()
+        clone_id = queries.clone_experiment(store, experiment_id)
+        clone = queries.get_experiment(store, clone_id)
+        doc = PlanDocument.from_text(clone.plan_text, clone.plan_dir)
+        self.window.set_document(doc, experiment_id=clone_id)
         self.show_tab(PLAN_TAB)
         self.window.statusBar().showMessage(
-            f"Cloned '{source.name}' as '{name}': change the plan and press Run "
-            "(the new experiment is recorded when it first runs)"
+            f"Cloned into experiment '{clone.name}' ({clone_id}): change the plan and press Run"
         )
 
     def compare(self, run_ids: list[str]) -> None:
@@ -193,10 +205,6 @@ class RunActions:
 
     def _status_changed(self, run_id: str, status: str) -> None:
         self.tabs.setTabText(MONITOR_TAB, f"Monitor · {status}")
-        bar = self.window.statusBar()
-        if run_id in bar.currentMessage() and status not in ("starting", "queued"):
-            # "Run … resumes from its last checkpoint" is old news once it trains or ends.
-            bar.clearMessage()
         if self._browser is not None and self._browser.isVisible():
             self._browser.refresh()
 
