@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTabWidget, QWidget
 
 if TYPE_CHECKING:
     from app.qt.qt_main_window import MainWindow
@@ -37,6 +37,7 @@ class RunActions:
         self.tabs.insertTab(index, widget, title)
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)
+        self._size_by_current_page()
         return widget
 
     @property
@@ -104,7 +105,18 @@ class RunActions:
         }.get(index)
         if make is not None:
             make()
+        self._size_by_current_page()
         self.window.show_plan_docks(index == PLAN_TAB)
+
+    def _size_by_current_page(self) -> None:
+        # A tab widget is as wide as its widest page, shown or not: once the monitor had
+        # been made, the editor (with its docks) could not be narrower than 1505 px. Pages
+        # not shown ignore their size, so only the shown one sets the window's minimum.
+        current = self.tabs.currentIndex()
+        for i in range(self.tabs.count()):
+            policy = QSizePolicy.Policy.Preferred if i == current else QSizePolicy.Policy.Ignored
+            self.tabs.widget(i).setSizePolicy(policy, policy)
+        self.tabs.updateGeometry()
 
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
@@ -143,21 +155,22 @@ class RunActions:
         self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
 
     def clone_experiment(self, experiment_id: str) -> None:
-        """A new experiment with the same plan (its parent recorded), opened in the editor;
-        Run then records into it."""
+        """The experiment's plan opened in the editor as a clone, named '<name> (clone)';
+        its experiment (parent recorded) is made when it first runs, so a clone that is
+        never run leaves nothing behind."""
         from app.model.plan_document import PlanDocument
         from engine.store import queries
 
         if not self.window.files.maybe_save():
             return
-        store = self.window.store()
-        clone_id = queries.clone_experiment(store, experiment_id)
-        clone = queries.get_experiment(store, clone_id)
-        doc = PlanDocument.from_text(clone.plan_text, clone.plan_dir)
-        self.window.set_document(doc, experiment_id=clone_id)
+        source = queries.get_experiment(self.window.store(), experiment_id)
+        name = f"{source.name} (clone)"
+        doc = PlanDocument.from_text(source.plan_text, source.plan_dir, name=name)
+        self.window.set_document(doc, clone_of=experiment_id)
         self.show_tab(PLAN_TAB)
         self.window.statusBar().showMessage(
-            f"Cloned into experiment '{clone.name}' ({clone_id}): change the plan and press Run"
+            f"Cloned '{source.name}' as '{name}': change the plan and press Run "
+            "(the new experiment is recorded when it first runs)"
         )
 
     def compare(self, run_ids: list[str]) -> None:
@@ -205,6 +218,10 @@ class RunActions:
 
     def _status_changed(self, run_id: str, status: str) -> None:
         self.tabs.setTabText(MONITOR_TAB, f"Monitor · {status}")
+        bar = self.window.statusBar()
+        if run_id in bar.currentMessage() and status not in ("starting", "queued"):
+            # "Run … resumes from its last checkpoint" is old news once it trains or ends.
+            bar.clearMessage()
         if self._browser is not None and self._browser.isVisible():
             self._browser.refresh()
 
