@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         self.menuBar().insertMenu(edit.menuAction(), self.files.menu)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action(run_menu, "&Run plan", "Ctrl+R", self.run_plan)
+        self.sweep_action = self._action(run_menu, "&Sweep…", "", self.edit_sweep)
         view = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
@@ -316,6 +317,12 @@ class MainWindow(QMainWindow):
         if row >= 0:
             self.undo_stack.push(RemoveStage(self.doc, row))
             self.plan_view.select_row(min(row, len(self.doc.stages) - 1))
+
+    def edit_sweep(self) -> None:
+        """The plan's sweep section in a small form (docs/sweeps.md)."""
+        from app.qt.sweep.qt_sweep_form import edit_sweep
+
+        edit_sweep(self.doc, self.undo_stack, self)
 
     def run_plan(self) -> None:
         """Save the plan into a new run of its experiment (and to its file, if it has one),

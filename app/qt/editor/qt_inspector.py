@@ -26,6 +26,7 @@ from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_model_source import QtModelSource
 from app.qt.editor.undo import RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.sweep.qt_sweep_form import add_sweep_menu
 from engine.spec import STAGE_CLASSES
 from engine.spec.settings import DataSource
 from engine.spec.stages import StageBase
@@ -225,6 +226,7 @@ class QtStageInspector(QScrollArea):
             self.editors[keys] = editor
             label = QLabel(spec.label)
             label.setToolTip(editor.input.toolTip())
+            add_sweep_menu(self, label, keys, spec)
             form.addRow(label, editor)
             if keys in APPLIES_WHEN:
                 self._conditional[keys] = (form, editor)

@@ -1,0 +1,228 @@
+"""Adding a sweep to the plan in the editor: a small form for the sweep section (objective,
+budget, sampler, the space as one line per setting) and "Sweep this setting" on the
+inspector's field labels. Each change is one undoable plan edit (`SetPlanValue`); the plan's
+validation lists the section's problems like any other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.plan_document import UNSET, PlanDocument
+from app.model.schema_fields import FieldSpec
+from app.model.sweep_edit import (
+    SWEEPABLE_KINDS,
+    default_sweep,
+    suggested_distribution,
+    sweep_with_setting,
+)
+from app.qt.editor.undo import SetPlanValue
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+
+
+class QtSweepForm(QDialog):
+    """Edits a copy of the plan's sweep section; `result_sweep` is the new section (or
+    UNSET when "Remove sweep" was pressed)."""
+
+    def __init__(self, doc: PlanDocument, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("sweepForm")
+        self.setWindowTitle("Sweep")
+        self.doc = doc
+        sweep = doc.data.get("sweep") or default_sweep(doc.data)
+        self.result_sweep: Any = sweep
+        objective = sweep.get("objective", {})
+        budget = sweep.get("budget", {})
+
+        self.stage = QComboBox()
+        self.stage.addItems(doc.stage_names())
+        self.stage.setCurrentText(str(objective.get("stage", "")))
+        self.metric = QComboBox()
+        self.metric.setEditable(True)
+        self.stage.currentTextChanged.connect(self._fill_metrics)
+        self._fill_metrics(self.stage.currentText())
+        self.metric.setCurrentText(str(objective.get("metric", "accuracy")))
+        self.goal = QComboBox()
+        self.goal.addItems(["max", "min"])
+        self.goal.setCurrentText(objective.get("goal", "max"))
+        self.target = QLineEdit("" if objective.get("target") is None else str(objective["target"]))
+        self.target.setPlaceholderText("none: run the whole budget")
+        self.trials = QSpinBox()
+        self.trials.setRange(1, 10_000)
+        self.trials.setValue(int(budget.get("trials", 8)))
+        self.minutes = QDoubleSpinBox()
+        self.minutes.setRange(0, 100_000)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setValue(float(budget.get("minutes") or 0))
+        self.sampler = QComboBox()
+        self.sampler.addItems(["tpe", "random", "grid"])
+        self.sampler.setCurrentText(sweep.get("sampler", "tpe"))
+
+        self.space = QTableWidget(0, 2)
+        self.space.setObjectName("sweepSpace")
+        self.space.setHorizontalHeaderLabels(["setting", "values"])
+        self.space.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.space.verticalHeader().setVisible(False)
+        self.space.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        for path, dist in (sweep.get("space") or {}).items():
+            self._add_row(path, dist)
+        remove_row = QPushButton("Remove setting")
+        remove_row.clicked.connect(lambda: self.space.removeRow(self.space.currentRow()))
+
+        form = QFormLayout()
+        form.addRow("Objective stage", self.stage)
+        form.addRow("Metric", self.metric)
+        form.addRow("Goal", self.goal)
+        form.addRow("Target", self.target)
+        form.addRow("Trials", self.trials)
+        form.addRow("Time limit (minutes)", self.minutes)
+        form.addRow("Sampler", self.sampler)
+        hint = QLabel(
+            "Values: {log_uniform: [1.0e-4, 3.0e-3]}, {choice: [0, 1, 2]}, {int: [1, 8]}. "
+            "Add settings with a right click on a setting's name in Stage settings."
+        )
+        hint.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.remove_button = buttons.addButton(
+            "Remove sweep", QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.remove_button.clicked.connect(self._remove)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Space"))
+        layout.addWidget(self.space, 1)
+        layout.addWidget(remove_row, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(hint)
+        layout.addWidget(buttons)
+        self.resize(620, 520)
+
+    def _fill_metrics(self, stage_name: str) -> None:
+        metrics = ["loss"]
+        for stage in self.doc.stages:
+            if stage.get("name") == stage_name:
+                metrics = list((stage.get("eval") or {}).get("metrics") or ["loss"])
+        current = self.metric.currentText()
+        self.metric.clear()
+        self.metric.addItems([m for m in metrics if m != "confusion_matrix"])
+        if current:
+            self.metric.setCurrentText(current)
+
+    def _add_row(self, path: str, dist: Any) -> None:
+        row = self.space.rowCount()
+        self.space.insertRow(row)
+        self.space.setItem(row, 0, QTableWidgetItem(path))
+        self.space.setItem(row, 1, QTableWidgetItem(_flow(dist)))
+
+    def _remove(self) -> None:
+        self.result_sweep = UNSET
+        self.accept()
+
+    def sweep(self) -> dict[str, Any]:
+        """The section as the form shows it (values that are not YAML are kept as text, so
+        validation names them)."""
+        objective: dict[str, Any] = {
+            "stage": self.stage.currentText(),
+            "metric": self.metric.currentText(),
+            "goal": self.goal.currentText(),
+        }
+        if self.target.text().strip():
+            try:
+                objective["target"] = float(self.target.text())
+            except ValueError:
+                objective["target"] = self.target.text()
+        budget: dict[str, Any] = {"trials": self.trials.value()}
+        if self.minutes.value() > 0:
+            budget["minutes"] = self.minutes.value()
+        space: dict[str, Any] = {}
+        for row in range(self.space.rowCount()):
+            path = (self.space.item(row, 0).text() if self.space.item(row, 0) else "").strip()
+            text = self.space.item(row, 1).text() if self.space.item(row, 1) else ""
+            if not path:
+                continue
+            try:
+                space[path] = yaml.safe_load(text)
+            except yaml.YAMLError:
+                space[path] = text
+        sweep = dict(self.doc.data.get("sweep") or {})
+        sweep.update(
+            {"objective": objective, "budget": budget, "sampler": self.sampler.currentText()}
+        )
+        sweep["space"] = space
+        return sweep
+
+    def accept(self) -> None:
+        if self.result_sweep is not UNSET:
+            self.result_sweep = self.sweep()
+        super().accept()
+
+
+def edit_sweep(doc: PlanDocument, undo_stack: Any, parent: QWidget | None = None) -> bool:
+    """Open the form; an accepted change is pushed as one undoable plan edit."""
+    form = QtSweepForm(doc, parent)
+    if form.exec() != QDialog.DialogCode.Accepted:
+        return False
+    undo_stack.push(SetPlanValue(doc, "sweep", form.result_sweep))
+    return True
+
+
+def add_sweep_menu(inspector: Any, widget: QWidget, keys: tuple[str, ...], spec: FieldSpec) -> None:
+    """ "Sweep this setting" in the context menu of a field's label in the inspector."""
+    if spec.kind not in SWEEPABLE_KINDS:
+        return
+    widget.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def show_menu(pos) -> None:
+        menu = QMenu(widget)
+        action = menu.addAction("Sweep this setting")
+        action.setObjectName("sweepThisSetting")
+        action.triggered.connect(lambda: sweep_setting(inspector, keys, spec))
+        menu.exec(widget.mapToGlobal(pos))
+
+    widget.customContextMenuRequested.connect(show_menu)
+    widget.setToolTip(f"{widget.toolTip()}\nRight click: sweep this setting".strip())
+
+
+def sweep_setting(inspector: Any, keys: tuple[str, ...], spec: FieldSpec) -> None:
+    """Add a setting of the inspector's stage to the plan's sweep (made if missing), with a
+    range around its value; one undoable edit."""
+    doc, index = inspector.doc, inspector.index
+    if index is None or index < 0:
+        return
+    dist = suggested_distribution(
+        spec.kind,
+        doc.value(index, keys),
+        default=spec.default,
+        choices=spec.choices,
+        minimum=spec.minimum,
+        maximum=spec.maximum,
+    )
+    inspector.undo_stack.push(
+        SetPlanValue(doc, "sweep", sweep_with_setting(doc.data, index, keys, dist))
+    )
