@@ -105,3 +105,76 @@ def kind_text(stage: dict[str, Any]) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _sizes() -> dict[str, int]:
+    from engine.spec.builtins import SIZES
+
+    return {name: shape.layers for name, shape in SIZES.items()}
+
+
+def output_layers(stages: list[Any], index: int, _seen: frozenset[int] = frozenset()) -> int | None:
+    """Layers of the model a stage hands on, when the plan tells (built-in sizes, grow
+    targets, cut students, and the chains of earlier stages between them)."""
+    stage = stages[index] if 0 <= index < len(stages) else None
+    if not isinstance(stage, dict) or index in _seen:
+        return None
+    if stage.get("kind") == "grow" and isinstance(stage.get("target_layers"), int):
+        return stage["target_layers"]
+    if stage.get("kind") == "distill" and isinstance(stage.get("student_layers"), int):
+        return stage["student_layers"]
+    return source_layers(stages, index, "model", _seen | {index})
+
+
+def source_layers(
+    stages: list[Any], index: int, field: str = "model", _seen: frozenset[int] = frozenset()
+) -> int | None:
+    """Layers of the model a stage starts from (`field`: model, or a distill's teacher)."""
+    stage = stages[index] if 0 <= index < len(stages) else None
+    source = stage.get(field) if isinstance(stage, dict) else None
+    if not isinstance(source, dict):
+        return None
+    builtin = source.get("builtin")
+    if isinstance(builtin, str):
+        return _sizes().get(builtin.partition("-")[2])
+    ref = source.get("from_stage")
+    names = [s.get("name") if isinstance(s, dict) else None for s in stages]
+    if isinstance(ref, str) and ref in names:
+        return output_layers(stages, names.index(ref), _seen | {index})
+    return None
+
+
+def growth_text(stages: list[Any], index: int) -> str:
+    """What a grow or distill stage makes of its model: '2 → 4 layers (stack, identity
+    start)', 'student 2 layers ← teacher 4 layers'; '' for other kinds."""
+    stage = stages[index] if 0 <= index < len(stages) else None
+    if not isinstance(stage, dict):
+        return ""
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else str(n)
+
+    if stage.get("kind") == "grow":
+        method = stage.get("method") or "stack"
+        detail = f"{method}, identity start" if stage.get("identity_init") else method
+        target = stage.get("target_layers")
+        return f"{count(source_layers(stages, index))} → {count(target if isinstance(target, int) else None)} layers ({detail})"
+    if stage.get("kind") == "distill":
+        student = output_layers(stages, index)
+        teacher = source_layers(stages, index, "teacher")
+        return f"student {count(student)} layers ← teacher {count(teacher)} layers"
+    return ""
+
+
+def model_line(stages: list[Any], index: int) -> str:
+    """The card's model line: where the model comes from (and the teacher), what it becomes."""
+    stage = stages[index] if 0 <= index < len(stages) else {}
+    stage = stage if isinstance(stage, dict) else {}
+    data = f"Data: {data_text(stage.get('data'))}"
+    if stage.get("kind") == "distill":
+        return (
+            f"{growth_text(stages, index)} · teacher {model_text(stage.get('teacher'))}    {data}"
+        )
+    model = f"Model: {model_text(stage.get('model'))}"
+    growth = growth_text(stages, index)
+    return f"{model} · {growth}    {data}" if growth else f"{model}    {data}"

@@ -20,10 +20,12 @@ from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from app.model.plan_document import PlanDocument
 from app.model.stage_catalog import new_stage
+from app.model.stage_summary import model_line
 from app.qt.editor.qt_palette import KIND_MIME
 from app.qt.editor.qt_stage_card import (
     GUTTER,
     MIN_CARD_WIDTH,
+    MODEL_LINE_ROLE,
     PROBLEMS_ROLE,
     STAGE_ROLE,
     StageCardDelegate,
@@ -55,6 +57,8 @@ class PlanListModel(QAbstractListModel):
             return stage if isinstance(stage, dict) else {}
         if role == PROBLEMS_ROLE:
             return [f"{p.path}: {p.message}" for _, p in self.doc.stage_problems(index.row())]
+        if role == MODEL_LINE_ROLE:
+            return model_line(self.doc.stages, index.row())
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return str(stage.get("name", "")) if isinstance(stage, dict) else ""
         return None
@@ -69,7 +73,8 @@ class PlanListModel(QAbstractListModel):
 
     def _on_doc_changed(self, what: str, index: int) -> None:
         if what == "stage" and 0 <= index < self.rowCount():
-            self.dataChanged.emit(self.index(index), self.index(index))
+            # Later cards may describe a model this stage hands on (layers after a grow).
+            self.dataChanged.emit(self.index(index), self.index(self.rowCount() - 1))
         else:
             self.beginResetModel()
             self.endResetModel()

@@ -12,6 +12,7 @@ from app.qt.qt_look import PROBLEM_COLOR, is_dark, kind_color, kind_icon
 
 STAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2
+MODEL_LINE_ROLE = Qt.ItemDataRole.UserRole + 3  # needs the whole plan (layers of grow/distill)
 GUTTER = 40  # left margin of the plan view where the "starts from" arrows run
 CARD_HEIGHT = 104
 CARD_GAP = 12
@@ -91,7 +92,8 @@ class StageCardDelegate(QStyledItemDelegate):
         metrics = QFontMetrics(option.font)
         lines = [
             (
-                f"Model: {model_text(stage.get('model'))}    Data: {data_text(stage.get('data'))}",
+                index.data(MODEL_LINE_ROLE)
+                or f"Model: {model_text(stage.get('model'))}    Data: {data_text(stage.get('data'))}",
                 palette.text().color(),
             ),
             (settings_text(stage), muted),

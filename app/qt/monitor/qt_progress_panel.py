@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 from app.model.formatting import duration
+from app.model.model_size import stage_size_text
 from app.model.run_series import RunSeries, StageState
 
 STATUS_TEXT = {
@@ -60,7 +61,7 @@ class QtProgressPanel(QWidget):
         overall count, which leaves out the stages it has not reached)."""
         for idx in sorted(run.stages):
             progress = run.progress if run.progress.get("stage") == idx else {}
-            self._stage_row(run.stages[idx], progress, run.status)
+            self._stage_row(run.stages[idx], progress, run.status, stage_size_text(run, idx))
         done, total = run.overall()
         self.overall.setRange(0, max(total or 0, 1))
         self.overall.setValue(min(done, max(total or 0, 1)))
@@ -73,7 +74,9 @@ class QtProgressPanel(QWidget):
             speed, eta = "", RUN_STATUS_TEXT.get(run.status, run.status)
         self.overall_text.setText(speed + eta)
 
-    def _stage_row(self, stage: StageState, progress: dict[str, Any], status: str) -> None:
+    def _stage_row(
+        self, stage: StageState, progress: dict[str, Any], status: str, size: str = ""
+    ) -> None:
         if stage.idx not in self.rows:
             row = len(self.rows) + 1
             name, bar, text = QLabel(), QProgressBar(), QLabel()
@@ -95,6 +98,8 @@ class QtProgressPanel(QWidget):
         words = stage_words(stage.status, status)
         if progress.get("eta_s") is not None and status == "running":
             words += f" · ETA {duration(progress['eta_s'])}"
+        if size:  # the model before/after a grow, student and teacher of a distillation
+            words += f" · {size}"
         text.setText(words)
 
     def clear(self) -> None:

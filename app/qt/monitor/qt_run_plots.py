@@ -22,7 +22,10 @@ from app.qt.qt_curve_plot import QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 
 # Which plot shows a series; evaluation points are few, so they are drawn with markers.
-LOSS_KEYS = ("train/loss", "eval/loss")
+# A distillation's parts (task, KD, hidden-state) are drawn beside its loss.
+LOSS_KEYS = ("train/loss", "eval/loss", "train/loss_task", "train/loss_kd", "train/loss_hidden")
+# Scores of a distillation's teacher on the same eval rows, once per stage.
+TEACHER = "teacher/"
 SMALL_PLOTS = (
     ("Learning rate", "lr", ("train/lr",)),
     ("Gradient norm", "norm", ("train/grad_norm",)),
@@ -42,7 +45,7 @@ def plot_for(key: str) -> str | None:
     for title, _, keys in SMALL_PLOTS:
         if key in keys:
             return title
-    if key.startswith("eval/"):
+    if key.startswith("eval/") or (key.startswith(TEACHER) and key != "teacher/parameters"):
         return "Evaluation"
     return None
 
@@ -156,13 +159,13 @@ class QtRunPlots(QWidget):
                 continue
             curve = self.curves.setdefault(key, Curve(key))
             # Sparse evaluation points and the schedule's learning rate are never smoothed.
-            smooth = key not in ("train/lr",) and not key.startswith("eval/")
+            smooth = key not in ("train/lr",) and not key.startswith(("eval/", TEACHER))
             change = curve.sync(run, weight if smooth else 0.0)
             if not change:
                 continue
             x, y = curve.arrays(smoothed=True)
             shadow = curve.raw.values if curve.weight > 0 else None
-            evaluation = key.startswith("eval/")
+            evaluation = key.startswith(("eval/", TEACHER))
             plot = self.plots[title]
             new = key not in plot.curves
             plot.set_curve(key, x, y, shadow, grown=change == "grown", symbols=evaluation)
