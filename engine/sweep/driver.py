@@ -77,6 +77,12 @@ class SweepDriver:
         self.reason = ""
         self.t0 = time.monotonic()
         self.gpus = [g for g in info.gpus.split(",") if g and g != "cpu"] or ["cpu"]
+        # Stages before the first one the space touches are the same in every trial: the
+        # stage cache trains them once.
+        touched = [
+            names.index(p.split(".")[1]) for p in self.sweep.space if p.split(".")[1] in names
+        ]
+        self.shared_stages = min(touched, default=0)
 
     # ---- the record → the study -------------------------------------------------------
     def _rebuild(self) -> list[Any]:
@@ -128,6 +134,18 @@ class SweepDriver:
             self.reason = "every combination of the grid was tried"
             return False
         return True
+
+    def _shared_ready(self) -> bool:
+        """Whether a trial has its shared stages (those before the first swept one) done,
+        so parallel trials reuse them instead of each training them at once."""
+        if self.shared_stages == 0 or not self.info.use_cache:
+            return True
+        for t in queries.get_sweep(self.store, self.info.id).trials:
+            stages = queries.list_stages(self.store, t.run_id) if t.run_id else []
+            done = [s for s in stages[: self.shared_stages] if s.status in ("finished", "reused")]
+            if len(done) == self.shared_stages:
+                return True
+        return False
 
     def _free_gpu(self) -> str:
         if self.gpus == ["cpu"]:
@@ -215,12 +233,17 @@ class SweepDriver:
 
     def _check(self, active: Active) -> bool:
         """Follow one trial; True once it has ended."""
-        if active.proc is not None and active.proc.poll() is not None:
-            active.proc = None  # reaped; the store says how it ended
+        starting = active.proc is not None and active.proc.poll() is None
+        if not starting:
+            active.proc = None  # reaped (or not ours); the store says how it ended
         self._report(active)
         run = queries.get_run(self.store, active.run_id)
         status = run.status
-        if status == "queued" and active.proc is None:
+        if status in ("queued", "interrupted") and starting:
+            # Our engine process lives but has not claimed the run yet (it takes seconds to
+            # import torch): the store still shows the engine before it.
+            return False
+        if status == "queued":
             status = "interrupted"  # the engine died before it claimed the run
         if status == "interrupted" and not active.stopping:
             if active.resumes < MAX_RESUMES:
@@ -277,6 +300,8 @@ class SweepDriver:
         beat = 0.0
         while True:
             while len(self.active) < max(1, self.info.parallel) and self._budget_left():
+                if self.active and not self._shared_ready():
+                    break  # the first trial trains the shared stages; the rest reuse them
                 self._start_trial()
             for number in list(self.active):
                 if self._check(self.active[number]):

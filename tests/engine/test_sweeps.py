@@ -230,3 +230,37 @@ def test_sweep_resumes_after_sigkill_of_a_trial_engine_and_of_the_sweep(tmp_path
     events = queries.list_events(store, run1, kind="resume")
     assert events and "step 0" not in events[-1].message
     assert all(t["reused_stages"] == ["mlm"] for t in data["trials"][1:])
+
+
+@pytest.mark.slow
+def test_parallel_trials_share_the_stages_before_the_space(tmp_path, data_dir):
+    from engine.store import Store, queries
+    from tests.engine.test_runs import stagelab
+
+    ws = tmp_path / "ws"
+    plan = write_plan(
+        data_dir,
+        tmp_path,
+        {
+            "objective": OBJECTIVE,
+            "budget": {"trials": 3},
+            "sampler": "random",
+            "pruner": {"kind": "none"},
+            "space": {"stages.cls.optimizer.lr": {"log_uniform": [1e-4, 1e-2]}},
+        },
+    )
+    sweep_id = stagelab(ws, "sweep", str(plan), "--parallel", "2").stdout.splitlines()[0]
+    data = json.loads(stagelab(ws, "show", sweep_id, "--json").stdout)
+    assert [t["status"] for t in data["trials"]] == ["finished"] * 3
+    assert data["parallel"] == 2
+    # The first trial trained mlm; the others waited for it and reused it.
+    assert data["trials"][0]["reused_stages"] == []
+    assert all(t["reused_stages"] == ["mlm"] for t in data["trials"][1:])
+    store = Store.open(ws / "stagelab.db")
+    runs = [queries.get_run(store, t["run"]) for t in data["trials"]]
+    # Two trials ran at the same time.
+    assert any(
+        a.started_ms < b.ended_ms and b.started_ms < a.ended_ms
+        for i, a in enumerate(runs)
+        for b in runs[i + 1 :]
+    )
