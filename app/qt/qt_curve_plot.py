@@ -27,10 +27,12 @@ class QtCurvePlot(pg.PlotWidget):
         x_label: str = "step",
         parent=None,
         legend: str = "inside",
+        strip: str = "",
     ):
-        """`legend`: "inside" (top right), "compact" (small type, bottom right, where
-        rising rates leave room) or "below" (under the axis, never over the data; for long
-        names such as compare's run labels)."""
+        """`legend`: "inside" (top right), "below" (under the axis, never over the data:
+        several or long names, such as compare's run labels) or "none" (one curve, named
+        by the title). `strip`: a prefix the legend leaves out ("eval/" under the title
+        Evaluation)."""
         pal = QApplication.palette()
         super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
         self.setObjectName(f"plot_{title.lower().replace(' ', '_')}")
@@ -47,20 +49,15 @@ class QtCurvePlot(pg.PlotWidget):
         item.getViewBox().sigXRangeChanged.connect(self._redecimate)
         backdrop = QColor(pal.color(QPalette.ColorRole.Base))
         backdrop.setAlpha(200)
+        self._strip = strip
         if legend == "below":
             self.legend = pg.LegendItem(
-                colCount=3, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-6
+                colCount=3, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-8
             )
             item.layout.addItem(self.legend, 4, 1)
             item.legend = self.legend  # curves with a name join it, as with addLegend
-        elif legend == "compact":
-            self.legend = item.addLegend(
-                offset=(-4, -4),
-                labelTextColor=self._fg,
-                brush=backdrop,
-                labelTextSize="7pt",
-                verSpacing=-8,
-            )
+        elif legend == "none":
+            self.legend = pg.LegendItem()  # never shown: nothing joins it
         else:
             self.legend = item.addLegend(offset=(-10, 10), labelTextColor=self._fg, brush=backdrop)
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -103,7 +100,10 @@ class QtCurvePlot(pg.PlotWidget):
         if name not in self.curves:
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             # A 1-pixel (cosmetic) pen: wider pens draw several times slower in Qt's raster.
-            curve = pg.PlotDataItem(name=name, pen=pg.mkPen(colour, width=1, style=style))
+            curve = pg.PlotDataItem(
+                name=name.removeprefix(self._strip) if self._strip else name,
+                pen=pg.mkPen(colour, width=1, style=style),
+            )
             curve.setCurveClickable(False)
             if symbols:
                 curve.setSymbol("o")

@@ -559,3 +559,23 @@ def test_a_single_beta_is_reported_in_words(window):
     )
     assert "needs two numbers" in betas._problem.text()
     assert not any("[1]: is required" in m for m in window.problems.messages())
+
+
+def test_evaluation_legend_sits_under_the_axis_and_single_curves_have_none(qtbot):
+    from app.qt.monitor.qt_run_plots import QtRunPlots
+
+    plots = QtRunPlots()
+    qtbot.addWidget(plots)
+    plots.resize(1000, 600)
+    plots.show()
+    run = fake_run("r", [50])
+    for key in ("eval/accuracy", "eval/perplexity", "train/lr"):
+        run.add_series(key, 0, [10, 20, 30], [0.2, 0.4, 0.6])
+    plots.redraw(run, set(run.series), 0.0)
+    qtbot.wait(50)
+    evaluation = plots.plots["Evaluation"]
+    box = evaluation.getPlotItem().vb.sceneBoundingRect()
+    assert not evaluation.legend.sceneBoundingRect().intersects(box)
+    labels = {label.text for _, label in evaluation.legend.items}
+    assert labels == {"accuracy", "perplexity"}
+    assert plots.plots["Learning rate"].legend.items == []

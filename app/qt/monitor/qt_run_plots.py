@@ -64,8 +64,15 @@ class QtRunPlots(QWidget):
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for column, (title, unit, _) in enumerate(SMALL_PLOTS):
-            # The evaluation legend has several entries: small, and low where rates are not.
-            plot = QtCurvePlot(title, unit, legend="compact" if title == "Evaluation" else "inside")
+            # One curve each, named by the title, except Evaluation: its several metrics are
+            # listed under the axis, so no legend covers the points.
+            evaluation = title == "Evaluation"
+            plot = QtCurvePlot(
+                title,
+                unit,
+                legend="below" if evaluation else "none",
+                strip="eval/" if evaluation else "",
+            )
             plot.setMinimumHeight(170)
             plot.setMinimumWidth(120)
             self.plots[title] = plot
