@@ -219,9 +219,12 @@ class SweepDriver:
 
     def _signal(self, active: Active, sig: int) -> None:
         run = queries.get_run(self.store, active.run_id)
-        if run.pid is not None and run.status in ("running", "paused", "stopping", "queued"):
+        pid = run.pid if run.status in ("running", "paused", "stopping") else None
+        if pid is None and active.proc is not None and active.proc.poll() is None:
+            pid = active.proc.pid  # still starting: it has not claimed the run yet
+        if pid is not None:
             try:
-                os.kill(run.pid, sig)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -245,6 +248,8 @@ class SweepDriver:
             return False
         if status == "queued":
             status = "interrupted"  # the engine died before it claimed the run
+            if active.stopping:  # stopped while it started: say so in the run too
+                queries.set_run_status(self.store, active.run_id, "stopped")
         if status == "interrupted" and not active.stopping:
             if active.resumes < MAX_RESUMES:
                 self._resume(active, "its engine was gone")
