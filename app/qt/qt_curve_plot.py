@@ -28,6 +28,7 @@ class QtCurvePlot(pg.PlotWidget):
         parent=None,
         legend: str = "inside",
         strip: str = "",
+        legend_columns: int = 2,
     ):
         """`legend`: "inside" (top right), "below" (under the axis, never over the data:
         several or long names, such as compare's run labels) or "none" (one curve, named
@@ -51,8 +52,14 @@ class QtCurvePlot(pg.PlotWidget):
         backdrop.setAlpha(200)
         self._strip = strip
         if legend == "below":
+            # Columns widen the plot's layout past a small plot's width (then cut on the
+            # right): few for the small plots, more for a wide one.
             self.legend = pg.LegendItem(
-                colCount=3, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-8
+                colCount=legend_columns,
+                labelTextColor=self._fg,
+                labelTextSize="7pt",
+                verSpacing=-10,
+                horSpacing=4,
             )
             item.layout.addItem(self.legend, 4, 1)
             item.legend = self.legend  # curves with a name join it, as with addLegend

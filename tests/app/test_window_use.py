@@ -566,16 +566,20 @@ def test_evaluation_legend_sits_under_the_axis_and_single_curves_have_none(qtbot
 
     plots = QtRunPlots()
     qtbot.addWidget(plots)
-    plots.resize(1000, 600)
+    plots.resize(730, 600)  # as on a 1024-px screen beside the side panel
     plots.show()
     run = fake_run("r", [50])
-    for key in ("eval/accuracy", "eval/perplexity", "train/lr"):
+    metrics = ("accuracy", "perplexity", "f1", "precision", "recall")
+    for key in [f"eval/{m}" for m in metrics] + ["train/lr"]:
         run.add_series(key, 0, [10, 20, 30], [0.2, 0.4, 0.6])
     plots.redraw(run, set(run.series), 0.0)
     qtbot.wait(50)
     evaluation = plots.plots["Evaluation"]
     box = evaluation.getPlotItem().vb.sceneBoundingRect()
     assert not evaluation.legend.sceneBoundingRect().intersects(box)
+    for plot in plots.plots.values():  # nothing of the plot is cut off on the right
+        item = plot.getPlotItem()
+        assert item.sceneBoundingRect().right() <= plot.viewport().width() + 1, plot.objectName()
     labels = {label.text for _, label in evaluation.legend.items}
-    assert labels == {"accuracy", "perplexity"}
+    assert labels == set(metrics)
     assert plots.plots["Learning rate"].legend.items == []

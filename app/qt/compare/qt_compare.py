@@ -71,7 +71,8 @@ class QtCompareView(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for combo in (self.left, self.right):
             combo.currentIndexChanged.connect(self.diff)
-        self.plot = QtCurvePlot("Compare", "", legend="below")  # run labels are long
+        # Run labels are long: listed under the axis, three to a row on this wide plot.
+        self.plot = QtCurvePlot("Compare", "", legend="below", legend_columns=3)
         self.plot.setObjectName("comparePlot")
         self.status = QLabel(EMPTY_TEXT)
         self.status.setObjectName("compareStatus")

@@ -24,7 +24,6 @@ class QtRunLog(QPlainTextEdit):
         self.setAccessibleName("Run log")
         self.setReadOnly(True)
         self.setMaximumBlockCount(MAX_LINES)
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # columns
         self.following = True
         self.verticalScrollBar().actionTriggered.connect(self._on_scrolled)
@@ -38,6 +37,7 @@ class QtRunLog(QPlainTextEdit):
     def scroll_to_end(self) -> None:
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())
+        self.horizontalScrollBar().setValue(0)  # lines are read from their start
 
     def _on_scrolled(self, action: int) -> None:
         # A person scrolled (wheel, drag, arrows): follow again once back at the bottom.

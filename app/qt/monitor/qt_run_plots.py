@@ -77,6 +77,7 @@ class QtRunPlots(QWidget):
             plot.setMinimumWidth(120)
             self.plots[title] = plot
             grid.addWidget(plot, 0, column)
+            grid.setColumnStretch(column, 4 if evaluation else 3)  # room for its legend
         self.curves: dict[str, Curve] = {}
         self.weight = 0.0
         # Zooming the loss plot zooms the others to the same steps (by value: pyqtgraph's own
