@@ -1,7 +1,8 @@
 """Make the README's screenshots (offscreen, no screen needed): the plan editor, then the
 run monitor during a live run of the built-in demo, the experiment browser, and a compare
 view of the demo against a clone with a changed fine-tuning stage, and a run that
-diverges (NaN marked in the monitor) (~4 min on a CPU).
+diverges (NaN marked in the monitor) (~4 min on a CPU). Every shot of the window is taken
+at 1400x880 and again at 1024x640 (`<name>-1024.png`: a small laptop screen).
 
 python packaging/screenshots.py [--out docs/screenshots] [--editor-only]
 """
@@ -17,12 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+LARGE, SMALL = (1400, 880), (1024, 640)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--editor-only", action="store_true", help="skip the runs (no training)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="cap the demo's stages at 60/30/60 steps (evaluating more often) for a busy machine",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -34,20 +41,33 @@ def main() -> int:
     app = QApplication([])
     apply_system_theme(app)
     window = create_main_window(tempfile.mkdtemp(prefix="stagelab-shots-"))
-    window.resize(1500, 920)
+    window.resize(*LARGE)
     window.show()
 
-    def shot(widget, name: str) -> None:
-        app.processEvents()
+    def save(widget, name: str) -> None:
+        for _ in range(3):
+            app.processEvents()
         path = args.out / name
         widget.grab().save(str(path))
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+    def shot(widget, name: str) -> None:
+        save(widget, name)
+        if widget is window:  # the same moment on a small screen
+            window.resize(*SMALL)
+            if window.runs._monitor is not None:
+                window.runs.monitor._redraw()
+            save(window, name.replace(".png", "-1024.png"))
+            window.resize(*LARGE)
+            app.processEvents()
+            window.fit_docks(fresh=True)  # the large shots keep the large layout
 
     window.plan_view.select_row(2)
     shot(window, "editor-demo.png")
     freezing = window.inspector._groups[("freezing",)]
     window.inspector.ensureWidgetVisible(freezing, 0, 40)
-    window.inspector.verticalScrollBar().setValue(freezing.y() - 260)
+    top = freezing.mapTo(window.inspector.widget(), freezing.rect().topLeft()).y()
+    window.inspector.verticalScrollBar().setValue(top - 260)
     shot(window.inspector, "inspector.png")
     shot(window.lr_preview, "lr-preview.png")
 
@@ -62,7 +82,7 @@ def main() -> int:
     shot(window, "invalid-plan.png")
     doc._saved_text = doc.to_yaml()  # nothing to save: the window closes without asking
     if not args.editor_only:
-        runs_shots(app, window, shot)
+        runs_shots(app, window, shot, quick=args.quick)
     window.close()
     return 0
 
@@ -82,7 +102,18 @@ def wait_until(app, predicate, timeout: float, what: str) -> None:
         loop.exec()
 
 
-def runs_shots(app, window, shot) -> None:
+QUICK = ((60, 20), (30, 10), (60, 15))  # (max steps, eval every) per demo stage
+
+
+def quicken(doc) -> None:
+    """Shorter stages of the demo, for shots on a slow or busy machine."""
+    for index, (steps, every) in enumerate(QUICK):
+        doc.set_value(index, ("max_steps",), steps)
+        doc.set_value(index, ("eval", "every_steps"), every)
+    doc._saved_text = doc.to_yaml()  # nothing to save: Clone later opens without asking
+
+
+def runs_shots(app, window, shot, quick: bool = False) -> None:
     """The demo trains in the window's workspace: the monitor mid-run, then a clone with a
     gentler fine-tuning learning rate, then the browser and the compare view."""
     from app.model.plan_document import PlanDocument
@@ -90,6 +121,8 @@ def runs_shots(app, window, shot) -> None:
     from engine.store import queries
 
     window.set_document(PlanDocument.from_file(demo_plan_path(), as_template=True))
+    if quick:
+        quicken(window.doc)
     window.run_plan()
     monitor = window.runs.monitor
     first = window.last_run_id
