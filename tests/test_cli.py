@@ -94,7 +94,8 @@ def test_run_refuses_an_invalid_plan_and_records_nothing(tmp_path):
     path.write_text(BROKEN)
     proc = stagelab("run", str(path), ws=tmp_path / "ws")
     assert proc.returncode == 2 and "nothing was started" in proc.stderr
-    assert json.loads(stagelab("ls", "--json", ws=tmp_path / "ws").stdout) == {"experiments": []}
+    listing = json.loads(stagelab("ls", "--json", ws=tmp_path / "ws").stdout)
+    assert listing == {"experiments": [], "sweeps": []}
 
 
 def test_help_explains_the_headless_demo():

@@ -655,7 +655,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         try:
             sweep = queries.get_sweep(store, args.run)
         except queries.NotFound:
-            raise UserError(f"no run or sweep '{args.run}'; see `stagelab ls` for ids") from None
+            raise UserError(f"no run '{args.run}' and no sweep of that id; see `stagelab ls`") from None
         except queries.StoreError as exc:
             raise UserError(str(exc)) from None
         return _show_sweep(store, sweep, as_json=args.json)
