@@ -136,7 +136,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     assert reference.returncode == 0
     ref_id = json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
 
-    run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
+    # --no-cache: the same plan again would otherwise reuse the reference's stages.
+    run_id = stagelab(
+        ws, "run", str(plan_file), "--name", "killed", "--detach", "--no-cache"
+    ).stdout.strip()
     # Kill it during stage 2, after at least one of its checkpoints. The store is read
     # directly: a CLI call per poll would be too slow to catch a tiny model mid-stage.
     from engine.store import Store, queries
