@@ -303,6 +303,8 @@ class QtSweepView(QWidget):
         axis = item.getAxis("bottom")
         if self.model.is_categorical(path):
             axis.setTicks([[(i, str(v)) for i, v in enumerate(self.model.choices(path))]])
+        elif self.model.choices(path):  # a choice of numbers: ticks at the choices
+            axis.setTicks([[(float(v), str(v)) for v in self.model.choices(path)]])
         else:
             axis.setTicks(None)
         for status in ("finished", "pruned", "stopped", "failed", "running"):
