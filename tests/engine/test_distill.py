@@ -214,3 +214,31 @@ def test_validation_names_what_cannot_be_distilled(data_dir):
     assert any("stages[1].teacher" in p and "trained already" in p for p in problems(untrained))
     tags = TEACHER + DISTILL.replace("alpha: 0.3", "alpha: 0\n    task: token_classification")
     assert any("stages[1].alpha" in p for p in problems(tags))
+
+
+def test_language_models_distil_per_masked_token(train_stage_of):
+    mlm = """
+name: t
+stages:
+  - name: teacher
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 200}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 4
+  - name: student
+    kind: distill
+    task: masked_lm
+    teacher: {from_stage: teacher}
+    model: {from_stage: teacher}
+    student_layers: 1
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 3
+    eval: {metrics: [loss, accuracy]}
+"""
+    teacher = train_stage_of(mlm).recipe.save()[0]
+    result = train_stage_of(mlm, index=1, outputs={"teacher": teacher})
+    assert sorted(result.series("train/loss_kd")) == [1, 2, 3]
+    assert sorted(result.series("train/loss_task")) == [1, 2, 3]
+    assert 0 in result.series("teacher/accuracy") and 3 in result.series("eval/accuracy")

@@ -145,3 +145,33 @@ def test_validation_of_grow_stages(tmp_path):
     other = GROW.replace("{from_stage: mlm}", "{path: roberta}")
     found = [p for p in problems(other, plan_dir=tmp_path) if "roberta" in p]
     assert found and "does not know how to copy" in found[0]
+
+
+def test_a_gpt2_model_grows_and_trains_causal_lm(train_stage_of):
+    plan = """
+name: t
+stages:
+  - name: lm
+    kind: pretrain
+    objective: causal_lm
+    model: {builtin: gpt2-tiny, vocab_size: 200}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 3
+  - name: deeper
+    kind: grow
+    objective: causal_lm
+    model: {from_stage: lm}
+    method: interpolate
+    identity_init: true
+    target_layers: 3
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 3
+"""
+    shallow = train_stage_of(plan).recipe.save()[0]
+    result = train_stage_of(plan, index=1, outputs={"lm": shallow})
+    model = result.recipe.model
+    assert model.config.n_layer == 3
+    assert [block.attn.layer_idx for block in model.transformer.h] == [0, 1, 2]
+    assert sorted(result.series("train/loss")) == [1, 2, 3]
