@@ -9,113 +9,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import alembic.util
-import sqlalchemy.exc
-
 from engine.channel.protocol import json_safe
+from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    UserError,
+    lookup,
+    open_for_writing,
+    open_workspace,
+    parse_gpus,
+)
 from engine.cli.launch import record_run, start_engine
+from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 from engine.resources import demo_plan_path
 from engine.spec import PlanInvalid, load_plan, load_plan_text
 from engine.spec.plan import read_plan_file
 from engine.store import Store, Workspace, queries
 from engine.store.export import write_metrics_csv
-from engine.store.workspace import default_workspace_root
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 RESUMABLE = ("interrupted", "stopped", "failed")
-
-
-class UserError(Exception):
-    """Bad input from the person; the message says what to do."""
-
-
-def open_workspace(args: argparse.Namespace) -> tuple[Workspace, Store]:
-    """The workspace named on the command line, in $STAGELAB_HOME, or the default one.
-
-    Raises:
-        UserError: if the folder cannot be created or its database cannot be opened.
-    """
-    root = args.workspace
-    named = root or default_workspace_root()
-    where = "with --workspace DIR" + ("" if root else " or $STAGELAB_HOME")
-    try:
-        workspace = Workspace.open(root)
-    except OSError as exc:
-        blocker = _first_non_folder(Path(named).expanduser())
-        if blocker is not None:
-            raise UserError(
-                f"workspace {named}: {blocker} is not a folder; name a workspace folder {where}"
-            ) from None
-        raise UserError(
-            f"workspace {named} cannot be created ({exc.strerror or exc}); "
-            f"choose another folder {where}"
-        ) from None
-    db = workspace.db_path
-    try:
-        return workspace, Store.open(db)
-    except sqlalchemy.exc.DatabaseError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        if "not a database" in reason or "malformed" in reason:
-            raise UserError(
-                f"{db} is not a Stagelab database ({reason}); move it aside or choose another "
-                f"workspace {where}"
-            ) from None
-        raise UserError(
-            f"the workspace database {db} cannot be opened ({reason}); check the folder's "
-            f"permissions or choose another workspace {where}"
-        ) from None
-    except alembic.util.CommandError as exc:
-        raise UserError(
-            f"the workspace database {db} cannot be read by this version of Stagelab ({exc}); "
-            f"update Stagelab or choose another workspace {where}"
-        ) from None
-    except OSError as exc:
-        raise UserError(
-            f"the workspace database {db} cannot be opened ({exc.strerror or exc}); "
-            f"choose another workspace {where}"
-        ) from None
-
-
-def _first_non_folder(path: Path) -> Path | None:
-    """`path` or the first of its parents that exists but is not a folder."""
-    for part in [*reversed(path.parents), path]:
-        if part.exists() and not part.is_dir():
-            return part
-    return None
-
-
-def _open_for_writing(path: Path) -> Any:
-    """Open a file the person named for writing.
-
-    Raises:
-        UserError: with what is wrong with the path and what to do.
-    """
-    try:
-        return open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (returned)
-    except IsADirectoryError:
-        raise UserError(f"{path} is a folder; name a file such as {path / 'metrics.csv'}") from None
-    except FileNotFoundError:
-        raise UserError(
-            f"cannot write {path}: the folder {path.parent} does not exist; create it or "
-            "choose another file"
-        ) from None
-    except NotADirectoryError:
-        blocker = _first_non_folder(path.parent) or path.parent
-        raise UserError(
-            f"cannot write {path}: {blocker} is not a folder; choose another file"
-        ) from None
-    except OSError as exc:
-        raise UserError(
-            f"cannot write {path} ({exc.strerror or exc}); choose another file"
-        ) from None
-
-
-def _lookup(fn: Any, store: Store, ref: str) -> Any:
-    try:
-        return fn(store, ref)
-    except queries.StoreError as exc:
-        raise UserError(str(exc)) from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -150,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    gpus = _parse_gpus(args.gpus)
+    gpus = parse_gpus(args.gpus)
     workspace, store = open_workspace(args)
     run_id = record_run(
         workspace,
@@ -171,7 +85,7 @@ def _looks_like_file(ref: str) -> bool:
 def _run_experiment(args: argparse.Namespace) -> int:
     """`stagelab run EXPERIMENT`: a new run of the experiment's stored plan."""
     workspace, store = open_workspace(args)
-    exp = _lookup(queries.get_experiment, store, args.plan)
+    exp = lookup(queries.get_experiment, store, args.plan)
     try:
         load_plan_text(exp.plan_text, source=exp.name, plan_dir=Path(exp.plan_dir))
     except PlanInvalid as exc:
@@ -188,21 +102,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
         exp.id,
         plan_text=exp.plan_text,
         plan_dir=exp.plan_dir,
-        gpus=_parse_gpus(args.gpus),
+        gpus=parse_gpus(args.gpus),
         runs_dir=workspace.runs_dir,
         use_cache=not args.no_cache,
     )
     return _launch(workspace, store, run_id, resume=False, detach=args.detach)
-
-
-def _parse_gpus(value: str) -> str:
-    value = value.strip().lower()
-    if value == "cpu":
-        return "cpu"
-    parts = [p.strip() for p in value.split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise UserError(f"--gpus must be 'cpu' or GPU indices such as '0' or '0,1' (got '{value}')")
-    return ",".join(parts)
 
 
 def _launch(workspace: Workspace, store: Store, run_id: str, *, resume: bool, detach: bool) -> int:
@@ -249,7 +153,7 @@ def _launch(workspace: Workspace, store: Store, run_id: str, *, resume: bool, de
 def cmd_resume(args: argparse.Namespace) -> int:
     """`stagelab resume RUN`: continue an interrupted or stopped run from its checkpoint."""
     workspace, store = open_workspace(args)
-    run = _lookup(queries.get_run, store, args.run)
+    run = lookup(queries.get_run, store, args.run)
     if run.status == "paused":
         return resume_live(run)
     if run.status not in RESUMABLE:
@@ -265,7 +169,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_clone(args: argparse.Namespace) -> int:
     """`stagelab clone EXPERIMENT [--name N] [--set PATH=VALUE ...]`: prints the new id."""
     _, store = open_workspace(args)
-    source = _lookup(queries.get_experiment, store, args.experiment)
+    source = lookup(queries.get_experiment, store, args.experiment)
     if not args.set:
         print(queries.clone_experiment(store, source.id, args.name))
         return EXIT_OK
@@ -405,7 +309,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 ],
             }
         )
-    sweeps = [_sweep_summary(sw) for sw in queries.list_sweeps(store)]
+    sweeps = [sweep_summary(sw) for sw in queries.list_sweeps(store)]
     if args.json:
         print(json.dumps(json_safe({"experiments": rows, "sweeps": sweeps}), indent=2))
         return EXIT_OK
@@ -430,222 +334,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sweep_summary(info: Any) -> dict[str, Any]:
-    best = queries.best_trial(info)
-    objective = info.spec["objective"]
-    return {
-        "id": info.id,
-        "experiment_id": info.experiment_id,
-        "status": info.status,
-        "metric": objective["metric"],
-        "goal": objective.get("goal", "max"),
-        "trials": len(info.trials),
-        "best": (
-            {"number": best.number, "run": best.run_id, "objective": best.objective}
-            if best
-            else None
-        ),
-        "created_ms": info.created_ms,
-    }
-
-
-def sweep_json(store: Store, info: Any) -> dict[str, Any]:
-    """The documented JSON of one sweep (docs/sweeps.md)."""
-    experiment = queries.get_experiment(store, info.experiment_id)
-    objective = info.spec["objective"]
-    trials = []
-    for t in info.trials:
-        run = queries.get_run(store, t.run_id) if t.run_id else None
-        stages = queries.list_stages(store, t.run_id) if t.run_id else []
-        trials.append(
-            {
-                "number": t.number,
-                "run": t.run_id,
-                "status": t.status,
-                "run_status": run.status if run else None,
-                "params": t.params,
-                "objective": t.objective,
-                "intermediate": [list(p) for p in t.intermediate],
-                "reused_stages": [s.name for s in stages if s.status == "reused"],
-                "trained_stages": [s.name for s in stages if s.status == "finished"],
-                "wall_s": (
-                    (run.ended_ms - run.started_ms) / 1000
-                    if run and run.ended_ms and run.started_ms
-                    else None
-                ),
-                "stage_wall_s": {
-                    s.name: (s.ended_ms - s.started_ms) / 1000
-                    for s in stages
-                    if s.ended_ms and s.started_ms
-                },
-            }
-        )
-    best = queries.best_trial(info)
-    return {
-        "id": info.id,
-        "type": "sweep",
-        "experiment": {"id": experiment.id, "name": experiment.name},
-        "status": info.status,
-        "stop_reason": info.stop_reason,
-        "objective": objective,
-        "sampler": info.spec.get("sampler"),
-        "budget": info.spec.get("budget"),
-        "space": info.spec.get("space"),
-        "parallel": info.parallel,
-        "gpus": info.gpus,
-        "cache": info.use_cache,
-        "pid": info.pid,
-        "created_ms": info.created_ms,
-        "started_ms": info.started_ms,
-        "ended_ms": info.ended_ms,
-        "trials": trials,
-        "best": (
-            {
-                "number": best.number,
-                "run": best.run_id,
-                "objective": best.objective,
-                "params": best.params,
-            }
-            if best
-            else None
-        ),
-    }
-
-
-def _show_sweep(store: Store, info: Any, *, as_json: bool) -> int:
-    data = sweep_json(store, info)
-    if as_json:
-        print(json.dumps(json_safe(data), indent=2, allow_nan=False))
-        return EXIT_OK
-    obj = data["objective"]
-    target = f", target {obj['target']}" if obj.get("target") is not None else ""
-    print(
-        f"sweep {data['id']} of '{data['experiment']['name']}': {data['status']}"
-        + (f" ({data['stop_reason']})" if data["stop_reason"] else "")
-    )
-    print(f"  objective: {obj.get('goal', 'max')} {obj['stage']}.{obj['metric']}{target}")
-    for t in data["trials"]:
-        value = "—" if t["objective"] is None else f"{t['objective']:.4g}"
-        params = ", ".join(
-            f"{p.rsplit('.', 1)[-1]}={v:.4g}"
-            if isinstance(v, float)
-            else f"{p.rsplit('.', 1)[-1]}={v}"
-            for p, v in t["params"].items()
-        )
-        reused = f"  reused: {', '.join(t['reused_stages'])}" if t["reused_stages"] else ""
-        wall = f"  {t['wall_s']:.0f}s" if t["wall_s"] is not None else ""
-        print(f"  trial {t['number']:>3}  {t['status']:<8} {value:>8}  {params}{wall}{reused}")
-    if data["best"]:
-        b = data["best"]
-        print(f"  best: trial {b['number']} (run {b['run']}) {b['objective']:.4g}")
-    return EXIT_OK
-
-
-def load_sweep_plan(path: Path, trials: int | None = None) -> tuple[dict[str, Any], Path]:
-    """Plain data of a plan with a sweep section, and its folder: a plan file with `sweep:`,
-    or a sweep file naming its plan (`plan: demo.yaml` and the sweep's keys).
-
-    Raises:
-        PlanInvalid: the file cannot be read, or has no sweep.
-    """
-    from engine.spec import parse_plan_text
-    from engine.spec.problems import Problem
-
-    data = parse_plan_text(read_plan_file(path), source=Path(path).name)
-    plan_dir = Path(path).resolve().parent
-    if "stages" not in data and isinstance(data.get("plan"), str):
-        plan_path = plan_dir / data["plan"]
-        sweep = {k: v for k, v in data.items() if k != "plan"}
-        data = parse_plan_text(read_plan_file(plan_path), source=plan_path.name)
-        data["sweep"] = sweep
-        plan_dir = plan_path.resolve().parent
-    if not isinstance(data.get("sweep"), dict):
-        raise PlanInvalid(
-            [
-                Problem(
-                    "sweep",
-                    "missing: add a sweep: section (objective, budget, space) to the plan, "
-                    "or give a sweep file with plan: <plan file> (see docs/sweeps.md)",
-                )
-            ]
-        )
-    if trials is not None:
-        data["sweep"].setdefault("budget", {})["trials"] = trials
-    return data, plan_dir
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """`stagelab sweep PLAN [--trials N] [--parallel N] [--gpus G] [--detach] [--no-cache]`."""
-    from engine.spec import plan_from_data
-    from engine.spec.plan import dump_yaml
-
-    if args.trials is not None and args.trials < 1:
-        raise UserError("--trials must be at least 1")
-    if args.parallel < 1:
-        raise UserError("--parallel must be at least 1")
-    try:
-        data, plan_dir = load_sweep_plan(Path(args.plan), args.trials)
-        plan = plan_from_data(data, plan_dir)
-    except PlanInvalid as exc:
-        print(f"{args.plan}: {len(exc.problems)} problem(s); nothing was started:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    gpus = _parse_gpus(args.gpus)
-    parallel = args.parallel if gpus == "cpu" else max(args.parallel, len(gpus.split(",")))
-    workspace, store = open_workspace(args)
-    from engine.cli.launch import experiment_for
-
-    text = dump_yaml(data)
-    experiment_id = experiment_for(store, args.name or f"{plan.name} sweep", text, str(plan_dir))
-    sweep_id = queries.create_sweep(
-        store,
-        experiment_id,
-        plan.sweep.model_dump(mode="json"),
-        gpus=gpus,
-        parallel=parallel,
-        use_cache=not args.no_cache,
-    )
-    return _start_sweep(workspace, sweep_id, detach=args.detach)
-
-
-def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
-    print(sweep_id, flush=True)
-    if detach:
-        import subprocess
-
-        from engine.cli.launch import module_command
-
-        folder = workspace.root / "sweeps"
-        folder.mkdir(parents=True, exist_ok=True)
-        log = open(folder / f"{sweep_id}.log", "ab")  # noqa: SIM115 - handed to the child
-        subprocess.Popen(
-            [*module_command("engine"), "sweep", "--workspace", str(workspace.root)]
-            + ["--sweep", sweep_id],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        return EXIT_OK
-    from engine.sweep.driver import run_sweep
-
-    code = run_sweep(workspace.root, sweep_id)
-    print(f"see: stagelab show {sweep_id}")
-    return code
-
-
-def cmd_sweep_resume(args: argparse.Namespace) -> int:
-    """`stagelab sweep-resume SWEEP`: continue a killed or stopped sweep where it was."""
-    workspace, store = open_workspace(args)
-    info = _lookup(queries.get_sweep, store, args.sweep)
-    if info.status == "running":
-        raise UserError(f"sweep {info.id} is running (pid {info.pid})")
-    if info.status == "finished":
-        raise UserError(f"sweep {info.id} has finished ({info.stop_reason})")
-    return _start_sweep(workspace, info.id, detach=args.detach)
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     """`stagelab show RUN|SWEEP [--json]`."""
     _, store = open_workspace(args)
@@ -655,10 +343,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         try:
             sweep = queries.get_sweep(store, args.run)
         except queries.NotFound:
-            raise UserError(f"no run '{args.run}' and no sweep of that id; see `stagelab ls`") from None
+            raise UserError(
+                f"no run '{args.run}' and no sweep of that id; see `stagelab ls`"
+            ) from None
         except queries.StoreError as exc:
             raise UserError(str(exc)) from None
-        return _show_sweep(store, sweep, as_json=args.json)
+        return show_sweep(store, sweep, as_json=args.json)
     except queries.StoreError as exc:
         raise UserError(str(exc)) from None
     data = run_json(store, run)
@@ -692,14 +382,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.metrics and not args.plan:
         raise UserError("say what to export: --metrics FILE.csv and/or --plan FILE.yaml")
     _, store = open_workspace(args)
-    run = _lookup(queries.get_run, store, args.run)
+    run = lookup(queries.get_run, store, args.run)
     if args.plan:
         text = _plan_for_export(run)
-        with _open_for_writing(args.plan) as fh:
+        with open_for_writing(args.plan) as fh:
             fh.write(text)
         print(f"wrote the plan of run {run.id} to {args.plan}")
     if args.metrics:
-        with _open_for_writing(args.metrics) as fh:
+        with open_for_writing(args.metrics) as fh:
             count = write_metrics_csv(store, run.id, fh)
         print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
     return EXIT_OK

@@ -25,8 +25,8 @@ class LiveError(Exception):
 
 
 def _run(args: argparse.Namespace) -> tuple[Store, Any]:
-    from engine.cli.commands import (
-        open_workspace,  # the CLI's checks (engine.cli.commands imports us)
+    from engine.cli.cli_args import (
+        open_workspace,
     )
 
     _, store = open_workspace(args)

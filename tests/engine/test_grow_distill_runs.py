@@ -5,14 +5,13 @@ transformers and give the engine's logits."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.engine.live_kill import kill_mid_stage
 from tests.engine.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
@@ -68,21 +67,6 @@ def plan_file(data_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
-def kill_when(ws: Path, run_id: str, stage: int, steps: int) -> None:
-    from engine.store import Store, queries
-
-    store = Store.open(ws / "stagelab.db")
-
-    def progressed():
-        stages = queries.list_stages(store, run_id)
-        return len(stages) > stage and stages[stage].steps_done >= steps
-
-    wait_for(progressed, 300, f"stage {stage} to pass step {steps}")
-    os.kill(queries.get_run(store, run_id).pid, signal.SIGKILL)
-    assert queries.list_stages(store, run_id)[stage].status == "running"
-    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
-
-
 def test_sigkill_in_grow_and_in_distill_then_resume_equals_an_uninterrupted_run(
     tmp_path, plan_file
 ):
@@ -93,9 +77,11 @@ def test_sigkill_in_grow_and_in_distill_then_resume_equals_an_uninterrupted_run(
     ref_id = listing["experiments"][0]["runs"][0]["id"]
 
     run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
-    kill_when(ws, run_id, 1, 12)  # mid-grow, after a checkpoint
+    kill_mid_stage(ws, run_id, 1)  # mid-grow, after a checkpoint
+    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
     stagelab(ws, "resume", run_id, "--detach")
-    kill_when(ws, run_id, 3, 12)  # mid-distill
+    kill_mid_stage(ws, run_id, 3)  # mid-distill
+    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
     resumed = stagelab(ws, "resume", run_id)
     assert "finished" in resumed.stdout
     data = show(ws, run_id)

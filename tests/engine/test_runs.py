@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.live_kill import kill_mid_stage
+
 pytestmark = pytest.mark.slow
 
 PLAN = """
@@ -140,21 +142,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     run_id = stagelab(
         ws, "run", str(plan_file), "--name", "killed", "--detach", "--no-cache"
     ).stdout.strip()
-    # Kill it during stage 2, after at least one of its checkpoints. The store is read
-    # directly: a CLI call per poll would be too slow to catch a tiny model mid-stage.
     from engine.store import Store, queries
 
     store = Store.open(ws / "stagelab.db")
-
-    def stage2_progress():
-        # A recorded checkpoint of stage 2 (its row is written only once its points are
-        # stored), so the resume continues mid-stage, not from the stage's start.
-        ckpt = queries.latest_checkpoint(store, run_id)
-        return ckpt is not None and ckpt.stage_idx == 1
-
-    wait_for(stage2_progress, 300, "a checkpoint of stage 2")
-    os.kill(queries.get_run(store, run_id).pid, signal.SIGKILL)
-    assert queries.list_stages(store, run_id)[1].status == "running"  # killed mid-stage
+    kill_mid_stage(ws, run_id, 1)  # during stage 2, after one of its checkpoints
     wait_for(
         lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted within 10 s"
     )

@@ -15,6 +15,7 @@ import yaml
 
 from engine.spec import PlanInvalid, plan_from_data
 from engine.spec.sweep import grid
+from tests.engine.live_kill import kill_mid_stage, pause_after_checkpoint
 
 BASE = """
 name: tiny
@@ -197,27 +198,21 @@ def test_sweep_resumes_after_sigkill_of_a_trial_engine_and_of_the_sweep(tmp_path
     sweep_id = stagelab(ws, "sweep", str(plan), "--detach").stdout.strip()
     store = Store.open(ws / "stagelab.db")
 
-    def cls_checkpointed(number: int):
+    def trial_run(number: int):
         trials = queries.get_sweep(store, sweep_id).trials
-        if len(trials) <= number:
-            return None
-        run_id = trials[number].run_id
-        ckpt = queries.latest_checkpoint(store, run_id)
-        return run_id if ckpt is not None and ckpt.stage_idx == 1 else None
+        return trials[number].run_id if len(trials) > number and trials[number].run_id else None
 
-    # 1. A trial's engine dies: the sweep resumes it from its checkpoint.
-    run0 = wait_for(lambda: cls_checkpointed(0), 300, "trial 0 to checkpoint its cls stage")
-    os.kill(queries.get_run(store, run0).pid, signal.SIGKILL)
+    # 1. A trial's engine dies mid-stage: the sweep resumes it from its checkpoint.
+    run0 = wait_for(lambda: trial_run(0), 300, "trial 0 to start")
+    kill_mid_stage(ws, run0, 1)
     wait_for(lambda: queries.get_run(store, run0).resume_count >= 1, 60, "trial 0 resumed")
 
     # 2. The sweep process and the running trial's engine die together.
-    run1 = wait_for(lambda: cls_checkpointed(1), 300, "trial 1 to checkpoint its cls stage")
-    sweep_pid = queries.get_sweep(store, sweep_id).pid
-    os.kill(sweep_pid, signal.SIGKILL)
-    os.kill(queries.get_run(store, run1).pid, signal.SIGKILL)
-    wait_for(
-        lambda: queries.get_sweep(store, sweep_id).status == "interrupted", 30, "interrupted"
-    )
+    run1 = wait_for(lambda: trial_run(1), 300, "trial 1 to start")
+    engine_pid = pause_after_checkpoint(ws, run1, 1)
+    os.kill(queries.get_sweep(store, sweep_id).pid, signal.SIGKILL)
+    os.kill(engine_pid, signal.SIGKILL)
+    wait_for(lambda: queries.get_sweep(store, sweep_id).status == "interrupted", 30, "interrupted")
     stagelab(ws, "sweep-resume", sweep_id)
 
     data = json.loads(stagelab(ws, "show", sweep_id, "--json").stdout)

@@ -1,0 +1,70 @@
+"""Kill an engine in the middle of a stage however fast the machine is.
+
+Polling the store and then sending SIGKILL races the engine: a tiny model can finish the
+stage between the poll and the kill. Instead the test listens on the run's live channel,
+pauses the engine (at a step boundary) on the first checkpoint of the stage, waits until
+that checkpoint's row is stored, and only then kills it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from engine.channel.client import ChannelClient, ChannelClosed, ChannelUnavailable
+from engine.store import Store, queries
+
+
+def _connect(store: Store, run_id: str, deadline: float) -> ChannelClient:
+    while time.monotonic() < deadline:
+        run = queries.get_run(store, run_id)
+        if run.run_dir:
+            try:
+                # A resumed run's folder may still hold the killed engine's address.
+                return ChannelClient.for_run(run.run_dir, name="test kill")
+            except (ChannelUnavailable, ChannelClosed, OSError, KeyError, ValueError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id}'s engine never answered on its live channel")
+
+
+def pause_after_checkpoint(ws: Path, run_id: str, stage: int, timeout: float = 300) -> int:
+    """Hold run `run_id` right after the first checkpoint of stage `stage` and
+    return its engine's pid; the checkpoint's row is stored by then."""
+    store = Store.open(ws / "stagelab.db")
+    deadline = time.monotonic() + timeout
+    client = _connect(store, run_id, deadline)
+    try:
+        client.subscribe(after=0)
+        while True:
+            left = deadline - time.monotonic()
+            message = client.recv(max(left, 0.01))
+            if left <= 0:
+                raise AssertionError(f"no checkpoint of stage {stage} within {timeout:.0f} s")
+            if message is None:
+                continue
+            if message.get("type") == "event" and message.get("kind") == "checkpoint":
+                if message.get("stage") == stage:
+                    step = message["data"]["step"]
+                    client.control("pause")
+                    break
+    finally:
+        client.close()
+
+    def stored() -> bool:
+        ckpt = queries.latest_checkpoint(store, run_id)
+        return ckpt is not None and ckpt.stage_idx == stage and ckpt.step >= step
+
+    while not stored():
+        assert time.monotonic() < deadline, f"the checkpoint at step {step} was never stored"
+        time.sleep(0.05)
+    return queries.get_run(store, run_id).pid
+
+
+def kill_mid_stage(ws: Path, run_id: str, stage: int, timeout: float = 300) -> None:
+    """SIGKILL run `run_id`'s engine while stage `stage` runs, after one of its checkpoints."""
+    pid = pause_after_checkpoint(ws, run_id, stage, timeout)
+    os.kill(pid, signal.SIGKILL)
+    store = Store.open(ws / "stagelab.db")
+    assert queries.list_stages(store, run_id)[stage].status == "running"
