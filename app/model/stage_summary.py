@@ -162,8 +162,12 @@ def growth_text(stages: list[Any], index: int) -> str:
     if stage.get("kind") == "distill":
         student = output_layers(stages, index)
         teacher = source_layers(stages, index, "teacher")
-        return f"student {count(student)} layers ← teacher {count(teacher)} layers"
+        return f"student {_layers(count(student))} ← teacher {_layers(count(teacher))}"
     return ""
+
+
+def _layers(n: str) -> str:
+    return f"{n} layer" if n == "1" else f"{n} layers"
 
 
 def model_line(stages: list[Any], index: int) -> str:

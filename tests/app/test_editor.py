@@ -127,6 +127,20 @@ def test_model_and_data_pickers(window, tmp_path):
     assert "not found" in data.problem.text()
 
 
+def test_a_builtin_distill_student_takes_the_teachers_vocabulary(window):
+    from app.model.plan_document import PlanDocument
+    from engine.resources import resources_dir
+
+    plans = resources_dir() / "plans"
+    window.set_document(PlanDocument.from_file(plans / "distill.yaml", as_template=True))
+    window.plan_view.select_row(2)  # the student
+    student = window.inspector.model_pickers["model"]
+    assert "teacher" in window.inspector.model_pickers
+    assert not student.vocab.isEnabled() and student.vocab.placeholderText() == "the teacher's"
+    window.plan_view.select_row(0)  # the teacher's pretraining learns its own vocabulary
+    assert window.inspector.model_pickers["model"].vocab.isEnabled()
+
+
 def test_save_as_elsewhere_keeps_data_paths_pointing_at_the_same_files(window, tmp_path):
     target = tmp_path / "elsewhere" / "my-plan.yaml"
     target.parent.mkdir()

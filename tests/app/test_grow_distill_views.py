@@ -32,7 +32,7 @@ def test_cards_say_what_grow_and_distill_make_of_the_model():
     assert model_line(distill, 2).startswith("student 2 layers ← teacher 4 layers")
     # A student cut from its teacher; unknown sources say so instead of guessing.
     cut = distill[:2] + [dict(distill[2], model={"from_stage": "teacher"}, student_layers=1)]
-    assert growth_text(cut, 2) == "student 1 layers ← teacher 4 layers"
+    assert growth_text(cut, 2) == "student 1 layer ← teacher 4 layers"
     unknown = [{"name": "g", "kind": "grow", "model": {"path": "m"}, "target_layers": 8}]
     assert growth_text(unknown, 0) == "? → 8 layers (stack)"
 

@@ -131,6 +131,8 @@ class QtStageInspector(QScrollArea):
             if key in cls.model_fields:
                 picker = QtModelSource("Teacher" if key == "teacher" else "Model")
                 picker.setObjectName(f"{key}Picker")
+                if key == "model" and "teacher" in cls.model_fields:
+                    picker.take_teacher_vocabulary()
                 picker.edited.connect(lambda value, k=key: self._set((k,), value))
                 self.model_pickers[key] = picker
                 layout.addWidget(_boxed("Teacher" if key == "teacher" else "Model", picker))

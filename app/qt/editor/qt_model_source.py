@@ -90,6 +90,16 @@ class QtModelSource(QWidget):
         layout.addWidget(self.pages)
         layout.addWidget(self.problem)
 
+    def take_teacher_vocabulary(self) -> None:
+        """A distill student: a built-in one reads the teacher's token ids, so it takes the
+        teacher's tokenizer and its own vocabulary setting would be ignored."""
+        self.vocab.setEnabled(False)
+        self.vocab.setPlaceholderText("the teacher's")
+        self.vocab.setToolTip(
+            "A built-in student takes the teacher's tokenizer: both models must read the same "
+            "token ids."
+        )
+
     def show_value(self, value: Any, earlier_stages: list[str], plan_dir: str) -> None:
         """Show a model setting; `earlier_stages` are the names it may start from."""
         self._value = dict(value) if isinstance(value, dict) else {}
