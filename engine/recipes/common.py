@@ -19,6 +19,7 @@ from engine.data.load import StageData, load_stage_data
 from engine.models.build import build_model, build_tokenizer
 from engine.process.context import StageContext
 from engine.recipes.base import Batch, StepLoss
+from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
 from engine.train.batches import Streams
 from engine.train.metrics import labelled, loss_sum
@@ -78,12 +79,15 @@ def prepare_stage(
                 stage_idx=ctx.index,
                 data={"split": split, "dropped": n},
             )
-    column = stage.data.text_column
+    # Every text column the stage reads (prompt and response of instruction data, both
+    # texts of a pair), never the labels.
+    columns = [c for c in needed_columns(stage.data, objective) if c != stage.data.label_column]
 
     def corpus():
         # Built-in tokenizers learn from the training split only, never from eval rows.
-        for value in data.train[column]:
-            yield " ".join(value) if isinstance(value, list) else str(value)
+        for column in columns:
+            for value in data.train[column]:
+                yield " ".join(value) if isinstance(value, list) else str(value)
 
     tokenizer = build_tokenizer(
         stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus

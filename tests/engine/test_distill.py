@@ -242,3 +242,66 @@ stages:
     assert sorted(result.series("train/loss_kd")) == [1, 2, 3]
     assert sorted(result.series("train/loss_task")) == [1, 2, 3]
     assert 0 in result.series("teacher/accuracy") and 3 in result.series("eval/accuracy")
+
+
+def test_token_tagging_distils_per_labelled_token(train_stage_of):
+    tagging = """
+name: t
+stages:
+  - name: teacher
+    kind: train
+    task: token_classification
+    model: {builtin: bert-tiny, vocab_size: 120}
+    data: {path: entities.jsonl, text_column: tokens, label_column: tags, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 6
+  - name: student
+    kind: distill
+    task: token_classification
+    teacher: {from_stage: teacher}
+    model: {builtin: bert-tiny}
+    student_layers: 1
+    data: {path: entities.jsonl, text_column: tokens, label_column: tags, eval_ratio: 0.2}
+    alpha: 0.5
+    batch_size: 8
+    max_steps: 4
+    eval: {metrics: [loss, accuracy]}
+"""
+    teacher = train_stage_of(tagging).recipe.save()[0]
+    result = train_stage_of(tagging, index=1, outputs={"teacher": teacher})
+    assert result.outcome == "finished"
+    kd, task = result.series("train/loss_kd"), result.series("train/loss_task")
+    assert sorted(kd) == sorted(task) == [1, 2, 3, 4]
+    assert all(math.isfinite(v) and v >= 0 for v in [*kd.values(), *task.values()])
+    assert 0 in result.series("teacher/accuracy") and 4 in result.series("eval/accuracy")
+
+
+def test_instruction_tuning_distils_per_response_token(train_stage_of):
+    sft = """
+name: t
+stages:
+  - name: teacher
+    kind: train
+    task: causal_lm_sft
+    model: {builtin: gpt2-tiny, vocab_size: 200}
+    data: {path: instructions.jsonl, prompt_column: prompt, response_column: response, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 6
+  - name: student
+    kind: distill
+    task: causal_lm_sft
+    teacher: {from_stage: teacher}
+    model: {from_stage: teacher}
+    student_layers: 1
+    data: {path: instructions.jsonl, prompt_column: prompt, response_column: response, eval_ratio: 0.2}
+    alpha: 0.5
+    batch_size: 8
+    max_steps: 4
+    eval: {metrics: [loss]}
+"""
+    teacher = train_stage_of(sft).recipe.save()[0]
+    result = train_stage_of(sft, index=1, outputs={"teacher": teacher})
+    assert result.outcome == "finished"
+    kd = result.series("train/loss_kd")
+    assert sorted(kd) == [1, 2, 3, 4] and all(math.isfinite(v) for v in kd.values())
+    assert 0 in result.series("teacher/loss") and 4 in result.series("eval/loss")
