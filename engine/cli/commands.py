@@ -244,6 +244,11 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
     """The documented JSON of one run (docs/cli.md)."""
     experiment = queries.get_experiment(store, run.experiment_id)
     stages = queries.list_stages(store, run.id)
+    # What a stage warned about while it trained (weights that started random, …).
+    stage_warnings: dict[int, list[str]] = {}
+    for e in queries.list_events(store, run.id, kind="model"):
+        if e.level in ("warning", "error") and e.stage_idx is not None:
+            stage_warnings.setdefault(e.stage_idx, []).append(e.message)
     return {
         "id": run.id,
         "experiment": {"id": experiment.id, "name": experiment.name},
@@ -276,6 +281,7 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
                 "metrics": s.final_metrics or {},
                 "fingerprint": s.fingerprint,
                 "reused_from": s.reused_from,
+                "warnings": stage_warnings.get(s.idx, []),
             }
             for s in stages
         ],
@@ -371,6 +377,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if s["reused_from"]:
             src = s["reused_from"]
             print(f"      reused from run {src['run']} stage {src['stage']} (not trained again)")
+        for warning in s["warnings"]:
+            print(f"      warning: {warning}")
         if s["output_dir"]:
             print(f"      output: {s['output_dir']}")
     return EXIT_OK

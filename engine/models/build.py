@@ -110,10 +110,13 @@ def build_model(
     labels: list[str] | None,
     max_length: int,
     dropout: float | None,
+    report: Callable[[str, str], None] | None = None,
 ) -> torch.nn.Module:
     """Create the stage's model with the head its objective needs.
 
     Call after seeding: fresh weights (a new model or a new head) come from torch's RNG.
+    `report(level, sentence)` hears which weights a loaded model did not find in its
+    checkpoint and start random.
     """
     auto = AUTO_CLASS[objective]
     extra: dict[str, Any] = {}
@@ -141,13 +144,20 @@ def build_model(
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            model = auto.from_pretrained(
-                where, revision=source.revision, config=config, ignore_mismatched_sizes=True
+            model, info = auto.from_pretrained(
+                where,
+                revision=source.revision,
+                config=config,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
             )
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load '{where}' for {objective}: {exc}") from None
         finally:
             hf_logging.set_verbosity(verbosity)
+        fresh = fresh_weights_sentence(model, info, objective, where)
+        if fresh is not None and report is not None:
+            report(*fresh)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if dropout is not None:
@@ -157,6 +167,42 @@ def build_model(
             if isinstance(module, torch.nn.Dropout):
                 module.p = dropout
     return model
+
+
+def fresh_weights_sentence(
+    model: torch.nn.Module, info: dict[str, Any], objective: str, where: str
+) -> tuple[str, str] | None:
+    """(level, sentence) about weights the checkpoint lacked, or None if it had them all.
+
+    A new task head is expected (info); a missing language-model head or missing body
+    weights are not: a sentence-embedding checkpoint has no MLM head, and its masked-LM
+    losses start near log(vocabulary) instead of low (warning).
+    """
+    missing = list(info.get("missing_keys") or [])
+    mismatched = [key for key, *_ in info.get("mismatched_keys") or []]
+    if not missing and not mismatched:
+        return None
+    prefix = getattr(model, "base_model_prefix", "")
+    modules = sorted({".".join(k.split(".")[:2]) for k in missing + mismatched})
+    # The pooler belongs to the classification head: masked-LM models are saved without it.
+    body = [
+        k
+        for k in missing
+        if prefix and k.startswith(prefix + ".") and not k.startswith(prefix + ".pooler.")
+    ]
+    language_model = objective in ("masked_lm", "causal_lm", "causal_lm_sft")
+    n = len(missing) + len(mismatched)
+    what = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
+    if body or language_model:
+        return (
+            "warning",
+            f"{where} lacks {n} weight tensor(s) this {objective} model needs ({what}); "
+            "they start random, so the first losses are those of an untrained "
+            + ("model" if body else "head")
+            + ": check that the checkpoint was saved with this head, or train a stage that "
+            "teaches it first",
+        )
+    return "info", f"a new task head starts random ({what}, {n} tensor(s) not in {where})"
 
 
 def _config_dropout(config: PretrainedConfig, p: float) -> None:

@@ -104,6 +104,7 @@ def prepare_stage(
         else None,
         max_length=stage.data.max_length,
         dropout=stage.regularization.dropout,
+        report=model_reporter(ctx),
     )
     if transform is not None:
         model = transform(model)
@@ -119,6 +120,15 @@ def prepare_stage(
         train_rows=train_rows.to_list(),
         eval_rows=eval_rows.to_list() if eval_rows is not None else None,
     )
+
+
+def model_reporter(ctx: StageContext) -> Callable[[str, str], None]:
+    """Records what `build_model` says about the loaded weights as a `model` event."""
+
+    def report(level: str, sentence: str) -> None:
+        ctx.recorder.event("model", sentence, stage_idx=ctx.index, level=level)
+
+    return report
 
 
 def special_ids(tokenizer: Any) -> list[int]:

@@ -41,6 +41,7 @@ from engine.recipes.common import (
     draw_train,
     epoch_steps,
     mask_tokens,
+    model_reporter,
     save_output,
     seed_everything,
     special_ids,
@@ -157,6 +158,7 @@ class DistillRecipe:
             labels=teacher_labels,
             max_length=stage.data.max_length,
             dropout=stage.regularization.dropout,
+            report=model_reporter(ctx),
         )
         if stage.student_layers:
             self.model = keep_lowest_layers(self.model, stage.student_layers)

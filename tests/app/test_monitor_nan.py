@@ -77,3 +77,32 @@ def test_nan_and_inf_are_marked_not_drawn_as_a_stage_gap(qtbot, tmp_path):
     assert "database writes have failed" in monitor.record_warning.text()
     monitor.grab().save(str(tmp_path / "monitor-nan.png"))
     monitor.close_run()
+
+
+def test_a_model_that_starts_partly_untrained_is_said_above_the_plots(qtbot, tmp_path):
+    store, run_id = diverged_run(tmp_path / "ws")
+    message = "/m lacks 6 weight tensor(s) this masked_lm model needs (cls.predictions)"
+    queries.add_events(
+        store,
+        run_id,
+        [
+            {
+                "stage_idx": 0,
+                "kind": "model",
+                "level": "warning",
+                "message": message,
+                "data": None,
+                "wall_ms": 2,
+                "seq": 10_000,
+            }
+        ],
+    )
+    monitor = QtRunMonitor(lambda: store)
+    qtbot.addWidget(monitor)
+    monitor.show()
+    monitor.open_run(run_id)
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    monitor._redraw()
+    assert monitor.record_warning.isVisible()
+    assert monitor.record_warning.text() == f"Model: {message}"
+    monitor.close_run()

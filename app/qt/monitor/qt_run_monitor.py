@@ -324,10 +324,14 @@ class QtRunMonitor(QWidget):
             self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
 
     def _show_record_warning(self, events: list[dict]) -> None:
-        store = [e for e in events if e.get("kind") == "store" and e.get("level") != "info"]
-        if store:
-            self.record_warning.setText(f"Record: {store[-1]['message']}")
-            self.record_warning.setToolTip(store[-1]["message"])
+        # Problems of the record, and a model that starts partly untrained: both change how
+        # the curves must be read, so they stay in view, not only in the log.
+        titles = {"store": "Record", "model": "Model"}
+        loud = [e for e in events if e.get("kind") in titles and e.get("level") != "info"]
+        if loud:
+            last = loud[-1]
+            self.record_warning.setText(f"{titles[last['kind']]}: {last['message']}")
+            self.record_warning.setToolTip(last["message"])
             self.record_warning.show()
 
     def _draw_gpu(self, run: RunSeries) -> None:
