@@ -21,6 +21,7 @@ from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
     parse_gpus,
 )
 from engine.cli.launch import record_run, start_engine
+from engine.cli.predict_command import cmd_predict  # noqa: F401
 from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 from engine.resources import demo_plan_path

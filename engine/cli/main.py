@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.cli.predict_command import add_predict_parser
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 EPILOG = """\
@@ -32,6 +34,7 @@ examples:
   stagelab export RUN --plan plan.yaml      the plan a run used
   stagelab sweep plan.yaml --trials 8       search settings (the plan's sweep: section)
   stagelab show SWEEP --json                a sweep's trials and its best trial
+  stagelab predict RUN:STAGE --text "…"     try a stage output: labels, generated text
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep-resume", help="continue a killed or stopped sweep")
     p.add_argument("sweep")
     p.add_argument("--detach", action="store_true")
+    add_predict_parser(sub)
     return parser
 
 
