@@ -27,7 +27,7 @@ def test_demo_data_regenerates_byte_for_byte(tmp_path):
     finally:
         sys.path.pop(0)
     files = generate(tmp_path)
-    assert len(files) == 8
+    assert len(files) == 9
     for path in files.values():
         shipped = DATA / path.relative_to(tmp_path)
         assert shipped.read_bytes() == path.read_bytes(), shipped
@@ -107,3 +107,19 @@ def test_every_shipped_plan_smoke_runs(path, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished" in proc.stdout
+
+
+def test_preference_pairs_have_a_right_and_a_different_wrong_answer():
+    import json
+
+    rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
+    answers = {}
+    for line in (DATA / "instructions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        answers[row["prompt"]] = row["response"]
+    assert len(rows) == 400
+    assert all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
+    assert all(r["chosen"] != r["rejected"] and r["rejected"].strip() for r in rows)
+    # The chosen answer is the instruction set's answer wherever the prompts meet.
+    shared = [r for r in rows if r["prompt"] in answers]
+    assert all(answers[r["prompt"]] == r["chosen"] for r in shared)

@@ -28,6 +28,7 @@ _LOOK = {
     "joint": ("Joint", "#d8843b", "J"),
     "ensemble": ("Ensemble", "#c9475d", "E"),
     "grow": ("Grow", "#7a8a2e", "G"),
+    "preference": ("Preference", "#2f8f9d", "A"),  # A: alignment (P is pretrain's)
 }
 
 
@@ -77,6 +78,9 @@ def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[
         stage.update(members=[])
     elif kind == "ensemble":
         stage.update(members=[{"from_stage": n} for n in names_before[-2:]])
+    elif kind == "preference":
+        # Alignment follows fine-tuning of a causal LM; alone it starts from a tiny GPT-2.
+        stage.update(loss="dpo", model=start if previous else {"builtin": "gpt2-tiny"})
     elif kind == "grow":
         stage.update(model=start, target_layers=4)
     return stage

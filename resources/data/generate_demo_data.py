@@ -261,6 +261,30 @@ def _instruction(rng: random.Random) -> dict[str, str]:
     return {"prompt": f"how many words are in: {' '.join(words)}?", "response": NUMBERS[len(words)]}
 
 
+def _wrong_answer(rng: random.Random, row: dict[str, str]) -> str:
+    """A plausible wrong answer to an instruction: another label, a number off by one or
+    two, the question's own word, another word of the sentence."""
+    prompt, right = row["prompt"], row["response"]
+    if prompt.startswith("which topic"):
+        return rng.choice([t for t in LABELS if t != right])
+    if prompt.startswith("is this review"):
+        return "negative" if right == "positive" else "positive"
+    if right in NUMBERS:
+        n = NUMBERS.index(right)
+        options = [NUMBERS[k] for k in (n - 2, n - 1, n + 1, n + 2) if 0 <= k < len(NUMBERS)]
+        return rng.choice(options)
+    if prompt.startswith("what is the opposite of"):
+        return prompt.removeprefix("what is the opposite of ").rstrip("?")
+    words = [w for w in prompt.split(":", 1)[-1].rstrip("?").split() if w not in right.split()]
+    return rng.choice(words)
+
+
+def _preference(rng: random.Random) -> dict[str, str]:
+    """An instruction with its right answer (chosen) and a wrong one (rejected)."""
+    row = _instruction(rng)
+    return {"prompt": row["prompt"], "chosen": row["response"], "rejected": _wrong_answer(rng, row)}
+
+
 def _fact(rng: random.Random) -> str:
     """A plain sentence of the arithmetic / opposites kind for the corpus."""
     if rng.random() < 0.5:
@@ -323,6 +347,7 @@ reviews ("not good" is negative, "not bad" positive) and about 4% label noise.
 | `reviews_named_splits/validation.jsonl` | JSON lines | `text`, `label` | {validation} |
 | `entities.jsonl` | JSON lines | `tokens` (words), `tags` (BIO: `O`, `B-PER`, `I-PER`, `B-LOC`, `I-LOC`, `B-ORG`, `I-ORG`) | {entities} |
 | `instructions.jsonl` | JSON lines | `prompt`, `response` (topic, sentiment, arithmetic in words, opposites, names, word counts) | {instructions} |
+| `preferences.jsonl` | JSON lines | `prompt`, `chosen` (the right answer), `rejected` (a plausible wrong one: another label, a number off by one or two, the question's word, another word of the sentence) | {preferences} |
 
 All files are UTF-8 with `\\n` line ends. They were made, and can be remade byte for byte, with
 
@@ -369,6 +394,8 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
     entities = [dict(zip(("tokens", "tags"), _entities(r), strict=True)) for _ in range(600)]
     r = rng("instructions")
     instructions = [_instruction(r) for _ in range(400)]
+    r = rng("preferences")
+    preferences = [_preference(r) for _ in range(400)]
 
     files = {
         "corpus": _write_lines(out_dir / "corpus.txt", corpus),
@@ -382,6 +409,7 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
         ),
         "entities": _write_jsonl(out_dir / "entities.jsonl", entities),
         "instructions": _write_jsonl(out_dir / "instructions.jsonl", instructions),
+        "preferences": _write_jsonl(out_dir / "preferences.jsonl", preferences),
     }
     texts = corpus + [t for t, _ in topics] + [" ".join(e["tokens"]) for e in entities]
     texts += [f"{row['prompt']} {row['response']}" for row in instructions]
@@ -402,6 +430,7 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
             validation=counts["reviews_validation"],
             entities=counts["entities"],
             instructions=counts["instructions"],
+            preferences=counts["preferences"],
         ).splitlines(),
     )
     return files

@@ -1,0 +1,216 @@
+"""Recipe of `preference` stages: align a causal LM with pairs of responses to a prompt,
+one preferred (chosen) and one not (rejected).
+
+Losses, per pair, with log π(y|x) summed over the response tokens only:
+
+* `dpo` (Rafailov et al. 2023): −log σ(β·[(log π(y_c) − log π_ref(y_c)) − (log π(y_r) −
+  log π_ref(y_r))]), against a frozen reference: the model as the stage starts.
+* `simpo` (Meng et al. 2024), reference-free: −log σ(β·log π(y_c)/|y_c| −
+  β·log π(y_r)/|y_r| − γ), length-normalised, with a target margin γ.
+
+The few lines are written here on our loop rather than taken from TRL's trainer: the stage
+then gets every per-stage setting, exact resume and live curves like any other kind
+(docs/engine.md, "Preference alignment"). As in TRL, the policy's dropout is off unless the
+stage sets one, so the policy and the reference score the same function at the start.
+
+Evaluation reports `eval/loss` = −log σ(r_c − r_r) (the DPO loss; SimPO's without γ) and
+`eval/accuracy`, how often the chosen response gets the higher reward.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from engine.data.encode import IGNORE
+from engine.process.context import StageContext
+from engine.recipes.base import Batch, StepLoss
+from engine.recipes.common import (
+    TRAIN_SOURCE,
+    draw_train,
+    epoch_steps,
+    prepare_stage,
+    save_output,
+    special_ids,
+)
+from engine.train.batches import Streams
+
+DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.0}
+
+
+def sequence_logps(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probability of each row's labelled tokens, and their count.
+
+    Args:
+        ids, mask, labels: [rows, width]; labels IGNORE outside the response.
+    """
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * keep).sum(-1), keep.sum(-1)
+
+
+def _pad_to(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return F.pad(t, (0, width - t.shape[1]), value=value)
+
+
+def pair_logps(
+    model: torch.nn.Module, batch: Batch, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log π of the chosen and the rejected responses and their lengths, in one forward
+    over both halves of the batch (padded to one width)."""
+    width = max(batch["input_ids"].shape[1], batch["rejected_input_ids"].shape[1])
+    ids = torch.cat(
+        [
+            _pad_to(batch["input_ids"], width, pad_id),
+            _pad_to(batch["rejected_input_ids"], width, pad_id),
+        ]
+    )
+    mask = torch.cat(
+        [
+            _pad_to(batch["attention_mask"], width, 0),
+            _pad_to(batch["rejected_attention_mask"], width, 0),
+        ]
+    )
+    labels = torch.cat(
+        [
+            _pad_to(batch["labels"], width, IGNORE),
+            _pad_to(batch["rejected_labels"], width, IGNORE),
+        ]
+    )
+    logps, counts = sequence_logps(model, ids, mask, labels)
+    n = batch["input_ids"].shape[0]
+    return logps[:n], logps[n:], counts[:n], counts[n:]
+
+
+def preference_rewards(
+    kind: str,
+    beta: float,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    *,
+    ref_chosen: torch.Tensor | None = None,
+    ref_rejected: torch.Tensor | None = None,
+    chosen_len: torch.Tensor | None = None,
+    rejected_len: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Implicit rewards of the chosen and rejected responses under the stage's loss."""
+    if kind == "dpo":
+        return beta * (chosen - ref_chosen), beta * (rejected - ref_rejected)
+    return beta * chosen / chosen_len.clamp(min=1), beta * rejected / rejected_len.clamp(min=1)
+
+
+class PreferenceRecipe:
+    """DPO or SimPO on prompt / chosen / rejected rows (see `engine.recipes.base`)."""
+
+    trains = True
+
+    def __init__(self, ctx: StageContext):
+        self.ctx = ctx
+        stage = ctx.stage
+        self.kind = stage.loss
+        self.beta = stage.beta if stage.beta is not None else DEFAULT_BETA[stage.loss]
+        self.margin = stage.margin if stage.loss == "simpo" else 0.0
+        self.labels = None
+        self.num_classes = None
+        self.mask_id = None
+
+    def setup(self) -> None:
+        """Load the pairs, the policy and (DPO) its frozen copy as the reference."""
+        prepared = prepare_stage(self.ctx, "preference", supervised=False)
+        self.model, self.tokenizer = prepared.model, prepared.tokenizer
+        self.train_rows, self.eval_rows = prepared.train_rows, prepared.eval_rows
+        self.data = prepared.data
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+        self.special_ids = special_ids(self.tokenizer)
+        if self.ctx.stage.regularization.dropout is None:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = 0.0
+        # The reference is the model as the stage starts; on resume it is built again from
+        # the same source, while the checkpoint restores only the policy.
+        self.reference = copy.deepcopy(self.model) if self.kind == "dpo" else None
+
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """The policy."""
+        return {"model": self.model}
+
+    def frozen_modules(self) -> dict[str, torch.nn.Module]:
+        """The DPO reference (eval mode, no gradients, never checkpointed)."""
+        return {"reference": self.reference} if self.reference is not None else {}
+
+    def sources(self) -> dict[str, list[Any]]:
+        """The training pairs."""
+        return {TRAIN_SOURCE: self.train_rows}
+
+    def steps(self) -> int:
+        """`max_steps`, or the epochs over the pairs."""
+        return epoch_steps(self.ctx, self.train_rows)
+
+    def draw(self, streams: Streams, micro_step: int) -> Batch:
+        """The next micro-batch of pairs."""
+        return draw_train(streams, micro_step)
+
+    def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
+        """Nothing to add: the response targets come from encoding."""
+        return batch
+
+    def count_targets(self, batch: Batch) -> int:
+        """Pairs: every pair weighs the same in the step's mean loss."""
+        return int(batch["input_ids"].shape[0])
+
+    def _rewards(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        chosen, rejected, n_chosen, n_rejected = pair_logps(self.model, batch, self.pad_id)
+        refs: dict[str, torch.Tensor] = {}
+        if self.reference is not None:
+            with torch.no_grad():
+                refs["ref_chosen"], refs["ref_rejected"], _, _ = pair_logps(
+                    self.reference, batch, self.pad_id
+                )
+        r_chosen, r_rejected = preference_rewards(
+            self.kind,
+            self.beta,
+            chosen,
+            rejected,
+            chosen_len=n_chosen,
+            rejected_len=n_rejected,
+            **refs,
+        )
+        logps = {"logp_chosen": chosen, "logp_rejected": rejected}
+        return r_chosen, r_rejected, logps
+
+    def loss(self, batch: Batch, targets: int) -> StepLoss:
+        """The pairs' summed loss over the step's pairs; rewards and log-probs as parts."""
+        r_chosen, r_rejected, logps = self._rewards(batch)
+        margin = r_chosen - r_rejected
+        loss = -F.logsigmoid(margin - self.margin).sum() / targets
+        parts = {
+            "reward_chosen": r_chosen.detach().sum() / targets,
+            "reward_rejected": r_rejected.detach().sum() / targets,
+            "reward_margin": margin.detach().sum() / targets,
+            "reward_accuracy": (margin.detach() > 0).float().sum() / targets,
+            **{k: v.detach().sum() / targets for k, v in logps.items()},
+        }
+        return StepLoss(loss, parts)
+
+    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards as two-class logits [rejected, chosen], the chosen one as the label:
+        cross-entropy is then −log σ(r_c − r_r), and accuracy how often the chosen response
+        wins (a tie, as at the start of DPO, goes to the first class: not a win)."""
+        r_chosen, r_rejected, _ = self._rewards(batch)
+        logits = torch.stack([r_rejected, r_chosen], dim=-1)
+        return logits, torch.ones(logits.shape[0], dtype=torch.long, device=logits.device)
+
+    def save(self) -> list[Path]:
+        """Write the aligned model and its tokenizer."""
+        return save_output(self.ctx, self.model, self.tokenizer)
