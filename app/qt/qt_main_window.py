@@ -25,6 +25,7 @@ from app.qt.editor.qt_plan_header import QtPlanHeader
 from app.qt.editor.qt_plan_view import QtPlanView
 from app.qt.editor.qt_problems import QtProblemsList
 from app.qt.editor.undo import InsertStage, RemoveStage
+from app.qt.playground.qt_playground import QtPlayground
 from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(centre, "Plan")
         self.runs = RunActions(self, self.tabs)
+        self.playground = QtPlayground(self.store)  # its workers start when an output is picked
+        self.tabs.addTab(self.playground, "Playground")
         self.setCentralWidget(self.tabs)
         self.experiment_id: str | None = None  # the experiment the plan was opened from
         # A clone is recorded as an experiment on its first run, not when Clone is pressed
@@ -398,6 +401,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.gpu_picker.timer.stop()
         self.runs.close()
+        self.playground.close_workers()
         event.accept()
 
 

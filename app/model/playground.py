@@ -1,0 +1,154 @@
+"""The playground's view model, Qt-free: which stage outputs can be tried, how the worker
+process is started and spoken to (JSON lines, docs/playground.md), and what one pane shows
+after each message of its worker. The window never loads a model itself."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.store.db import Store
+
+# What a causal LM is asked with unless the person changes it (the worker's own defaults).
+SAMPLING_DEFAULTS: dict[str, float | int] = {
+    "max_new_tokens": 40,
+    "temperature": 0.8,
+    "top_p": 0.95,
+    "top_k": 50,
+    "seed": 0,
+}
+TASK_WORDS = {
+    "sequence_classification": "classifier",
+    "token_classification": "token tagger",
+    "causal_lm": "causal LM",
+    "masked_lm": "masked LM",
+}
+
+
+@dataclass(frozen=True)
+class OutputChoice:
+    """A finished stage output the playground can load."""
+
+    folder: str
+    label: str  # 'demo #2 · sentiment (train)'
+    run_id: str = ""
+    stage: str = ""
+
+
+def finished_outputs(store: Store) -> list[OutputChoice]:
+    """Every stage output of the workspace whose folder still exists, newest run first."""
+    from engine.store import queries
+
+    choices = []
+    for run in reversed(queries.list_runs(store)):
+        experiment = queries.get_experiment(store, run.experiment_id)
+        for stage in queries.list_stages(store, run.id):
+            if stage.output_dir and (Path(stage.output_dir) / "config.json").exists():
+                label = f"{experiment.name} #{run.number} · {stage.name} ({stage.kind})"
+                choices.append(OutputChoice(stage.output_dir, label, run.id, stage.name))
+    return choices
+
+
+def folder_choice(folder: str) -> OutputChoice:
+    """A folder picked by hand."""
+    path = Path(folder)
+    return OutputChoice(str(path), f"{path.parent.name}/{path.name}")
+
+
+def worker_command(folder: str) -> list[str]:
+    """Program and arguments of the worker process for one output."""
+    from engine.cli.launch import module_command
+
+    return [*module_command("engine.predict"), "serve", folder]
+
+
+def request_line(request_id: int, text: str, sampling: dict[str, Any] | None = None) -> bytes:
+    """One request to a worker."""
+    return (
+        json.dumps({"id": request_id, "text": text, "sampling": sampling or {}}) + "\n"
+    ).encode()
+
+
+def parse_line(line: bytes | str) -> dict[str, Any] | None:
+    """A worker's message, or None for a line that is none (a library's stray print)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return message if isinstance(message, dict) and "event" in message else None
+
+
+def ranked_labels(labels: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(label, probability), likeliest first: the rows of the probability bars."""
+    pairs = [(str(x["label"]), float(x["probability"])) for x in labels]
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+@dataclass
+class PaneState:
+    """What one playground pane shows: its worker's state, then the last answer."""
+
+    status: str = "Pick a stage output"
+    task: str = ""
+    ready: bool = False
+    busy: bool = False
+    generated: str = ""
+    prompt: str = ""
+    bars: list[tuple[str, float]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # per-word tags or masked fills
+    error: str = ""
+
+    def loading(self, label: str) -> None:
+        self.__init__()  # everything of the previous output goes
+        self.status = f"Loading {label}…"
+
+    def asked(self, text: str) -> None:
+        self.busy, self.error, self.prompt = True, "", text
+        self.generated, self.bars, self.lines = "", [], []
+        self.status = "Generating…" if self.task == "causal_lm" else "Predicting…"
+
+    def apply(self, message: dict[str, Any]) -> None:
+        """Take one message of the worker."""
+        event = message.get("event")
+        if event == "ready":
+            self.ready, self.task = True, str(message.get("task", ""))
+            size = message.get("parameters")
+            what = TASK_WORDS.get(self.task, self.task)
+            self.status = f"Ready: {what}" + (f", {size / 1e6:.2g} M parameters" if size else "")
+        elif event == "token":
+            self.generated += str(message.get("text", ""))
+        elif event == "result":
+            self.busy = False
+            self._show(message.get("result") or {})
+            self.status = f"Answered in {float(message.get('seconds', 0)):.2f} s"
+        elif event == "error":
+            self.busy = False
+            self.error = str(message.get("message", "the worker failed"))
+            self.status = "Could not answer" if self.ready else "Could not load this output"
+
+    def worker_ended(self, detail: str) -> None:
+        if self.error:
+            return
+        self.ready = self.busy = False
+        self.error = f"The worker process ended ({detail}); pick the output again to restart it"
+        self.status = "Worker stopped"
+
+    def _show(self, result: dict[str, Any]) -> None:
+        task = result.get("task")
+        if task == "sequence_classification":
+            self.bars = ranked_labels(result.get("labels", []))
+        elif task == "token_classification":
+            self.lines = []
+            for word in result.get("words", []):
+                label, p = ranked_labels(word["labels"])[0]
+                self.lines.append(f"{word['word']}  →  {label}  {p:.0%}")
+        elif task == "masked_lm":
+            self.lines = [str(result.get("text", ""))]
+            for i, mask in enumerate(result.get("masks", []), 1):
+                fills = ", ".join(f"{f['token']} {f['probability']:.0%}" for f in mask["fills"])
+                self.lines.append(f"mask {i}: {fills}")
+        elif task == "causal_lm":
+            self.generated = str(result.get("generated", self.generated))
