@@ -11,6 +11,7 @@ from typing import Any
 import datasets
 import torch
 
+from engine.data.chat import encode_chat
 from engine.spec.settings import DataSource
 
 IGNORE = -100  # label value the losses skip
@@ -79,6 +80,13 @@ def encode(
             targets.append(([IGNORE] * len(p) + r)[:max_len])
         return {"input_ids": ids, "labels": targets}
 
+    def chat(batch: dict[str, list]) -> dict[str, list]:
+        encoded = [
+            encode_chat(messages, tokenizer, max_len, IGNORE)
+            for messages in batch[source.messages_column]
+        ]
+        return {"input_ids": [e[0] for e in encoded], "labels": [e[1] for e in encoded]}
+
     if objective in ("masked_lm", "causal_lm"):
         fn = plain
     elif objective == "sequence_classification":
@@ -86,7 +94,7 @@ def encode(
     elif objective == "token_classification":
         fn = tokens
     elif objective == "causal_lm_sft":
-        fn = instructions if source.prompt_column else plain
+        fn = instructions if source.prompt_column else chat if source.messages_column else plain
     else:
         raise ValueError(f"no encoding for objective '{objective}'")
     # Rows were filtered before (engine.spec.rows.keep_row); none is dropped here, so the

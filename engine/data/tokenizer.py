@@ -19,6 +19,8 @@ from transformers import PreTrainedTokenizerFast
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT2_SPECIALS = ["<|endoftext|>", "<|pad|>"]
 CONTINUATION = "##"
+# Decoder families whose built-in models get GPT-2's byte-level BPE (it encodes any text).
+BYTE_BPE_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "gpt_neox")
 
 
 def learn_merges(
@@ -77,11 +79,11 @@ def learn_merges(
 def train_tokenizer(arch: str, texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Train a tokenizer that fits a built-in architecture on `texts`.
 
-    BERT models get a lower-cased WordPiece vocabulary with [CLS]/[SEP]/[MASK]; GPT-2 models
-    a byte-level BPE that can encode any text. The same texts always give the same tokenizer.
+    BERT models get a lower-cased WordPiece vocabulary with [CLS]/[SEP]/[MASK]; decoders
+    (GPT-2, Llama, Qwen2, Mistral, GPT-NeoX) a byte-level BPE that can encode any text. The same texts always give the same tokenizer.
 
     Args:
-        arch: 'bert' or 'gpt2'.
+        arch: 'bert' or one of BYTE_BPE_FAMILIES.
         texts: the training corpus.
         vocab_size: the largest vocabulary to learn.
 
@@ -90,7 +92,7 @@ def train_tokenizer(arch: str, texts: Iterable[str], vocab_size: int) -> PreTrai
     """
     if arch == "bert":
         return _train_wordpiece(texts, vocab_size)
-    if arch == "gpt2":
+    if arch in BYTE_BPE_FAMILIES:
         return _train_byte_bpe(texts, vocab_size)
     raise ValueError(f"no tokenizer recipe for architecture '{arch}'")
 

@@ -16,13 +16,12 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
-    BertConfig,
-    GPT2Config,
     PretrainedConfig,
 )
 from transformers.utils import logging as hf_logging
 
 from engine.data.tokenizer import train_tokenizer
+from engine.models.families import builtin_config
 from engine.spec.builtins import parse_builtin
 from engine.spec.settings import ModelSource
 
@@ -75,31 +74,6 @@ def build_tokenizer(
     )
 
 
-def _builtin_config(name: str, tokenizer: Any, max_length: int) -> PretrainedConfig:
-    arch, shape = parse_builtin(name)
-    if arch == "bert":
-        return BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=shape.hidden,
-            num_hidden_layers=shape.layers,
-            num_attention_heads=shape.heads,
-            intermediate_size=shape.intermediate,
-            max_position_embeddings=max(512, max_length),
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    return GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=shape.hidden,
-        n_layer=shape.layers,
-        n_head=shape.heads,
-        n_inner=shape.intermediate,
-        n_positions=max(512, max_length),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-
-
 def build_model(
     source: ModelSource,
     objective: str,
@@ -128,7 +102,7 @@ def build_model(
             "label2id": {name: i for i, name in enumerate(labels)},
         }
     if source.builtin:
-        config = _builtin_config(source.builtin, tokenizer, max_length)
+        config = builtin_config(source.builtin, tokenizer, max_length)
         for key, value in extra.items():
             setattr(config, key, value)
         if dropout is not None:

@@ -14,10 +14,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.data.chat import PLAIN_CHAT_TEMPLATE, message_texts
 from engine.data.encode import IGNORE, encode
 from engine.data.load import StageData, load_stage_data
+from engine.models.adapters import (
+    adapter_record,
+    attach_adapter,
+    continue_adapter,
+    is_adapter_folder,
+    merged_model,
+    parameter_counts,
+    quantize_for_qlora,
+    save_adapter_output,
+    save_base,
+    target_modules,
+    write_adapter_record,
+)
 from engine.models.build import build_model, build_tokenizer
 from engine.process.context import StageContext
+from engine.process.fingerprint import tree_sha256
 from engine.recipes.base import Batch, StepLoss
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
@@ -87,18 +102,24 @@ def prepare_stage(
         # Built-in tokenizers learn from the training split only, never from eval rows.
         for column in columns:
             for value in data.train[column]:
-                yield " ".join(value) if isinstance(value, list) else str(value)
+                if column == stage.data.messages_column:
+                    yield message_texts(value)
+                else:
+                    yield " ".join(value) if isinstance(value, list) else str(value)
 
     tokenizer = build_tokenizer(
         stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
     )
+    if stage.data.messages_column and objective == "causal_lm_sft":
+        use_chat_template(ctx, tokenizer)
+    outputs, continued = start_outputs(ctx)
     seed_everything(stage.seed)
     model = build_model(
         stage.model,
         objective,
         tokenizer,
         ctx.plan_dir,
-        ctx.outputs,
+        outputs,
         labels=data.labels
         if objective in ("sequence_classification", "token_classification")
         else None,
@@ -108,6 +129,19 @@ def prepare_stage(
     )
     if transform is not None:
         model = transform(model)
+    reused_base = (
+        continued is None
+        and transform is None
+        and objective in LANGUAGE_MODELLING
+        and (stage.model.path or stage.model.from_stage)
+    )
+    model = with_adapter(
+        ctx,
+        model,
+        objective,
+        continued=continued,
+        base=source_folder(stage.model, ctx.plan_dir, outputs) if reused_base else None,
+    )
     train_rows = encode(data.train, tokenizer, stage.data, objective, data.labels)
     eval_rows = (
         encode(data.eval, tokenizer, stage.data, objective, data.labels) if data.eval else None
@@ -120,6 +154,108 @@ def prepare_stage(
         train_rows=train_rows.to_list(),
         eval_rows=eval_rows.to_list() if eval_rows is not None else None,
     )
+
+
+# Objectives whose head is the language-model head a loaded model already has: adapters on
+# such a model leave every base weight as it was in its folder.
+LANGUAGE_MODELLING = ("masked_lm", "causal_lm", "causal_lm_sft")
+
+
+def source_folder(source: Any, plan_dir: Path, outputs: dict[str, Path]) -> Path:
+    """The local folder a `path` or `from_stage` model source loads from."""
+    if source.from_stage:
+        return Path(outputs[source.from_stage])
+    path = Path(source.path).expanduser()
+    return path if path.is_absolute() else (plan_dir / path).resolve()
+
+
+def use_chat_template(ctx: StageContext, tokenizer: Any) -> None:
+    """Render chat rows with the tokenizer's template, else Stagelab's plain one, which the
+    output's tokenizer then keeps; the template used is recorded as a `data` event."""
+    own = bool(tokenizer.chat_template)
+    if not own:
+        tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+    ctx.recorder.event(
+        "data",
+        "chat rows are rendered with "
+        + ("the tokenizer's own chat template" if own else "Stagelab's plain chat template")
+        + "; the loss is on the assistant's turns only",
+        stage_idx=ctx.index,
+        data={"chat_template": tokenizer.chat_template},
+    )
+
+
+def start_outputs(ctx: StageContext) -> tuple[dict[str, Path], Path | None]:
+    """The earlier outputs the stage's model loads from, and the adapter output it
+    continues, if any.
+
+    A `from_stage` whose output holds adapters is read as its base (to continue the
+    adapters: `adapter.continue_adapter`) or as its merged weights, written once into this
+    stage's folder (so a resumed stage starts from the very same file).
+    """
+    source, outputs = ctx.stage.model, dict(ctx.outputs)
+    folder = outputs.get(source.from_stage or "")
+    if folder is None or not is_adapter_folder(folder):
+        return outputs, None
+    adapter = getattr(ctx.stage, "adapter", None)
+    if adapter is not None and adapter.continue_adapter:
+        outputs[source.from_stage] = Path(adapter_record(folder)["base"])
+        return outputs, Path(folder)
+    merged = ctx.stage_dir / "start-merged"
+    if not (merged / "config.json").exists():
+        partial = ctx.stage_dir / ".start-merged-partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        merged_model(folder).save_pretrained(str(partial))
+        shutil.rmtree(merged, ignore_errors=True)
+        partial.rename(merged)
+    outputs[source.from_stage] = merged
+    return outputs, None
+
+
+def with_adapter(
+    ctx: StageContext,
+    model: torch.nn.Module,
+    objective: str,
+    *,
+    continued: Path | None = None,
+    base: Path | None = None,
+) -> torch.nn.Module:
+    """The stage's model with its adapters (`adapter:`), or the model itself without.
+
+    Records `model/trainable_parameters` and `model/parameters` at step 0 and an `adapter`
+    event. `base` is the folder holding the model as built (the adapters' base), if one
+    exists; otherwise an adapter output writes the base beside the adapters.
+    """
+    adapter = getattr(ctx.stage, "adapter", None)
+    if adapter is None:
+        return model
+    if adapter.kind == "qlora":
+        scratch = ctx.stage_dir / "qlora-base"
+        model = quantize_for_qlora(model, objective, ctx.device, scratch)
+        base = base or scratch
+    if continued is not None:
+        model = continue_adapter(model, continued)
+        base = Path(adapter_record(continued)["base"])
+        what = f"continues the adapters of {continued}"
+    else:
+        targets = ", ".join(target_modules(model, adapter))
+        model = attach_adapter(model, adapter, objective)
+        what = f"{adapter.kind} rank {adapter.rank} on {targets}"
+    # The base folder travels with the model, so every recipe's save finds it.
+    model.stagelab_base = base
+    trainable, total = parameter_counts(model)
+    ctx.recorder.metrics(
+        ctx.index,
+        0,
+        {"model/trainable_parameters": float(trainable), "model/parameters": float(total)},
+    )
+    ctx.recorder.event(
+        "adapter",
+        f"{what}: {trainable:,} of {total:,} parameters train ({trainable / total:.2%})",
+        stage_idx=ctx.index,
+        data={"trainable_parameters": trainable, "parameters": total},
+    )
+    return model
 
 
 def model_reporter(ctx: StageContext) -> Callable[[str, str], None]:
@@ -221,9 +357,43 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> li
     """Save the stage's output folder, loadable by plain `transformers`."""
     out = ctx.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
+    adapter = getattr(ctx.stage, "adapter", None)
+    if adapter is not None and adapter.output == "adapter":
+        _save_adapters(ctx, model, tokenizer, out)
+    else:
+        if adapter is not None:
+            # Merged in place: saving is the last use of the stage's model.
+            model = model.merge_and_unload()
+        model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     # The output now holds the best weights the loop restored: their copy can go.
     for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
         shutil.rmtree(folder, ignore_errors=True)
     return [out]
+
+
+def _save_adapters(ctx: StageContext, model: Any, tokenizer: Any, out: Path) -> None:
+    """An adapter output: the adapters, and the base they need (written beside them when
+    it is in no folder yet: a built-in model, a new head, a grown model)."""
+    base = model.stagelab_base
+    if base is None:
+        base = out / "base"
+        save_adapter_output(model, out, base)
+        save_base(model, base)
+        tokenizer.save_pretrained(str(base))
+    else:
+        save_adapter_output(model, out, base)
+    write_adapter_record(
+        out,
+        base,
+        {
+            "objective": objective_of_stage(ctx.stage),
+            "base_sha256": tree_sha256(Path(base)),
+            "adapter": ctx.stage.adapter.model_dump(mode="json"),
+        },
+    )
+
+
+def objective_of_stage(stage: Any) -> str:
+    """The head a stage trains: its objective (pretrain, grow) or task (train, distill)."""
+    return getattr(stage, "objective", None) or stage.task

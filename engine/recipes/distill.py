@@ -45,6 +45,7 @@ from engine.recipes.common import (
     save_output,
     seed_everything,
     special_ids,
+    with_adapter,
 )
 from engine.train.batches import Streams
 from engine.train.loop import evaluate
@@ -162,6 +163,9 @@ class DistillRecipe:
         )
         if stage.student_layers:
             self.model = keep_lowest_layers(self.model, stage.student_layers)
+        # Adapters go on the student as it will train (after it lost its upper layers);
+        # its base is written beside the adapters if the output is adapter.
+        self.model = with_adapter(ctx, self.model, objective)
         if stage.hidden_weight:
             width_s = self.model.config.hidden_size
             width_t = self.teacher.config.hidden_size

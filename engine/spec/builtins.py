@@ -27,9 +27,10 @@ SIZES: dict[str, BuiltinShape] = {
 }
 
 # Which objectives an architecture family can train: BERT is bidirectional (masked-LM,
-# classification heads), GPT-2 is causal (causal-LM, and classification from the last token).
+# classification heads); the decoders are causal (causal-LM, and classification from the
+# last token): GPT-2, and Llama-, Qwen2-, Mistral- and GPT-NeoX-style models.
 MASKED = {"bert"}
-CAUSAL = {"gpt2"}
+CAUSAL = {"gpt2", "llama", "qwen2", "mistral", "gpt_neox"}
 
 
 def parse_builtin(name: str) -> tuple[str, BuiltinShape]:

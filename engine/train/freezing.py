@@ -50,14 +50,28 @@ def frozen_layer_count(freezing: Freezing, step: int) -> tuple[int, bool]:
     return remaining, embeddings
 
 
-def apply_freezing(model: torch.nn.Module, freezing: Freezing, step: int) -> tuple[int, bool]:
+def apply_freezing(
+    model: torch.nn.Module,
+    freezing: Freezing,
+    step: int,
+    trainable: set[int] | None = None,
+) -> tuple[int, bool]:
     """Set `requires_grad` for the freezing state at `step`; returns (layers, embeddings)
-    frozen. Only the named parts are touched, so heads always train."""
+    frozen. Only the named parts are touched, so heads always train.
+
+    `trainable` holds the ids of the parameters the stage may train at all (with LoRA: the
+    adapters and a new head); freezing narrows that set and never releases the others,
+    so an adapter stage's base weights stay fixed however the layers unfreeze.
+    """
     layers, embeddings = frozen_layer_count(freezing, step)
+
+    def allowed(param: torch.nn.Parameter) -> bool:
+        return trainable is None or id(param) in trainable
+
     for i, layer in enumerate(transformer_layers(model)):
         for param in layer.parameters():
-            param.requires_grad_(i >= layers)
+            param.requires_grad_(i >= layers and allowed(param))
     if freezing.embeddings:
         for param in embedding_parameters(model):
-            param.requires_grad_(not embeddings)
+            param.requires_grad_(not embeddings and allowed(param))
     return layers, embeddings

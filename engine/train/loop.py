@@ -159,6 +159,9 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     trained = model if len(modules) == 1 else torch.nn.ModuleDict(modules)
     optimizer = build_optimizer(trained, stage.optimizer, device)
     steps = recipe.steps()
+    # What the recipe left trainable is all the stage may ever train (LoRA: the adapters);
+    # freezing and unfreezing act within it.
+    trainable = {id(p) for p in trained.parameters() if p.requires_grad}
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and stage.precision == "fp16"
@@ -248,7 +251,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
 
     while state.step < steps and not state.stopped_early:
         # --- freezing: which layers train during this step --------------------------------
-        now_frozen = apply_freezing(model, stage.freezing, state.step)
+        now_frozen = apply_freezing(model, stage.freezing, state.step, trainable)
         if now_frozen != frozen:
             if frozen is not None:
                 layers, embeddings = now_frozen

@@ -11,14 +11,18 @@ from engine.spec.settings import Optimizer, Schedule
 def build_optimizer(
     model: torch.nn.Module, settings: Optimizer, device: torch.device
 ) -> torch.optim.Optimizer:
-    """The stage's optimizer over every parameter of the model.
+    """The stage's optimizer over every parameter of the model the stage may train.
 
-    Frozen parameters are included (their grads are None, so they do not move) because
-    gradual unfreezing releases them later and the optimizer must already know them.
-    Biases and norm weights get no weight decay, as is usual for transformers.
+    Parameters that freezing holds are included (their grads are None, so they do not
+    move) because gradual unfreezing releases them later and the optimizer must already
+    know them; parameters the recipe made untrainable before the loop (the base weights
+    under LoRA adapters, maybe 4-bit) are left out. Biases and norm weights get no weight
+    decay, as is usual for transformers.
     """
     decay, no_decay = [], []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [
         {"params": decay, "weight_decay": settings.weight_decay},

@@ -1,0 +1,102 @@
+"""Chat data for supervised fine-tuning: a row's messages (a list of {role, content})
+rendered with a chat template into token ids, with labels on the assistant's turns only.
+
+The template is the tokenizer's own `chat_template` when the model folder has one, else
+PLAIN_CHAT_TEMPLATE below, which the stage's output tokenizer then carries, so that
+`tokenizer.apply_chat_template` renders prompts at inference exactly as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# <|role|> on a line of its own, then the content; an assistant turn ends with the end-of-
+# text token, so the model learns where an answer stops. transformers renders templates
+# with trim_blocks, which eats a newline right after a block tag: it is written as '\n'.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+ASSISTANT = "assistant"
+
+
+class ChatTemplateError(ValueError):
+    """A chat template that does not render a conversation turn by turn."""
+
+
+def chat_segments(
+    messages: list[dict[str, Any]], render: Callable[[list[dict[str, Any]], bool], str]
+) -> list[tuple[str, bool]]:
+    """The rendered conversation as (text, learned) pieces, in order.
+
+    Each message's text is what rendering one more message adds; an assistant message is
+    split into its header (the generation prompt, not learned) and its answer (learned).
+
+    Args:
+        messages: the conversation.
+        render: renders messages (with the generation prompt when the flag is set).
+
+    Raises:
+        ChatTemplateError: if a longer conversation does not render as an extension of a
+            shorter one (the template rewrites earlier turns).
+    """
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for k, message in enumerate(messages):
+        full = render(messages[: k + 1], False)
+        if message.get("role") == ASSISTANT:
+            prompt = render(messages[:k], True) if k else ""
+            if not (prompt.startswith(done) and full.startswith(prompt)):
+                raise ChatTemplateError(
+                    "the chat template does not render turn by turn (turn "
+                    f"{k + 1} changes the text before it); use prompt_column/response_column"
+                )
+            segments += [(prompt[len(done) :], False), (full[len(prompt) :], True)]
+        else:
+            if not full.startswith(done):
+                raise ChatTemplateError(
+                    f"the chat template does not render turn by turn (turn {k + 1} changes "
+                    "the text before it); use prompt_column/response_column"
+                )
+            segments.append((full[len(done) :], False))
+        done = full
+    return [(text, learned) for text, learned in segments if text]
+
+
+def encode_chat(
+    messages: list[dict[str, Any]], tokenizer: Any, max_length: int, ignore: int
+) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation and its labels: the ids on assistant answers, `ignore`
+    everywhere else. Each piece is tokenised alone, so no token straddles a boundary."""
+    template = tokenizer.chat_template or PLAIN_CHAT_TEMPLATE
+
+    def render(conversation: list[dict[str, Any]], generation_prompt: bool) -> str:
+        return tokenizer.apply_chat_template(
+            conversation,
+            chat_template=template,
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+        )
+
+    plain = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+    ids: list[int] = []
+    labels: list[int] = []
+    for text, learned in chat_segments(plain, render):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if learned else [ignore] * len(piece)
+    return ids[:max_length], labels[:max_length]
+
+
+def message_texts(value: Any) -> str:
+    """The contents of a messages cell as one text (for learning a built-in tokenizer)."""
+    if isinstance(value, list):
+        return "\n".join(
+            str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in value
+        )
+    return str(value)

@@ -1,0 +1,64 @@
+"""The `adapter:` setting of a stage: parameter-efficient training with LoRA or QLoRA
+(through peft), and what the stage writes as its output (docs/engine.md, "Adapters")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from engine.spec.settings import Settings
+
+# Modules LoRA wraps when `target_modules` is not given, by the model's `model_type`: the
+# attention's query and value projections (fused into one matrix in GPT-2 and GPT-NeoX).
+DEFAULT_TARGET_MODULES: dict[str, list[str]] = {
+    "bert": ["query", "value"],
+    "gpt2": ["c_attn"],
+    "llama": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "gpt_neox": ["query_key_value"],
+}
+
+QLORA_NEEDS = "QLoRA needs a CUDA GPU and the bitsandbytes package; use kind: lora on CPU"
+
+
+class Adapter(Settings):
+    """Train small low-rank adapters instead of the model's weights, which stay fixed."""
+
+    kind: Literal["lora", "qlora"] = Field(
+        "lora",
+        description="lora: low-rank adapters on the frozen weights; qlora: the same on "
+        "4-bit base weights (CUDA GPU and bitsandbytes only).",
+    )
+    rank: int = Field(8, ge=1, le=1024, description="Rank r of each adapter's matrices.")
+    alpha: float = Field(
+        16, gt=0, le=4096, description="Scale of the adapters' update: alpha / rank."
+    )
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: list[str] | None = Field(
+        None,
+        description="Names of the linear modules that get adapters; none: the family's "
+        "attention projections ("
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in DEFAULT_TARGET_MODULES.items())
+        + ").",
+    )
+    output: Literal["merged", "adapter"] = Field(
+        "merged",
+        description="merged: the stage output is a plain model with the adapters merged "
+        "in; adapter: the output holds the adapters alone (peft format) and names its base.",
+    )
+    # `continue` itself is a Python keyword: an alias would have to be taught to the plan
+    # writer, the inspector and the reference generator, which all go by field names.
+    continue_adapter: bool = Field(
+        False,
+        description="Keep training the adapters of the stage this one starts from (its "
+        "output must be adapter); false: new adapters on its merged weights.",
+    )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not [v for v in value if v.strip()]:
+            raise ValueError("name at least one module, or leave target_modules out")
+        return value
