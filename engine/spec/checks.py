@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.spec.builtins import CAUSAL, MASKED, SIZES
 from engine.spec.datafiles import check_data_source
+from engine.spec.llm_checks import check_llm_settings
 from engine.spec.problems import Problem
 from engine.spec.rows import is_blank, read_records
 from engine.spec.settings import DataSource, ModelSource
@@ -339,6 +340,7 @@ def _check_stage(
             )
     if stage.epochs is None and stage.max_steps is None:
         problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
+    problems += check_llm_settings(stages, i, stage)
     if stage.kind == "grow":
         problems += _check_grow(stages, i, stage, plan_dir)
     if stage.kind == "distill":

@@ -23,6 +23,8 @@ CLASSIFICATION = ("sequence_classification", "token_classification")
 
 def wanted_columns(source: DataSource, objective: str) -> dict[str, str]:
     """The columns a stage reads, by the setting that names them (as the engine checks)."""
+    if source.messages_column:
+        return {"messages_column": source.messages_column}
     if source.prompt_column:
         wanted = {"prompt_column": source.prompt_column}
         if source.response_column:

@@ -59,6 +59,8 @@ def needed_columns(source: DataSource, objective: str) -> list[str]:
         objective: masked_lm, causal_lm, sequence_classification, token_classification or
             causal_lm_sft.
     """
+    if objective == "causal_lm_sft" and source.messages_column:
+        return [source.messages_column]
     if objective == "causal_lm_sft" and source.prompt_column:
         return [source.prompt_column, source.response_column or ""]
     columns = [source.text_column]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BUILTIN_ARCHITECTURES = ("bert", "gpt2")
+BUILTIN_ARCHITECTURES = ("bert", "gpt2", "llama", "qwen2", "mistral", "gpt_neox")
 BUILTIN_SIZES = ("tiny", "mini", "small", "medium", "base")
 EVAL_METRICS = (
     "loss",
@@ -41,7 +41,7 @@ class ModelSource(Settings):
     builtin: str | None = Field(
         None,
         description="Built-in architecture and size trained from scratch, e.g. 'bert-tiny'.",
-        examples=["bert-tiny", "bert-mini", "gpt2-tiny"],
+        examples=["bert-tiny", "bert-mini", "gpt2-tiny", "llama-tiny", "gpt_neox-tiny"],
     )
     vocab_size: int = Field(
         4000,
@@ -97,6 +97,11 @@ class DataSource(Settings):
     response_column: str | None = Field(
         None, description="For causal-LM fine-tuning: response column."
     )
+    messages_column: str | None = Field(
+        None,
+        description="For causal-LM fine-tuning: column of chat messages (a list of "
+        "{role, content}); the loss is on the assistant's turns only.",
+    )
     labels: list[str] | None = Field(
         None, description="Label names in order; default: the sorted labels found in the data."
     )
@@ -116,6 +121,8 @@ class DataSource(Settings):
             raise ValueError("give exactly one of path or hub")
         if bool(self.prompt_column) != bool(self.response_column):
             raise ValueError("prompt_column and response_column go together")
+        if self.messages_column and (self.prompt_column or self.response_column):
+            raise ValueError("give messages_column or prompt_column/response_column, not both")
         return self
 
 

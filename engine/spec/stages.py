@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from engine.spec.adapter import Adapter
 from engine.spec.settings import (
     Augmentation,
     Checkpointing,
@@ -87,6 +88,9 @@ class PretrainStage(StageBase):
     mlm_probability: float = Field(
         0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
     )
+    adapter: Adapter | None = Field(
+        None, description="Train LoRA adapters instead of the model's weights (none: full)."
+    )
 
 
 class TrainStage(StageBase):
@@ -97,6 +101,9 @@ class TrainStage(StageBase):
     data: DataSource = Field(..., description="Labelled data.")
     task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = Field(
         "sequence_classification", description="Supervised task and its head."
+    )
+    adapter: Adapter | None = Field(
+        None, description="Train LoRA adapters instead of the model's weights (none: full)."
     )
 
 
@@ -144,6 +151,9 @@ class DistillStage(StageBase):
     )
     mlm_probability: float = Field(
         0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+    )
+    adapter: Adapter | None = Field(
+        None, description="Train LoRA adapters instead of the model's weights (none: full)."
     )
 
 
@@ -207,6 +217,9 @@ class GrowStage(StageBase):
         False,
         description="New layers start as the identity (output projections zeroed), so "
         "the deeper model first computes what the shallow one did.",
+    )
+    adapter: Adapter | None = Field(
+        None, description="Train LoRA adapters instead of the model's weights (none: full)."
     )
 
 
