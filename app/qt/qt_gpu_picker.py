@@ -27,6 +27,7 @@ class QtGpuPicker(QListWidget):
         self._store = store_getter
         self.monitor = monitor or GpuMonitor()
         self._chosen: set[int] = set()
+        self.gpus: list = []
         self.setWordWrap(True)
         self.itemChanged.connect(self._item_changed)
         self.timer = QTimer(self, interval=2000)
@@ -44,9 +45,19 @@ class QtGpuPicker(QListWidget):
         self._chosen = {int(p) for p in text.split(",") if p.strip().isdigit()}
         self.refresh()
 
+    def free_memory(self) -> tuple[float | None, str]:
+        """(free bytes, 'GPU 1') of the chosen GPU with the least free memory, as last
+        read; (None, '') when the run trains on the CPU."""
+        chosen = [g for g in self.gpus if g.index in self._chosen]
+        if not chosen:
+            return None, ""
+        least = min(chosen, key=lambda g: g.memory_total_mib - g.memory_used_mib)
+        return (least.memory_total_mib - least.memory_used_mib) * 2**20, f"GPU {least.index}"
+
     def refresh(self) -> None:
         """Re-read the GPUs and which runs use them."""
         gpus = self.monitor.read()
+        self.gpus = gpus
         try:
             used = gpus_in_use(self._store()) if gpus else {}
         except Exception:  # a locked or missing database must not break the picker

@@ -149,3 +149,36 @@ def test_the_text_and_the_warning_when_the_gpu_is_too_small():
     sentence = guess.warning(guess.total / 2, "GPU 0")
     assert sentence.startswith("≈") and "free on GPU 0" in sentence and "batch_size" in sentence
     assert gb(1.5 * 2**30) == "1.5 GB" and gb(300 * 2**20) == "300 MB"
+
+
+class TwoGpus:
+    """NVML as a machine with a nearly full GPU 0 and an empty GPU 1 would answer."""
+
+    available, reason = True, ""
+
+    def read(self):
+        from app.model.devices import Gpu
+
+        return [Gpu(0, "Small", 8160, 8192, 90), Gpu(1, "Large", 0, 8192, 0)]
+
+
+def test_the_inspector_shows_the_estimate_and_warns_for_a_gpu_without_room(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    window.plan_view.select_row(0)  # the demo's masked-LM pretraining
+    line = window.inspector.memory_line
+    guess = estimate(window.doc.stages, 0, window.doc.plan_dir)
+    assert line.text().startswith(f"<b>{guess.text()}</b>") and not line.warning
+    assert "activations" in line.toolTip()
+    window.gpu_picker.timer.stop()
+    window.gpu_picker.monitor = TwoGpus()
+    window.gpu_picker.refresh()
+    window.gpu_picker.item(0).setCheckState(Qt.CheckState.Checked)  # 32 MiB free
+    assert "free on GPU 0" in line.warning and "⚠" in line.text()
+    window.gpu_picker.item(0).setCheckState(Qt.CheckState.Unchecked)
+    window.gpu_picker.item(1).setCheckState(Qt.CheckState.Checked)
+    assert line.warning == "" and "⚠" not in line.text()
+    # A larger batch grows the estimate as the setting changes.
+    before = line.text()
+    window.doc.set_value(0, ("batch_size",), 16384)
+    assert line.text() != before and "free on GPU 1" in line.warning

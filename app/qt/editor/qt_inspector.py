@@ -23,6 +23,7 @@ from app.model.plan_document import UNSET, PlanDocument
 from app.model.schema_fields import APPLIES_WHEN, FieldSpec, applies, field_spec, model_fields
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
+from app.qt.editor.qt_memory_line import QtMemoryLine
 from app.qt.editor.qt_model_source import QtModelSource
 from app.qt.editor.undo import RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
@@ -75,6 +76,8 @@ class QtStageInspector(QScrollArea):
         self._groups: dict[tuple[str, ...], QGroupBox] = {}
         self._folded: dict[str, bool] = {}  # sections the person folded (True) or opened
         self._group_problems: dict[tuple[str, ...], QLabel] = {}
+        # (free bytes, 'GPU 0') of the chosen GPU, (None, '') on the CPU: the window sets it.
+        self.free_memory = lambda: (None, "")
         self.set_document(doc)
 
     def set_document(self, doc: PlanDocument) -> None:
@@ -109,6 +112,8 @@ class QtStageInspector(QScrollArea):
         self.stage_problem.setWordWrap(True)
         self.stage_problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
         layout.addWidget(self.header)
+        self.memory_line = QtMemoryLine()
+        layout.addWidget(self.memory_line)
         layout.addWidget(self.stage_problem)
         self.model_pickers: dict[str, QtModelSource] = {}
         self.data_picker: QtDataPicker | None = None
@@ -236,6 +241,14 @@ class QtStageInspector(QScrollArea):
 
     # -- following the plan -----------------------------------------------------------------
 
+    def refresh_memory(self) -> None:
+        """The size and memory line (also when the chosen GPUs change)."""
+        if self._kind is not None and 0 <= self.index < len(self.doc.stages):
+            free, device = self.free_memory()
+            self.memory_line.show_stage(
+                self.doc.stages, self.index, self.doc.plan_dir, free, device
+            )
+
     def refresh(self) -> None:
         """Show the stage's current values and problems."""
         if self._kind is None or not (0 <= self.index < len(self.doc.stages)):
@@ -246,6 +259,7 @@ class QtStageInspector(QScrollArea):
             f"<b>Stage {self.index + 1} of {len(names)}</b> · {self._kind}"
             f"<br><small>Empty fields use the default shown in grey; ↺ goes back to it.</small>"
         )
+        self.refresh_memory()
         for keys, editor in self.editors.items():
             editor.show_value(self.doc.value(self.index, keys))
         for keys, (form, editor) in self._conditional.items():
