@@ -156,6 +156,8 @@ def _check_columns(source: DataSource, table: datasets.Dataset, supervised: bool
     wanted = {"text_column": source.text_column}
     if source.prompt_column:
         wanted = {"prompt_column": source.prompt_column, "response_column": source.response_column}
+    elif source.messages_column:
+        wanted = {"messages_column": source.messages_column}
     elif supervised:
         wanted["label_column"] = source.label_column
     if source.text_pair_column:
