@@ -80,6 +80,22 @@ def encode(
             targets.append(([IGNORE] * len(p) + r)[:max_len])
         return {"input_ids": ids, "labels": targets}
 
+    def preference(batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "labels": [], "rejected_input_ids": []}
+        out["rejected_labels"] = []
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        prompts = batch[source.prompt_column or "prompt"]
+        for prompt, chosen, rejected in zip(
+            prompts, batch[source.chosen_column], batch[source.rejected_column], strict=True
+        ):
+            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            for prefix, response in (("", chosen), ("rejected_", rejected)):
+                r = tokenizer(" " + response, add_special_tokens=False)["input_ids"] + eos
+                ids, targets = preference_row(p, r, max_len)
+                out[f"{prefix}input_ids"].append(ids)
+                out[f"{prefix}labels"].append(targets)
+        return out
+
     def chat(batch: dict[str, list]) -> dict[str, list]:
         encoded = [
             encode_chat(messages, tokenizer, max_len, IGNORE)
@@ -95,6 +111,8 @@ def encode(
         fn = tokens
     elif objective == "causal_lm_sft":
         fn = instructions if source.prompt_column else chat if source.messages_column else plain
+    elif objective == "preference":
+        fn = preference
     else:
         raise ValueError(f"no encoding for objective '{objective}'")
     # Rows were filtered before (engine.spec.rows.keep_row); none is dropped here, so the
@@ -103,29 +121,55 @@ def encode(
     return table.map(fn, batched=True, remove_columns=table.column_names)
 
 
+def preference_row(prompt: list[int], response: list[int], max_len: int) -> tuple[list, list]:
+    """Prompt + response ids and their targets (the response only) within `max_len`.
+
+    A long prompt loses its start, not the response: the comparison is about the responses,
+    so each keeps at least half the length (and all of it when the prompt is short).
+    """
+    keep_response = response[: max(max_len - len(prompt), max_len // 2)]
+    keep_prompt = prompt[max(len(prompt) - (max_len - len(keep_response)), 0) :]
+    ids = keep_prompt + keep_response
+    return ids, [IGNORE] * len(keep_prompt) + keep_response
+
+
 def pad_batch(rows: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded rows to the longest one and stack them into tensors."""
-    width = max(max(len(r["input_ids"]) for r in rows), 1)
+    """Pad a list of encoded rows to the longest one and stack them into tensors.
+
+    A preference row carries a second sequence (`rejected_input_ids`, `rejected_labels`),
+    padded on its own into `rejected_*` tensors.
+    """
+    batch = _pad(rows, pad_id, "")
+    if "rejected_input_ids" in rows[0]:
+        batch.update(_pad(rows, pad_id, "rejected_"))
+    return batch
+
+
+def _pad(rows: list[dict[str, list]], pad_id: int, prefix: str) -> dict[str, torch.Tensor]:
+    key = f"{prefix}input_ids"
+    width = max(max(len(r[key]) for r in rows), 1)
     batch: dict[str, torch.Tensor] = {}
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.tensor(r["input_ids"])
+        n = len(r[key])
+        ids[i, :n] = torch.tensor(r[key])
         mask[i, :n] = 1
-    batch["input_ids"], batch["attention_mask"] = ids, mask
-    if "token_type_ids" in rows[0]:
+    batch[key], batch[f"{prefix}attention_mask"] = ids, mask
+    if f"{prefix}token_type_ids" in rows[0]:
         types = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
-            types[i, : len(r["token_type_ids"])] = torch.tensor(r["token_type_ids"])
-        batch["token_type_ids"] = types
-    if "labels" in rows[0]:
-        first = rows[0]["labels"]
+            types[i, : len(r[f"{prefix}token_type_ids"])] = torch.tensor(
+                r[f"{prefix}token_type_ids"]
+            )
+        batch[f"{prefix}token_type_ids"] = types
+    if f"{prefix}labels" in rows[0]:
+        first = rows[0][f"{prefix}labels"]
         if isinstance(first, list):
             labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
             for i, r in enumerate(rows):
-                labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+                labels[i, : len(r[f"{prefix}labels"])] = torch.tensor(r[f"{prefix}labels"])
         else:
-            labels = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
-        batch["labels"] = labels
+            labels = torch.tensor([r[f"{prefix}labels"] for r in rows], dtype=torch.long)
+        batch[f"{prefix}labels"] = labels
     return batch

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 
+from engine.spec.datafiles import wanted_columns
 from engine.spec.rows import FORMAT_BY_SUFFIX, keep_row, needed_columns
 from engine.spec.settings import DataSource
 
@@ -34,6 +35,7 @@ class StageData:
     labels: list[str] | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by split
+    test: datasets.Dataset | None = None  # evaluated once, at the end of the stage
 
 
 def resolve_path(source: DataSource, plan_dir: Path) -> Path:
@@ -117,8 +119,8 @@ def load_stage_data(
             f"data.train_split: no split '{source.train_split}' (splits: {', '.join(splits)})"
         )
     train = loaded[source.train_split]
-    _check_columns(source, train, supervised)
     objective = objective or ("sequence_classification" if supervised else "masked_lm")
+    _check_columns(source, train, objective)
     columns = [c for c in needed_columns(source, objective) if c in train.column_names]
     dropped: dict[str, int] = {}
 
@@ -133,6 +135,17 @@ def load_stage_data(
         raise DataError(
             f"data: no rows with a value in {', '.join(columns)} in split '{source.train_split}'"
         )
+    test = None
+    if source.test_split:
+        if source.test_split not in loaded:
+            raise DataError(
+                f"data.test_split: no split '{source.test_split}' (splits: {', '.join(splits)})"
+            )
+        test = kept(source.test_split, loaded[source.test_split])
+    elif source.test_ratio > 0:
+        # The test rows go first, with their own seed: the same rows whatever eval_ratio is.
+        parts = train.train_test_split(test_size=source.test_ratio, seed=seed + 1, shuffle=True)
+        train, test = parts["train"], parts["test"]
     if source.eval_split:
         if source.eval_split not in loaded:
             raise DataError(
@@ -146,23 +159,20 @@ def load_stage_data(
         evaluation = None
     if source.limit is not None:
         train = train.select(range(min(source.limit, len(train))))
-    labels = _label_names(source, train, evaluation) if supervised else None
+    labels = _label_names(source, train, evaluation, test) if supervised else None
     return StageData(
-        train=train, eval=evaluation, labels=labels, fingerprints=fingerprints, dropped=dropped
+        train=train,
+        eval=evaluation,
+        labels=labels,
+        fingerprints=fingerprints,
+        dropped=dropped,
+        test=test,
     )
 
 
-def _check_columns(source: DataSource, table: datasets.Dataset, supervised: bool) -> None:
-    wanted = {"text_column": source.text_column}
-    if source.prompt_column:
-        wanted = {"prompt_column": source.prompt_column, "response_column": source.response_column}
-    elif source.messages_column:
-        wanted = {"messages_column": source.messages_column}
-    elif supervised:
-        wanted["label_column"] = source.label_column
-    if source.text_pair_column:
-        wanted["text_pair_column"] = source.text_pair_column
-    for setting, column in wanted.items():
+def _check_columns(source: DataSource, table: datasets.Dataset, objective: str) -> None:
+    # The same columns `validate` looks for in local files (engine.spec.datafiles).
+    for setting, column in wanted_columns(source, objective).items():
         if column not in table.column_names:
             raise DataError(
                 f"data.{setting}: no column '{column}' in the data "
@@ -171,12 +181,15 @@ def _check_columns(source: DataSource, table: datasets.Dataset, supervised: bool
 
 
 def _label_names(
-    source: DataSource, train: datasets.Dataset, evaluation: datasets.Dataset | None
+    source: DataSource,
+    train: datasets.Dataset,
+    evaluation: datasets.Dataset | None,
+    test: datasets.Dataset | None = None,
 ) -> list[str] | None:
     if source.prompt_column or source.label_column not in train.column_names:
         return None
     found: set = set()
-    for table in (train, evaluation):
+    for table in (train, evaluation, test):
         if table is None:
             continue
         for value in table[source.label_column]:

@@ -29,6 +29,7 @@ AUTO_CLASS = {
     "masked_lm": AutoModelForMaskedLM,
     "causal_lm": AutoModelForCausalLM,
     "causal_lm_sft": AutoModelForCausalLM,
+    "preference": AutoModelForCausalLM,
     "sequence_classification": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
 }

@@ -5,7 +5,9 @@ A new stage kind is one module here plus its entry in `RECIPES`, and its name in
 
 from engine.recipes.base import Recipe, StepLoss
 from engine.recipes.distill import DistillRecipe
+from engine.recipes.ensemble import EnsembleRecipe
 from engine.recipes.grow import GrowRecipe
+from engine.recipes.preference import PreferenceRecipe
 from engine.recipes.pretrain import PretrainRecipe
 from engine.recipes.train import TrainRecipe
 
@@ -14,12 +16,16 @@ RECIPES: dict[str, type] = {
     "train": TrainRecipe,
     "distill": DistillRecipe,
     "grow": GrowRecipe,
+    "preference": PreferenceRecipe,
+    "ensemble": EnsembleRecipe,
 }
 
 __all__ = [
     "RECIPES",
     "DistillRecipe",
+    "EnsembleRecipe",
     "GrowRecipe",
+    "PreferenceRecipe",
     "PretrainRecipe",
     "Recipe",
     "StepLoss",

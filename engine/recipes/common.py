@@ -59,6 +59,7 @@ class Prepared:
     data: StageData
     train_rows: Any
     eval_rows: Any
+    test_rows: Any = None  # evaluated once at the end of the stage
 
 
 def prepare_stage(
@@ -146,6 +147,9 @@ def prepare_stage(
     eval_rows = (
         encode(data.eval, tokenizer, stage.data, objective, data.labels) if data.eval else None
     )
+    test_rows = (
+        encode(data.test, tokenizer, stage.data, objective, data.labels) if data.test else None
+    )
     # Rows as plain lists: random access by index is then cheap in the loop.
     return Prepared(
         model=model,
@@ -153,6 +157,7 @@ def prepare_stage(
         data=data,
         train_rows=train_rows.to_list(),
         eval_rows=eval_rows.to_list() if eval_rows is not None else None,
+        test_rows=test_rows.to_list() if test_rows is not None else None,
     )
 
 

@@ -180,6 +180,11 @@ class DistillRecipe:
             if data.eval
             else None
         )
+        self.test_rows = (
+            encode(data.test, self.tokenizer, stage.data, objective, teacher_labels).to_list()
+            if data.test
+            else None
+        )
         self.pad_id = self.tokenizer.pad_token_id
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)

@@ -63,6 +63,7 @@ class GrowRecipe:
         )
         self.model, self.tokenizer = prepared.model, prepared.tokenizer
         self.train_rows, self.eval_rows = prepared.train_rows, prepared.eval_rows
+        self.test_rows = prepared.test_rows
         self.labels = prepared.data.labels if self.objective in CLASSIFICATION else None
         self.num_classes = len(self.labels) if self.labels else None
         self.pad_id = self.tokenizer.pad_token_id

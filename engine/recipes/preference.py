@@ -128,6 +128,7 @@ class PreferenceRecipe:
         prepared = prepare_stage(self.ctx, "preference", supervised=False)
         self.model, self.tokenizer = prepared.model, prepared.tokenizer
         self.train_rows, self.eval_rows = prepared.train_rows, prepared.eval_rows
+        self.test_rows = prepared.test_rows
         self.data = prepared.data
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:

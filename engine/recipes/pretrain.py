@@ -42,6 +42,7 @@ class PretrainRecipe:
         prepared = prepare_stage(self.ctx, self.objective, supervised=False)
         self.model, self.tokenizer = prepared.model, prepared.tokenizer
         self.train_rows, self.eval_rows = prepared.train_rows, prepared.eval_rows
+        self.test_rows = prepared.test_rows
         self.data = prepared.data
         self.pad_id = self.tokenizer.pad_token_id
         self.mask_id = self.tokenizer.mask_token_id

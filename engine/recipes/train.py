@@ -41,6 +41,7 @@ class TrainRecipe:
         prepared = prepare_stage(self.ctx, self.task, supervised=True)
         self.model, self.tokenizer = prepared.model, prepared.tokenizer
         self.train_rows, self.eval_rows = prepared.train_rows, prepared.eval_rows
+        self.test_rows = prepared.test_rows
         self.data = prepared.data
         classification = self.task in ("sequence_classification", "token_classification")
         self.labels = prepared.data.labels if classification else None

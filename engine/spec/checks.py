@@ -11,9 +11,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.spec.builtins import CAUSAL, MASKED, SIZES
 from engine.spec.datafiles import check_data_source
+from engine.spec.ensemble_checks import check_ensemble
+from engine.spec.labels import data_labels
 from engine.spec.llm_checks import check_llm_settings
 from engine.spec.problems import Problem
-from engine.spec.rows import is_blank, read_records
 from engine.spec.settings import DataSource, ModelSource
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
@@ -25,6 +26,8 @@ _STAGE = TypeAdapter(Stage)
 # Eval metrics that make sense per objective: classification metrics need labels.
 LM_METRICS = {"loss", "perplexity", "accuracy"}
 CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
+# A preference stage's loss is its DPO/SimPO loss, its accuracy how often chosen wins.
+PREFERENCE_METRICS = {"loss", "accuracy"}
 
 
 def check_plan(plan: Plan, plan_dir: Path | None = None) -> list[Problem]:
@@ -129,6 +132,10 @@ def _validate_leniently(item: Any) -> tuple[StageBase | None, set[str]]:
 
 def objective_of(stage: StageBase) -> str:
     """'masked_lm', 'causal_lm', or the supervised task of the stage."""
+    if stage.kind == "preference":
+        return "preference"
+    if stage.kind == "ensemble":
+        return "sequence_classification"
     return getattr(stage, "objective", None) or getattr(stage, "task", "") or ""
 
 
@@ -255,8 +262,13 @@ def _check_stage(
             )
 
     objective = objective_of(stage)
+    data = getattr(stage, "data", None)
+    # A preference stage reads a prompt and two responses (chosen, rejected columns).
+    if isinstance(data, DataSource) and objective != "preference":
+        if data.prompt_column and not data.response_column:
+            problems.append(Problem(f"{p}.data", "prompt_column and response_column go together"))
     arch = root_architecture(stages, i)
-    if arch in MASKED and objective in ("causal_lm", "causal_lm_sft"):
+    if arch in MASKED and objective in ("causal_lm", "causal_lm_sft", "preference"):
         problems.append(
             Problem(
                 f"{p}.model",
@@ -269,6 +281,15 @@ def _check_stage(
             Problem(
                 f"{p}.objective",
                 f"a {arch} model has no mask token for masked-LM; use causal_lm or a bert model",
+            )
+        )
+    noise = stage.augmentation
+    if objective == "preference" and (noise.mask_prob or noise.delete_prob or noise.swap_prob):
+        problems.append(
+            Problem(
+                f"{p}.augmentation",
+                "token noise does not apply to preference stages (it would change only the "
+                "chosen response); remove the augmentation",
             )
         )
     if arch in CAUSAL and stage.augmentation.mask_prob > 0:
@@ -291,6 +312,8 @@ def _check_stage(
     allowed = (
         LM_METRICS
         if objective in ("masked_lm", "causal_lm", "causal_lm_sft")
+        else PREFERENCE_METRICS
+        if objective == "preference"
         else CLASSIFICATION_METRICS
     )
     wrong = [m for m in stage.eval.metrics if m not in allowed]
@@ -345,6 +368,8 @@ def _check_stage(
         problems += _check_grow(stages, i, stage, plan_dir)
     if stage.kind == "distill":
         problems += _check_distill(stages, i, stage, plan_dir)
+    if stage.kind == "ensemble":
+        problems += check_ensemble(stages, i, stage, plan_dir)
     return problems
 
 
@@ -433,31 +458,6 @@ def _tokenizer_root(stages: list[StageBase | None], index: int, field: str) -> A
     return None
 
 
-def _data_labels(stage: Any, plan_dir: Path | None) -> set[str] | None:
-    """The labels a stage's local data file holds, if it can be read (whole file)."""
-    data = getattr(stage, "data", None)
-    if data is None:
-        return None
-    if data.labels:
-        return set(data.labels)
-    if plan_dir is None or not data.path:
-        return None
-    path = Path(data.path).expanduser()
-    path = path if path.is_absolute() else plan_dir / path
-    if not path.is_file():
-        return None
-    found: set[str] = set()
-    try:
-        for row in read_records(path, data.format):
-            value = row.get(data.label_column)
-            for v in value if isinstance(value, list) else [value]:
-                if not is_blank(v):
-                    found.add(str(v))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return found or None
-
-
 def _check_distill(
     stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
 ) -> list[Problem]:
@@ -488,7 +488,7 @@ def _check_distill(
                 )
             )
         elif stage.alpha > 0 and stage.task in classification:
-            theirs, ours = _data_labels(teacher_stage, plan_dir), _data_labels(stage, plan_dir)
+            theirs, ours = data_labels(teacher_stage, plan_dir), data_labels(stage, plan_dir)
             if theirs is not None and ours is not None and not ours <= theirs:
                 extra = ", ".join(sorted(ours - theirs)[:5])
                 problems.append(

@@ -23,6 +23,12 @@ CLASSIFICATION = ("sequence_classification", "token_classification")
 
 def wanted_columns(source: DataSource, objective: str) -> dict[str, str]:
     """The columns a stage reads, by the setting that names them (as the engine checks)."""
+    if objective == "preference":
+        return {
+            "prompt_column": source.prompt_column or "prompt",
+            "chosen_column": source.chosen_column,
+            "rejected_column": source.rejected_column,
+        }
     if source.messages_column:
         return {"messages_column": source.messages_column}
     if source.prompt_column:

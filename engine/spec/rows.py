@@ -36,6 +36,8 @@ def stage_objective(stage: Mapping[str, Any]) -> str:
     """The objective (pretrain, grow) or task (train, distill) of a raw stage, its default
     when unset, as far as the rows it reads go: a distillation with `alpha: 0` reads no
     labels (unlabelled text), so its rows need text only."""
+    if stage.get("kind") == "preference":
+        return "preference"
     fields = STAGE_CLASSES.get(str(stage.get("kind")), STAGE_CLASSES["train"]).model_fields
     for name in ("objective", "task"):
         if name in fields:
@@ -56,9 +58,11 @@ def needed_columns(source: DataSource, objective: str) -> list[str]:
 
     Args:
         source: the stage's data settings.
-        objective: masked_lm, causal_lm, sequence_classification, token_classification or
-            causal_lm_sft.
+        objective: masked_lm, causal_lm, sequence_classification, token_classification,
+            causal_lm_sft or preference.
     """
+    if objective == "preference":
+        return [source.prompt_column or "prompt", source.chosen_column, source.rejected_column]
     if objective == "causal_lm_sft" and source.messages_column:
         return [source.messages_column]
     if objective == "causal_lm_sft" and source.prompt_column:

@@ -18,7 +18,10 @@ def held_out_rows(n_rows: int, eval_ratio: float) -> int:
 
 
 def train_rows(data: DataSource, n_rows: int) -> int:
-    """Training rows left from a train split of `n_rows` rows after hold-out and limit."""
+    """Training rows left from a train split of `n_rows` rows after hold-outs and limit
+    (the test rows are held out first, then the evaluation rows from the rest)."""
+    if not data.test_split:
+        n_rows -= held_out_rows(n_rows, data.test_ratio)
     if not data.eval_split:
         n_rows -= held_out_rows(n_rows, data.eval_ratio)
     return min(n_rows, data.limit) if data.limit is not None else n_rows

@@ -102,6 +102,12 @@ class DataSource(Settings):
         description="For causal-LM fine-tuning: column of chat messages (a list of "
         "{role, content}); the loss is on the assistant's turns only.",
     )
+    chosen_column: str = Field(
+        "chosen", description="For preference stages: the preferred response's column."
+    )
+    rejected_column: str = Field(
+        "rejected", description="For preference stages: the dispreferred response's column."
+    )
     labels: list[str] | None = Field(
         None, description="Label names in order; default: the sorted labels found in the data."
     )
@@ -112,6 +118,17 @@ class DataSource(Settings):
     eval_ratio: float = Field(
         0.1, ge=0.0, lt=1.0, description="Share of the training split held out for evaluation."
     )
+    test_split: str | None = Field(
+        None,
+        description="Named split for the final test; if not given, test_ratio is held out.",
+    )
+    test_ratio: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the training split held out for a test evaluated once at the "
+        "end of the stage (test/<metric>), never for early stopping or learned weights.",
+    )
     max_length: int = Field(128, ge=8, le=32768, description="Tokens per example (truncation).")
     limit: int | None = Field(None, ge=1, description="Use at most this many training rows.")
 
@@ -119,7 +136,15 @@ class DataSource(Settings):
     def _exactly_one_place(self) -> DataSource:
         if bool(self.path) == bool(self.hub):
             raise ValueError("give exactly one of path or hub")
-        if bool(self.prompt_column) != bool(self.response_column):
+        held_out = (0 if self.eval_split else self.eval_ratio) + (
+            0 if self.test_split else self.test_ratio
+        )
+        if held_out >= 1:
+            raise ValueError(
+                f"eval_ratio and test_ratio hold out {held_out:g} of the training split; "
+                "leave some rows to train on (their sum must be below 1)"
+            )
+        if self.response_column and not self.prompt_column:
             raise ValueError("prompt_column and response_column go together")
         if self.messages_column and (self.prompt_column or self.response_column):
             raise ValueError("give messages_column or prompt_column/response_column, not both")

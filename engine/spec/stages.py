@@ -22,7 +22,7 @@ from engine.spec.settings import (
 )
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow")
+RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow", "preference", "ensemble")
 
 
 class StageBase(Settings):
@@ -177,12 +177,36 @@ class JointStage(StageBase):
 
 
 class EnsembleStage(StageBase):
-    """Evaluate several models together by majority vote or averaged logits."""
+    """Joint inference: trained classifiers combined by vote, average or learned weights."""
 
     kind: Literal["ensemble"]
-    members: list[ModelSource] = Field(..., min_length=2, description="Models of the ensemble.")
-    data: DataSource = Field(..., description="Evaluation data.")
-    method: Literal["vote", "average_logits"] = Field("average_logits", description="Combiner.")
+    members: list[ModelSource] = Field(
+        ...,
+        min_length=2,
+        description="Trained classifiers with the data's label set (earlier stages, folders "
+        "or Hub ids); labels are matched by name through each model's id2label.",
+    )
+    data: DataSource = Field(
+        ...,
+        description="Labelled data: learned weights are fitted on its eval rows and every "
+        "score is reported on its test rows (test_ratio or test_split; else the eval rows).",
+    )
+    combiner: Literal["vote", "average", "weighted"] = Field(
+        "average",
+        description="vote: majority of the members' labels (ties: highest summed "
+        "probability); average: mean of probabilities (fixed weights optional); weighted: "
+        "weights learned on the eval rows by minimising log-loss over the simplex.",
+    )
+    weights: list[float] | None = Field(
+        None, description="Fixed weights of average, one per member (normalised to sum 1)."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (any(w < 0 for w in value) or sum(value) <= 0):
+            raise ValueError("weights must be ≥ 0 with a positive sum")
+        return value
 
 
 class GrowStage(StageBase):
@@ -223,8 +247,42 @@ class GrowStage(StageBase):
     )
 
 
+class PreferenceStage(StageBase):
+    """Preference alignment of a causal LM on prompt / chosen / rejected rows (DPO, SimPO)."""
+
+    kind: Literal["preference"]
+    model: ModelSource = Field(
+        ..., description="Causal LM to align (usually the SFT stage before this one)."
+    )
+    data: DataSource = Field(
+        ...,
+        description="Rows with a prompt (prompt_column, default 'prompt') and a chosen and "
+        "a rejected response (chosen_column, rejected_column).",
+    )
+    loss: Literal["dpo", "simpo"] = Field(
+        "dpo",
+        description="dpo: against a frozen reference (the model as the stage starts); "
+        "simpo: reference-free, length-normalised log-probabilities with a margin.",
+    )
+    beta: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Scale of the implicit reward; default 0.1 for dpo, 2.0 for simpo.",
+    )
+    margin: float = Field(
+        1.0, ge=0, le=100, description="SimPO's target reward margin gamma (simpo only)."
+    )
+
+
 Stage = Annotated[
-    PretrainStage | TrainStage | DistillStage | JointStage | EnsembleStage | GrowStage,
+    PretrainStage
+    | TrainStage
+    | DistillStage
+    | JointStage
+    | EnsembleStage
+    | GrowStage
+    | PreferenceStage,
     Field(discriminator="kind"),
 ]
 
@@ -235,4 +293,5 @@ STAGE_CLASSES: dict[str, type[StageBase]] = {
     "joint": JointStage,
     "ensemble": EnsembleStage,
     "grow": GrowStage,
+    "preference": PreferenceStage,
 }

@@ -78,6 +78,7 @@ def evaluate(
     *,
     predict: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] | None = None,
     prefix: str = "eval",
+    rows: list[Any] | None = None,
 ) -> dict[str, float]:
     """Evaluate on the stage's eval rows; record metrics (and the confusion matrix).
 
@@ -88,9 +89,10 @@ def evaluate(
         predict: another evaluation forward on the same rows and masks (a distillation
             teacher's), recorded as `<prefix>/<metric>` with an event `<prefix>_eval`.
         prefix: the metric keys' prefix.
+        rows: other rows than the eval split's (the test split's, prefix "test").
     """
     stage = ctx.stage
-    rows = recipe.eval_rows
+    rows = recipe.eval_rows if rows is None else rows
     if rows is None or len(rows) == 0:
         return {}
     trained = recipe.trained_modules().values()
@@ -121,7 +123,7 @@ def evaluate(
         data["confusion_matrix"] = matrix
         data["labels"] = recipe.labels
     summary = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-    kind, who = ("eval", "") if predict is None else (f"{prefix}_eval", f"{prefix}, ")
+    kind, who = ("eval", "") if prefix == "eval" else (f"{prefix}_eval", f"{prefix}, ")
     ctx.recorder.event(kind, f"{who}step {step}: {summary}", stage_idx=ctx.index, data=data)
     return values
 
@@ -157,11 +159,11 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     # One module trains as itself (its parameter names and order, as always); several are
     # optimised as one ModuleDict.
     trained = model if len(modules) == 1 else torch.nn.ModuleDict(modules)
-    optimizer = build_optimizer(trained, stage.optimizer, device)
-    steps = recipe.steps()
     # What the recipe left trainable is all the stage may ever train (LoRA: the adapters);
     # freezing and unfreezing act within it.
     trainable = {id(p) for p in trained.parameters() if p.requires_grad}
+    optimizer = build_optimizer(trained, stage.optimizer, device)
+    steps = recipe.steps()
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and stage.precision == "fp16"
@@ -365,4 +367,9 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             data={"empty_steps": state.empty_steps, "steps": state.step},
         )
     restore_best(ctx, state, modules)
+    test_rows = getattr(recipe, "test_rows", None)
+    if test_rows:
+        # Once, on the weights the stage hands on: numbers that neither early stopping nor
+        # best-weight selection has seen.
+        evaluate(ctx, recipe, state.step, prefix="test", rows=test_rows)
     return "early_stopped" if state.stopped_early else "finished"

@@ -74,4 +74,6 @@ def test_the_loss_plot_draws_the_distillation_parts_and_evaluation_the_teacher()
 
     assert plot_for("train/loss_task") == plot_for("train/loss_kd") == "Loss"
     assert plot_for("teacher/accuracy") == "Evaluation"
+    # The test split's scores (once per stage) and a preference stage's rewards too.
+    assert plot_for("test/accuracy") == plot_for("train/reward_margin") == "Evaluation"
     assert plot_for("teacher/parameters") is None and plot_for("model/parameters") is None

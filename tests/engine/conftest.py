@@ -89,7 +89,7 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         from engine.recipes import RECIPES
         from engine.spec import load_plan_text
         from engine.store import Store, Workspace, queries
-        from engine.train.loop import train_stage
+        from engine.train.loop import evaluate_stage, train_stage
 
         plan = load_plan_text(plan_text)
         workspace = Workspace.open(tmp_path / "ws")
@@ -125,7 +125,8 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         recipe.setup()
         if before is not None:
             before(recipe)
-        outcome = train_stage(ctx, recipe)
+        # An evaluation-only stage (an ensemble) is evaluated once, as the runner does.
+        outcome = train_stage(ctx, recipe) if recipe.trains else evaluate_stage(ctx, recipe)
         recorder.flush()
         return StageResult(outcome, ctx, recipe, store, run_id)
 

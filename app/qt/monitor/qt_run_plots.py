@@ -24,8 +24,22 @@ from app.qt.qt_elided_label import QtElidedLabel
 # Which plot shows a series; evaluation points are few, so they are drawn with markers.
 # A distillation's parts (task, KD, hidden-state) are drawn beside its loss.
 LOSS_KEYS = ("train/loss", "eval/loss", "train/loss_task", "train/loss_kd", "train/loss_hidden")
-# Scores of a distillation's teacher on the same eval rows, once per stage.
+# Scores of a distillation's teacher on the same eval rows, once per stage, and of the
+# held-out test split, once at the end of a stage: markers beside the eval/ curves.
 TEACHER = "teacher/"
+ONCE = (TEACHER, "test/")
+# A preference stage's rewards and log-probabilities, per step, beside its win rate.
+PREFERENCE_KEYS = tuple(
+    f"train/{k}"
+    for k in (
+        "reward_margin",
+        "reward_accuracy",
+        "reward_chosen",
+        "reward_rejected",
+        "logp_chosen",
+        "logp_rejected",
+    )
+)
 SMALL_PLOTS = (
     ("Learning rate", "lr", ("train/lr",)),
     ("Gradient norm", "norm", ("train/grad_norm",)),
@@ -35,7 +49,7 @@ SMALL_PLOTS = (
 
 
 # Evaluation metrics between 0 and 1, shown at first; the others start hidden (legend click).
-RATES = ("accuracy", "f1", "precision", "recall")
+RATES = ("accuracy", "f1", "precision", "recall", "reward_accuracy", "reward_margin")
 
 
 def plot_for(key: str) -> str | None:
@@ -45,7 +59,9 @@ def plot_for(key: str) -> str | None:
     for title, _, keys in SMALL_PLOTS:
         if key in keys:
             return title
-    if key.startswith("eval/") or (key.startswith(TEACHER) and key != "teacher/parameters"):
+    if key in PREFERENCE_KEYS:
+        return "Evaluation"
+    if key.startswith("eval/") or (key.startswith(ONCE) and key != "teacher/parameters"):
         return "Evaluation"
     return None
 
@@ -167,13 +183,13 @@ class QtRunPlots(QWidget):
                 continue
             curve = self.curves.setdefault(key, Curve(key))
             # Sparse evaluation points and the schedule's learning rate are never smoothed.
-            smooth = key not in ("train/lr",) and not key.startswith(("eval/", TEACHER))
+            smooth = key not in ("train/lr",) and not key.startswith(("eval/", *ONCE))
             change = curve.sync(run, weight if smooth else 0.0)
             if not change:
                 continue
             x, y = curve.arrays(smoothed=True)
             shadow = curve.raw.values if curve.weight > 0 else None
-            evaluation = key.startswith(("eval/", TEACHER))
+            evaluation = key.startswith(("eval/", *ONCE))
             plot = self.plots[title]
             new = key not in plot.curves
             plot.set_curve(key, x, y, shadow, grown=change == "grown", symbols=evaluation)

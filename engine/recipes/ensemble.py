@@ -1,0 +1,221 @@
+"""Recipe of `ensemble` stages: joint inference of trained sequence classifiers.
+
+Evaluation only (`trains` is False: no steps, no optimizer, no checkpoint). Every member
+reads the texts with its own tokenizer once; their probabilities, aligned on the stage's
+label set by name, are combined by vote, a (fixed-)weighted average, or weights learned on
+the eval rows. Scores are reported on the test rows when the data has them (else on the
+eval rows, and a learned combiner is refused by validation): `eval/<metric>` for the
+ensemble through the loop's evaluation, `member/<name>/<metric>` for each member on the
+same rows, and one `ensemble` event with the side-by-side table and the weights.
+
+The loop's evaluation reads rows as batches; here a row is the index of a text in the
+report rows (`input_ids: [i]`), and `predict` looks its combined probabilities up, so the
+ensemble gets the same metrics and confusion matrix as any classifier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.data.load import load_stage_data
+from engine.models.build import ModelError, source_dir
+from engine.models.ensemble import (
+    EnsembleError,
+    combine,
+    learn_weights,
+    load_member,
+    member_proba,
+    save_ensemble,
+)
+from engine.process.context import StageContext
+from engine.recipes.base import Batch, StepLoss
+from engine.train.batches import Streams
+from engine.train.metrics import EvalAccumulator
+
+
+def member_name(source: Any, k: int) -> str:
+    """A member's name: its stage, its folder's name, or its Hub id."""
+    raw = source.from_stage or (Path(source.path).name if source.path else None)
+    raw = raw or (source.hub.replace("/", "-") if source.hub else f"member{k}")
+    return f"{k}-{raw}"
+
+
+class EnsembleRecipe:
+    """Vote, average or learned weights over trained classifiers (see `engine.recipes.base`)."""
+
+    trains = False
+
+    def __init__(self, ctx: StageContext):
+        self.ctx = ctx
+        self.pad_id, self.mask_id, self.special_ids = 0, None, []
+        self.model = torch.nn.Module()  # nothing trains; the members are not modules of it
+
+    def setup(self) -> None:
+        """Load the data and the members; compute, combine and score their probabilities."""
+        ctx, stage = self.ctx, self.ctx.stage
+        data = load_stage_data(
+            stage.data,
+            ctx.plan_dir,
+            ctx.cache_dir / "datasets",
+            seed=stage.seed,
+            supervised=True,
+            objective="sequence_classification",
+        )
+        for split, n in data.dropped.items():
+            if n:
+                ctx.recorder.event(
+                    "data",
+                    f"{n} row(s) of split '{split}' have no value in a column the stage "
+                    "reads and are left out",
+                    stage_idx=ctx.index,
+                    data={"split": split, "dropped": n},
+                )
+        self.labels = list(data.labels or [])
+        self.num_classes = len(self.labels)
+        self.members = []
+        for k, source in enumerate(stage.members):
+            name = member_name(source, k)
+            try:
+                folder = source_dir(source, ctx.plan_dir, ctx.outputs)
+            except ModelError as exc:
+                raise EnsembleError(f"stages[{ctx.index}].members[{k}]: {exc}") from None
+            self.members.append(load_member(name, Path(folder), str(folder), self.labels))
+
+        report = data.test if data.test is not None else data.eval
+        if report is None or len(report) == 0:
+            raise EnsembleError(
+                f"stages[{ctx.index}].data: no rows to score the ensemble on; set test_ratio "
+                "(or eval_ratio)"
+            )
+        self.weights = list(stage.weights) if stage.weights is not None else None
+        if stage.combiner == "weighted":
+            fit_probs, fit_labels = self._probabilities(data.eval)
+            self.weights = learn_weights(fit_probs, fit_labels)
+        self.member_probs, report_labels = self._probabilities(report)
+        self.combined = combine(self.member_probs, stage.combiner, self.weights)
+        self.eval_rows = [
+            {"input_ids": [i], "labels": int(label)} for i, label in enumerate(report_labels)
+        ]
+        self.report_split = "test" if data.test is not None else "eval"
+        self._record_members()
+
+    def _probabilities(self, table: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Members' [members, rows, labels] probabilities of a split, and its label ids."""
+        source = self.ctx.stage.data
+        texts = [str(v) for v in table[source.text_column]]
+        pairs = (
+            [str(v) for v in table[source.text_pair_column]] if source.text_pair_column else None
+        )
+        index = {name: i for i, name in enumerate(self.labels)}
+        labels = torch.tensor([index[str(v)] for v in table[source.label_column]])
+        probs = torch.stack(
+            [
+                member_proba(
+                    m,
+                    texts,
+                    pairs=pairs,
+                    max_length=source.max_length,
+                    batch_size=self.ctx.stage.batch_size,
+                    device=self.ctx.device,
+                )
+                for m in self.members
+            ]
+        )
+        return probs, labels
+
+    def _scores(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        acc = EvalAccumulator(self.num_classes, torch.device("cpu"))
+        acc.add(torch.log(probs.clamp_min(1e-12)), labels)
+        wanted = [m for m in self.ctx.stage.eval.metrics if m != "confusion_matrix"]
+        return acc.result(wanted)[0]
+
+    def _record_members(self) -> None:
+        """Each member's metrics on the report rows (`member/<name>/<metric>`), the learned
+        or fixed weights, and one `ensemble` event with the side-by-side table (the loop's
+        evaluation then records the ensemble's own `eval/<metric>` and confusion matrix)."""
+        ctx = self.ctx
+        labels = torch.tensor([r["labels"] for r in self.eval_rows])
+        table = {
+            m.name: self._scores(self.member_probs[k], labels) for k, m in enumerate(self.members)
+        }
+        for name, values in table.items():
+            ctx.recorder.metrics(ctx.index, 0, {f"member/{name}/{m}": v for m, v in values.items()})
+        weights = None
+        if self.weights is not None:
+            weights = {m.name: w for m, w in zip(self.members, self.weights, strict=True)}
+            ctx.recorder.metrics(
+                ctx.index, 0, {f"ensemble/weight/{name}": w for name, w in weights.items()}
+            )
+        ensemble = self._scores(self.combined, labels)
+        best = max(v.get("accuracy", float("nan")) for v in table.values())
+        shown = ", ".join(f"{n} {v.get('accuracy', float('nan')):.4g}" for n, v in table.items())
+        ctx.recorder.event(
+            "ensemble",
+            f"{ctx.stage.combiner} of {len(self.members)} members on {len(labels)} "
+            f"{self.report_split} rows: accuracy {ensemble.get('accuracy', float('nan')):.4g}"
+            f", best member {best:.4g} ({shown})",
+            stage_idx=ctx.index,
+            data={
+                "combiner": ctx.stage.combiner,
+                "split": self.report_split,
+                "rows": len(labels),
+                "members": table,
+                "ensemble": ensemble,
+                "weights": weights,
+                "labels": self.labels,
+            },
+        )
+
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """None train; the loop's evaluation puts this (empty) module in eval mode."""
+        return {"model": self.model}
+
+    def frozen_modules(self) -> dict[str, torch.nn.Module]:
+        """The members only run (their probabilities are computed once, in setup)."""
+        return {}
+
+    def sources(self) -> dict[str, list[Any]]:
+        """No training rows."""
+        return {}
+
+    def steps(self) -> int:
+        """No steps."""
+        return 0
+
+    def draw(self, streams: Streams, micro_step: int) -> Batch:
+        """Never called: the stage does not train."""
+        raise RuntimeError("an ensemble stage does not train")
+
+    def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
+        """Nothing to add."""
+        return batch
+
+    def count_targets(self, batch: Batch) -> int:
+        """Rows (never called for training)."""
+        return int(batch["labels"].shape[0])
+
+    def loss(self, batch: Batch, targets: int) -> StepLoss:
+        """Never called: the stage does not train."""
+        raise RuntimeError("an ensemble stage does not train")
+
+    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The combined probabilities of the batch's rows, as log-probabilities."""
+        rows = batch["input_ids"][:, 0].cpu()
+        probs = self.combined[rows].to(batch["labels"].device)
+        return torch.log(probs.clamp_min(1e-12)), batch["labels"]
+
+    def save(self) -> list[Path]:
+        """The output folder: manifest + members, loadable by `Ensemble.load`."""
+        stage, ctx = self.ctx.stage, self.ctx
+        out = save_ensemble(
+            ctx.output_dir,
+            self.members,
+            labels=self.labels,
+            combiner=stage.combiner,
+            weights=self.weights,
+            max_length=stage.data.max_length,
+        )
+        return [out]
