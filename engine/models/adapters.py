@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ PEFT_CONFIG = "adapter_config.json"
 TASK_TYPES = {
     "causal_lm": TaskType.CAUSAL_LM,
     "causal_lm_sft": TaskType.CAUSAL_LM,
+    "preference": TaskType.CAUSAL_LM,
     "sequence_classification": TaskType.SEQ_CLS,
     "token_classification": TaskType.TOKEN_CLS,
 }
@@ -93,6 +95,8 @@ def attach_adapter(model: torch.nn.Module, adapter: Adapter, objective: str) -> 
         lora_dropout=adapter.dropout,
         target_modules=target_modules(model, adapter),
         task_type=TASK_TYPES.get(objective),
+        # GPT-2 keeps its linear weights transposed (Conv1D).
+        fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
     )
     try:
         return get_peft_model(model, config)
@@ -151,7 +155,11 @@ def save_adapter_output(model: PeftModel, out: Path, base: Path) -> None:
     """Write the adapters (peft format) to `out`, naming `base` as their base model."""
     for config in model.peft_config.values():
         config.base_model_name_or_path = str(base)
-    model.save_pretrained(str(out))
+    with warnings.catch_warnings():
+        # peft looks for the base's config to see whether the vocabulary grew; a base
+        # written beside the adapters comes after them, and its vocabulary never changes.
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        model.save_pretrained(str(out))
 
 
 def write_adapter_record(out: Path, base: Path, record: dict[str, Any]) -> None:

@@ -163,7 +163,7 @@ def prepare_stage(
 
 # Objectives whose head is the language-model head a loaded model already has: adapters on
 # such a model leave every base weight as it was in its folder.
-LANGUAGE_MODELLING = ("masked_lm", "causal_lm", "causal_lm_sft")
+LANGUAGE_MODELLING = ("masked_lm", "causal_lm", "causal_lm_sft", "preference")
 
 
 def source_folder(source: Any, plan_dir: Path, outputs: dict[str, Path]) -> Path:

@@ -139,8 +139,12 @@ class PreferenceRecipe:
                 if isinstance(module, torch.nn.Dropout):
                     module.p = 0.0
         # The reference is the model as the stage starts; on resume it is built again from
-        # the same source, while the checkpoint restores only the policy.
-        self.reference = copy.deepcopy(self.model) if self.kind == "dpo" else None
+        # the same source, while the checkpoint restores only the policy. With adapters it
+        # is the policy with its adapters switched off: the base they start from, unchanged.
+        self.adapters = self.ctx.stage.adapter is not None
+        self.reference = (
+            copy.deepcopy(self.model) if self.kind == "dpo" and not self.adapters else None
+        )
 
     def trained_modules(self) -> dict[str, torch.nn.Module]:
         """The policy."""
@@ -173,7 +177,12 @@ class PreferenceRecipe:
     def _rewards(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         chosen, rejected, n_chosen, n_rejected = pair_logps(self.model, batch, self.pad_id)
         refs: dict[str, torch.Tensor] = {}
-        if self.reference is not None:
+        if self.kind == "dpo" and self.adapters:
+            with torch.no_grad(), self.model.disable_adapter():
+                refs["ref_chosen"], refs["ref_rejected"], _, _ = pair_logps(
+                    self.model, batch, self.pad_id
+                )
+        elif self.reference is not None:
             with torch.no_grad():
                 refs["ref_chosen"], refs["ref_rejected"], _, _ = pair_logps(
                     self.reference, batch, self.pad_id

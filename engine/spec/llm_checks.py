@@ -11,7 +11,7 @@ from engine.spec.problems import Problem
 
 # Stage kinds that can start from an adapter output (engine.recipes.common.start_outputs):
 # they continue its adapters or start from its merged weights.
-READS_ADAPTER_OUTPUTS = ("pretrain", "train", "grow")
+READS_ADAPTER_OUTPUTS = ("pretrain", "train", "grow", "preference")
 
 
 def _adapter_output_stage(stages: list[Any], name: str | None, before: int) -> Any:

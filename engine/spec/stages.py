@@ -273,6 +273,11 @@ class PreferenceStage(StageBase):
     margin: float = Field(
         1.0, ge=0, le=100, description="SimPO's target reward margin gamma (simpo only)."
     )
+    adapter: Adapter | None = Field(
+        None,
+        description="Train LoRA adapters instead of the model's weights (none: full); the "
+        "DPO reference is then the base with the adapters switched off (no second copy).",
+    )
 
 
 Stage = Annotated[

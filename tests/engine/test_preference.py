@@ -201,3 +201,34 @@ def test_sigkill_in_dpo_then_resume_equals_an_uninterrupted_run(tmp_path, prefs)
 def show_only_run(ws, stagelab) -> str:
     listing = json.loads(stagelab(ws, "ls", "--json").stdout)
     return listing["experiments"][0]["runs"][0]["id"]
+
+
+def test_dpo_with_lora_takes_the_base_without_adapters_as_reference(train_stage_of, sft_dir):
+    from engine.data.encode import pad_batch
+
+    plan = SFT + DPO.replace("max_steps: 30", "max_steps: 6").replace(
+        "loss: dpo", "loss: dpo\n    adapter: {rank: 4, alpha: 8, dropout: 0.0}"
+    )
+    result = train_stage_of(plan, index=1, outputs={"sft": sft_dir})
+    recipe = result.recipe
+    assert result.outcome == "finished" and recipe.reference is None
+    assert recipe.frozen_modules() == {}
+    rows = recipe.eval_rows[:4]
+    recipe.model.eval()
+    with torch.no_grad():
+        ours = recipe.loss(pad_batch(rows, recipe.pad_id), targets=len(rows))
+    # By hand: the policy (adapters on) against a plain copy of the SFT model.
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(sft_dir)).eval()
+    expected = 0.0
+    for row in rows:
+        (p, chosen), (_, rejected) = pair_ids(recipe, row)
+        r_c = 0.1 * (hand_logp(recipe.model, p, chosen) - hand_logp(base, p, chosen))
+        r_r = 0.1 * (hand_logp(recipe.model, p, rejected) - hand_logp(base, p, rejected))
+        expected += math.log1p(math.exp(-(r_c - r_r)))
+    assert ours.loss.item() == pytest.approx(expected / len(rows), rel=1e-4, abs=1e-6)
+    assert result.series("model/trainable_parameters")[0] < result.series("model/parameters")[0]
+    # The merged output loads in plain transformers.
+    out = recipe.save()[0]
+    assert AutoModelForCausalLM.from_pretrained(str(out)).config.model_type == "gpt2"
