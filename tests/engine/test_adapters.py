@@ -257,3 +257,88 @@ def test_sigkill_then_resume_of_a_lora_stage_equals_an_uninterrupted_run(tmp_pat
     mine, reference = (load_file(str(p)) for p in outputs)
     assert mine.keys() == reference.keys()
     assert all(torch.equal(mine[k], reference[k]) for k in mine)
+
+
+GROWN = """
+name: t
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 200}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 8
+    max_steps: 3
+  - name: deeper
+    kind: grow
+    model: {from_stage: mlm}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    target_layers: 3
+    batch_size: 8
+    max_steps: 4
+    optimizer: {lr: 0.01}
+    adapter: {rank: 2, output: adapter}
+"""
+
+
+def test_an_adapter_output_of_a_grown_model_carries_its_base(train_stage_of):
+    from peft import PeftModel
+    from transformers import AutoModelForMaskedLM
+
+    mlm_out = train_stage_of(GROWN).recipe.save()[0]
+    result = train_stage_of(GROWN, 1, {"mlm": mlm_out})
+    model = result.recipe.model.eval()
+    batch = sample_batch(result.recipe.tokenizer)
+    with torch.no_grad():
+        adapted = model(**batch).logits
+    counted = sum(p.numel() for p in model.parameters())
+    assert result.series("model/parameters")[0] == counted
+    [out] = result.recipe.save()
+    record = json.loads((out / "stagelab-adapter.json").read_text())
+    # The grown model is in no folder yet: its base is written beside the adapters.
+    assert Path(record["base"]) == out / "base"
+    base = AutoModelForMaskedLM.from_pretrained(record["base"])
+    assert base.config.num_hidden_layers == 3
+    loaded = PeftModel.from_pretrained(base, str(out)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, adapted, atol=1e-6, rtol=0)
+
+
+DISTILLED = """
+name: t
+stages:
+  - name: lm
+    kind: pretrain
+    objective: causal_lm
+    model: {builtin: gpt2-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 8
+    max_steps: 4
+  - name: student
+    kind: distill
+    task: causal_lm
+    teacher: {from_stage: lm}
+    model: {from_stage: lm}
+    student_layers: 1
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 8
+    max_steps: 4
+    optimizer: {lr: 0.01}
+    adapter: {rank: 2}
+"""
+
+
+def test_a_distilled_student_trains_adapters_only(train_stage_of):
+    from transformers import AutoModelForCausalLM
+
+    lm_out = train_stage_of(DISTILLED).recipe.save()[0]
+    before = {}
+    result = train_stage_of(
+        DISTILLED, 1, {"lm": lm_out}, before=lambda r: before.update(snapshot(r.model))
+    )
+    after = snapshot(result.recipe.model)
+    assert [
+        k for k in before if not is_adapter_weight(k) and not torch.equal(before[k], after[k])
+    ] == []
+    assert any(not torch.equal(before[k], after[k]) for k in before if "lora_B" in k)
+    [out] = result.recipe.save()
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 1
