@@ -191,7 +191,5 @@ def test_sft_on_chat_rows_learns_the_answers_and_keeps_the_template(
     assert all(any(label != -100 for label in row["labels"]) for row in rows)
     [out] = result.recipe.save()
     saved = AutoTokenizer.from_pretrained(out)
-    prompt = saved.apply_chat_template(
-        CONVERSATION[:2], tokenize=False, add_generation_prompt=True
-    )
+    prompt = saved.apply_chat_template(CONVERSATION[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|user|>\nmood of good?\n<|assistant|>\n")
