@@ -342,3 +342,70 @@ def test_a_distilled_student_trains_adapters_only(train_stage_of):
     assert any(not torch.equal(before[k], after[k]) for k in before if "lora_B" in k)
     [out] = result.recipe.save()
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 1
+
+
+def test_validation_lists_every_adapter_and_chat_problem_at_once():
+    from engine.spec import load_plan_text
+    from engine.spec.problems import PlanInvalid
+
+    plan = """
+name: t
+stages:
+  - name: lm
+    kind: pretrain
+    objective: causal_lm
+    model: {builtin: gpt2-tiny}
+    data: {path: corpus.txt}
+    max_steps: 2
+    adapter: {output: adapter}
+  - name: cls
+    kind: train
+    model: {builtin: bert-tiny}
+    data: {path: chats.jsonl, messages_column: messages}
+    max_steps: 2
+    adapter: {continue_adapter: true}
+  - name: student
+    kind: distill
+    task: causal_lm
+    teacher: {from_stage: lm}
+    model: {builtin: gpt2-tiny}
+    data: {path: corpus.txt}
+    max_steps: 2
+  - name: deeper
+    kind: grow
+    objective: causal_lm
+    model: {from_stage: lm}
+    data: {path: corpus.txt}
+    target_layers: 3
+    max_steps: 2
+    adapter: {continue_adapter: true}
+"""
+    with pytest.raises(PlanInvalid) as refused:
+        load_plan_text(plan)
+    assert {(p.path, p.message.split(";")[0]) for p in refused.value.problems} == {
+        (
+            "stages[1].adapter.continue_adapter",
+            "continuing adapters needs model.from_stage naming an earlier stage whose "
+            "adapter.output is adapter",
+        ),
+        (
+            "stages[1].data.messages_column",
+            "chat messages are for causal_lm_sft (this stage trains sequence classification)",
+        ),
+        (
+            "stages[2].teacher.from_stage",
+            "stage 'lm' writes its adapters alone (adapter.output: adapter), which a distill "
+            "stage cannot start from",
+        ),
+        (
+            "stages[3].adapter.continue_adapter",
+            "a grow stage adds layers the earlier adapters do not cover",
+        ),
+    }
+    adapter = load_plan_text(plan.split("  - name: cls")[0]).stages[0].adapter
+    assert (adapter.kind, adapter.rank, adapter.alpha, adapter.output) == (
+        "lora",
+        8,
+        16,
+        "adapter",
+    )
