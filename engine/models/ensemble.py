@@ -155,7 +155,9 @@ def _link_tree(src: Path, dst: Path) -> None:
         except OSError:
             shutil.copy2(a, b)
 
-    shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
+    # A stage saved again (a resumed run) replaces what an earlier save left.
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, copy_function=link)
 
 
 def save_ensemble(

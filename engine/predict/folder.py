@@ -56,6 +56,9 @@ def read_output(folder: str | Path) -> OutputInfo:
             f"{path} is not a folder; name a stage output folder or RUN[:STAGE] "
             "(`stagelab show RUN` lists each stage's output)"
         )
+    ensemble = _ensemble_info(path)
+    if ensemble is not None:
+        return ensemble
     config_file = path / "config.json"
     if not config_file.exists():
         if (path / "adapter_config.json").exists():
@@ -87,6 +90,20 @@ def read_output(folder: str | Path) -> OutputInfo:
             "output of a classification, causal-LM or masked-LM stage"
         )
     return OutputInfo(path, task, architecture, _labels(config) if "classification" in task else [])
+
+
+def _ensemble_info(path: Path) -> OutputInfo | None:
+    """An ensemble stage's output (engine/models/ensemble.py's manifest), as a classifier."""
+    try:
+        manifest: Any = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != "stagelab-ensemble":
+        return None
+    members = manifest.get("members") or []
+    architecture = f"ensemble ({manifest.get('combiner')} of {len(members)} members)"
+    labels = [str(v) for v in manifest.get("labels") or []]
+    return OutputInfo(path, "sequence_classification", architecture, labels)
 
 
 def _labels(config: dict[str, Any]) -> list[str]:

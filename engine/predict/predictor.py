@@ -19,6 +19,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from engine.models.ensemble import combine
 from engine.predict.folder import OutputError, OutputInfo, read_output
 
 hf_logging.disable_progress_bar()  # "Loading weights" bars would garble streamed text
@@ -69,6 +70,15 @@ class Predictor:
 
     def __init__(self, folder: str | Path):
         self.info: OutputInfo = read_output(folder)
+        self.ensemble = None
+        if self.info.architecture.startswith("ensemble"):
+            from engine.models.ensemble import Ensemble, EnsembleError
+
+            try:
+                self.ensemble = Ensemble.load(self.info.folder)
+            except EnsembleError as exc:
+                raise OutputError(str(exc)) from None
+            return
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a pooler absent from a saved head is no news here
         try:
@@ -86,6 +96,16 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """What the worker says once it is ready."""
+        if self.ensemble is not None:
+            members = [m.model for m in self.ensemble.members]
+            return {
+                "folder": str(self.info.folder),
+                "task": self.task,
+                "architecture": self.info.architecture,
+                "labels": self.info.labels,
+                "parameters": sum(p.numel() for m in members for p in m.parameters()),
+                "members": [m.name for m in self.ensemble.members],
+            }
         return {
             "folder": str(self.info.folder),
             "task": self.task,
@@ -127,7 +147,26 @@ class Predictor:
         ]
 
     def classify(self, text: str) -> dict[str, Any]:
-        """Probability of each label (model order; they sum to 1)."""
+        """Probability of each label (model order; they sum to 1); an ensemble adds each
+        member's probabilities."""
+        if self.ensemble is not None:
+            per_member = self.ensemble.member_probas([text])
+            combined = combine(per_member, self.ensemble.combiner, self.ensemble.weights)[0]
+            labels = self.ensemble.labels
+
+            def listed(probs: torch.Tensor) -> list[dict[str, Any]]:
+                return [
+                    {"label": name, "probability": float(p)}
+                    for name, p in zip(labels, probs.tolist(), strict=True)
+                ]
+
+            return {
+                "task": self.task,
+                "labels": listed(combined),
+                "members": {
+                    m.name: listed(per_member[k, 0]) for k, m in enumerate(self.ensemble.members)
+                },
+            }
         inputs = self._encode(text)
         logits = self.model(**inputs).logits[0].float()
         return {"task": self.task, "labels": self._label_list(torch.softmax(logits, -1))}

@@ -122,6 +122,25 @@ def test_the_stage_scores_members_and_ensemble_on_the_test_rows(train_stage_of, 
     member_probs = loaded.member_probas(texts)
     assert torch.allclose(probs, combine(member_probs, combiner, recipe.weights), atol=1e-6)
 
+    # `stagelab predict` takes the ensemble's output like any stage output.
+    if combiner == "weighted":
+        import json
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "predict", str(recipe.save()[0])]
+            + ["--text", texts[0], "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout.splitlines()[-1])
+        shown = [x["probability"] for x in answer["labels"]]
+        assert shown == pytest.approx(probs[0].tolist(), abs=1e-5)
+        assert set(answer["members"]) == {"0-a", "1-b", "2-c"}
+
 
 def test_a_member_with_another_label_set_is_refused(train_stage_of, members, data_dir):
     (data_dir / "three.csv").write_text(
