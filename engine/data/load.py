@@ -135,6 +135,9 @@ def load_stage_data(
         raise DataError(
             f"data: no rows with a value in {', '.join(columns)} in split '{source.train_split}'"
         )
+    # The hold-outs follow the data's split seed when one is given, so stages with other
+    # training seeds (an ensemble's members) still hold out the very same rows.
+    seed = source.split_seed if source.split_seed is not None else seed
     test = None
     if source.test_split:
         if source.test_split not in loaded:

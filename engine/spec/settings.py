@@ -118,6 +118,12 @@ class DataSource(Settings):
     eval_ratio: float = Field(
         0.1, ge=0.0, lt=1.0, description="Share of the training split held out for evaluation."
     )
+    split_seed: int | None = Field(
+        None,
+        ge=0,
+        description="Seed of the eval and test hold-outs (default: the stage's seed); give "
+        "stages the same one to hold out the same rows, e.g. an ensemble and its members.",
+    )
     test_split: str | None = Field(
         None,
         description="Named split for the final test; if not given, test_ratio is held out.",

@@ -58,3 +58,20 @@ def test_hold_outs_must_leave_rows_to_train_on():
     else:
         found = []
     assert any("stages[0].data" in p and "below 1" in p for p in found), found
+
+
+def test_stages_with_one_split_seed_hold_out_the_same_rows(data_dir, tmp_path):
+    from engine.data.load import load_stage_data
+    from engine.spec.settings import DataSource
+
+    def held_out(seed: int, split_seed: int | None):
+        source = DataSource(
+            path="sentiment.csv", eval_ratio=0.25, test_ratio=0.2, split_seed=split_seed
+        )
+        data = load_stage_data(
+            source, data_dir, tmp_path / "cache", seed=seed, supervised=True
+        )
+        return list(data.test["text"]), list(data.eval["text"])
+
+    assert held_out(1, 7) == held_out(2, 7)
+    assert held_out(1, None) != held_out(2, None)
