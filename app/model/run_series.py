@@ -104,6 +104,8 @@ class RunSeries:
     series: dict[str, dict[int, Series]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     confusion: dict[str, Any] | None = None  # {"matrix", "labels", "stage", "step"}
+    # An ensemble stage's side-by-side report (its `ensemble` event's data), by stage.
+    ensembles: dict[int, dict[str, Any]] = field(default_factory=dict)
     gpu: dict[int, dict[str, Series]] = field(default_factory=dict)
     gpu_names: dict[int, str] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)
@@ -180,6 +182,9 @@ class RunSeries:
         data = event.get("data") or {}
         if live and event.get("kind") == "truncated":
             self.truncate(data["stage"], data["after_step"])
+        if event.get("kind") == "ensemble" and event.get("stage") is not None:
+            self.ensembles[event["stage"]] = data
+            self.dirty.add("@ensemble")
         if "confusion_matrix" in data:
             self.confusion = {
                 "matrix": data["confusion_matrix"],

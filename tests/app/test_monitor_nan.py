@@ -106,3 +106,48 @@ def test_a_model_that_starts_partly_untrained_is_said_above_the_plots(qtbot, tmp
     assert monitor.record_warning.isVisible()
     assert monitor.record_warning.text() == f"Model: {message}"
     monitor.close_run()
+
+
+def test_an_ensemble_reports_a_table_and_bars_not_curves(qtbot, tmp_path):
+    store, run_id = diverged_run(tmp_path / "ws")
+    report = {
+        "combiner": "weighted",
+        "split": "test",
+        "rows": 72,
+        "members": {"0-a": {"accuracy": 0.8, "f1": 0.79}, "1-b": {"accuracy": 0.7, "f1": 0.69}},
+        "ensemble": {"accuracy": 0.85, "f1": 0.84},
+        "weights": {"0-a": 0.75, "1-b": 0.25},
+        "labels": ["negative", "positive"],
+    }
+    queries.add_events(
+        store,
+        run_id,
+        [
+            {
+                "stage_idx": 1,
+                "kind": "ensemble",
+                "level": "info",
+                "message": "weighted of 2",
+                "data": report,
+                "wall_ms": 3,
+                "seq": 10_001,
+            }
+        ],
+    )
+    monitor = QtRunMonitor(lambda: store)
+    qtbot.addWidget(monitor)
+    monitor.resize(1024, 640)
+    monitor.show()
+    assert not monitor.side.isTabVisible(3)
+    monitor.open_run(run_id)
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    monitor._redraw()
+    assert monitor.side.isTabVisible(3) and monitor.side.currentWidget() is monitor.ensemble
+    table = monitor.ensemble.table
+    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    columns = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert rows == ["0-a", "1-b", "ensemble"] and columns == ["accuracy", "f1", "weight"]
+    assert table.item(2, 0).text() == "0.8500" and table.item(0, 2).text() == "0.7500"
+    assert "weighted of 2 members on 72 test rows" in monitor.ensemble.caption.text()
+    monitor.grab().save(str(tmp_path / "monitor-ensemble.png"))
+    monitor.close_run()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.model.run_series import RunSeries
 from app.qt.monitor.qt_confusion import QtConfusionMatrix
+from app.qt.monitor.qt_ensemble_report import QtEnsembleReport
 from app.qt.monitor.qt_progress_panel import QtProgressPanel
 from app.qt.monitor.qt_run_channel import QtRunChannel
 from app.qt.monitor.qt_run_log import QtRunLog
@@ -122,9 +123,13 @@ class QtRunMonitor(QWidget):
         # Whole titles, never scrolled out of sight ("n matrix") on a narrow side panel.
         self.side.setUsesScrollButtons(False)
         self.side.setMinimumWidth(220)
+        self.ensemble = QtEnsembleReport()
         self.side.addTab(self.confusion, "Confusion")
         self.side.addTab(gpu, "GPU")
         self.side.addTab(self.console, "Log")
+        # An ensemble stage reports a table, not curves: its tab shows once one has.
+        self.side.addTab(self.ensemble, "Ensemble")
+        self.side.setTabVisible(3, False)
         self.side.setCurrentIndex(2)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -183,6 +188,8 @@ class QtRunMonitor(QWidget):
         self.progress.clear()
         self.plots.clear()
         self.console.clear()
+        self.ensemble.show_reports({})
+        self.side.setTabVisible(3, False)
         self.record_warning.hide()
         self.gpu_memory.clear_curves()
         self.gpu_load.clear_curves()
@@ -314,6 +321,8 @@ class QtRunMonitor(QWidget):
         if "@confusion" in dirty:
             stage = run.stages.get(run.confusion.get("stage"))
             self.confusion.show_matrix(run.confusion, stage.name if stage else "")
+        if "@ensemble" in dirty:
+            self._show_ensembles(run)
         if "@gpu" in dirty:
             self._draw_gpu(run)
         events = run.take_new_events()
@@ -333,6 +342,17 @@ class QtRunMonitor(QWidget):
             self.record_warning.setText(f"{titles[last['kind']]}: {last['message']}")
             self.record_warning.setToolTip(last["message"])
             self.record_warning.show()
+
+    def _show_ensembles(self, run: RunSeries) -> None:
+        reports = {
+            (run.stages[i].name if i in run.stages else str(i)): data
+            for i, data in sorted(run.ensembles.items())
+        }
+        first = not self.side.isTabVisible(3)
+        self.ensemble.show_reports(reports)
+        self.side.setTabVisible(3, bool(reports))
+        if reports and first:
+            self.side.setCurrentWidget(self.ensemble)
 
     def _draw_gpu(self, run: RunSeries) -> None:
         self.gpu_note.setText("")
