@@ -117,7 +117,7 @@ def test_preference_pairs_have_a_right_and_a_different_wrong_answer():
     for line in (DATA / "instructions.jsonl").read_text().splitlines():
         row = json.loads(line)
         answers[row["prompt"]] = row["response"]
-    assert len(rows) == 400
+    assert len(rows) == 1000
     assert all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
     assert all(r["chosen"] != r["rejected"] and r["rejected"].strip() for r in rows)
     # The chosen answer is the instruction set's answer wherever the prompts meet.

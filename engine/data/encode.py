@@ -50,6 +50,15 @@ def encode(
         out["labels"] = [label_id[str(v)] for v in batch[source.label_column]]
         return out
 
+    def regression(batch: dict[str, list]) -> dict[str, list]:
+        pair = batch[source.text_pair_column] if source.text_pair_column else None
+        enc = tokenizer(batch[source.text_column], pair, truncation=True, max_length=max_len)
+        out = {"input_ids": enc["input_ids"]}
+        if "token_type_ids" in enc:
+            out["token_type_ids"] = enc["token_type_ids"]
+        out["labels"] = [float(v) for v in batch[source.label_column]]
+        return out
+
     def tokens(batch: dict[str, list]) -> dict[str, list]:
         enc = tokenizer(
             batch[source.text_column], is_split_into_words=True, truncation=True, max_length=max_len
@@ -109,6 +118,8 @@ def encode(
         fn = sequence
     elif objective == "token_classification":
         fn = tokens
+    elif objective == "sequence_regression":
+        fn = regression
     elif objective == "causal_lm_sft":
         fn = instructions if source.prompt_column else chat if source.messages_column else plain
     elif objective == "preference":
@@ -170,6 +181,8 @@ def _pad(rows: list[dict[str, list]], pad_id: int, prefix: str) -> dict[str, tor
             for i, r in enumerate(rows):
                 labels[i, : len(r[f"{prefix}labels"])] = torch.tensor(r[f"{prefix}labels"])
         else:
-            labels = torch.tensor([r[f"{prefix}labels"] for r in rows], dtype=torch.long)
+            # Numbers of a regression stay floats; class ids are longs.
+            dtype = torch.float32 if isinstance(first, float) else torch.long
+            labels = torch.tensor([r[f"{prefix}labels"] for r in rows], dtype=dtype)
         batch[f"{prefix}labels"] = labels
     return batch

@@ -4,6 +4,7 @@ train/eval split, label vocabularies, and tokenisation cached in the workspace."
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,7 +163,14 @@ def load_stage_data(
         evaluation = None
     if source.limit is not None:
         train = train.select(range(min(source.limit, len(train))))
-    labels = _label_names(source, train, evaluation, test) if supervised else None
+    # A regression target is a number per row, not a label set.
+    regression = objective == "sequence_regression"
+    labels = (
+        _label_names(source, train, evaluation, test) if supervised and not regression else None
+    )
+    if regression:
+        for split, table in (("train", train), ("eval", evaluation), ("test", test)):
+            _check_numbers(source, table, split)
     return StageData(
         train=train,
         eval=evaluation,
@@ -180,6 +188,19 @@ def _check_columns(source: DataSource, table: datasets.Dataset, objective: str) 
             raise DataError(
                 f"data.{setting}: no column '{column}' in the data "
                 f"(columns: {', '.join(table.column_names)})"
+            )
+
+
+def _check_numbers(source: DataSource, table: datasets.Dataset | None, split: str) -> None:
+    for i, value in enumerate(table[source.label_column] if table is not None else []):
+        try:
+            ok = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DataError(
+                f"data.label_column: a regression target must be a finite number; row {i + 1} "
+                f"of the {split} rows has '{value}' in '{source.label_column}'"
             )
 
 

@@ -31,6 +31,7 @@ AUTO_CLASS = {
     "causal_lm_sft": AutoModelForCausalLM,
     "preference": AutoModelForCausalLM,
     "sequence_classification": AutoModelForSequenceClassification,
+    "sequence_regression": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
 }
 
@@ -101,6 +102,14 @@ def build_model(
         extra = {
             "id2label": dict(enumerate(labels)),
             "label2id": {name: i for i, name in enumerate(labels)},
+        }
+    if objective == "sequence_regression":
+        # One output, MSE: transformers' regression head. The label maps name the output.
+        extra = {
+            "num_labels": 1,
+            "problem_type": "regression",
+            "id2label": {0: "value"},
+            "label2id": {"value": 0},
         }
     if source.builtin:
         config = builtin_config(source.builtin, tokenizer, max_length)

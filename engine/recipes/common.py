@@ -349,6 +349,22 @@ def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) 
     return StepLoss(loss_sum(logits, labels) / targets)
 
 
+def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepLoss:
+    """Summed squared error of the regression head over the rows, divided by the step's
+    row count (mean squared error over the step)."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    predicted = model(**batch).logits.squeeze(-1).float()
+    return StepLoss(((predicted - labels.float()) ** 2).sum() / targets)
+
+
+def regression_predict(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation forward of a regression head: [rows] predictions and targets."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    return model(**batch).logits.squeeze(-1).float(), labels.float()
+
+
 def head_predict(
     model: torch.nn.Module, batch: Batch, causal: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,8 @@ from engine.recipes.common import (
     head_loss,
     head_predict,
     prepare_stage,
+    regression_loss,
+    regression_predict,
     save_output,
     special_ids,
 )
@@ -35,6 +37,7 @@ class TrainRecipe:
         self.ctx = ctx
         self.task = ctx.stage.task
         self.causal = self.task == "causal_lm_sft"
+        self.regression = self.task == "sequence_regression"  # evaluation: MAE, RMSE, r
 
     def setup(self) -> None:
         """Load labelled data, build tokenizer and model with the task's head, encode."""
@@ -82,10 +85,14 @@ class TrainRecipe:
 
     def loss(self, batch: Batch, targets: int) -> StepLoss:
         """Cross-entropy of the task head, weighted per labelled example or token."""
+        if self.regression:
+            return regression_loss(self.model, batch, targets)
         return head_loss(self.model, batch, targets, self.causal)
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's logits and the labels they predict."""
+        if self.regression:
+            return regression_predict(self.model, batch)
         return head_predict(self.model, batch, self.causal)
 
     def save(self) -> list[Path]:

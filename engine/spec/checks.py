@@ -26,6 +26,7 @@ _STAGE = TypeAdapter(Stage)
 # Eval metrics that make sense per objective: classification metrics need labels.
 LM_METRICS = {"loss", "perplexity", "accuracy"}
 CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
+REGRESSION_METRICS = {"loss", "mae", "rmse", "pearson", "spearman"}
 # A preference stage's loss is its DPO/SimPO loss, its accuracy how often chosen wins.
 PREFERENCE_METRICS = {"loss", "accuracy"}
 
@@ -314,6 +315,8 @@ def _check_stage(
         if objective in ("masked_lm", "causal_lm", "causal_lm_sft")
         else PREFERENCE_METRICS
         if objective == "preference"
+        else REGRESSION_METRICS
+        if objective == "sequence_regression"
         else CLASSIFICATION_METRICS
     )
     wrong = [m for m in stage.eval.metrics if m not in allowed]

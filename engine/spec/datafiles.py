@@ -18,7 +18,8 @@ from engine.spec.settings import DataSource
 HEAD_BYTES = 64 * 1024
 # A JSON file that is one array is parsed whole only up to this size.
 MAX_JSON_ARRAY_BYTES = 5_000_000
-CLASSIFICATION = ("sequence_classification", "token_classification")
+# Tasks that read a label column (a number for regression).
+CLASSIFICATION = ("sequence_classification", "token_classification", "sequence_regression")
 
 
 def wanted_columns(source: DataSource, objective: str) -> dict[str, str]:

@@ -68,7 +68,7 @@ def needed_columns(source: DataSource, objective: str) -> list[str]:
     if objective == "causal_lm_sft" and source.prompt_column:
         return [source.prompt_column, source.response_column or ""]
     columns = [source.text_column]
-    if objective in ("sequence_classification", "token_classification"):
+    if objective in ("sequence_classification", "token_classification", "sequence_regression"):
         columns.append(source.label_column)
         if source.text_pair_column and objective == "sequence_classification":
             columns.append(source.text_pair_column)

@@ -20,6 +20,10 @@ EVAL_METRICS = (
     "recall",
     "f1",
     "perplexity",
+    "mae",
+    "rmse",
+    "pearson",
+    "spearman",
     "confusion_matrix",
 )
 
@@ -206,7 +210,7 @@ class EarlyStopping(Settings):
 
     metric: str = Field("loss", description="Eval metric to watch, e.g. 'loss' or 'accuracy'.")
     mode: Literal["auto", "min", "max"] = Field(
-        "auto", description="'auto': min for loss/perplexity, max otherwise."
+        "auto", description="'auto': min for loss, perplexity, mae and rmse; max otherwise."
     )
     patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
     min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as better.")
@@ -220,7 +224,7 @@ class EarlyStopping(Settings):
         """'min' or 'max'."""
         if self.mode != "auto":
             return self.mode
-        return "min" if self.metric in ("loss", "perplexity") else "max"
+        return "min" if self.metric in ("loss", "perplexity", "mae", "rmse") else "max"
 
 
 class Regularization(Settings):

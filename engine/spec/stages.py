@@ -99,8 +99,12 @@ class TrainStage(StageBase):
     kind: Literal["train"]
     model: ModelSource = Field(..., description="Model to train.")
     data: DataSource = Field(..., description="Labelled data.")
-    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = Field(
-        "sequence_classification", description="Supervised task and its head."
+    task: Literal[
+        "sequence_classification", "token_classification", "sequence_regression", "causal_lm_sft"
+    ] = Field(
+        "sequence_classification",
+        description="Supervised task and its head (sequence_regression: a number per text, "
+        "MSE loss).",
     )
     adapter: Adapter | None = Field(
         None, description="Train LoRA adapters instead of the model's weights (none: full)."
@@ -163,9 +167,9 @@ class JointMember(Settings):
     name: str = Field(..., description="Name of this member.")
     model: ModelSource = Field(..., description="The member's model.")
     data: DataSource = Field(..., description="The member's data.")
-    task: Literal["sequence_classification", "token_classification", "causal_lm_sft"] = (
-        "sequence_classification"
-    )
+    task: Literal[
+        "sequence_classification", "token_classification", "sequence_regression", "causal_lm_sft"
+    ] = "sequence_classification"
     weight: float = Field(1.0, gt=0, description="Weight of this member's loss in the sum.")
 
 

@@ -24,7 +24,7 @@ from engine.train.augment import augment_batch
 from engine.train.batches import Streams
 from engine.train.best import count_patience, prune_best, restore_best, track_best
 from engine.train.freezing import apply_freezing
-from engine.train.metrics import EvalAccumulator
+from engine.train.metrics import EvalAccumulator, RegressionAccumulator
 from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
 
 if TYPE_CHECKING:
@@ -98,7 +98,11 @@ def evaluate(
     trained = recipe.trained_modules().values()
     for module in trained:
         module.eval()
-    acc = EvalAccumulator(recipe.num_classes, ctx.device)
+    acc = (
+        RegressionAccumulator(ctx.device)
+        if getattr(recipe, "regression", False)
+        else EvalAccumulator(recipe.num_classes, ctx.device)
+    )
     batches = range(0, len(rows), stage.batch_size)
     with torch.no_grad(), _autocast(ctx):
         for n, start in enumerate(batches):

@@ -63,6 +63,54 @@ def macro_scores(confusion: torch.Tensor) -> tuple[float, float, float]:
     )
 
 
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n, tied values sharing their mean rank (as Spearman's rho wants)."""
+    order = torch.argsort(values, stable=True)
+    ranks = torch.empty_like(values, dtype=torch.float64)
+    ranks[order] = torch.arange(1, len(values) + 1, dtype=torch.float64)
+    unique, inverse = torch.unique(values, return_inverse=True)
+    sums = torch.zeros(len(unique), dtype=torch.float64).index_add_(0, inverse, ranks)
+    counts = torch.bincount(inverse, minlength=len(unique)).double()
+    return (sums / counts)[inverse]
+
+
+def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson's r (NaN when either side is constant: r is undefined there)."""
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    denom = (x.square().sum() * y.square().sum()).sqrt()
+    return float((x * y).sum() / denom) if denom > 0 else math.nan
+
+
+class RegressionAccumulator:
+    """Predictions and targets of a regression head over an evaluation (kept whole: the
+    correlations need every row; eval sets are small)."""
+
+    def __init__(self, device: torch.device):
+        self.predicted: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def add(self, predicted: torch.Tensor, targets: torch.Tensor) -> None:
+        self.predicted.append(predicted.detach().float().reshape(-1))
+        self.targets.append(targets.detach().float().reshape(-1))
+
+    def result(self, wanted: list[str]) -> tuple[dict[str, float], None]:
+        """loss (MSE), mae, rmse, pearson, spearman, those that are wanted."""
+        if not self.predicted:
+            return {}, None
+        p, t = torch.cat(self.predicted).cpu(), torch.cat(self.targets).cpu()  # one sync
+        if p.numel() == 0:
+            return {}, None
+        error = p.double() - t.double()
+        values = {
+            "loss": float(error.square().mean()),
+            "mae": float(error.abs().mean()),
+            "rmse": float(error.square().mean().sqrt()),
+            "pearson": pearson(p, t),
+            "spearman": pearson(average_ranks(p.double()), average_ranks(t.double())),
+        }
+        return {k: v for k, v in values.items() if k in wanted}, None
+
+
 class EvalAccumulator:
     """Sums losses and counts predictions over evaluation batches."""
 

@@ -299,11 +299,34 @@ def _noisy(rng: random.Random, label: str, labels: list[str], rate: float = 0.04
     return rng.choice(labels) if rng.random() < rate else label
 
 
-def _reviews(rng: random.Random, n: int) -> list[tuple[str, str]]:
+STRONG = {"excellent", "superb", "brilliant", "fantastic", "perfect", "wonderful"}
+STRONG |= {"terrible", "dreadful", "horrible", "useless", "awful"}
+INTENSE = {"really", "very", "truly", "so"}
+
+
+def _rating(text: str, positive: bool) -> str:
+    """How strongly a review means what it says, 1 (very bad) to 5 (very good), from its
+    words alone (no random draw, so the reviews stay what they were): 4 or 2 by its true
+    sentiment, one step further for a strong adjective, half a step for an intensifying
+    adverb and for an added praise or blame, and a negated adjective ("not great", "not
+    terrible") only half as far from the middle."""
+    words = text.split()
+    sign = 1 if positive else -1
+    strength = 1.0
+    strength += 1.0 if STRONG & set(words) else 0.0
+    strength += 0.5 if INTENSE & set(words) else 0.0
+    strength += 0.5 if any(p in text for p in PRAISE + BLAME) else 0.0
+    if {"not", "never"} & set(words):
+        strength /= 2
+    return f"{min(max(3 + sign * strength, 1.0), 5.0):.2f}"
+
+
+def _reviews(rng: random.Random, n: int) -> list[tuple[str, ...]]:
     rows = []
     for i in range(n):
         label = "positive" if i % 2 == 0 else "negative"
-        rows.append((_review(rng, i % 2 == 0), _noisy(rng, label, ["negative", "positive"])))
+        text = _review(rng, i % 2 == 0)
+        rows.append((text, _noisy(rng, label, ["negative", "positive"]), _rating(text, i % 2 == 0)))
     rng.shuffle(rows)
     return rows
 
@@ -315,10 +338,12 @@ def _write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+def _write_csv(
+    path: Path, rows: list[tuple[str, ...]], header: tuple[str, ...] = ("text", "label")
+) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["text", "label"])
+        writer.writerow(list(header))
         writer.writerows(rows)
     return path
 
@@ -342,7 +367,7 @@ reviews ("not good" is negative, "not bad" positive) and about 4% label noise.
 |---|---|---|---|
 | `corpus.txt` | text, one sentence a line | - (unlabelled) | {corpus} |
 | `topics.csv` | CSV with header | `text`, `label` (`business`, `science`, `sports`, `travel`) | {topics} |
-| `reviews.csv` | CSV with header | `text`, `label` (`negative`, `positive`) | {reviews} |
+| `reviews.csv` | CSV with header | `text`, `label` (`negative`, `positive`), `rating` (1.00-5.00: how strongly the review means it, from its words: strong adjectives, intensifiers, added praise or blame; negation halves it) | {reviews} |
 | `reviews_named_splits/train.jsonl` | JSON lines | `text`, `label` | {train} |
 | `reviews_named_splits/validation.jsonl` | JSON lines | `text`, `label` | {validation} |
 | `entities.jsonl` | JSON lines | `tokens` (words), `tags` (BIO: `O`, `B-PER`, `I-PER`, `B-LOC`, `I-LOC`, `B-ORG`, `I-ORG`) | {entities} |
@@ -386,7 +411,7 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
 
     r = rng("named_splits")
     splits = {
-        name: [{"text": t, "label": lab} for t, lab in _reviews(r, n)]
+        name: [{"text": t, "label": lab} for t, lab, _ in _reviews(r, n)]
         for name, n in (("train", 300), ("validation", 100))
     }
 
@@ -395,12 +420,14 @@ def generate(out_dir: Path, seed: int = 1234) -> dict[str, Path]:
     r = rng("instructions")
     instructions = [_instruction(r) for _ in range(400)]
     r = rng("preferences")
-    preferences = [_preference(r) for _ in range(400)]
+    preferences = [_preference(r) for _ in range(1000)]
 
     files = {
         "corpus": _write_lines(out_dir / "corpus.txt", corpus),
         "topics": _write_csv(out_dir / "topics.csv", topics),
-        "reviews": _write_csv(out_dir / "reviews.csv", _reviews(rng("reviews"), 1200)),
+        "reviews": _write_csv(
+            out_dir / "reviews.csv", _reviews(rng("reviews"), 1200), ("text", "label", "rating")
+        ),
         "reviews_train": _write_jsonl(
             out_dir / "reviews_named_splits" / "train.jsonl", splits["train"]
         ),
