@@ -69,11 +69,16 @@ def stagelab(*args: str, workspace: Path, timeout: int = 600) -> subprocess.Comp
     )
 
 
-def train_tiny_outputs(root: Path) -> TinyOutputs:
-    """Run the plan above in a workspace under `root` and return its outputs."""
+def train_tiny_outputs(root: Path, steps: int | None = None) -> TinyOutputs:
+    """Run the plan above in a workspace under `root` and return its outputs; `steps`
+    trains every stage that long instead (the screenshots want readable answers)."""
     workspace = root / "ws"
     plan = root / "tiny.yaml"
-    plan.write_text(PLAN, encoding="utf-8")
+    text = PLAN
+    if steps is not None:
+        text = text.replace("max_steps: 10", f"max_steps: {steps}")
+        text = text.replace("max_steps: 30", f"max_steps: {steps}")
+    plan.write_text(text, encoding="utf-8")
     done = stagelab("run", str(plan), "--no-cache", workspace=workspace)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     runs = json.loads(stagelab("ls", "--json", workspace=workspace).stdout)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -107,6 +108,10 @@ class QtOutputPane(QFrame):
         layout.addWidget(self.bars)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.error)
+        # Takes the height the text would: bars and tags stay under the picker.
+        self.filler = QWidget()
+        self.filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        layout.addWidget(self.filler, 1)
         self._show()
 
     def set_choices(self, choices: list[OutputChoice]) -> None:
@@ -181,7 +186,9 @@ class QtOutputPane(QFrame):
         )
         if self.text.toPlainText() != shown:
             self.text.setPlainText(shown)
-        self.text.setVisible(bool(shown) or state.task == "causal_lm")
+        has_text = bool(shown) or state.task == "causal_lm"
+        self.text.setVisible(has_text)
+        self.filler.setVisible(not has_text)
         self.error.setText(state.error)
         self.error.setVisible(bool(state.error))
         self.state_changed.emit()

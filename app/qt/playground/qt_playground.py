@@ -35,15 +35,16 @@ class QtPlayground(QWidget):
         self._store = store_getter
         self.workers: dict[str, QtPredictWorker] = {}
         intro = QLabel(
-            "Try what a stage learned: pick finished outputs, type a text, Run. Classifiers "
+            "Try what a stage learned: pick finished outputs, type a text, Predict. Classifiers "
             "show label probabilities, causal LMs continue the text, masked LMs fill [MASK]."
         )
         intro.setWordWrap(True)
         self.input = QPlainTextEdit()
         self.input.setObjectName("playgroundText")
         self.input.setPlaceholderText("A text to try…")
-        self.input.setMaximumHeight(80)
-        self.run_button = QPushButton("▶  Run")
+        self.input.setMaximumHeight(64)
+        # Not "Run": the toolbar's Run starts a training run of the plan.
+        self.run_button = QPushButton("▶  Predict")
         self.run_button.setObjectName("playgroundRun")
         self.run_button.setToolTip("Ask every picked output (Ctrl+Return)")
         self.run_button.setShortcut("Ctrl+Return")
