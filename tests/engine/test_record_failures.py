@@ -226,7 +226,7 @@ def test_a_diverging_run_finishes_with_every_step_stored_nan_included(tmp_path, 
 @pytest.mark.slow
 def test_a_run_whose_data_cannot_be_written_never_ends_finished(tmp_path, data_dir):
     plan = data_dir / f"locked-{tmp_path.name}.yaml"
-    plan.write_text(DIVERGING.replace("max_steps: 16", "max_steps: 40"))
+    plan.write_text(DIVERGING.replace("max_steps: 16", "max_steps: 400"))
     ws = tmp_path / "ws"
     engine = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "--workspace", str(ws), "run", str(plan)],
@@ -246,8 +246,18 @@ def test_a_run_whose_data_cannot_be_written_never_ends_finished(tmp_path, data_d
         return None
 
     run_id = wait_for(training, 300, "the run to train its first steps")
+    # Held over the live channel while the database is locked, so the run cannot finish
+    # its steps first on a fast machine (the race this test once lost).
+    import time
+
+    from tests.engine.live_kill import _connect
+
+    client = _connect(store, run_id, time.monotonic() + 60)
+    client.control("pause")
     holder = sqlite3.connect(Workspace.open(ws).db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # from now on the engine can write nothing
+    client.control("resume")
+    client.close()
     try:
         _, stderr = engine.communicate(timeout=300)
     finally:
@@ -265,4 +275,4 @@ def test_a_run_whose_data_cannot_be_written_never_ends_finished(tmp_path, data_d
     ]
     steps = {r["row"][2] for r in kept if r["what"] == "point" and r["row"][1] == "train/loss"}
     stored = set(queries.read_series(store, run_id, "train/loss")[0])
-    assert stored | steps == set(range(1, 41)) and not stored & steps  # every step somewhere
+    assert stored | steps == set(range(1, 401)) and not stored & steps  # every step somewhere

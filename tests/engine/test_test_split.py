@@ -68,9 +68,7 @@ def test_stages_with_one_split_seed_hold_out_the_same_rows(data_dir, tmp_path):
         source = DataSource(
             path="sentiment.csv", eval_ratio=0.25, test_ratio=0.2, split_seed=split_seed
         )
-        data = load_stage_data(
-            source, data_dir, tmp_path / "cache", seed=seed, supervised=True
-        )
+        data = load_stage_data(source, data_dir, tmp_path / "cache", seed=seed, supervised=True)
         return list(data.test["text"]), list(data.eval["text"])
 
     assert held_out(1, 7) == held_out(2, 7)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -52,7 +53,6 @@ class QtPlayground(QWidget):
         self.compare = QCheckBox("Compare two outputs")
         self.compare.setChecked(True)
         self.panes = [QtOutputPane(name, self.worker_for) for name in ("left", "right")]
-        self.compare.toggled.connect(self.panes[1].setVisible)
         for pane in self.panes:
             pane.state_changed.connect(self._update_run)
         buttons = QHBoxLayout()
@@ -61,7 +61,15 @@ class QtPlayground(QWidget):
         buttons.addWidget(self.run_button)
         split = QSplitter(Qt.Orientation.Horizontal)
         for pane in self.panes:
-            split.addWidget(pane)
+            # Scrolled, not squeezed: two panes of sampling settings must not hold the
+            # window wider than a 1024-pixel screen (the docks share the width).
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(pane)
+            split.addWidget(scroll)
+        # The right pane comes and goes with its scroll area.
+        self.compare.toggled.connect(split.widget(1).setVisible)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addWidget(self.input)
