@@ -1,0 +1,189 @@
+"""Checks of `grow` and `distill` stages that need the whole plan: families whose layers
+can be copied, depths, and teacher/student vocabularies and label sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.spec.builtins import SIZES
+from engine.spec.labels import data_labels
+from engine.spec.lineage import objective_of, root_architecture, root_layers
+from engine.spec.problems import Problem
+from engine.spec.settings import ModelSource
+from engine.spec.stages import StageBase
+
+# Families whose layers `grow` knows how to copy (engine/models/grow.py): BERT-style
+# encoders and GPT-2 decoders. Others are refused: copying a layer means knowing where its
+# output projections and its per-layer state (layer indices, caches) are.
+GROW_FAMILIES = ("bert", "gpt2")
+
+
+def folder_config(source: ModelSource | None, plan_dir: Path | None) -> dict[str, Any] | None:
+    """The `config.json` of a model folder a source names, if it can be read (stdlib only)."""
+    if source is None or not source.path or plan_dir is None:
+        return None
+    path = Path(source.path).expanduser()
+    path = path if path.is_absolute() else plan_dir / path
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _config_layers(config: dict[str, Any]) -> int | None:
+    value = config.get("num_hidden_layers", config.get("n_layer"))
+    return value if isinstance(value, int) else None
+
+
+def check_grow(
+    stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
+) -> list[Problem]:
+    p = f"stages[{i}]"
+    problems = []
+    config = folder_config(stage.model, plan_dir)
+    family = root_architecture(stages, i) or (config or {}).get("model_type")
+    if isinstance(family, str) and family not in GROW_FAMILIES:
+        problems.append(
+            Problem(
+                f"{p}.model",
+                f"grow deepens BERT-style encoders (bert) and GPT-2 decoders (gpt2); this "
+                f"model is a '{family}', whose layers Stagelab does not know how to copy",
+            )
+        )
+    source = stage.model
+    if source.from_stage and source.from_stage in [s.name for s in stages if s]:
+        before = root_layers(
+            stages, [s.name if s else None for s in stages].index(source.from_stage)
+        )
+    elif source.builtin:
+        before = SIZES[source.builtin.partition("-")[2]].layers
+    else:
+        before = _config_layers(config) if config else None
+    if before is not None and stage.target_layers <= before:
+        problems.append(
+            Problem(
+                f"{p}.target_layers",
+                f"the model has {before} layers already; grow to more than {before}",
+            )
+        )
+    return problems
+
+
+def _tokenizer_root(stages: list[StageBase | None], index: int, field: str) -> Any:
+    """Where the tokenizer of a stage's `field` model comes from: ('stage', i) of the
+    built-in stage that learned it, ('source', text) for a folder or Hub id, None if unknown.
+    A built-in student of a distill stage uses its teacher's tokenizer."""
+    names = [s.name if s else None for s in stages]
+    seen = set()
+    stage = stages[index]
+    while stage is not None and index not in seen:
+        seen.add(index)
+        source: ModelSource | None = getattr(stage, field, None)
+        if source is None:
+            return None
+        if source.builtin:
+            if stage.kind == "distill" and field == "model":
+                field = "teacher"
+                seen.discard(index)
+                continue
+            return ("stage", index)
+        if source.path or source.hub:
+            return ("source", source.path or source.hub)
+        if source.from_stage not in names:
+            return None
+        index = names.index(source.from_stage)
+        stage, field = stages[index], "model"
+    return None
+
+
+def check_distill(
+    stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
+) -> list[Problem]:
+    p = f"stages[{i}]"
+    problems = []
+    names = [s.name if s else None for s in stages]
+    teacher_stage = None
+    if stage.teacher.from_stage in names and names.index(stage.teacher.from_stage) < i:
+        teacher_stage = stages[names.index(stage.teacher.from_stage)]
+    classification = ("sequence_classification", "token_classification")
+    if stage.teacher.builtin:
+        problems.append(
+            Problem(
+                f"{p}.teacher",
+                "a teacher must be trained already; name an earlier stage (from_stage), a "
+                "model folder or a Hub id",
+            )
+        )
+    if teacher_stage is not None:
+        taught = objective_of(teacher_stage)
+        if stage.task in classification and taught != stage.task:
+            problems.append(
+                Problem(
+                    f"{p}.task",
+                    f"the teacher (stage '{teacher_stage.name}') was trained for "
+                    f"{taught.replace('_', ' ')}; distilling {stage.task.replace('_', ' ')} "
+                    "needs a teacher with that head",
+                )
+            )
+        elif stage.alpha > 0 and stage.task in classification:
+            theirs, ours = data_labels(teacher_stage, plan_dir), data_labels(stage, plan_dir)
+            if theirs is not None and ours is not None and not ours <= theirs:
+                extra = ", ".join(sorted(ours - theirs)[:5])
+                problems.append(
+                    Problem(
+                        f"{p}.data",
+                        f"the data has labels the teacher (stage '{teacher_stage.name}') "
+                        f"does not know: {extra}; teacher and student need one label set",
+                    )
+                )
+    teacher_root = _tokenizer_root(stages, i, "teacher")
+    student_root = _tokenizer_root(stages, i, "model")
+    if teacher_root and student_root and teacher_root != student_root:
+        if "stage" in (teacher_root[0], student_root[0]):
+
+            def where(root: Any) -> str:
+                if root[0] == "stage":
+                    return f"stage '{names[root[1]]}' learned it from its data"
+                return f"it comes from {root[1]}"
+
+            problems.append(
+                Problem(
+                    f"{p}.model",
+                    f"the student's vocabulary is not the teacher's (student: "
+                    f"{where(student_root)}; teacher: {where(teacher_root)}); distillation "
+                    "compares outputs token by token, so use a built-in student (it takes "
+                    "the teacher's tokenizer) or one descended from the teacher's model",
+                )
+            )
+    if stage.alpha == 0 and stage.task == "token_classification":
+        problems.append(
+            Problem(
+                f"{p}.alpha",
+                "token classification needs tagged words to align word pieces; use "
+                "alpha above 0 with tagged data",
+            )
+        )
+    if stage.student_layers:
+        layers = _student_layers_before(stages, i)
+        if layers is not None and stage.student_layers > layers:
+            problems.append(
+                Problem(
+                    f"{p}.student_layers",
+                    f"the student model has only {layers} layers (got {stage.student_layers})",
+                )
+            )
+    return problems
+
+
+def _student_layers_before(stages: list[StageBase | None], i: int) -> int | None:
+    """Layers of a distill stage's student model before `student_layers` cuts it."""
+    source = stages[i].model  # type: ignore[union-attr]
+    if source.builtin:
+        return SIZES[source.builtin.partition("-")[2]].layers
+    names = [s.name if s else None for s in stages]
+    if source.from_stage in names:
+        return root_layers(stages, names.index(source.from_stage))
+    return None
