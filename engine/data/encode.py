@@ -41,22 +41,16 @@ def encode(
         enc = tokenizer(batch[source.text_column], truncation=True, max_length=max_len)
         return {"input_ids": enc["input_ids"]}
 
+    # A class id per text, or the number itself for regression.
+    target = float if objective == "sequence_regression" else (lambda v: label_id[str(v)])
+
     def sequence(batch: dict[str, list]) -> dict[str, list]:
         pair = batch[source.text_pair_column] if source.text_pair_column else None
         enc = tokenizer(batch[source.text_column], pair, truncation=True, max_length=max_len)
         out = {"input_ids": enc["input_ids"]}
         if "token_type_ids" in enc:
             out["token_type_ids"] = enc["token_type_ids"]
-        out["labels"] = [label_id[str(v)] for v in batch[source.label_column]]
-        return out
-
-    def regression(batch: dict[str, list]) -> dict[str, list]:
-        pair = batch[source.text_pair_column] if source.text_pair_column else None
-        enc = tokenizer(batch[source.text_column], pair, truncation=True, max_length=max_len)
-        out = {"input_ids": enc["input_ids"]}
-        if "token_type_ids" in enc:
-            out["token_type_ids"] = enc["token_type_ids"]
-        out["labels"] = [float(v) for v in batch[source.label_column]]
+        out["labels"] = [target(v) for v in batch[source.label_column]]
         return out
 
     def tokens(batch: dict[str, list]) -> dict[str, list]:
@@ -114,12 +108,10 @@ def encode(
 
     if objective in ("masked_lm", "causal_lm"):
         fn = plain
-    elif objective == "sequence_classification":
+    elif objective in ("sequence_classification", "sequence_regression"):
         fn = sequence
     elif objective == "token_classification":
         fn = tokens
-    elif objective == "sequence_regression":
-        fn = regression
     elif objective == "causal_lm_sft":
         fn = instructions if source.prompt_column else chat if source.messages_column else plain
     elif objective == "preference":

@@ -139,28 +139,25 @@ def load_stage_data(
     # The hold-outs follow the data's split seed when one is given, so stages with other
     # training seeds (an ensemble's members) still hold out the very same rows.
     seed = source.split_seed if source.split_seed is not None else seed
-    test = None
-    if source.test_split:
-        if source.test_split not in loaded:
-            raise DataError(
-                f"data.test_split: no split '{source.test_split}' (splits: {', '.join(splits)})"
-            )
-        test = kept(source.test_split, loaded[source.test_split])
-    elif source.test_ratio > 0:
-        # The test rows go first, with their own seed: the same rows whatever eval_ratio is.
-        parts = train.train_test_split(test_size=source.test_ratio, seed=seed + 1, shuffle=True)
-        train, test = parts["train"], parts["test"]
-    if source.eval_split:
-        if source.eval_split not in loaded:
-            raise DataError(
-                f"data.eval_split: no split '{source.eval_split}' (splits: {', '.join(splits)})"
-            )
-        evaluation = kept(source.eval_split, loaded[source.eval_split])
-    elif source.eval_ratio > 0:
-        parts = train.train_test_split(test_size=source.eval_ratio, seed=seed, shuffle=True)
-        train, evaluation = parts["train"], parts["test"]
-    else:
-        evaluation = None
+
+    def held_out(
+        setting: str, split: str | None, ratio: float, split_seed: int
+    ) -> datasets.Dataset | None:
+        """A named split, or `ratio` of the training rows taken out of them."""
+        nonlocal train
+        if split:
+            if split not in loaded:
+                raise DataError(f"data.{setting}: no split '{split}' (splits: {', '.join(splits)})")
+            return kept(split, loaded[split])
+        if ratio <= 0:
+            return None
+        parts = train.train_test_split(test_size=ratio, seed=split_seed, shuffle=True)
+        train = parts["train"]
+        return parts["test"]
+
+    # The test rows go first, with their own seed: the same rows whatever eval_ratio is.
+    test = held_out("test_split", source.test_split, source.test_ratio, seed + 1)
+    evaluation = held_out("eval_split", source.eval_split, source.eval_ratio, seed)
     if source.limit is not None:
         train = train.select(range(min(source.limit, len(train))))
     # A regression target is a number per row, not a label set.

@@ -78,23 +78,7 @@ def prepare_stage(
         transform: model surgery applied to the built model (a grow stage deepens it).
     """
     stage = ctx.stage
-    data = load_stage_data(
-        stage.data,
-        ctx.plan_dir,
-        ctx.cache_dir / "datasets",
-        seed=stage.seed,
-        supervised=supervised,
-        objective=objective,
-    )
-    for split, n in data.dropped.items():
-        if n:
-            ctx.recorder.event(
-                "data",
-                f"{n} row(s) of split '{split}' have no value in a column the stage reads "
-                f"and are left out",
-                stage_idx=ctx.index,
-                data={"split": split, "dropped": n},
-            )
+    data = load_data(ctx, objective, supervised=supervised)
     # Every text column the stage reads (prompt and response of instruction data, both
     # texts of a pair), never the labels.
     columns = [c for c in needed_columns(stage.data, objective) if c != stage.data.label_column]
@@ -261,6 +245,29 @@ def with_adapter(
         data={"trainable_parameters": trainable, "parameters": total},
     )
     return model
+
+
+def load_data(ctx: StageContext, objective: str, *, supervised: bool) -> StageData:
+    """The stage's data, split; rows left out for a missing value are said in an event."""
+    stage = ctx.stage
+    data = load_stage_data(
+        stage.data,
+        ctx.plan_dir,
+        ctx.cache_dir / "datasets",
+        seed=stage.seed,
+        supervised=supervised,
+        objective=objective,
+    )
+    for split, n in data.dropped.items():
+        if n:
+            ctx.recorder.event(
+                "data",
+                f"{n} row(s) of split '{split}' have no value in a column the stage reads "
+                f"and are left out",
+                stage_idx=ctx.index,
+                data={"split": split, "dropped": n},
+            )
+    return data
 
 
 def model_reporter(ctx: StageContext) -> Callable[[str, str], None]:

@@ -28,7 +28,6 @@ from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from engine.data.encode import IGNORE, encode
-from engine.data.load import load_stage_data
 from engine.models.build import AUTO_CLASS, ModelError, build_model, build_tokenizer, source_dir
 from engine.models.grow import keep_lowest_layers, layer_count, parameter_count
 from engine.process.context import StageContext
@@ -40,6 +39,7 @@ from engine.recipes.common import (
     count_labelled,
     draw_train,
     epoch_steps,
+    load_data,
     mask_tokens,
     model_reporter,
     save_output,
@@ -116,13 +116,10 @@ class DistillRecipe:
             teacher_labels = [str(id2label[i]) for i in range(len(id2label))]
 
         objective = "masked_lm" if self.unlabelled else self.task
-        data = load_stage_data(
-            stage.data,
-            ctx.plan_dir,
-            ctx.cache_dir / "datasets",
-            seed=stage.seed,
+        data = load_data(
+            ctx,
+            objective,
             supervised=self.task not in ("masked_lm", "causal_lm") and not self.unlabelled,
-            objective=objective,
         )
         if teacher_labels is not None and data.labels is not None:
             unknown = [label for label in data.labels if label not in teacher_labels]

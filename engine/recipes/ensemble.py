@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from engine.data.load import load_stage_data
 from engine.models.build import ModelError, source_dir
 from engine.models.ensemble import (
     EnsembleError,
@@ -32,6 +31,7 @@ from engine.models.ensemble import (
 )
 from engine.process.context import StageContext
 from engine.recipes.base import Batch, StepLoss
+from engine.recipes.common import load_data
 from engine.train.batches import Streams
 from engine.train.metrics import EvalAccumulator
 
@@ -56,23 +56,7 @@ class EnsembleRecipe:
     def setup(self) -> None:
         """Load the data and the members; compute, combine and score their probabilities."""
         ctx, stage = self.ctx, self.ctx.stage
-        data = load_stage_data(
-            stage.data,
-            ctx.plan_dir,
-            ctx.cache_dir / "datasets",
-            seed=stage.seed,
-            supervised=True,
-            objective="sequence_classification",
-        )
-        for split, n in data.dropped.items():
-            if n:
-                ctx.recorder.event(
-                    "data",
-                    f"{n} row(s) of split '{split}' have no value in a column the stage "
-                    "reads and are left out",
-                    stage_idx=ctx.index,
-                    data={"split": split, "dropped": n},
-                )
+        data = load_data(ctx, "sequence_classification", supervised=True)
         self.labels = list(data.labels or [])
         self.num_classes = len(self.labels)
         self.members = []
