@@ -101,3 +101,14 @@ def test_long_stages_are_sampled_and_unknown_sizes_are_marked(tmp_path):
     assert second.start == 100 and second.steps == 100_000 and second.estimate == ""
     assert len(second.x) <= 2001 and second.x[-1] == 100 + 99_999
     assert second.lr[0] == approx(5e-4) and second.lr[-1] < 1e-8
+
+
+def test_an_ensemble_stage_has_no_steps_in_the_preview(tmp_path):
+    from app.model.lr_plan import plan_curve
+
+    stages = [
+        {"name": "a", "kind": "train", "max_steps": 5},
+        {"name": "e", "kind": "ensemble", "members": [{"from_stage": "a"}, {"path": "m"}]},
+    ]
+    curves = plan_curve(stages, tmp_path)
+    assert [c.steps for c in curves] == [5, 0] and curves[1].x == []

@@ -102,6 +102,11 @@ class QtEnsembleReport(QWidget):
             pg.BarGraphItem(x=list(range(len(rows))), height=heights, width=0.6, brushes=brushes)
         )
         axis = self.bars.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, row) for i, (row, _) in enumerate(rows)]])
+        # Members by their number (names are in the table): long names would overlap.
+        ticks = [
+            (i, row if row == "ensemble" else row.split("-", 1)[0])
+            for i, (row, _) in enumerate(rows)
+        ]
+        axis.setTicks([ticks])
         low = min(heights) if heights else 0.0
         self.bars.setYRange(max(0.0, low - 0.1), 1.0)

@@ -92,9 +92,15 @@ class QtProgressPanel(QWidget):
         name, bar, text = self.rows[stage.idx]
         name.setText(f"{stage.idx + 1}. {stage.name or '…'}")
         done, total = stage.done_and_total(progress)
-        bar.setRange(0, max(total or 0, 1))
-        bar.setValue(min(done, max(total or 0, 1)))
-        bar.setFormat(f"{done:,} / {total:,}" if total else f"{done:,} / ?")
+        if stage.kind == "ensemble":  # evaluation only: no steps to count
+            finished = stage.status in ("finished", "reused")
+            bar.setRange(0, 1)
+            bar.setValue(int(finished))
+            bar.setFormat("evaluated" if finished else "evaluation only")
+        else:
+            bar.setRange(0, max(total or 0, 1))
+            bar.setValue(min(done, max(total or 0, 1)))
+            bar.setFormat(f"{done:,} / {total:,}" if total else f"{done:,} / ?")
         words = stage_words(stage.status, status)
         if progress.get("eta_s") is not None and status == "running":
             words += f" · ETA {duration(progress['eta_s'])}"
