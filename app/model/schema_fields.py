@@ -162,6 +162,10 @@ APPLIES_WHEN: dict[tuple[str, ...], tuple[tuple[str, ...], str, tuple[str, ...]]
     ("schedule", "cycles"): (("schedule", "name"), "linear", ("cosine_restarts",)),
     ("schedule", "step_size"): (("schedule", "name"), "linear", ("step",)),
     ("schedule", "gamma"): (("schedule", "name"), "linear", ("step",)),
+    # joint stages
+    ("sampling_temperature",): (("sampling",), "all", ("temperature",)),
+    ("mutual_weight",): (("coupling",), "shared_backbone", ("mutual",)),
+    ("mutual_temperature",): (("coupling",), "shared_backbone", ("mutual",)),
 }
 
 

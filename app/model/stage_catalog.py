@@ -75,7 +75,9 @@ def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[
         teacher = {"from_stage": previous} if previous else {"hub": ""}
         stage.update(teacher=teacher, model={"builtin": "bert-tiny"})
     elif kind == "joint":
-        stage.update(members=[])
+        # Multi-task on one encoder: two classifying heads, their data left to choose.
+        members = [{"name": n, "task": "sequence_classification"} for n in ("task-a", "task-b")]
+        stage.update(coupling="shared_backbone", model=start, members=members)
     elif kind == "ensemble":
         stage.update(members=[{"from_stage": n} for n in names_before[-2:]])
     elif kind == "preference":

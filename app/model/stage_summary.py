@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from app.model.members import is_mutual, members_text
+
 
 def model_text(source: Any) -> str:
     """'from stage X', 'bert-tiny (built-in)', 'hub: id' or 'folder: name'."""
@@ -171,7 +173,8 @@ def _layers(n: str) -> str:
 
 
 def model_line(stages: list[Any], index: int) -> str:
-    """The card's model line: where the model comes from (and the teacher), what it becomes."""
+    """The card's model line: where the model comes from (and the teacher), what it becomes;
+    the members of a joint or ensemble stage."""
     stage = stages[index] if 0 <= index < len(stages) else {}
     stage = stage if isinstance(stage, dict) else {}
     data = f"Data: {data_text(stage.get('data'))}"
@@ -179,6 +182,15 @@ def model_line(stages: list[Any], index: int) -> str:
         return (
             f"{growth_text(stages, index)} · teacher {model_text(stage.get('teacher'))}    {data}"
         )
+    if stage.get("kind") == "ensemble":
+        return f"{members_text(stage)}    {data}"
+    if stage.get("kind") == "joint":
+        text = members_text(stage)
+        if not is_mutual(stage):  # the encoder's source, the members' data are their own
+            text = text.replace(
+                "shared encoder", f"shared encoder {model_text(stage.get('model'))}", 1
+            )
+        return text
     model = f"Model: {model_text(stage.get('model'))}"
     growth = growth_text(stages, index)
     return f"{model} · {growth}    {data}" if growth else f"{model}    {data}"
