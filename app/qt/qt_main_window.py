@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.problems = QtProblemsList(doc)
         self.gpu_picker = QtGpuPicker(self.store)
         self.plan_view.stageSelected.connect(self.inspector.show_stage)
+        self.inspector.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.inspector.free_memory = self.gpu_picker.free_memory  # warns when a stage won't fit
         self.gpu_picker.itemChanged.connect(lambda _: self.inspector.refresh_memory())
         # Delete / Duplicate follow the selection, not only plan edits.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
@@ -19,13 +19,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model.members import MEMBER_KINDS, is_mutual, joint_members
 from app.model.plan_document import UNSET, PlanDocument
 from app.model.schema_fields import APPLIES_WHEN, FieldSpec, applies, field_spec, model_fields
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
+from app.qt.editor.qt_members import QtMembers
 from app.qt.editor.qt_memory_line import QtMemoryLine
 from app.qt.editor.qt_model_source import QtModelSource
-from app.qt.editor.undo import RenameStage, SetStageValue
+from app.qt.editor.undo import EditStages, RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
 from app.qt.sweep.qt_sweep_form import add_sweep_menu
 from engine.spec import STAGE_CLASSES
@@ -59,6 +61,8 @@ DATA_PICKER_KEYS = ("path", "hub", "text_column", "label_column")
 
 class QtStageInspector(QScrollArea):
     """Settings of one stage."""
+
+    message = Signal(str)  # something to tell the person in the status bar
 
     def __init__(self, doc: PlanDocument, undo_stack: QUndoStack, parent=None):
         super().__init__(parent)
@@ -116,7 +120,9 @@ class QtStageInspector(QScrollArea):
         layout.addWidget(self.memory_line)
         layout.addWidget(self.stage_problem)
         self.model_pickers: dict[str, QtModelSource] = {}
+        self._model_boxes: dict[str, QGroupBox] = {}
         self.data_picker: QtDataPicker | None = None
+        self.members: QtMembers | None = None
         if kind is None:
             self.header.setText(
                 "Select a stage to see its settings."
@@ -129,7 +135,7 @@ class QtStageInspector(QScrollArea):
         cls = STAGE_CLASSES[kind]
         own = [k for k in cls.model_fields if k not in StageBase.model_fields and k != "kind"]
         general = ["name", "description"] + [
-            k for k in own if k not in ("model", "teacher", "data")
+            k for k in own if k not in ("model", "teacher", "data", "members")
         ]
         layout.addWidget(self._form_box("Stage", [field_spec(k, cls) for k in general], ()))
         for key in ("teacher", "model"):
@@ -140,7 +146,16 @@ class QtStageInspector(QScrollArea):
                     picker.take_teacher_vocabulary()
                 picker.edited.connect(lambda value, k=key: self._set((k,), value))
                 self.model_pickers[key] = picker
-                layout.addWidget(_boxed("Teacher" if key == "teacher" else "Model", picker))
+                box = _boxed("Teacher" if key == "teacher" else "Model", picker)
+                self._model_boxes[key] = box
+                layout.addWidget(box)
+        if kind in MEMBER_KINDS:
+            self.members = QtMembers(kind)
+            self.members.edited.connect(self._members_edited)
+            self.members.refused.connect(self.message)
+            box = _boxed("Members", self.members)
+            box.setObjectName("section_members")
+            layout.addWidget(box)
         if "data" in cls.model_fields:
             layout.addWidget(self._data_box())
         layout.addWidget(
@@ -274,8 +289,13 @@ class QtStageInspector(QScrollArea):
                 box.blockSignals(True)
                 box.setChecked(isinstance(self.doc.value(self.index, keys), dict))
                 box.blockSignals(False)
+        joint = joint_members(self.doc.stages[: self.index])
         for key, picker in self.model_pickers.items():
-            picker.show_value(stage.get(key), names[: self.index], str(self.doc.plan_dir))
+            picker.show_value(stage.get(key), names[: self.index], str(self.doc.plan_dir), joint)
+        if self._kind == "joint":  # mutual: a model per member, none for the stage
+            self._model_boxes["model"].setVisible(
+                not is_mutual(stage) or stage.get("model") is not None
+            )
         if self.data_picker is not None:
             self.data_picker.show_value(
                 stage.get("data"), self.doc.plan_dir, labelled=self._kind != "pretrain"
@@ -284,13 +304,19 @@ class QtStageInspector(QScrollArea):
 
     def _show_problems(self) -> None:
         found: dict[tuple[str, ...], list[str]] = {}
+        members: list[tuple[str, str]] = []
         for sub, problem in self.doc.stage_problems(self.index):
+            if self.members is not None and re.match(r"^members(\[|\.|$)", sub):
+                members.append((sub, problem.message))
+                continue
             keys = tuple(k for k in re.sub(r"\[\d+\]", "", sub).split(".") if k)
             found.setdefault(self._owner(keys), []).append(problem.message)
         for keys, editor in self.editors.items():
             editor.show_problem("\n".join(found.pop(keys, [])))
         for key, picker in self.model_pickers.items():
             picker.show_problem("\n".join(found.pop((key,), [])))
+        if self.members is not None:
+            self.members.show_value(self.doc.stages, self.index, self.doc.plan_dir, members)
         if self.data_picker is not None:
             texts = [t for k in DATA_PICKER_KEYS for t in found.pop(("data", k), [])]
             self.data_picker.show_problem("\n".join(texts + found.pop(("data",), [])))
@@ -331,6 +357,9 @@ class QtStageInspector(QScrollArea):
             self.undo_stack.push(RenameStage(self.doc, self.index, value))
             return
         self.undo_stack.push(SetStageValue(self.doc, self.index, keys, value))
+
+    def _members_edited(self, after: list[Any], text: str, merge: Any) -> None:
+        self.undo_stack.push(EditStages(self.doc, after, text, merge))
 
     def _toggle_group(self, keys: tuple[str, ...], on: bool) -> None:
         start = OPTIONAL_GROUP_START.get(keys[-1], {})

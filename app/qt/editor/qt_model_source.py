@@ -1,5 +1,6 @@
 """Picker for where a stage's model comes from: a built-in size trained from scratch, a
-Hub id, a local folder, or the output of an earlier stage."""
+Hub id, a local folder, or the output of an earlier stage (of a joint stage: one
+member's model, chosen in a second list)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class QtModelSource(QWidget):
         super().__init__(parent)
         self._value: dict[str, Any] = {}
         self._earlier: list[str] = []
+        self._joint: dict[str, list[str]] = {}
         self.source = QComboBox()
         self.source.setAccessibleName(f"{label} source")
         for _, text in SOURCES:
@@ -49,7 +51,16 @@ class QtModelSource(QWidget):
 
         self.stage = QComboBox()
         self.stage.setAccessibleName("Earlier stage")
-        self.stage.activated.connect(lambda _: self._emit(from_stage=self.stage.currentText()))
+        self.stage.activated.connect(lambda _: self._stage_chosen(self.stage.currentText()))
+        self.member = QComboBox()
+        self.member.setObjectName("memberChoice")
+        self.member.setAccessibleName("Member of the joint stage")
+        self.member.setToolTip("A joint stage trains a model per member: the one to take.")
+        self.member.activated.connect(
+            lambda _: self._emit(
+                from_stage=self.stage.currentText(), member=self.member.currentText()
+            )
+        )
         self.builtin = QComboBox()
         self.builtin.addItems(BUILTINS)
         self.builtin.setAccessibleName("Built-in model")
@@ -71,7 +82,9 @@ class QtModelSource(QWidget):
         browse.clicked.connect(self._browse)
         self.plan_dir = "."
 
-        self.pages.addWidget(_form(("Stage", self.stage)))
+        stage_page = _form(("Stage", self.stage), ("Member", self.member))
+        self._stage_form: QFormLayout = stage_page.layout()
+        self.pages.addWidget(stage_page)
         self.pages.addWidget(_form(("Model", self.builtin), ("Vocabulary", self.vocab)))
         self.pages.addWidget(_form(("Model id", self.hub), ("Revision", self.revision)))
         folder = QWidget()
@@ -100,10 +113,18 @@ class QtModelSource(QWidget):
             "token ids."
         )
 
-    def show_value(self, value: Any, earlier_stages: list[str], plan_dir: str) -> None:
-        """Show a model setting; `earlier_stages` are the names it may start from."""
+    def show_value(
+        self,
+        value: Any,
+        earlier_stages: list[str],
+        plan_dir: str,
+        joint_members: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Show a model setting; `earlier_stages` are the names it may start from, and
+        `joint_members` the member names of those that are joint stages."""
         self._value = dict(value) if isinstance(value, dict) else {}
         self._earlier, self.plan_dir = earlier_stages, plan_dir
+        self._joint = dict(joint_members or {})
         kind = next((k for k, _ in SOURCES if self._value.get(k) is not None), "builtin")
         self.source.setCurrentIndex([k for k, _ in SOURCES].index(kind))
         self.pages.setCurrentIndex(self.source.currentIndex())
@@ -113,6 +134,14 @@ class QtModelSource(QWidget):
         if ref and ref not in earlier_stages:  # show what the plan says, even if wrong
             self.stage.addItem(str(ref))
         self.stage.setCurrentText(str(ref or ""))
+        members = list(self._joint.get(str(ref), []))
+        chosen = self._value.get("member")
+        if chosen is not None and str(chosen) not in members:  # what the plan says, even if wrong
+            members.append(str(chosen))
+        self.member.clear()
+        self.member.addItems(members)
+        self.member.setCurrentIndex(members.index(str(chosen)) if chosen is not None else -1)
+        self._stage_form.setRowVisible(1, bool(members))
         self.builtin.setCurrentText(str(self._value.get("builtin") or "bert-tiny"))
         vocab = self._value.get("vocab_size")
         self.vocab.setText("" if vocab is None else str(vocab))
@@ -129,13 +158,23 @@ class QtModelSource(QWidget):
         kind = SOURCES[index][0]
         self.pages.setCurrentIndex(index)
         if kind == "from_stage":
-            self._emit(from_stage=self._earlier[-1] if self._earlier else "")
+            self._stage_chosen(self._earlier[-1] if self._earlier else "")
         elif kind == "builtin":
             self._emit(builtin=self.builtin.currentText())
         elif kind == "hub":
             self._emit(hub=self.hub.text().strip())
         else:
             self._emit(path=self.path.text().strip())
+
+    def _stage_chosen(self, name: str) -> None:
+        # A joint stage hands on a model per member: take the first until another is chosen.
+        members = self._joint.get(name)
+        if name == self._value.get("from_stage") and self._value.get("member") in (members or []):
+            return  # the same stage again: its member stays
+        if members:
+            self._emit(from_stage=name, member=members[0])
+        else:
+            self._emit(from_stage=name)
 
     def _emit(self, **source: Any) -> None:
         value = dict(source)

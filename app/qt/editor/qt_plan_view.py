@@ -154,7 +154,8 @@ class QtPlanView(QListView):
         drag.setMimeData(mime)
         rect = self.visualRect(self.model().index(row))
         drag.setPixmap(self.viewport().grab(card_rect(rect)).scaledToWidth(320))
-        drag.exec(Qt.DropAction.MoveAction)
+        # Move inside the plan; copy onto an ensemble's members list (the card stays).
+        drag.exec(Qt.DropAction.MoveAction | Qt.DropAction.CopyAction, Qt.DropAction.MoveAction)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasFormat(KIND_MIME) or event.mimeData().hasFormat(STAGE_MIME):

@@ -116,3 +116,38 @@ class RenameStage(QUndoCommand):
         for i, stage in enumerate(self.before):
             if stage != self.doc.stages[i]:
                 self.doc.replace_stage(i, stage)
+
+
+_MEMBERS_ID = 2
+
+
+class EditStages(QUndoCommand):
+    """Replace the stages an edit changed (a members list edit, which may reach the later
+    stages that name a joint member): one step. Edits with the same `merge` key (typing in
+    one member's field) merge, like `SetStageValue`; list edits (add, remove, move) never."""
+
+    def __init__(self, doc: PlanDocument, after: list[Any], text: str, merge: Any = None):
+        super().__init__(text)
+        self.doc, self.merge = doc, merge
+        self.before = copy.deepcopy(doc.stages)
+        self.after = copy.deepcopy(after)
+
+    def id(self) -> int:
+        return _MEMBERS_ID if self.merge is not None else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if not isinstance(other, EditStages) or other.merge != self.merge:
+            return False
+        self.after = other.after
+        return True
+
+    def redo(self) -> None:
+        self._show(self.after)
+
+    def undo(self) -> None:
+        self._show(self.before)
+
+    def _show(self, stages: list[Any]) -> None:
+        for i, stage in enumerate(stages):
+            if stage != self.doc.stages[i]:
+                self.doc.replace_stage(i, stage)
