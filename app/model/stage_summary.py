@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from app.model.members import is_mutual, members_text
+from app.model.members import is_mutual, members_text, source_name
 
 
 def model_text(source: Any) -> str:
@@ -172,6 +172,13 @@ def _layers(n: str) -> str:
     return f"{n} layer" if n == "1" else f"{n} layers"
 
 
+def _encoder(stage: dict[str, Any]) -> str:
+    source = stage.get("model")
+    if isinstance(source, dict) and source.get("from_stage"):
+        return f"from {source_name(source)}"
+    return model_text(source)
+
+
 def model_line(stages: list[Any], index: int) -> str:
     """The card's model line: where the model comes from (and the teacher), what it becomes;
     the members of a joint or ensemble stage."""
@@ -186,10 +193,8 @@ def model_line(stages: list[Any], index: int) -> str:
         return f"{members_text(stage)}    {data}"
     if stage.get("kind") == "joint":
         text = members_text(stage)
-        if not is_mutual(stage):  # the encoder's source, the members' data are their own
-            text = text.replace(
-                "shared encoder", f"shared encoder {model_text(stage.get('model'))}", 1
-            )
+        if not is_mutual(stage):  # the encoder's source; the members' data are their own
+            text = text.replace("shared encoder", f"shared encoder {_encoder(stage)}", 1)
         return text
     model = f"Model: {model_text(stage.get('model'))}"
     growth = growth_text(stages, index)

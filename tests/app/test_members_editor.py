@@ -129,8 +129,7 @@ def test_new_joint_stage_and_the_cards_words():
     assert new_stage("joint", [], [])["model"] == {"builtin": "bert-tiny"}
     stages = joint_plan()["stages"]
     assert model_line(stages, 1) == (
-        "shared encoder from stage mlm · sentiment (classification, w 1) + "
-        "intensity (regression, w 0.5)"
+        "shared encoder from mlm · sentiment (classification, w 1) + intensity (regression, w 0.5)"
     )
     assert model_line(stages, 3).startswith(
         "members: fine, multitask/sentiment · average    Data: reviews.csv"
@@ -324,6 +323,8 @@ def test_cards_show_the_members(joint_window):
 
     model = joint_window.plan_view.model()
     assert "sentiment (classification, w 1)" in model.index(1).data(MODEL_LINE_ROLE)
+    # elided on a narrow card, whole in the tooltip
+    assert model.index(1).data(Qt.ItemDataRole.ToolTipRole) == model.index(1).data(MODEL_LINE_ROLE)
     assert model.index(3).data(MODEL_LINE_ROLE).startswith("members: fine, multitask/sentiment")
     joint_window.plan_view.select_row(3)
     joint_window.inspector.members.remove_button.click()

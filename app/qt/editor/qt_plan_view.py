@@ -18,7 +18,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QDrag, QPainter, QPainterPath, QPen, QPolygonF, QUndoStack
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
-from app.model.plan_document import PlanDocument
+from app.model.plan_document import PlanDocument, stage_references
 from app.model.stage_catalog import new_stage
 from app.model.stage_summary import model_line
 from app.qt.editor.qt_palette import KIND_MIME
@@ -57,7 +57,7 @@ class PlanListModel(QAbstractListModel):
             return stage if isinstance(stage, dict) else {}
         if role == PROBLEMS_ROLE:
             return [f"{p.path}: {p.message}" for _, p in self.doc.stage_problems(index.row())]
-        if role == MODEL_LINE_ROLE:
+        if role in (MODEL_LINE_ROLE, Qt.ItemDataRole.ToolTipRole):  # the tooltip: unelided
             return model_line(self.doc.stages, index.row())
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return str(stage.get("name", "")) if isinstance(stage, dict) else ""
@@ -116,6 +116,8 @@ class QtPlanView(QListView):
             lambda current, _: self.stageSelected.emit(current.row())
         )
         doc.changed.connect(lambda *_: self.viewport().update())
+        # the selected stage's member arrows come and go with the selection
+        self.selectionModel().selectionChanged.connect(lambda *_: self.viewport().update())
 
     def selected_row(self) -> int:
         """The selected stage's position, -1 if none."""
@@ -224,11 +226,17 @@ class QtPlanView(QListView):
 
     def _paint_arrows(self, painter: QPainter) -> None:
         names = self.doc.stage_names()
+        selected = self.selected_row()
         lane = 0
         for row, stage in enumerate(self.doc.stages):
-            for field in ("model", "teacher"):
-                source = stage.get(field) if isinstance(stage, dict) else None
-                ref = source.get("from_stage") if isinstance(source, dict) else None
+            if not isinstance(stage, dict):
+                continue
+            # Model and teacher always; the members' models of the selected stage only (the
+            # arrows of three ensembles of three members would fill the gutter).
+            sources = stage_references(stage) if row == selected else []
+            sources += [stage.get("model"), stage.get("teacher")]
+            refs = [s.get("from_stage") for s in sources if isinstance(s, dict)]
+            for ref in dict.fromkeys(refs):
                 if ref not in names[:row]:
                     continue
                 start = card_rect(self.visualRect(self.model().index(names.index(ref))))
