@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -47,7 +46,7 @@ class QtModelSource(QWidget):
         for _, text in SOURCES:
             self.source.addItem(text)
         self.source.activated.connect(self._source_chosen)
-        self.pages = QStackedWidget()
+        self.pages = _Pages()
 
         self.stage = QComboBox()
         self.stage.setAccessibleName("Earlier stage")
@@ -214,3 +213,35 @@ def _form(*rows: tuple[str, QWidget]) -> QWidget:
     for label, widget in rows:
         form.addRow(label, widget)
     return page
+
+
+class _Pages(QWidget):
+    """One page shown at a time, as tall as that page (a QStackedWidget is as tall as its
+    tallest page once its rows wrap: blank rows under a one-line page)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._current = 0
+
+    def addWidget(self, page: QWidget) -> None:  # noqa: N802 - QStackedWidget's name
+        self._layout.addWidget(page)  # parented first: a shown orphan would be a window
+        page.setVisible(self._layout.count() - 1 == self._current)
+
+    def count(self) -> int:
+        return self._layout.count()
+
+    def widget(self, index: int) -> QWidget:
+        return self._layout.itemAt(index).widget()
+
+    def currentIndex(self) -> int:  # noqa: N802
+        return self._current
+
+    def currentWidget(self) -> QWidget:  # noqa: N802
+        return self.widget(self._current)
+
+    def setCurrentIndex(self, index: int) -> None:  # noqa: N802
+        self._current = index
+        for i in range(self.count()):
+            self.widget(i).setVisible(i == index)
