@@ -146,7 +146,8 @@ class QtStageInspector(QScrollArea):
                     picker.take_teacher_vocabulary()
                 picker.edited.connect(lambda value, k=key: self._set((k,), value))
                 self.model_pickers[key] = picker
-                box = _boxed("Teacher" if key == "teacher" else "Model", picker)
+                title = "Teacher" if key == "teacher" else "Model"
+                box = _boxed("Shared encoder" if kind == "joint" else title, picker)
                 self._model_boxes[key] = box
                 layout.addWidget(box)
         if kind in MEMBER_KINDS:
