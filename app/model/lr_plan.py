@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.model.data_files import split_files
 from engine.spec.rows import count_kept, needed_columns, stage_objective
-from engine.spec.schedule import lr_multiplier, stage_steps, train_rows
+from engine.spec.schedule import joint_steps, lr_multiplier, stage_steps, train_rows
 from engine.spec.settings import DataSource, Optimizer, Schedule
 from engine.spec.stages import StageBase
 
@@ -70,10 +70,30 @@ def _steps(stage: dict[str, Any], plan_dir: Path) -> tuple[int, str]:
     loop = _valid(StageBase, {"name": "x", **{k: stage[k] for k in keys if k in stage}})
     if loop.max_steps:
         return loop.max_steps, ""
+    if stage.get("kind") == "joint":
+        return _joint_steps(stage, plan_dir)
     rows, estimate = _train_rows(stage.get("data"), plan_dir, stage_objective(stage))
     if rows is None:
         return UNKNOWN_SIZE_STEPS, estimate
     return stage_steps(loop, rows), estimate
+
+
+def _joint_steps(stage: dict[str, Any], plan_dir: Path) -> tuple[int, str]:
+    """Steps of a joint stage from its members' rows (the engine's `joint_steps`)."""
+    members = stage.get("members")
+    counted = []
+    for member in members if isinstance(members, list) else []:
+        member = member if isinstance(member, dict) else {}
+        task = member.get("task") if isinstance(member.get("task"), str) else None
+        rows, estimate = _train_rows(
+            member.get("data"), plan_dir, task or "sequence_classification"
+        )
+        if rows is None:
+            return UNKNOWN_SIZE_STEPS, estimate
+        counted.append(rows)
+    keys = ("epochs", "max_steps", "batch_size", "grad_accum")
+    loop = _valid(StageBase, {"name": "x", **{k: stage[k] for k in keys if k in stage}})
+    return joint_steps(loop, counted, str(stage.get("sampling", "all"))), ""
 
 
 def _train_rows(raw: Any, plan_dir: Path, objective: str) -> tuple[int | None, str]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.spec.outputs import member_folders
+
 if TYPE_CHECKING:
     from engine.store.db import Store
 
@@ -22,6 +24,7 @@ SAMPLING_DEFAULTS: dict[str, float | int] = {
 }
 TASK_WORDS = {
     "sequence_classification": "classifier",
+    "sequence_regression": "regressor",
     "token_classification": "token tagger",
     "causal_lm": "causal LM",
     "masked_lm": "masked LM",
@@ -46,9 +49,16 @@ def finished_outputs(store: Store) -> list[OutputChoice]:
     for run in reversed(queries.list_runs(store)):
         experiment = queries.get_experiment(store, run.experiment_id)
         for stage in queries.list_stages(store, run.id):
-            if stage.output_dir and (Path(stage.output_dir) / "config.json").exists():
-                label = f"{experiment.name} #{run.number} · {stage.name} ({stage.kind})"
+            if not stage.output_dir:
+                continue
+            label = f"{experiment.name} #{run.number} · {stage.name} ({stage.kind})"
+            if (Path(stage.output_dir) / "config.json").exists():
                 choices.append(OutputChoice(stage.output_dir, label, run.id, stage.name))
+            # A joint stage's output holds a model per member.
+            for member, folder in member_folders(stage.output_dir).items():
+                named = f"{experiment.name} #{run.number} · {stage.name} · {member} (joint)"
+                if (folder / "config.json").exists():
+                    choices.append(OutputChoice(str(folder), named, run.id, stage.name))
     return choices
 
 
@@ -140,6 +150,8 @@ class PaneState:
         task = result.get("task")
         if task == "sequence_classification":
             self.bars = ranked_labels(result.get("labels", []))
+        elif task == "sequence_regression":
+            self.lines = [f"value  {float(result.get('value', 0.0)):.4g}"]
         elif task == "token_classification":
             self.lines = []
             for word in result.get("words", []):

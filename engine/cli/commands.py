@@ -26,6 +26,7 @@ from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, s
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 from engine.resources import demo_plan_path
 from engine.spec import PlanInvalid, load_plan, load_plan_text
+from engine.spec.outputs import output_folders
 from engine.spec.plan import read_plan_file
 from engine.store import Store, Workspace, queries
 from engine.store.export import write_metrics_csv
@@ -279,6 +280,8 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
                 "steps_done": s.steps_done,
                 "total_steps": s.total_steps,
                 "output_dir": s.output_dir,
+                # The model folders in it: a joint stage's members, else the folder.
+                "outputs": output_folders(s.output_dir),
                 "metrics": s.final_metrics or {},
                 "fingerprint": s.fingerprint,
                 "reused_from": s.reused_from,
@@ -380,7 +383,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"      reused from run {src['run']} stage {src['stage']} (not trained again)")
         for warning in s["warnings"]:
             print(f"      warning: {warning}")
-        if s["output_dir"]:
+        if s["outputs"] and s["outputs"] != [s["output_dir"]]:
+            for folder in s["outputs"]:
+                print(f"      output: {folder}")
+        elif s["output_dir"]:
             print(f"      output: {s['output_dir']}")
     return EXIT_OK
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.predict.folder import OutputError, read_output
+from engine.spec.outputs import member_folders
 
 # `stagelab` builds its parser from this module before it knows the command: the store
 # and the argument helpers (SQLAlchemy, ~0.5 s) load inside the command only.
@@ -26,7 +27,9 @@ def add_predict_parser(sub: Any) -> None:
         help="try a stage output on texts: label probabilities, generated text, masked fills",
     )
     p.add_argument(
-        "output", help="a stage output folder, or RUN[:STAGE] (the run's last stage by default)"
+        "output",
+        help="a stage output folder, or RUN[:STAGE[:MEMBER]] (the run's last stage by "
+        "default; MEMBER: a joint stage's member)",
     )
     p.add_argument("--text", action="append", default=[], help="a text (repeat for several)")
     p.add_argument("--file", type=Path, help="a file with one text per line")
@@ -40,7 +43,8 @@ def add_predict_parser(sub: Any) -> None:
 
 
 def resolve_output(args: argparse.Namespace) -> Path:
-    """The folder OUTPUT names: itself, or a run's stage output through the store."""
+    """The folder OUTPUT names: itself, or a run's stage output through the store
+    (RUN, RUN:STAGE, or RUN:STAGE:MEMBER for a joint stage's member)."""
     from engine.cli.cli_args import UserError, lookup, open_workspace
     from engine.store import queries
 
@@ -49,6 +53,7 @@ def resolve_output(args: argparse.Namespace) -> Path:
         return Path(ref).expanduser()
     _, store = open_workspace(args)
     run_ref, _, stage_name = ref.partition(":")
+    stage_name, _, member = stage_name.partition(":")
     run = lookup(queries.get_run, store, run_ref)
     stages = queries.list_stages(store, run.id)
     if stage_name:
@@ -62,11 +67,29 @@ def resolve_output(args: argparse.Namespace) -> Path:
                 f"stage '{stage.name}' of run {run.id} has no output yet ({stage.status}); "
                 "pick a finished stage"
             )
-        return Path(stage.output_dir)
+        return _member_output(Path(stage.output_dir), stage.name, member)
     finished = [s for s in stages if s.output_dir]
     if not finished:
         raise UserError(f"run {run.id} has no finished stage yet; wait for one, or name a folder")
-    return Path(finished[-1].output_dir)
+    return _member_output(Path(finished[-1].output_dir), finished[-1].name, member)
+
+
+def _member_output(folder: Path, stage: str, member: str) -> Path:
+    """A joint stage's output holds a model per member: the one named after a second ':'."""
+    from engine.cli.cli_args import UserError
+
+    members = member_folders(folder)
+    if not members:
+        if member:
+            raise UserError(f"stage '{stage}' has one model; leave out ':{member}'")
+        return folder
+    if member not in members:
+        names = ", ".join(members)
+        raise UserError(
+            f"stage '{stage}' is a joint stage with a model per member ({names}); name one "
+            f"as RUN:{stage}:MEMBER"
+        )
+    return members[member]
 
 
 def _texts(args: argparse.Namespace) -> list[str]:
@@ -130,6 +153,8 @@ def result_text(text: str, result: dict[str, Any]) -> str:
     if task == "sequence_classification":
         ranked = sorted(result["labels"], key=lambda x: -x["probability"])
         return f"{text}\n" + "\n".join(f"  {x['label']:<16} {x['probability']:.3f}" for x in ranked)
+    if task == "sequence_regression":
+        return f"{text}\n  value {result['value']:.4g}"
     if task == "token_classification":
         lines = [text]
         for word in result["words"]:

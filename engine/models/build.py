@@ -40,12 +40,25 @@ class ModelError(ValueError):
     """The stage's model cannot be built; the message says what to change."""
 
 
+def stage_output(source: ModelSource, outputs: dict[str, Path]) -> Path:
+    """The output folder a `from_stage` source names: the stage's, or one member's of a
+    joint stage (a subfolder named after the member)."""
+    folder = Path(outputs[source.from_stage])
+    return folder / source.member if source.member else folder
+
+
 def source_dir(source: ModelSource, plan_dir: Path, outputs: dict[str, Path]) -> str:
     """Folder or Hub id that `from_pretrained` loads for a non-built-in source."""
     if source.from_stage:
         if source.from_stage not in outputs:
             raise ModelError(f"model.from_stage: stage '{source.from_stage}' has no output yet")
-        return str(outputs[source.from_stage])
+        folder = stage_output(source, outputs)
+        if source.member and not (folder / "config.json").exists():
+            raise ModelError(
+                f"model.member: stage '{source.from_stage}' has no member '{source.member}' "
+                f"in its output {folder.parent}"
+            )
+        return str(folder)
     if source.path:
         path = Path(source.path).expanduser()
         path = path if path.is_absolute() else (plan_dir / path).resolve()

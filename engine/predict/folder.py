@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.spec.outputs import member_folders
+
 TASKS = ("sequence_classification", "token_classification", "causal_lm", "masked_lm")
 # Class-name endings of transformers' model classes, per task.
 ARCHITECTURE_ENDINGS = (
@@ -60,6 +62,12 @@ def read_output(folder: str | Path) -> OutputInfo:
     if ensemble is not None:
         return ensemble
     config_file = path / "config.json"
+    members = member_folders(path)
+    if members and not config_file.exists():
+        raise OutputError(
+            f"{path} is a joint stage's output with a model per member; name one of its "
+            f"folders: {', '.join(str(p) for p in members.values())}"
+        )
     if not config_file.exists():
         if (path / "adapter_config.json").exists():
             raise OutputError(
@@ -89,7 +97,11 @@ def read_output(folder: str | Path) -> OutputInfo:
             f"{path} holds a {architecture}, which has no head to predict with; pick the "
             "output of a classification, causal-LM or masked-LM stage"
         )
-    return OutputInfo(path, task, architecture, _labels(config) if "classification" in task else [])
+    if task == "sequence_classification" and config.get("problem_type") == "regression":
+        task = "sequence_regression"  # one number per text, not a label
+    return OutputInfo(
+        path, task, architecture, _labels(config) if task.endswith("classification") else []
+    )
 
 
 def _ensemble_info(path: Path) -> OutputInfo | None:

@@ -125,6 +125,9 @@ class Predictor:
         sampling = sampling or Sampling()
         if self.task == "sequence_classification":
             return self.classify(text)
+        if self.task == "sequence_regression":
+            value = self.model(**self._encode(text)).logits[0, 0].float()
+            return {"task": self.task, "value": float(value)}
         if self.task == "token_classification":
             return self.tag(text)
         if self.task == "masked_lm":

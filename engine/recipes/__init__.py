@@ -7,6 +7,7 @@ from engine.recipes.base import Recipe, StepLoss
 from engine.recipes.distill import DistillRecipe
 from engine.recipes.ensemble import EnsembleRecipe
 from engine.recipes.grow import GrowRecipe
+from engine.recipes.joint import JointRecipe
 from engine.recipes.preference import PreferenceRecipe
 from engine.recipes.pretrain import PretrainRecipe
 from engine.recipes.train import TrainRecipe
@@ -18,6 +19,7 @@ RECIPES: dict[str, type] = {
     "grow": GrowRecipe,
     "preference": PreferenceRecipe,
     "ensemble": EnsembleRecipe,
+    "joint": JointRecipe,
 }
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "DistillRecipe",
     "EnsembleRecipe",
     "GrowRecipe",
+    "JointRecipe",
     "PreferenceRecipe",
     "PretrainRecipe",
     "Recipe",

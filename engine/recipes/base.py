@@ -18,6 +18,12 @@ than one model or data source:
   once and the stage has no steps, optimizer or checkpoint.
 * `save()` writes one output folder, or several.
 
+Optional hooks, for stages with several models (a joint stage), read by the loop with
+`getattr`: `eval_sets(prefix)` (one `EvalSet` per member instead of `eval_rows`/`predict`),
+`freezable()` (the models freezing acts on; default `[model]`), `lr_multipliers()`
+(learning-rate factors by parameter id) and `micro_batches_per_step` (default
+`grad_accum`).
+
 Recipes share code through plain functions (`engine.recipes.common`), never through a
 base class: this module defines the contract only. `RECIPES` in `engine.recipes` maps
 every kind of `engine.spec.RUNNABLE_KINDS` to its recipe (a test checks both ways).
@@ -25,6 +31,7 @@ every kind of `engine.spec.RUNNABLE_KINDS` to its recipe (a test checks both way
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -49,6 +56,20 @@ class StepLoss:
 
     loss: torch.Tensor
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class EvalSet:
+    """Rows evaluated with one forward: the stage's, or one member's of a joint stage."""
+
+    rows: list[Any] | None
+    predict: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+    num_classes: int | None
+    labels: list[str] | None
+    metrics: list[str]
+    regression: bool = False
+    name: str = ""  # a member's name: its metrics are recorded as <prefix>/<metric>/<name>
+    weight: float = 1.0  # its share of the stage's total <prefix>/loss
 
 
 @runtime_checkable

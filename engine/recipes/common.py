@@ -30,12 +30,13 @@ from engine.models.adapters import (
     target_modules,
     write_adapter_record,
 )
-from engine.models.build import build_model, build_tokenizer
+from engine.models.build import build_model, build_tokenizer, stage_output
 from engine.process.context import StageContext
 from engine.process.fingerprint import tree_sha256
 from engine.recipes.base import Batch, StepLoss
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
+from engine.spec.settings import DataSource
 from engine.train.batches import Streams
 from engine.train.metrics import labelled, loss_sum
 
@@ -153,7 +154,7 @@ LANGUAGE_MODELLING = ("masked_lm", "causal_lm", "causal_lm_sft", "preference")
 def source_folder(source: Any, plan_dir: Path, outputs: dict[str, Path]) -> Path:
     """The local folder a `path` or `from_stage` model source loads from."""
     if source.from_stage:
-        return Path(outputs[source.from_stage])
+        return stage_output(source, outputs)
     path = Path(source.path).expanduser()
     return path if path.is_absolute() else (plan_dir / path).resolve()
 
@@ -183,8 +184,10 @@ def start_outputs(ctx: StageContext) -> tuple[dict[str, Path], Path | None]:
     stage's folder (so a resumed stage starts from the very same file).
     """
     source, outputs = ctx.stage.model, dict(ctx.outputs)
-    folder = outputs.get(source.from_stage or "")
-    if folder is None or not is_adapter_folder(folder):
+    if source.from_stage not in outputs or source.member:
+        return outputs, None  # joint stages write no adapters
+    folder = outputs[source.from_stage]
+    if not is_adapter_folder(folder):
         return outputs, None
     adapter = getattr(ctx.stage, "adapter", None)
     if adapter is not None and adapter.continue_adapter:
@@ -247,25 +250,34 @@ def with_adapter(
     return model
 
 
-def load_data(ctx: StageContext, objective: str, *, supervised: bool) -> StageData:
-    """The stage's data, split; rows left out for a missing value are said in an event."""
+def load_data(
+    ctx: StageContext,
+    objective: str,
+    *,
+    supervised: bool,
+    source: DataSource | None = None,
+    member: str = "",
+) -> StageData:
+    """The stage's data (or a joint member's `source`), split; rows left out for a missing
+    value are said in an event."""
     stage = ctx.stage
     data = load_stage_data(
-        stage.data,
+        source or stage.data,
         ctx.plan_dir,
         ctx.cache_dir / "datasets",
         seed=stage.seed,
         supervised=supervised,
         objective=objective,
     )
+    whose = f"member '{member}': " if member else ""
     for split, n in data.dropped.items():
         if n:
             ctx.recorder.event(
                 "data",
-                f"{n} row(s) of split '{split}' have no value in a column the stage reads "
-                f"and are left out",
+                f"{whose}{n} row(s) of split '{split}' have no value in a column the stage "
+                f"reads and are left out",
                 stage_idx=ctx.index,
-                data={"split": split, "dropped": n},
+                data={"split": split, "dropped": n, **({"member": member} if member else {})},
             )
     return data
 

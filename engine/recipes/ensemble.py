@@ -37,8 +37,10 @@ from engine.train.metrics import EvalAccumulator
 
 
 def member_name(source: Any, k: int) -> str:
-    """A member's name: its stage, its folder's name, or its Hub id."""
+    """A member's name: its stage (and joint member), its folder's name, or its Hub id."""
     raw = source.from_stage or (Path(source.path).name if source.path else None)
+    if source.from_stage and source.member:
+        raw = f"{source.from_stage}-{source.member}"  # a joint stage's member
     raw = raw or (source.hub.replace("/", "-") if source.hub else f"member{k}")
     return f"{k}-{raw}"
 

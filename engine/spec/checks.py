@@ -12,10 +12,16 @@ from engine.spec.builtins import CAUSAL, MASKED
 from engine.spec.datafiles import check_data_source
 from engine.spec.ensemble_checks import check_ensemble
 from engine.spec.grow_distill_checks import check_distill, check_grow
+from engine.spec.joint_checks import check_joint, check_member_reference
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
 from engine.spec.problems import Problem
-from engine.spec.settings import DataSource, ModelSource
+from engine.spec.settings import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    DataSource,
+    ModelSource,
+)
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
 if TYPE_CHECKING:
@@ -25,8 +31,6 @@ _STAGE = TypeAdapter(Stage)
 
 # Eval metrics that make sense per objective: classification metrics need labels.
 LM_METRICS = {"loss", "perplexity", "accuracy"}
-CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
-REGRESSION_METRICS = {"loss", "mae", "rmse", "pearson", "spearman"}
 # A preference stage's loss is its DPO/SimPO loss, its accuracy how often chosen wins.
 PREFERENCE_METRICS = {"loss", "accuracy"}
 
@@ -48,8 +52,18 @@ def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
     for i, stage in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(stage, dict):
             continue
-        for field in ("data", "model", "teacher"):
-            source = stage.get(field)
+        named = [
+            (f"stages[{i}].{field}", field, stage.get(field))
+            for field in ("data", "model", "teacher")
+        ]
+        members = stage.get("members")
+        for k, member in enumerate(members if isinstance(members, list) else []):
+            if isinstance(member, dict):  # joint members' data and models, ensemble members
+                named += [(f"stages[{i}].members[{k}]", "model", member)]
+                named += [
+                    (f"stages[{i}].members[{k}].{f}", f, member.get(f)) for f in ("data", "model")
+                ]
+        for where, field, source in named:
             path = source.get("path") if isinstance(source, dict) else None
             if not isinstance(path, str) or not path:
                 continue
@@ -59,7 +73,7 @@ def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
                 what = "file or folder" if field == "data" else "model folder"
                 problems.append(
                     Problem(
-                        f"stages[{i}].{field}.path",
+                        f"{where}.path",
                         f"{what} not found: {path} (paths are relative to the plan's folder "
                         f"{plan_dir})",
                     )
@@ -202,12 +216,13 @@ def _check_stage(
         source = getattr(stage, field, None)
         if source is not None and source.from_stage:
             problems += _check_reference(names, i, source.from_stage, f"{p}.{field}.from_stage")
+            problems += check_member_reference(stages, names, source, f"{p}.{field}")
     for k, member in enumerate(getattr(stage, "members", None) or []):
         source = getattr(member, "model", member)
         if isinstance(source, ModelSource) and source.from_stage:
-            problems += _check_reference(
-                names, i, source.from_stage, f"{p}.members[{k}].model.from_stage"
-            )
+            where = f"{p}.members[{k}]" + (".model" if source is not member else "")
+            problems += _check_reference(names, i, source.from_stage, f"{where}.from_stage")
+            problems += check_member_reference(stages, names, source, where)
 
     objective = objective_of(stage)
     data = getattr(stage, "data", None)
@@ -264,6 +279,8 @@ def _check_stage(
         if objective == "preference"
         else REGRESSION_METRICS
         if objective == "sequence_regression"
+        else CLASSIFICATION_METRICS | REGRESSION_METRICS
+        if objective == "joint"
         else CLASSIFICATION_METRICS
     )
     wrong = [m for m in stage.eval.metrics if m not in allowed]
@@ -290,7 +307,8 @@ def _check_stage(
         )
     stopping = stage.regularization.early_stopping
     if stopping is not None:
-        if stopping.metric not in stage.eval.metrics:
+        # A joint stage's watched metric names a member (engine.spec.joint_checks).
+        if stopping.metric not in stage.eval.metrics and stage.kind != "joint":
             problems.append(
                 Problem(
                     f"{p}.regularization.early_stopping.metric",
@@ -320,4 +338,6 @@ def _check_stage(
         problems += check_distill(stages, i, stage, plan_dir)
     if stage.kind == "ensemble":
         problems += check_ensemble(stages, i, stage, plan_dir)
+    if stage.kind == "joint":
+        problems += check_joint(stages, i, stage, plan_dir)
     return problems

@@ -15,7 +15,7 @@ _CLASSIFIER_TASK = "sequence_classification"
 
 
 def _task_of(stage: Any) -> str:
-    if stage.kind == "ensemble":
+    if getattr(stage, "kind", None) == "ensemble":
         return "ensemble"
     return getattr(stage, "task", None) or getattr(stage, "objective", None) or ""
 
@@ -30,6 +30,9 @@ def check_ensemble(stages: list[Any], i: int, stage: Any, plan_dir: Path | None)
         if not member.from_stage or member.from_stage not in names[:i]:
             continue  # folders and hub ids are checked when the stage loads them
         source = stages[names.index(member.from_stage)]
+        if source is not None and source.kind == "joint":
+            # A joint stage's member: its task and its data's labels.
+            source = next((m for m in source.members if m.name == member.member), None)
         if source is None:
             continue
         task = _task_of(source)

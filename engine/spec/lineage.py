@@ -14,6 +14,8 @@ def objective_of(stage: StageBase) -> str:
         return "preference"
     if stage.kind == "ensemble":
         return "sequence_classification"
+    if stage.kind == "joint":
+        return "joint"
     return getattr(stage, "objective", None) or getattr(stage, "task", "") or ""
 
 

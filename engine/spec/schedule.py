@@ -39,6 +39,21 @@ def stage_steps(stage: StageBase, n_rows: int) -> int:
     return max(math.ceil((stage.epochs or 1.0) * per_epoch), 1)
 
 
+def joint_steps(stage: StageBase, member_rows: list[int], sampling: str) -> int:
+    """Optimizer steps of a joint stage whose members have `member_rows` training rows.
+
+    With `sampling: all` every step holds a batch of every member, so an epoch is a pass
+    over the largest member's rows (smaller members' streams wrap around); with one member
+    per step, an epoch is as many steps as all members' batches together.
+    """
+    if stage.max_steps:
+        return stage.max_steps
+    batches = [max(n // stage.batch_size, 1) for n in member_rows] or [1]
+    total = max(batches) if sampling == "all" else sum(batches)
+    per_epoch = max(total // stage.grad_accum, 1)
+    return max(math.ceil((stage.epochs or 1.0) * per_epoch), 1)
+
+
 def warmup_steps(schedule: Schedule, total_steps: int) -> int:
     """Warm-up length in steps for a stage of `total_steps` optimizer steps."""
     if schedule.warmup_steps:

@@ -26,6 +26,9 @@ EVAL_METRICS = (
     "spearman",
     "confusion_matrix",
 )
+# The metrics that apply to a classification head and to a regression head.
+CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
+REGRESSION_METRICS = {"loss", "mae", "rmse", "pearson", "spearman"}
 
 
 class Settings(BaseModel):
@@ -54,6 +57,9 @@ class ModelSource(Settings):
         description="Vocabulary of the tokenizer trained on the stage's data (built-in models).",
     )
     from_stage: str | None = Field(None, description="Start from the output of an earlier stage.")
+    member: str | None = Field(
+        None, description="With from_stage naming a joint stage: the member whose model to take."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSource:
@@ -70,6 +76,8 @@ class ModelSource(Settings):
                     f"{a}-{s}" for a in BUILTIN_ARCHITECTURES for s in BUILTIN_SIZES
                 )
                 raise ValueError(f"builtin must be one of {choices} (got '{self.builtin}')")
+        if self.member is not None and not self.from_stage:
+            raise ValueError("member goes with from_stage (a member of a joint stage)")
         return self
 
     @property
@@ -224,7 +232,9 @@ class EarlyStopping(Settings):
         """'min' or 'max'."""
         if self.mode != "auto":
             return self.mode
-        return "min" if self.metric in ("loss", "perplexity", "mae", "rmse") else "max"
+        # A joint stage's metrics are named per member: 'mae/intensity'.
+        name = self.metric.partition("/")[0]
+        return "min" if name in ("loss", "perplexity", "mae", "rmse") else "max"
 
 
 class Regularization(Settings):

@@ -22,7 +22,7 @@ from engine.spec.settings import (
 )
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow", "preference", "ensemble")
+RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow", "preference", "ensemble", "joint")
 
 
 class StageBase(Settings):
@@ -162,22 +162,79 @@ class DistillStage(StageBase):
 
 
 class JointMember(Settings):
-    """One model of a joint stage and the weight of its loss."""
+    """One member of a joint stage: its task head, its data and the weight of its loss."""
 
-    name: str = Field(..., description="Name of this member.")
-    model: ModelSource = Field(..., description="The member's model.")
-    data: DataSource = Field(..., description="The member's data.")
-    task: Literal[
-        "sequence_classification", "token_classification", "sequence_regression", "causal_lm_sft"
-    ] = "sequence_classification"
-    weight: float = Field(1.0, gt=0, description="Weight of this member's loss in the sum.")
+    name: str = Field(..., description="Name of this member (its metrics and its output folder).")
+    model: ModelSource | None = Field(
+        None,
+        description="mutual: the member's own model. shared_backbone: none (every member's "
+        "head sits on the stage's model).",
+    )
+    data: DataSource = Field(..., description="The member's labelled data.")
+    task: Literal["sequence_classification", "token_classification", "sequence_regression"] = Field(
+        "sequence_classification", description="The member's task and head."
+    )
+    weight: float = Field(1.0, gt=0, le=1000, description="Weight w of this member's loss.")
+    lr_multiplier: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="The member's learning rate is the stage's times this (shared_backbone: "
+        "its head; mutual: its whole model).",
+    )
+    metrics: list[str] | None = Field(
+        None,
+        description="Metrics of this member's evaluation (none: the stage's eval.metrics "
+        "that apply to its task).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not STAGE_NAME.match(value):
+            raise ValueError(
+                "must start with a letter or digit and use only letters, digits, '_', '-' "
+                f"or '.' (at most 64 characters) (got '{value}')"
+            )
+        return value
 
 
 class JointStage(StageBase):
-    """Several models trained together on a weighted sum of their losses."""
+    """Several models trained together: heads on one shared encoder, or mutual learning."""
 
     kind: Literal["joint"]
-    members: list[JointMember] = Field(..., min_length=2, description="Models trained together.")
+    coupling: Literal["shared_backbone", "mutual"] = Field(
+        "shared_backbone",
+        description="shared_backbone: one encoder (model) with a head per member, loss "
+        "sum of w·L; mutual: a model per member, loss sum of w·L plus mutual_weight times "
+        "the members' divergence from each other on the same rows.",
+    )
+    model: ModelSource | None = Field(
+        None, description="shared_backbone: the encoder every member's head sits on."
+    )
+    members: list[JointMember] = Field(
+        ..., min_length=2, description="Members trained together (each with its own data)."
+    )
+    sampling: Literal["all", "round_robin", "proportional", "temperature"] = Field(
+        "all",
+        description="Which members' batches make an optimizer step: all (a batch of every "
+        "member; an epoch is a pass over the largest member's rows), or one member per step "
+        "in turn (round_robin) or drawn with probability proportional to its rows "
+        "(proportional) or to rows^(1/sampling_temperature) (temperature).",
+    )
+    sampling_temperature: float = Field(
+        2.0, gt=0, le=100, description="T of temperature sampling (1: proportional)."
+    )
+    mutual_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        description="mutual: weight λ of the members' divergence (KL between softened "
+        "class probabilities; squared difference of regression outputs).",
+    )
+    mutual_temperature: float = Field(
+        1.0, gt=0, le=100, description="mutual: softmax temperature of the KL term."
+    )
 
 
 class EnsembleStage(StageBase):

@@ -20,6 +20,7 @@ import torch
 
 from engine.data.encode import pad_batch
 from engine.process.checkpoint import load_checkpoint, rng_state, set_rng_state
+from engine.recipes.base import EvalSet
 from engine.train.augment import augment_batch
 from engine.train.batches import Streams
 from engine.train.best import count_patience, prune_best, restore_best, track_best
@@ -71,6 +72,32 @@ def _all_modules(recipe: Recipe) -> list[torch.nn.Module]:
     return [*recipe.trained_modules().values(), *recipe.frozen_modules().values()]
 
 
+def _eval_sets(
+    ctx: StageContext,
+    recipe: Recipe,
+    prefix: str,
+    rows: list[Any] | None,
+    predict: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] | None,
+) -> list[EvalSet]:
+    """What an evaluation covers: the recipe's own sets (a joint stage: one per member), or
+    its eval (test) rows through `predict`."""
+    own = getattr(recipe, "eval_sets", None)
+    if own is not None and rows is None and predict is None:
+        return own(prefix)
+    if rows is None:
+        rows = getattr(recipe, "test_rows", None) if prefix == "test" else recipe.eval_rows
+    return [
+        EvalSet(
+            rows=rows,
+            predict=predict or recipe.predict,
+            num_classes=recipe.num_classes,
+            labels=recipe.labels,
+            metrics=ctx.stage.eval.metrics,
+            regression=getattr(recipe, "regression", False),
+        )
+    ]
+
+
 def evaluate(
     ctx: StageContext,
     recipe: Recipe,
@@ -84,24 +111,46 @@ def evaluate(
 
     Args:
         ctx: the stage's context.
-        recipe: the stage's recipe (eval rows, batch preparation, `predict`).
+        recipe: the stage's recipe (eval rows, batch preparation, `predict`, or its own
+            `eval_sets`).
         step: the step the metrics are recorded at.
         predict: another evaluation forward on the same rows and masks (a distillation
             teacher's), recorded as `<prefix>/<metric>` with an event `<prefix>_eval`.
         prefix: the metric keys' prefix.
-        rows: other rows than the eval split's (the test split's, prefix "test").
+        rows: other rows than the eval split's (default for prefix "test": the test rows).
+
+    Returns:
+        The values by metric name; a member's are named `<metric>/<member>`, and several
+        members' weighted losses add up to the stage's `loss`.
     """
-    stage = ctx.stage
-    rows = recipe.eval_rows if rows is None else rows
-    if rows is None or len(rows) == 0:
+    sets = [s for s in _eval_sets(ctx, recipe, prefix, rows, predict) if s.rows]
+    if not sets:
         return {}
     trained = recipe.trained_modules().values()
     for module in trained:
         module.eval()
+    values: dict[str, float] = {}
+    for each in sets:
+        values.update(_evaluate_set(ctx, recipe, step, each, prefix))
+    if recipe.trains:
+        for module in trained:
+            module.train()
+    named = [s for s in sets if s.name]
+    if named and all(f"loss/{s.name}" in values for s in named):
+        # The stage's loss is the members' losses weighted as in training.
+        values["loss"] = sum(s.weight * values[f"loss/{s.name}"] for s in named)
+        ctx.recorder.metrics(ctx.index, step, {f"{prefix}/loss": values["loss"]})
+    return values
+
+
+def _evaluate_set(
+    ctx: StageContext, recipe: Recipe, step: int, each: EvalSet, prefix: str
+) -> dict[str, float]:
+    stage, rows = ctx.stage, each.rows
     acc = (
         RegressionAccumulator(ctx.device)
-        if getattr(recipe, "regression", False)
-        else EvalAccumulator(recipe.num_classes, ctx.device)
+        if each.regression
+        else EvalAccumulator(each.num_classes, ctx.device)
     )
     batches = range(0, len(rows), stage.batch_size)
     with torch.no_grad(), _autocast(ctx):
@@ -116,20 +165,21 @@ def evaluate(
             # the stage sees the same masks, so the numbers are comparable over time.
             batch = recipe.prepare(batch, seed=stage.seed + 1, micro_step=n, train=False)
             batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
-            acc.add(*(predict or recipe.predict)(batch))
-    if recipe.trains:
-        for module in trained:
-            module.train()
-    values, matrix = acc.result(stage.eval.metrics)
-    ctx.recorder.metrics(ctx.index, step, {f"{prefix}/{k}": v for k, v in values.items()})
-    data: dict[str, Any] = {"step": step, "metrics": values}
+            acc.add(*each.predict(batch))
+    found, matrix = acc.result(each.metrics)
+    suffix = f"/{each.name}" if each.name else ""
+    ctx.recorder.metrics(ctx.index, step, {f"{prefix}/{k}{suffix}": v for k, v in found.items()})
+    data: dict[str, Any] = {"step": step, "metrics": found}
+    if each.name:
+        data["member"] = each.name
     if matrix is not None:
         data["confusion_matrix"] = matrix
-        data["labels"] = recipe.labels
-    summary = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+        data["labels"] = each.labels
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in found.items())
     kind, who = ("eval", "") if prefix == "eval" else (f"{prefix}_eval", f"{prefix}, ")
+    who += f"{each.name}, " if each.name else ""
     ctx.recorder.event(kind, f"{who}step {step}: {summary}", stage_idx=ctx.index, data=data)
-    return values
+    return {f"{k}{suffix}": v for k, v in found.items()}
 
 
 def evaluate_stage(ctx: StageContext, recipe: Recipe) -> str:
@@ -166,7 +216,12 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     # What the recipe left trainable is all the stage may ever train (LoRA: the adapters);
     # freezing and unfreezing act within it.
     trainable = {id(p) for p in trained.parameters() if p.requires_grad}
-    optimizer = build_optimizer(trained, stage.optimizer, device)
+    # Optional recipe hooks of stages with several models (a joint stage): the models
+    # freezing acts on, learning-rate multipliers by parameter, micro-batches per step.
+    freezable = getattr(recipe, "freezable", lambda: [model])()
+    multipliers = getattr(recipe, "lr_multipliers", dict)()
+    micro_batches = getattr(recipe, "micro_batches_per_step", stage.grad_accum)
+    optimizer = build_optimizer(trained, stage.optimizer, device, multipliers)
     steps = recipe.steps()
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
@@ -257,7 +312,8 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
 
     while state.step < steps and not state.stopped_early:
         # --- freezing: which layers train during this step --------------------------------
-        now_frozen = apply_freezing(model, stage.freezing, state.step, trainable)
+        for frozen_model in freezable:
+            now_frozen = apply_freezing(frozen_model, stage.freezing, state.step, trainable)
         if now_frozen != frozen:
             if frozen is not None:
                 layers, embeddings = now_frozen
@@ -273,7 +329,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         # The batches are prepared first: the count of labelled positions of the whole step
         # (host tensors, no device sync) weights every micro-batch's summed loss.
         batches = []
-        for _ in range(stage.grad_accum):
+        for _ in range(micro_batches):
             batch = recipe.draw(streams, state.micro_step)
             batch = recipe.prepare(batch, seed=stage.seed, micro_step=state.micro_step, train=True)
             batch = augment_batch(
@@ -298,7 +354,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
                 out = recipe.loss(batch, targets)
                 loss = out.loss
                 if stage.regularization.l1:
-                    loss = loss + stage.regularization.l1 * l1_penalty(trained) / stage.grad_accum
+                    loss = loss + stage.regularization.l1 * l1_penalty(trained) / micro_batches
             scaler.scale(loss).backward()
             step_loss += loss.detach()
             for name, part in out.parts.items():
@@ -371,9 +427,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             data={"empty_steps": state.empty_steps, "steps": state.step},
         )
     restore_best(ctx, state, modules)
-    test_rows = getattr(recipe, "test_rows", None)
-    if test_rows:
-        # Once, on the weights the stage hands on: numbers that neither early stopping nor
-        # best-weight selection has seen.
-        evaluate(ctx, recipe, state.step, prefix="test", rows=test_rows)
+    # Once, on the weights the stage hands on: numbers that neither early stopping nor
+    # best-weight selection has seen (nothing when the stage holds no test rows).
+    evaluate(ctx, recipe, state.step, prefix="test")
     return "early_stopped" if state.stopped_early else "finished"

@@ -9,7 +9,10 @@ from engine.spec.settings import Optimizer, Schedule
 
 
 def build_optimizer(
-    model: torch.nn.Module, settings: Optimizer, device: torch.device
+    model: torch.nn.Module,
+    settings: Optimizer,
+    device: torch.device,
+    multipliers: dict[int, float] | None = None,
 ) -> torch.optim.Optimizer:
     """The stage's optimizer over every parameter of the model the stage may train.
 
@@ -17,16 +20,28 @@ def build_optimizer(
     move) because gradual unfreezing releases them later and the optimizer must already
     know them; parameters the recipe made untrainable before the loop (the base weights
     under LoRA adapters, maybe 4-bit) are left out. Biases and norm weights get no weight
-    decay, as is usual for transformers.
+    decay, as is usual for transformers. `multipliers` scale the rate of some parameters
+    (by id: a joint stage's member) in groups of their own.
     """
-    decay, no_decay = [], []
+    multipliers = multipliers or {}
+    grouped: dict[tuple[float, bool], list[torch.nn.Parameter]] = {
+        (1.0, True): [],
+        (1.0, False): [],
+    }
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        decays = not (param.ndim < 2 or "norm" in name.lower())
+        grouped.setdefault((multipliers.get(id(param), 1.0), decays), []).append(param)
+    # The groups at the stage's own rate come first: train/lr records group 0's rate.
     groups = [
-        {"params": decay, "weight_decay": settings.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "weight_decay": settings.weight_decay if decays else 0.0,
+            "lr": settings.lr * scale,
+        }
+        for (scale, decays), params in grouped.items()
+        if params or scale == 1.0
     ]
     if settings.name == "sgd":
         return torch.optim.SGD(

@@ -131,3 +131,22 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         return StageResult(outcome, ctx, recipe, store, run_id)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def scored_csv(tmp_path_factory) -> Path:
+    """Sentiment rows with a score: how many strong words a text has, as a number."""
+    rng = random.Random(3)
+    root = tmp_path_factory.mktemp("joint-data")
+    with open(root / "scored.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label", "score"])
+        for _ in range(160):
+            label = rng.choice(["negative", "positive"])
+            cue = WORDS["pos" if label == "positive" else "neg"]
+            strong = rng.randint(1, 3)
+            words = [rng.choice(WORDS["filler"]) for _ in range(rng.randint(2, 6))]
+            words += [rng.choice(cue) for _ in range(strong)]
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), label, f"{strong + rng.random() / 2:.2f}"])
+    return root / "scored.csv"

@@ -166,7 +166,16 @@ def test_early_stopping_and_evaluation_rules():
     )
 
 
-def test_joint_parses_but_is_reported_as_not_runnable():
+def test_every_stage_kind_of_the_format_runs_and_a_joint_stage_checks_its_coupling():
+    assert set(RUNNABLE_KINDS) == {
+        "pretrain",
+        "train",
+        "distill",
+        "joint",
+        "ensemble",
+        "grow",
+        "preference",
+    }
     second = {
         "name": "b",
         "kind": "joint",
@@ -175,10 +184,14 @@ def test_joint_parses_but_is_reported_as_not_runnable():
             {"name": "y", "model": {"path": "m"}, "data": {"path": "d"}},
         ],
     }
-    found = check([stage("a"), second])
-    assert found == [
-        "stages[1].kind: 'joint' stages are part of the plan format but this version of Stagelab "
-        f"can only run {', '.join(RUNNABLE_KINDS)} stages; remove or replace this stage"
+    # Members with models of their own learn mutually; a shared encoder has none.
+    assert check([stage("a"), {**second, "coupling": "mutual"}]) == []
+    assert check([stage("a"), second]) == [
+        "stages[1].model: shared_backbone needs model: the encoder every member's head sits on",
+        "stages[1].members[0].model: with shared_backbone the members share the stage's "
+        "model; remove this one, or use coupling: mutual",
+        "stages[1].members[1].model: with shared_backbone the members share the stage's "
+        "model; remove this one, or use coupling: mutual",
     ]
 
 

@@ -1,0 +1,27 @@
+"""What a stage's output folder holds, read without torch: one model folder, or (a joint
+stage) a folder per member listed in `joint.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+JOINT_MANIFEST = "joint.json"
+
+
+def member_folders(output_dir: str | Path) -> dict[str, Path]:
+    """A joint stage's member folders by member name; empty for any other output."""
+    manifest = Path(output_dir) / JOINT_MANIFEST
+    try:
+        members = json.loads(manifest.read_text(encoding="utf-8"))["members"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {m["name"]: Path(output_dir) / m["folder"] for m in members}
+
+
+def output_folders(output_dir: str | Path | None) -> list[str]:
+    """The model folders a stage output holds: its members', or the folder itself."""
+    if not output_dir:
+        return []
+    members = member_folders(output_dir)
+    return [str(p) for p in members.values()] if members else [str(output_dir)]
