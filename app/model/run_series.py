@@ -103,7 +103,7 @@ class RunSeries:
     stages: dict[int, StageState] = field(default_factory=dict)
     series: dict[str, dict[int, Series]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    confusion: dict[str, Any] | None = None  # {"matrix", "labels", "stage", "step"}
+    confusion: dict[str, Any] | None = None  # {"matrix", "labels", "stage", "step", "member"}
     # An ensemble stage's side-by-side report (its `ensemble` event's data), by stage.
     ensembles: dict[int, dict[str, Any]] = field(default_factory=dict)
     gpu: dict[int, dict[str, Series]] = field(default_factory=dict)
@@ -191,6 +191,7 @@ class RunSeries:
                 "labels": data.get("labels"),
                 "stage": event.get("stage"),
                 "step": data.get("step"),
+                "member": data.get("member"),  # a joint stage's member
             }
             self.dirty.add("@confusion")
 

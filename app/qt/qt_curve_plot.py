@@ -31,7 +31,8 @@ class QtCurvePlot(pg.PlotWidget):
         legend_columns: int = 2,
     ):
         """`legend`: "inside" (top right), "below" (under the axis, never over the data:
-        several or long names, such as compare's run labels) or "none" (one curve, named
+        several or long names, such as compare's run labels), "right" (beside the axis,
+        one column: many curves of a tall plot) or "none" (one curve, named
         by the title). `strip`: a prefix the legend leaves out ("eval/" under the title
         Evaluation)."""
         pal = QApplication.palette()
@@ -63,6 +64,13 @@ class QtCurvePlot(pg.PlotWidget):
             )
             item.layout.addItem(self.legend, 4, 1)
             item.legend = self.legend  # curves with a name join it, as with addLegend
+        elif legend == "right":
+            # Beside the axis: many curves (a joint stage's members) never cover the data.
+            self.legend = pg.LegendItem(
+                colCount=1, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-8
+            )
+            item.layout.addItem(self.legend, 2, 3)
+            item.legend = self.legend
         elif legend == "none":
             self.legend = pg.LegendItem()  # never shown: nothing joins it
         else:
@@ -100,15 +108,18 @@ class QtCurvePlot(pg.PlotWidget):
         colour: QColor | None = None,
         dashed: bool = False,
         symbols: bool = False,
+        legend: bool = True,
     ) -> None:
         """Show (x, y) as the curve `name` (x ascending); `shadow` is the raw series drawn
-        faint under a smoothed one. `grown`: the arrays only gained points at the end."""
+        faint under a smoothed one. `grown`: the arrays only gained points at the end.
+        `legend`: False keeps a curve out of the legend (markers that share another
+        curve's colour)."""
         colour = colour or self.colour(name)
         if name not in self.curves:
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             # A 1-pixel (cosmetic) pen: wider pens draw several times slower in Qt's raster.
             curve = pg.PlotDataItem(
-                name=name.removeprefix(self._strip) if self._strip else name,
+                name=(name.removeprefix(self._strip) if self._strip else name) if legend else None,
                 pen=pg.mkPen(colour, width=1, style=style),
             )
             curve.setCurveClickable(False)

@@ -34,6 +34,8 @@ class QtConfusionMatrix(QWidget):
         size = len(matrix)
         labels = [str(x) for x in (confusion.get("labels") or range(size))]
         where = f"stage {stage_name}" if stage_name else "the run"
+        if confusion.get("member"):
+            where += f", member {confusion['member']}"
         step = f", step {confusion['step']}" if confusion.get("step") is not None else ""
         self.caption.setText(
             f"Latest evaluation of {where}{step} (rows: true label, columns: predicted)."

@@ -54,7 +54,11 @@ RATES = ("accuracy", "f1", "precision", "recall", "reward_accuracy", "reward_mar
 
 def plot_for(key: str) -> str | None:
     """Title of the plot a series belongs to."""
-    if key in LOSS_KEYS:
+    # A joint stage's member losses (train/loss/<member>, eval/loss/<member>) and its
+    # mutual term beside the total.
+    if key in LOSS_KEYS or key.startswith(
+        ("train/loss/", "eval/loss/", "train/loss_mutual", "test/loss")
+    ):
         return "Loss"
     for title, _, keys in SMALL_PLOTS:
         if key in keys:
@@ -73,7 +77,7 @@ class QtRunPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.loss = QtCurvePlot("Loss", "loss")
+        self.loss = QtCurvePlot("Loss", "loss", legend="right")
         self.loss.setObjectName("lossPlot")
         self.loss.setAccessibleName("Loss curves")
         self.plots: dict[str, QtCurvePlot] = {"Loss": self.loss}
@@ -192,9 +196,22 @@ class QtRunPlots(QWidget):
             evaluation = key.startswith(("eval/", *ONCE))
             plot = self.plots[title]
             new = key not in plot.curves
-            plot.set_curve(key, x, y, shadow, grown=change == "grown", symbols=evaluation)
+            # A test score is a marker in the colour of its eval/ curve, out of the legend
+            # (the hover names it): a joint stage's members would double the legend.
+            twin = "eval/" + key.removeprefix("test/") if key.startswith("test/") else None
+            colour = plot.colour(twin) if twin in plot.curves else None
+            plot.set_curve(
+                key,
+                x,
+                y,
+                shadow,
+                grown=change == "grown",
+                symbols=evaluation,
+                colour=colour,
+                legend=colour is None,
+            )
             plot.set_odd_bands(key, curve.odd_bands())
-            if new and title == "Evaluation" and key.split("/", 1)[1] not in RATES:
+            if new and title == "Evaluation" and key.split("/")[1] not in RATES:
                 plot.curves[key].setVisible(False)  # perplexity & co. would flatten the rates
             drawn += 1
         return drawn
