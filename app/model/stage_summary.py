@@ -46,6 +46,9 @@ def _get(stage: dict[str, Any], *keys: str, default: Any = None) -> Any:
 
 def settings_text(stage: dict[str, Any]) -> str:
     """Length, batch, optimizer, schedule and precision in one line."""
+    if stage.get("kind") == "ensemble":
+        # Evaluated, never trained: only its combiner and batch matter.
+        return f"evaluation only · batch {_get(stage, 'batch_size', default=16)}"
     if _get(stage, "max_steps"):
         length = f"{stage['max_steps']} steps"
     else:

@@ -147,16 +147,25 @@ class QtDataPicker(QWidget):
         counts = ", ".join(f"{n:,} {split}" for split, n in seen.split_rows.items())
         total = seen.split_rows.get(train)
         text = f"{counts} rows"
-        ratio = self._value.get("eval_ratio", 0.1)
-        if (
-            total is not None
-            and not self._value.get("eval_split")
-            and isinstance(ratio, float | int)
-        ):
-            held = held_out_rows(total, float(ratio)) if 0 <= ratio < 1 else 0
-            text += f"; {held:,} held out for evaluation, {total - held:,} to train on"
+        if total is not None:
+            text += self._hold_outs(total)
         self.rows.setText(text)
         return seen.columns
+
+    def _hold_outs(self, total: int) -> str:
+        """'; 240 held out for the test, 192 for evaluation, 768 to train on': the test rows
+        are taken first, the eval rows from the rest (as the engine splits)."""
+
+        def ratio(key: str, default: float) -> float:
+            value = self._value.get(key, default)
+            return float(value) if isinstance(value, float | int) and 0 <= value < 1 else 0.0
+
+        test = 0 if self._value.get("test_split") else held_out_rows(total, ratio("test_ratio", 0))
+        rest = total - test
+        held = 0 if self._value.get("eval_split") else held_out_rows(rest, ratio("eval_ratio", 0.1))
+        parts = [f"{test:,} held out for the test"] if test else []
+        parts.append(f"{held:,} for evaluation" if test else f"{held:,} held out for evaluation")
+        return f"; {', '.join(parts)}, {rest - held:,} to train on"
 
     def _set(self, key: str, value: Any) -> None:
         value = value if value != "" else UNSET
