@@ -117,8 +117,13 @@ def check_distill(
                 "model folder or a Hub id",
             )
         )
+    if teacher_stage is not None and teacher_stage.kind == "joint":
+        # A joint stage's member teaches: its task and its data's labels.
+        teacher_stage = next(
+            (m for m in teacher_stage.members if m.name == stage.teacher.member), None
+        )
     if teacher_stage is not None:
-        taught = objective_of(teacher_stage)
+        taught = getattr(teacher_stage, "task", None) or objective_of(teacher_stage)
         if stage.task in classification and taught != stage.task:
             problems.append(
                 Problem(

@@ -369,3 +369,28 @@ def test_missing_member_files_are_named(tmp_path):
         "stages[1].members[0].path",
     }
     assert found["stages[0].members[1].model.path"].startswith("model folder not found: no-model")
+
+
+def test_a_joint_member_teaches_and_joins_an_ensemble_by_its_task(scored_csv):
+    text = (
+        shared_plan(scored_csv)
+        + f"""
+  - name: student
+    kind: distill
+    teacher: {{from_stage: multitask, member: mood}}
+    model: {{builtin: bert-tiny}}
+    data: {{path: {scored_csv}, max_length: 24}}
+  - name: both
+    kind: ensemble
+    members: [{{from_stage: multitask, member: mood}}, {{from_stage: student}}]
+    data: {{path: {scored_csv}, max_length: 24}}
+"""
+    )
+    load_plan_text(text)  # valid: the member's task is sequence classification
+    wrong = text.replace(
+        "member: mood}, {from_stage: student}", "member: strength}, {from_stage: student}"
+    )
+    assert any(
+        "sequence regression model; an ensemble combines sequence classifiers" in p
+        for p in problems(wrong)
+    )
