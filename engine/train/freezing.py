@@ -64,6 +64,9 @@ def apply_freezing(
     so an adapter stage's base weights stay fixed however the layers unfreeze.
     """
     layers, embeddings = frozen_layer_count(freezing, step)
+    # The state changes a few times a stage: walking every module each step is skipped.
+    if getattr(model, "_stagelab_frozen", None) == (layers, embeddings):
+        return layers, embeddings
 
     def allowed(param: torch.nn.Parameter) -> bool:
         return trainable is None or id(param) in trainable
@@ -74,4 +77,5 @@ def apply_freezing(
     if freezing.embeddings:
         for param in embedding_parameters(model):
             param.requires_grad_(not embeddings and allowed(param))
+    model._stagelab_frozen = (layers, embeddings)
     return layers, embeddings

@@ -65,5 +65,8 @@ def build_scheduler(
 
 def l1_penalty(model: torch.nn.Module) -> torch.Tensor:
     """Sum of absolute values of the trainable weight matrices (biases and norms left out)."""
-    terms = [p.abs().sum() for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    return torch.stack(terms).sum() if terms else torch.zeros(())
+    weights = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    if not weights:
+        return torch.zeros(())
+    # One multi-tensor kernel for every matrix's L1 norm (not one per parameter).
+    return torch.stack(torch._foreach_norm(weights, 1)).sum()

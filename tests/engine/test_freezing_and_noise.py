@@ -156,3 +156,24 @@ def test_mlm_masking_rate_and_targets():
     # Of the targets, about 80% become [MASK]; the labels keep the original token.
     assert 0.7 < (out["input_ids"][targets] == 4).float().mean() < 0.9
     assert torch.equal(out["labels"][targets], batch["input_ids"][targets])
+
+
+def test_swaps_in_one_gather_equal_swapping_left_to_right():
+    from engine.train.augment import swap_sources
+
+    def one_by_one(ids, can):
+        ids = ids.clone()
+        for r, c in zip(*(t.tolist() for t in can.nonzero(as_tuple=True)), strict=True):
+            ids[r, c], ids[r, c + 1] = ids[r, c + 1].item(), ids[r, c].item()
+        return ids
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        rows = int(torch.randint(1, 5, (1,), generator=gen))
+        length = int(torch.randint(2, 12, (1,), generator=gen))
+        ids = torch.randint(0, 1000, (rows, length), generator=gen)
+        can = torch.rand(rows, length - 1, generator=gen) < float(torch.rand(1, generator=gen))
+        assert torch.equal(ids.gather(1, swap_sources(can)), one_by_one(ids, can))
+    # A chain of three swaps rotates four tokens: a b c d -> b c d a.
+    can = torch.tensor([[True, True, True, False]])
+    assert torch.arange(5).gather(0, swap_sources(can)[0]).tolist() == [1, 2, 3, 0, 4]
