@@ -64,3 +64,38 @@ def test_a_joint_members_confusion_matrix_is_named(qtbot):
     qtbot.addWidget(view)
     view.show_matrix(run.confusion, "multitask")
     assert "stage multitask, member sentiment, step 8" in view.caption.text()
+
+
+def test_the_playground_offers_each_joint_member_and_shows_a_regression_value(tmp_path):
+    import json
+
+    from app.model.playground import PaneState, finished_outputs
+    from engine.store import Store, Workspace, queries
+
+    workspace = Workspace.open(tmp_path / "ws")
+    store = Store.open(workspace.db_path)
+    exp = queries.create_experiment(store, "j", "name: j", str(tmp_path))
+    run = queries.create_run(
+        store,
+        exp,
+        plan_text="name: j",
+        plan_dir=str(tmp_path),
+        gpus="cpu",
+        runs_dir=workspace.runs_dir,
+    )
+    out = tmp_path / "out"
+    for name in ("mood", "strength"):
+        (out / name).mkdir(parents=True)
+        (out / name / "config.json").write_text("{}")
+    members = [{"name": n, "folder": n} for n in ("mood", "strength")]
+    (out / "joint.json").write_text(json.dumps({"kind": "joint", "members": members}))
+    queries.upsert_stage(
+        store, run, 0, name="multitask", kind="joint", status="finished", output_dir=str(out)
+    )
+    choices = finished_outputs(store)
+    assert [c.folder for c in choices] == [str(out / "mood"), str(out / "strength")]
+    assert choices[1].label.endswith("multitask · strength (joint)")
+
+    state = PaneState()
+    state.apply({"event": "result", "result": {"task": "sequence_regression", "value": 3.25}})
+    assert state.lines == ["value  3.25"]

@@ -103,6 +103,9 @@ print(json.dumps([model.config.problem_type, model(**enc).logits.shape[-1]]))
 
     said = stagelab(ws, "predict", f"{run_id}:mutual:second", "--text", "a great day", "--json")
     assert json.loads(said.stdout.splitlines()[0])["labels"]
+    number = stagelab(ws, "predict", f"{run_id}:multitask:strength", "--text", "a great day")
+    assert number.stdout.splitlines()[1].split()[0] == "value"  # a number, not a label
+    float(number.stdout.splitlines()[1].split()[1])
     refused = stagelab(ws, "predict", f"{run_id}:mutual", "--text", "x", check=False)
     assert refused.returncode == 2
     assert "joint stage with a model per member (first, second)" in refused.stderr
