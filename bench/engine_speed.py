@@ -1,12 +1,21 @@
-"""Steps per second of the Stagelab engine on one masked-LM stage, measured side by side in
-one process against (a) a bare PyTorch loop and (b) Hugging Face `Trainer`, on the same
-model, data, batch size and optimizer. The engine runs with its store writer on (metric
-points batched into a real SQLite database) and a live listener attached.
+"""Steps per second of the Stagelab engine on one masked-LM or causal-LM stage, measured
+side by side in one process against (a) a bare PyTorch loop and (b) Hugging Face `Trainer`,
+on the same model, data, batch size and optimizer (AdamW, fused on CUDA). The engine runs
+with its store writer on (metric points batched into a real SQLite database) and a live
+listener attached.
 
     python bench/engine_speed.py                      # CPU: bert-tiny, 60 steps, 5 rounds
-    python bench/engine_speed.py --builtin bert-base --precision bf16 --steps 100   # GPU
+    # GPU, the issue's two reference points (full-length rows; --compile adds compiled
+    # bare-loop and Trainer rounds, timed after their warm-up steps):
+    python bench/engine_speed.py --builtin bert-base --precision bf16 --batch 64 \
+        --max-length 128 --pack --steps 100 --compile
+    python bench/engine_speed.py --builtin gpt2-base --objective causal_lm --precision bf16 \
+        --batch 16 --max-length 1024 --pack --steps 50 --compile
 
-Prints the median steps/s of each and the ratios engine ÷ bare and engine ÷ Trainer.
+Prints the median steps/s and samples/s of each, the ratios engine ÷ bare and engine ÷
+Trainer, and with --pack the model FLOPs utilisation (6·parameters·tokens/s over the GPU's
+peak, `--peak-tflops`, default from the device name). The engine has no compile setting
+yet, so only the bare loop and Trainer have compiled rounds.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ name: bench
 stages:
   - name: mlm
     kind: pretrain
+    objective: {objective}
     model: {{builtin: {builtin}, vocab_size: 2000}}
     data: {{path: {corpus}, format: text, max_length: {max_length}, eval_ratio: 0}}
     max_steps: {steps}
@@ -51,10 +61,31 @@ stages:
 """
 
 
-def make_context(args: argparse.Namespace, root: Path) -> StageContext:
+# Dense bf16 peak of the GPUs the issue names (TFLOP/s), for the MFU figure.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
+
+
+def make_corpus(args: argparse.Namespace, root: Path) -> Path:
+    """The demo corpus; with --pack its lines joined into rows longer than max_length, so
+    every batch is batch × max_length tokens (MFU needs a known token count)."""
     corpus = resources_dir() / "data" / "corpus.txt"
+    if not args.pack:
+        return corpus
+    words = corpus.read_text(encoding="utf-8").split()
+    per_row = args.max_length * 2  # words: more than enough tokens after truncation
+    rows = [" ".join(words[i : i + per_row]) for i in range(0, len(words) - per_row, per_row)]
+    while len(rows) < args.batch * 8:
+        rows += rows
+    packed = root / "packed.txt"
+    packed.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return packed
+
+
+def make_context(args: argparse.Namespace, root: Path) -> StageContext:
+    corpus = make_corpus(args, root)
     plan = load_plan_text(
         PLAN.format(
+            objective=args.objective,
             builtin=args.builtin,
             corpus=corpus,
             steps=args.steps,
@@ -100,19 +131,26 @@ def bench_engine(ctx: StageContext, recipe: PretrainRecipe) -> float:
     return ctx.stage.max_steps / elapsed
 
 
-def bench_bare(ctx: StageContext, recipe: PretrainRecipe) -> float:
-    """The loop a careful person writes by hand: same batches, no logging, no store."""
+def bench_bare(ctx: StageContext, recipe: PretrainRecipe, compiled: bool = False) -> float:
+    """The loop a careful person writes by hand: same batches, no logging, no store.
+    Compiled: `torch.compile`d, timed after `WARMUP` steps (compilation left out)."""
     seed_everything(0)
     model = recipe.model.__class__(recipe.model.config).to(ctx.device)
     model.train()
+    if compiled:
+        model = torch.compile(model)
     fused = ctx.device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, fused=fused or None)
     stream = BatchStream(recipe.train_rows, ctx.stage.batch_size, 0, recipe.pad_id, [0, 0])
     autocast = torch.autocast(
         "cuda", dtype=torch.bfloat16, enabled=ctx.stage.precision == "bf16" and fused
     )
+    warmup = WARMUP if compiled else 0
     start = time.perf_counter()
-    for step in range(ctx.stage.max_steps):
+    for step in range(ctx.stage.max_steps + warmup):
+        if step == warmup:
+            _sync(ctx.device)
+            start = time.perf_counter()
         batch = recipe.prepare(stream.next(), seed=0, micro_step=step, train=True)
         batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
         with autocast:
@@ -125,15 +163,35 @@ def bench_bare(ctx: StageContext, recipe: PretrainRecipe) -> float:
     return ctx.stage.max_steps / (time.perf_counter() - start)
 
 
-def bench_trainer(ctx: StageContext, recipe: PretrainRecipe, out: Path) -> float:
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+def bench_trainer(
+    ctx: StageContext, recipe: PretrainRecipe, out: Path, compiled: bool = False
+) -> float:
+    """HF `Trainer` on the same rows and collation; compiled: `torch_compile`, timed after
+    `WARMUP` steps by a callback."""
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
     from transformers.trainer_callback import PrinterCallback
+
+    warmup = WARMUP if compiled else 0
+    marks: dict[str, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == warmup:
+                _sync(ctx.device)
+                marks["start"] = time.perf_counter()
 
     seed_everything(0)
     model = recipe.model.__class__(recipe.model.config)
     args = TrainingArguments(
         output_dir=str(out),
-        max_steps=ctx.stage.max_steps,
+        max_steps=ctx.stage.max_steps + warmup,
+        torch_compile=compiled,
+        optim="adamw_torch_fused" if ctx.device.type == "cuda" else "adamw_torch",
         per_device_train_batch_size=ctx.stage.batch_size,
         learning_rate=5e-4,
         logging_steps=10,
@@ -145,15 +203,30 @@ def bench_trainer(ctx: StageContext, recipe: PretrainRecipe, out: Path) -> float
         disable_tqdm=True,
         max_grad_norm=1.0,
     )
-    collator = DataCollatorForLanguageModeling(recipe.tokenizer, mlm_probability=0.15)
+    masked = ctx.stage.objective == "masked_lm"
+    collator = DataCollatorForLanguageModeling(recipe.tokenizer, mlm=masked, mlm_probability=0.15)
     trainer = Trainer(
-        model=model, args=args, train_dataset=recipe.train_rows, data_collator=collator
+        model=model,
+        args=args,
+        train_dataset=recipe.train_rows,
+        data_collator=collator,
+        callbacks=[Clock()],
     )
     trainer.remove_callback(PrinterCallback)  # it still logs every 10 steps, just silently
-    start = time.perf_counter()
+    marks["start"] = time.perf_counter()
     trainer.train()
     _sync(ctx.device)
-    return ctx.stage.max_steps / (time.perf_counter() - start)
+    return ctx.stage.max_steps / (time.perf_counter() - marks["start"])
+
+
+WARMUP = 5  # steps a compiled loop takes before it is timed
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
 def _sync(device: torch.device) -> None:
@@ -170,30 +243,51 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--objective", default="masked_lm", choices=["masked_lm", "causal_lm"])
+    parser.add_argument("--pack", action="store_true", help="rows of exactly max_length tokens")
+    parser.add_argument("--compile", action="store_true", help="add compiled bare/Trainer rounds")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, for MFU")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ctx = make_context(args, root)
         recipe = PretrainRecipe(ctx)
         recipe.setup()
+        parameters = sum(p.numel() for p in recipe.model.parameters())
         results: dict[str, list[float]] = {"engine": [], "bare": [], "trainer": []}
-        for _ in range(args.rounds):  # interleaved, so drift hits all three alike
+        if args.compile:
+            results |= {"bare compiled": [], "trainer compiled": []}
+        for _ in range(args.rounds):  # interleaved, so drift hits all alike
             results["engine"].append(bench_engine(ctx, recipe))
             results["bare"].append(bench_bare(ctx, recipe))
             results["trainer"].append(bench_trainer(ctx, recipe, root / "trainer"))
+            if args.compile:
+                results["bare compiled"].append(bench_bare(ctx, recipe, compiled=True))
+                results["trainer compiled"].append(
+                    bench_trainer(ctx, recipe, root / "trainer", compiled=True)
+                )
         ctx.recorder.close()
         points = len(queries.export_metrics_rows(ctx.store, ctx.run_id) or [])
     med = {k: statistics.median(v) for k, v in results.items()}
+    peak = peak_tflops(torch.device(args.device), args.peak_tflops)
     print(
-        f"device {args.device}, {args.builtin}, batch {args.batch}, seq ≤ {args.max_length}, "
+        f"device {args.device}, {args.builtin} {args.objective} ({parameters / 1e6:.1f} M "
+        f"parameters), batch {args.batch}, seq {'=' if args.pack else '≤'} {args.max_length}, "
         f"{args.steps} steps × {args.rounds} rounds, precision {args.precision}"
     )
     for name, value in med.items():
-        print(
-            f"  {name:8s} {value:8.2f} steps/s   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})"
-        )
+        samples = value * args.batch
+        line = f"  {name:16s} {value:8.2f} steps/s {samples:9.1f} samples/s"
+        if args.pack and peak:
+            # 6·N FLOPs per token (forward + backward), attention's share left out.
+            mfu = 6 * parameters * samples * args.max_length / (peak * 1e12)
+            line += f"   MFU {mfu:6.1%}"
+        print(f"{line}   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})")
     print(f"  engine ÷ bare PyTorch loop : {med['engine'] / med['bare']:.3f}")
     print(f"  engine ÷ HF Trainer        : {med['engine'] / med['trainer']:.3f}")
+    if args.compile:
+        print(f"  engine ÷ compiled Trainer  : {med['engine'] / med['trainer compiled']:.3f}")
+        print("  (the engine has no compile setting yet: its rounds are eager)")
     print(f"  metric points stored by the engine during the bench: {points}")
     return 0
 
