@@ -114,6 +114,8 @@ class SqlRun(Base):
     use_cache: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=True, server_default="1"
     )
+    # Processes per node (torchrun's --nproc-per-node); a resume starts as many.
+    nproc: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     __table_args__ = (
         UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_id_number"),
         CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),

@@ -73,6 +73,7 @@ class RunInfo:
     ended_ms: int | None
     resume_count: int
     use_cache: bool = True
+    nproc: int = 1  # processes per node
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def _info(row: SqlRun) -> RunInfo:
         ended_ms=row.ended_ms,
         resume_count=row.resume_count,
         use_cache=bool(row.use_cache),
+        nproc=row.nproc or 1,
     )
 
 
@@ -52,6 +53,7 @@ def create_run(
     gpus: str,
     runs_dir: Path,
     use_cache: bool = True,
+    nproc: int = 1,
 ) -> str:
     """Record a queued run of an experiment and make its folder; returns the run id.
 
@@ -79,6 +81,7 @@ def create_run(
                 created_ms=now_ms(),
                 resume_count=0,
                 use_cache=use_cache,
+                nproc=nproc,
             )
         )
     return run_id
