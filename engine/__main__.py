@@ -13,9 +13,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a run recorded in the workspace")
-    run.add_argument("--workspace", required=True, type=Path)
-    run.add_argument("--run", required=True, dest="run_id")
+    run.add_argument("--workspace", type=Path)
+    # --run-id: torchrun's own parser would take `--run` for its `--run-path`.
+    run.add_argument("--run", "--run-id", dest="run_id")
     run.add_argument("--resume", action="store_true")
+    # Under torchrun on a node that does not record the run: everything comes from the
+    # owner process.
+    run.add_argument("--worker", action="store_true")
     sweep = sub.add_parser("sweep", help="run a sweep recorded in the workspace")
     sweep.add_argument("--workspace", required=True, type=Path)
     sweep.add_argument("--sweep", required=True, dest="sweep_id")
@@ -26,9 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_sweep(args.workspace, args.sweep_id)
     # The engine's log is a file; progress bars of datasets would only fill it.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if not args.worker and (args.workspace is None or args.run_id is None):
+        parser.error("run needs --workspace and --run (or --worker)")
     from engine.process.runner import run_engine
 
-    return run_engine(args.workspace, args.run_id, resume=args.resume)
+    workspace = None if args.worker else args.workspace
+    return run_engine(workspace, args.run_id, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
     open_workspace,
     parse_gpus,
 )
-from engine.cli.launch import record_run, start_engine
+from engine.cli.launch import Nodes, batch_problems, processes, record_run, start_engine
 from engine.cli.predict_command import cmd_predict  # noqa: F401
 from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
@@ -67,6 +67,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     gpus = parse_gpus(args.gpus)
+    nodes = _nodes(args, gpus)
+    if nodes.rank > 0:
+        return _run_worker(gpus, args.nproc, nodes)
+    problems = batch_problems(plan, processes(gpus, args.nproc) * nodes.count)
+    if problems:
+        print(f"{path}: nothing was started:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     workspace, store = open_workspace(args)
     run_id = record_run(
         workspace,
@@ -76,8 +85,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan_dir=str(Path(path).resolve().parent),
         gpus=gpus,
         use_cache=not args.no_cache,
+        nproc=processes(gpus, args.nproc),
     )
-    return _launch(workspace, store, run_id, resume=False, detach=args.detach)
+    return _launch(workspace, store, run_id, resume=False, detach=args.detach, nodes=nodes)
+
+
+def _nodes(args: argparse.Namespace, gpus: str) -> Nodes:
+    """The machines of a run from --nnodes/--node-rank/--rdzv (checked)."""
+    nproc = getattr(args, "nproc", 1)
+    if nproc < 1:
+        raise UserError(f"--nproc must be 1 or more (got {nproc})")
+    if nproc > 1 and gpus != "cpu" and nproc != processes(gpus, 1):
+        raise UserError("--nproc is for CPU processes; with --gpus every GPU gets one process")
+    count = getattr(args, "nnodes", 1)
+    rank = getattr(args, "node_rank", 0)
+    if count < 1 or not 0 <= rank < count:
+        raise UserError(f"--node-rank must be between 0 and {count - 1} (--nnodes {count})")
+    if count > 1 and not args.rdzv:
+        raise UserError("several machines (--nnodes) need --rdzv HOST:PORT of node 0")
+    return Nodes(count, rank, args.rdzv)
+
+
+def _run_worker(gpus: str, nproc: int, nodes: Nodes) -> int:
+    """`--node-rank` > 0: this machine's processes train; node 0 records everything."""
+    import os
+    import subprocess
+
+    from engine.cli.launch import launch_env, worker_command
+
+    print(f"node {nodes.rank} of {nodes.count}: joining the run at {nodes.rdzv}", file=sys.stderr)
+    cmd = worker_command(gpus, nproc, nodes)
+    return subprocess.call(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1", **launch_env(gpus)))
 
 
 def _looks_like_file(ref: str) -> bool:
@@ -86,6 +124,10 @@ def _looks_like_file(ref: str) -> bool:
 
 def _run_experiment(args: argparse.Namespace) -> int:
     """`stagelab run EXPERIMENT`: a new run of the experiment's stored plan."""
+    gpus = parse_gpus(args.gpus)
+    nodes = _nodes(args, gpus)
+    if nodes.rank > 0:
+        return _run_worker(gpus, args.nproc, nodes)
     workspace, store = open_workspace(args)
     exp = lookup(queries.get_experiment, store, args.plan)
     try:
@@ -99,20 +141,36 @@ def _run_experiment(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    plan = load_plan_text(exp.plan_text, source=exp.name, plan_dir=Path(exp.plan_dir))
+    problems = batch_problems(plan, processes(gpus, args.nproc) * nodes.count)
+    if problems:
+        print(f"experiment {exp.id}: nothing was started:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     run_id = queries.create_run(
         store,
         exp.id,
         plan_text=exp.plan_text,
         plan_dir=exp.plan_dir,
-        gpus=parse_gpus(args.gpus),
+        gpus=gpus,
         runs_dir=workspace.runs_dir,
         use_cache=not args.no_cache,
+        nproc=processes(gpus, args.nproc),
     )
-    return _launch(workspace, store, run_id, resume=False, detach=args.detach)
+    return _launch(workspace, store, run_id, resume=False, detach=args.detach, nodes=nodes)
 
 
-def _launch(workspace: Workspace, store: Store, run_id: str, *, resume: bool, detach: bool) -> int:
-    proc = start_engine(workspace, run_id, resume=resume, detach=detach)
+def _launch(
+    workspace: Workspace,
+    store: Store,
+    run_id: str,
+    *,
+    resume: bool,
+    detach: bool,
+    nodes: Nodes | None = None,
+) -> int:
+    proc = start_engine(workspace, run_id, resume=resume, detach=detach, nodes=nodes)
     if detach:
         print(run_id)
         return EXIT_OK
@@ -156,6 +214,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """`stagelab resume RUN`: continue an interrupted or stopped run from its checkpoint."""
     workspace, store = open_workspace(args)
     run = lookup(queries.get_run, store, args.run)
+    nodes = _nodes(args, run.gpus)
     if run.status == "paused":
         return resume_live(run)
     if run.status not in RESUMABLE:
@@ -165,7 +224,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             "queued": "it has not started yet",
         }.get(run.status, f"its status is {run.status}")
         raise UserError(f"run {run.id} cannot be resumed: {hint}")
-    return _launch(workspace, store, run.id, resume=True, detach=args.detach)
+    return _launch(workspace, store, run.id, resume=True, detach=args.detach, nodes=nodes)
 
 
 def cmd_clone(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from engine.store.workspace import Workspace
 
@@ -50,27 +51,115 @@ def experiment_for(
     return queries.create_experiment(store, name, text, plan_dir)
 
 
-def engine_command(workspace: Workspace, run_id: str, *, resume: bool) -> list[str]:
-    """Command line of the engine process for a run."""
-    cmd = [*module_command("engine"), "run", "--workspace", str(workspace.root)]
-    cmd += ["--run", run_id]
+@dataclass(frozen=True)
+class Nodes:
+    """Several machines: torchrun's c10d rendezvous at `rdzv` (HOST:PORT)."""
+
+    count: int = 1
+    rank: int = 0
+    rdzv: str | None = None
+
+
+def processes(gpus: str, nproc: int) -> int:
+    """Processes per node: one per chosen GPU, else `nproc` (CPU, gloo)."""
+    return len(gpus.split(",")) if gpus and gpus != "cpu" else max(nproc, 1)
+
+
+def batch_problems(plan: Any, world: int) -> list[str]:
+    """Why the plan cannot train on `world` processes: `batch_size` is the global batch,
+    split evenly across them (evaluation-only stages run on one process)."""
+    if world <= 1:
+        return []
+    return [
+        f"stages[{i}] '{stage.name}': batch_size {stage.batch_size} cannot be split over "
+        f"{world} processes (batch_size is the global batch; use a multiple of {world})."
+        for i, stage in enumerate(plan.stages)
+        if stage.kind != "ensemble" and getattr(stage, "batch_size", 0) % world
+    ]
+
+
+def _torchrun(gpus: str, nproc: int, nodes: Nodes) -> list[str]:
+    """PyTorch's launcher (torch.distributed.run) starting `python -m engine run`."""
+    if getattr(sys, "frozen", False):
+        raise RuntimeError("several processes need a Python installation with torchrun")
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    cmd += ["--nproc-per-node", str(processes(gpus, nproc)), "--max-restarts", "0"]
+    if nodes.count > 1:
+        cmd += ["--nnodes", str(nodes.count), "--node-rank", str(nodes.rank)]
+        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", str(nodes.rdzv)]
+        cmd += ["--rdzv-id", f"stagelab-{nodes.rdzv}"]
+    else:
+        cmd += ["--standalone"]
+    return [*cmd, "-m", "engine", "run"]
+
+
+def launch_env(gpus: str) -> dict[str, str]:
+    """The engine's extra environment under torchrun: its backend and visible GPUs."""
+    env = {"STAGELAB_DIST_BACKEND": "gloo" if gpus in ("", "cpu") else "nccl"}
+    if gpus and gpus != "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = gpus
+    return env
+
+
+def engine_command(
+    workspace: Workspace,
+    run_id: str,
+    *,
+    resume: bool,
+    gpus: str = "cpu",
+    nproc: int = 1,
+    nodes: Nodes | None = None,
+) -> list[str]:
+    """Command line of the engine process for a run: under torchrun when the run has
+    several processes or machines (with `launch_env`)."""
+    nodes = nodes or Nodes()
+    if distributed(gpus, nproc, nodes):
+        # `--run-id`: torchrun's parser would take `--run` for its `--run-path`.
+        head, flag = _torchrun(gpus, nproc, nodes), "--run-id"
+    else:
+        head, flag = [*module_command("engine"), "run"], "--run"
+    cmd = [*head, "--workspace", str(workspace.root), flag, run_id]
     return cmd + ["--resume"] if resume else cmd
 
 
+def distributed(gpus: str, nproc: int, nodes: Nodes) -> bool:
+    """Whether the run starts under torchrun."""
+    return processes(gpus, nproc) > 1 or nodes.count > 1
+
+
+def worker_command(gpus: str, nproc: int, nodes: Nodes) -> list[str]:
+    """A node other than the recording one (`--node-rank` > 0): its processes follow the
+    owner on node 0 and record nothing here (with `launch_env`)."""
+    return [*_torchrun(gpus, nproc, nodes), "--worker"]
+
+
 def start_engine(
-    workspace: Workspace, run_id: str, *, resume: bool, detach: bool
+    workspace: Workspace,
+    run_id: str,
+    *,
+    resume: bool,
+    detach: bool,
+    nodes: Nodes | None = None,
 ) -> subprocess.Popen:
     """Start the engine process of a run, its output going to the run's engine.log.
 
-    A detached engine gets its own session, so closing the terminal (or the GUI) does not
-    stop it.
+    A run of several processes (`nproc`, or several GPUs) starts under torchrun. A detached
+    engine gets its own session, so closing the terminal (or the GUI) does not stop it.
     """
+    from engine.store import Store, queries
+
+    run = queries.get_run(Store.open(workspace.db_path), run_id)
     run_dir = workspace.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    nodes = nodes or Nodes()
+    cmd = engine_command(
+        workspace, run_id, resume=resume, gpus=run.gpus, nproc=run.nproc, nodes=nodes
+    )
+    extra = launch_env(run.gpus) if distributed(run.gpus, run.nproc, nodes) else {}
     log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
     return subprocess.Popen(
-        engine_command(workspace, run_id, resume=resume),
+        cmd,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -90,6 +179,7 @@ def record_run(
     opened_from: str | None = None,
     use_cache: bool = True,
     experiment_id: str | None = None,
+    nproc: int = 1,
 ) -> str:
     """Record a queued run of a plan (in the experiment of that name and plan text, or see
     `experiment_for` for a plan opened from an experiment; `experiment_id` names the
@@ -107,4 +197,5 @@ def record_run(
         gpus=gpus,
         runs_dir=workspace.runs_dir,
         use_cache=use_cache,
+        nproc=nproc,
     )

@@ -23,6 +23,7 @@ examples:
   stagelab run --demo                       train the built-in demo headless (~3 min on CPU)
   stagelab validate plan.yaml               check a plan; every problem is listed
   stagelab run plan.yaml --gpus 0 --detach  start a run in the background, print its id
+  stagelab run plan.yaml --nproc 2          two processes (torchrun, gloo); --gpus 0,1: NCCL
   stagelab ls                               experiments and their runs
   stagelab show RUN --json                  one run and its stages
   stagelab watch RUN                        follow a live run (progress, metrics) until it ends
@@ -39,6 +40,18 @@ examples:
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
 """
+
+
+def add_node_arguments(p: argparse.ArgumentParser) -> None:
+    """Several machines (torchrun's c10d rendezvous); docs/distributed.md."""
+    p.add_argument("--nnodes", type=int, default=1, help="machines of the run (default 1)")
+    p.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        help="this machine: 0 records the run, the others only train",
+    )
+    p.add_argument("--rdzv", metavar="HOST:PORT", help="rendezvous of the machines (node 0's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default: the plan's name)")
     p.add_argument("--gpus", default="cpu", help="'cpu' or GPU indices such as '0' or '0,1'")
     p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes on the CPU (gloo) under torchrun; batch_size is split across them",
+    )
+    add_node_arguments(p)
+    p.add_argument(
         "--detach", action="store_true", help="start in the background and print the run id"
     )
     p.add_argument(
@@ -93,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run")
     p.add_argument("--detach", action="store_true", help="continue in the background")
+    add_node_arguments(p)
 
     p = sub.add_parser("watch", help="follow a live run: progress bars and metrics until it ends")
     p.add_argument("run")

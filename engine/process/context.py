@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from engine.process.checkpoint import prune_checkpoints, save_checkpoint
+from engine.process.distributed import SINGLE, Dist
 from engine.process.recorder import Recorder
 from engine.spec.plan import Plan
 
@@ -63,6 +64,7 @@ class StageContext:
     control: Control
     cache_dir: Path
     outputs: dict[str, Path] = field(default_factory=dict)
+    dist: Dist = SINGLE  # several processes: this one's rank; only the owner writes
 
     @property
     def stage(self) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from engine.process.context import Control, StageContext
+from engine.process.distributed import SINGLE, Dist, device_of, from_environment, peer_lost
 from engine.process.environment import environment_record
 from engine.process.fingerprint import plan_fingerprints
 from engine.process.recorder import Recorder, now_ms
@@ -62,11 +63,13 @@ def pick_device(gpus: str) -> torch.device:
     return torch.device(f"cuda:{gpus.split(',')[0].strip()}")
 
 
-def install_signal_handlers(control: Control) -> None:
-    """Ctrl-C and SIGTERM ask for a checkpoint and a clean stop; a second Ctrl-C quits."""
+def install_signal_handlers(control: Control, dist: Dist = SINGLE) -> None:
+    """Ctrl-C and SIGTERM ask for a checkpoint and a clean stop; a second Ctrl-C quits
+    (one process only: under torchrun a Ctrl-C reaches the owner twice, from the terminal
+    and from the launcher)."""
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if control.stop_requested:
+        if control.stop_requested and not dist.active:
             raise KeyboardInterrupt
         control.stop()
 
@@ -82,8 +85,17 @@ def _resume_point(store: Store, run_id: str) -> tuple[int, int, Path | None]:
     return -1, 0, None
 
 
-def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> int:
-    """Train a run to its end, or until stopped; returns the process exit code."""
+def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool = False) -> int:
+    """Train a run to its end, or until stopped; returns the process exit code.
+
+    Under torchrun the process given the workspace (local rank 0 of the recording node)
+    owns the run; the others, on any node, follow it (`engine/process/worker.py`)."""
+    dist = from_environment(owner_candidate=workspace_root is not None)
+    if not dist.main:
+        from engine.process.worker import follow
+
+        return follow(dist)
+    assert workspace_root is not None and run_id is not None
     workspace = Workspace.open(workspace_root)
     store = Store.open(workspace.db_path)
     run = queries.get_run(store, run_id)
@@ -102,18 +114,54 @@ def run_engine(workspace_root: Path, run_id: str, *, resume: bool = False) -> in
         return EXIT_BAD_INPUT
 
     plan = load_plan_text(run.plan_text)
-    device = pick_device(run.gpus)
+    device = device_of(dist) if dist.active else pick_device(run.gpus)
     control = Control()
-    install_signal_handlers(control)
+    install_signal_handlers(control, dist)
     recorder = Recorder(store, run_id, run_dir=run_dir)
     recorder.start()
     _create_stage_rows(store, run_id, plan)
     channel = open_channel(recorder, control, run_dir, device)
     forward_logs(recorder)
-    queries.set_run_environment(store, run_id, environment_record(plan, Path(run.plan_dir), device))
+    environment = environment_record(plan, Path(run.plan_dir), device)
+    if dist.active:
+        environment["distributed"] = dist.describe()
+    queries.set_run_environment(store, run_id, environment)
     try:
-        status = _train_stages(store, run, plan, device, control, recorder, workspace, channel)
+        from engine.cli.launch import batch_problems
+
+        problems = batch_problems(plan, dist.world)
+        if problems:
+            raise ValueError(" ".join(problems))
+        # What the other processes need to follow: the plan and where the run's files are.
+        dist.broadcast(
+            {
+                "plan_text": run.plan_text,
+                "plan_dir": run.plan_dir,
+                "run_id": run.id,
+                "run_dir": run.run_dir,
+                "cache_dir": str(workspace.root / "cache"),
+            }
+        )
+        status = _train_stages(
+            store, run, plan, device, control, recorder, workspace, channel, dist
+        )
+        dist.broadcast(("end",))
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported
+        if dist.active and peer_lost(exc):
+            # Another process of the run went away (killed, its node lost): torchrun ends
+            # the others; the run continues with `stagelab resume`.
+            recorder.event("interrupted", f"a process of the run is gone: {exc}", level="error")
+            error = f"a process of the run is gone: {exc}"
+            unwritten = _close_recorder(recorder, run_dir)
+            _end(
+                store,
+                run_id,
+                channel,
+                "interrupted",
+                f"{error}; {unwritten}" if unwritten else error,
+            )
+            print(f"stagelab engine: run {run_id} interrupted: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         recorder.event(
             "error",
             f"{type(exc).__name__}: {exc}",
@@ -219,6 +267,7 @@ def _train_stages(
     recorder: Recorder,
     workspace: Workspace,
     channel: Any = None,
+    dist: Dist = SINGLE,
 ) -> str:
     existing = {s.idx: s for s in queries.list_stages(store, run.id)}
     resume_idx, resume_step, resume_folder = _resume_point(store, run.id)
@@ -252,6 +301,7 @@ def _train_stages(
             control=control,
             cache_dir=workspace.root / "cache",
             outputs=outputs,
+            dist=dist,
         )
         # Points written after the checkpoint (or by an earlier try of this stage) are
         # dropped, so the continued series has no repeated and no missing steps.
@@ -275,8 +325,13 @@ def _train_stages(
         )
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)
+        if recipe.trains:
+            # The others set up after the owner (a built-in tokenizer is trained and saved
+            # once, then loaded), then train with it.
+            dist.broadcast(("train", idx, str(folder) if folder else None, dict(outputs)))
         recipe.setup()
         if recipe.trains:
+            dist.barrier()
             outcome = train_stage(ctx, recipe, resume_from=folder)
         else:
             outcome = evaluate_stage(ctx, recipe)

@@ -20,6 +20,12 @@ import torch
 
 from engine.data.encode import pad_batch
 from engine.process.checkpoint import load_checkpoint, rng_state, set_rng_state
+from engine.process.distributed import (
+    StepLossModule,
+    hold_between_steps,
+    no_sync,
+    share_state,
+)
 from engine.recipes.base import EvalSet
 from engine.train.augment import augment_batch
 from engine.train.batches import Streams
@@ -200,7 +206,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         recipe: the stage kind's recipe after setup (model, rows, batch preparation).
         resume_from: checkpoint folder to continue from, if any.
     """
-    stage, model, device = ctx.stage, recipe.model, ctx.device
+    stage, model, device, dist = ctx.stage, recipe.model, ctx.device, ctx.dist
     modules = recipe.trained_modules()
     for module in modules.values():
         module.to(device)
@@ -234,10 +240,17 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
         state = LoopState.from_saved(saved["loop"])
-        set_rng_state(saved["rng"])
+        own = dist.own_rng(saved)
+        if own is not None:
+            set_rng_state(own)
+        else:
+            dist.seed_rank(stage.seed + state.step)
         ctx.recorder.event("resume", f"resumed at step {state.step}", stage_idx=ctx.index)
+    else:
+        dist.seed_rank(stage.seed)
     # Best weights written after the checkpoint (or by an earlier try) are stale.
-    prune_best(ctx, {state.best_step})
+    if dist.main:
+        prune_best(ctx, {state.best_step})
     checkpointed_best = state.best_step
     if stage.precision != "fp32" and device.type != "cuda":
         ctx.recorder.event(
@@ -258,18 +271,20 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     def save(reason: str) -> None:
         nonlocal checkpointed_best
         flush_logs()
-        ctx.save_checkpoint(
-            modules,
-            state.step,
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(device),
-                "loop": asdict(state),
-            },
-            reason,
-        )
+        # Every process's RNG state (one list, by rank) goes into the owner's checkpoint.
+        ranks = dist.gather(rng_state(device))
+        if not dist.main:
+            return
+        saved = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": ranks[0],
+            "loop": asdict(state),
+        }
+        if dist.active:
+            saved["rng_ranks"] = ranks
+        ctx.save_checkpoint(modules, state.step, saved, reason)
         # The checkpoint row is stored: older best weights are no longer needed for a resume.
         checkpointed_best = state.best_step
         prune_best(ctx, {state.best_step})
@@ -279,6 +294,12 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     samples = tokens = 0
     interval_start = time.perf_counter()
     frozen = None
+    ddp = None  # several processes: DistributedDataParallel over the step's loss
+
+    def read(values: list[torch.Tensor], total: bool = True) -> list[float]:
+        # Several processes: each holds its rows' share of a loss; the sum is the loss.
+        stacked = torch.stack(values).float()
+        return (dist.total(stacked) if total else stacked).cpu().tolist()
 
     def flush_logs() -> None:
         nonlocal samples, tokens, interval_start
@@ -288,15 +309,15 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         # Steps without a labelled position have no loss (and no gradient) to record.
         done = [p for p in pending if p[1] is not None]
         if done:
-            losses = torch.stack([p[1] for p in done]).float().cpu().tolist()
+            losses = read([p[1] for p in done])
             ctx.recorder.series(ctx.index, "train/loss", [p[0] for p in done], losses)
         normed = [p for p in done if p[2] is not None]
         if normed:
-            norms = torch.stack([p[2] for p in normed]).float().cpu().tolist()
+            norms = read([p[2] for p in normed], total=False)  # the same on every process
             ctx.recorder.series(ctx.index, "train/grad_norm", [p[0] for p in normed], norms)
         for name in dict.fromkeys(k for p in done for k in p[3]):
             parted = [p for p in done if name in p[3]]
-            values = torch.stack([p[3][name] for p in parted]).float().cpu().tolist()
+            values = read([p[3][name] for p in parted])
             ctx.recorder.series(ctx.index, f"train/{name}", [p[0] for p in parted], values)
         step_ids = [p[0] for p in pending]
         elapsed = max(time.perf_counter() - interval_start, 1e-9)
@@ -315,6 +336,11 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         for frozen_model in freezable:
             now_frozen = apply_freezing(frozen_model, stage.freezing, state.step, trainable)
         if now_frozen != frozen:
+            if dist.active:  # DDP syncs the parameters trainable when it is built
+                loss_module = StepLossModule(
+                    recipe, trained, stage.regularization.l1, micro_batches, dist.world
+                )
+                ddp = dist.wrap(loss_module, device)
             if frozen is not None:
                 layers, embeddings = now_frozen
                 ctx.recorder.event(
@@ -348,7 +374,18 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         targets = sum(recipe.count_targets(b) for b in batches)
         step_loss = torch.zeros((), device=device) if targets else None
         parts: dict[str, torch.Tensor] = {}
-        for batch in batches if targets else ():
+        for i, batch in enumerate(batches if targets else ()):
+            if dist.active:
+                # This process's rows; the target count is the global batch's.
+                batch = {k: v.to(device, non_blocking=True) for k, v in dist.local(batch).items()}
+                with no_sync(ddp, last=i == len(batches) - 1):
+                    with _autocast(ctx):
+                        loss, share, out_parts = ddp(batch, targets)
+                    scaler.scale(loss).backward()
+                step_loss += share.detach()
+                for name, part in out_parts.items():
+                    parts[name] = parts.get(name, 0) + part.detach()
+                continue
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with _autocast(ctx):
                 out = recipe.loss(batch, targets)
@@ -397,13 +434,20 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             flush_logs()
         if stage.eval.every_steps and state.step % stage.eval.every_steps == 0:
             flush_logs()
-            values = evaluate(ctx, recipe, state.step)
-            track_best(ctx, state, modules, values, checkpointed_best)
-            count_patience(ctx, state, values)
+            if dist.main:  # the owner evaluates; the others wait for its counters
+                values = evaluate(ctx, recipe, state.step)
+                track_best(ctx, state, modules, values, checkpointed_best)
+                count_patience(ctx, state, values)
             state.last_eval_step = state.step
+            share_state(dist, state)
         if stage.checkpoint.every_steps and state.step % stage.checkpoint.every_steps == 0:
             save("interval")
         # A pause holds here, between two steps; a checkpoint asked for meanwhile is written.
+        if dist.active:
+            if hold_between_steps(dist, ctx.control, save) and state.step < steps:
+                save("stop")
+                return "stopped"
+            continue
         while True:
             if ctx.control.checkpoint_requested:
                 ctx.control.checkpoint_requested = False
@@ -415,6 +459,8 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             return "stopped"
 
     flush_logs()
+    if not dist.main:
+        return "early_stopped" if state.stopped_early else "finished"
     if state.last_eval_step != state.step:
         values = evaluate(ctx, recipe, state.step)
         track_best(ctx, state, modules, values, checkpointed_best)

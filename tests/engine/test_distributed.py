@@ -1,0 +1,186 @@
+"""Runs of several processes under torchrun (CPU, gloo): the same numbers as one process
+with the same global batch, every point recorded once, a killed process ends the run
+`interrupted` and resume finishes it, two local "machines" through the c10d rendezvous.
+Real CLI, real engine subprocesses, a tiny model (docs/distributed.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.engine.live_kill import pause_after_checkpoint
+from tests.engine.test_runs import export, show, stagelab, wait_for
+
+pytestmark = pytest.mark.slow
+
+# Dropout 0: each process draws its own dropout noise, so only a run without dropout can
+# equal one process number for number. Batches are global (split over the processes).
+PLAN = """
+name: ddp
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 8
+    log_every_steps: 2
+    regularization: {dropout: 0.0}
+    eval: {every_steps: 4, metrics: [loss, accuracy]}
+    checkpoint: {every_steps: 4}
+  - name: cls
+    kind: train
+    model: {from_stage: mlm}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    grad_accum: 2
+    max_steps: 12
+    log_every_steps: 3
+    regularization: {dropout: 0.0}
+    freezing: {embeddings: true, layers: 1, unfreeze: {every_steps: 6}}
+    eval: {every_steps: 6, metrics: [loss, accuracy, f1]}
+    checkpoint: {every_steps: 3}
+"""
+
+# float32 sums in another order (two halves of a batch, then DDP's all-reduce).
+REL_TOL = 1e-4
+
+
+@pytest.fixture
+def plan_file(data_dir: Path, tmp_path: Path) -> Path:
+    path = data_dir / f"ddp-{tmp_path.name}.yaml"
+    path.write_text(PLAN)
+    return path
+
+
+def run_id_of(ws: Path, name: str) -> str:
+    for exp in json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]:
+        if exp["name"] == name:
+            return exp["runs"][0]["id"]
+    raise AssertionError(f"no experiment {name}")
+
+
+def points(ws: Path, run_id: str, out: Path) -> dict[tuple, float]:
+    rows = export(ws, run_id, out)
+    keys = [(stage, step, key) for stage, step, key, _ in rows]
+    assert len(keys) == len(set(keys)), "a point was recorded twice"
+    return {(stage, step, key): float(value) for stage, step, key, value in rows}
+
+
+def assert_close(ours: dict, theirs: dict, rel: float) -> None:
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, rel=rel, abs=1e-6), key
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    stagelab(ws, "run", str(plan_file), "--name", "one", "--no-cache")
+    two = stagelab(ws, "run", str(plan_file), "--name", "two", "--nproc", "2", "--no-cache")
+    assert "finished" in two.stdout
+    one_id, two_id = run_id_of(ws, "one"), run_id_of(ws, "two")
+    data = show(ws, two_id)
+    assert data["status"] == "finished"
+    assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
+    ours = points(ws, two_id, tmp_path / "two.csv")
+    theirs = points(ws, one_id, tmp_path / "one.csv")
+    assert any(k[2] == "train/loss" for k in ours) and any(k[2] == "eval/f1" for k in ours)
+    assert_close(ours, theirs, REL_TOL)
+    from engine.store import Store, queries
+
+    run = queries.get_run(Store.open(ws / "stagelab.db"), two_id)
+    assert run.nproc == 2
+    assert run.environment["distributed"]["world_size"] == 2
+    # Only the owner writes: one checkpoint row per checkpoint, the other rank's pid file.
+    assert (Path(run.run_dir) / "rank1.pid").exists()
+
+
+def test_a_batch_that_does_not_split_is_refused_before_anything_starts(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    proc = stagelab(ws, "run", str(plan_file), "--nproc", "3", check=False)
+    assert proc.returncode == 2
+    assert "batch_size 16 cannot be split over 3 processes" in proc.stderr
+    assert "use a multiple of 3" in proc.stderr
+    assert not (ws / "runs").exists() or not any((ws / "runs").iterdir())
+
+
+def test_sigkill_of_one_process_interrupts_the_run_and_resume_finishes_it(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    stagelab(ws, "run", str(plan_file), "--name", "reference", "--nproc", "2", "--no-cache")
+    ref_id = run_id_of(ws, "reference")
+    run_id = stagelab(
+        ws, "run", str(plan_file), "--name", "killed", "--nproc", "2", "--detach", "--no-cache"
+    ).stdout.strip()
+    # The owner pauses (the other process waits in the control broadcast, no timeout) …
+    pause_after_checkpoint(ws, run_id, 1)
+    run_dir = Path(show(ws, run_id)["run_dir"])
+    other = int((run_dir / "rank1.pid").read_text())
+    os.kill(other, signal.SIGKILL)  # … and the non-owner process is killed.
+    wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 60, "status interrupted")
+    from engine.store import Store, queries
+
+    store = Store.open(ws / "stagelab.db")
+    assert queries.get_run(store, run_id).stored_status == "interrupted"
+    resumed = stagelab(ws, "resume", run_id)
+    assert "finished" in resumed.stdout
+    assert show(ws, run_id)["status"] == "finished"
+    resumed_at = queries.list_events(store, run_id, kind="resume")
+    assert resumed_at and "step 0" not in resumed_at[-1].message  # continued mid-stage
+    ours = points(ws, run_id, tmp_path / "resumed.csv")
+    theirs = points(ws, ref_id, tmp_path / "reference.csv")
+    # Same world size: exact resume (every rank's RNG state is in the checkpoint).
+    assert ours == theirs
+    for stage, key in {(k[0], k[2]) for k in ours if k[2].startswith("train/")}:
+        steps = sorted(k[1] for k in ours if (k[0], k[2]) == (stage, key))
+        assert steps == list(range(steps[0], steps[0] + len(steps)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_local_machines_through_the_c10d_rendezvous(tmp_path, plan_file):
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    rdzv = f"127.0.0.1:{free_port()}"
+    common = ["--nnodes", "2", "--rdzv", rdzv, "--no-cache"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(node1), "run", str(plan_file)]
+        + common
+        + ["--node-rank", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        owner = stagelab(
+            node0, "run", str(plan_file), "--name", "nodes", "--node-rank", "0", *common
+        )
+        out, _ = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, out
+    assert "finished" in owner.stdout
+    run_id = run_id_of(node0, "nodes")
+    assert show(node0, run_id)["status"] == "finished"
+    from engine.store import Store, queries
+
+    run = queries.get_run(Store.open(node0 / "stagelab.db"), run_id)
+    assert run.environment["distributed"]["world_size"] == 2
+    # Only node 0's workspace records the run.
+    assert not (node1 / "stagelab.db").exists()
+    stagelab(node0, "run", str(plan_file), "--name", "single", "--no-cache")
+    assert_close(
+        points(node0, run_id, tmp_path / "nodes.csv"),
+        points(node0, run_id_of(node0, "single"), tmp_path / "single.csv"),
+        REL_TOL,
+    )
