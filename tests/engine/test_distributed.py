@@ -184,3 +184,56 @@ def test_two_local_machines_through_the_c10d_rendezvous(tmp_path, plan_file):
         points(node0, run_id_of(node0, "single"), tmp_path / "single.csv"),
         REL_TOL,
     )
+
+
+def test_stop_reaches_every_process_and_resume_finishes(tmp_path, plan_file):
+    ws = tmp_path / "ws"
+    run_id = stagelab(
+        ws, "run", str(plan_file), "--name", "stopped", "--nproc", "2", "--detach", "--no-cache"
+    ).stdout.strip()
+    pause_after_checkpoint(ws, run_id, 1)  # paused: the other process waits in a broadcast
+    other = int((Path(show(ws, run_id)["run_dir"]) / "rank1.pid").read_text())
+    stagelab(ws, "stop", run_id)  # a paused run stops at once, with a checkpoint
+    wait_for(lambda: show(ws, run_id)["status"] == "stopped", 60, "status stopped")
+
+    def gone() -> bool:
+        try:
+            os.kill(other, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, 60, "the other process to exit")
+    resumed = stagelab(ws, "resume", run_id)
+    assert "finished" in resumed.stdout
+    ours = points(ws, run_id, tmp_path / "resumed.csv")
+    steps = sorted(k[1] for k in ours if k[:1] == ("cls",) and k[2] == "train/loss")
+    assert steps == list(range(1, 13))
+
+
+def test_the_launcher_command_lines():
+    from engine.cli.launch import Nodes, engine_command, launch_env, worker_command
+    from engine.store.workspace import Workspace
+
+    ws = Workspace(Path("/w"))
+    assert engine_command(ws, "abc", resume=False) == [
+        sys.executable, "-m", "engine", "run", "--workspace", "/w", "--run", "abc"
+    ]  # fmt: skip
+    cmd = engine_command(ws, "abc", resume=True, nproc=2)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert cmd[cmd.index("--nproc-per-node") + 1] == "2" and "--standalone" in cmd
+    assert cmd[-8:] == ["-m", "engine", "run", "--workspace", "/w", "--run-id", "abc", "--resume"]
+    gpus = engine_command(ws, "abc", resume=False, gpus="0,1")
+    assert gpus[gpus.index("--nproc-per-node") + 1] == "2"
+    assert launch_env("0,1") == {"STAGELAB_DIST_BACKEND": "nccl", "CUDA_VISIBLE_DEVICES": "0,1"}
+    assert launch_env("cpu") == {"STAGELAB_DIST_BACKEND": "gloo"}
+    nodes = Nodes(2, 1, "10.0.0.1:29400")
+    worker = worker_command("cpu", 1, nodes)
+    assert worker[-1] == "--worker" and "--workspace" not in worker
+    assert worker[worker.index("--rdzv-endpoint") + 1] == "10.0.0.1:29400"
+    assert worker[worker.index("--rdzv-backend") + 1] == "c10d"
+
+
+def test_machines_need_a_rendezvous(tmp_path, plan_file):
+    proc = stagelab(tmp_path / "ws", "run", str(plan_file), "--nnodes", "2", check=False)
+    assert proc.returncode == 2 and "--rdzv HOST:PORT" in proc.stderr
