@@ -26,6 +26,7 @@ hf_logging.disable_progress_bar()  # "Loading weights" bars would garble streame
 
 AUTO_CLASS = {
     "sequence_classification": AutoModelForSequenceClassification,
+    "sequence_regression": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
     "causal_lm": AutoModelForCausalLM,
     "masked_lm": AutoModelForMaskedLM,
