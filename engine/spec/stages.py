@@ -49,6 +49,16 @@ class StageBase(Settings):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="bf16/fp16 autocast on CUDA; fp32 elsewhere."
     )
+    tf32: bool = Field(
+        True,
+        description="TF32 tensor cores for fp32 matrix products on Ampere and newer GPUs "
+        "(about 10 mantissa bits; no effect on CPU or with bf16/fp16 autocast's own products).",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the stage's models: faster steps after the first ones "
+        "are compiled; batches of new lengths compile again (then shapes are marked dynamic).",
+    )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed of every random generator.")
     log_every_steps: int = Field(
         10, ge=1, description="Read the training loss from the device every N steps."

@@ -188,6 +188,28 @@ def _evaluate_set(
     return {f"{k}{suffix}": v for k, v in found.items()}
 
 
+def use_speed_settings(ctx: StageContext, modules: list[torch.nn.Module]) -> None:
+    """TF32 matmuls (CUDA) and `torch.compile` as the stage asks; recorded as a `speed`
+    event. `Module.compile()` compiles in place, so parameter names, checkpoints and
+    outputs stay as without it."""
+    stage, said = ctx.stage, []
+    if ctx.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = stage.tf32
+        torch.backends.cudnn.allow_tf32 = stage.tf32
+        said.append(f"TF32 matmuls {'on' if stage.tf32 else 'off'}")
+    if stage.compile:
+        for module in modules:
+            module.compile()
+        said.append("models compiled with torch.compile (the first steps include compiling)")
+    if said:
+        ctx.recorder.event(
+            "speed",
+            "; ".join(said),
+            stage_idx=ctx.index,
+            data={"tf32": stage.tf32 and ctx.device.type == "cuda", "compile": stage.compile},
+        )
+
+
 def evaluate_stage(ctx: StageContext, recipe: Recipe) -> str:
     """An evaluation-only stage (`recipe.trains` is False): its modules evaluated once."""
     for module in _all_modules(recipe):
@@ -216,6 +238,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         module.to(device)
         module.eval()
         module.requires_grad_(False)
+    use_speed_settings(ctx, [*modules.values(), *recipe.frozen_modules().values()])
     # One module trains as itself (its parameter names and order, as always); several are
     # optimised as one ModuleDict.
     trained = model if len(modules) == 1 else torch.nn.ModuleDict(modules)

@@ -241,3 +241,24 @@ def test_schedule_shapes_in_closed_form(train_stage_of):
     assert step == pytest.approx([1.0] * 4 + [0.1] * 4 + [0.01] * 4)
     constant = lrs("{name: constant}")
     assert constant == [1.0] * 12
+
+
+def test_a_compiled_stage_trains_like_an_eager_one_and_saves_the_same_names(train_stage_of):
+    # No dropout: compiled code draws its masks from another generator than eager code.
+    common = "max_steps: 4\nlog_every_steps: 1\nregularization: {dropout: 0.0}"
+    eager = train_stage_of(plan(common))
+    compiled = train_stage_of(plan(common + "\ncompile: true"))
+    ours, theirs = compiled.series("train/loss"), eager.series("train/loss")
+    assert sorted(ours) == [1, 2, 3, 4]
+    for step, value in theirs.items():
+        assert ours[step] == pytest.approx(value, rel=1e-4)  # fused kernels round differently
+    (event,) = compiled.events("speed")
+    assert event.data["compile"] is True and "compiled" in event.message
+    assert not eager.events("speed")  # CPU, not compiled: nothing to say
+    # Compiled in place: the parameter names (checkpoints, outputs) are the eager ones.
+    assert list(weights(compiled.recipe.model)) == list(weights(eager.recipe.model))
+    out = compiled.recipe.save()[0]
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as saved:
+        assert not any("_orig_mod" in k for k in saved.keys())
