@@ -119,23 +119,34 @@ class EvalAccumulator:
         self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         self.correct = torch.zeros((), device=device, dtype=torch.long)
         self.count = torch.zeros((), device=device, dtype=torch.long)
-        self.confusion = (
-            torch.zeros((num_classes, num_classes), device=device, dtype=torch.long)
+        # Counts per (true, predicted) cell, flat, with one more cell that collects the
+        # unlabelled positions (so no boolean indexing, which waits for the device).
+        self.cells = (
+            torch.zeros(num_classes * num_classes + 1, device=device, dtype=torch.long)
             if num_classes
             else None
         )
 
+    @property
+    def confusion(self) -> torch.Tensor | None:
+        """The confusion matrix so far, [true, predicted]."""
+        if self.cells is None:
+            return None
+        k = self.num_classes
+        return self.cells[: k * k].view(k, k)
+
     def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add one batch: aligned logits [..., classes] and labels [...] (IGNORE skipped)."""
+        """Add one batch: aligned logits [..., classes] and labels [...] (IGNORE skipped).
+        Everything stays on the device: no host sync per batch."""
         self.loss_sum += loss_sum(logits.detach(), labels).double()
         preds = logits.argmax(dim=-1)
         keep = labels != IGNORE
-        preds, labels = preds[keep], labels[keep]
-        self.correct += (preds == labels).sum()
-        self.count += labels.numel()
-        if self.confusion is not None:
+        self.correct += ((preds == labels) & keep).sum()
+        self.count += keep.sum()
+        if self.cells is not None:
             k = self.num_classes
-            self.confusion += torch.bincount(labels * k + preds, minlength=k * k).view(k, k)
+            cell = torch.where(keep, labels * k + preds, k * k).reshape(-1)
+            self.cells.index_add_(0, cell, torch.ones_like(cell))
 
     def result(self, wanted: list[str]) -> tuple[dict[str, float], list[list[int]] | None]:
         """The wanted metrics and, if asked for, the confusion matrix (rows: true label).
