@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _nodes(args: argparse.Namespace, gpus: str) -> Nodes:
     """The machines of a run from --nnodes/--node-rank/--rdzv (checked)."""
-    nproc = getattr(args, "nproc", 1)
+    nproc = getattr(args, "nproc", None) or 1
     if nproc < 1:
         raise UserError(f"--nproc must be 1 or more (got {nproc})")
     if nproc > 1 and gpus != "cpu" and nproc != processes(gpus, 1):
@@ -215,6 +215,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     workspace, store = open_workspace(args)
     run = lookup(queries.get_run, store, args.run)
     nodes = _nodes(args, run.gpus)
+    if args.nproc is not None and args.nproc != run.nproc and run.status in RESUMABLE:
+        if run.gpus != "cpu":
+            raise UserError("a GPU run resumes with one process per GPU; --nproc is for CPU runs")
+        plan = load_plan_text(run.plan_text, plan_dir=Path(run.plan_dir))
+        problems = batch_problems(plan, args.nproc * nodes.count)
+        if problems:
+            raise UserError(" ".join(problems))
+        queries.set_run_nproc(store, run.id, args.nproc)
     if run.status == "paused":
         return resume_live(run)
     if run.status not in RESUMABLE:

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run")
     p.add_argument("--detach", action="store_true", help="continue in the background")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        help="CPU processes from now on (default: as before; another number is not bit-exact)",
+    )
     add_node_arguments(p)
 
     p = sub.add_parser("watch", help="follow a live run: progress bars and metrics until it ends")

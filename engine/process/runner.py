@@ -132,6 +132,8 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         problems = batch_problems(plan, dist.world)
         if problems:
             raise ValueError(" ".join(problems))
+        for stale in run_dir.glob("rank*.error"):  # a failure of another process, an earlier try
+            stale.unlink(missing_ok=True)
         # What the other processes need to follow: the plan and where the run's files are.
         dist.broadcast(
             {
@@ -146,8 +148,11 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             store, run, plan, device, control, recorder, workspace, channel, dist
         )
         dist.broadcast(("end",))
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported
-        if dist.active and peer_lost(exc):
+    except Exception as caught:  # noqa: BLE001 - every failure is recorded, then reported
+        failed_rank = _failed_rank(run_dir) if dist.active else None
+        # Another process's own error (it wrote it before exiting) is the run's.
+        exc = RuntimeError(failed_rank) if failed_rank else caught
+        if not failed_rank and dist.active and peer_lost(exc):
             # Another process of the run went away (killed, its node lost): torchrun ends
             # the others; the run continues with `stagelab resume`.
             recorder.event("interrupted", f"a process of the run is gone: {exc}", level="error")
@@ -182,6 +187,16 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         return EXIT_FAILED
     _end(store, run_id, channel, status)
     return EXIT_OK
+
+
+def _failed_rank(run_dir: Path) -> str | None:
+    """The error another process of the run wrote before it exited, if one did."""
+    import time
+
+    time.sleep(0.5)  # its file is written before it exits, but the owner may notice first
+    for path in sorted(run_dir.glob("rank*.error")):
+        return f"process {path.stem}: {path.read_text(errors='replace')}"
+    return None
 
 
 def _close_recorder(recorder: Recorder, run_dir: Path) -> str | None:

@@ -9,12 +9,19 @@ next word. Several machines share the run folder and the data at the same paths.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from engine.process.context import Control, StageContext
-from engine.process.distributed import Dist, NullRecorder, device_of, follow_owner_signals
+from engine.process.distributed import (
+    Dist,
+    NullRecorder,
+    device_of,
+    follow_owner_signals,
+    peer_lost,
+)
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.train.loop import train_stage
@@ -28,7 +35,7 @@ def follow(dist: Dist) -> int:
     run_dir = Path(run["run_dir"])
     try:
         # Where to find this process if it must be killed (tests, people).
-        (run_dir / f"rank{dist.rank}.pid").write_text(str(__import__("os").getpid()))
+        (run_dir / f"rank{dist.rank}.pid").write_text(str(os.getpid()))
     except OSError:
         pass
     try:
@@ -55,6 +62,12 @@ def follow(dist: Dist) -> int:
             dist.barrier()  # the owner has set the stage up
             recipe.setup()
             train_stage(ctx, recipe, resume_from=Path(folder) if folder else None)
-    except Exception:
+    except Exception as exc:
         print(f"stagelab engine (rank {dist.rank}):\n{traceback.format_exc()}", file=sys.stderr)
+        if not peer_lost(exc):
+            # A failure of this process, not of another: the owner records it as the run's.
+            try:
+                (run_dir / f"rank{dist.rank}.error").write_text(f"{type(exc).__name__}: {exc}")
+            except OSError:
+                pass
         return 1

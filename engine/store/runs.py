@@ -176,6 +176,12 @@ def set_run_environment(store: Store, run_id: str, environment: dict[str, Any]) 
         _resolve(s, run_id).environment = json.dumps(environment, sort_keys=True)
 
 
+def set_run_nproc(store: Store, run_id: str, nproc: int) -> None:
+    """Processes per node from now on (a resume on another number of processes)."""
+    with store.session(immediate=True) as s:
+        _resolve(s, run_id).nproc = nproc
+
+
 def set_socket_address(store: Store, run_id: str, address: str | None) -> None:
     """Where the run's live channel listens."""
     with store.session(immediate=True) as s:
