@@ -315,7 +315,14 @@ class JointRecipe:
                     real = mask.bool()
                     kl = kl[real]
                 terms.append(kl.mean() * temperature**2)
-        return torch.stack(terms).mean() / self.micro_batches_per_step
+        term = torch.stack(terms).mean() / self.micro_batches_per_step
+        world = self.ctx.dist.world
+        if world > 1:
+            # Several processes each average their rows (equal shares of the global batch)
+            # and their terms are summed: the global mean (token tasks: the mean of the
+            # processes' token means, close to the global one).
+            term = term / world
+        return term
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The first member's forward (the loop evaluates every member by `eval_sets`)."""

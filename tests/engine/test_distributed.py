@@ -243,3 +243,47 @@ def test_the_launcher_command_lines():
 def test_machines_need_a_rendezvous(tmp_path, plan_file):
     proc = stagelab(tmp_path / "ws", "run", str(plan_file), "--nnodes", "2", check=False)
     assert proc.returncode == 2 and "--rdzv HOST:PORT" in proc.stderr
+
+
+def joint_plan(scored: Path) -> str:
+    data = f"path: {scored}, max_length: 24, eval_ratio: 0.2, split_seed: 5"
+    return f"""
+name: joint-ddp
+stages:
+  - name: multitask
+    kind: joint
+    model: {{builtin: bert-tiny, vocab_size: 200}}
+    members:
+      - {{name: mood, data: {{{data}}}}}
+      - {{name: strength, task: sequence_regression, weight: 0.5, data: {{{data}, label_column: score}}}}
+    sampling: proportional
+    batch_size: 8
+    max_steps: 10
+    log_every_steps: 2
+    regularization: {{dropout: 0.0}}
+    freezing: {{layers: 1, unfreeze: {{every_steps: 5, layers: 1}}}}
+    eval: {{every_steps: 5, metrics: [loss, accuracy, mae]}}
+  - name: mutual
+    kind: joint
+    coupling: mutual
+    members:
+      - {{name: first, model: {{from_stage: multitask, member: mood}}, data: {{{data}}}}}
+      - {{name: second, model: {{builtin: bert-tiny}}, lr_multiplier: 2.0, data: {{{data}}}}}
+    batch_size: 8
+    max_steps: 8
+    log_every_steps: 2
+    regularization: {{dropout: 0.0}}
+    eval: {{every_steps: 4, metrics: [loss, accuracy]}}
+"""
+
+
+def test_joint_stages_on_two_processes_equal_one(tmp_path, scored_csv):
+    plan_file = tmp_path / "joint.yaml"
+    plan_file.write_text(joint_plan(scored_csv))
+    ws = tmp_path / "ws"
+    stagelab(ws, "run", str(plan_file), "--name", "one", "--no-cache")
+    stagelab(ws, "run", str(plan_file), "--name", "two", "--nproc", "2", "--no-cache")
+    ours = points(ws, run_id_of(ws, "two"), tmp_path / "two.csv")
+    theirs = points(ws, run_id_of(ws, "one"), tmp_path / "one.csv")
+    assert any(k[2] == "train/loss/strength" for k in ours)
+    assert_close(ours, theirs, REL_TOL)
