@@ -287,3 +287,60 @@ def test_joint_stages_on_two_processes_equal_one(tmp_path, scored_csv):
     theirs = points(ws, run_id_of(ws, "one"), tmp_path / "one.csv")
     assert any(k[2] == "train/loss/strength" for k in ours)
     assert_close(ours, theirs, REL_TOL)
+
+
+GROW_DISTILL = """
+name: grow-distill-ddp
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 4
+    regularization: {dropout: 0.0}
+  - name: deeper
+    kind: grow
+    model: {from_stage: mlm}
+    target_layers: 4
+    identity_init: true
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 6
+    log_every_steps: 2
+    regularization: {dropout: 0.0}
+    eval: {every_steps: 3, metrics: [loss, accuracy]}
+  - name: teacher
+    kind: train
+    model: {from_stage: deeper}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 4
+    regularization: {dropout: 0.0}
+  - name: student
+    kind: distill
+    teacher: {from_stage: teacher}
+    model: {builtin: bert-tiny}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    alpha: 0.5
+    temperature: 2.0
+    hidden_weight: 0.1
+    batch_size: 8
+    max_steps: 6
+    log_every_steps: 2
+    regularization: {dropout: 0.0}
+    augmentation: {swap_prob: 0.1}
+    eval: {every_steps: 3, metrics: [loss, accuracy]}
+"""
+
+
+def test_grow_and_distill_on_two_processes_equal_one(tmp_path, data_dir):
+    plan_file = data_dir / f"grow-distill-ddp-{tmp_path.name}.yaml"
+    plan_file.write_text(GROW_DISTILL)
+    ws = tmp_path / "ws"
+    stagelab(ws, "run", str(plan_file), "--name", "one", "--no-cache")
+    stagelab(ws, "run", str(plan_file), "--name", "two", "--nproc", "2", "--no-cache")
+    ours = points(ws, run_id_of(ws, "two"), tmp_path / "two.csv")
+    theirs = points(ws, run_id_of(ws, "one"), tmp_path / "one.csv")
+    assert any(k[0] == "student" and k[2] == "train/loss" for k in ours)
+    assert_close(ours, theirs, REL_TOL)
