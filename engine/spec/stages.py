@@ -25,6 +25,16 @@ STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow", "preference", "ensemble", "joint")
 
 
+def simple_name(value: str) -> str:
+    """A stage's or a joint member's name: it names folders and metric keys."""
+    if not STAGE_NAME.match(value):
+        raise ValueError(
+            "must start with a letter or digit and use only letters, digits, '_', '-' "
+            f"or '.' (at most 64 characters) (got '{value}')"
+        )
+    return value
+
+
 class StageBase(Settings):
     """Settings every stage has: its name and how it is trained."""
 
@@ -78,12 +88,7 @@ class StageBase(Settings):
     @field_validator("name")
     @classmethod
     def _name_is_simple(cls, value: str) -> str:
-        if not STAGE_NAME.match(value):
-            raise ValueError(
-                "must start with a letter or digit and use only letters, digits, '_', '-' "
-                f"or '.' (at most 64 characters) (got '{value}')"
-            )
-        return value
+        return simple_name(value)
 
 
 class PretrainStage(StageBase):
@@ -201,12 +206,7 @@ class JointMember(Settings):
     @field_validator("name")
     @classmethod
     def _name_is_simple(cls, value: str) -> str:
-        if not STAGE_NAME.match(value):
-            raise ValueError(
-                "must start with a letter or digit and use only letters, digits, '_', '-' "
-                f"or '.' (at most 64 characters) (got '{value}')"
-            )
-        return value
+        return simple_name(value)
 
 
 class JointStage(StageBase):
