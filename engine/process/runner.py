@@ -27,7 +27,8 @@ from engine.process.recorder import Recorder, now_ms
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
-from engine.train.loop import evaluate_stage, train_stage
+from engine.train.evaluation import evaluate_stage
+from engine.train.loop import train_stage
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

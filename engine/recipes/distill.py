@@ -48,7 +48,7 @@ from engine.recipes.common import (
     with_adapter,
 )
 from engine.train.batches import Streams
-from engine.train.loop import evaluate
+from engine.train.evaluation import evaluate
 from engine.train.metrics import loss_sum
 
 CLASSIFICATION = ("sequence_classification", "token_classification")

@@ -89,7 +89,8 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         from engine.recipes import RECIPES
         from engine.spec import load_plan_text
         from engine.store import Store, Workspace, queries
-        from engine.train.loop import evaluate_stage, train_stage
+        from engine.train.evaluation import evaluate_stage
+        from engine.train.loop import train_stage
 
         plan = load_plan_text(plan_text)
         workspace = Workspace.open(tmp_path / "ws")

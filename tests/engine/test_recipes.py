@@ -12,7 +12,8 @@ import torch
 from engine.recipes import RECIPES, Recipe, StepLoss
 from engine.spec import RUNNABLE_KINDS
 from engine.train.batches import Streams
-from engine.train.loop import LoopState, evaluate_stage
+from engine.train.evaluation import evaluate_stage
+from engine.train.loop import LoopState
 
 PLANS = {
     "pretrain": """
