@@ -86,7 +86,10 @@ def test_every_shipped_plan_smoke_runs(path, tmp_path):
     data = yaml.safe_load(path.read_text())
     for stage in data["stages"]:
         stage["max_steps"] = 3
-        stage.setdefault("data", {})["path"] = str((path.parent / stage["data"]["path"]).resolve())
+        # The stage's data, or each joint member's: absolute paths, since the plan moves.
+        members = [m for m in stage.get("members", []) if "data" in m]
+        for holder in [stage] if "data" in stage else members:
+            holder["data"]["path"] = str((path.parent / holder["data"]["path"]).resolve())
         stage.get("eval", {}).pop("every_steps", None)
         stage.get("regularization", {}).pop("early_stopping", None)
     small = tmp_path / path.name

@@ -69,7 +69,14 @@ def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
                 continue
             full = Path(path).expanduser()
             full = full if full.is_absolute() else plan_dir / full
-            if not full.exists():
+            try:
+                found = full.exists()
+            except OSError as exc:  # a name too long for the file system, …
+                problems.append(
+                    Problem(f"{where}.path", f"cannot be looked up ({exc.strerror}): {path[:80]}…")
+                )
+                continue
+            if not found:
                 what = "file or folder" if field == "data" else "model folder"
                 problems.append(
                     Problem(

@@ -104,11 +104,11 @@ def check_data_source(
 def _split_files(path: Path, source: DataSource) -> list[Path]:
     """The files the engine reads: the file itself, or the train and eval split files of a
     folder of `<split>.<ext>` files."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    try:
+    try:  # a name the file system refuses (too long) is reported by check_files
+        if path.is_file():
+            return [path]
+        if not path.is_dir():
+            return []
         files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in FORMAT_BY_SUFFIX}
     except OSError:
         return []

@@ -20,7 +20,10 @@ def data_labels(stage: Any, plan_dir: Path | None) -> set[str] | None:
         return None
     path = Path(data.path).expanduser()
     path = path if path.is_absolute() else plan_dir / path
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return None
+    except OSError:  # a name the file system refuses: check_files says so
         return None
     found: set[str] = set()
     try:

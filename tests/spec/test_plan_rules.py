@@ -360,3 +360,24 @@ def test_missing_local_files_are_reported_with_the_plan_folder(tmp_path):
     with pytest.raises(PlanInvalid) as caught:
         load_plan(tmp_path / "plan.yaml")
     assert len(caught.value.problems) == 2
+
+
+def test_a_path_too_long_for_the_file_system_is_a_problem_not_an_exception(tmp_path):
+    from engine.spec import plan_problems
+
+    long = "a" * 5000
+    data = {
+        "name": "p",
+        "stages": [
+            {"name": "s", "kind": "train", "model": {"path": long}, "data": {"path": long}},
+            {
+                "name": "j",
+                "kind": "joint",
+                "model": {"builtin": "bert-tiny"},
+                "members": [{"name": n, "data": {"path": long}} for n in ("a", "b")],
+            },
+        ],
+    }
+    found = {p.path: p.message for p in plan_problems(data, tmp_path)}
+    for where in ("stages[0].data.path", "stages[0].model.path", "stages[1].members[1].data.path"):
+        assert found[where].startswith("cannot be looked up (File name too long): aaaa")
