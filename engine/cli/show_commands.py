@@ -1,0 +1,221 @@
+"""`stagelab ls`, `show` and `export`: what the store holds about runs, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.channel.protocol import json_safe
+from engine.cli.cli_args import (
+    EXIT_OK,
+    UserError,
+    lookup,
+    open_for_writing,
+    open_workspace,
+)
+from engine.cli.sweep_commands import show_sweep, sweep_summary
+from engine.spec.outputs import output_folders
+from engine.store import Store, queries
+from engine.store.export import write_metrics_csv
+
+
+def run_json(store: Store, run: Any) -> dict[str, Any]:
+    """The documented JSON of one run (docs/cli.md)."""
+    experiment = queries.get_experiment(store, run.experiment_id)
+    stages = queries.list_stages(store, run.id)
+    # What a stage warned about while it trained (weights that started random, …).
+    stage_warnings: dict[int, list[str]] = {}
+    for e in queries.list_events(store, run.id, kind="model"):
+        if e.level in ("warning", "error") and e.stage_idx is not None:
+            stage_warnings.setdefault(e.stage_idx, []).append(e.message)
+    return {
+        "id": run.id,
+        "experiment": {"id": experiment.id, "name": experiment.name},
+        "number": run.number,
+        "status": run.status,
+        "pid": run.pid,
+        "host": run.host,
+        "socket": run.socket_address,
+        "gpus": run.gpus,
+        "created_ms": run.created_ms,
+        "started_ms": run.started_ms,
+        "ended_ms": run.ended_ms,
+        "run_dir": run.run_dir,
+        "error": run.error,
+        # Problems of the record itself (failed database writes, set-aside rows).
+        "warnings": [
+            {"level": e.level, "message": e.message, "wall_ms": e.wall_ms}
+            for e in queries.list_events(store, run.id, kind="store")
+            if e.level in ("warning", "error")
+        ],
+        "stages": [
+            {
+                "index": s.idx,
+                "name": s.name,
+                "kind": s.kind,
+                "status": s.status,
+                "steps_done": s.steps_done,
+                "total_steps": s.total_steps,
+                "output_dir": s.output_dir,
+                # The model folders in it: a joint stage's members, else the folder.
+                "outputs": output_folders(s.output_dir),
+                "metrics": s.final_metrics or {},
+                "fingerprint": s.fingerprint,
+                "reused_from": s.reused_from,
+                "warnings": stage_warnings.get(s.idx, []),
+            }
+            for s in stages
+        ],
+        "cache": run.use_cache,
+    }
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """`stagelab ls [--json]`."""
+    _, store = open_workspace(args)
+    experiments = queries.list_experiments(store)
+    rows = []
+    for exp in experiments:
+        runs = queries.list_runs(store, exp.id)
+        rows.append(
+            {
+                "id": exp.id,
+                "name": exp.name,
+                "parent_id": exp.parent_id,
+                "tags": list(exp.tags),
+                "created_ms": exp.created_ms,
+                "runs": [
+                    {
+                        "id": r.id,
+                        "number": r.number,
+                        "status": r.status,
+                        "created_ms": r.created_ms,
+                        "ended_ms": r.ended_ms,
+                    }
+                    for r in runs
+                ],
+            }
+        )
+    sweeps = [sweep_summary(sw) for sw in queries.list_sweeps(store)]
+    if args.json:
+        print(json.dumps(json_safe({"experiments": rows, "sweeps": sweeps}), indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no experiments yet; start one with: stagelab run --demo")
+    for exp in rows:
+        parent = f"  (clone of {exp['parent_id']})" if exp["parent_id"] else ""
+        print(f"{exp['id']}  {exp['name']}{parent}")
+        for r in exp["runs"]:
+            print(f"    run {r['number']:>3}  {r['id']}  {r['status']}")
+    if sweeps:
+        print("sweeps:")
+    for sw in sweeps:
+        best = sw["best"]
+        shown = (
+            f"best {best['objective']:.4g} (trial {best['number']})" if best else "no result yet"
+        )
+        print(
+            f"  {sw['id']}  {sw['status']}  {sw['trials']} trial(s)  {sw['metric']}  {shown}"
+            f"  experiment {sw['experiment_id']}"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """`stagelab show RUN|SWEEP [--json]`."""
+    _, store = open_workspace(args)
+    try:
+        run = queries.get_run(store, args.run)
+    except queries.NotFound:
+        try:
+            sweep = queries.get_sweep(store, args.run)
+        except queries.NotFound:
+            raise UserError(
+                f"no run '{args.run}' and no sweep of that id; see `stagelab ls`"
+            ) from None
+        except queries.StoreError as exc:
+            raise UserError(str(exc)) from None
+        return show_sweep(store, sweep, as_json=args.json)
+    except queries.StoreError as exc:
+        raise UserError(str(exc)) from None
+    data = run_json(store, run)
+    if args.json:
+        # Strict JSON (jq, browsers): NaN and ±inf as "NaN", "Infinity", "-Infinity".
+        print(json.dumps(json_safe(data), indent=2, allow_nan=False))
+        return EXIT_OK
+    print(f"run {data['id']} of '{data['experiment']['name']}': {data['status']}")
+    print(f"  pid {data['pid']} on {data['host']}, gpus {data['gpus']}, folder {data['run_dir']}")
+    if data["error"]:
+        print(f"  error: {data['error']}")
+    for warning in data["warnings"]:
+        print(f"  {warning['level']}: {warning['message']}")
+    for s in data["stages"]:
+        progress = f"{s['steps_done'] or 0}/{s['total_steps'] or '?'} steps"
+        metrics = ", ".join(
+            f"{k} {v:.4g}" for k, v in sorted(s["metrics"].items()) if not k.startswith("perf/")
+        )
+        print(f"  [{s['index']}] {s['name']} ({s['kind']}): {s['status']}, {progress}  {metrics}")
+        if s["reused_from"]:
+            src = s["reused_from"]
+            print(f"      reused from run {src['run']} stage {src['stage']} (not trained again)")
+        for warning in s["warnings"]:
+            print(f"      warning: {warning}")
+        if s["outputs"] and s["outputs"] != [s["output_dir"]]:
+            for folder in s["outputs"]:
+                print(f"      output: {folder}")
+        elif s["output_dir"]:
+            print(f"      output: {s['output_dir']}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)
+    and/or `--plan FILE` (the plan text the run used, as stored)."""
+    if not args.metrics and not args.plan:
+        raise UserError("say what to export: --metrics FILE.csv and/or --plan FILE.yaml")
+    _, store = open_workspace(args)
+    run = lookup(queries.get_run, store, args.run)
+    if args.plan:
+        text = _plan_for_export(run)
+        with open_for_writing(args.plan) as fh:
+            fh.write(text)
+        print(f"wrote the plan of run {run.id} to {args.plan}")
+    if args.metrics:
+        with open_for_writing(args.metrics) as fh:
+            count = write_metrics_csv(store, run.id, fh)
+        print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
+    return EXIT_OK
+
+
+def _plan_for_export(run: Any) -> str:
+    """The run's plan text; relative data and model paths become absolute, so the file
+    runs from wherever it is written."""
+    from engine.spec import parse_plan_text
+    from engine.spec.plan import dump_yaml
+
+    data = parse_plan_text(run.plan_text)
+    base = Path(run.plan_dir)
+    changed = False
+    for stage in data.get("stages", []):
+        for source in _sources(stage):
+            path = source.get("path")
+            if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+                source["path"] = str((base / path).resolve())
+                changed = True
+    return dump_yaml(data) if changed else run.plan_text
+
+
+def _sources(stage: Any) -> list[dict[str, Any]]:
+    found = []
+    if not isinstance(stage, dict):
+        return found
+    for key in ("model", "teacher", "data"):
+        if isinstance(stage.get(key), dict):
+            found.append(stage[key])
+    for member in stage.get("members") or []:
+        if isinstance(member, dict):
+            found.append(member)
+            found += _sources(member)
+    return found
