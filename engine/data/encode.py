@@ -6,9 +6,11 @@ resumed or repeated stage does not tokenise again.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 
 from engine.data.chat import encode_chat
@@ -136,42 +138,57 @@ def preference_row(prompt: list[int], response: list[int], max_len: int) -> tupl
     return ids, [IGNORE] * len(keep_prompt) + keep_response
 
 
-def pad_batch(rows: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor]:
+def pad_batch(
+    rows: list[dict[str, list]], pad_id: int, multiple: int = 1, limit: int | None = None
+) -> dict[str, torch.Tensor]:
     """Pad a list of encoded rows to the longest one and stack them into tensors.
+
+    Args:
+        rows: encoded rows (lists of ids, labels).
+        pad_id: the tokenizer's padding id.
+        multiple: round the width up to a multiple of this (tensor cores want 8) …
+        limit: … but never past this width (the longest row the model will see).
 
     A preference row carries a second sequence (`rejected_input_ids`, `rejected_labels`),
     padded on its own into `rejected_*` tensors.
     """
-    batch = _pad(rows, pad_id, "")
+    batch = _pad(rows, pad_id, "", multiple, limit)
     if "rejected_input_ids" in rows[0]:
-        batch.update(_pad(rows, pad_id, "rejected_"))
+        batch.update(_pad(rows, pad_id, "rejected_", multiple, limit))
     return batch
 
 
-def _pad(rows: list[dict[str, list]], pad_id: int, prefix: str) -> dict[str, torch.Tensor]:
+def _filled(seqs: list[list], width: int, fill: int) -> torch.Tensor:
+    """Rows of different lengths, left-aligned in a (rows, width) tensor of `fill`: one
+    tensor made from all the values, then one masked write (not a copy per row)."""
+    lengths = [len(s) for s in seqs]
+    out = torch.full((len(seqs), width), fill, dtype=torch.long)
+    # np.fromiter reads the Python ints about 8x faster than torch.tensor(list).
+    values = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=sum(lengths))
+    out[torch.arange(width) < torch.tensor(lengths)[:, None]] = torch.from_numpy(values)
+    return out
+
+
+def _pad(
+    rows: list[dict[str, list]], pad_id: int, prefix: str, multiple: int, limit: int | None
+) -> dict[str, torch.Tensor]:
     key = f"{prefix}input_ids"
-    width = max(max(len(r[key]) for r in rows), 1)
-    batch: dict[str, torch.Tensor] = {}
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r[key])
-        ids[i, :n] = torch.tensor(r[key])
-        mask[i, :n] = 1
-    batch[key], batch[f"{prefix}attention_mask"] = ids, mask
+    longest = max(max(len(r[key]) for r in rows), 1)
+    width = -(-longest // multiple) * multiple
+    if limit is not None:
+        width = max(min(width, limit), longest)
+    seqs = [r[key] for r in rows]
+    batch: dict[str, torch.Tensor] = {key: _filled(seqs, width, pad_id)}
+    lengths = torch.tensor([len(s) for s in seqs])
+    batch[f"{prefix}attention_mask"] = (torch.arange(width) < lengths[:, None]).long()
     if f"{prefix}token_type_ids" in rows[0]:
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            types[i, : len(r[f"{prefix}token_type_ids"])] = torch.tensor(
-                r[f"{prefix}token_type_ids"]
-            )
-        batch[f"{prefix}token_type_ids"] = types
+        batch[f"{prefix}token_type_ids"] = _filled(
+            [r[f"{prefix}token_type_ids"] for r in rows], width, 0
+        )
     if f"{prefix}labels" in rows[0]:
         first = rows[0][f"{prefix}labels"]
         if isinstance(first, list):
-            labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-            for i, r in enumerate(rows):
-                labels[i, : len(r[f"{prefix}labels"])] = torch.tensor(r[f"{prefix}labels"])
+            labels = _filled([r[f"{prefix}labels"] for r in rows], width, IGNORE)
         else:
             # Numbers of a regression stay floats; class ids are longs.
             dtype = torch.float32 if isinstance(first, float) else torch.long

@@ -308,3 +308,29 @@ class Checkpointing(Settings):
 
     every_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps.")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept per stage.")
+
+
+class Batching(Settings):
+    """How training batches are built: in background processes, padded for the tensor
+    cores, and optionally of rows of similar length."""
+
+    workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Background processes that build the training batches (padding, "
+        "masks, augmentation) while the model trains; the batches are the same for any "
+        "count. Empty: 2 per process on a CUDA GPU, none on the CPU.",
+    )
+    pad_to_multiple_of: int | None = Field(
+        None,
+        ge=1,
+        le=128,
+        description="Pad each batch to a multiple of this length (tensor cores want 8). "
+        "Empty: 8 on a CUDA GPU, 1 (the longest row) on the CPU.",
+    )
+    group_by_length: bool = Field(
+        False,
+        description="Batch rows of similar length together (less padding, faster steps); "
+        "the order stays random between batches and is the same on every resume.",
+    )

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from engine.spec.adapter import Adapter
 from engine.spec.settings import (
     Augmentation,
+    Batching,
     Checkpointing,
     DataSource,
     Evaluation,
@@ -84,6 +85,9 @@ class StageBase(Settings):
     freezing: Freezing = Field(default_factory=Freezing, description="Freezing and unfreezing.")
     eval: Evaluation = Field(default_factory=Evaluation, description="Evaluation.")
     checkpoint: Checkpointing = Field(default_factory=Checkpointing, description="Checkpoints.")
+    batching: Batching = Field(
+        default_factory=Batching, description="Building, padding and grouping of batches."
+    )
 
     @field_validator("name")
     @classmethod

@@ -23,10 +23,9 @@ from engine.process.distributed import (
     no_sync,
     share_state,
 )
-from engine.train.augment import augment_batch
-from engine.train.batches import Streams
 from engine.train.best import count_patience, prune_best, restore_best, track_best
 from engine.train.evaluation import autocast_for, evaluate
+from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
 from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
 
@@ -146,13 +145,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             stage_idx=ctx.index,
             level="warning",
         )
-    streams = Streams.open(
-        recipe.sources(),
-        batch_size=stage.batch_size,
-        seed=stage.seed,
-        pad_id=recipe.pad_id,
-        positions=state.positions,
-    )
+    feed = Feed(ctx, recipe, state.positions, state.micro_step)
     ctx.recorder.stage(ctx.index, total_steps=steps, steps_done=state.step)
 
     def save(reason: str) -> None:
@@ -243,17 +236,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         # (host tensors, no device sync) weights every micro-batch's summed loss.
         batches = []
         for _ in range(micro_batches):
-            batch = recipe.draw(streams, state.micro_step)
-            batch = recipe.prepare(batch, seed=stage.seed, micro_step=state.micro_step, train=True)
-            batch = augment_batch(
-                batch,
-                stage.augmentation,
-                seed=stage.seed,
-                micro_step=state.micro_step,
-                special_ids=recipe.special_ids,
-                mask_id=recipe.mask_id,
-                pad_id=recipe.pad_id,
-            )
+            batch = feed.next(state.micro_step)
             samples += batch["input_ids"].shape[0]
             tokens += int(batch["attention_mask"].sum())  # host tensor: no device sync
             state.micro_step += 1
@@ -333,6 +316,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         if dist.active:
             if hold_between_steps(dist, ctx.control, save) and state.step < steps:
                 save("stop")
+                feed.close()
                 return "stopped"
             continue
         while True:
@@ -343,8 +327,10 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
                 break
         if ctx.control.stop_requested and state.step < steps:
             save("stop")
+            feed.close()
             return "stopped"
 
+    feed.close()
     flush_logs()
     if not dist.main:
         return "early_stopped" if state.stopped_early else "finished"

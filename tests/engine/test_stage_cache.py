@@ -55,6 +55,15 @@ def test_the_same_plan_has_the_same_fingerprints_and_description_or_cache_do_not
     assert fingerprints(data, noted) == first
 
 
+def test_batch_workers_do_not_count_but_grouping_and_padding_do(data):
+    first = fingerprints(data)
+    batched = PLAN.replace("  - name: cls\n", "  - name: cls\n    batching: {workers: 3}\n")
+    assert fingerprints(data, batched) == first
+    for change in ("group_by_length: true", "pad_to_multiple_of: 8"):
+        changed = PLAN.replace("  - name: cls\n", f"  - name: cls\n    batching: {{{change}}}\n")
+        assert fingerprints(data, changed)[1] != first[1]
+
+
 def test_editing_a_data_file_changes_its_stage_and_every_later_one(data):
     before = fingerprints(data)
     with open(data / "corpus.txt", "a") as fh:

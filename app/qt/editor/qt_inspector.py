@@ -52,6 +52,7 @@ GROUP_TITLES = {
     "freezing": "Freezing and unfreezing",
     "eval": "Evaluation",
     "checkpoint": "Checkpoints",
+    "batching": "Batches and data loading",
 }
 ALWAYS_OPEN = ("optimizer", "schedule")  # open even when the stage keeps the defaults
 # Values a newly enabled optional group starts with, so it is valid at once.
