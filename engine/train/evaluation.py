@@ -11,6 +11,8 @@ import torch
 
 from engine.data.encode import pad_batch
 from engine.recipes.base import EvalSet
+from engine.train.batches import row_length
+from engine.train.feed import pad_multiple
 from engine.train.metrics import EvalAccumulator, RegressionAccumulator
 
 if TYPE_CHECKING:
@@ -112,6 +114,9 @@ def _evaluate_set(
         else EvalAccumulator(each.num_classes, ctx.device)
     )
     batches = range(0, len(rows), stage.batch_size)
+    # Widths rounded as in training (tensor cores), never past the longest row.
+    multiple = pad_multiple(stage, ctx.device)
+    limit = max((row_length(r) for r in rows), default=None) if multiple > 1 else None
     with torch.no_grad(), autocast_for(ctx):
         for n, start in enumerate(batches):
             if stage.eval.max_batches and n >= stage.eval.max_batches:
@@ -119,6 +124,8 @@ def _evaluate_set(
             batch = pad_batch(
                 [rows[i] for i in range(start, min(start + stage.batch_size, len(rows)))],
                 recipe.pad_id,
+                multiple,
+                limit,
             )
             # Evaluation noise (MLM masks) comes from a fixed generator: every evaluation of
             # the stage sees the same masks, so the numbers are comparable over time.
