@@ -53,6 +53,7 @@ class FieldSpec:
     max_exclusive: bool = False
     group: type[BaseModel] | None = None
     fields: tuple[FieldSpec, ...] = field(default=())
+    empty: str = ""  # what an empty optional field means, when not "none" (e.g. "auto")
 
     def range_text(self) -> str:
         """The allowed range in words, e.g. '> 0 and ≤ 10'."""
@@ -89,6 +90,7 @@ def field_spec(name: str, model: type[BaseModel], skip: tuple[str, ...] = ()) ->
         "default": default.model_dump() if isinstance(default, BaseModel) else default,
         "required": info.is_required(),
         "optional": optional,
+        "empty": (info.json_schema_extra or {}).get("empty", ""),
     }
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Gt):

@@ -321,6 +321,7 @@ class Batching(Settings):
         description="Background processes that build the training batches (padding, "
         "masks, augmentation) while the model trains; the batches are the same for any "
         "count. Empty: 2 per process on a CUDA GPU, none on the CPU.",
+        json_schema_extra={"empty": "auto (GPU 2, CPU 0)"},
     )
     pad_to_multiple_of: int | None = Field(
         None,
@@ -328,6 +329,7 @@ class Batching(Settings):
         le=128,
         description="Pad each batch to a multiple of this length (tensor cores want 8). "
         "Empty: 8 on a CUDA GPU, 1 (the longest row) on the CPU.",
+        json_schema_extra={"empty": "auto (GPU 8, CPU 1)"},
     )
     group_by_length: bool = Field(
         False,

@@ -93,7 +93,7 @@ class TextEditor(FieldEditor):
 
     def _show(self, value: Any, is_default: bool) -> None:
         default = self.spec.default
-        hint = "none" if default is None else format_value(default)
+        hint = self.spec.empty or ("none" if default is None else format_value(default))
         self.input.setPlaceholderText(f"default: {hint}" if not self.spec.required else "required")
         if is_default:
             self.input.setText("")
