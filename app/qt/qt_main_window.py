@@ -338,7 +338,8 @@ class MainWindow(QMainWindow):
             return
         if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
             return
-        from engine.cli.launch import record_run, start_engine
+        from engine.cli.launch import batch_problems, processes, record_run, start_engine
+        from engine.spec import load_plan_text
 
         store = self.store()
         plan_text = (
@@ -346,6 +347,21 @@ class MainWindow(QMainWindow):
             if self.doc.path is None
             else self.doc.path.read_text(encoding="utf-8")
         )
+        gpus = self.gpu_picker.selection()
+        # Several GPUs train one global batch split among them: refuse before recording.
+        split = batch_problems(load_plan_text(plan_text), processes(gpus, 1))
+        if split:
+            box = QMessageBox(self)
+            box.setObjectName("batchSplitProblem")
+            box.setIcon(QMessageBox.Icon.Warning)
+            box.setWindowTitle("The batch cannot be shared among the GPUs")
+            box.setText(
+                f"Nothing was started: on GPUs {gpus}, {len(split)} stage(s) cannot split "
+                "their batch evenly. Change the batch size or pick other GPUs."
+            )
+            box.setInformativeText("\n".join(split))
+            box.exec()
+            return
         live = live_run_of(store, plan_text, str(self.doc.plan_dir))
         if live is not None:
             answer = ask_about_live_run(self, live)
@@ -366,7 +382,7 @@ class MainWindow(QMainWindow):
             name=name,
             plan_text=plan_text,
             plan_dir=str(self.doc.plan_dir),
-            gpus=self.gpu_picker.selection(),
+            gpus=gpus,
             opened_from=self.experiment_id,
         )
         start_engine(self.workspace, run_id, resume=False, detach=True)

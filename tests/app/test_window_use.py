@@ -471,3 +471,40 @@ def test_evaluation_legend_sits_under_the_axis_and_single_curves_have_none(qtbot
     labels = {label.text for _, label in evaluation.legend.items}
     assert labels == set(metrics)
     assert plots.plots["Learning rate"].legend.items == []
+
+
+def test_run_on_gpus_that_cannot_split_the_batch_is_refused_before_anything_is_recorded(
+    window, monkeypatch
+):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.model.devices import Gpu
+    from engine.cli import launch
+    from engine.store import queries
+
+    started, said = [], []
+    monkeypatch.setattr(launch, "start_engine", lambda ws, run_id, **k: started.append(run_id))
+
+    def read_and_close() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or box.objectName() != "batchSplitProblem":
+            QTimer.singleShot(20, read_and_close)
+            return
+        said.append(f"{box.text()}\n{box.informativeText()}")
+        box.accept()
+
+    # This machine has no GPU: the picker is shown three, as NVML would list them.
+    gpus = [Gpu(i, "NVIDIA H100", 0, 81_559, 0) for i in range(3)]
+    monkeypatch.setattr(window.gpu_picker.monitor, "read", lambda: gpus)
+    window.gpu_picker.set_selection("0,1,2")  # the demo's batches of 32 do not split in 3
+    QTimer.singleShot(0, read_and_close)
+    window.run_plan()
+    assert started == [] and queries.list_runs(window.store()) == []
+    assert "Nothing was started" in said[0]
+    assert "'sentiment': batch_size 32 cannot be split over 3 processes" in said[0]
+    window.gpu_picker.set_selection("0,1")
+    window.run_plan()
+    assert len(started) == 1
+    assert queries.get_run(window.store(), started[0]).gpus == "0,1"
+    window.runs.monitor.close_run()
