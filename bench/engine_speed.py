@@ -43,6 +43,7 @@ from engine.resources import resources_dir  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
 from engine.store import Store, Workspace, queries  # noqa: E402
 from engine.train.batches import BatchStream  # noqa: E402
+from engine.train.feed import batch_workers  # noqa: E402
 from engine.train.loop import train_stage  # noqa: E402
 
 PLAN = """
@@ -215,7 +216,9 @@ def bench_trainer(
         logging_steps=10,
         save_strategy="no",
         report_to=[],
-        dataloader_num_workers=0,
+        # As many batch workers as the engine uses (2 on a GPU, none on the CPU).
+        dataloader_num_workers=batch_workers(ctx.stage, ctx.device),
+        dataloader_pin_memory=ctx.device.type == "cuda",
         bf16=ctx.stage.precision == "bf16",
         use_cpu=ctx.device.type == "cpu",
         disable_tqdm=True,
