@@ -151,3 +151,17 @@ def scored_csv(tmp_path_factory) -> Path:
             rng.shuffle(words)
             writer.writerow([" ".join(words), label, f"{strong + rng.random() / 2:.2f}"])
     return root / "scored.csv"
+
+
+@pytest.fixture(scope="session")
+def prefs(data_dir: Path) -> Path:
+    """Pairs: the right mood word is chosen, the wrong one rejected."""
+    rng = random.Random(3)
+    with open(data_dir / "prefs.jsonl", "w") as fh:
+        for _ in range(160):
+            word = rng.choice(WORDS["pos"] + WORDS["neg"])
+            good = "positive" if word in WORDS["pos"] else "negative"
+            bad = "negative" if good == "positive" else "positive"
+            row = {"prompt": f"the mood of {word} is", "chosen": good, "rejected": bad}
+            fh.write(json.dumps(row) + "\n")
+    return data_dir / "prefs.jsonl"

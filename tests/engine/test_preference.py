@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 import torch
 
 from engine.spec import PlanInvalid, load_plan_text
-from tests.engine.conftest import WORDS
 
 SFT = """
 name: align
@@ -39,20 +37,6 @@ DPO = """
     eval: {every_steps: 15, metrics: [loss, accuracy]}
     checkpoint: {every_steps: 10}
 """
-
-
-@pytest.fixture(scope="session")
-def prefs(data_dir):
-    """Pairs: the right mood word is chosen, the wrong one rejected."""
-    rng = random.Random(3)
-    with open(data_dir / "prefs.jsonl", "w") as fh:
-        for _ in range(160):
-            word = rng.choice(WORDS["pos"] + WORDS["neg"])
-            good = "positive" if word in WORDS["pos"] else "negative"
-            bad = "negative" if good == "positive" else "positive"
-            row = {"prompt": f"the mood of {word} is", "chosen": good, "rejected": bad}
-            fh.write(json.dumps(row) + "\n")
-    return data_dir / "prefs.jsonl"
 
 
 @pytest.fixture
