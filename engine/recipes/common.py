@@ -34,6 +34,7 @@ from engine.models.build import build_model, build_tokenizer, stage_output
 from engine.process.context import StageContext
 from engine.process.fingerprint import tree_sha256
 from engine.recipes.base import Batch, StepLoss
+from engine.spec.lineage import objective_of
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
 from engine.spec.settings import DataSource
@@ -427,13 +428,10 @@ def _save_adapters(ctx: StageContext, model: Any, tokenizer: Any, out: Path) -> 
         out,
         base,
         {
-            "objective": objective_of_stage(ctx.stage),
+            # A preference stage has neither an objective nor a task: its own name, a
+            # causal LM to peft and transformers.
+            "objective": objective_of(ctx.stage),
             "base_sha256": tree_sha256(Path(base)),
             "adapter": ctx.stage.adapter.model_dump(mode="json"),
         },
     )
-
-
-def objective_of_stage(stage: Any) -> str:
-    """The head a stage trains: its objective (pretrain, grow) or task (train, distill)."""
-    return getattr(stage, "objective", None) or stage.task

@@ -216,3 +216,22 @@ def test_dpo_with_lora_takes_the_base_without_adapters_as_reference(train_stage_
     # The merged output loads in plain transformers.
     out = recipe.save()[0]
     assert AutoModelForCausalLM.from_pretrained(str(out)).config.model_type == "gpt2"
+
+
+def test_dpo_adapter_output_names_its_base_and_loads_merged(train_stage_of, sft_dir):
+    from engine.models.adapters import adapter_record, merged_model
+
+    plan = SFT + DPO.replace("max_steps: 30", "max_steps: 2").replace(
+        "loss: dpo", "loss: dpo\n    adapter: {rank: 4, dropout: 0.0, output: adapter}"
+    )
+    recipe = train_stage_of(plan, index=1, outputs={"sft": sft_dir}).recipe
+    out = recipe.save()[0]
+    # A preference stage has no task: its adapters' base is a causal LM, the SFT output.
+    record = adapter_record(out)
+    assert record["objective"] == "preference" and record["base"] == str(sft_dir)
+    rows = recipe.eval_rows[:4]
+    merged = merged_model(out).eval()
+    ids = torch.tensor([rows[0]["input_ids"]])
+    with torch.no_grad():
+        expected = recipe.model.eval()(input_ids=ids).logits
+        torch.testing.assert_close(merged(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
