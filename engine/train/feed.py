@@ -16,10 +16,12 @@ starts the loader from there.
 from __future__ import annotations
 
 import multiprocessing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine.process.distributed import SINGLE, Dist
 from engine.train.augment import augment_batch
 from engine.train.batches import Streams
 
@@ -31,6 +33,26 @@ if TYPE_CHECKING:
 
 # Batches each worker keeps ready (DataLoader's prefetch_factor).
 PREFETCH = 4
+
+
+@dataclass
+class MicroBatch:
+    """This process's rows of a micro-batch, with counts of the whole (global) batch."""
+
+    batch: Batch  # host tensors (pinned when a GPU trains)
+    targets: Any  # labelled positions of the global batch (the losses' divisor)
+    samples: int  # rows of the global batch
+    tokens: int  # real (unpadded) tokens of the global batch
+
+
+def shaped(recipe: Recipe, batch: Batch, dist: Dist) -> MicroBatch:
+    """Count the global micro-batch, then keep this process's rows of it."""
+    return MicroBatch(
+        dist.local(batch),
+        recipe.count_targets(batch),
+        batch["input_ids"].shape[0],
+        int(batch["attention_mask"].sum()),
+    )
 
 
 def build_micro_batch(recipe: Recipe, streams: Streams, stage: Any, micro_step: int) -> Batch:
@@ -71,12 +93,14 @@ def pad_multiple(stage: Any, device: torch.device) -> int:
 class _Ahead(torch.utils.data.IterableDataset):
     """The stage's micro-batches from `start` on, shared out among the loader's workers."""
 
-    def __init__(self, recipe: Recipe, stage: Any, positions: dict, start: int, **stream_args):
-        self.recipe, self.stage, self.start = recipe, stage, start
+    def __init__(
+        self, recipe: Recipe, stage: Any, dist: Dist, positions: dict, start: int, **stream_args
+    ):
+        self.recipe, self.stage, self.dist, self.start = recipe, stage, dist, start
         self.positions = {name: list(pos) for name, pos in positions.items()}
         self.stream_args = stream_args
 
-    def __iter__(self) -> Iterator[tuple[int, Batch, dict[str, list[int]]]]:
+    def __iter__(self) -> Iterator[tuple[int, MicroBatch, dict[str, list[int]]]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         positions = {name: list(pos) for name, pos in self.positions.items()}
@@ -89,7 +113,8 @@ class _Ahead(torch.utils.data.IterableDataset):
             streams.set_dry(not mine)
             if mine:
                 batch = build_micro_batch(self.recipe, streams, self.stage, micro_step)
-                yield micro_step, batch, {n: list(p) for n, p in positions.items()}
+                micro = shaped(self.recipe, batch, self.dist)
+                yield micro_step, micro, {n: list(p) for n, p in positions.items()}
             else:
                 self.recipe.draw(streams, micro_step)  # only moves the positions on
             micro_step += 1
@@ -102,6 +127,9 @@ class Feed:
     def __init__(self, ctx: StageContext, recipe: Recipe, positions: dict, start: int):
         stage = ctx.stage
         self.recipe, self.stage, self.positions = recipe, stage, positions
+        # Several processes: each builds the global batch (the same masks and counts as
+        # one process) and keeps, and pins, only its own rows.
+        self.dist = getattr(ctx, "dist", SINGLE)
         self.workers = batch_workers(stage, ctx.device)
         stream_args = {
             "batch_size": stage.batch_size,
@@ -118,7 +146,7 @@ class Feed:
             return
         # Workers are forked (no pickling of models); they only run host-side code.
         loader = torch.utils.data.DataLoader(
-            _Ahead(recipe, stage, positions, start, **stream_args),
+            _Ahead(recipe, stage, self.dist, positions, start, **stream_args),
             batch_size=None,
             num_workers=self.workers,
             pin_memory=ctx.device.type == "cuda",
@@ -130,17 +158,18 @@ class Feed:
         )
         self._loader = iter(loader)
 
-    def next(self, micro_step: int) -> Batch:
+    def next(self, micro_step: int) -> MicroBatch:
         """The micro-batch of `micro_step` (the next one)."""
         if self._loader is None:
-            return build_micro_batch(self.recipe, self.streams, self.stage, micro_step)
-        built_for, batch, positions = next(self._loader)
+            batch = build_micro_batch(self.recipe, self.streams, self.stage, micro_step)
+            return shaped(self.recipe, batch, self.dist)
+        built_for, micro, positions = next(self._loader)
         if built_for != micro_step:  # never expected: the loader hands batches out in order
             raise RuntimeError(f"batch loader out of order: got {built_for}, not {micro_step}")
         for name, position in positions.items():
             # The lists themselves are shared with the loop state (checkpoints read them).
             self.positions.setdefault(name, [0, 0])[:] = position
-        return batch
+        return micro
 
     def close(self) -> None:
         """Stop the worker processes (also done when the feed is garbage collected)."""

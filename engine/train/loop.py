@@ -234,20 +234,20 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         # --- forward/backward over the accumulated micro-batches -----------------------------
         # The batches are prepared first: the count of labelled positions of the whole step
         # (host tensors, no device sync) weights every micro-batch's summed loss.
-        batches = []
+        micros = []
         for _ in range(micro_batches):
-            batch = feed.next(state.micro_step)
-            samples += batch["input_ids"].shape[0]
-            tokens += int(batch["attention_mask"].sum())  # host tensor: no device sync
+            micros.append(feed.next(state.micro_step))  # this process's rows, global counts
             state.micro_step += 1
-            batches.append(batch)
-        targets = sum(recipe.count_targets(b) for b in batches)
+        samples += sum(m.samples for m in micros)
+        tokens += sum(m.tokens for m in micros)
+        targets = sum(m.targets for m in micros)
+        batches = [m.batch for m in micros]
         step_loss = torch.zeros((), device=device) if targets else None
         parts: dict[str, torch.Tensor] = {}
         for i, batch in enumerate(batches if targets else ()):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             if dist.active:
                 # This process's rows; the target count is the global batch's.
-                batch = {k: v.to(device, non_blocking=True) for k, v in dist.local(batch).items()}
                 with no_sync(ddp, last=i == len(batches) - 1):
                     with autocast_for(ctx):
                         loss, share, out_parts = ddp(batch, targets)
@@ -256,7 +256,6 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
                 for name, part in out_parts.items():
                     parts[name] = parts.get(name, 0) + part.detach()
                 continue
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast_for(ctx):
                 out = recipe.loss(batch, targets)
                 loss = out.loss

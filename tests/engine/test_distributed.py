@@ -83,7 +83,15 @@ def assert_close(ours: dict, theirs: dict, rel: float, abs_: float = 1e-6) -> No
 def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file):
     ws = tmp_path / "ws"
     stagelab(ws, "run", str(plan_file), "--name", "one", "--no-cache")
-    two = stagelab(ws, "run", str(plan_file), "--name", "two", "--nproc", "2", "--no-cache")
+    # The second stage's batches come from a loader worker in each process (its own rows
+    # of the global batch, pinned and counted as the whole): the same numbers.
+    workers = plan_file.with_name(f"workers-{plan_file.name}")
+    workers.write_text(
+        plan_file.read_text().replace(
+            "grad_accum: 2\n", "grad_accum: 2\n    batching: {workers: 1}\n"
+        )
+    )
+    two = stagelab(ws, "run", str(workers), "--name", "two", "--nproc", "2", "--no-cache")
     assert "finished" in two.stdout
     one_id, two_id = run_id_of(ws, "one"), run_id_of(ws, "two")
     data = show(ws, two_id)

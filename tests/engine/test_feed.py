@@ -69,9 +69,10 @@ def test_workers_build_the_same_batches_and_positions_as_the_training_thread(tra
     assert ahead.workers == 3
     for micro_step in range(7, 60):  # past an epoch end of the short sources
         want, got = inline.next(micro_step), ahead.next(micro_step)
-        assert want.keys() == got.keys()
-        for key in want:
-            assert torch.equal(want[key], got[key]), (micro_step, key)
+        assert want.batch.keys() == got.batch.keys()
+        for key in want.batch:
+            assert torch.equal(want.batch[key], got.batch[key]), (micro_step, key)
+        assert (want.targets, want.samples, want.tokens) == (got.targets, got.samples, got.tokens)
         assert ahead_positions == inline_positions
     ahead.close()
 
