@@ -5,6 +5,11 @@ A checkpoint is a folder `stage<idx>-step<step>/` with the model weights (safete
 written under a temporary name, flushed to disk and renamed, so a crash mid-write leaves
 the previous checkpoint intact. `state.pt` only holds tensors and plain containers and is
 read with `weights_only=True`.
+
+Saving is two halves so that the disk write can leave the training thread: `take_snapshot`
+copies every tensor to host memory (on the training thread, at the step being saved) and
+`write_snapshot` writes that copy (on any thread; `engine/process/checkpoint_writer.py`).
+`save_checkpoint` does both at once.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import _remove_duplicate_names, load_model, save_file
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -54,35 +60,136 @@ def _fsync_tree(path: Path) -> None:
             os.fsync(fh.fileno())
 
 
+def _fsync_dir(path: Path) -> None:
+    # The rename itself is durable only once its folder's entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _weights_file(name: str) -> str:
     # The primary model keeps the historic file name, so older checkpoints still load.
     return MODEL_FILE if name == "model" else f"{name}.safetensors"
 
 
-def save_checkpoint(
-    folder: Path, modules: dict[str, torch.nn.Module], state: dict[str, Any]
-) -> Path:
-    """Write a checkpoint folder atomically and return its final path.
+@dataclass
+class Snapshot:
+    """A checkpoint's content in host memory, owned by nobody else.
+
+    Attributes:
+        weights: safetensors file name -> (tensors, metadata), one file per module.
+        state: the state dict with every tensor copied.
+        ready: on CUDA, recorded after the device-to-host copies; wait on it before reading.
+    """
+
+    weights: dict[str, tuple[dict[str, torch.Tensor], dict[str, str] | None]]
+    state: dict[str, Any]
+    ready: Any = None
+
+
+class _Copier:
+    """Copies tensors to host memory: pinned buffers and asynchronous copies from a GPU."""
+
+    def __init__(self) -> None:
+        self.device: torch.device | None = None
+
+    def tensor(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()
+        if t.device.type != "cuda":
+            # A real copy, never a view: training updates the weights and optimizer moments
+            # in place as soon as save() returns, while the writer thread still reads this.
+            return t.clone(memory_format=torch.contiguous_format)
+        self.device = t.device
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        # Queued on the training stream, so the next step's in-place updates come after it.
+        return host.copy_(t, non_blocking=True)
+
+    def tree(self, obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return self.tensor(obj)
+        if isinstance(obj, dict):
+            return {k: self.tree(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self.tree(v) for v in obj)
+        return obj
+
+
+def take_snapshot(modules: dict[str, torch.nn.Module], state: dict[str, Any]) -> Snapshot:
+    """Copy a checkpoint's tensors to host memory, as they are now.
+
+    Tied weights (an MLM decoder sharing the embedding matrix) are stored once, with the
+    names of the others in the file's metadata, exactly as safetensors' `save_model` does,
+    so `load_model` loads old and new checkpoints alike.
+
+    Args:
+        modules: the trained modules by name (`model` is the primary one).
+        state: optimizer/scheduler/scaler state dicts, RNG states, data positions, counters.
+    """
+    copier = _Copier()
+    weights = {}
+    for name, module in modules.items():
+        tensors = module.state_dict()
+        metadata: dict[str, str] = {}
+        # The sharing is seen on the live tensors only: copies share nothing.
+        for kept, removed in _remove_duplicate_names(tensors).items():
+            for other in removed:
+                metadata.setdefault(other, kept)
+                del tensors[other]
+        weights[_weights_file(name)] = (copier.tree(tensors), metadata or None)
+    copied = copier.tree(state)
+    ready = None
+    if copier.device is not None:
+        # One sync point for all copies, waited on by the writer, not the training thread.
+        ready = torch.cuda.Event()
+        ready.record(torch.cuda.current_stream(copier.device))
+    return Snapshot(weights, copied, ready)
+
+
+def write_snapshot(folder: Path, snapshot: Snapshot) -> Path:
+    """Write a snapshot as a checkpoint folder atomically and return its final path.
+
+    A failed write leaves no temporary folder behind and the earlier checkpoints as they
+    were.
 
     Args:
         folder: final path, e.g. runs/<id>/checkpoints/stage1-step200.
+        snapshot: what `take_snapshot` copied.
+    """
+    if snapshot.ready is not None:
+        snapshot.ready.synchronize()
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        for file, (tensors, metadata) in snapshot.weights.items():
+            save_file(tensors, str(tmp / file), metadata=metadata)
+        torch.save(snapshot.state, tmp / STATE_FILE)
+        _fsync_tree(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(folder.parent)
+    return folder
+
+
+def save_checkpoint(
+    folder: Path, modules: dict[str, torch.nn.Module], state: dict[str, Any]
+) -> Path:
+    """Write a checkpoint folder atomically, on this thread, and return its final path.
+
+    Args:
+        folder: final path, e.g. runs/<id>/best/stage1-step200.
         modules: the trained modules by name (`model` is the primary one), one
             safetensors file each.
         state: optimizer/scheduler/scaler state dicts, RNG states, data positions, counters.
     """
-    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    # save_model copes with tied weights (MLM decoders share the embedding matrix).
-    for name, module in modules.items():
-        save_model(module, str(tmp / _weights_file(name)))
-    torch.save(state, tmp / STATE_FILE)
-    _fsync_tree(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    return write_snapshot(folder, take_snapshot(modules, state))
 
 
 def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from engine.process.checkpoint import prune_checkpoints, save_checkpoint
+from engine.process.checkpoint import prune_checkpoints, take_snapshot, write_snapshot
+from engine.process.checkpoint_writer import CheckpointWriter
 from engine.process.distributed import SINGLE, Dist
 from engine.process.recorder import Recorder
 from engine.spec.plan import Plan
@@ -65,6 +67,8 @@ class StageContext:
     cache_dir: Path
     outputs: dict[str, Path] = field(default_factory=dict)
     dist: Dist = SINGLE  # several processes: this one's rank; only the owner writes
+    # The run's checkpoint writer thread (one per engine process; the runner shares it).
+    writer: CheckpointWriter = field(default_factory=CheckpointWriter)
 
     @property
     def stage(self) -> Any:
@@ -82,14 +86,23 @@ class StageContext:
         return self.stage_dir / "output"
 
     def save_checkpoint(
-        self, modules: dict[str, torch.nn.Module], step: int, state: dict, reason: str
+        self,
+        modules: dict[str, torch.nn.Module],
+        step: int,
+        state: dict,
+        reason: str,
+        on_written: Callable[[], None] | None = None,
     ) -> Path:
-        """Write a checkpoint, record it once its metrics are stored, prune old ones."""
+        """Snapshot a checkpoint now and write it on the writer thread; once it is on disk,
+        record it (its row once its metrics are stored), prune old ones and call
+        `on_written`. Waits for the previous write first (at most one in flight).
+
+        Raises:
+            CheckpointWriteError: the previous write failed.
+        """
+        self.writer.wait()
+        snapshot = take_snapshot(modules, state)
         folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
-        save_checkpoint(folder, modules, state)
-        # The row is written by the recorder once every metric up to this step is stored,
-        # so a resume from this checkpoint finds a complete series to continue; folders
-        # are pruned only then, and only older ones, so the newest recorded one survives.
         keep_last = self.stage.checkpoint.keep_last
 
         def prune() -> None:
@@ -103,11 +116,21 @@ class StageContext:
             )
             prune_checkpoints(mine, keep_last)
 
-        self.recorder.checkpoint(self.index, step, str(folder), on_stored=prune)
-        self.recorder.event(
-            "checkpoint",
-            f"checkpoint at step {step} ({reason})",
-            stage_idx=self.index,
-            data={"step": step, "path": str(folder)},
-        )
+        def write() -> None:
+            write_snapshot(folder, snapshot)
+            # Only now, with the files on disk: the row is written by the recorder once
+            # every metric recorded before it is stored, so a resume from this checkpoint
+            # finds a complete series to continue; folders are pruned only then, and only
+            # older ones, so the newest recorded one survives.
+            self.recorder.checkpoint(self.index, step, str(folder), on_stored=prune)
+            self.recorder.event(
+                "checkpoint",
+                f"checkpoint at step {step} ({reason})",
+                stage_idx=self.index,
+                data={"step": step, "path": str(folder)},
+            )
+            if on_written is not None:
+                on_written()
+
+        self.writer.submit(f"the checkpoint of stage {self.index} at step {step}", write)
         return folder

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from engine.process.checkpoint_writer import CheckpointWriter
 from engine.process.context import Control, StageContext
 from engine.process.distributed import SINGLE, Dist, device_of, from_environment, peer_lost
 from engine.process.environment import environment_record
@@ -120,6 +121,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
     install_signal_handlers(control, dist)
     recorder = Recorder(store, run_id, run_dir=run_dir)
     recorder.start()
+    writer = CheckpointWriter()  # one writer thread for every stage's checkpoints
     _create_stage_rows(store, run_id, plan)
     channel = open_channel(recorder, control, run_dir, device)
     forward_logs(recorder)
@@ -146,10 +148,12 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             }
         )
         status = _train_stages(
-            store, run, plan, device, control, recorder, workspace, channel, dist
+            store, run, plan, device, control, recorder, workspace, channel, dist, writer
         )
+        writer.wait()  # never `finished` with a checkpoint unwritten
         dist.broadcast(("end",))
     except Exception as caught:  # noqa: BLE001 - every failure is recorded, then reported
+        _settle_checkpoint(writer, recorder)
         failed_rank = _failed_rank(run_dir) if dist.active else None
         # Another process's own error (it wrote it before exiting) is the run's.
         exc = RuntimeError(failed_rank) if failed_rank else caught
@@ -188,6 +192,15 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         return EXIT_FAILED
     _end(store, run_id, channel, status)
     return EXIT_OK
+
+
+def _settle_checkpoint(writer: CheckpointWriter, recorder: Recorder) -> None:
+    """On a failure: let the checkpoint in flight reach the disk and its row the recorder
+    (a resume continues from it); if it fails as well, say so next to the first error."""
+    try:
+        writer.wait()
+    except Exception as exc:  # noqa: BLE001 - the run fails already; this is one more fact
+        recorder.event("error", f"{type(exc).__name__}: {exc}", level="error")
 
 
 def _failed_rank(run_dir: Path) -> str | None:
@@ -284,7 +297,9 @@ def _train_stages(
     workspace: Workspace,
     channel: Any = None,
     dist: Dist = SINGLE,
+    writer: CheckpointWriter | None = None,
 ) -> str:
+    writer = writer or CheckpointWriter()
     existing = {s.idx: s for s in queries.list_stages(store, run.id)}
     resume_idx, resume_step, resume_folder = _resume_point(store, run.id)
     outputs: dict[str, Path] = {}
@@ -318,6 +333,7 @@ def _train_stages(
             cache_dir=workspace.root / "cache",
             outputs=outputs,
             dist=dist,
+            writer=writer,
         )
         # Points written after the checkpoint (or by an earlier try of this stage) are
         # dropped, so the continued series has no repeated and no missing steps.
@@ -351,6 +367,7 @@ def _train_stages(
             outcome = train_stage(ctx, recipe, resume_from=folder)
         else:
             outcome = evaluate_stage(ctx, recipe)
+        writer.wait()  # the loop has waited; this keeps the promise whatever the stage kind
         if outcome == "stopped":
             recorder.stage(idx, status="stopped")
             recorder.event(

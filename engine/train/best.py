@@ -35,15 +35,31 @@ def prune_best(ctx: StageContext, keep: set[int | None]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def prune_best_before(ctx: StageContext, step: int | None) -> None:
+    """Delete this stage's best-weights folders older than `step`, the best a checkpoint
+    now on disk refers to: no resume needs them any more. Runs on the checkpoint writer's
+    thread, so it leaves newer folders alone: those are the training thread's."""
+    if step is None:
+        return
+    for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
+        if int(folder.name.rsplit("step", 1)[1]) < step:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def track_best(
     ctx: StageContext,
     state: LoopState,
     modules: dict[str, torch.nn.Module],
     values: dict[str, float],
-    checkpointed_best: int | None,
+    checkpointed: tuple[int | None, ...],
 ) -> None:
     """Keep the weights of the best evaluation on disk (written atomically), so the stage
-    output can be the best model, also after a resume."""
+    output can be the best model, also after a resume.
+
+    Args:
+        checkpointed: the best steps of the checkpoints on disk or being written; their
+            weights are kept for a resume.
+    """
     stopping = ctx.stage.regularization.early_stopping
     if stopping is None or stopping.metric not in values:
         return
@@ -53,8 +69,8 @@ def track_best(
     state.best_value, state.best_step = value, state.step
     if stopping.restore_best:
         save_checkpoint(_best_dir(ctx, state.step), modules, {"step": state.step, "value": value})
-        # The latest checkpoint's best stays until the next checkpoint: a resume needs it.
-        prune_best(ctx, {state.step, checkpointed_best})
+        # The checkpoints' bests stay until the next checkpoint is on disk: a resume needs them.
+        prune_best(ctx, {state.step, *checkpointed})
 
 
 def count_patience(ctx: StageContext, state: LoopState, values: dict[str, float]) -> None:

@@ -4,6 +4,8 @@ log → evaluate → checkpoint → stop?
 
 The loop never reads a number from the device per step: losses and gradient norms stay on
 the device and are read together every `log_every_steps` (the sync points are marked).
+A checkpoint costs the loop a host copy of its tensors; the disk write runs on the
+checkpoint writer thread, and the stage waits for it before it stops or ends.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from engine.process.distributed import (
     no_sync,
     share_state,
 )
-from engine.train.best import count_patience, prune_best, restore_best, track_best
+from engine.train.best import (
+    count_patience,
+    prune_best,
+    prune_best_before,
+    restore_best,
+    track_best,
+)
 from engine.train.evaluation import autocast_for, evaluate
 from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
@@ -137,7 +145,9 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     # Best weights written after the checkpoint (or by an earlier try) are stale.
     if dist.main:
         prune_best(ctx, {state.best_step})
-    checkpointed_best = state.best_step
+    # The best steps of the last checkpoint on disk and of the one being written (at most
+    # one is in flight): a resume from either needs its best weights.
+    checkpointed: tuple[int | None, ...] = (state.best_step,)
     if stage.precision != "fp32" and device.type != "cuda":
         ctx.recorder.event(
             "precision",
@@ -149,7 +159,8 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     ctx.recorder.stage(ctx.index, total_steps=steps, steps_done=state.step)
 
     def save(reason: str) -> None:
-        nonlocal checkpointed_best
+        """Snapshot a checkpoint here; the writer thread writes it (checkpoint_writer.py)."""
+        nonlocal checkpointed
         flush_logs()
         # Every process's RNG state (one list, by rank) goes into the owner's checkpoint.
         ranks = dist.gather(rng_state(device))
@@ -164,10 +175,19 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         }
         if dist.active:
             saved["rng_ranks"] = ranks
-        ctx.save_checkpoint(modules, state.step, saved, reason)
-        # The checkpoint row is stored: older best weights are no longer needed for a resume.
-        checkpointed_best = state.best_step
-        prune_best(ctx, {state.best_step})
+        # Once this checkpoint is on disk, older best weights are no longer needed for a
+        # resume; until then the previous checkpoint's stay (a crash mid-write resumes there).
+        best = state.best_step
+        ctx.save_checkpoint(
+            modules, state.step, saved, reason, on_written=lambda: prune_best_before(ctx, best)
+        )
+        # save_checkpoint waited for the previous write: it is on disk now.
+        checkpointed = (checkpointed[-1], best)
+
+    def stop() -> str:
+        save("stop")
+        ctx.writer.wait()  # never `stopped` with the checkpoint unwritten
+        return "stopped"
 
     # (step, loss, grad norm, loss parts) of the steps since the last log, on the device.
     pending: list[tuple[int, torch.Tensor | None, torch.Tensor | None, dict]] = []
@@ -305,18 +325,18 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             flush_logs()
             if dist.main:  # the owner evaluates; the others wait for its counters
                 values = evaluate(ctx, recipe, state.step)
-                track_best(ctx, state, modules, values, checkpointed_best)
+                track_best(ctx, state, modules, values, checkpointed)
                 count_patience(ctx, state, values)
             state.last_eval_step = state.step
             share_state(dist, state)
+        ctx.writer.check()  # a failed background write fails the stage, as a failed save did
         if stage.checkpoint.every_steps and state.step % stage.checkpoint.every_steps == 0:
             save("interval")
         # A pause holds here, between two steps; a checkpoint asked for meanwhile is written.
         if dist.active:
             if hold_between_steps(dist, ctx.control, save) and state.step < steps:
-                save("stop")
                 feed.close()
-                return "stopped"
+                return stop()
             continue
         while True:
             if ctx.control.checkpoint_requested:
@@ -325,17 +345,19 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             if ctx.control.wait_while_paused(timeout=0.2):
                 break
         if ctx.control.stop_requested and state.step < steps:
-            save("stop")
             feed.close()
-            return "stopped"
+            return stop()
 
     feed.close()
     flush_logs()
+    # The last checkpoint is on disk before the stage ends (the best weights are restored,
+    # the output saved and the stage marked finished only after this).
+    ctx.writer.wait()
     if not dist.main:
         return "early_stopped" if state.stopped_early else "finished"
     if state.last_eval_step != state.step:
         values = evaluate(ctx, recipe, state.step)
-        track_best(ctx, state, modules, values, checkpointed_best)
+        track_best(ctx, state, modules, values, checkpointed)
     if state.empty_steps:
         ctx.recorder.event(
             "empty_step",
