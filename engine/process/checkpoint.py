@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,29 +82,39 @@ class Snapshot:
         weights: safetensors file name -> (tensors, metadata), one file per module.
         state: the state dict with every tensor copied.
         ready: on CUDA, recorded after the device-to-host copies; wait on it before reading.
+        buffers: every copy, in the order taken; the next snapshot may copy into them.
     """
 
     weights: dict[str, tuple[dict[str, torch.Tensor], dict[str, str] | None]]
     state: dict[str, Any]
     ready: Any = None
+    buffers: list[torch.Tensor] = field(default_factory=list)
 
 
 class _Copier:
-    """Copies tensors to host memory: pinned buffers and asynchronous copies from a GPU."""
+    """Copies tensors to host memory: into an earlier snapshot's buffers where they fit
+    (fresh memory costs more to fault in than to copy), else into new ones, pinned for
+    asynchronous copies from a GPU."""
 
-    def __init__(self) -> None:
+    def __init__(self, reuse: Snapshot | None) -> None:
         self.device: torch.device | None = None
+        self._spare = iter(reuse.buffers if reuse is not None else ())
+        self.buffers: list[torch.Tensor] = []
 
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
-        if t.device.type != "cuda":
-            # A real copy, never a view: training updates the weights and optimizer moments
-            # in place as soon as save() returns, while the writer thread still reads this.
-            return t.clone(memory_format=torch.contiguous_format)
-        self.device = t.device
-        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-        # Queued on the training stream, so the next step's in-place updates come after it.
-        return host.copy_(t, non_blocking=True)
+        cuda = t.device.type == "cuda"
+        out = next(self._spare, None)
+        if out is None or out.shape != t.shape or out.dtype != t.dtype:
+            out = torch.empty(t.shape, dtype=t.dtype, pin_memory=cuda)
+        # A real copy, never a view: training updates the weights and optimizer moments in
+        # place as soon as save() returns, while the writer thread still reads this. From a
+        # GPU it is queued on the training stream, so those updates come after it.
+        out.copy_(t, non_blocking=cuda)
+        if cuda:
+            self.device = t.device
+        self.buffers.append(out)
+        return out
 
     def tree(self, obj: Any) -> Any:
         if isinstance(obj, torch.Tensor):
@@ -116,7 +126,9 @@ class _Copier:
         return obj
 
 
-def take_snapshot(modules: dict[str, torch.nn.Module], state: dict[str, Any]) -> Snapshot:
+def take_snapshot(
+    modules: dict[str, torch.nn.Module], state: dict[str, Any], reuse: Snapshot | None = None
+) -> Snapshot:
     """Copy a checkpoint's tensors to host memory, as they are now.
 
     Tied weights (an MLM decoder sharing the embedding matrix) are stored once, with the
@@ -126,8 +138,10 @@ def take_snapshot(modules: dict[str, torch.nn.Module], state: dict[str, Any]) ->
     Args:
         modules: the trained modules by name (`model` is the primary one).
         state: optimizer/scheduler/scaler state dicts, RNG states, data positions, counters.
+        reuse: an earlier snapshot that nothing reads any more (written): its buffers are
+            copied into, so a stage's checkpoints do not allocate host memory each time.
     """
-    copier = _Copier()
+    copier = _Copier(reuse)
     weights = {}
     for name, module in modules.items():
         tensors = module.state_dict()
@@ -144,7 +158,7 @@ def take_snapshot(modules: dict[str, torch.nn.Module], state: dict[str, Any]) ->
         # One sync point for all copies, waited on by the writer, not the training thread.
         ready = torch.cuda.Event()
         ready.record(torch.cuda.current_stream(copier.device))
-    return Snapshot(weights, copied, ready)
+    return Snapshot(weights, copied, ready, copier.buffers)
 
 
 def write_snapshot(folder: Path, snapshot: Snapshot) -> Path:

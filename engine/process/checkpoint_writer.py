@@ -4,7 +4,9 @@ The training thread takes a snapshot (a host copy of every tensor, `take_snapsho
 goes on training; one background thread writes it to disk (atomically: temporary folder,
 fsync, rename) and then runs what must follow a durable write: the checkpoint's row is
 queued with the recorder, its event is recorded, and older folders are pruned. At most one
-write is in flight: the next save waits for it first, so at most one snapshot is held.
+write is in flight: the next save waits for it first, so at most one snapshot is held;
+the next snapshot copies into the last written one's buffers (`spare`) rather than into
+fresh memory, and `finish` lets them go at the end of a stage.
 
 A failed write is raised on the training thread, at its next step, save or wait, as a
 `CheckpointWriteError`: the run fails as a synchronous failure would, and the previous
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 
 class CheckpointWriteError(RuntimeError):
@@ -28,13 +31,15 @@ class CheckpointWriter:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
         self._what = ""
+        self._written: Any = None  # what the last successful write wrote
 
-    def submit(self, what: str, write: Callable[[], None]) -> None:
+    def submit(self, what: str, write: Callable[[], None], snapshot: Any = None) -> None:
         """Run `write` on the writer thread once the write in flight is done.
 
         Args:
             what: the checkpoint in words, for the error if it fails.
             write: writes the files, then records what follows a durable write.
+            snapshot: what `write` writes; once written, it is `spare`.
 
         Raises:
             CheckpointWriteError: the write in flight failed.
@@ -43,7 +48,27 @@ class CheckpointWriter:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stagelab-checkpoint")
         self._what = what
-        self._pending = self._pool.submit(write)
+        self._pending = self._pool.submit(self._write, write, snapshot)
+
+    def _write(self, write: Callable[[], None], snapshot: Any) -> None:
+        write()
+        self._written = snapshot
+
+    def spare(self) -> Any:
+        """The last written snapshot, which nothing reads any more, once (after `wait`)."""
+        spare, self._written = self._written, None
+        return spare
+
+    def finish(self) -> None:
+        """Wait for the write in flight, then let the spare snapshot's memory go.
+
+        Raises:
+            CheckpointWriteError: the write failed.
+        """
+        try:
+            self.wait()
+        finally:
+            self._written = None
 
     @property
     def busy(self) -> bool:

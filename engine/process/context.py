@@ -101,7 +101,7 @@ class StageContext:
             CheckpointWriteError: the previous write failed.
         """
         self.writer.wait()
-        snapshot = take_snapshot(modules, state)
+        snapshot = take_snapshot(modules, state, reuse=self.writer.spare())
         folder = self.run_dir / "checkpoints" / f"stage{self.index}-step{step}"
         keep_last = self.stage.checkpoint.keep_last
 
@@ -132,5 +132,5 @@ class StageContext:
             if on_written is not None:
                 on_written()
 
-        self.writer.submit(f"the checkpoint of stage {self.index} at step {step}", write)
+        self.writer.submit(f"the checkpoint of stage {self.index} at step {step}", write, snapshot)
         return folder

@@ -186,7 +186,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
 
     def stop() -> str:
         save("stop")
-        ctx.writer.wait()  # never `stopped` with the checkpoint unwritten
+        ctx.writer.finish()  # never `stopped` with the checkpoint unwritten
         return "stopped"
 
     # (step, loss, grad norm, loss parts) of the steps since the last log, on the device.
@@ -352,7 +352,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     flush_logs()
     # The last checkpoint is on disk before the stage ends (the best weights are restored,
     # the output saved and the stage marked finished only after this).
-    ctx.writer.wait()
+    ctx.writer.finish()
     if not dist.main:
         return "early_stopped" if state.stopped_early else "finished"
     if state.last_eval_step != state.step:

@@ -110,32 +110,37 @@ def test_the_write_runs_on_the_writer_thread_with_the_weights_of_save_time(ctx, 
     release, threads = held_writer
     model = tiny_mlm()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    train_step(model, optimizer)
-    expected_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    expected_moments = {k: v["exp_avg"].clone() for k, v in optimizer.state.items()}
+    written = []
+    # The second save copies into the first one's buffers, once that one is written.
+    for step in (1, 2):
+        release.clear()
+        train_step(model, optimizer)
+        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        moments = [optimizer.state[p]["exp_avg"].clone() for p in model.parameters()]
+        folder = ctx.save_checkpoint(
+            {"model": model}, step, {"optimizer": optimizer.state_dict()}, "interval"
+        )
+        # save() returned while the writer is still held: training goes on meanwhile, and
+        # its in-place updates must not reach the file.
+        assert ctx.writer.busy and not folder.exists()
+        train_step(model, optimizer)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        release.set()
+        ctx.writer.wait()
+        written.append((folder, weights, moments))
 
-    folder = ctx.save_checkpoint(
-        {"model": model}, 1, {"optimizer": optimizer.state_dict()}, "interval"
-    )
-    # save() returned while the writer is still held: training goes on meanwhile, and its
-    # in-place updates must not reach the file.
-    assert ctx.writer.busy and not folder.exists()
-    train_step(model, optimizer)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-    release.set()
-    ctx.writer.wait()
-
-    assert threads and threads[0] is not threading.main_thread()
+    assert len(threads) == 2 and threads[0] is threads[1]  # one writer thread
+    assert threads[0] is not threading.main_thread()
     assert threads[0].name.startswith("stagelab-checkpoint")
-    fresh = tiny_mlm()
-    saved = load_checkpoint(folder, {"model": fresh})
-    for key, value in fresh.state_dict().items():
-        torch.testing.assert_close(value, expected_weights[key], rtol=0, atol=0)
-    moments = saved["optimizer"]["state"]
-    for i, param in enumerate(model.parameters()):
-        torch.testing.assert_close(moments[i]["exp_avg"], expected_moments[param], rtol=0, atol=0)
+    for folder, weights, moments in written:
+        fresh = tiny_mlm()
+        saved = load_checkpoint(folder, {"model": fresh})
+        for key, value in fresh.state_dict().items():
+            torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+        for i, moment in enumerate(moments):
+            torch.testing.assert_close(saved["optimizer"]["state"][i]["exp_avg"], moment)
 
 
 def test_row_event_and_pruning_come_only_once_the_new_folder_is_on_disk(ctx, held_writer):
