@@ -1,0 +1,77 @@
+"""Run in the window: a plan that is already running asks before a second engine starts,
+and GPUs that cannot share a stage's batch are refused before anything is recorded."""
+
+from __future__ import annotations
+
+
+def answer_live_run_question(qtbot, button: str) -> None:
+    """Click `button` of the 'this plan is running' question once it shows."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QPushButton
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if box is None or box.objectName() != "liveRunQuestion":
+            QTimer.singleShot(20, click)
+            return
+        box.findChild(QPushButton, button).click()
+
+    QTimer.singleShot(0, click)
+
+
+def test_run_asks_before_starting_a_second_engine_for_a_live_plan(window, qtbot, monkeypatch):
+    from engine.cli import launch
+    from engine.store import queries
+
+    started = []
+    monkeypatch.setattr(launch, "start_engine", lambda ws, run_id, **k: started.append(run_id))
+    window.run_plan()
+    assert len(started) == 1
+    window.runs.show_tab(0)
+    answer_live_run_question(qtbot, "watchRunning")
+    window.run_plan()  # the engine is still starting: watch it, start nothing
+    assert len(started) == 1
+    assert window.runs.tabs.currentIndex() == 2
+    assert window.runs.monitor.run.run_id == started[0]
+    answer_live_run_question(qtbot, "startAnother")
+    window.run_plan()
+    assert len(started) == 2 and started[0] != started[1]
+    assert len(queries.list_runs(window.store())) == 2
+    window.runs.monitor.close_run()
+
+
+def test_run_on_gpus_that_cannot_split_the_batch_is_refused_before_anything_is_recorded(
+    window, monkeypatch
+):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.model.devices import Gpu
+    from engine.cli import launch
+    from engine.store import queries
+
+    started, said = [], []
+    monkeypatch.setattr(launch, "start_engine", lambda ws, run_id, **k: started.append(run_id))
+
+    def read_and_close() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or box.objectName() != "batchSplitProblem":
+            QTimer.singleShot(20, read_and_close)
+            return
+        said.append(f"{box.text()}\n{box.informativeText()}")
+        box.accept()
+
+    # This machine has no GPU: the picker is shown three, as NVML would list them.
+    gpus = [Gpu(i, "NVIDIA H100", 0, 81_559, 0) for i in range(3)]
+    monkeypatch.setattr(window.gpu_picker.monitor, "read", lambda: gpus)
+    window.gpu_picker.set_selection("0,1,2")  # the demo's batches of 32 do not split in 3
+    QTimer.singleShot(0, read_and_close)
+    window.run_plan()
+    assert started == [] and queries.list_runs(window.store()) == []
+    assert "Nothing was started" in said[0]
+    assert "'sentiment': batch_size 32 cannot be split over 3 processes" in said[0]
+    window.gpu_picker.set_selection("0,1")
+    window.run_plan()
+    assert len(started) == 1
+    assert queries.get_run(window.store(), started[0]).gpus == "0,1"
+    window.runs.monitor.close_run()
