@@ -160,3 +160,21 @@ def test_the_window_lists_data_file_problems_like_validate(window, tmp_path, dia
     assert main(["validate", str(file)]) == 2
     printed = [line.strip() for line in capsys.readouterr().err.splitlines()[1:]]
     assert printed == shown
+
+
+@pytest.mark.parametrize("huge", [2**64 + 1, 10**400])
+def test_integers_beyond_64_bits_are_painted_and_reported_without_overflow(window, huge):
+    import warnings
+
+    data = yaml.safe_load(demo_plan_path().read_text())
+    data["stages"][0]["batch_size"] = huge
+    window.set_document(PlanDocument(data, None, demo_plan_path().parent))
+    with warnings.catch_warnings():
+        # Through a Qt item role the stage became a QVariantMap: shiboken warned, then the
+        # paint raised OverflowError and a later paint crashed the process.
+        warnings.simplefilter("error", RuntimeWarning)
+        for row in range(len(data["stages"])):
+            window.plan_view.select_row(row)
+        window.grab()
+    assert any("batch_size" in message for message in window.problems.messages())
+    window.doc._saved_text = window.doc.to_yaml()

@@ -27,7 +27,6 @@ from app.qt.editor.qt_stage_card import (
     MIN_CARD_WIDTH,
     MODEL_LINE_ROLE,
     PROBLEMS_ROLE,
-    STAGE_ROLE,
     StageCardDelegate,
     card_rect,
 )
@@ -53,8 +52,6 @@ class PlanListModel(QAbstractListModel):
         if not index.isValid() or index.row() >= len(self.doc.stages):
             return None
         stage = self.doc.stages[index.row()]
-        if role == STAGE_ROLE:
-            return stage if isinstance(stage, dict) else {}
         if role == PROBLEMS_ROLE:
             return [f"{p.path}: {p.message}" for _, p in self.doc.stage_problems(index.row())]
         if role in (MODEL_LINE_ROLE, Qt.ItemDataRole.ToolTipRole):  # the tooltip: unelided

@@ -10,13 +10,21 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from app.model.stage_summary import data_text, extras_text, kind_text, model_text, settings_text
 from app.qt.qt_look import PROBLEM_COLOR, is_dark, kind_color, kind_icon
 
-STAGE_ROLE = Qt.ItemDataRole.UserRole + 1
 PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2
 MODEL_LINE_ROLE = Qt.ItemDataRole.UserRole + 3  # needs the whole plan (layers of grow/distill)
 GUTTER = 40  # left margin of the plan view where the "starts from" arrows run
 CARD_HEIGHT = 104
 CARD_GAP = 12
 MIN_CARD_WIDTH = 240  # the plan view never gets narrower than a card of this width
+
+
+def stage_of(index: QModelIndex) -> dict:
+    """The stage a row shows, read from the plan document itself: passed through a Qt item
+    role it would be converted to a QVariantMap and back on every paint, and an integer
+    beyond 64 bits (a typo like 10**30 in a plan file) overflows in that conversion."""
+    stages = index.model().doc.stages
+    stage = stages[index.row()] if index.row() < len(stages) else {}
+    return stage if isinstance(stage, dict) else {}
 
 
 class StageCardDelegate(QStyledItemDelegate):
@@ -29,7 +37,7 @@ class StageCardDelegate(QStyledItemDelegate):
         return QSize(GUTTER + 8 + MIN_CARD_WIDTH, CARD_HEIGHT + CARD_GAP)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        stage = index.data(STAGE_ROLE) or {}
+        stage = stage_of(index)
         problems: list[str] = index.data(PROBLEMS_ROLE) or []
         palette = option.palette
         card = card_rect(option.rect)
