@@ -44,9 +44,9 @@ def test_the_form_edits_the_sweep_section(window):
     doc = window.doc
     assert default_sweep(doc.data)["objective"]["stage"] == "sentiment"
     form = QtSweepForm(doc)
-    form.target.setText("0.9")
-    form.trials.setValue(5)
-    form.sampler.setCurrentText("random")
+    form.target_field.setText("0.9")
+    form.trials_box.setValue(5)
+    form.sampler_box.setCurrentText("random")
     form._add_row("stages.sentiment.optimizer.lr", {"log_uniform": [1e-4, 3e-3]})
     form.accept()
     from app.qt.editor.undo import SetPlanValue
@@ -59,7 +59,7 @@ def test_the_form_edits_the_sweep_section(window):
     assert doc.is_valid, doc.shown_problems
     # A range the setting cannot take is a problem of the plan, with its path.
     form = QtSweepForm(doc)
-    form.space.item(0, 1).setText("{uniform: [0.001, 20]}")
+    form.space_table.item(0, 1).setText("{uniform: [0.001, 20]}")
     form.accept()
     window.undo_stack.push(SetPlanValue(doc, "sweep", form.result_sweep))
     assert not doc.is_valid

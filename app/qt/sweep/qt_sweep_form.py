@@ -57,49 +57,49 @@ class QtSweepForm(QDialog):
         objective = sweep.get("objective", {})
         budget = sweep.get("budget", {})
 
-        self.stage = QComboBox()
-        self.stage.addItems(doc.stage_names())
-        self.stage.setCurrentText(str(objective.get("stage", "")))
-        self.metric = QComboBox()
-        self.metric.setEditable(True)
-        self.stage.currentTextChanged.connect(self._fill_metrics)
-        self._fill_metrics(self.stage.currentText())
-        self.metric.setCurrentText(str(objective.get("metric", "accuracy")))
-        self.goal = QComboBox()
-        self.goal.addItems(["max", "min"])
-        self.goal.setCurrentText(objective.get("goal", "max"))
-        self.target = QLineEdit("" if objective.get("target") is None else str(objective["target"]))
-        self.target.setPlaceholderText("none: run the whole budget")
-        self.trials = QSpinBox()
-        self.trials.setRange(1, 10_000)
-        self.trials.setValue(int(budget.get("trials", 8)))
-        self.minutes = QDoubleSpinBox()
-        self.minutes.setRange(0, 100_000)
-        self.minutes.setSpecialValueText("no limit")
-        self.minutes.setValue(float(budget.get("minutes") or 0))
-        self.sampler = QComboBox()
-        self.sampler.addItems(["tpe", "random", "grid"])
-        self.sampler.setCurrentText(sweep.get("sampler", "tpe"))
+        self.stage_box = QComboBox()
+        self.stage_box.addItems(doc.stage_names())
+        self.stage_box.setCurrentText(str(objective.get("stage", "")))
+        self.metric_box = QComboBox()
+        self.metric_box.setEditable(True)
+        self.stage_box.currentTextChanged.connect(self._fill_metrics)
+        self._fill_metrics(self.stage_box.currentText())
+        self.metric_box.setCurrentText(str(objective.get("metric", "accuracy")))
+        self.goal_box = QComboBox()
+        self.goal_box.addItems(["max", "min"])
+        self.goal_box.setCurrentText(objective.get("goal", "max"))
+        self.target_field = QLineEdit("" if objective.get("target") is None else str(objective["target"]))
+        self.target_field.setPlaceholderText("none: run the whole budget")
+        self.trials_box = QSpinBox()
+        self.trials_box.setRange(1, 10_000)
+        self.trials_box.setValue(int(budget.get("trials", 8)))
+        self.minutes_box = QDoubleSpinBox()
+        self.minutes_box.setRange(0, 100_000)
+        self.minutes_box.setSpecialValueText("no limit")
+        self.minutes_box.setValue(float(budget.get("minutes") or 0))
+        self.sampler_box = QComboBox()
+        self.sampler_box.addItems(["tpe", "random", "grid"])
+        self.sampler_box.setCurrentText(sweep.get("sampler", "tpe"))
 
-        self.space = QTableWidget(0, 2)
-        self.space.setObjectName("sweepSpace")
-        self.space.setHorizontalHeaderLabels(["setting", "values"])
-        self.space.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.space.verticalHeader().setVisible(False)
-        self.space.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.space_table = QTableWidget(0, 2)
+        self.space_table.setObjectName("sweepSpace")
+        self.space_table.setHorizontalHeaderLabels(["setting", "values"])
+        self.space_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.space_table.verticalHeader().setVisible(False)
+        self.space_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         for path, dist in (sweep.get("space") or {}).items():
             self._add_row(path, dist)
         remove_row = QPushButton("Remove setting")
-        remove_row.clicked.connect(lambda: self.space.removeRow(self.space.currentRow()))
+        remove_row.clicked.connect(lambda: self.space_table.removeRow(self.space_table.currentRow()))
 
         form = QFormLayout()
-        form.addRow("Objective stage", self.stage)
-        form.addRow("Metric", self.metric)
-        form.addRow("Goal", self.goal)
-        form.addRow("Target", self.target)
-        form.addRow("Trials", self.trials)
-        form.addRow("Time limit (minutes)", self.minutes)
-        form.addRow("Sampler", self.sampler)
+        form.addRow("Objective stage", self.stage_box)
+        form.addRow("Metric", self.metric_box)
+        form.addRow("Goal", self.goal_box)
+        form.addRow("Target", self.target_field)
+        form.addRow("Trials", self.trials_box)
+        form.addRow("Time limit (minutes)", self.minutes_box)
+        form.addRow("Sampler", self.sampler_box)
         hint = QLabel(
             "Values: {log_uniform: [1.0e-4, 3.0e-3]}, {choice: [0, 1, 2]}, {int: [1, 8]}. "
             "Add settings with a right click on a setting's name in Stage settings."
@@ -117,7 +117,7 @@ class QtSweepForm(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel("Space"))
-        layout.addWidget(self.space, 1)
+        layout.addWidget(self.space_table, 1)
         layout.addWidget(remove_row, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(hint)
         layout.addWidget(buttons)
@@ -128,17 +128,17 @@ class QtSweepForm(QDialog):
         for stage in self.doc.stages:
             if stage.get("name") == stage_name:
                 metrics = list((stage.get("eval") or {}).get("metrics") or ["loss"])
-        current = self.metric.currentText()
-        self.metric.clear()
-        self.metric.addItems([m for m in metrics if m != "confusion_matrix"])
+        current = self.metric_box.currentText()
+        self.metric_box.clear()
+        self.metric_box.addItems([m for m in metrics if m != "confusion_matrix"])
         if current:
-            self.metric.setCurrentText(current)
+            self.metric_box.setCurrentText(current)
 
     def _add_row(self, path: str, dist: Any) -> None:
-        row = self.space.rowCount()
-        self.space.insertRow(row)
-        self.space.setItem(row, 0, QTableWidgetItem(path))
-        self.space.setItem(row, 1, QTableWidgetItem(_flow(dist)))
+        row = self.space_table.rowCount()
+        self.space_table.insertRow(row)
+        self.space_table.setItem(row, 0, QTableWidgetItem(path))
+        self.space_table.setItem(row, 1, QTableWidgetItem(_flow(dist)))
 
     def _remove(self) -> None:
         self.result_sweep = UNSET
@@ -148,22 +148,22 @@ class QtSweepForm(QDialog):
         """The section as the form shows it (values that are not YAML are kept as text, so
         validation names them)."""
         objective: dict[str, Any] = {
-            "stage": self.stage.currentText(),
-            "metric": self.metric.currentText(),
-            "goal": self.goal.currentText(),
+            "stage": self.stage_box.currentText(),
+            "metric": self.metric_box.currentText(),
+            "goal": self.goal_box.currentText(),
         }
-        if self.target.text().strip():
+        if self.target_field.text().strip():
             try:
-                objective["target"] = float(self.target.text())
+                objective["target"] = float(self.target_field.text())
             except ValueError:
-                objective["target"] = self.target.text()
-        budget: dict[str, Any] = {"trials": self.trials.value()}
-        if self.minutes.value() > 0:
-            budget["minutes"] = self.minutes.value()
+                objective["target"] = self.target_field.text()
+        budget: dict[str, Any] = {"trials": self.trials_box.value()}
+        if self.minutes_box.value() > 0:
+            budget["minutes"] = self.minutes_box.value()
         space: dict[str, Any] = {}
-        for row in range(self.space.rowCount()):
-            path = (self.space.item(row, 0).text() if self.space.item(row, 0) else "").strip()
-            text = self.space.item(row, 1).text() if self.space.item(row, 1) else ""
+        for row in range(self.space_table.rowCount()):
+            path = (self.space_table.item(row, 0).text() if self.space_table.item(row, 0) else "").strip()
+            text = self.space_table.item(row, 1).text() if self.space_table.item(row, 1) else ""
             if not path:
                 continue
             try:
@@ -172,7 +172,7 @@ class QtSweepForm(QDialog):
                 space[path] = text
         sweep = dict(self.doc.data.get("sweep") or {})
         sweep.update(
-            {"objective": objective, "budget": budget, "sampler": self.sampler.currentText()}
+            {"objective": objective, "budget": budget, "sampler": self.sampler_box.currentText()}
         )
         sweep["space"] = space
         return sweep
