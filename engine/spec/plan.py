@@ -74,11 +74,22 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
     """Plain data of a plan, leaving out settings at their defaults (kind and name stay)."""
     data = plan.model_dump(mode="json", exclude_defaults=True)
     stages = []
-    for stage in data["stages"]:
+    for model, stage in zip(plan.stages, data["stages"], strict=True):
+        _drop_default_metrics(model, stage)
         first = {k: stage[k] for k in _STAGE_KEY_ORDER if k in stage}
         stages.append(_whole_numbers({**first, **stage}))
     # The version is written even though it is the default, so old files stay readable.
     return {"version": plan.version, **data, "stages": stages}
+
+
+def _drop_default_metrics(model: Any, stage: dict[str, Any]) -> None:
+    """Leave out the eval metrics that validation filled in from the task's defaults
+    (engine.spec.eval_metrics): the plan stays as written, and follows its task."""
+    if "metrics" in model.eval.model_fields_set or not isinstance(stage.get("eval"), dict):
+        return
+    stage["eval"].pop("metrics", None)
+    if not stage["eval"]:
+        del stage["eval"]
 
 
 def _whole_numbers(value: Any) -> Any:

@@ -285,15 +285,19 @@ class Evaluation(Settings):
     every_steps: int | None = Field(
         None, ge=1, description="Evaluate every N steps (and always at the end)."
     )
-    metrics: list[str] = Field(
-        default_factory=lambda: ["loss"],
-        description="Metrics: " + ", ".join(EVAL_METRICS) + ".",
+    metrics: list[str] | None = Field(
+        None,
+        description="Metrics: "
+        + ", ".join(EVAL_METRICS)
+        + ". None: the task's defaults (classification: loss, accuracy, f1, "
+        "confusion_matrix; regression: loss, mae, rmse, pearson; masked/causal LM: loss, "
+        "perplexity, accuracy; preference: loss, accuracy).",
     )
     max_batches: int | None = Field(None, ge=1, description="Cap the batches per evaluation.")
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Evaluation:
-        unknown = [m for m in self.metrics if m not in EVAL_METRICS]
+        unknown = [m for m in self.metrics or [] if m not in EVAL_METRICS]
         if unknown:
             raise ValueError(
                 f"unknown metric {', '.join(repr(m) for m in unknown)}; "

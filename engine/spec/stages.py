@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.spec.adapter import Adapter
+from engine.spec.eval_metrics import default_eval_metrics
 from engine.spec.settings import (
     Augmentation,
     Batching,
@@ -93,6 +94,24 @@ class StageBase(Settings):
     @classmethod
     def _name_is_simple(cls, value: str) -> str:
         return simple_name(value)
+
+    @model_validator(mode="after")
+    def _task_metrics(self) -> StageBase:
+        """`eval.metrics` left out: the task's defaults (engine.spec.eval_metrics), kept out
+        of the fields set so that the plan is saved as written."""
+        evaluation = self.eval
+        if "metrics" in evaluation.model_fields_set and evaluation.metrics is not None:
+            return self
+        tasks = [m.task for m in getattr(self, "members", None) or [] if hasattr(m, "task")]
+        objective = getattr(self, "objective", None) or getattr(self, "task", None)
+        filled = evaluation.model_copy()  # never change an Evaluation another stage holds
+        filled.__dict__["metrics"] = default_eval_metrics(
+            getattr(self, "kind", ""), objective, tasks
+        )
+        filled.model_fields_set.discard("metrics")
+        # Not `self.eval = ...`: assignment would validate the stage again.
+        self.__dict__["eval"] = filled
+        return self
 
 
 class PretrainStage(StageBase):

@@ -128,9 +128,10 @@ def test_freezing_within_the_model_and_metrics_that_fit():
 
 
 def test_early_stopping_and_evaluation_rules():
-    found = check([stage("a", regularization={"early_stopping": {"metric": "f1"}})])
+    # precision is not among a classifier's default metrics (loss, accuracy, f1, ...).
+    found = check([stage("a", regularization={"early_stopping": {"metric": "precision"}})])
     assert (
-        "stages[0].regularization.early_stopping.metric: 'f1' is not evaluated; add it to eval.metrics"
+        "stages[0].regularization.early_stopping.metric: 'precision' is not evaluated; add it to eval.metrics"
         in found
     )
     assert (

@@ -37,6 +37,7 @@ from app.model.sweep_edit import (
     sweep_with_setting,
 )
 from app.qt.editor.undo import SetPlanValue
+from engine.spec.eval_metrics import raw_eval_metrics
 
 
 def _flow(value: Any) -> str:
@@ -127,7 +128,8 @@ class QtSweepForm(QDialog):
         metrics = ["loss"]
         for stage in self.doc.stages:
             if stage.get("name") == stage_name:
-                metrics = list((stage.get("eval") or {}).get("metrics") or ["loss"])
+                # Those the stage records: listed, else its task's defaults (as validated).
+                metrics = raw_eval_metrics(stage) or ["loss"]
         current = self.metric_box.currentText()
         self.metric_box.clear()
         self.metric_box.addItems([m for m in metrics if m != "confusion_matrix"])
