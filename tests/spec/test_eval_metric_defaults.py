@@ -51,9 +51,18 @@ CASES = {
         },
         CLASSIFICATION,
     ),
-    "distill": ({"kind": "distill", "teacher": {"path": "t"}, "model": BERT, "data": CSV}, CLASSIFICATION),
+    "distill": (
+        {"kind": "distill", "teacher": {"path": "t"}, "model": BERT, "data": CSV},
+        CLASSIFICATION,
+    ),
     "distill masked": (
-        {"kind": "distill", "task": "masked_lm", "teacher": {"path": "t"}, "model": BERT, "data": CSV},
+        {
+            "kind": "distill",
+            "task": "masked_lm",
+            "teacher": {"path": "t"},
+            "model": BERT,
+            "data": CSV,
+        },
         LANGUAGE_MODEL,
     ),
     "ensemble": (
