@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from app.model.plan_document import UNSET
+from engine.spec.eval_metrics import raw_eval_metrics
 
 SWEEPABLE_KINDS = ("float", "int", "bool", "choice")
 
@@ -19,7 +20,7 @@ def default_sweep(data: dict[str, Any]) -> dict[str, Any]:
     TPE, an empty space."""
     stages = data.get("stages") or []
     last = stages[-1] if stages else {}
-    metrics = (last.get("eval") or {}).get("metrics") or ["loss"]
+    metrics = raw_eval_metrics(last)  # listed, else the task's defaults (as validated)
     metric = "accuracy" if "accuracy" in metrics else "loss"
     return {
         "objective": {

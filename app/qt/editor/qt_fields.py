@@ -58,12 +58,14 @@ class FieldEditor(QWidget):
         layout.addLayout(row)
         layout.addWidget(self._problem)
 
-    def show_value(self, value: Any) -> None:
-        """Show the plan's value (UNSET: the default)."""
+    def show_value(self, value: Any, default: Any = None) -> None:
+        """Show the plan's value (UNSET: the default; `default` when the stage's default
+        differs from the schema's, as eval metrics follow the task)."""
         self._reset.setVisible(value is not UNSET)
         self.input.blockSignals(True)
+        shown = self.spec.default if default is None else default
         try:
-            self._show(self.spec.default if value is UNSET else value, value is UNSET)
+            self._show(shown if value is UNSET else value, value is UNSET)
         finally:
             self.input.blockSignals(False)
 

@@ -31,6 +31,7 @@ from app.qt.editor.undo import EditStages, RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
 from app.qt.sweep.qt_sweep_form import add_sweep_menu
 from engine.spec import STAGE_CLASSES
+from engine.spec.eval_metrics import raw_eval_metrics
 from engine.spec.settings import DataSource
 from engine.spec.stages import StageBase
 
@@ -278,7 +279,9 @@ class QtStageInspector(QScrollArea):
         )
         self.refresh_memory()
         for keys, editor in self.editors.items():
-            editor.show_value(self.doc.value(self.index, keys))
+            # Eval metrics left out follow the stage's task (engine.spec.eval_metrics).
+            default = raw_eval_metrics(stage) if keys == ("eval", "metrics") else None
+            editor.show_value(self.doc.value(self.index, keys), default)
         for keys, (form, editor) in self._conditional.items():
             # Momentum is no setting of AdamW, nor gamma of a linear schedule: shown only
             # where it applies, or while the plan sets it (so it can be cleared).
