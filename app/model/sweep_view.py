@@ -25,6 +25,7 @@ class TrialRow:
     reused: tuple[str, ...]
     wall_s: float | None
     last_value: float | None = None  # the last evaluation of a trial without a result
+    intermediate: tuple[tuple[int, float], ...] = ()  # (step, value) of each evaluation
 
     @property
     def shown_value(self) -> float | None:
@@ -57,6 +58,9 @@ class SweepViewModel:
         self.info: Any = None
         self.rows: list[TrialRow] = []
         self._stamp: Any = None
+        # Set by the window between starting a sweep process and its claiming the sweep:
+        # the record still reads `interrupted` (no owner yet) or as it ended last time.
+        self.starting = False
 
     # -- reading ---------------------------------------------------------------------------
     def open(self, sweep_id: str) -> None:
@@ -91,6 +95,7 @@ class SweepViewModel:
                     reused=tuple(s.name for s in stages if s.status == "reused"),
                     wall_s=wall,
                     last_value=t.intermediate[-1][1] if t.intermediate else None,
+                    intermediate=tuple((int(a), float(b)) for a, b in t.intermediate),
                 )
             )
         stamp = (info.status, info.stop_reason, tuple(rows))
@@ -100,8 +105,31 @@ class SweepViewModel:
 
     @property
     def live(self) -> bool:
-        """Whether the sweep is still running (the view keeps refreshing)."""
+        """Whether the sweep is still running or starting (the view keeps refreshing)."""
+        return self.info is not None and (self.info.status == "running" or self.starting)
+
+    @property
+    def status(self) -> str:
+        """The sweep's status as a person reads it: 'starting' until its process claims it."""
+        if self.info is None:
+            return ""
+        if self.starting and self.info.status != "running":
+            return "starting"
+        return self.info.status
+
+    @property
+    def can_stop(self) -> bool:
+        """Whether Stop applies: the sweep's process runs."""
         return self.info is not None and self.info.status == "running"
+
+    @property
+    def can_resume(self) -> bool:
+        """Whether Resume applies: interrupted, stopped or failed, and not starting."""
+        return (
+            self.info is not None
+            and not self.starting
+            and self.info.status in ("interrupted", "stopped", "failed")
+        )
 
     @property
     def objective(self) -> dict[str, Any]:
@@ -201,6 +229,41 @@ class SweepViewModel:
             statuses.append(r.status)
         return xs, ys, statuses
 
+    def trial_curves(self) -> list[tuple[int, str, list[int], list[float]]]:
+        """(trial number, status, steps, values) of the objective's evaluations of every
+        trial with at least one, in trial order."""
+        return [
+            (
+                r.number,
+                r.status,
+                [int(s) for s, _ in r.intermediate],
+                [float(v) for _, v in r.intermediate],
+            )
+            for r in sorted(self.rows, key=lambda r: r.number)
+            if r.intermediate
+        ]
+
+    def running_loss(self, max_points: int = 600) -> list[tuple[int, list[int], list[float]]]:
+        """(trial number, steps, values) of the training loss of the objective stage of each
+        running trial, read from the store."""
+        if self.info is None:
+            return []
+        from engine.store import queries
+
+        store, stage = self.store(), self.objective.get("stage")
+        found = []
+        for r in self.rows:
+            if r.status != "running" or r.run_id is None:
+                continue
+            names = [s.name for s in queries.list_stages(store, r.run_id)]
+            if stage not in names:
+                continue
+            steps, values = queries.read_series(
+                store, r.run_id, "train/loss", stage_idx=names.index(stage), max_points=max_points
+            )
+            found.append((r.number, [int(s) for s in steps], values))
+        return found
+
     # -- actions -----------------------------------------------------------------------------
     def best(self) -> TrialRow | None:
         """The finished trial with the best objective."""
@@ -224,8 +287,8 @@ class SweepViewModel:
         if self.info is None:
             return "No sweep selected."
         best = self.best()
-        parts = [f"Sweep {self.info.id}: {self.info.status}"]
-        if self.info.stop_reason:
+        parts = [f"Sweep {self.info.id}: {self.status}"]
+        if self.info.stop_reason and self.status == self.info.status:
             parts[0] += f" ({self.info.stop_reason})"
         parts.append(f"{len(self.rows)} trial{'s' * (len(self.rows) != 1)}")
         if best is not None:

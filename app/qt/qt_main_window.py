@@ -195,6 +195,9 @@ class MainWindow(QMainWindow):
         self.menuBar().insertMenu(edit.menuAction(), self.files.menu)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action(run_menu, "&Run plan", "Ctrl+R", self.run_plan)
+        self.run_sweep_action = self._action(run_menu, "Run s&weep", "Ctrl+Shift+R", self.run_sweep)
+        self.run_sweep_action.setObjectName("runSweepAction")
+        run_menu.addSeparator()
         self.sweep_action = self._action(run_menu, "&Sweep…", "", self.edit_sweep)
         view = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
@@ -217,6 +220,12 @@ class MainWindow(QMainWindow):
         self.run_button.setToolTip("Save the plan and start a run (Ctrl+R)")
         self.run_button.setMinimumWidth(110)
         self.run_button.clicked.connect(self.run_plan)
+        # Shown while the plan has a sweep section, beside Run (then "Run once").
+        self.sweep_button = QPushButton("▶  Run sweep")
+        self.sweep_button.setObjectName("runSweepButton")
+        self.sweep_button.setAccessibleName("Run sweep")
+        self.sweep_button.clicked.connect(self.run_sweep)
+        self._sweep_button_slot = toolbar.addWidget(self.sweep_button)
         toolbar.addWidget(self.run_button)
         for action in (self.files.new_action, self.files.open_action, self.files.save_action):
             keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
@@ -289,6 +298,7 @@ class MainWindow(QMainWindow):
             if count
             else "Add stages from the palette first"
         )
+        self._update_sweep_state(runnable, problems if count else "")
         self.bottom_tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
         self.setWindowModified(self.doc.is_dirty)
         self.setWindowTitle(f"{self.doc.title}[*] — Stagelab")
@@ -296,6 +306,49 @@ class MainWindow(QMainWindow):
         self.plan_state.setText(
             "Plan is valid" if runnable else problems if count else "Add stages from the palette"
         )
+
+    def _update_sweep_state(self, runnable: bool, problems: str) -> None:
+        """Run sweep, the Run button's words and the Plan tab's badge follow whether the
+        plan has a sweep section (and is valid)."""
+        sweep = self.doc.data.get("sweep")
+        has_sweep = isinstance(sweep, dict)
+        trials = sweep_trials(sweep) if has_sweep else 0
+        self.tabs.setTabText(0, "Plan · sweep" if has_sweep else "Plan")
+        self.tabs.setTabToolTip(
+            0,
+            f"The plan has a sweep of {trials} trials (Run → Sweep… to edit it)"
+            if has_sweep
+            else "",
+        )
+        self.run_sweep_action.setEnabled(runnable and has_sweep)
+        self._sweep_button_slot.setVisible(has_sweep)
+        self.sweep_button.setEnabled(runnable and has_sweep)
+        self.sweep_button.setText(
+            f"▶  Run sweep ({trials} trials)" if has_sweep else "▶  Run sweep"
+        )
+        self.run_sweep_action.setText(
+            f"Run s&weep ({trials} trials)" if has_sweep else "Run s&weep"
+        )
+        if not has_sweep:
+            self.run_button.setText("▶  Run")
+            self.run_sweep_action.setToolTip("The plan has no sweep: add one with Run → Sweep…")
+            return
+        self.run_button.setText("▶  Run once")
+        if runnable:
+            self.run_button.setToolTip(
+                "One run of the plan as it is, its sweep section left out (Ctrl+R)"
+            )
+            self.sweep_button.setToolTip(
+                f"Start the sweep: up to {trials} trials, each a run of the plan with "
+                "settings from the sweep's space (Ctrl+Shift+R)"
+            )
+        else:
+            self.sweep_button.setToolTip(
+                f"Fix the {problems} listed under Problems first"
+                if problems
+                else "Add stages from the palette first"
+            )
+        self.run_sweep_action.setToolTip(self.sweep_button.toolTip())
 
     def _update_stage_actions(self) -> None:
         # Only on the Plan tab: Del in the experiment browser must not delete a stage.
@@ -392,6 +445,50 @@ class MainWindow(QMainWindow):
             f"Run {run_id} started on {self.gpu_picker.selection()}; closing the window does not stop it"
         )
 
+    def run_sweep(self) -> None:
+        """Record the plan's sweep in its own experiment ('<plan> sweep', as `stagelab
+        sweep` does), start the sweep process detached (closing the window never stops
+        it) and follow it in the Sweep view."""
+        sweep = self.doc.data.get("sweep")
+        if not (self.doc.is_valid and self.doc.stages and isinstance(sweep, dict)):
+            return
+        if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
+            return
+        from engine.spec import load_plan_text
+        from engine.sweep.launch import record_sweep, start_sweep_process
+
+        store = self.store()
+        plan_text = (
+            self.doc.to_yaml()
+            if self.doc.path is None
+            else self.doc.path.read_text(encoding="utf-8")
+        )
+        plan_dir = str(self.doc.plan_dir)
+        live = live_sweep_of(store, plan_text, plan_dir)
+        if live is not None:
+            self.runs.open_sweep(live.id)
+            self.statusBar().showMessage(
+                f"Sweep {live.id} of this plan is already {live.status}: shown under Sweeps"
+            )
+            return
+        plan = load_plan_text(plan_text)
+        name = f"{self.doc.data.get('name') or 'plan'} sweep"
+        gpus = self.gpu_picker.selection()
+        sweep_id = record_sweep(
+            store,
+            name=name,
+            plan_text=plan_text,
+            plan_dir=plan_dir,
+            spec=plan.sweep.model_dump(mode="json"),
+            gpus=gpus,
+        )
+        process = start_sweep_process(self.workspace, sweep_id)
+        self.last_sweep_id = sweep_id
+        self.runs.start_sweep(sweep_id, process)
+        self.statusBar().showMessage(
+            f"Sweep {sweep_id} started on {gpus}; closing the window does not stop it"
+        )
+
     def show_plan_docks(self, on: bool) -> None:
         """The editor's docks belong to the Plan tab: hidden on the others, back as they
         were on return."""
@@ -441,6 +538,34 @@ def live_run_of(store, plan_text: str, plan_dir: str):
         starting = run.stored_status == "queued" and now_ms - run.created_ms < STARTING_S * 1000
         if run.status in ("running", "paused", "stopping") or starting:
             return run
+    return None
+
+
+def sweep_trials(sweep: dict) -> int:
+    """The sweep section's budget of trials (10 when it names none, as the engine)."""
+    budget = sweep.get("budget")
+    trials = budget.get("trials") if isinstance(budget, dict) else None
+    return trials if isinstance(trials, int) and not isinstance(trials, bool) else 10
+
+
+def live_sweep_of(store, plan_text: str, plan_dir: str):
+    """The newest sweep of exactly this plan that runs or is still starting, or None."""
+    import time
+
+    from engine.store import queries
+
+    now_ms = time.time() * 1000
+    plans = {e.id: (e.plan_text, e.plan_dir) for e in queries.list_experiments(store)}
+    for sweep in reversed(queries.list_sweeps(store)):
+        if plans.get(sweep.experiment_id) != (plan_text, plan_dir):
+            continue
+        starting = (
+            sweep.stored_status == "running"
+            and sweep.pid is None
+            and now_ms - sweep.created_ms < STARTING_S * 1000
+        )
+        if sweep.status == "running" or starting:
+            return sweep
     return None
 
 

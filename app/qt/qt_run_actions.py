@@ -83,6 +83,8 @@ class RunActions:
             view.openPlan.connect(self.open_plan)
             view.compareRuns.connect(self.compare)
             view.openRun.connect(self.open_run)
+            view.stopRequested.connect(self.stop_sweep)
+            view.resumeRequested.connect(self.resume_sweep)
             self._sweeps = self._swap(SWEEPS_TAB, view, "Sweeps")
         return self._sweeps
 
@@ -153,6 +155,49 @@ class RunActions:
         self.monitor.resumed()
         self.show_tab(MONITOR_TAB)
         self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
+
+    def start_sweep(self, sweep_id: str, process=None) -> None:
+        """A sweep was recorded and its process started: follow it in the Sweep view
+        (`process` tells it the sweep is still starting until the process claims it)."""
+        self.open_sweep(sweep_id, process)
+
+    def open_sweep(self, sweep_id: str, process=None) -> None:
+        view = self.sweep_view
+        view.reload_sweeps()
+        view.open_sweep(sweep_id, process=process)
+        self.show_tab(SWEEPS_TAB)
+
+    def stop_sweep(self, sweep_id: str) -> None:
+        """Stop a running sweep as Ctrl-C does: its running trials stop at a checkpoint,
+        the sweep ends `stopped` and can be resumed."""
+        from engine.sweep.launch import stop_sweep
+
+        if stop_sweep(self.window.store(), sweep_id):
+            self.window.statusBar().showMessage(
+                f"Sweep {sweep_id} stops: its running trials stop at a checkpoint"
+            )
+        else:
+            self.window.statusBar().showMessage(
+                f"Sweep {sweep_id} has no live process on this machine to stop", 8000
+            )
+        self.sweep_view.refresh_now()
+
+    def resume_sweep(self, sweep_id: str) -> None:
+        """Continue a stopped, interrupted or failed sweep in a new sweep process: stopped
+        trials continue from their checkpoints, new ones start while budget is left."""
+        from engine.store import queries
+        from engine.sweep.launch import start_sweep_process, why_not_resumable
+
+        info = queries.get_sweep(self.window.store(), sweep_id)
+        problem = why_not_resumable(info)
+        if problem is not None:
+            QMessageBox.information(
+                self.window, "Resume sweep", f"{problem[0].upper()}{problem[1:]}."
+            )
+            return
+        process = start_sweep_process(self.window.workspace, sweep_id)
+        self.open_sweep(sweep_id, process)
+        self.window.statusBar().showMessage(f"Sweep {sweep_id} resumes")
 
     def clone_experiment(self, experiment_id: str) -> None:
         """The experiment's plan opened in the editor as a clone, named '<name> (clone)';
@@ -229,3 +274,5 @@ class RunActions:
         """The window closes: stop following (runs go on)."""
         if self._monitor is not None:
             self._monitor.close_run()
+        if self._sweeps is not None:
+            self._sweeps.timer.stop()

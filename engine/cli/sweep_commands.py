@@ -185,18 +185,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     gpus = parse_gpus(args.gpus)
-    parallel = args.parallel if gpus == "cpu" else max(args.parallel, len(gpus.split(",")))
     workspace, store = open_workspace(args)
-    from engine.cli.launch import experiment_for
+    from engine.sweep.launch import record_sweep
 
-    text = dump_yaml(data)
-    experiment_id = experiment_for(store, args.name or f"{plan.name} sweep", text, str(plan_dir))
-    sweep_id = queries.create_sweep(
+    sweep_id = record_sweep(
         store,
-        experiment_id,
-        plan.sweep.model_dump(mode="json"),
+        name=args.name or f"{plan.name} sweep",
+        plan_text=dump_yaml(data),
+        plan_dir=str(plan_dir),
+        spec=plan.sweep.model_dump(mode="json"),
         gpus=gpus,
-        parallel=parallel,
+        parallel=args.parallel,
         use_cache=not args.no_cache,
     )
     return _start_sweep(workspace, sweep_id, detach=args.detach)
@@ -205,21 +204,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
     print(sweep_id, flush=True)
     if detach:
-        import subprocess
+        from engine.sweep.launch import start_sweep_process
 
-        from engine.cli.launch import module_command
-
-        folder = workspace.root / "sweeps"
-        folder.mkdir(parents=True, exist_ok=True)
-        log = open(folder / f"{sweep_id}.log", "ab")  # noqa: SIM115 - handed to the child
-        subprocess.Popen(
-            [*module_command("engine"), "sweep", "--workspace", str(workspace.root)]
-            + ["--sweep", sweep_id],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        start_sweep_process(workspace, sweep_id)
         return EXIT_OK
     from engine.sweep.driver import run_sweep
 
@@ -232,8 +219,9 @@ def cmd_sweep_resume(args: argparse.Namespace) -> int:
     """`stagelab sweep-resume SWEEP`: continue a killed or stopped sweep where it was."""
     workspace, store = open_workspace(args)
     info = lookup(queries.get_sweep, store, args.sweep)
-    if info.status == "running":
-        raise UserError(f"sweep {info.id} is running (pid {info.pid})")
-    if info.status == "finished":
-        raise UserError(f"sweep {info.id} has finished ({info.stop_reason})")
+    from engine.sweep.launch import why_not_resumable
+
+    problem = why_not_resumable(info)
+    if problem is not None:
+        raise UserError(problem)
     return _start_sweep(workspace, info.id, detach=args.detach)

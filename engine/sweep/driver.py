@@ -49,6 +49,9 @@ class Active:
     pruned: bool = False
     stopping: bool = False
     resumes: int = 0
+    # The run's resume count when we last resumed it: until its engine claims the run (and
+    # counts one more), the record still shows how the previous engine ended.
+    resumed_from: int | None = None
 
 
 class SweepDriver:
@@ -90,7 +93,9 @@ class SweepDriver:
         left = []
         for t in self.info.trials:
             params = {p: v for p, v in t.params.items() if p in self.dists}
-            if t.status == "running":
+            if t.status in ("running", "stopped"):
+                # A trial stopped with its sweep (Stop, Ctrl-C) continues from its
+                # checkpoint when the sweep resumes; it is not a spent trial.
                 left.append(t)
                 continue
             state = {
@@ -179,7 +184,10 @@ class SweepDriver:
         print(f"trial {number}: run {run_id} {_show(params)}", flush=True)
 
     def _adopt(self, t: Any) -> None:
-        """Follow (or resume) a trial left running by a killed sweep process."""
+        """Follow (or resume) a trial left running by a killed sweep process, or stopped
+        with its sweep."""
+        if t.status != "running":
+            queries.update_trial(self.store, self.info.id, t.number, status="running")
         self.study.enqueue_trial({p: v for p, v in t.params.items() if p in self.dists})
         trial = self.study.ask(self.dists)
         active = Active(t.number, t.run_id, trial)
@@ -194,6 +202,7 @@ class SweepDriver:
 
     def _resume(self, active: Active, why: str) -> None:
         active.resumes += 1
+        active.resumed_from = queries.get_run(self.store, active.run_id).resume_count
         active.proc = start_engine(self.workspace, active.run_id, resume=True, detach=True)
         print(f"trial {active.number}: resumed from its checkpoint ({why})", flush=True)
 
@@ -242,6 +251,13 @@ class SweepDriver:
         self._report(active)
         run = queries.get_run(self.store, active.run_id)
         status = run.status
+        if active.resumed_from is not None:
+            if run.resume_count > active.resumed_from:
+                active.resumed_from = None  # claimed: the record is the new engine's
+            elif starting:
+                return False  # still "stopped" or "failed" from before the resume
+            else:
+                status = "interrupted"  # the resumed engine died before it claimed the run
         if status in ("queued", "interrupted") and starting:
             # Our engine process lives but has not claimed the run yet (it takes seconds to
             # import torch): the store still shows the engine before it.

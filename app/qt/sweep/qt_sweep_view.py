@@ -1,6 +1,7 @@
 """The Sweep view (`QtSweepView`) over `app.model.sweep_view.SweepViewModel`: a sweep
-picker, the trials table (sortable by any column), the objective over trials with the
-running best and the target, a parameter-vs-objective scatter, "Open best trial's plan"
+picker, Stop and Resume, the trials table (sortable by any column), the objective over
+trials with the running best and the target, every trial's evaluations by step with the
+running trial's training loss, a parameter-vs-objective scatter, "Open best trial's plan"
 and "Compare selected". It refreshes from the store every second while the sweep runs."""
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ STATUS_COLOURS = {
     "stopped": "#999999",
     "failed": "#D55E00",
 }
-EMPTY_TEXT = "No sweeps yet: run one with `stagelab sweep PLAN` (see docs/sweeps.md)."
+EMPTY_TEXT = (
+    "No sweeps yet: add a sweep to a plan with Run → Sweep… and press Run sweep "
+    "(or run `stagelab sweep PLAN`; see docs/sweeps.md)."
+)
 
 
 class _Item(QTableWidgetItem):
@@ -81,6 +85,8 @@ class QtSweepView(QWidget):
     openPlan = Signal(str, str, str)  # plan text, plan folder, name
     compareRuns = Signal(list)
     openRun = Signal(str)
+    stopRequested = Signal(str)  # sweep id
+    resumeRequested = Signal(str)  # sweep id
 
     def __init__(self, model: SweepViewModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -96,9 +102,25 @@ class QtSweepView(QWidget):
         self.best_button.clicked.connect(self._open_best)
         self.compare_button = QPushButton("Compare selected")
         self.compare_button.clicked.connect(self._compare)
+        self.stop_button = QPushButton("■  Stop sweep")
+        self.stop_button.setObjectName("stopSweep")
+        self.stop_button.setToolTip(
+            "Stop the sweep: running trials stop at a checkpoint; Resume continues them"
+        )
+        self.stop_button.clicked.connect(lambda: self.stopRequested.emit(self.model.sweep_id))
+        self.resume_button = QPushButton("▶  Resume sweep")
+        self.resume_button.setObjectName("resumeSweep")
+        self.resume_button.setToolTip(
+            "Continue the sweep: stopped trials from their checkpoints, then new trials "
+            "while budget is left"
+        )
+        self.resume_button.clicked.connect(lambda: self.resumeRequested.emit(self.model.sweep_id))
+        self._process = None  # the sweep process this window started, until it claims
         top = QHBoxLayout()
         top.addWidget(QLabel("Sweep"))
         top.addWidget(self.picker, 1)
+        top.addWidget(self.stop_button)
+        top.addWidget(self.resume_button)
         top.addWidget(self.best_button)
         top.addWidget(self.compare_button)
 
@@ -114,6 +136,7 @@ class QtSweepView(QWidget):
         pal = QApplication.palette()
         self._fg = pal.color(QPalette.ColorRole.Text)
         self.objective_plot = self._plot("Objective over trials", "trial")
+        self.curves_plot = self._plot("Trials by step", "step")
         self.param_box = QComboBox()
         self.param_box.setObjectName("scatterParameter")
         self.param_box.currentIndexChanged.connect(lambda _: self._draw_scatter())
@@ -129,6 +152,7 @@ class QtSweepView(QWidget):
 
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.objective_plot)
+        plots.addWidget(self.curves_plot)
         plots.addWidget(scatter_side)
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(self.table)
@@ -177,19 +201,47 @@ class QtSweepView(QWidget):
         elif self.model.sweep_id is not None:
             self.picker.setCurrentIndex(max(0, self.picker.findData(self.model.sweep_id)))
 
-    def open_sweep(self, sweep_id: str) -> None:
-        """Show a sweep; follow it while it runs."""
+    def open_sweep(self, sweep_id: str, process=None) -> None:
+        """Show a sweep; follow it while it runs. `process` is its sweep process when this
+        window just started it: the sweep reads 'starting' until the process claims it (or
+        ends)."""
+        if process is not None or sweep_id != self.model.sweep_id:
+            self._process = process
+        self._check_process()
         self.model.open(sweep_id)
         self.picker.setCurrentIndex(max(0, self.picker.findData(sweep_id)))
         self._redraw()
         if self.model.live:
             self.timer.start()
 
+    def refresh_now(self) -> None:
+        """Read the sweep again at once (after Stop)."""
+        self._tick()
+        if self.model.live and not self.timer.isActive():
+            self.timer.start()
+
+    def _check_process(self) -> None:
+        """Starting while the started process lives and has not claimed the sweep."""
+        process = self._process
+        if process is not None and process.poll() is not None:
+            self._process = process = None  # ended (and reaped)
+        claimed = self.model.info is not None and self.model.info.status == "running"
+        if process is not None and claimed:
+            self._process = process = None  # the record says the rest from now on
+        self.model.starting = process is not None
+
     def _tick(self) -> None:
-        if self.model.refresh():
+        self._check_process()
+        changed = self.model.refresh()
+        self._check_process()
+        if changed:
             self._redraw()
+        else:
+            self._draw_curves()  # the running trial's loss grows between evaluations
+            self._update_buttons()
         if not self.model.live:
             self.timer.stop()
+            self._redraw()
 
     # -- drawing ------------------------------------------------------------------------------
     def _redraw(self) -> None:
@@ -203,6 +255,7 @@ class QtSweepView(QWidget):
                 self.param_box.addItem(short_path(path), path)
             self.param_box.blockSignals(False)
         self._draw_objective()
+        self._draw_curves()
         self._draw_scatter()
         self._update_buttons()
 
@@ -288,6 +341,37 @@ class QtSweepView(QWidget):
             )
             plot.addItem(line)
 
+    def _draw_curves(self) -> None:
+        """Every trial's evaluations of the objective by step (the running one bold), and
+        the running trial's training loss dashed."""
+        plot = self.curves_plot
+        plot.clear()
+        item = plot.getPlotItem()
+        item.setLabel("left", self.model.metric_label)
+        named: set[str] = set()
+        for number, status, steps, values in self.model.trial_curves():
+            colour = STATUS_COLOURS.get(status, self._fg.name())
+            running = status == "running"
+            label = f"trial {number} (running)" if running else status
+            plot.plot(
+                steps,
+                values,
+                pen=pg.mkPen(colour, width=2.5 if running else 1.2),
+                symbol="o" if running else None,
+                symbolSize=5,
+                symbolBrush=colour,
+                symbolPen=colour,
+                name=None if label in named else label,
+            )
+            named.add(label)
+        for number, steps, values in self.model.running_loss():
+            plot.plot(
+                steps,
+                values,
+                pen=pg.mkPen(STATUS_COLOURS["running"], width=1.5, style=Qt.PenStyle.DashLine),
+                name=f"trial {number} train loss",
+            )
+
     def _draw_scatter(self) -> None:
         plot = self.scatter_plot
         plot.clear()
@@ -343,6 +427,8 @@ class QtSweepView(QWidget):
         return found
 
     def _update_buttons(self) -> None:
+        self.stop_button.setEnabled(self.model.can_stop)
+        self.resume_button.setEnabled(self.model.can_resume)
         self.best_button.setEnabled(self.model.best() is not None)
         self.compare_button.setEnabled(len(self.selected_run_ids()) >= 2)
 
