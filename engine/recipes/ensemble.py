@@ -45,6 +45,31 @@ def member_name(source: Any, k: int) -> str:
     return f"{k}-{raw}"
 
 
+# Metrics where lower is better (the best member is the lowest).
+LOWER_IS_BETTER = ("loss", "perplexity", "mae", "rmse")
+
+
+def report_line(ensemble: dict[str, float], members: dict[str, dict[str, float]]) -> str:
+    """The ensemble's headline score beside the best member's and each member's, in words.
+
+    Accuracy when it was evaluated, else the first metric that was (saying that accuracy
+    was not); a member without the metric is named as such, never shown as a number.
+    """
+    metric = "accuracy" if "accuracy" in ensemble else next(iter(ensemble), None)
+    if metric is None:
+        return "no metric was evaluated; list some in the stage's eval.metrics"
+    scored = {n: v[metric] for n, v in members.items() if metric in v}
+    pick = min if metric in LOWER_IS_BETTER else max
+    best = f"best member {pick(scored.values()):.4g}" if scored else "no member scored"
+    shown = ", ".join(
+        f"{n} {v[metric]:.4g}" if metric in v else f"{n} not recorded" for n, v in members.items()
+    )
+    line = f"{metric} {ensemble[metric]:.4g}, {best} ({shown})"
+    if metric != "accuracy":
+        line += "; accuracy was not evaluated (add it to the stage's eval.metrics)"
+    return line
+
+
 class EnsembleRecipe:
     """Vote, average or learned weights over trained classifiers (see `engine.recipes.base`)."""
 
@@ -136,13 +161,10 @@ class EnsembleRecipe:
                 ctx.index, 0, {f"ensemble/weight/{name}": w for name, w in weights.items()}
             )
         ensemble = self._scores(self.combined, labels)
-        best = max(v.get("accuracy", float("nan")) for v in table.values())
-        shown = ", ".join(f"{n} {v.get('accuracy', float('nan')):.4g}" for n, v in table.items())
         ctx.recorder.event(
             "ensemble",
             f"{ctx.stage.combiner} of {len(self.members)} members on {len(labels)} "
-            f"{self.report_split} rows: accuracy {ensemble.get('accuracy', float('nan')):.4g}"
-            f", best member {best:.4g} ({shown})",
+            f"{self.report_split} rows: {report_line(ensemble, table)}",
             stage_idx=ctx.index,
             data={
                 "combiner": ctx.stage.combiner,

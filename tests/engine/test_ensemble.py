@@ -28,16 +28,20 @@ ENSEMBLE = """
     members: [{{from_stage: a}}, {{from_stage: b}}, {{from_stage: c}}]
     combiner: {combiner}
     data: {{path: sentiment.csv, max_length: 24, eval_ratio: 0.3, test_ratio: 0.3}}
-    eval: {{metrics: [loss, accuracy, f1, confusion_matrix]}}
+"""
+METRICS = """    eval: {metrics: [loss, accuracy, f1, confusion_matrix]}
 """
 
 
-def plan(combiner: str = "weighted") -> str:
+def plan(combiner: str = "weighted", metrics: bool = True) -> str:
+    """Three members and their ensemble; without `metrics` the ensemble lists none (as one
+    added from the palette): it records its task's defaults."""
     members = "".join(
         MEMBER.format(name=n, seed=s, steps=k)
         for n, s, k in (("a", 1, 30), ("b", 2, 8), ("c", 3, 2))
     )
-    return "name: ens\nstages:" + members + ENSEMBLE.format(combiner=combiner)
+    ensemble = ENSEMBLE.format(combiner=combiner) + (METRICS if metrics else "")
+    return "name: ens\nstages:" + members + ensemble
 
 
 def test_vote_is_the_majority_and_a_tie_goes_to_the_higher_summed_probability():
@@ -94,18 +98,21 @@ def members(train_stage_of):
 
 @pytest.mark.parametrize("combiner", ["vote", "average", "weighted"])
 def test_the_stage_scores_members_and_ensemble_on_the_test_rows(train_stage_of, members, combiner):
-    result = train_stage_of(plan(combiner), index=3, outputs=members)
+    # The vote lists no eval.metrics (issue 27: it scored "accuracy nan, best member nan").
+    result = train_stage_of(plan(combiner, metrics=combiner != "vote"), index=3, outputs=members)
     assert result.outcome == "finished"
     recipe = result.recipe
     assert not recipe.trains and recipe.steps() == 0
     ensemble = result.series("eval/accuracy")
-    assert list(ensemble) == [0]
+    assert list(ensemble) == [0] and not math.isnan(ensemble[0])
     (event,) = result.events("ensemble")
     assert event.data["split"] == "test" and event.data["rows"] == 72  # 30 % of 240
     assert set(event.data["members"]) == {"0-a", "1-b", "2-c"}
     for name in event.data["members"]:
         assert 0 in result.series(f"member/{name}/accuracy")
+        assert 0 in result.series(f"member/{name}/f1")
     assert event.data["ensemble"]["accuracy"] == pytest.approx(ensemble[0])
+    assert "nan" not in event.message and f"accuracy {ensemble[0]:.4g}" in event.message
     if combiner == "weighted":
         weights = event.data["weights"]
         assert sum(weights.values()) == pytest.approx(1.0)
@@ -189,3 +196,21 @@ def test_validation_of_combiners_and_their_rows():
     assert any(
         "stages[3].members[2]" in p and "sequence classifiers" in p for p in problems(pretrain)
     )
+
+
+def test_the_report_line_says_in_words_what_was_not_evaluated_or_recorded():
+    from engine.recipes.ensemble import report_line
+
+    both = {"0-a": {"loss": 0.5, "accuracy": 0.8}, "1-b": {"loss": 0.4, "accuracy": 0.75}}
+    line = report_line({"loss": 0.3, "accuracy": 0.85}, both)
+    assert line == "accuracy 0.85, best member 0.8 (0-a 0.8, 1-b 0.75)"
+    # Accuracy not evaluated: the line scores loss (the lowest member is the best) and
+    # says that accuracy was not evaluated, instead of "accuracy nan".
+    losses = {name: {"loss": v["loss"]} for name, v in both.items()}
+    line = report_line({"loss": 0.3}, losses)
+    assert line.startswith("loss 0.3, best member 0.4 (0-a 0.5, 1-b 0.4)")
+    assert "accuracy was not evaluated" in line and "nan" not in line
+    # A member without the metric is named as such, never given a number.
+    line = report_line({"accuracy": 0.9}, {"0-a": {"accuracy": 0.8}, "1-b": {}})
+    assert line == "accuracy 0.9, best member 0.8 (0-a 0.8, 1-b not recorded)"
+    assert "no metric was evaluated" in report_line({}, {"0-a": {}})

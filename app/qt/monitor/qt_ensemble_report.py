@@ -4,6 +4,7 @@ apart. One ensemble stage at a time; a run with several has a picker."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyqtgraph as pg
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QLabel,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -21,6 +23,8 @@ from PySide6.QtWidgets import (
 from app.qt.qt_look import kind_color
 
 METRICS = ("accuracy", "f1", "precision", "recall", "loss")
+# Metrics between 0 and 1: their bars share a [0, 1] axis.
+BOUNDED = ("accuracy", "f1", "precision", "recall")
 
 
 class QtEnsembleReport(QWidget):
@@ -34,6 +38,8 @@ class QtEnsembleReport(QWidget):
         self.picker.currentTextChanged.connect(self._show)
         self.caption = QLabel("No ensemble stage has reported yet.")
         self.caption.setWordWrap(True)
+        # Its whole text, however many lines (the table and the bars share the rest).
+        self.caption.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         pal = QApplication.palette()  # the curve plots' colours, light or dark
@@ -46,6 +52,7 @@ class QtEnsembleReport(QWidget):
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.setMinimumHeight(140)
         self.bars.getPlotItem().setLabel("left", "accuracy")
+        self.bars.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # loss 0.4, not 400
         layout = QVBoxLayout(self)
         layout.addWidget(self.picker)
         layout.addWidget(self.caption)
@@ -77,10 +84,14 @@ class QtEnsembleReport(QWidget):
         rows = [*members.items(), ("ensemble", report.get("ensemble") or {})]
         shown = [m for m in METRICS if any(m in values for _, values in rows)]
         columns = shown + (["weight"] if weights else [])
-        self.caption.setText(
+        # The bars show accuracy, else the first metric that was evaluated (said in words).
+        charted = "accuracy" if "accuracy" in shown else (shown[0] if shown else None)
+        caption = (
             f"{name}: {report.get('combiner')} of {len(members)} members on "
             f"{report.get('rows')} {report.get('split')} rows, all scored on the same rows."
         )
+        notes = missing_in_words(rows, shown, charted)
+        self.caption.setText(" ".join([caption, *notes]))
         self.table.setRowCount(len(rows))
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
@@ -91,22 +102,72 @@ class QtEnsembleReport(QWidget):
             for c, column in enumerate(columns):
                 value = weights.get(row) if column == "weight" else values.get(column)
                 item = QTableWidgetItem("—" if value is None else f"{value:.4f}")
+                if value is None and column != "weight":
+                    item.setToolTip(f"{row} has no {column}: not recorded")
                 if row == "ensemble":
                     item.setFont(bold)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
-        heights = [values.get("accuracy", 0.0) for _, values in rows]
-        # Members in the train stages' colour, the ensemble in its own.
-        brushes = [kind_color("ensemble" if row == "ensemble" else "train") for row, _ in rows]
-        self.bars.addItem(
-            pg.BarGraphItem(x=list(range(len(rows))), height=heights, width=0.6, brushes=brushes)
-        )
-        axis = self.bars.getPlotItem().getAxis("bottom")
-        # Members by their number (names are in the table): long names would overlap.
-        ticks = [
-            (i, row if row == "ensemble" else row.split("-", 1)[0])
-            for i, (row, _) in enumerate(rows)
+        plot = self.bars.getPlotItem()
+        plot.setLabel("left", charted or "")
+        if charted is None:
+            return
+        # Only recorded, finite values get a bar: a missing one is named in the caption.
+        bars = [
+            (i, values[charted], row)
+            for i, (row, values) in enumerate(rows)
+            if isinstance(values.get(charted), (int, float)) and math.isfinite(values[charted])
         ]
+        heights = [h for _, h, _ in bars]
+        # Members in the train stages' colour, the ensemble in its own.
+        brushes = [kind_color("ensemble" if row == "ensemble" else "train") for _, _, row in bars]
+        if bars:
+            self.bars.addItem(
+                pg.BarGraphItem(
+                    x=[i for i, _, _ in bars], height=heights, width=0.6, brushes=brushes
+                )
+            )
+        axis = plot.getAxis("bottom")
+        # Members by their names as in the table, long ones shortened (they would overlap).
+        ticks = [(i, _short(row)) for i, (row, _) in enumerate(rows)]
         axis.setTicks([ticks])
-        low = min(heights) if heights else 0.0
-        self.bars.setYRange(max(0.0, low - 0.1), 1.0)
+        if charted in BOUNDED:
+            low = min(heights) if heights else 0.0
+            self.bars.setYRange(max(0.0, low - 0.1), 1.0)
+        else:
+            self.bars.setYRange(0.0, max(heights, default=1.0) * 1.1 or 1.0)
+
+
+def missing_in_words(
+    rows: list[tuple[str, dict[str, float]]], shown: list[str], charted: str | None
+) -> list[str]:
+    """Sentences for what the table and bars cannot show: accuracy not evaluated, and each
+    row without a value of a shown metric (so a blank is never read as a score)."""
+    notes = []
+    if charted is None:
+        notes.append("No metric was evaluated: list some in the stage's eval.metrics.")
+    elif charted != "accuracy":
+        notes.append(
+            f"Accuracy was not evaluated (not in the stage's eval.metrics); the bars show "
+            f"{charted}."
+        )
+    for metric in shown:
+        lacking = [row for row, values in rows if metric not in values]
+        if lacking:
+            notes.append(f"{_names(lacking)} recorded no {metric} (— in the table).")
+        odd = [
+            row
+            for row, values in rows
+            if isinstance(values.get(metric), float) and not math.isfinite(values[metric])
+        ]
+        if odd and metric == charted:
+            notes.append(f"{_names(odd)} scored {metric} nan or infinite (no bar).")
+    return notes
+
+
+def _short(name: str, limit: int = 14) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _names(rows: list[str]) -> str:
+    return rows[0] if len(rows) == 1 else ", ".join(rows[:-1]) + " and " + rows[-1]
