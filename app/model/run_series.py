@@ -5,6 +5,7 @@ stay cheap to hold, append to and hand to the plot."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,10 @@ class StageState:
     steps_done: int = 0
     global_step_start: int | None = None
     planned_steps: int | None = None  # counted from the plan as the LR preview counts
+    # A stage the stage cache reused: {"run": id, "stage": index} of the stage that trained
+    # it, and how the monitor names that source ("reused from run 2").
+    reused_from: dict[str, Any] | None = None
+    reused_label: str = ""
 
     def done_and_total(self, progress: dict[str, Any]) -> tuple[int, int | None]:
         """Steps done and the stage's length: the engine's count once it knows it, the
@@ -141,11 +146,45 @@ class RunSeries:
         return done, total
 
     def update_stage(self, info: dict[str, Any]) -> None:
+        """A stage row (the store's, with `reused_from`) or a live `stage` message (whose
+        reuse comes as `reused_run_id` and `reused_stage_idx`)."""
         state = self.stage(info["idx"])
         for name in ("name", "kind", "status", "total_steps", "steps_done", "global_step_start"):
             if info.get(name) is not None:
                 setattr(state, name, info[name])
+        if info.get("reused_from"):
+            state.reused_from = dict(info["reused_from"])
+        elif info.get("reused_run_id") is not None:
+            state.reused_from = {"run": info["reused_run_id"], "stage": info["reused_stage_idx"]}
         self.dirty.add("@stages")
+
+    def reused_sources(self) -> dict[int, tuple[str, int]]:
+        """Reused stages and the (run, stage) that trained each: their curves are that
+        stage's points, read from the store (`read_reused`)."""
+        return {
+            idx: (s.reused_from["run"], int(s.reused_from["stage"]))
+            for idx, s in self.stages.items()
+            if s.status == "reused" and s.reused_from and s.reused_from.get("run")
+        }
+
+    def add_reused(self, idx: int, label: str, series: list[tuple[str, Any, Any]]) -> None:
+        """The source's points of reused stage `idx`, drawn as that stage's, and how the
+        source is named ("reused from run 2")."""
+        self.stage(idx).reused_label = label
+        self.dirty.add("@stages")
+        for key, steps, values in series:
+            self.add_series(key, idx, steps, values)
+
+    def reused_spans(self) -> list[tuple[float, float, str]]:
+        """(first global step, last global step, label) of each reused stage: the x-range
+        the monitor marks as not trained by this run."""
+        spans = []
+        for idx in sorted(self.reused_sources()):
+            state = self.stages[idx]
+            start = self.offset(idx)
+            end = start + max(state.steps_done or 0, int(self._last_step(idx)), 1)
+            spans.append((float(start), float(end), state.reused_label or "reused"))
+        return spans
 
     def add_points(self, points: list[tuple[int, str, int, float]]) -> None:
         """(stage, key, step, value) points in stream order."""
@@ -254,6 +293,10 @@ class RunSeries:
         last = [s[stage].steps[-1] for s in self.series.values() if stage in s and s[stage].size]
         return max(last, default=0)
 
+    def is_reused(self, stage: int) -> bool:
+        state = self.stages.get(stage)
+        return state is not None and state.status == "reused"
+
     def stage_xy(self, key: str, stage: int) -> tuple[np.ndarray, np.ndarray]:
         """One stage of a series by the stage's own step (the whole run: `Curve`)."""
         series = self.series.get(key, {}).get(stage)
@@ -265,7 +308,8 @@ class RunSeries:
         return sum(s.size for s in self.series.get(key, {}).values())
 
     def boundaries(self) -> list[tuple[float, str]]:
-        """(global step, stage name) where each stage that has started begins."""
+        """(global step, stage name) where each stage that has started begins; a reused
+        stage's name says so ("mlm (reused from run 1)")."""
         out = []
         for idx in sorted(self.stages):
             state = self.stages[idx]
@@ -273,7 +317,10 @@ class RunSeries:
                 idx in s for s in self.series.values()
             ):
                 continue
-            out.append((float(self.offset(idx)), state.name or f"stage {idx}"))
+            name = state.name or f"stage {idx}"
+            if state.status == "reused":
+                name += f" ({state.reused_label or 'reused'})"
+            out.append((float(self.offset(idx)), name))
         return out
 
     def keys(self) -> list[str]:
@@ -288,6 +335,33 @@ class RunSeries:
         return events
 
 
+def read_reused(
+    store: Any, experiment_id: str, sources: dict[int, tuple[str, int]]
+) -> Iterator[tuple[int, str, list[tuple[str, np.ndarray, np.ndarray]]]]:
+    """For each reused stage (`RunSeries.reused_sources`): its index, how its source is
+    named ("reused from run 2", "reused from run 1 of tiny" when the source is another
+    experiment's) and the source stage's series (key, steps, values). A source run that
+    was deleted has no points left; its label says so. Reads the store: call it off the
+    GUI thread."""
+    from engine.store import queries
+    from engine.store.browse import read_stage_history
+
+    for idx, (source_run, source_stage) in sorted(sources.items()):
+        try:
+            info = queries.get_run(store, source_run)
+        except queries.NotFound:
+            yield idx, f"reused from run {source_run[:6]}, since deleted", []
+            continue
+        label = f"reused from run {info.number}"
+        if info.experiment_id != experiment_id:
+            label += f" of {queries.get_experiment(store, info.experiment_id).name}"
+        points = [
+            (key, steps.astype(np.float64), values)
+            for key, steps, values in read_stage_history(store, source_run, source_stage)
+        ]
+        yield idx, label, points
+
+
 class Curve:
     """One series drawn over the global step of the whole run: its x/y (and smoothed y)
     arrays kept between redraws and grown by the new points only, so a redraw of a live
@@ -295,8 +369,10 @@ class Curve:
     Between stages y holds a NaN so the line breaks at each boundary (x stays sorted, which
     keeps the plot's clip-to-view a binary search)."""
 
-    def __init__(self, key: str, weight: float = 0.0):
-        self.key, self.weight = key, weight
+    def __init__(self, key: str, weight: float = 0.0, part: str = "all"):
+        """`part`: "all" stages, only the stages this run "trained", or only the "reused"
+        ones (compare draws those dashed)."""
+        self.key, self.weight, self.part = key, weight, part
         self.raw, self.smooth = Series(), Series()  # steps: global x; values: y
         # Points whose value is NaN or ±inf: drawn as marked bands, never as a line. steps:
         # global x; values: their index in `raw` (runs of consecutive indices form a band).
@@ -321,10 +397,14 @@ class Curve:
     def sync(self, run: RunSeries, weight: float) -> str:
         """Bring the arrays up to date with the run: "" if nothing changed, "grown" if
         points were only added at the end, else "rebuilt"."""
-        per = {i: s for i, s in run.series.get(self.key, {}).items() if s.size}
+        per = {
+            i: s
+            for i, s in run.series.get(self.key, {}).items()
+            if s.size and (self.part == "all" or run.is_reused(i) == (self.part == "reused"))
+        }
         rebuilt = not self._grows_at_end(run, per, weight)
         if rebuilt:
-            self.__init__(self.key, weight)
+            self.__init__(self.key, weight, self.part)
         changed = rebuilt
         for idx in sorted(per):
             series, offset = per[idx], run.offset(idx)

@@ -136,3 +136,15 @@ def read_history(
     with store.session() as s:
         for (stage, key), steps, values in series.history(s, run_id, upto):
             yield stage, key, steps, values
+
+
+def read_stage_history(
+    store: Store, run_id: str, stage_idx: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Every stored series of one stage of a run, as (key, steps, values) with steps
+    ascending: the points of a stage that another run reused (the stage cache)."""
+    with store.session() as s:
+        for (_, key), block in series.read_series_blocks(
+            s, run_id, stage_idx=stage_idx, fields=("steps", "vals")
+        ):
+            yield key, block.steps, block.vals

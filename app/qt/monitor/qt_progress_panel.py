@@ -102,6 +102,8 @@ class QtProgressPanel(QWidget):
             bar.setValue(min(done, max(total or 0, 1)))
             bar.setFormat(f"{done:,} / {total:,}" if total else f"{done:,} / ?")
         words = stage_words(stage.status, status)
+        if stage.status == "reused" and stage.reused_label:
+            words = stage.reused_label  # "reused from run 2": which run trained it
         if progress.get("eta_s") is not None and status == "running":
             words += f" · ETA {duration(progress['eta_s'])}"
         if size:  # the model before/after a grow, student and teacher of a distillation

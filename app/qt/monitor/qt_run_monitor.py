@@ -12,7 +12,9 @@ import threading
 import time
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -28,7 +30,7 @@ from app.qt.monitor.qt_confusion import QtConfusionMatrix
 from app.qt.monitor.qt_ensemble_report import QtEnsembleReport
 from app.qt.monitor.qt_progress_panel import QtProgressPanel
 from app.qt.monitor.qt_run_channel import QtRunChannel
-from app.qt.monitor.qt_run_log import QtRunLog
+from app.qt.monitor.qt_run_log import QtRunLog, status_note
 from app.qt.monitor.qt_run_plots import QtRunPlots
 from app.qt.qt_curve_plot import QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
@@ -45,6 +47,8 @@ class HistoryLoader(QObject):
 
     header = Signal(str, object, object, object)  # run id, planned stages, stages, events
     series = Signal(int, str, object, object)  # stage, key, steps, values
+    # run id, reused stage, its source's name ("reused from run 2"), the source's series
+    reused = Signal(str, int, str, object)
     done = Signal(str, int)  # run id, stream position loaded up to
 
     def load(self, store, run_id: str) -> None:
@@ -64,9 +68,32 @@ class HistoryLoader(QObject):
             for stage, key, steps, values in read_history(store, run_id, upto):
                 self.series.emit(stage, key, steps.astype(np.float64), values)
                 time.sleep(0.0005)
+            # Reused stages were trained by another run: their curves are its points.
+            run = RunSeries(run_id)
+            for stage in stages:
+                run.update_stage(stage)
+            self._read_reused(store, run_id, run.reused_sources())
             self.done.emit(run_id, upto)
 
         threading.Thread(target=work, name="stagelab-history", daemon=True).start()
+
+    def load_reused(self, store, run_id: str, sources: dict[int, tuple[str, int]]) -> None:
+        """The source points of stages that became reused while the run is followed."""
+        threading.Thread(
+            target=self._read_reused,
+            args=(store, run_id, sources),
+            name="stagelab-reused",
+            daemon=True,
+        ).start()
+
+    def _read_reused(self, store, run_id: str, sources: dict[int, tuple[str, int]]) -> None:
+        from app.model.run_series import read_reused
+        from engine.store import queries
+
+        if sources:
+            experiment = queries.get_run(store, run_id).experiment_id
+            for stage, label, series in read_reused(store, experiment, sources):
+                self.reused.emit(run_id, stage, label, series)
 
 
 class QtRunMonitor(QWidget):
@@ -87,6 +114,9 @@ class QtRunMonitor(QWidget):
         self.history_s: float | None = None
         self.cursor_seen = 0  # newest stream position shown
         self.starting_until = 0.0  # a (re)started engine has until then to claim the run
+        self.reused_asked: set[int] = set()  # reused stages whose source points were read
+        self._veils: list[tuple[QtCurvePlot, object]] = []  # reused stages' shading
+        self.reused_spans: list[tuple[float, float, str]] = []  # (x0, x1, label) veiled
 
         self.title = QtElidedLabel("No run open. Press Run, or open a run from Experiments.")
         self.title.setObjectName("runTitle")
@@ -109,8 +139,8 @@ class QtRunMonitor(QWidget):
         self.plots = QtRunPlots()
         self.plots.smoothingChanged.connect(lambda _: self._redraw())
         self.confusion = QtConfusionMatrix()
-        self.gpu_memory = QtCurvePlot("GPU memory", "GiB", x_label="seconds")
-        self.gpu_load = QtCurvePlot("GPU utilisation", "%", x_label="seconds")
+        self.gpu_memory = QtCurvePlot("GPU memory", "GiB", x_label="seconds", hint="No GPU.")
+        self.gpu_load = QtCurvePlot("GPU utilisation", "%", x_label="seconds", hint="No GPU.")
         gpu = QWidget()
         gpu_layout = QVBoxLayout(gpu)
         self.gpu_note = QLabel()
@@ -159,6 +189,7 @@ class QtRunMonitor(QWidget):
         self.loader = HistoryLoader(self)
         self.loader.header.connect(self._history_header)
         self.loader.series.connect(self._history_series)
+        self.loader.reused.connect(self._reused_series)
         self.loader.done.connect(self._history_done)
         self.redraw_timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
         self.poll_timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
@@ -184,6 +215,8 @@ class QtRunMonitor(QWidget):
         experiment = queries.get_experiment(store, self.info.experiment_id)
         self.experiment = experiment
         self.run = RunSeries(run_id, status=self.info.status)
+        self.reused_asked = set()
+        self._show_reused([])
         self.title.setText(f"{experiment.name} · run {self.info.number} · {run_id}")
         self.progress.clear()
         self.plots.clear()
@@ -193,11 +226,12 @@ class QtRunMonitor(QWidget):
         self.record_warning.hide()
         self.gpu_memory.clear_curves()
         self.gpu_load.clear_curves()
-        self.gpu_note.setText(
-            "GPU memory and utilisation appear here while the run trains on a GPU."
-            if self.info.gpus not in ("", "cpu")
-            else "This run trains on the CPU: there are no GPU graphs."
-        )
+        for plot in (self.gpu_memory, self.gpu_load):  # said in the empty plots
+            plot.set_hint(
+                "GPU memory and utilisation appear here while the run trains on a GPU."
+                if self.info.gpus not in ("", "cpu")
+                else "This run trains on the CPU: there are no GPU graphs."
+            )
         self.loading, self._opened_at = True, time.perf_counter()
         self.badge.setText(self._badge_text("loading history…"))
         self.loader.load(store, run_id)
@@ -216,6 +250,22 @@ class QtRunMonitor(QWidget):
     def _history_series(self, stage: int, key: str, steps, values) -> None:
         if self.run is not None and self.loading:
             self.run.add_series(key, stage, steps, values)
+
+    def _reused_series(self, run_id: str, stage: int, label: str, series: list) -> None:
+        if self.run is not None and run_id == self.run.run_id:
+            self.reused_asked.add(stage)
+            self.run.add_reused(stage, label, series)
+
+    def _load_new_reused(self) -> None:
+        """A stage the engine has just reused (live): read its source's points."""
+        wanted = {
+            idx: source
+            for idx, source in self.run.reused_sources().items()
+            if idx not in self.reused_asked
+        }
+        if wanted:
+            self.reused_asked |= set(wanted)
+            self.loader.load_reused(self.store(), self.run.run_id, wanted)
 
     def _history_done(self, run_id: str, upto: int) -> None:
         if self.run is None or run_id != self.run.run_id:
@@ -241,6 +291,8 @@ class QtRunMonitor(QWidget):
             return
         kind = message.get("type")
         self.run.apply(message, wall_s=time.time())
+        if kind in ("stage", "welcome") and not self.loading:
+            self._load_new_reused()
         if kind in ("status", "bye", "welcome"):
             self._set_status(self.run.status)
         elif kind == "error":
@@ -281,7 +333,11 @@ class QtRunMonitor(QWidget):
     def _set_status(self, status: str) -> None:
         if self.run is None:
             return
-        changed = status != getattr(self, "_shown_status", None)
+        before = getattr(self, "_shown_status", None)
+        changed = status != before
+        note = status_note(before, status)  # pause / resume are in no stored event
+        if note:
+            self.console.append_lines(_log_line({"kind": "status", "message": note}, time.time()))
         self.run.status = status
         self.run.dirty.add("@status")  # the progress words follow the badge
         self._shown_status = status
@@ -316,6 +372,8 @@ class QtRunMonitor(QWidget):
             return
         dirty = run.take_dirty()
         self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
+        if "@stages" in dirty:
+            self._show_reused(run.reused_spans())
         if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
             self.progress.show_progress(run)
         if "@confusion" in dirty:
@@ -331,6 +389,27 @@ class QtRunMonitor(QWidget):
             self._show_record_warning(events)
         if self.channel is not None:
             self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
+
+    def _show_reused(self, spans: list[tuple[float, float, str]]) -> None:
+        """Veil the steps of reused stages: their curves are the source run's points,
+        drawn faded; the stage's boundary label names the source ("reused from run 2")."""
+        if spans == self.reused_spans:
+            return
+        self.reused_spans = spans
+        for plot, veil in self._veils:
+            plot.removeItem(veil)
+        self._veils = []
+        fade = QColor(self.palette().color(QPalette.ColorRole.Base))
+        fade.setAlpha(150)
+        for x0, x1, label in spans:
+            for plot in self.plots.plots.values():
+                veil = pg.LinearRegionItem(
+                    values=(x0, x1), movable=False, brush=fade, pen=pg.mkPen(None)
+                )
+                veil.setZValue(5)  # over the curves (fading them), under the hover readout
+                veil.setToolTip(label)
+                plot.addItem(veil, ignoreBounds=True)
+                self._veils.append((plot, veil))
 
     def _show_record_warning(self, events: list[dict]) -> None:
         # Problems of the record, and a model that starts partly untrained: both change how
@@ -430,10 +509,11 @@ def planned_stages(info) -> list[tuple[str, str, int]]:
 KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
 
 
-def _log_line(event: dict) -> str:
+def _log_line(event: dict, wall_s: float | None = None) -> str:
     """`time  kind  message` in columns (the log is drawn in a fixed-width font); the kind
     is left blank when the message starts with it ("checkpoint at step 100")."""
-    stamp = time.strftime("%H:%M:%S", time.localtime((event.get("wall_ms") or 0) / 1000))
+    wall = wall_s if wall_s is not None else (event.get("wall_ms") or 0) / 1000
+    stamp = time.strftime("%H:%M:%S", time.localtime(wall))
     level = event.get("level") or "info"
     mark = "" if level == "info" else f"{level.upper()}: "
     kind, message = str(event.get("kind") or ""), str(event.get("message") or "")
