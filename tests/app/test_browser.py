@@ -151,9 +151,14 @@ def test_compare_overlays_both_runs_and_diffs_the_plans(qtbot, window, finished_
     assert browser.compare_button.isEnabled()
     qtbot.mouseClick(browser.compare_button, Qt.MouseButton.LeftButton)
     view = window.runs.compare_view
-    qtbot.waitUntil(lambda: len(view.plot.curves) == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: len(view.runs) == 2, timeout=10_000)
+    # The second run reused the first one's mlm stage (same settings and data): drawn
+    # dashed, from the first run's points.
+    [reused] = [name for name in view.plot.curves if name.endswith(" (reused)")]
+    assert len(view.plot.curves) == 3
+    assert view.plot.sources[reused][0].x.tolist() == list(range(1, 13))
     ends = sorted(float(levels.x[-1]) for levels, _ in view.plot.sources.values())
-    assert ends == [12 + 20, 12 + 30]  # by global step
+    assert ends == [12, 12 + 20, 12 + 30]  # by global step
     view.align.setCurrentIndex(view.align.findData(1))  # the classifier stage, from step 1
     ends = sorted(float(levels.x[-1]) for levels, _ in view.plot.sources.values())
     assert ends == [20, 30]

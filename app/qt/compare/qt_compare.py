@@ -6,13 +6,16 @@ from __future__ import annotations
 import difflib
 import html
 import threading
+from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSplitter,
     QTextEdit,
     QVBoxLayout,
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.model.run_series import Curve, RunSeries
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
+from app.qt.qt_elided_label import QtElidedLabel
 
 EMPTY_TEXT = "No runs yet: select two or more runs under Experiments and press Compare."
 
@@ -29,6 +33,7 @@ class _Loader(QObject):
     loaded = Signal(object)  # list of (label, RunSeries, plan text)
 
     def load(self, store, run_ids: list[str]) -> None:
+        from app.model.run_series import read_reused
         from engine.store import queries
         from engine.store.browse import read_history
 
@@ -42,6 +47,11 @@ class _Loader(QObject):
                     run.update_stage(stage.__dict__)
                 for stage, key, steps, values in read_history(store, run_id, 2**62):
                     run.add_series(key, stage, steps, values)
+                # A reused stage's curves are the points of the run that trained it.
+                for idx, source, series in read_reused(
+                    store, info.experiment_id, run.reused_sources()
+                ):
+                    run.add_reused(idx, source, series)
                 out.append((f"{exp.name} · run {info.number} ({run_id[:6]})", run, info.plan_text))
             self.loaded.emit(out)
 
@@ -88,6 +98,19 @@ class QtCompareView(QWidget):
         self.left_text.verticalScrollBar().valueChanged.connect(
             self.right_text.verticalScrollBar().setValue
         )
+        # Where the two plans differ: each block of changed lines, stepped through.
+        self.changes: list[Change] = []
+        self.change_index = -1
+        self.previous_change = QPushButton("Previous change")
+        self.previous_change.setObjectName("comparePreviousChange")
+        self.previous_change.setToolTip("Scroll the plan diff to the change above")
+        self.previous_change.clicked.connect(lambda: self.show_change(self.change_index - 1))
+        self.next_change = QPushButton("Next change")
+        self.next_change.setObjectName("compareNextChange")
+        self.next_change.setToolTip("Scroll the plan diff to the change below")
+        self.next_change.clicked.connect(lambda: self.show_change(self.change_index + 1))
+        self.change_text = QtElidedLabel(min_chars=12)
+        self.change_text.setObjectName("compareChange")
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Metric"))
@@ -101,6 +124,9 @@ class QtCompareView(QWidget):
         diff_bar.addWidget(self.left, 1)
         diff_bar.addWidget(QLabel("against"))
         diff_bar.addWidget(self.right, 1)
+        diff_bar.addWidget(self.previous_change)
+        diff_bar.addWidget(self.next_change)
+        diff_bar.addWidget(self.change_text, 1)
         texts = QSplitter()
         texts.addWidget(self.left_text)
         texts.addWidget(self.right_text)
@@ -162,25 +188,45 @@ class QtCompareView(QWidget):
         )
         ends = {}
         for i, (label, run, _) in enumerate(self.runs):
-            if stage is None:
-                curve = Curve(key)
-                curve.sync(run, 0.0)
-                x, y = curve.arrays()
-            else:
-                x, y = run.stage_xy(key, stage)
-            if len(x):
+            colour = QColor(COLOURS[i % len(COLOURS)])
+            trained, reused = self._run_xy(run, key, stage)
+            if len(trained[0]):
+                self.plot.set_curve(label, *trained, colour=colour, symbols=key.startswith("eval/"))
+                ends[label] = float(trained[0][-1])
+            if len(reused[0]):
+                # Points this run did not train (the stage cache reused another run's
+                # stage): that run's curve, dashed and faded in this run's colour.
+                faded = QColor(colour)
+                faded.setAlpha(150)
+                name = f"{label} (reused)"
                 self.plot.set_curve(
-                    label,
-                    x,
-                    y,
-                    colour=QColor(COLOURS[i % len(COLOURS)]),
+                    name,
+                    *reused,
+                    colour=faded,
+                    dashed=True,
                     symbols=key.startswith("eval/"),
+                    legend=label not in self.plot.curves,
                 )
-                ends[label] = float(x[-1])
+                ends[name] = float(reused[0][-1])
         # A shorter run is drawn over a longer one, or its curve would hide under it.
         for z, label in enumerate(sorted(ends, key=ends.get, reverse=True)):
             self.plot.curves[label].setZValue(z)
         self.plot.set_boundaries(self.boundary_marks() if stage is None else [])
+
+    @staticmethod
+    def _run_xy(run: RunSeries, key: str, stage: int | None) -> tuple[tuple, tuple]:
+        """(x, y) of what the run trained and of what it reused, by global step or by step
+        within one stage."""
+        if stage is not None:
+            xy = run.stage_xy(key, stage)
+            empty = (np.empty(0), np.empty(0))
+            return (empty, xy) if run.is_reused(stage) else (xy, empty)
+        out = []
+        for part in ("trained", "reused"):
+            curve = Curve(key, part=part)
+            curve.sync(run, 0.0)
+            out.append(curve.arrays())
+        return out[0], out[1]
 
     def boundary_marks(self) -> list[tuple[float, str, str | None]]:
         """Stage starts of every run: one neutral line where all runs share it, else a
@@ -196,17 +242,69 @@ class QtCompareView(QWidget):
 
     def diff(self) -> None:
         if not self.runs:
+            self.changes, self.change_index = [], -1
+            self._update_change_buttons()
             return
         a = self.runs[self.left.currentIndex()][2].splitlines()
         b = self.runs[self.right.currentIndex()][2].splitlines()
         left, right = plan_diff_html(a, b)
         self.left_text.setHtml(left)
         self.right_text.setHtml(right)
-        first = first_change(a, b)
-        if first is not None:  # show the first difference, a few lines of context above
-            block = self.left_text.document().findBlockByNumber(max(first - 4, 0))
-            layout = self.left_text.document().documentLayout()
-            self.left_text.verticalScrollBar().setValue(int(layout.blockBoundingRect(block).top()))
+        self.changes = plan_changes(a, b)
+        self.change_index = -1
+        self.show_change(0)  # the first difference, if any
+
+    def show_change(self, index: int) -> None:
+        """Scroll the diff to change `index` (a few lines of context above it), put both
+        sides' cursors on its first line and draw its lines in bold."""
+        if not 0 <= index < len(self.changes):
+            self._update_change_buttons()
+            return
+        self.change_index = index
+        change = self.changes[index]
+        for text in (self.left_text, self.right_text):
+            cursor = QTextCursor(text.document().findBlockByNumber(change.row))
+            text.setTextCursor(cursor)
+            selections = []
+            for row in range(change.row, change.row + change.rows):
+                selection = QTextEdit.ExtraSelection()
+                selection.cursor = QTextCursor(text.document().findBlockByNumber(row))
+                selection.cursor.select(QTextCursor.SelectionType.BlockUnderCursor)
+                selection.format.setFontWeight(QFont.Weight.Bold)
+                selections.append(selection)
+            text.setExtraSelections(selections)
+        block = self.left_text.document().findBlockByNumber(max(change.row - 4, 0))
+        layout = self.left_text.document().documentLayout()
+        self.left_text.verticalScrollBar().setValue(int(layout.blockBoundingRect(block).top()))
+        self._update_change_buttons()
+
+    def _update_change_buttons(self) -> None:
+        n, i = len(self.changes), self.change_index
+        self.previous_change.setEnabled(i > 0)
+        self.next_change.setEnabled(0 <= i < n - 1)
+        if not self.runs:
+            self.change_text.setText("")
+        elif not n:
+            self.change_text.setText("the plans are the same")
+        else:
+            change = self.changes[i]
+            self.change_text.setText(f"change {i + 1} of {n}: {change.summary}")
+
+
+def _opcodes(a: list[str], b: list[str]):
+    """difflib's opcodes, with a replacement of unequal length split into the lines that
+    changed and the lines only one side has (added or removed), so both are coloured and
+    stepped through as what they are."""
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        k = min(i2 - i1, j2 - j1)
+        if op != "replace" or i2 - i1 == j2 - j1:
+            yield op, i1, i2, j1, j2
+            continue
+        yield "replace", i1, i1 + k, j1, j1 + k
+        if i2 - i1 > k:
+            yield "delete", i1 + k, i2, j1 + k, j1 + k
+        else:
+            yield "insert", i1 + k, i1 + k, j1 + k, j2
 
 
 def plan_diff_html(a: list[str], b: list[str]) -> tuple[str, str]:
@@ -220,7 +318,7 @@ def plan_diff_html(a: list[str], b: list[str]) -> tuple[str, str]:
         style = f' style="background:{colour}; color:black"' if colour else ""
         return f"<div{style}>{html.escape(text) or '&nbsp;'}</div>"
 
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes(a, b):
         if op == "equal":
             left += [line(t, None) for t in a[i1:i2]]
             right += [line(t, None) for t in b[j1:j2]]
@@ -235,14 +333,34 @@ def plan_diff_html(a: list[str], b: list[str]) -> tuple[str, str]:
     return wrap.format("".join(left)), wrap.format("".join(right))
 
 
-def first_change(a: list[str], b: list[str]) -> int | None:
-    """Row of the first differing line in the two-column view, or None if equal."""
-    row = 0
-    for op, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+@dataclass(frozen=True)
+class Change:
+    """A block of differing lines in the two-column view: its first row, how many rows,
+    and the first line of each side in a few words ("max_steps: 20 → max_steps: 30")."""
+
+    row: int
+    rows: int
+    summary: str
+
+
+def plan_changes(a: list[str], b: list[str]) -> list[Change]:
+    """Every block of differing lines, top to bottom, at its rows in `plan_diff_html`'s
+    columns (which keep both sides level)."""
+    row, out = 0, []
+    for op, i1, i2, j1, j2 in _opcodes(a, b):
+        n = max(i2 - i1, j2 - j1)
         if op != "equal":
-            return row
-        row += i2 - i1
-    return None
+            old = a[i1].strip() if i1 < i2 else ""
+            new = b[j1].strip() if j1 < j2 else ""
+            lines = f"{n} line{'s' if n > 1 else ''}"
+            summary = {
+                "replace": f"{old} → {new}" + (f" ({lines} changed)" if n > 1 else ""),
+                "delete": f"removed {lines}: {old}",
+                "insert": f"added {lines}: {new}",
+            }[op]
+            out.append(Change(row, n, summary))
+        row += n
+    return out
 
 
 def _metric_order(key: str) -> tuple[int, str]:
