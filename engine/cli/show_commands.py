@@ -152,14 +152,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     for warning in data["warnings"]:
         print(f"  {warning['level']}: {warning['message']}")
     for s in data["stages"]:
-        progress = f"{s['steps_done'] or 0}/{s['total_steps'] or '?'} steps"
+        progress = _progress_words(s)
         metrics = ", ".join(
             f"{k} {v:.4g}" for k, v in sorted(s["metrics"].items()) if not k.startswith("perf/")
         )
-        print(f"  [{s['index']}] {s['name']} ({s['kind']}): {s['status']}, {progress}  {metrics}")
+        line = f"  [{s['index']}] {s['name']} ({s['kind']}): {s['status']}"
+        print(f"{line}, {progress}  {metrics}" if progress else f"{line}  {metrics}".rstrip())
         if s["reused_from"]:
-            src = s["reused_from"]
-            print(f"      reused from run {src['run']} stage {src['stage']} (not trained again)")
+            print(f"      {_reused_words(store, run, s['reused_from'])}")
         for warning in s["warnings"]:
             print(f"      warning: {warning}")
         if s["outputs"] and s["outputs"] != [s["output_dir"]]:
@@ -168,6 +168,33 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif s["output_dir"]:
             print(f"      output: {s['output_dir']}")
     return EXIT_OK
+
+
+def _progress_words(stage: dict[str, Any]) -> str:
+    """A stage's steps in words that are true for it: "12/30 steps", "30 steps planned"
+    before it starts, "evaluation only" for an ensemble (it has no steps), nothing where
+    nothing is known yet."""
+    if stage["kind"] == "ensemble":
+        return "evaluation only"
+    done, total = stage["steps_done"] or 0, stage["total_steps"]
+    if stage["status"] == "pending":
+        return f"{total} steps planned" if total else ""
+    if not done and total is None:
+        return ""
+    return f"{done}/{total if total is not None else '?'} steps"
+
+
+def _reused_words(store: Store, run: Any, source: dict[str, Any]) -> str:
+    """Which run's stage a reused stage is: "reused from run 1 (ab12…) stage 0", with the
+    experiment's name when it is another experiment's run."""
+    try:
+        info = queries.get_run(store, source["run"])
+    except queries.NotFound:
+        return f"reused from run {source['run']} stage {source['stage']}, since deleted"
+    where = f"run {info.number}"
+    if info.experiment_id != run.experiment_id:
+        where += f" of '{queries.get_experiment(store, info.experiment_id).name}'"
+    return f"reused from {where} ({info.id}) stage {source['stage']} (not trained again)"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
