@@ -4,17 +4,57 @@ without hiding a spike, stage boundaries marked and labelled, values under the m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 from app.model.peaks import PeakLevels
+from app.qt.qt_curve_legend import PALETTE, QtCurveLegend, SeriesColours
 
-# Colour-blind-safe (Okabe-Ito) colours, one per series in order of appearance.
 ODD_COLOUR = "#C00000"  # NaN/inf bands: a red that no curve colour uses
-COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+COLOURS = PALETTE[:8]  # one per run in compare, in order
+
+
+def tick_texts(values: list[float], spacing: float) -> list[str]:
+    """Tick labels without an SI-prefix scale on the axis: plain for ordinary magnitudes,
+    scientific ("4.5e-4") for very small or large ones, with the fewest digits that tell
+    the ticks apart and keep each within a twentieth of the spacing."""
+    largest = max((abs(v) for v in values), default=0.0)
+    plain = largest == 0 or 1e-3 <= largest < 1e5
+
+    def text(value: float, digits: int) -> str:
+        if value == 0 or abs(value) < spacing * 1e-9:
+            return "0"
+        if plain:
+            return f"{value:.{digits}f}"
+        mantissa, power = f"{value:.{digits}e}".split("e")
+        return f"{mantissa}e{int(power)}"
+
+    for digits in range(7):
+        texts = [text(v, digits) for v in values]
+        close = all(
+            abs(float(t) - v) <= abs(spacing) * 0.05 for t, v in zip(texts, values, strict=True)
+        )
+        if close and len(set(texts)) == len(texts):
+            return texts
+    return [text(v, 6) for v in values]
+
+
+class PlainAxis(pg.AxisItem):
+    """An axis whose labels carry their own magnitude (no "(x1e-06)" beside the unit)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enableAutoSIPrefix(False)
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return tick_texts([v * scale for v in values], spacing * scale)
 
 
 class QtCurvePlot(pg.PlotWidget):
@@ -26,20 +66,33 @@ class QtCurvePlot(pg.PlotWidget):
         y_label: str = "",
         x_label: str = "step",
         parent=None,
-        legend: str = "inside",
+        legend: str = "right",
         strip: str = "",
         legend_columns: int = 2,
+        hint: str = "No points yet.",
+        colours: SeriesColours | None = None,
     ):
-        """`legend`: "inside" (top right), "below" (under the axis, never over the data:
-        several or long names, such as compare's run labels), "right" (beside the axis,
-        one column: many curves of a tall plot) or "none" (one curve, named
-        by the title). `strip`: a prefix the legend leaves out ("eval/" under the title
-        Evaluation)."""
+        """`legend`: "right" (a column beside the plot), "below" (under it: several or
+        long names, such as compare's run labels) or "none" (one curve, named by the
+        title); either way outside the canvas, never over the data or the axes.
+        `strip`: a prefix the legend leaves out ("eval/" under the title Evaluation).
+        `hint`: the line shown instead of empty axes until a curve has a point.
+        `colours`: the run's colour per series, shared by its plots (else the plot's own).
+        `legend_columns` is kept for callers: columns follow the width."""
         pal = QApplication.palette()
-        super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
+        super().__init__(
+            parent,
+            background=pal.color(QPalette.ColorRole.Base),
+            axisItems={"left": PlainAxis("left")},
+        )
+        del legend_columns
         self.setObjectName(f"plot_{title.lower().replace(' ', '_')}")
         self.setAccessibleName(title)
         self._fg = pal.color(QPalette.ColorRole.Text)
+        # The legend's margin in the canvas' colour, so plot and legend read as one.
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self.setAutoFillBackground(True)
+        self.colours = colours or SeriesColours(reserved=(ODD_COLOUR,))
         item = self.getPlotItem()
         item.setTitle(title, color=self._fg.name(), size="10pt")
         item.setLabel("bottom", x_label)
@@ -48,36 +101,26 @@ class QtCurvePlot(pg.PlotWidget):
         # No grid: on a software-rendered canvas it costs more than all the curves (~10 ms
         # a plot); stage boundaries and axes carry the reading.
         # Decimation is ours (app/model/peaks.py): each curve gets what its visible range needs.
-        item.getViewBox().sigXRangeChanged.connect(self._redecimate)
-        backdrop = QColor(pal.color(QPalette.ColorRole.Base))
-        backdrop.setAlpha(200)
+        box = item.getViewBox()
+        box.sigXRangeChanged.connect(self._redecimate)
+        box.sigRangeChanged.connect(lambda *_: self._place_boundary_labels())
+        box.setAutoVisible(y=True)  # zoomed in, y fits the points in view
         self._strip = strip
-        if legend == "below":
-            # Columns widen the plot's layout past a small plot's width (then cut on the
-            # right): few for the small plots, more for a wide one.
-            self.legend = pg.LegendItem(
-                colCount=legend_columns,
-                labelTextColor=self._fg,
-                labelTextSize="7pt",
-                verSpacing=-10,
-                horSpacing=4,
-            )
-            item.layout.addItem(self.legend, 4, 1)
-            item.legend = self.legend  # curves with a name join it, as with addLegend
-        elif legend == "right":
-            # Beside the axis: many curves (a joint stage's members) never cover the data.
-            self.legend = pg.LegendItem(
-                colCount=1, labelTextColor=self._fg, labelTextSize="8pt", verSpacing=-8
-            )
-            item.layout.addItem(self.legend, 2, 3)
-            item.legend = self.legend
-        elif legend == "none":
-            self.legend = pg.LegendItem()  # never shown: nothing joins it
-        else:
-            self.legend = item.addLegend(offset=(-10, 10), labelTextColor=self._fg, brush=backdrop)
+        self._legend_kind = legend
+        self.legend = QtCurveLegend("right" if legend == "none" else legend, self._fg, self)
+        self._legend_room = (0, 0)
+        self.hint = QLabel(hint, self)
+        self.hint.setObjectName("plotHint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        muted = QColor(self._fg)
+        muted.setAlpha(150)
+        self.hint.setStyleSheet(f"color: {muted.name(QColor.NameFormat.HexArgb)};")
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._shadows: dict[str, pg.PlotDataItem] = {}
         self.sources: dict[str, tuple[PeakLevels, PeakLevels | None]] = {}
+        self.unit_interval: set[str] = set()  # curves that are probabilities, in [0, 1]
         self._boundaries: list[pg.InfiniteLine] = []
         self._odd: dict[str, tuple[list, list]] = {}  # name -> (bands, their items)
         self._marks: tuple[list, bool] = ([], True)
@@ -90,12 +133,91 @@ class QtCurvePlot(pg.PlotWidget):
         self._cursor.setVisible(False)
         self.addItem(self._cursor, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._hover)
+        self._empty: bool | None = None
+        self._log_y = False
+        self._show_empty()
+
+    # -- the legend's room, the empty hint ---------------------------------------------------
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """Give the legend its margin and fit the canvas to the rest: pyqtgraph sizes its
+        scene to the whole widget, so it is sized here to the viewport."""
+        if self.closed or "hint" not in self.__dict__:
+            return  # pyqtgraph resizes the canvas while it is being built
+        room = self.legend.arrange(self.width(), self.height())
+        if room != self._legend_room:
+            self._legend_room = room
+            self.setViewportMargins(0, 0, *room)
+        viewport = self.viewport()
+        self.range = QRectF(0, 0, viewport.width(), viewport.height())
+        pg.GraphicsView.setRange(self, self.range, padding=0, disableAutoPixel=False)
+        self.updateMatrix()
+        self.hint.setGeometry(viewport.geometry().adjusted(12, 30, -12, -12))
+        self._place_boundary_labels()
+        self._check_minimum()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """What the plot's axes and title need, plus the legend: a layout that gives less
+        cuts the plot off on the right."""
+        need = self.getPlotItem().effectiveSizeHint(Qt.SizeHint.MinimumSize)
+        return QSize(math.ceil(need.width()) + self._legend_room[0] + 2, 120)
+
+    def _check_minimum(self) -> None:
+        # Tick labels widen the axis as they are painted; the layout hears of it here.
+        width = self.minimumSizeHint().width()
+        if width != getattr(self, "_minimum_seen", None):
+            self._minimum_seen = width
+            self.updateGeometry()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        self._check_minimum()
+
+    def set_hint(self, text: str) -> None:
+        """The line shown while the plot has no point (what will appear, or why none)."""
+        self.hint.setText(text)
+
+    def has_points(self) -> bool:
+        return any(np.isfinite(levels.y).any() for levels, _ in self.sources.values())
+
+    def _show_empty(self) -> None:
+        """An empty plot shows its title and the hint, not bare axes and stage lines."""
+        empty = not self.has_points()
+        if empty == self._empty:
+            return
+        self._empty = empty
+        item = self.getPlotItem()
+        for side in ("left", "bottom"):
+            item.showAxis(side, not empty)
+        item.getViewBox().setVisible(not empty)
+        self.hint.setVisible(empty)
+
+    def _fit_limits(self) -> None:
+        """y never goes below 0 for curves that never do (loss, learning rate,
+        throughput), nor past [0, 1] when every curve shown is a probability."""
+        shown = [n for n, c in self.curves.items() if c.isVisible() and n in self.sources]
+        values = [self.sources[n][0].y for n in shown]
+        values = [v[np.isfinite(v)] for v in values]
+        values = [v for v in values if v.size]
+        box = self.getPlotItem().getViewBox()
+        if not values or self._log_y:
+            box.setLimits(yMin=None, yMax=None)
+            return
+        low = min(float(v.min()) for v in values)
+        high = max(float(v.max()) for v in values)
+        unit = all(n in self.unit_interval for n in shown) and high <= 1.0
+        box.setLimits(yMin=0.0 if low >= 0 else None, yMax=1.0 if unit and low >= 0 else None)
 
     # -- curves -----------------------------------------------------------------------------
 
     def colour(self, name: str) -> QColor:
-        index = list(self.curves).index(name) if name in self.curves else len(self.curves)
-        return QColor(COLOURS[index % len(COLOURS)])
+        if name in self.curves:
+            return QColor(self.curves[name].opts["pen"].color())
+        return self.colours.colour(name)
 
     def set_curve(
         self,
@@ -109,19 +231,20 @@ class QtCurvePlot(pg.PlotWidget):
         dashed: bool = False,
         symbols: bool = False,
         legend: bool = True,
+        unit: bool = False,
     ) -> None:
         """Show (x, y) as the curve `name` (x ascending); `shadow` is the raw series drawn
         faint under a smoothed one. `grown`: the arrays only gained points at the end.
         `legend`: False keeps a curve out of the legend (markers that share another
-        curve's colour)."""
+        curve's colour). `unit`: the series is a probability, in [0, 1]."""
         colour = colour or self.colour(name)
+        if unit:
+            self.unit_interval.add(name)
         if name not in self.curves:
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             # A 1-pixel (cosmetic) pen: wider pens draw several times slower in Qt's raster.
-            curve = pg.PlotDataItem(
-                name=(name.removeprefix(self._strip) if self._strip else name) if legend else None,
-                pen=pg.mkPen(colour, width=1, style=style),
-            )
+            caption = name.removeprefix(self._strip) if self._strip else name
+            curve = pg.PlotDataItem(name=caption, pen=pg.mkPen(colour, width=1, style=style))
             curve.setCurveClickable(False)
             if symbols:
                 curve.setSymbol("o")
@@ -130,6 +253,10 @@ class QtCurvePlot(pg.PlotWidget):
                 curve.setSymbolPen(colour)
             self.curves[name] = curve
             self.addItem(curve)
+            curve.visibleChanged.connect(self._fit_limits)
+            if legend and self._legend_kind != "none":
+                self.legend.add(name, caption, colour, curve)
+                self._relayout()
         levels, faint_levels = self.sources.get(name, (PeakLevels(), None))
         levels.update(x, y, grown)
         if shadow is not None:
@@ -152,6 +279,9 @@ class QtCurvePlot(pg.PlotWidget):
             faint_levels = None
         self.sources[name] = (levels, faint_levels)
         self._draw(name)
+        self._show_empty()
+        self._fit_limits()
+        self._check_minimum()
 
     def _visible_x(self) -> tuple[float, float] | None:
         box = self.getPlotItem().getViewBox()
@@ -181,7 +311,10 @@ class QtCurvePlot(pg.PlotWidget):
             item = items.pop(name, None)
             if item is not None:
                 self.removeItem(item)
-                self.legend.removeItem(item)
+        self.unit_interval.discard(name)
+        self.legend.remove(name)
+        self._relayout()
+        self._show_empty()
 
     def clear_curves(self) -> None:
         for name in list(self.curves):
@@ -207,6 +340,35 @@ class QtCurvePlot(pg.PlotWidget):
             )
             self.addItem(line, ignoreBounds=True)
             self._boundaries.append(line)
+        self._place_boundary_labels()
+
+    def _place_boundary_labels(self) -> None:
+        """Stage names beside their lines, never cut by the plot's edge nor over each
+        other: a name that does not fit right of its line goes left of it, and names that
+        would overlap step down a row."""
+        labelled = [line for line in self._boundaries if getattr(line, "label", None) is not None]
+        if not labelled or not hasattr(self, "legend"):
+            return
+        box = self.getPlotItem().getViewBox()
+        area = box.sceneBoundingRect()
+        if area.width() <= 0:
+            return
+        rows: list[float] = []  # the right end of the last name in each row
+        for line in sorted(labelled, key=lambda item: item.value()):
+            label = line.label
+            width = label.boundingRect().width()
+            x = box.mapViewToScene(pg.Point(line.value(), 0)).x()
+            left = x + 2 + width > area.right() and x - width - 2 >= area.left()
+            start = x - width - 2 if left else x + 2
+            row = next((r for r, end in enumerate(rows) if start > end + 4), len(rows))
+            if row == len(rows):
+                rows.append(0.0)
+            rows[row] = start + width
+            anchor = (1, 0) if left else (0, 0)
+            label.anchors = [anchor, anchor]
+            step = (label.boundingRect().height() + 1) / area.height()
+            label.setPosition(max(0.05, 0.97 - step * row))
+            label.updatePosition()
 
     def set_odd_bands(self, name: str, bands: list[tuple[float, float, str]]) -> None:
         """Mark where curve `name` has NaN or ±inf values: a shaded band over each run of
@@ -247,6 +409,8 @@ class QtCurvePlot(pg.PlotWidget):
         return self._odd.get(name, ([], []))[0]
 
     def set_log_y(self, on: bool) -> None:
+        self._log_y = on
+        self._fit_limits()  # limits are in the axis' own (log) units: none on a log axis
         self.getPlotItem().setLogMode(y=on)
 
     # -- hover ------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_test_markers_share_their_eval_curves_colour_and_stay_out_of_the_legend(
     marker, curve = evaluation.curves["test/accuracy/a"], evaluation.curves["eval/accuracy/a"]
     assert marker.opts["pen"].color() == curve.opts["pen"].color()
     # The loss legend sits beside the axis, not over the curves.
-    assert loss.legend.parentItem() is not loss.getPlotItem().getViewBox()
+    assert loss.legend.parentWidget() is loss and not loss.legend.isAncestorOf(loss.viewport())
     assert [label.text for _, label in loss.legend.items] == [
         "train/loss",
         "train/loss/a",

@@ -5,14 +5,60 @@ each one. Two ways that broke during a live run: lines appended while the Log ta
 hidden leave the bar a line short of the bottom (the layout is lazy), and once the block
 limit is reached the dropped top lines send the bar back to 0. Either way it stopped
 following for good. Here following is a state of its own, changed only by the person's
-scrolling."""
+scrolling.
+
+Long lines are wrapped here, not by the editor, so that their continuation starts under
+the message column instead of under the time (QPlainTextEdit ignores indents); they are
+wrapped again when the width changes."""
 
 from __future__ import annotations
+
+import textwrap
+from collections import deque
 
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QAbstractSlider, QPlainTextEdit
 
 MAX_LINES = 20_000
+# Where a line's message starts: `time  kind  ` (qt_run_monitor._log_line's columns).
+HANGING = 22
+
+# Status changes the engine does not record as events, said in the log as they happen.
+STATUS_NOTES = {
+    "paused": "paused",
+    "stopping": "stop requested: the run stops after its current step",
+    "stopped": "stopped (Resume continues from the last checkpoint)",
+    "interrupted": "interrupted: the engine is gone (Resume continues from the last checkpoint)",
+    "failed": "failed",
+    "finished": "finished",
+    "starting": "resuming from the last checkpoint",
+}
+
+
+def status_note(before: str | None, after: str) -> str | None:
+    """The log line for a change of the run's status seen live (none on opening a run)."""
+    if before in (None, after):
+        return None
+    if after == "running":
+        return "resumed" if before == "paused" else None
+    return STATUS_NOTES.get(after)
+
+
+def wrap_line(line: str, columns: int) -> str:
+    """`line` cut to `columns` characters a row, continuation rows indented to the
+    message column."""
+    if len(line) <= columns or columns < HANGING + 10:
+        return line
+    rows = textwrap.wrap(
+        line,
+        width=columns,
+        subsequent_indent=" " * HANGING,
+        break_long_words=True,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+        replace_whitespace=False,
+    )
+    return "\n".join(rows) if rows else line
 
 
 class QtRunLog(QPlainTextEdit):
@@ -25,14 +71,42 @@ class QtRunLog(QPlainTextEdit):
         self.setReadOnly(True)
         self.setMaximumBlockCount(MAX_LINES)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # columns
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # wrapped by `wrap_line`
         self.following = True
+        self.raw: deque[str] = deque(maxlen=MAX_LINES)
+        self._columns = 0
         self.verticalScrollBar().actionTriggered.connect(self._on_scrolled)
+
+    def columns(self) -> int:
+        """Characters that fit in a row of the view."""
+        advance = max(1, self.fontMetrics().horizontalAdvance("0"))
+        return max(1, (self.viewport().width() - 8) // advance)
 
     def append_lines(self, text: str) -> None:
         """Add lines at the end (scrolled into view while following)."""
-        self.appendPlainText(text)
+        lines = text.split("\n")
+        self.raw.extend(lines)
+        self._columns = self._columns or self.columns()
+        self.appendPlainText("\n".join(wrap_line(line, self._columns) for line in lines))
         if self.following:
             self.scroll_to_end()
+
+    def clear_lines(self) -> None:
+        self.raw.clear()
+        self.clear()
+
+    def _rewrap(self) -> None:
+        columns = self.columns()
+        if columns == self._columns or not self.raw:
+            self._columns = columns
+            return
+        self._columns = columns
+        value = self.verticalScrollBar().value()
+        self.setPlainText("\n".join(wrap_line(line, columns) for line in self.raw))
+        if self.following:
+            self.scroll_to_end()
+        else:
+            self.verticalScrollBar().setValue(value)
 
     def scroll_to_end(self) -> None:
         bar = self.verticalScrollBar()
@@ -52,5 +126,6 @@ class QtRunLog(QPlainTextEdit):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self._rewrap()
         if self.following:
             self.scroll_to_end()

@@ -220,7 +220,7 @@ class QtRunMonitor(QWidget):
         self.title.setText(f"{experiment.name} · run {self.info.number} · {run_id}")
         self.progress.clear()
         self.plots.clear()
-        self.console.clear()
+        self.console.clear_lines()
         self.ensemble.show_reports({})
         self.side.setTabVisible(3, False)
         self.record_warning.hide()

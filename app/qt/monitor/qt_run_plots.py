@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.run_series import Curve, RunSeries
-from app.qt.qt_curve_plot import QtCurvePlot
+from app.qt.qt_curve_legend import SeriesColours
+from app.qt.qt_curve_plot import ODD_COLOUR, QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 
 # Which plot shows a series; evaluation points are few, so they are drawn with markers.
@@ -46,10 +47,25 @@ SMALL_PLOTS = (
     ("Throughput", "samples/s", ("perf/samples_per_s",)),
     ("Evaluation", "", ()),  # every eval/ key but the loss
 )
+# What an empty plot says instead of showing bare axes.
+HINTS = {
+    "Loss": "The loss appears here once the run logs its first step.",
+    "Learning rate": "No learning rate logged yet.",
+    "Gradient norm": "No gradient norm logged yet.",
+    "Throughput": "No throughput logged yet.",
+    "Evaluation": "No evaluation yet.",
+}
 
 
 # Evaluation metrics between 0 and 1, shown at first; the others start hidden (legend click).
 RATES = ("accuracy", "f1", "precision", "recall", "reward_accuracy", "reward_margin")
+# Metrics that are probabilities: their plot's y axis stays within [0, 1].
+UNIT = ("accuracy", "f1", "precision", "recall", "reward_accuracy")
+
+
+def is_probability(key: str) -> bool:
+    parts = key.split("/")
+    return len(parts) > 1 and parts[1] in UNIT
 
 
 def plot_for(key: str) -> str | None:
@@ -77,32 +93,44 @@ class QtRunPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.loss = QtCurvePlot("Loss", "loss", legend="right")
+        # One colour per series for the whole run, the same in every plot.
+        self.colours = SeriesColours(reserved=(ODD_COLOUR,))
+        self.loss = QtCurvePlot(
+            "Loss", "loss", legend="right", hint=HINTS["Loss"], colours=self.colours
+        )
         self.loss.setObjectName("lossPlot")
         self.loss.setAccessibleName("Loss curves")
+        self._first_colours()
         self.plots: dict[str, QtCurvePlot] = {"Loss": self.loss}
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for column, (title, unit, _) in enumerate(SMALL_PLOTS):
             # One curve each, named by the title, except Evaluation: its several metrics are
-            # listed under the axis, so no legend covers the points.
+            # listed beside the plot, so no legend covers the points.
             evaluation = title == "Evaluation"
             plot = QtCurvePlot(
                 title,
                 unit,
-                legend="below" if evaluation else "none",
+                legend="right" if evaluation else "none",
                 strip="eval/" if evaluation else "",
+                hint=HINTS[title],
+                colours=self.colours,
             )
-            plot.setMinimumHeight(170)
-            plot.setMinimumWidth(120)
+            plot.setMinimumHeight(170)  # its width: what its axes need (minimumSizeHint)
             self.plots[title] = plot
             grid.addWidget(plot, 0, column)
-            grid.setColumnStretch(column, 4 if evaluation else 3)  # room for its legend
+            grid.setColumnStretch(column, 5 if evaluation else 3)  # room for its legend
+            # The small plots show the loss plot's steps, never their own autorange.
+            plot.getViewBox().enableAutoRange(x=False)
         self.curves: dict[str, Curve] = {}
         self.weight = 0.0
-        # Zooming the loss plot zooms the others to the same steps (by value: pyqtgraph's own
-        # link maps screen positions, which is wrong for plots side by side).
-        self.loss.getViewBox().sigXRangeChanged.connect(self._follow_loss_zoom)
+        # Every plot shows the same steps: zooming or panning one moves the others (by
+        # value: pyqtgraph's own link maps screen positions, wrong for plots side by side).
+        self._linking = False
+        for plot in self.plots.values():
+            plot.getViewBox().sigXRangeChanged.connect(
+                lambda box, x_range, source=plot: self._follow_zoom(source, x_range)
+            )
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setObjectName("smoothingSlider")
@@ -143,26 +171,47 @@ class QtRunPlots(QWidget):
         layout.addWidget(self.loss, 3)
         layout.addLayout(grid, 2)
 
+    def _first_colours(self) -> None:
+        # The main curves take the first colours whatever arrives first.
+        for key in ("train/loss", "eval/loss"):
+            self.colours.colour(key)
+
     def set_log_y(self, on: bool) -> None:
         for title in ("Loss", "Gradient norm"):
             self.plots[title].set_log_y(on)
 
-    def _follow_loss_zoom(self, box, x_range) -> None:
-        auto = box.autoRangeEnabled()[0]
-        for title, plot in self.plots.items():
-            if title == "Loss":
-                continue
-            if auto:
-                plot.enableAutoRange(x=True)
-            else:
-                plot.setXRange(*x_range, padding=0)
+    def _follow_zoom(self, source: QtCurvePlot, x_range) -> None:
+        """The loss plot leads (its autorange covers the run); a small plot zoomed by hand
+        takes the loss plot, and so every plot, to its range."""
+        if self._linking:
+            return
+        self._linking = True
+        try:
+            if source is not self.loss:
+                if source.getViewBox().autoRangeEnabled()[0]:  # its own "A" button
+                    source.getViewBox().enableAutoRange(x=False)
+                    self.loss.enableAutoRange(x=True)
+                    x_range = self.loss.getViewBox().viewRange()[0]
+                else:
+                    self.loss.setXRange(*x_range, padding=0)
+            for plot in self.plots.values():
+                if plot is not self.loss and plot is not source:
+                    plot.setXRange(*x_range, padding=0)
+            if source is not self.loss:
+                source.setXRange(*x_range, padding=0)
+        finally:
+            self._linking = False
 
     def show_all(self) -> None:
         for plot in self.plots.values():
-            plot.enableAutoRange()
+            plot.enableAutoRange(y=True)
+        self.loss.enableAutoRange(x=True)
+        self._follow_zoom(self.loss, self.loss.getViewBox().viewRange()[0])
 
     def clear(self) -> None:
         self.curves.clear()
+        self.colours.clear()
+        self._first_colours()
         for plot in self.plots.values():
             plot.clear_curves()
             plot.set_boundaries([])
@@ -199,7 +248,7 @@ class QtRunPlots(QWidget):
             # A test score is a marker in the colour of its eval/ curve, out of the legend
             # (the hover names it): a joint stage's members would double the legend.
             twin = "eval/" + key.removeprefix("test/") if key.startswith("test/") else None
-            colour = plot.colour(twin) if twin in plot.curves else None
+            marker = twin is not None and twin in plot.curves
             plot.set_curve(
                 key,
                 x,
@@ -207,8 +256,9 @@ class QtRunPlots(QWidget):
                 shadow,
                 grown=change == "grown",
                 symbols=evaluation,
-                colour=colour,
-                legend=colour is None,
+                colour=self.colours.colour(twin if marker else key),
+                legend=not marker,
+                unit=is_probability(key),
             )
             plot.set_odd_bands(key, curve.odd_bands())
             if new and title == "Evaluation" and key.split("/")[1] not in RATES:
