@@ -78,8 +78,8 @@ class QtMembers(QWidget):
         self.down_button = _button("Down", "memberDownButton", "Move the selected member down")
         self.add_button.clicked.connect(self.add)
         self.remove_button.clicked.connect(self.remove)
-        self.up_button.clicked.connect(lambda: self.move(-1))
-        self.down_button.clicked.connect(lambda: self.move(1))
+        self.up_button.clicked.connect(lambda: self.move_selected(-1))
+        self.down_button.clicked.connect(lambda: self.move_selected(1))
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         for button in (self.add_button, self.remove_button, self.up_button, self.down_button):
@@ -276,7 +276,7 @@ class QtMembers(QWidget):
         self.row = min(self.row, len(m.members_of(after[self._index])) - 1)
         self.edited.emit(after, f"Remove member '{name}'", None)
 
-    def move(self, step: int) -> None:
+    def move_selected(self, step: int) -> None:
         """Move the selected member up (-1) or down (1)."""
         target = self.row + step
         if self.row < 0 or not 0 <= target < len(m.members_of(self._stages[self._index])):
