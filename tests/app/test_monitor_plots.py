@@ -229,20 +229,23 @@ def test_pause_and_resume_are_in_the_run_log(monitor):
 
 
 def test_wrapped_log_lines_continue_under_the_message(qtbot):
-    from app.qt.monitor.qt_run_log import HANGING, QtRunLog
+    from app.qt.monitor.qt_run_log import HANGING, TIME_WIDTH, QtRunLog
     from app.qt.monitor.qt_run_monitor import _log_line
 
     log = QtRunLog()
     qtbot.addWidget(log)
-    log.resize(360, 300)
+    log.resize(640, 300)
     log.show()
     line = _log_line({"kind": "model", "message": "word " * 40, "wall_ms": 0})
+    assert line.index("word") == HANGING
     log.append_lines(line)
     rows = log.toPlainText().split("\n")
     assert len(rows) > 1 and all(len(r) <= log.columns() for r in rows)
-    message_column = line.index("word")
-    assert message_column == HANGING
     assert all(r.startswith(" " * HANGING) and r[HANGING] != " " for r in rows[1:])
-    log.resize(700, 300)  # wider: wrapped again, into fewer rows
+    # A narrow log (the side panel at 1024 px) wraps again, under the kind column, never
+    # under the time.
+    log.resize(300, 300)
     qtbot.wait(10)
-    assert len(log.toPlainText().split("\n")) < len(rows)
+    narrow = log.toPlainText().split("\n")
+    assert len(narrow) > len(rows) and all(len(r) <= log.columns() for r in narrow)
+    assert all(r.startswith(" " * TIME_WIDTH) for r in narrow[1:])

@@ -16,12 +16,14 @@ from __future__ import annotations
 import textwrap
 from collections import deque
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QAbstractSlider, QPlainTextEdit
 
 MAX_LINES = 20_000
 # Where a line's message starts: `time  kind  ` (qt_run_monitor._log_line's columns).
 HANGING = 22
+TIME_WIDTH = 10  # `HH:MM:SS  `
 
 # Status changes the engine does not record as events, said in the log as they happen.
 STATUS_NOTES = {
@@ -46,13 +48,15 @@ def status_note(before: str | None, after: str) -> str | None:
 
 def wrap_line(line: str, columns: int) -> str:
     """`line` cut to `columns` characters a row, continuation rows indented to the
-    message column."""
-    if len(line) <= columns or columns < HANGING + 10:
+    message column (to the kind column in a narrow log): never under the time."""
+    if len(line) <= columns or columns < 30:
         return line
+    # A narrow log indents under the kind column instead: the message keeps some room.
+    indent = HANGING if columns >= HANGING + 40 else TIME_WIDTH
     rows = textwrap.wrap(
         line,
         width=columns,
-        subsequent_indent=" " * HANGING,
+        subsequent_indent=" " * indent,
         break_long_words=True,
         break_on_hyphens=False,
         drop_whitespace=True,
@@ -72,6 +76,7 @@ class QtRunLog(QPlainTextEdit):
         self.setMaximumBlockCount(MAX_LINES)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # columns
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # wrapped by `wrap_line`
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.following = True
         self.raw: deque[str] = deque(maxlen=MAX_LINES)
         self._columns = 0
@@ -80,7 +85,7 @@ class QtRunLog(QPlainTextEdit):
     def columns(self) -> int:
         """Characters that fit in a row of the view."""
         advance = max(1, self.fontMetrics().horizontalAdvance("0"))
-        return max(1, (self.viewport().width() - 8) // advance)
+        return max(1, (self.viewport().width() - 10) // advance - 1)
 
     def append_lines(self, text: str) -> None:
         """Add lines at the end (scrolled into view while following)."""
