@@ -12,8 +12,9 @@ import inspect
 import pkgutil
 import textwrap
 
-import app.qt
 from PySide6.QtCore import QObject
+
+import app.qt
 
 # Methods that are meant to override a Qt virtual (Qt calls them on purpose).
 OVERRIDES = {
@@ -29,7 +30,7 @@ OVERRIDES = {
 def qt_classes():
     for info in pkgutil.walk_packages(app.qt.__path__, "app.qt."):
         module = importlib.import_module(info.name)
-        for name, cls in vars(module).items():
+        for cls in vars(module).values():
             if inspect.isclass(cls) and cls.__module__ == module.__name__:
                 if issubclass(cls, QObject):
                     yield cls
@@ -60,8 +61,12 @@ def shadowed_names(cls) -> list[str]:
                     found.append(f"def {item.name}")
         names = item.targets if isinstance(item, ast.Assign) else []
         names += [item.target] if isinstance(item, ast.AnnAssign) else []
-        found += [f"{n.id} = … (class)" for n in names if isinstance(n, ast.Name) and n.id in qt_names]
-    return [f"{cls.__module__}.{cls.__qualname__}: {name} hides {qt_base.__name__}'s" for name in found]
+        found += [
+            f"{n.id} = … (class)" for n in names if isinstance(n, ast.Name) and n.id in qt_names
+        ]
+    return [
+        f"{cls.__module__}.{cls.__qualname__}: {name} hides {qt_base.__name__}'s" for name in found
+    ]
 
 
 def test_no_widget_names_an_attribute_or_method_after_its_qt_base():

@@ -27,7 +27,9 @@ STARTS_TRAINING = "Run"
 
 def main(menu_title: str, plan: str, workspace: str, out_dir: str) -> int:
     faulthandler.enable()
-    faulthandler.dump_traceback_later(int(os.environ.get("WALK_TIMEOUT", "240")), exit=True)  # a dialog nobody closes ends the walk
+    faulthandler.dump_traceback_later(
+        int(os.environ.get("WALK_TIMEOUT", "240")), exit=True
+    )  # a dialog nobody closes ends the walk
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import (
         QAbstractButton,
