@@ -19,6 +19,7 @@ from PySide6.QtGui import QDrag, QPainter, QPainterPath, QPen, QPolygonF, QUndoS
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from app.model.plan_document import PlanDocument, stage_references
+from app.model.problem_words import stage_line
 from app.model.stage_catalog import new_stage
 from app.model.stage_summary import model_line
 from app.qt.editor.qt_palette import KIND_MIME
@@ -53,7 +54,7 @@ class PlanListModel(QAbstractListModel):
             return None
         stage = self.doc.stages[index.row()]
         if role == PROBLEMS_ROLE:
-            return [f"{p.path}: {p.message}" for _, p in self.doc.stage_problems(index.row())]
+            return [stage_line(p, sub) for sub, p in self.doc.stage_problems(index.row())]
         if role in (MODEL_LINE_ROLE, Qt.ItemDataRole.ToolTipRole):  # the tooltip: unelided
             return model_line(self.doc.stages, index.row())
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):

@@ -9,12 +9,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
 
 from app.model.plan_document import PlanDocument
+from app.model.problem_words import plan_line
 
 _STAGE = re.compile(r"^stages\[(\d+)\]")
 
 
 class QtProblemsList(QListWidget):
-    """One line per problem: `path: sentence`."""
+    """One line per problem, in words: the stage by its name, the setting by its label
+    (the path in the tooltip)."""
 
     stageActivated = Signal(int)  # noqa: N815 - Qt signal naming
 
@@ -40,10 +42,9 @@ class QtProblemsList(QListWidget):
         names = self.doc.stage_names()
         for problem in self.doc.shown_problems:
             match = _STAGE.match(problem.path)
-            where = ""
-            if match and int(match.group(1)) < len(names):
-                where = f"  ({names[int(match.group(1))] or 'unnamed stage'})"
-            item = QListWidgetItem(icon, f"{problem.path}: {problem.message}{where}")
+            item = QListWidgetItem(icon, plan_line(problem, names))
+            # The path as `stagelab validate` says it, for whoever edits the YAML.
+            item.setToolTip(str(problem))
             item.setData(Qt.ItemDataRole.UserRole, int(match.group(1)) if match else -1)
             self.addItem(item)
         if not self.doc.stages and not self.doc.shown_problems:
@@ -62,8 +63,13 @@ class QtProblemsList(QListWidget):
             self.addItem(item)
 
     def messages(self) -> list[str]:
-        """The problem lines shown (empty when the plan is valid)."""
+        """The problems as `stagelab validate` says them, with their paths (each shown
+        line's tooltip); empty when the plan is valid."""
         return [f"{p.path}: {p.message}" for p in self.doc.shown_problems]
+
+    def shown_lines(self) -> list[str]:
+        """The problem lines as the list shows them: stage names and plain words."""
+        return [plan_line(p, self.doc.stage_names()) for p in self.doc.shown_problems]
 
     def _activated(self, item: QListWidgetItem) -> None:
         row = item.data(Qt.ItemDataRole.UserRole)
