@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.spec import RUNNABLE_KINDS, STAGE_CLASSES
+from engine.spec.builtins import SIZES
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,14 @@ def unique_name(base: str, taken: list[str]) -> str:
     return f"{base}-{n}"
 
 
-def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[str, Any]:
-    """Settings of a stage of `kind` dropped after the stages `names_before`.
+def new_stage(
+    kind: str,
+    names_before: list[str],
+    all_names: list[str],
+    stages_before: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Settings of a stage of `kind` dropped after the stages `names_before` (whose
+    settings, when given as `stages_before`, shape a distillation's student).
 
     A stage starts from the output of the stage before it when there is one (the usual
     multi-stage chain), otherwise from a built-in tiny BERT. Data is left for the person
@@ -74,6 +81,7 @@ def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[
     elif kind == "distill":
         teacher = {"from_stage": previous} if previous else {"hub": ""}
         stage.update(teacher=teacher, model={"builtin": "bert-tiny"})
+        stage.update(_smaller_student(stages_before or [], previous))
     elif kind == "joint":
         # Multi-task on one encoder: two classifying heads, their data left to choose.
         members = [{"name": n, "task": "sequence_classification"} for n in ("task-a", "task-b")]
@@ -86,3 +94,32 @@ def new_stage(kind: str, names_before: list[str], all_names: list[str]) -> dict[
     elif kind == "grow":
         stage.update(model=start, target_layers=4)
     return stage
+
+
+def _smaller_student(stages: list[Any], teacher: str | None) -> dict[str, Any]:
+    """A student half as deep as a teacher of known depth, starting from the teacher's
+    lower layers and learning its task (a fresh bert-tiny would be as large as a tiny
+    teacher); nothing when the teacher's depth is not known here (a Hub model)."""
+    by_name = {s.get("name"): s for s in stages if isinstance(s, dict)}
+    stage, layers, hops = by_name.get(teacher), None, 0
+    while isinstance(stage, dict) and layers is None and hops <= len(stages):
+        hops += 1
+        model = stage.get("model") if isinstance(stage.get("model"), dict) else {}
+        if stage.get("kind") == "grow" and isinstance(stage.get("target_layers"), int):
+            layers = stage["target_layers"]
+        elif stage.get("kind") == "distill" and isinstance(stage.get("student_layers"), int):
+            layers = stage["student_layers"]
+        elif isinstance(model.get("builtin"), str):
+            shape = SIZES.get(model["builtin"].partition("-")[2])
+            layers = shape.layers if shape else None
+        else:
+            stage = by_name.get(model.get("from_stage"))
+    if not layers or layers < 2:
+        return {}
+    source = by_name[teacher]
+    task = source.get("task") or source.get("objective")
+    out: dict[str, Any] = {"model": {"from_stage": teacher}, "student_layers": layers // 2}
+    if task in ("sequence_classification", "token_classification", "causal_lm_sft",
+                "masked_lm", "causal_lm"):  # fmt: skip
+        out["task"] = task
+    return out

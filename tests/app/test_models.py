@@ -88,3 +88,25 @@ def test_gpus_used_by_active_runs_are_marked(tmp_path):
     queries.set_run_status(store, done, "finished")
     assert gpus_in_use(store) == {0: busy, 2: busy}
     assert gpus_text([]) == "cpu" and gpus_text([2, 0]) == "0,2"
+
+
+def test_a_distillation_dropped_after_a_tiny_stage_gets_a_smaller_student(tmp_path):
+    from app.model.plan_document import PlanDocument
+    from app.model.problem_words import plan_line
+
+    chain = [
+        {"name": "mlm", "kind": "pretrain", "objective": "masked_lm",
+         "model": {"builtin": "bert-tiny"}, "data": {"path": "c.txt"}},
+        {"name": "sentiment", "kind": "train", "task": "sequence_classification",
+         "model": {"from_stage": "mlm"}, "data": {"path": "r.csv"}},
+    ]  # fmt: skip
+    distill = new_stage("distill", ["mlm", "sentiment"], ["mlm", "sentiment"], chain)
+    # bert-tiny has 2 layers: the student keeps the teacher's lowest one, and its task.
+    assert distill["model"] == {"from_stage": "sentiment"} and distill["student_layers"] == 1
+    assert distill["teacher"] == {"from_stage": "sentiment"}
+    assert distill["task"] == "sequence_classification"
+    doc = PlanDocument({"name": "p", "stages": [*chain, distill]}, None, tmp_path)
+    # Only the data left to choose (and the files of this made-up plan).
+    assert all("data" in plan_line(p, doc.stage_names()).lower() for p in doc.problems)
+    # A Hub teacher's depth is not known here: a tiny built-in student.
+    assert new_stage("distill", [], [])["model"] == {"builtin": "bert-tiny"}

@@ -193,7 +193,7 @@ class QtPlanView(QListView):
     def add_stage(self, kind: str, row: int) -> None:
         """Insert a new stage of `kind` at `row` (an undo step) and select it."""
         names = self.doc.stage_names()
-        stage = new_stage(kind, names[:row], names)
+        stage = new_stage(kind, names[:row], names, self.doc.stages[:row])
         self.undo_stack.push(InsertStage(self.doc, row, stage))
         self.select_row(row)
 
