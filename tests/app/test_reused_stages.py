@@ -6,6 +6,7 @@ compare steps through the changed lines of the plan diff."""
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 
@@ -65,6 +66,14 @@ def test_the_monitor_draws_the_source_points_of_a_reused_stage(qtbot, runs, tmp_
     veiled = {id(plot) for plot, _ in monitor._veils}
     assert veiled == {id(plot) for plot in monitor.plots.plots.values()}
     assert (0.0, f"mlm ({LABEL})") in run.boundaries()
+    # The stage lines and their labels are drawn over the veil, not faded with it.
+    lines = [
+        item
+        for item in monitor.plots.loss.getPlotItem().items
+        if isinstance(item, pg.InfiniteLine) and hasattr(item, "label")
+    ]
+    assert any(LABEL in line.label.format for line in lines)
+    assert min(line.zValue() for line in lines) > monitor._veils[0][1].zValue()
     name, _, words = monitor.progress.rows[0]
     assert words.text() == LABEL
     monitor.grab().save(str(tmp_path / "monitor-reused.png"))
@@ -134,27 +143,29 @@ def test_compare_steps_through_the_changes_of_the_plan_diff(qtbot, runs):
     view = open_compare(qtbot, runs)
     # Run 1's plan against the clone's: max_steps, lr, then the two added stages.
     assert len(view.changes) == 3
-    assert view.change_text.text() == "change 1 of 3: max_steps: 20 → max_steps: 30"
+    # Both plans in the same layout (the clone's may be block style): settings differ.
+    assert view.change_text.text() == "change 1 of 3: cls › max_steps: 20 → 30"
     assert not view.previous_change.isEnabled() and view.next_change.isEnabled()
 
     def row_of(text_edit) -> tuple[int, str]:
         cursor = text_edit.textCursor()
         return cursor.blockNumber(), cursor.block().text()
 
-    assert row_of(view.right_text) == (view.changes[0].row, "    max_steps: 30")
+    assert row_of(view.right_text) == (view.changes[0].row, "  max_steps: 30")
     view.left_text.verticalScrollBar().setValue(0)
-    for expected in ("    optimizer: {lr: 0.0003}", "  - name: vote"):
+    for expected in ("    lr: 0.0003", "- name: vote"):
         qtbot.mouseClick(view.next_change, Qt.MouseButton.LeftButton)
         assert row_of(view.right_text)[1] == expected
         assert row_of(view.left_text)[0] == row_of(view.right_text)[0]
-    assert view.change_text.text() == "change 3 of 3: added 8 lines: - name: vote"
+    assert view.change_text.text() == "change 3 of 3: added 13 lines: - name: vote"
     assert not view.next_change.isEnabled()
     # The view scrolled to the added stages (the window is too short to show them all).
     bar = view.right_text.verticalScrollBar()
     assert bar.maximum() > 0 and bar.value() > 0
     assert view.left_text.verticalScrollBar().value() == bar.value()
     qtbot.mouseClick(view.previous_change, Qt.MouseButton.LeftButton)
-    assert row_of(view.right_text)[1] == "    optimizer: {lr: 0.0003}"
+    assert row_of(view.right_text)[1] == "    lr: 0.0003"
+    assert view.change_text.text() == "change 2 of 3: cls › optimizer › lr: 0.001 → 0.0003"
     assert view.previous_change.isEnabled() and view.next_change.isEnabled()
     # The same plan on both sides: nothing to step through.
     view.right.setCurrentIndex(0)

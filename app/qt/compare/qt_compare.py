@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -245,8 +245,10 @@ class QtCompareView(QWidget):
             self.changes, self.change_index = [], -1
             self._update_change_buttons()
             return
-        a = self.runs[self.left.currentIndex()][2].splitlines()
-        b = self.runs[self.right.currentIndex()][2].splitlines()
+        a, b = same_layout(
+            self.runs[self.left.currentIndex()][2], self.runs[self.right.currentIndex()][2]
+        )
+        a, b = a.splitlines(), b.splitlines()
         left, right = plan_diff_html(a, b)
         self.left_text.setHtml(left)
         self.right_text.setHtml(right)
@@ -273,10 +275,23 @@ class QtCompareView(QWidget):
                 selection.format.setFontWeight(QFont.Weight.Bold)
                 selections.append(selection)
             text.setExtraSelections(selections)
-        block = self.left_text.document().findBlockByNumber(max(change.row - 4, 0))
+        self._reveal_change()
+        self._update_change_buttons()
+
+    def _reveal_change(self) -> None:
+        """The current change a few lines below the top of the diff, and in view however
+        short the diff is (the two sides scroll together)."""
+        if not 0 <= self.change_index < len(self.changes):
+            return
+        row = self.changes[self.change_index].row
+        block = self.left_text.document().findBlockByNumber(max(row - 4, 0))
         layout = self.left_text.document().documentLayout()
         self.left_text.verticalScrollBar().setValue(int(layout.blockBoundingRect(block).top()))
-        self._update_change_buttons()
+        self.left_text.ensureCursorVisible()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._reveal_change)  # once the diff has its new height
 
     def _update_change_buttons(self) -> None:
         n, i = len(self.changes), self.change_index
@@ -289,6 +304,20 @@ class QtCompareView(QWidget):
         else:
             change = self.changes[i]
             self.change_text.setText(f"change {i + 1} of {n}: {change.summary}")
+
+
+def same_layout(a: str, b: str) -> tuple[str, str]:
+    """Both plans as Stagelab writes a plan (`dump_yaml`), so the diff shows settings that
+    differ, not layout: a plan cloned with `--set` or edited in the window is written in
+    block style, its parent maybe in flow style (every line would differ). Comments go
+    too. Plans that do not parse are compared as they are."""
+    from engine.spec import PlanInvalid, parse_plan_text
+    from engine.spec.plan import dump_yaml
+
+    try:
+        return dump_yaml(parse_plan_text(a)), dump_yaml(parse_plan_text(b))
+    except PlanInvalid:
+        return a, b
 
 
 def _opcodes(a: list[str], b: list[str]):
@@ -353,6 +382,11 @@ def plan_changes(a: list[str], b: list[str]) -> list[Change]:
             old = a[i1].strip() if i1 < i2 else ""
             new = b[j1].strip() if j1 < j2 else ""
             lines = f"{n} line{'s' if n > 1 else ''}"
+            if op == "replace" and _key(old) is not None and _key(old) == _key(new):
+                # One setting changed: where it is and both values ("cls › lr: 0.1 → 0.2").
+                path = " › ".join([*_parents(b, j1), _key(new)])
+                old, new = old.split(":", 1)[1].strip(), new.split(":", 1)[1].strip()
+                old = f"{path}: {old}"
             summary = {
                 "replace": f"{old} → {new}" + (f" ({lines} changed)" if n > 1 else ""),
                 "delete": f"removed {lines}: {old}",
@@ -361,6 +395,38 @@ def plan_changes(a: list[str], b: list[str]) -> list[Change]:
             out.append(Change(row, n, summary))
         row += n
     return out
+
+
+def _key(line: str) -> str | None:
+    """The key of a YAML `key: value` line (a list item's too), else None."""
+    text = line.strip().removeprefix("- ")
+    key, colon, _ = text.partition(":")
+    return key.strip() if colon and key.strip() and " " not in key.strip() else None
+
+
+def _parents(lines: list[str], row: int) -> list[str]:
+    """The keys above a line of block-style YAML, outermost first; a list item is named by
+    its first line's value (a stage by its name): ["cls", "optimizer"] for the lr line."""
+    out: list[str] = []
+    line = lines[row]
+    indent = len(line) - len(line.lstrip())
+    if line.lstrip().startswith("- "):
+        return out  # the item's own first line: its list names it
+    for above in reversed(lines[:row]):
+        text = above.lstrip()
+        level = len(above) - len(text)
+        if not text:
+            continue
+        if text.startswith("- ") and level + 2 <= indent:
+            out.append(text[2:].split(":", 1)[-1].strip() or text[2:])
+            indent = level
+        elif level < indent:
+            out.append(text.split(":", 1)[0].strip())
+            indent = level
+        if indent == 0:
+            break
+    out.reverse()
+    return [part for part in out if part != "stages"]
 
 
 def _metric_order(key: str) -> tuple[int, str]:

@@ -39,6 +39,7 @@ REDRAW_MS = 100
 POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
 LIVE = ("queued", "running", "paused", "stopping")
 RESUMABLE = ("interrupted", "stopped", "failed")
+VEIL_Z = 5  # a reused stage's veil: over the curves, under the hover readout (10)
 
 
 class HistoryLoader(QObject):
@@ -374,6 +375,11 @@ class QtRunMonitor(QWidget):
         self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
         if "@stages" in dirty:
             self._show_reused(run.reused_spans())
+            if self._veils:  # stage lines and their labels stay crisp over a veil
+                for plot in self.plots.plots.values():
+                    for item in plot.getPlotItem().items:
+                        if isinstance(item, pg.InfiniteLine) and item.zValue() < VEIL_Z + 1:
+                            item.setZValue(VEIL_Z + 1)
         if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
             self.progress.show_progress(run)
         if "@confusion" in dirty:
@@ -406,7 +412,7 @@ class QtRunMonitor(QWidget):
                 veil = pg.LinearRegionItem(
                     values=(x0, x1), movable=False, brush=fade, pen=pg.mkPen(None)
                 )
-                veil.setZValue(5)  # over the curves (fading them), under the hover readout
+                veil.setZValue(VEIL_Z)  # over the curves (fading them), under the hover readout
                 veil.setToolTip(label)
                 plot.addItem(veil, ignoreBounds=True)
                 self._veils.append((plot, veil))
