@@ -163,7 +163,7 @@ def runs_shots(app, window, shot, quick: bool = False) -> None:
         selection.select(index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
     browser.compare_button.click()
     view = window.runs.compare_view
-    wait_until(app, lambda: len(view.plot.curves) == 2, 60, "the compare view")
+    wait_until(app, lambda: len(view.runs) == 2, 60, "the compare view")
     view.align.setCurrentIndex(view.align.findData(2))  # the fine-tuning stage, side by side
     view.metric_box.setCurrentText("eval/accuracy")
     shot(window, "compare.png")
