@@ -116,6 +116,7 @@ class QtSweepView(QWidget):
         )
         self.resume_button.clicked.connect(lambda: self.resumeRequested.emit(self.model.sweep_id))
         self._process = None  # the sweep process this window started, until it claims
+        self._names: dict[str, str] = {}  # experiment names, for the picker
         top = QHBoxLayout()
         top.addWidget(QLabel("Sweep"))
         top.addWidget(self.picker, 1)
@@ -131,6 +132,8 @@ class QtSweepView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        # Trials in the order they ran until a person sorts otherwise.
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.table.cellDoubleClicked.connect(self._open_row)
 
         pal = QApplication.palette()
@@ -150,14 +153,23 @@ class QtSweepView(QWidget):
         scatter_layout.addLayout(row)
         scatter_layout.addWidget(self.scatter_plot, 1)
 
+        # One key for the three plots, above them: legends inside covered points.
+        self.key_label = QLabel(self._key_text())
+        self.key_label.setObjectName("sweepPlotKey")
+        self.key_label.setWordWrap(True)
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.objective_plot)
         plots.addWidget(self.curves_plot)
         plots.addWidget(scatter_side)
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(self.table)
-        body.addWidget(plots)
-        body.setSizes([320, 380])
+        plot_side = QWidget()
+        plot_layout = QVBoxLayout(plot_side)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        plot_layout.addWidget(self.key_label)
+        plot_layout.addWidget(plots, 1)
+        body.addWidget(plot_side)
+        body.setSizes([220, 480])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.summary)
@@ -167,6 +179,16 @@ class QtSweepView(QWidget):
         self.timer.setInterval(1000)
         self.timer.timeout.connect(self._tick)
         self._update_buttons()
+
+    def _key_text(self) -> str:
+        dots = " ".join(
+            f'<span style="color:{colour}">●</span>&nbsp;{status}'
+            for status, colour in STATUS_COLOURS.items()
+        )
+        return (
+            f"{dots} &nbsp;·&nbsp; black line: best so far &nbsp;·&nbsp; trials by step: "
+            "each trial's evaluations, the running one bold, its training loss dashed"
+        )
 
     def _plot(self, title: str, x_label: str) -> pg.PlotWidget:
         pal = QApplication.palette()
@@ -179,7 +201,6 @@ class QtSweepView(QWidget):
             item.setLabel("bottom", x_label)
         item.getAxis("left").enableAutoSIPrefix(False)
         item.getAxis("bottom").enableAutoSIPrefix(False)
-        plot.legend = item.addLegend(offset=(-10, 10), labelTextColor=self._fg)
         return plot
 
     # -- choosing a sweep ---------------------------------------------------------------------
@@ -190,6 +211,7 @@ class QtSweepView(QWidget):
 
         sweeps = list(reversed(queries.list_sweeps(self.model.store())))
         names = {e.id: e.name for e in queries.list_experiments(self.model.store())}
+        self._names = names
         self.picker.blockSignals(True)
         self.picker.clear()
         for sw in sweeps:
@@ -246,6 +268,14 @@ class QtSweepView(QWidget):
     # -- drawing ------------------------------------------------------------------------------
     def _redraw(self) -> None:
         self.summary.setText(self.model.summary())
+        index = self.picker.findData(self.model.sweep_id)
+        if index >= 0 and self.model.info is not None:
+            name = self._names.get(self.model.info.experiment_id, "?")
+            self.picker.setItemText(
+                index,
+                f"{name} · {self.model.sweep_id} · {self.model.status} · "
+                f"{len(self.model.rows)} trials",
+            )
         self._fill_table()
         paths = self.model.param_paths
         if [self.param_box.itemData(i) for i in range(self.param_box.count())] != paths:
@@ -347,7 +377,9 @@ class QtSweepView(QWidget):
         plot = self.curves_plot
         plot.clear()
         item = plot.getPlotItem()
-        item.setLabel("left", self.model.metric_label)
+        losses = self.model.running_loss()
+        label = self.model.metric_label + (" · train loss (dashed)" if losses else "")
+        item.setLabel("left", label)
         named: set[str] = set()
         for number, status, steps, values in self.model.trial_curves():
             colour = STATUS_COLOURS.get(status, self._fg.name())
@@ -364,7 +396,7 @@ class QtSweepView(QWidget):
                 name=None if label in named else label,
             )
             named.add(label)
-        for number, steps, values in self.model.running_loss():
+        for number, steps, values in losses:
             plot.plot(
                 steps,
                 values,
@@ -385,6 +417,8 @@ class QtSweepView(QWidget):
         log = self.model.is_log(path)
         item.setLogMode(x=log, y=False)
         axis = item.getAxis("bottom")
+        # On a log axis the minor ticks' labels ran into each other: decades only.
+        axis.setStyle(maxTextLevel=0 if log else 2)
         if self.model.is_categorical(path):
             axis.setTicks([[(i, str(v)) for i, v in enumerate(self.model.choices(path))]])
         elif self.model.choices(path):  # a choice of numbers: ticks at the choices
