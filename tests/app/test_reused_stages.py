@@ -86,19 +86,22 @@ def test_the_monitor_draws_the_source_points_of_a_reused_stage(qtbot, runs, tmp_
 
 
 def test_a_stage_reused_while_the_monitor_follows_gets_its_source_points(qtbot, runs):
+    from engine.store import queries
+
     monitor = open_monitor(qtbot, runs)
-    # The engine reuses the last stage live: source stage 1 (cls, 20 steps) of run 1.
-    monitor._message(
-        {
-            "type": "stage",
-            "idx": 3,
-            "status": "reused",
-            "steps_done": 20,
-            "global_step_start": 42,
-            "reused_run_id": runs.source,
-            "reused_stage_idx": 1,
-        }
+    # The engine reuses the last stage: source stage 1 (cls, 20 steps) of run 1. A frame
+    # of the channel's catch-up says only "reused": the stage row names the source.
+    queries.upsert_stage(
+        runs.store,
+        runs.clone,
+        3,
+        status="reused",
+        steps_done=20,
+        global_step_start=42,
+        reused_run_id=runs.source,
+        reused_stage_idx=1,
     )
+    monitor._message({"type": "stage", "idx": 3, "status": "reused", "steps_done": 20})
     qtbot.waitUntil(lambda: 3 in monitor.run.series["train/loss"], timeout=10_000)
     assert monitor.run.series["train/loss"][3].size == 20
     monitor._redraw()
@@ -129,7 +132,11 @@ def test_compare_draws_a_reused_stage_dashed_from_its_source(qtbot, runs):
     assert view.plot.curves[clone_label].opts["pen"].style() == Qt.PenStyle.SolidLine
     assert view.plot.sources[clone_label][0].x[0] == 13  # the trained part after it
     # Out of the legend (the run's own entry names it), its label on the stage line.
-    assert reused not in [item.text for _, item in view.plot.legend.items]
+    texts = [item.text for _, item in view.plot.legend.items]
+    assert clone_label in texts and reused not in texts
+    view.plot.curves[clone_label].setVisible(False)  # as a click on its legend entry does
+    assert not view.plot.curves[reused].isVisible()
+    view.plot.curves[clone_label].setVisible(True)
     assert any(f"mlm ({LABEL})" == mark[1] for mark in view.boundary_marks())
     # Aligned on the reused stage: the clone's points there are the source's, dashed.
     view.align.setCurrentIndex(view.align.findData(0))
@@ -171,3 +178,17 @@ def test_compare_steps_through_the_changes_of_the_plan_diff(qtbot, runs):
     view.right.setCurrentIndex(0)
     assert view.changes == [] and view.change_text.text() == "the plans are the same"
     assert not view.previous_change.isEnabled() and not view.next_change.isEnabled()
+
+
+def test_the_plan_diff_ignores_layout():
+    """A clone written in block style against its flow-style parent: no change at all."""
+    from app.qt.compare.qt_compare import plan_changes, same_layout
+    from engine.spec import parse_plan_text
+    from engine.spec.plan import dump_yaml
+    from tests.reused_runs import PLAN
+
+    block = dump_yaml(parse_plan_text(PLAN))
+    assert block != PLAN and plan_changes(PLAN.splitlines(), block.splitlines())
+    a, b = same_layout(PLAN, block)
+    assert plan_changes(a.splitlines(), b.splitlines()) == []
+    assert same_layout("stages: [", PLAN) == ("stages: [", PLAN)  # unparsable: as it is

@@ -208,6 +208,9 @@ class QtCompareView(QWidget):
                     legend=label not in self.plot.curves,
                 )
                 ends[name] = float(reused[0][-1])
+                if label in self.plot.curves:  # hiding the run (legend) hides all of it
+                    main, part = self.plot.curves[label], self.plot.curves[name]
+                    main.visibleChanged.connect(lambda m=main, p=part: p.setVisible(m.isVisible()))
         # A shorter run is drawn over a longer one, or its curve would hide under it.
         for z, label in enumerate(sorted(ends, key=ends.get, reverse=True)):
             self.plot.curves[label].setZValue(z)

@@ -258,7 +258,17 @@ class QtRunMonitor(QWidget):
             self.run.add_reused(stage, label, series)
 
     def _load_new_reused(self) -> None:
-        """A stage the engine has just reused (live): read its source's points."""
+        """A stage the engine has just reused (live): read its source's points. A catch-up
+        `stage` frame says "reused" without the source: the stage row names it."""
+        from engine.store import queries
+
+        unnamed = {
+            i for i, s in self.run.stages.items() if s.status == "reused" and not s.reused_from
+        }
+        if unnamed:
+            for stage in queries.list_stages(self.store(), self.run.run_id):
+                if stage.idx in unnamed and stage.reused_from:
+                    self.run.update_stage(stage.__dict__)
         wanted = {
             idx: source
             for idx, source in self.run.reused_sources().items()
@@ -314,6 +324,7 @@ class QtRunMonitor(QWidget):
 
         info = queries.get_run(self.store(), self.run.run_id)
         self.info = info
+        self._load_new_reused()  # a reuse whose row was not yet written when it was said
         starting = time.monotonic() < self.starting_until
         if info.status in LIVE and info.status != "queued":
             self.starting_until = 0.0
