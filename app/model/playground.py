@@ -33,16 +33,46 @@ TASK_WORDS = {
 
 @dataclass(frozen=True)
 class OutputChoice:
-    """A finished stage output the playground can load."""
+    """A finished stage output the playground can load, or the heading of a joint stage
+    whose members (each a model) follow it."""
 
     folder: str
     label: str  # 'demo #2 · sentiment (train)'
     run_id: str = ""
     stage: str = ""
+    member: str = ""  # a joint stage's member
+    heading: bool = False  # not loadable: the stage line above its members
+
+    @property
+    def loadable(self) -> bool:
+        return not self.heading and bool(self.folder)
+
+
+# What `engine.models.ensemble.save_ensemble` writes (read here without torch).
+ENSEMBLE_MANIFEST = "manifest.json"
+ENSEMBLE_FORMAT = "stagelab-ensemble"
+
+
+def ensemble_members(folder: str | Path) -> list[str] | None:
+    """The member names of an ensemble stage's output, None for any other folder."""
+    try:
+        manifest = json.loads((Path(folder) / ENSEMBLE_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != ENSEMBLE_FORMAT:
+        return None
+    members = manifest.get("members")
+    return (
+        [str(m.get("name", "")) for m in members if isinstance(m, dict)]
+        if isinstance(members, list)
+        else []
+    )
 
 
 def finished_outputs(store: Store) -> list[OutputChoice]:
-    """Every stage output of the workspace whose folder still exists, newest run first."""
+    """Every stage output of the workspace whose folder still exists, newest run first: a
+    model folder, an ensemble (its manifest), or a joint stage's line with its members'
+    models under it."""
     from engine.store import queries
 
     choices = []
@@ -52,13 +82,25 @@ def finished_outputs(store: Store) -> list[OutputChoice]:
             if not stage.output_dir:
                 continue
             label = f"{experiment.name} #{run.number} · {stage.name} ({stage.kind})"
-            if (Path(stage.output_dir) / "config.json").exists():
-                choices.append(OutputChoice(stage.output_dir, label, run.id, stage.name))
-            # A joint stage's output holds a model per member.
-            for member, folder in member_folders(stage.output_dir).items():
-                named = f"{experiment.name} #{run.number} · {stage.name} · {member} (joint)"
-                if (folder / "config.json").exists():
-                    choices.append(OutputChoice(str(folder), named, run.id, stage.name))
+            folder = Path(stage.output_dir)
+            ensemble = ensemble_members(folder)
+            if ensemble is not None:
+                label = (
+                    f"{experiment.name} #{run.number} · {stage.name} (ensemble of {len(ensemble)})"
+                )
+            # A joint stage's output holds a model per member, listed under its line.
+            members = {
+                name: path
+                for name, path in member_folders(folder).items()
+                if (path / "config.json").exists()
+            }
+            if (folder / "config.json").exists() or ensemble is not None:
+                choices.append(OutputChoice(str(folder), label, run.id, stage.name))
+            elif members:
+                choices.append(OutputChoice("", label, run.id, stage.name, heading=True))
+            for member, path in members.items():
+                named = f"{experiment.name} #{run.number} · {stage.name} · {member} (member)"
+                choices.append(OutputChoice(str(path), named, run.id, stage.name, member))
     return choices
 
 
@@ -105,6 +147,9 @@ class PaneState:
     task: str = ""
     ready: bool = False
     busy: bool = False
+    loading_output: bool = False  # a worker is loading the picked output
+    queued: str | None = None  # a text asked while loading or busy: answered next
+    members: list[str] = field(default_factory=list)  # an ensemble's
     generated: str = ""
     prompt: str = ""
     bars: list[tuple[str, float]] = field(default_factory=list)
@@ -112,8 +157,28 @@ class PaneState:
     error: str = ""
 
     def loading(self, label: str) -> None:
-        self.__init__()  # everything of the previous output goes
+        self.__init__()  # everything of the previous output goes (a queued text too)
+        self.loading_output = True
         self.status = f"Loading {label}…"
+
+    @property
+    def can_answer(self) -> bool:
+        """Ready, or loading or busy and so able to answer a text later."""
+        return self.ready or self.loading_output
+
+    def queue(self, text: str) -> None:
+        """Keep `text` to be asked once the output is loaded (or the answer is in): the
+        latest text wins."""
+        self.queued = text
+        if not self.ready:
+            self.status = self.status.rstrip("…") + "… Predict answers once it is loaded"
+
+    def take_queued(self) -> str | None:
+        """The queued text when it can be asked now (and no longer queued)."""
+        if self.queued is None or not self.ready or self.busy:
+            return None
+        text, self.queued = self.queued, None
+        return text
 
     def asked(self, text: str) -> None:
         self.busy, self.error, self.prompt = True, "", text
@@ -125,8 +190,12 @@ class PaneState:
         event = message.get("event")
         if event == "ready":
             self.ready, self.task = True, str(message.get("task", ""))
+            self.loading_output = False
+            self.members = [str(m) for m in message.get("members") or []]
             size = message.get("parameters")
             what = TASK_WORDS.get(self.task, self.task)
+            if self.members:
+                what = f"ensemble of {len(self.members)} {what}s"
             self.status = f"Ready: {what}" + (f", {size / 1e6:.2g} M parameters" if size else "")
         elif event == "token":
             self.generated += str(message.get("text", ""))
@@ -138,8 +207,11 @@ class PaneState:
             self.busy = False
             self.error = str(message.get("message", "the worker failed"))
             self.status = "Could not answer" if self.ready else "Could not load this output"
+            if not self.ready:
+                self.loading_output, self.queued = False, None
 
     def worker_ended(self, detail: str) -> None:
+        self.loading_output, self.queued = False, None
         if self.error:
             return
         self.ready = self.busy = False
@@ -150,6 +222,13 @@ class PaneState:
         task = result.get("task")
         if task == "sequence_classification":
             self.bars = ranked_labels(result.get("labels", []))
+            # An ensemble: each member's likeliest label under the combined bars.
+            members = {n: v for n, v in (result.get("members") or {}).items() if v}
+            if members:
+                self.lines = ["Each member's likeliest label:"] + [
+                    "{}  →  {}  {:.0%}".format(name, *ranked_labels(labels)[0])
+                    for name, labels in members.items()
+                ]
         elif task == "sequence_regression":
             self.lines = [f"value  {float(result.get('value', 0.0)):.4g}"]
         elif task == "token_classification":

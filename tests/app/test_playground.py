@@ -36,9 +36,20 @@ def playground_window(qtbot, tiny):
     win.playground.close_workers()
 
 
-def choose(pane, stage):
-    (choice,) = [c for c in pane.choices if c.stage == stage]
+def choose(pane, stage, member=""):
+    (choice,) = [c for c in pane.choices if c.stage == stage and c.member == member]
     pane.pick(choice)
+
+
+@pytest.fixture(scope="module")
+def ensemble_workspace(tmp_path_factory, tiny):
+    """A workspace with a joint stage (members calm, keen) and an ensemble of them and the
+    tiny classifier, run for real."""
+    from tests.tiny_ensemble import run_tiny_ensemble
+
+    workspace = tmp_path_factory.mktemp("ensemble") / "ws"
+    run_tiny_ensemble(workspace, tiny.folders["sentiment"])
+    return workspace
 
 
 def test_the_playground_lists_every_finished_output_of_the_workspace(playground_window, tiny):
@@ -71,6 +82,85 @@ def test_run_shows_a_classifiers_bars_beside_a_causal_lms_text(playground_window
     qtbot.mouseClick(playground.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not right.state.busy and bool(right.state.generated), timeout=60_000)
     assert right.text.toPlainText() == first and right.worker is worker
+
+
+def test_predict_while_an_output_is_still_loading_is_answered_once_it_has_loaded(
+    playground_window, qtbot
+):
+    playground = playground_window.playground
+    left, right = playground.panes
+    choose(left, "sentiment")
+    qtbot.waitUntil(lambda: left.state.ready, timeout=60_000)
+    choose(right, "tagger")  # a new worker: still loading when Predict is clicked
+    assert not right.state.ready and playground.run_button.isEnabled()
+    playground.input.setPlainText("anna went to paris")
+    qtbot.mouseClick(playground.run_button, Qt.MouseButton.LeftButton)
+    assert "Predict answers once it is loaded" in right.status.text()
+    # The loading pane answers the same text once loaded (it used to drop the click).
+    qtbot.waitUntil(
+        lambda: bool(left.state.bars) and right.state.status.startswith("Answered"),
+        timeout=60_000,
+    )
+    assert right.state.prompt == "anna went to paris"
+    assert [line.split()[0] for line in right.state.lines] == ["anna", "went", "to", "paris"]
+
+
+def test_ensembles_and_joint_members_are_listed_under_their_stage_and_answer(
+    qtbot, ensemble_workspace, tmp_path
+):
+    from app import create_main_window
+    from app.qt.playground.qt_output_pane import MEMBER_ROLE
+    from tests.app.conftest import mark_saved
+
+    win = create_main_window(ensemble_workspace)
+    qtbot.addWidget(win, before_close_func=mark_saved)
+    win.resize(1400, 880)
+    win.show()
+    win.runs.show_tab(win.tabs.indexOf(win.playground))
+    playground = win.playground
+    left, right = playground.panes
+    shown = [left.picker.itemText(i) for i in range(left.picker.count())]
+    assert shown == [
+        "tiny-ensemble #1 · pair (joint)",
+        "tiny-ensemble #1 · pair · calm (member)",
+        "tiny-ensemble #1 · pair · keen (member)",
+        "tiny-ensemble #1 · together (ensemble of 3)",
+    ]
+    # The joint stage's line is a heading: its members, indented under it, are the models.
+    assert not left.picker.model().item(0).isEnabled()
+    indented = [bool(left.picker.itemData(i, MEMBER_ROLE)) for i in range(4)]
+    assert indented == [False, True, True, False]
+    left.pick(left.choices[0])
+    assert left.worker is None
+    try:
+        choose(left, "together")
+        choose(right, "pair", member="calm")
+        playground.input.setPlainText("the staff were lovely")
+        playground.run()  # both still loading: each answers once loaded
+        qtbot.waitUntil(
+            lambda: (
+                left.state.status.startswith("Answered")
+                and right.state.status.startswith("Answered")
+            ),
+            timeout=90_000,
+        )
+        assert sorted(label for label, _ in left.bars.rows) == ["negative", "positive"]
+        assert sum(p for _, p in left.bars.rows) == pytest.approx(1.0, abs=1e-5)
+        # Each member's likeliest label under the ensemble's bars.
+        members = [line.split()[0] for line in left.state.lines[1:]]
+        assert members == ["0-pair-calm", "1-pair-keen", "2-output"]
+        assert left.text.isVisible() and "0-pair-calm" in left.text.toPlainText()
+        assert left.status.text().startswith("Answered")
+        assert sorted(label for label, _ in right.bars.rows) == ["negative", "positive"]
+        for size in ((1400, 880), (1024, 640)):
+            win.resize(*size)
+            qtbot.wait(50)
+            win.grab().save(str(tmp_path / f"playground-ensemble-{size[0]}.png"))
+        left.picker.showPopup()
+        left.picker.view().window().grab().save(str(tmp_path / "picker.png"))
+        left.picker.hidePopup()
+    finally:
+        playground.close_workers()
 
 
 def test_a_masked_lm_without_a_mask_answers_with_a_sentence(playground_window, qtbot):
@@ -108,6 +198,28 @@ def test_closing_the_window_ends_its_workers(qtbot, tiny):
     qtbot.waitUntil(lambda: pane.state.ready, timeout=60_000)
     win.close()
     assert process.state().name == "NotRunning" and win.playground.workers == {}
+
+
+def test_a_pane_state_keeps_a_text_asked_while_loading_or_busy():
+    state = PaneState()
+    assert not state.can_answer  # nothing picked
+    state.loading("demo #1 · sentiment (train)")
+    assert state.can_answer and not state.ready
+    state.queue("first")
+    state.queue("second")  # the latest text wins
+    assert state.take_queued() is None  # not loaded yet
+    state.apply({"event": "ready", "task": "sequence_classification"})
+    assert state.take_queued() == "second" and state.take_queued() is None
+    state.asked("second")
+    state.queue("third")
+    assert state.take_queued() is None  # busy
+    state.apply({"id": 1, "event": "result", "result": {}, "seconds": 0.1})
+    assert state.take_queued() == "third"
+    # A failed load drops the text: nothing will answer it.
+    state.loading("broken")
+    state.queue("lost")
+    state.apply({"event": "error", "message": "no model"})
+    assert state.queued is None and not state.can_answer
 
 
 def test_pane_state_follows_the_worker_messages():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QSizePolicy,
     QSpinBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -44,6 +46,19 @@ SPIN_LABELS = {
 }
 
 
+MEMBER_ROLE = Qt.ItemDataRole.UserRole + 1  # True: a joint member, drawn indented
+
+
+class _IndentedMembers(QStyledItemDelegate):
+    """Draws a joint stage's members indented under the stage's line."""
+
+    def paint(self, painter, option, index) -> None:  # noqa: D102
+        if index.data(MEMBER_ROLE):
+            option = QStyleOptionViewItem(option)
+            option.rect.adjust(option.fontMetrics.horizontalAdvance("    "), 0, 0, 0)
+        super().paint(painter, option, index)
+
+
 class QtOutputPane(QFrame):
     """A picked output and its answers. `worker_for(folder)` gives a warm worker."""
 
@@ -66,7 +81,9 @@ class QtOutputPane(QFrame):
         self.picker.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.picker.activated.connect(lambda i: self.pick(self.choices[i]) if i >= 0 else None)
+        # Joint members indented under their stage's line in the list.
+        self.picker.setItemDelegate(_IndentedMembers(self.picker))
+        self.picker.activated.connect(self._activated)
         folder = QToolButton()
         folder.setText("Folder…")
         folder.setToolTip("Try a saved model folder that is no run's output")
@@ -124,15 +141,28 @@ class QtOutputPane(QFrame):
         self.picker.clear()
         for choice in self.choices:
             self.picker.addItem(choice.label)
-            self.picker.setItemData(self.picker.count() - 1, choice.folder, 3)  # tooltip role
+            index = self.picker.count() - 1
+            if choice.heading:  # a joint stage's line: its members follow, indented
+                self.picker.model().item(index).setEnabled(False)
+                self.picker.setItemData(index, "Pick one of its members below", 3)
+            else:
+                self.picker.setItemData(index, choice.folder, 3)  # tooltip role
+            self.picker.setItemData(index, bool(choice.member), MEMBER_ROLE)
         if not self.choices:
             self.picker.setPlaceholderText("No finished stage yet: run a plan first")
         folders = [c.folder for c in self.choices]
         self.picker.setCurrentIndex(folders.index(current) if current in folders else -1)
         self.picker.blockSignals(False)
 
+    def _activated(self, index: int) -> None:
+        if 0 <= index < len(self.choices):
+            self.pick(self.choices[index])
+
     def pick(self, choice: OutputChoice) -> None:
-        """Load `choice` in its worker (started now, or the warm one)."""
+        """Load `choice` in its worker (started now, or the warm one); a joint stage's
+        heading loads nothing."""
+        if not choice.loadable:
+            return
         if choice not in self.choices:
             self.set_choices([*self.choices, choice])
         self.picker.setCurrentIndex(self.choices.index(choice))
@@ -148,13 +178,21 @@ class QtOutputPane(QFrame):
         self._show()
 
     def run(self, text: str) -> bool:
-        """Ask the picked output about `text`; False if it is not ready."""
-        if self.worker is None or not self.state.ready or self.state.busy:
+        """Ask the picked output about `text`: now when it is ready, else once it has
+        loaded (or answered the text before); False if nothing is picked or it failed."""
+        if self.worker is None or not self.state.can_answer:
             return False
+        if not self.state.ready or self.state.busy:
+            self.state.queue(text)
+            self._show()
+            return True
+        self._ask(text)
+        return True
+
+    def _ask(self, text: str) -> None:
         self.state.asked(text)
         self._request = self.worker.ask(text, self.sampling())
         self._show()
-        return True
 
     def sampling(self) -> dict[str, Any]:
         return {key: spin.value() for key, spin in self.spins.items()}
@@ -163,6 +201,10 @@ class QtOutputPane(QFrame):
         if message.get("id") not in (None, self._request):
             return  # the other pane's request to a shared worker
         self.state.apply(message)
+        queued = self.state.take_queued()
+        if queued is not None:
+            self._ask(queued)  # asked while loading or busy: its answer now
+            return
         self._show()
 
     def _ended(self, detail: str) -> None:

@@ -109,8 +109,8 @@ class QtPlayground(QWidget):
             pane.run(text)
 
     def _update_run(self) -> None:
-        ready = any(p.state.ready and not p.state.busy for p in self.panes)
-        self.run_button.setEnabled(ready)
+        # A pane still loading (or answering) takes the text and answers once it can.
+        self.run_button.setEnabled(any(p.state.can_answer for p in self.panes))
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
