@@ -12,6 +12,8 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from engine.spec import relevance
+
 # Editor kinds: choice, bool, int, float, text, pair (two floats), metrics (several
 # choices), words (list of text), group (nested settings), yaml (anything else).
 
@@ -154,32 +156,29 @@ def format_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-# Settings that only mean something for one choice of another setting: the inspector
-# shows them only then (or while the plan sets them, so a stray value can be cleared).
-APPLIES_WHEN: dict[tuple[str, ...], tuple[tuple[str, ...], str, tuple[str, ...]]] = {
-    ("optimizer", "betas"): (("optimizer", "name"), "adamw", ("adam", "adamw")),
-    ("optimizer", "eps"): (("optimizer", "name"), "adamw", ("adam", "adamw")),
-    ("optimizer", "momentum"): (("optimizer", "name"), "adamw", ("sgd",)),
-    ("optimizer", "nesterov"): (("optimizer", "name"), "adamw", ("sgd",)),
-    ("schedule", "cycles"): (("schedule", "name"), "linear", ("cosine_restarts",)),
-    ("schedule", "step_size"): (("schedule", "name"), "linear", ("step",)),
-    ("schedule", "gamma"): (("schedule", "name"), "linear", ("step",)),
-    # joint stages
-    ("sampling_temperature",): (("sampling",), "all", ("temperature",)),
-    ("mutual_weight",): (("coupling",), "shared_backbone", ("mutual",)),
-    ("mutual_temperature",): (("coupling",), "shared_backbone", ("mutual",)),
-}
+# Which settings and metrics apply to a stage (kind, task, and the choices they depend
+# on) come from one table shared with the validator: engine.spec.relevance.
+APPLIES_WHEN = relevance.APPLIES_WHEN
 
 
-def applies(keys: tuple[str, ...], value_of: Any) -> bool:
-    """Whether the setting at `keys` takes effect, given `value_of(keys)` (the plan's
-    value, or a non-string when it is left out and takes its default)."""
-    rule = APPLIES_WHEN.get(keys)
-    if rule is None:
+def shown(stage: Any, keys: tuple[str, ...], is_set: bool) -> bool:
+    """Whether the inspector shows the setting at `keys` of a raw stage: it applies to the
+    stage's kind, task and choices, or the plan sets it (`is_set`), so that a stray value
+    can still be seen and cleared."""
+    if is_set:
         return True
-    chooser, default, choices = rule
-    chosen = value_of(chooser)
-    return (chosen if isinstance(chosen, str) else default) in choices
+    return relevance.applies(stage if isinstance(stage, dict) else {}, keys)
+
+
+def offered_metrics(stage: Any, listed: Any) -> tuple[str, ...]:
+    """The eval metrics the inspector offers a raw stage: those that apply to its task, and
+    any the plan lists that do not (the validator reports those; they can be unticked)."""
+    stage = stage if isinstance(stage, dict) else {}
+    allowed = relevance.stage_metrics(stage)
+    extra = {m for m in listed if isinstance(m, str)} if isinstance(listed, list) else set()
+    from engine.spec.settings import EVAL_METRICS
+
+    return tuple(m for m in EVAL_METRICS if m in allowed or m in extra)
 
 
 def short_label(keys: tuple[str, ...]) -> str:

@@ -16,23 +16,14 @@ from engine.spec.joint_checks import check_joint, check_member_reference
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
 from engine.spec.problems import Problem
-from engine.spec.settings import (
-    CLASSIFICATION_METRICS,
-    REGRESSION_METRICS,
-    DataSource,
-    ModelSource,
-)
+from engine.spec.relevance import allowed_metrics
+from engine.spec.settings import DataSource, ModelSource
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
 if TYPE_CHECKING:
     from engine.spec.plan import Plan
 
 _STAGE = TypeAdapter(Stage)
-
-# Eval metrics that make sense per objective: classification metrics need labels.
-LM_METRICS = {"loss", "perplexity", "accuracy"}
-# A preference stage's loss is its DPO/SimPO loss, its accuracy how often chosen wins.
-PREFERENCE_METRICS = {"loss", "accuracy"}
 
 
 def check_plan(plan: Plan, plan_dir: Path | None = None) -> list[Problem]:
@@ -279,24 +270,18 @@ def _check_stage(
             )
         )
 
-    allowed = (
-        LM_METRICS
-        if objective in ("masked_lm", "causal_lm", "causal_lm_sft")
-        else PREFERENCE_METRICS
-        if objective == "preference"
-        else REGRESSION_METRICS
-        if objective == "sequence_regression"
-        else CLASSIFICATION_METRICS | REGRESSION_METRICS
-        if objective == "joint"
-        else CLASSIFICATION_METRICS
+    # Which metrics fit the task: one table with the inspector (engine.spec.relevance).
+    allowed = allowed_metrics(
+        objective, [getattr(m, "task", "") for m in getattr(stage, "members", None) or []]
     )
     wrong = [m for m in stage.eval.metrics if m not in allowed]
     if wrong:
         problems.append(
             Problem(
                 f"{p}.eval.metrics",
-                f"{', '.join(wrong)} do not apply to {objective.replace('_', ' ')}; "
-                f"choose from {', '.join(sorted(allowed))}",
+                f"{', '.join(wrong)} do not apply to "
+                + ("its members' tasks" if objective == "joint" else objective.replace("_", " "))
+                + f"; choose from {', '.join(sorted(allowed))}",
             )
         )
     data = getattr(stage, "data", None)

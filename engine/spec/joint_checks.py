@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.spec.labels import data_labels
 from engine.spec.problems import Problem
-from engine.spec.settings import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from engine.spec.relevance import allowed_metrics
 
 
 def member_metrics(stage: Any, member: Any) -> list[str]:
@@ -16,7 +16,7 @@ def member_metrics(stage: Any, member: Any) -> list[str]:
     task (the engine and the checks use this one rule)."""
     if member.metrics is not None:
         return list(member.metrics)
-    allowed = REGRESSION_METRICS if member.task == "sequence_regression" else CLASSIFICATION_METRICS
+    allowed = allowed_metrics(member.task)
     return [m for m in stage.eval.metrics if m in allowed] or ["loss"]
 
 
@@ -101,9 +101,7 @@ def check_joint(stages: list[Any], i: int, stage: Any, plan_dir: Path | None) ->
             )
         if not shared and member.model is None:
             problems.append(Problem(f"{q}.model", "mutual coupling: give this member a model"))
-        allowed = (
-            REGRESSION_METRICS if member.task == "sequence_regression" else CLASSIFICATION_METRICS
-        )
+        allowed = allowed_metrics(member.task)
         wrong = [m for m in member.metrics or [] if m not in allowed]
         if wrong:
             problems.append(

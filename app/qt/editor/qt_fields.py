@@ -156,15 +156,29 @@ class MetricsEditor(FieldEditor):
 
     def _make_input(self) -> QWidget:
         box = QWidget()
-        grid = QGridLayout(box)
-        grid.setContentsMargins(0, 0, 0, 0)
+        self._grid = QGridLayout(box)
+        self._grid.setContentsMargins(0, 0, 0, 0)
         self._boxes = {}
-        for i, name in enumerate(self.spec.choices):
+        for name in self.spec.choices:
             check = QCheckBox(name.replace("_", " "))
             check.toggled.connect(self._toggled)
-            grid.addWidget(check, i // 2, i % 2)  # two columns fit a narrow inspector
             self._boxes[name] = check
+        self.offer(self.spec.choices)
         return box
+
+    def offer(self, names: tuple[str, ...] | list[str]) -> None:
+        """Offer only these metrics (those of the stage's task), in two columns that fit a
+        narrow inspector; the others are hidden."""
+        for check in self._boxes.values():
+            self._grid.removeWidget(check)
+            check.hide()
+        for i, name in enumerate(n for n in self._boxes if n in names):
+            self._grid.addWidget(self._boxes[name], i // 2, i % 2)
+            self._boxes[name].show()
+
+    def offered(self) -> list[str]:
+        """The metrics offered now."""
+        return [n for n, check in self._boxes.items() if not check.isHidden()]
 
     def _show(self, value: Any, is_default: bool) -> None:
         chosen = {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
@@ -174,7 +188,9 @@ class MetricsEditor(FieldEditor):
             check.blockSignals(False)
 
     def _toggled(self) -> None:
-        self.edited.emit([n for n, check in self._boxes.items() if check.isChecked()])
+        self.edited.emit(
+            [n for n, check in self._boxes.items() if check.isChecked() and not check.isHidden()]
+        )
 
 
 class YamlEditor(FieldEditor):

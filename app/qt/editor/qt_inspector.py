@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.model.members import MEMBER_KINDS, is_mutual, joint_members
 from app.model.plan_document import UNSET, PlanDocument
-from app.model.schema_fields import APPLIES_WHEN, FieldSpec, applies, field_spec, model_fields
+from app.model.schema_fields import FieldSpec, field_spec, model_fields, offered_metrics, shown
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_members import QtMembers
@@ -107,8 +107,10 @@ class QtStageInspector(QScrollArea):
     def _build(self, kind: str | None, has_stage: bool) -> None:
         self._kind = kind
         self.editors, self._groups, self._group_problems = {}, {}, {}
-        self._conditional: dict[tuple[str, ...], tuple[QFormLayout, QWidget]] = {}
+        # Every setting's row, shown only where it applies (engine.spec.relevance).
+        self._rows: dict[tuple[str, ...], tuple[QFormLayout, QWidget]] = {}
         self._sections: dict[str, tuple] = {}
+        self._section_widgets: dict[str, QWidget] = {}
         body = QWidget()
         layout = QVBoxLayout(body)
         self.header = QLabel()
@@ -161,13 +163,15 @@ class QtStageInspector(QScrollArea):
             layout.addWidget(box)
         if "data" in cls.model_fields:
             layout.addWidget(self._data_box())
-        layout.addWidget(
-            self._form_box("Training", [field_spec(k, cls) for k in TRAINING_KEYS], ())
-        )
+        # An ensemble trains nothing: of these it reads the batch size and the seed.
+        training = "Scoring" if kind == "ensemble" else "Training"
+        layout.addWidget(self._form_box(training, [field_spec(k, cls) for k in TRAINING_KEYS], ()))
         for key, title in GROUP_TITLES.items():
             spec = field_spec(key, cls)
             box = self._form_box(title, list(spec.fields), (key,))
-            layout.addWidget(self._collapsible(box, key))
+            section = self._collapsible(box, key)
+            self._section_widgets[key] = section
+            layout.addWidget(section)
         layout.addStretch(1)
         _narrowable(body)
         self.setWidget(body)
@@ -253,8 +257,7 @@ class QtStageInspector(QScrollArea):
             label.setToolTip(editor.input.toolTip())
             add_sweep_menu(self, label, keys, spec)
             form.addRow(label, editor)
-            if keys in APPLIES_WHEN:
-                self._conditional[keys] = (form, editor)
+            self._rows[keys] = (form, editor)
         return box
 
     # -- following the plan -----------------------------------------------------------------
@@ -279,15 +282,21 @@ class QtStageInspector(QScrollArea):
         )
         self.refresh_memory()
         for keys, editor in self.editors.items():
-            # Eval metrics left out follow the stage's task (engine.spec.eval_metrics).
-            default = raw_eval_metrics(stage) if keys == ("eval", "metrics") else None
-            editor.show_value(self.doc.value(self.index, keys), default)
-        for keys, (form, editor) in self._conditional.items():
-            # Momentum is no setting of AdamW, nor gamma of a linear schedule: shown only
-            # where it applies, or while the plan sets it (so it can be cleared).
             value = self.doc.value(self.index, keys)
-            shown = value is not UNSET or applies(keys, lambda k: self.doc.value(self.index, k))
-            form.setRowVisible(editor, shown)
+            if keys == ("eval", "metrics"):
+                # Offered: the metrics of the stage's task; left out: its defaults
+                # (engine.spec.eval_metrics).
+                editor.offer(offered_metrics(stage, value))
+                editor.show_value(value, raw_eval_metrics(stage))
+            else:
+                editor.show_value(value)
+        # Only the settings that apply (the optimizer of an ensemble, the masking rate of a
+        # classifier, momentum of AdamW are none), unless the plan sets them, so that a
+        # stray value can be seen and cleared.
+        for keys, (form, editor) in self._rows.items():
+            form.setRowVisible(editor, self._shown(stage, keys))
+        for key, section in self._section_widgets.items():
+            section.setVisible(self._shown(stage, (key,)))
         self._fold_sections()
         for keys, box in self._groups.items():
             if box.isCheckable():
@@ -303,9 +312,16 @@ class QtStageInspector(QScrollArea):
             )
         if self.data_picker is not None:
             self.data_picker.show_value(
-                stage.get("data"), self.doc.plan_dir, labelled=self._kind != "pretrain"
+                stage.get("data"),
+                self.doc.plan_dir,
+                labelled=self._shown(stage, ("data", "label_column")),
+                text=self._shown(stage, ("data", "text_column")),
+                stage=stage,
             )
         self._show_problems()
+
+    def _shown(self, stage: dict[str, Any], keys: tuple[str, ...]) -> bool:
+        return shown(stage, keys, self.doc.value(self.index, keys) is not UNSET)
 
     def _show_problems(self) -> None:
         found: dict[tuple[str, ...], list[str]] = {}
