@@ -31,6 +31,7 @@ from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
 from app.qt.qt_look import app_icon
 from app.qt.qt_run_actions import RunActions
+from app.qt.qt_undo_actions import UndoActions
 from engine.store.workspace import Workspace
 
 
@@ -106,6 +107,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.plan_state)
         self.files = FileActions(self)
         self._build_actions()
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self._follow(doc)
         QTimer.singleShot(50, lambda: self.lr_preview)  # after the first paint
         self.resize(1400, 880)
@@ -178,11 +180,8 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         edit = self.menuBar().addMenu("&Edit")
-        undo = self.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
-        redo = self.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
-        edit.addActions([undo, redo])
+        self.undo_actions = UndoActions(self, self.undo_stack)
+        edit.addActions(self.undo_actions.menu_actions)
         edit.addSeparator()
         self.duplicate_action = self._action(
             edit, "&Duplicate stage", "Ctrl+D", self.duplicate_stage
@@ -208,7 +207,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("planToolbar")
         toolbar.addActions([self.files.new_action, self.files.open_action, self.files.save_action])
         toolbar.addSeparator()
-        toolbar.addActions(self._short_undo_actions())
+        toolbar.addActions(self.undo_actions.toolbar_actions)
         spacer = QWidget()
         spacer.setSizePolicy(
             spacer.sizePolicy().horizontalPolicy().Expanding, spacer.sizePolicy().verticalPolicy()
@@ -231,30 +230,6 @@ class MainWindow(QMainWindow):
             keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
             action.setToolTip(f"{action.text().replace('&', '').rstrip('…')} ({keys})")
         self.addToolBar(toolbar)
-
-    def _short_undo_actions(self) -> list[QAction]:
-        """Undo and Redo for the toolbar: a fixed short text (the stack's own actions grow
-        with the step's name and push the toolbar about), the step named in the tooltip.
-        Updated from the signals' values only: the stack may be gone when the window is."""
-        stack = self.undo_stack
-        actions = []
-        for text, key, do, can_changed, text_changed in (
-            ("Undo", "Ctrl+Z", stack.undo, stack.canUndoChanged, stack.undoTextChanged),
-            ("Redo", "Ctrl+Shift+Z", stack.redo, stack.canRedoChanged, stack.redoTextChanged),
-        ):
-            action = QAction(text, self)
-            action.setObjectName(f"toolbar{text}")
-            action.setEnabled(False)
-            action.setToolTip(f"Nothing to {text.lower()}")
-            action.triggered.connect(do)
-            can_changed.connect(action.setEnabled)
-            text_changed.connect(
-                lambda step, a=action, t=text, k=key: a.setToolTip(
-                    f"{t} {step} ({k})" if step else f"Nothing to {t.lower()}"
-                )
-            )
-            actions.append(action)
-        return actions
 
     def _action(self, menu, text: str, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -303,6 +278,12 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.doc.is_dirty)
         self.setWindowTitle(f"{self.doc.title}[*] — Stagelab")
         self._update_stage_actions()
+        if self.tabs.currentIndex() != 0:
+            # Run acts on the plan: offered where the plan is seen (the Plan tab).
+            for part in (self.run_button, self.run_action, self.sweep_button):
+                part.setEnabled(False)
+                part.setToolTip("Go to the Plan tab to run the plan you see there")
+            self.run_sweep_action.setEnabled(False)
         self.plan_state.setText(
             "Plan is valid" if runnable else problems if count else "Add stages from the palette"
         )
@@ -349,6 +330,10 @@ class MainWindow(QMainWindow):
                 else "Add stages from the palette first"
             )
         self.run_sweep_action.setToolTip(self.sweep_button.toolTip())
+
+    def _on_tab_changed(self, index: int) -> None:
+        self.undo_actions.set_plan_visible(index == 0)
+        self._update_state()
 
     def _update_stage_actions(self) -> None:
         # Only on the Plan tab: Del in the experiment browser must not delete a stage.
