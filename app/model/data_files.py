@@ -118,3 +118,112 @@ def _read_parquet(file: Path, limit: int) -> DataPreview:
     head = next(table.iter_batches(batch_size=limit), None)
     rows = head.to_pylist() if head is not None else []
     return DataPreview(table.schema_arrow.names, rows, {"train": table.metadata.num_rows})
+
+
+# -- what the rows line says -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowsLine:
+    """The data picker's line under the preview: rows and how they are used (`text`), and a
+    hint when a setting does not fit the rows (`warning`, '' if none)."""
+
+    text: str
+    warning: str = ""
+
+
+def columns_read(stage: dict[str, Any]) -> dict[str, str]:
+    """The columns a raw stage reads from its data, by the setting that names them (the
+    validator's rule, engine.spec.datafiles.wanted_columns, on the stage's task)."""
+    from engine.spec.datafiles import wanted_columns
+    from engine.spec.relevance import data_task
+    from engine.spec.settings import DataSource
+
+    data = stage.get("data")
+    if not isinstance(data, dict):
+        return {}
+    given = {
+        k: v
+        for k, v in data.items()
+        if k in DataSource.model_fields and (v is None or isinstance(v, str))
+    }
+    source = DataSource.model_construct(**given)
+    wanted = wanted_columns(source, data_task(stage))
+    return {k: v for k, v in wanted.items() if isinstance(v, str) and v}
+
+
+def rows_line(stage: dict[str, Any], seen: DataPreview) -> RowsLine:
+    """What the picker says about a stage's local data file: its rows by split and how the
+    stage uses them ('240 held out for the test, 192 for evaluation, 768 to train on'; an
+    ensemble trains nothing: 'N rows to evaluate on'), a missing column instead of counts
+    (the rows cannot be read as the stage reads them), and a batch larger than the rows.
+
+    Args:
+        stage: the raw stage (its data, kind, batch_size, grad_accum).
+        seen: the preview of its data path.
+    """
+    data = stage.get("data") if isinstance(stage.get("data"), dict) else {}
+    missing = [
+        (setting, column)
+        for setting, column in columns_read(stage).items()
+        if seen.columns and column not in seen.columns
+    ]
+    if missing:
+        names = ", ".join(f"'{column}' ({setting})" for setting, column in missing)
+        return RowsLine(
+            f"Rows not counted: the file has no column {names}; its columns are "
+            f"{', '.join(seen.columns)}."
+        )
+    train = str(data.get("train_split") or "train")
+    counts = ", ".join(f"{n:,} {split}" for split, n in seen.split_rows.items())
+    total = seen.split_rows.get(train)
+    if total is None:
+        return RowsLine(f"{counts} rows")
+    test, held, rest = _hold_outs(data, total)
+    if stage.get("kind") == "ensemble":
+        # Scored on the test rows, else on the eval rows; learned weights fit the eval rows.
+        scored = f"{test:,} rows to evaluate on (the test rows)" if test else ""
+        scored = scored or f"{held:,} rows to evaluate on (the eval rows)"
+        fitted = f", {held:,} to fit the weights on" if stage.get("combiner") == "weighted" else ""
+        return RowsLine(f"{counts} rows; {scored}{fitted}")
+    limit = data.get("limit")
+    trained = rest - held
+    limited = ""
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < trained:
+        trained, limited = limit, " (limit)"
+    parts = [f"{test:,} held out for the test"] if test else []
+    parts.append(f"{held:,} for evaluation" if test else f"{held:,} held out for evaluation")
+    text = f"{counts} rows; {', '.join(parts)}, {trained:,} to train on{limited}"
+    return RowsLine(text, _batch_warning(stage, trained))
+
+
+def _hold_outs(data: dict[str, Any], total: int) -> tuple[int, int, int]:
+    """(test rows, eval rows, rows left after the test): the test rows are taken first,
+    the eval rows from the rest (as the engine splits)."""
+    from engine.spec.schedule import held_out_rows
+
+    def ratio(key: str, default: float) -> float:
+        value = data.get(key, default)
+        return float(value) if isinstance(value, float | int) and 0 <= value < 1 else 0.0
+
+    test = 0 if data.get("test_split") else held_out_rows(total, ratio("test_ratio", 0))
+    rest = total - test
+    held = 0 if data.get("eval_split") else held_out_rows(rest, ratio("eval_ratio", 0.1))
+    return test, held, rest
+
+
+def _batch_warning(stage: dict[str, Any], rows: int) -> str:
+    """A sentence when one optimizer step takes more rows than there are to train on: the
+    engine then makes one step of each epoch (engine.spec.schedule.stage_steps)."""
+
+    def whole(key: str) -> int:
+        value = stage.get(key)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return value if ok else {"batch_size": 16, "grad_accum": 1}[key]
+
+    batch, accum = whole("batch_size"), whole("grad_accum")
+    if rows <= 0 or batch * accum <= rows or stage.get("max_steps"):
+        return ""
+    what = f"batch_size {batch:,}" + (f" × grad_accum {accum:,}" if accum > 1 else "")
+    verb = "is" if accum == 1 else "are"
+    return f"{what} {verb} more than the {rows:,} training rows: each epoch is one step; lower it"

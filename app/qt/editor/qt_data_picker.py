@@ -3,10 +3,11 @@ columns to map) or a Hub data set name."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -23,10 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model.data_files import preview
+from app.model.data_files import preview, rows_line
 from app.model.plan_document import UNSET
 from app.qt.qt_look import PROBLEM_COLOR
-from engine.spec.schedule import held_out_rows
 
 FILE_FILTER = "Data files (*.csv *.tsv *.json *.jsonl *.parquet *.txt);;All files (*)"
 
@@ -41,6 +41,8 @@ class QtDataPicker(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._value: dict[str, Any] = {}
+        self._stage: dict[str, Any] = {}
+        self.warning = ""  # a hint about the rows and the stage's settings, '' if none
         self.plan_dir = Path(".")
         self.source = QComboBox()
         self.source.addItems(["Local file or folder", "Hugging Face Hub data set"])
@@ -64,7 +66,9 @@ class QtDataPicker(QWidget):
             lambda _: self._set("label_column", self.label_column.currentText())
         )
         self.rows = QLabel()
+        self.rows.setObjectName("dataRows")
         self.rows.setWordWrap(True)
+        self.rows.setTextFormat(Qt.TextFormat.RichText)
         self.table = QTableWidget()
         self.table.setObjectName("dataPreview")
         self.table.setAccessibleName("Data preview")
@@ -95,10 +99,21 @@ class QtDataPicker(QWidget):
         layout.addWidget(self.rows)
         layout.addWidget(self.table)
 
-    def show_value(self, value: Any, plan_dir: Path, labelled: bool = True) -> None:
-        """Show a data setting and, for a local file, its first rows; `labelled` is False
-        for self-supervised stages, which have no label column."""
+    def show_value(
+        self,
+        value: Any,
+        plan_dir: Path,
+        labelled: bool = True,
+        text: bool = True,
+        stage: dict[str, Any] | None = None,
+    ) -> None:
+        """Show a data setting and, for a local file, its first rows. `labelled` and
+        `text`: whether the stage reads a label column (not self-supervised stages) and a
+        text column (not preference stages); `stage`: the raw stage, whose kind, task and
+        batch size the rows line speaks of."""
+        self.form.setRowVisible(3, text)
         self.form.setRowVisible(4, labelled)
+        self._stage = stage if isinstance(stage, dict) else {"data": value}
         self._value = dict(value) if isinstance(value, dict) else {}
         self.plan_dir = plan_dir
         on_hub = bool(self._value.get("hub"))
@@ -112,7 +127,7 @@ class QtDataPicker(QWidget):
             columns = self._show_preview()
         else:
             self.table.hide()
-            self.rows.setText("Rows are counted when the run loads the data set." if on_hub else "")
+            self._rows_text("Rows are counted when the run loads the data set." if on_hub else "")
         for combo, key, default in (
             (self.text_column, "text_column", "text"),
             (self.label_column, "label_column", "label"),
@@ -134,7 +149,7 @@ class QtDataPicker(QWidget):
         )
         if seen.error:
             self.table.hide()
-            self.rows.setText("")
+            self._rows_text("")
             return []
         self.table.show()
         self.table.setColumnCount(len(seen.columns))
@@ -143,29 +158,17 @@ class QtDataPicker(QWidget):
         for r, record in enumerate(seen.rows):
             for c, column in enumerate(seen.columns):
                 self.table.setItem(r, c, QTableWidgetItem(str(record.get(column, ""))))
-        train = str(self._value.get("train_split") or "train")
-        counts = ", ".join(f"{n:,} {split}" for split, n in seen.split_rows.items())
-        total = seen.split_rows.get(train)
-        text = f"{counts} rows"
-        if total is not None:
-            text += self._hold_outs(total)
-        self.rows.setText(text)
+        line = rows_line({**self._stage, "data": self._value}, seen)
+        self._rows_text(line.text, line.warning)
         return seen.columns
 
-    def _hold_outs(self, total: int) -> str:
-        """'; 240 held out for the test, 192 for evaluation, 768 to train on': the test rows
-        are taken first, the eval rows from the rest (as the engine splits)."""
-
-        def ratio(key: str, default: float) -> float:
-            value = self._value.get(key, default)
-            return float(value) if isinstance(value, float | int) and 0 <= value < 1 else 0.0
-
-        test = 0 if self._value.get("test_split") else held_out_rows(total, ratio("test_ratio", 0))
-        rest = total - test
-        held = 0 if self._value.get("eval_split") else held_out_rows(rest, ratio("eval_ratio", 0.1))
-        parts = [f"{test:,} held out for the test"] if test else []
-        parts.append(f"{held:,} for evaluation" if test else f"{held:,} held out for evaluation")
-        return f"; {', '.join(parts)}, {rest - held:,} to train on"
+    def _rows_text(self, text: str, warning: str = "") -> None:
+        """The rows line, with a warning (in the problem colour) under it."""
+        self.warning = warning
+        text = escape(text, quote=False)
+        if warning:
+            text += f"<br><span style='color: {PROBLEM_COLOR.name()}'>⚠ {escape(warning, quote=False)}</span>"
+        self.rows.setText(text)
 
     def _set(self, key: str, value: Any) -> None:
         value = value if value != "" else UNSET
