@@ -29,7 +29,7 @@ from app.qt.playground.qt_playground import QtPlayground
 from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
-from app.qt.qt_look import app_icon
+from app.qt.qt_look import CompactTabs, app_icon
 from app.qt.qt_run_actions import RunActions
 from app.qt.qt_undo_actions import UndoActions
 from engine.store.workspace import Workspace
@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("mainTabs")
         self.tabs.setDocumentMode(True)
+        self._tab_style = CompactTabs()  # kept: a widget does not own its style
+        self.tabs.tabBar().setStyle(self._tab_style)
         self.tabs.addTab(centre, "Plan")
         self.runs = RunActions(self, self.tabs)
         self.playground = QtPlayground(self.store)  # its workers start when an output is picked

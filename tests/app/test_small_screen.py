@@ -116,3 +116,19 @@ def test_a_small_saved_layout_does_not_squeeze_a_large_window(qtbot, tmp_path):
     assert large.plan_view.width() >= 0.35 * 1600 and docks <= 0.62 * 1600
     for name in KEY_WIDGETS[0]:
         assert_usable(large, name)
+
+
+def test_the_main_tabs_show_whole_at_1024_by_640(window, qtbot):
+    from app.model.plan_document import PlanDocument
+    from engine.resources import plan_templates
+
+    sweep = next(p for p in plan_templates() if p.stem == "sweep")
+    for doc in (window.doc, PlanDocument.from_file(sweep, as_template=True)):
+        window.set_document(doc)  # the sweep template badges the Plan tab
+        window.resize(1024, 640)
+        qtbot.wait(20)
+        bar = window.tabs.tabBar()
+        for i in range(bar.count()):
+            words = bar.fontMetrics().horizontalAdvance(bar.tabText(i))
+            assert bar.tabRect(i).width() >= words, bar.tabText(i)
+            assert bar.rect().contains(bar.tabRect(i)), bar.tabText(i)  # no scroll arrows
