@@ -10,10 +10,12 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
 
-_KEYS = {
-    "Undo": [QKeySequence(QKeySequence.StandardKey.Undo)],
-    "Redo": [QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)],
-}
+
+def _keys(text: str) -> list[QKeySequence]:
+    # Made when asked, not at import: a key sequence needs the application to exist.
+    if text == "Undo":
+        return [QKeySequence(QKeySequence.StandardKey.Undo)]
+    return [QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)]
 
 
 class UndoActions(QObject):
@@ -32,11 +34,11 @@ class UndoActions(QObject):
             ("Redo", stack.redo, stack.canRedoChanged, stack.redoTextChanged),
         ):
             menu = QAction(f"&{text}", window)
-            menu.setShortcuts(_KEYS[text])
+            menu.setShortcuts(_keys(text))
             menu.setObjectName(f"menu{text}")
             bar = QAction(text, window)
             bar.setObjectName(f"toolbar{text}")
-            keys = _KEYS[text][0].toString(QKeySequence.SequenceFormat.NativeText)
+            keys = _keys(text)[0].toString(QKeySequence.SequenceFormat.NativeText)
             bar.setToolTip(f"Nothing to {text.lower()}")
             for action in (menu, bar):
                 action.setEnabled(False)
@@ -81,7 +83,7 @@ class UndoActions(QObject):
         if event.type() == QEvent.Type.ShortcutOverride and isinstance(watched, QLineEdit):
             is_undo = event.matches(QKeySequence.StandardKey.Undo)
             is_redo = event.matches(QKeySequence.StandardKey.Redo) or (
-                event.keyCombination() == _KEYS["Redo"][0][0]
+                event.keyCombination() == _keys("Redo")[0][0]
             )
             own = watched.isModified() and (
                 watched.isUndoAvailable() if is_undo else watched.isRedoAvailable()
