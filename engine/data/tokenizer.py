@@ -9,71 +9,21 @@ the fast `tokenizers` models are built from the result.
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
+
+# The merges are learned by the standard-library function the window also calls to know a
+# built-in tokenizer's size before training (engine.spec.vocabulary).
+from engine.spec.vocabulary import learn_merges
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT2_SPECIALS = ["<|endoftext|>", "<|pad|>"]
 CONTINUATION = "##"
 # Decoder families whose built-in models get GPT-2's byte-level BPE (it encodes any text).
 BYTE_BPE_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "gpt_neox")
-
-
-def learn_merges(
-    words: Counter[tuple[str, ...]], budget: int, join: Callable[[str, str], str]
-) -> list[tuple[str, str]]:
-    """Byte-pair merges, most frequent pair first, ties to the alphabetically first pair.
-
-    Args:
-        words: each word as its initial symbols, with its count in the corpus.
-        budget: the most merges to learn.
-        join: how two symbols merge into one.
-    """
-    seqs = [list(w) for w in words]
-    counts = list(words.values())
-    pairs: Counter[tuple[str, str]] = Counter()
-    where: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for i, seq in enumerate(seqs):
-        for pair in zip(seq, seq[1:], strict=False):
-            pairs[pair] += counts[i]
-            where[pair].add(i)
-    heap = [(-c, p) for p, c in pairs.items()]
-    heapq.heapify(heap)
-    merges: list[tuple[str, str]] = []
-    while heap and len(merges) < budget:
-        count, pair = heapq.heappop(heap)
-        if pairs.get(pair, 0) != -count or count == 0:
-            continue  # a stale heap entry: the pair's count has changed since
-        merges.append(pair)
-        merged = join(*pair)
-        touched = set()
-        for i in sorted(where.pop(pair, ())):
-            seq, c = seqs[i], counts[i]
-            for old in zip(seq, seq[1:], strict=False):
-                pairs[old] -= c
-                touched.add(old)
-            out, j = [], 0
-            while j < len(seq):
-                if j + 1 < len(seq) and (seq[j], seq[j + 1]) == pair:
-                    out.append(merged)
-                    j += 2
-                else:
-                    out.append(seq[j])
-                    j += 1
-            seqs[i] = out
-            for new in zip(out, out[1:], strict=False):
-                pairs[new] += c
-                where[new].add(i)
-                touched.add(new)
-        pairs.pop(pair, None)
-        for p in touched:
-            if pairs.get(p, 0) > 0:
-                heapq.heappush(heap, (-pairs[p], p))
-    return merges
 
 
 def train_tokenizer(arch: str, texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

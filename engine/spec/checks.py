@@ -328,8 +328,25 @@ def _check_stage(
         problems += check_grow(stages, i, stage, plan_dir)
     if stage.kind == "distill":
         problems += check_distill(stages, i, stage, plan_dir)
+        problems += _check_student_vocabulary(stage, p)
     if stage.kind == "ensemble":
         problems += check_ensemble(stages, i, stage, plan_dir)
     if stage.kind == "joint":
         problems += check_joint(stages, i, stage, plan_dir)
     return problems
+
+
+def _check_student_vocabulary(stage: Any, p: str) -> list[Problem]:
+    """A built-in student reads the teacher's token ids, so it takes the teacher's tokenizer
+    (engine.recipes.distill): a vocab_size the plan gives it would be silently replaced."""
+    student = stage.model
+    if student.builtin and "vocab_size" in student.model_fields_set:
+        return [
+            Problem(
+                f"{p}.model.vocab_size",
+                f"a built-in student takes the teacher's tokenizer, so its vocab_size "
+                f"({student.vocab_size}) is not used; remove vocab_size (the student's "
+                "vocabulary is the teacher's)",
+            )
+        ]
+    return []

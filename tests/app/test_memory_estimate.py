@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.model.memory_estimate import estimate, gb
+from app.model.model_size import parameters_text
 from app.model.parameter_count import Shape, count
 
 HERE = Path(__file__).resolve().parent
@@ -182,3 +183,61 @@ def test_the_inspector_shows_the_estimate_and_warns_for_a_gpu_without_room(windo
     before = line.text()
     window.doc.set_value(0, ("batch_size",), 16384)
     assert line.text() != before and "free on GPU 1" in line.warning
+
+
+def template(name: str):
+    from app.model.plan_document import PlanDocument
+    from engine.resources import resources_dir
+
+    return PlanDocument.from_file(resources_dir() / "plans" / f"{name}.yaml", as_template=True)
+
+
+def test_a_builtin_student_is_sized_with_the_tokenizer_it_will_really_get():
+    from engine.resources import resources_dir
+    from engine.spec.vocabulary import learned_vocab_size
+
+    doc = template("distill")  # teacher-mlm learns a tokenizer on the corpus (2,000 at most)
+    corpus = (resources_dir() / "data" / "corpus.txt").read_text(encoding="utf-8").splitlines()
+    learned = learned_vocab_size("bert", [t for t in corpus if t.strip()], 2000)
+    assert learned < 2000  # the small corpus fills fewer pieces than asked for
+    tiny = Shape("bert", 2, 128, 2, 512, learned, 512)
+    student = estimate(doc.stages, 2, doc.plan_dir)
+    # The student reads the teacher's token ids: its vocabulary is the teacher's learned
+    # one, not its own default of 4,000 (991 k parameters before, 587 k now).
+    assert student.parameters == count(tiny, "sequence_classification").total
+    assert student.parameters < 600_000
+    teacher = estimate(doc.stages, 0, doc.plan_dir)
+    assert (
+        teacher.parameters == count(Shape("bert", 4, 256, 4, 1024, learned, 512), "masked_lm").total
+    )
+
+
+def test_ensembles_and_mutual_joint_stages_say_their_members_sizes():
+    from app.model.memory_estimate import size_line
+
+    doc = template("ensemble")
+    line = size_line(doc.stages, 4, doc.plan_dir)  # vote over three classifiers
+    assert line.estimate is None and "Hub" not in line.text
+    sizes = [estimate(doc.stages, i, doc.plan_dir).parameters for i in (1, 2, 3)]
+    assert line.text == (
+        "Evaluation only, nothing is trained · "
+        + ", ".join(
+            f"{name} {parameters_text(n)} params"
+            for name, n in zip(("sentiment-a", "sentiment-b", "sentiment-c"), sizes, strict=True)
+        )
+    )
+    doc = template("joint")
+    mutual = size_line(doc.stages, 2, doc.plan_dir)
+    assert mutual.text.startswith("2 models (tiny ") and "Hub" not in mutual.text
+    assert mutual.estimate is not None and mutual.estimate.gradients > 0
+    # A Hub member's size is not known before it loads, and the line says which.
+    doc.stages[2]["members"][1]["model"] = {"hub": "org/wide"}
+    assert "mini: known once loaded (Hub)" in size_line(doc.stages, 2, doc.plan_dir).text
+
+
+def test_the_inspector_line_for_an_ensemble_names_no_hub_model(window):
+    window.set_document(template("ensemble"))
+    window.plan_view.select_row(5)
+    line = window.inspector.memory_line
+    assert "Evaluation only" in line.text() and "Hub models" not in line.text()
+    assert line.warning == ""

@@ -4,12 +4,13 @@ memory than the estimate (app/model/memory_estimate.py, docs/memory.md)."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QLabel
 
-from app.model.memory_estimate import estimate
+from app.model.memory_estimate import SizeLine, size_line
 from app.qt.qt_look import PROBLEM_COLOR
 
 
@@ -28,20 +29,22 @@ class QtMemoryLine(QLabel):
     ) -> None:
         """Estimate stage `index`; warn if it exceeds `free_bytes` of `device` (None: CPU)."""
         try:
-            guess = estimate(stages, index, plan_dir)
+            line = size_line(stages, index, plan_dir)
         except (TypeError, ValueError, ArithmeticError):  # a half-typed plan: no line yet
-            guess = None
+            line = SizeLine("")
+        guess = line.estimate
         if guess is None:
+            # An ensemble's members, a size not known yet: words, not an estimate.
             self.warning = ""
-            self.setText("<small>Size: known once the model is loaded (Hub models)</small>")
-            self.setToolTip("")
+            self.setText(f"<small>{escape(line.text, quote=False)}</small>")
+            self.setToolTip(line.tooltip)
             return
         self.warning = guess.warning(free_bytes, device)
-        text = f"<b>{guess.text()}</b>"
+        text = f"<b>{escape(line.text, quote=False)}</b>"
         if self.warning:
             text += f"<br><span style='color: {PROBLEM_COLOR.name()}'>⚠ {self.warning}</span>"
         self.setText(text)
         where = f"; {device} has {free_bytes / 2**30:.1f} GB free" if free_bytes else ""
         self.setToolTip(
-            "Estimated GPU memory for training (docs/memory.md)" + where + ":\n" + guess.breakdown()
+            "Estimated GPU memory for training (docs/memory.md)" + where + ":\n" + line.tooltip
         )
