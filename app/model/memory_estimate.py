@@ -171,9 +171,9 @@ def _text_sources(stage: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     return [(_dict(stage.get("data")), data_task(stage))]
 
 
-# Data files larger than this are not read for the vocabulary: a corpus that size fills
-# any vocab_size the plan format allows.
-VOCABULARY_FILE_BYTES = 32 * 2**20
+# Data files larger than this are not read for the vocabulary (under a second of reading):
+# a corpus that size fills the vocab_size of the usual plans.
+VOCABULARY_FILE_BYTES = 4 * 2**20
 _vocabularies: dict[tuple, int] = {}
 
 

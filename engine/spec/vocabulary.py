@@ -96,9 +96,17 @@ def _is_cjk(cp: int) -> bool:
     )
 
 
+# ASCII text, the common case, in one pass: control characters dropped, white space as
+# spaces, lower case.
+_ASCII_CONTROLS = {c: None for c in range(32) if chr(c) not in "\t\n\r"} | {127: None}
+_ASCII_WORDS = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
 def bert_normalize(text: str) -> str:
     """Control characters dropped, white space as spaces, CJK characters spaced, accents
     stripped, lower case."""
+    if text.isascii():
+        return text.translate(_ASCII_CONTROLS).lower()
     out = []
     for ch in text:
         if ch in ("\0", "\ufffd") or _is_control(ch):
@@ -121,6 +129,9 @@ def _is_punctuation(ch: str) -> bool:
 
 def bert_words(text: str) -> Iterable[str]:
     """Words of normalised text: split at white space, each punctuation mark a word."""
+    if text.isascii():
+        yield from _ASCII_WORDS.findall(text)
+        return
     for chunk in text.split():
         word = ""
         for ch in chunk:
