@@ -71,6 +71,27 @@ def _key(value) -> tuple:
     return (1, 0.0, str(value))
 
 
+def log_ticks(low: float, high: float) -> list[list[tuple[float, str]]]:
+    """Ticks of a log axis from `low` to `high` (positions in log10): 1, 2 and 5 × 10^k
+    labelled, the other multiples as unlabelled minor ticks."""
+    if not (low > 0 and high > 0):
+        return [[]]
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    span = (math.log10(low) - 0.2, math.log10(high) + 0.2)
+    major, minor = [], []
+    for power in range(first, last + 1):
+        for digit in range(1, 10):
+            value = digit * 10.0**power
+            where = math.log10(value)
+            if not span[0] <= where <= span[1]:
+                continue
+            if digit == 1 or digit in (2, 5) and last - first <= 3:
+                major.append((where, f"{value:g}"))
+            else:
+                minor.append((where, ""))
+    return [major, minor]
+
+
 def _show(value) -> str:
     if value is None:
         return "—"
@@ -417,9 +438,10 @@ class QtSweepView(QWidget):
         log = self.model.is_log(path)
         item.setLogMode(x=log, y=False)
         axis = item.getAxis("bottom")
-        # On a log axis the minor ticks' labels ran into each other: decades only.
-        axis.setStyle(maxTextLevel=0 if log else 2)
-        if self.model.is_categorical(path):
+        if log and xs:
+            # pyqtgraph labels every 1..9 × 10^k on a short log axis: they ran together.
+            axis.setTicks(log_ticks(min(xs), max(xs)))
+        elif self.model.is_categorical(path):
             axis.setTicks([[(i, str(v)) for i, v in enumerate(self.model.choices(path))]])
         elif self.model.choices(path):  # a choice of numbers: ticks at the choices
             axis.setTicks([[(float(v), str(v)) for v in self.model.choices(path)]])
