@@ -56,9 +56,12 @@ def run_seconds(run, now_ms: int | None = None) -> float | None:
 
 
 def best_text(run) -> str:
+    """'accuracy 0.917 (sentiment)': the metric, its best value and the stage it is of."""
     if run.best_key is None:
         return ""
-    return f"{run.best_key.split('/', 1)[1]} {run.best_value:.3f}"
+    text = f"{run.best_key.split('/', 1)[1]} {run.best_value:.3f}"
+    stage = getattr(run, "best_stage_name", None)
+    return f"{text} ({stage})" if stage else text
 
 
 def run_row(exp, run) -> Row:

@@ -49,6 +49,7 @@ class PlanDocument:
         self.path = path
         self.plan_dir = plan_dir
         self._saved_text = self.to_yaml()  # a fresh plan counts as unchanged
+        self.recorded = False  # an untitled plan kept by a run in the store
         self.problems: list[Problem] = _in_words(plan_problems(data, plan_dir))
 
     # -- creating ---------------------------------------------------------------------------
@@ -126,7 +127,16 @@ class PlanDocument:
     @property
     def title(self) -> str:
         """File name, or the plan name for an untitled plan."""
-        return self.path.name if self.path else f"{self._data.get('name') or 'untitled'} (unsaved)"
+        if self.path:
+            return self.path.name
+        kept = "recorded by its run" if self.recorded and not self.is_dirty else "unsaved"
+        return f"{self._data.get('name') or 'untitled'} ({kept})"
+
+    def mark_recorded(self) -> None:
+        """The plan as it is now is kept in the store by a run: closing asks nothing
+        (Save still writes it to a file)."""
+        self._saved_text, self.recorded = self.to_yaml(), True
+        self.file_changed.emit()
 
     @property
     def shown_problems(self) -> list[Problem]:

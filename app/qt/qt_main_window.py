@@ -333,6 +333,16 @@ class MainWindow(QMainWindow):
             )
         self.run_sweep_action.setToolTip(self.sweep_button.toolTip())
 
+    def _ran(self, store, run_id: str) -> None:
+        """The plan now belongs to the run's experiment: running it again unchanged adds a
+        run there, an edited one becomes its child. An untitled plan is kept by the run, so
+        closing the window does not ask to save it."""
+        from engine.store import queries
+
+        self.experiment_id = queries.get_run(store, run_id).experiment_id
+        if self.doc.path is None:
+            self.doc.mark_recorded()
+
     def _on_tab_changed(self, index: int) -> None:
         self.undo_actions.set_plan_visible(index == 0)
         self._update_state()
@@ -427,6 +437,7 @@ class MainWindow(QMainWindow):
         )
         start_engine(self.workspace, run_id, resume=False, detach=True)
         self.last_run_id = run_id
+        self._ran(store, run_id)
         self.runs.start(run_id)
         self.statusBar().showMessage(
             f"Run {run_id} started on {self.gpu_picker.selection()}; closing the window does not stop it"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, tuple_
 
 from engine.store import series
 from engine.store.db import Store
@@ -40,6 +40,7 @@ class RunRow:
     best_key: str | None
     best_value: float | None
     best_stage: int | None = None  # the last stage that evaluates
+    best_stage_name: str | None = None
 
 
 def browse_runs(store: Store) -> list[RunRow]:
@@ -94,6 +95,20 @@ def browse_runs(store: Store) -> list[RunRow]:
                 low, high = found.get(key, (math.inf, -math.inf))
                 found[key] = (min(low, float(values.min())), max(high, float(values.max())))
             best[run_id] = (last, found)
+        best_names = (
+            dict(
+                ((run_id, idx), name)
+                for run_id, idx, name in s.execute(
+                    select(SqlStage.run_id, SqlStage.idx, SqlStage.name).where(
+                        tuple_(SqlStage.run_id, SqlStage.idx).in_(
+                            [(run_id, stage) for run_id, (stage, _) in best.items()]
+                        )
+                    )
+                ).all()
+            )
+            if best
+            else {}
+        )
     rows = []
     for r in runs:
         total, done = stages.get(r.id, (0, 0))
@@ -115,6 +130,7 @@ def browse_runs(store: Store) -> list[RunRow]:
                 best_key=key,
                 best_value=value,
                 best_stage=best_stage,
+                best_stage_name=best_names.get((r.id, best_stage)),
             )
         )
     return rows

@@ -70,13 +70,15 @@ def create_experiment(
     tags: Iterable[str] = (),
     notes: str = "",
 ) -> str:
-    """Record a new experiment; returns its id."""
+    """Record a new experiment; returns its id. A name another experiment has gets a
+    number, "distill (2)": two experiments of one name each with a "run 1" read as one in
+    the browser, and a name given on the command line must name one experiment."""
     exp_id, stamp = new_id(), now_ms()
     with store.session(immediate=True) as s:
         s.add(
             SqlExperiment(
                 id=exp_id,
-                name=name,
+                name=_free_name(s, name),
                 plan_text=plan_text,
                 plan_dir=plan_dir,
                 parent_id=parent_id,
@@ -88,6 +90,17 @@ def create_experiment(
         s.flush()
         s.add_all(SqlExperimentTag(experiment_id=exp_id, tag=t) for t in sorted(set(tags)))
     return exp_id
+
+
+def _free_name(session: Session, name: str) -> str:
+    taken = set(
+        session.scalars(select(SqlExperiment.name).where(SqlExperiment.name.startswith(name)))
+    )
+    number = 2
+    free = name
+    while free in taken:
+        free, number = f"{name} ({number})", number + 1
+    return free
 
 
 def _resolve(session: Session, ref: str) -> SqlExperiment:

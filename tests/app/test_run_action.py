@@ -75,3 +75,37 @@ def test_run_on_gpus_that_cannot_split_the_batch_is_refused_before_anything_is_r
     assert len(started) == 1
     assert queries.get_run(window.store(), started[0]).gpus == "0,1"
     window.runs.monitor.close_run()
+
+
+def test_running_an_untitled_plan_keeps_it_in_its_experiment(window, qtbot, monkeypatch):
+    from app.qt.editor.undo import SetPlanValue
+    from engine.cli import launch
+    from engine.store import queries
+
+    started = []
+    monkeypatch.setattr(launch, "start_engine", lambda ws, run_id, **k: started.append(run_id))
+    doc = window.doc  # the demo, untitled
+    window.undo_stack.push(SetPlanValue(doc, "description", "short settings"))
+    assert doc.is_dirty and doc.path is None
+    window.run_plan()
+    # Kept by the run: closing asks nothing, and the title says where the plan is.
+    assert not doc.is_dirty and "recorded by its run" in window.windowTitle()
+    assert window.files.maybe_save()  # no question: nothing would be lost
+    window.runs.show_tab(0)
+    answer_live_run_question(qtbot, "startAnother")
+    window.run_plan()  # the same plan again: the same experiment, run 2
+    first = queries.get_run(window.store(), started[0]).experiment_id
+    assert queries.get_run(window.store(), started[1]).experiment_id == first
+    assert [r.number for r in queries.get_experiment(window.store(), first).runs] == [1, 2]
+    window.runs.show_tab(0)
+    window.undo_stack.push(SetPlanValue(doc, "description", "longer settings"))
+    assert "unsaved" in window.windowTitle()
+    answer_live_run_question(qtbot, "startAnother")
+    window.run_plan()  # edited: a child experiment, under a name of its own
+    child = queries.get_experiment(
+        window.store(), queries.get_run(window.store(), started[2]).experiment_id
+    )
+    assert child.parent_id == first and child.name == f"{doc.data['name']} (2)"
+    names = [e.name for e in queries.list_experiments(window.store())]
+    assert len(names) == len(set(names)) == 2
+    window.runs.monitor.close_run()

@@ -64,7 +64,17 @@ def test_references_by_prefix_and_clear_errors(ws):
     assert queries.get_experiment(store, exp[:5]).id == exp
     with pytest.raises(queries.NotFound, match="stagelab ls"):
         queries.get_run(store, "nothing")
-    queries.create_experiment(store, "exp", "", "/")
+    # A taken name gets a number, so a name on the command line names one experiment.
+    again = queries.create_experiment(store, "exp", "", "/")
+    assert queries.get_experiment(store, again).name == "exp (2)"
+    assert queries.get_experiment(store, "exp").id == exp
+    third = queries.create_experiment(store, "exp", "", "/")
+    assert queries.get_experiment(store, third).name == "exp (3)"
+    # Stores written before names were numbered may hold two of one name.
+    from engine.store.models import SqlExperiment
+
+    with store.session() as s:
+        s.get(SqlExperiment, again).name = "exp"
     with pytest.raises(queries.Ambiguous, match="give the id"):
         queries.get_experiment(store, "exp")
 
