@@ -343,32 +343,8 @@ class QtCurvePlot(pg.PlotWidget):
         self._place_boundary_labels()
 
     def _place_boundary_labels(self) -> None:
-        """Stage names beside their lines, never cut by the plot's edge nor over each
-        other: a name that does not fit right of its line goes left of it, and names that
-        would overlap step down a row."""
-        labelled = [line for line in self._boundaries if getattr(line, "label", None) is not None]
-        if not labelled or not hasattr(self, "legend"):
-            return
-        box = self.getPlotItem().getViewBox()
-        area = box.sceneBoundingRect()
-        if area.width() <= 0:
-            return
-        rows: list[float] = []  # the right end of the last name in each row
-        for line in sorted(labelled, key=lambda item: item.value()):
-            label = line.label
-            width = label.boundingRect().width()
-            x = box.mapViewToScene(pg.Point(line.value(), 0)).x()
-            left = x + 2 + width > area.right() and x - width - 2 >= area.left()
-            start = x - width - 2 if left else x + 2
-            row = next((r for r, end in enumerate(rows) if start > end + 4), len(rows))
-            if row == len(rows):
-                rows.append(0.0)
-            rows[row] = start + width
-            anchor = (1, 0) if left else (0, 0)
-            label.anchors = [anchor, anchor]
-            step = (label.boundingRect().height() + 1) / area.height()
-            label.setPosition(max(0.05, 0.97 - step * row))
-            label.updatePosition()
+        if hasattr(self, "legend"):
+            place_line_labels(self.getPlotItem().getViewBox(), self._boundaries)
 
     def set_odd_bands(self, name: str, bands: list[tuple[float, float, str]]) -> None:
         """Mark where curve `name` has NaN or ±inf values: a shaded band over each run of
@@ -457,3 +433,34 @@ class QtCurvePlot(pg.PlotWidget):
                     else f"{label}  (step {x0:.0f})"
                 )
         return ""
+
+
+def place_line_labels(box: pg.ViewBox, lines: list) -> None:
+    """Labels of vertical lines (stage starts) beside their lines, never cut by the
+    plot's edge nor over each other: a label that does not fit right of its line goes
+    left of it, and labels that would overlap step down a row."""
+    labelled = [line for line in lines if getattr(line, "label", None) is not None]
+    area = box.sceneBoundingRect()
+    if not labelled or area.width() <= 0:
+        return
+    rows: list[float] = []  # the right end of the last label in each row
+    for line in sorted(labelled, key=lambda item: item.value()):
+        label = line.label
+        label.setVisible(True)
+        width = label.boundingRect().width()
+        x = box.mapViewToScene(pg.Point(line.value(), 0)).x()
+        left = x + 2 + width > area.right() and x - width - 2 >= area.left()
+        start = x - width - 2 if left else x + 2
+        row = next((r for r, end in enumerate(rows) if start > end + 4), len(rows))
+        if row == len(rows):
+            rows.append(0.0)
+        rows[row] = start + width
+        anchor = (1, 0) if left else (0, 0)
+        label.anchors = [anchor, anchor]
+        step = (label.boundingRect().height() + 1) / area.height()
+        position = 0.97 - step * row
+        # A plot too short for another row leaves the label out (the line's tooltip and
+        # the plot's hover still name the stage) rather than drawing it over another.
+        label.setVisible(position - step >= 0)
+        label.setPosition(max(step, position))
+        label.updatePosition()

@@ -112,3 +112,29 @@ def test_an_ensemble_stage_has_no_steps_in_the_preview(tmp_path):
     ]
     curves = plan_curve(stages, tmp_path)
     assert [c.steps for c in curves] == [5, 0] and curves[1].x == []
+
+
+@pytest.mark.parametrize("size", [(1400, 880), (1024, 640)])
+def test_stage_labels_never_overlap_nor_leave_the_plot(window, qtbot, size, tmp_path):
+    from engine.resources import plan_templates
+
+    # Four stages of which two are short and one trains nothing (the ensemble).
+    plan = next(p for p in plan_templates() if p.stem == "ensemble")
+    window.set_document(PlanDocument.from_file(plan, as_template=True))
+    window.resize(*size)
+    preview = window.lr_preview
+    window.bottom_tabs.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: preview.isVisible() and preview.width() > 100)
+    preview.refresh()
+    qtbot.wait(20)
+    area = preview.plotItem.getViewBox().sceneBoundingRect()
+    rects = preview.label_rects()
+    # The three ensembles (no steps, one place) share one label.
+    assert len(rects) == (5 if size[1] > 800 else len(rects)) and len(rects) >= 3
+    for i, rect in enumerate(rects):
+        assert area.contains(rect), (i, rect, area)
+        for other in rects[i + 1 :]:
+            assert not rect.intersects(other)
+    labels = [b.label.toPlainText() for b in preview._boundaries]
+    assert "vote · average · learned · evaluation only" in labels
+    preview.grab().save(str(tmp_path / f"lr-{size[0]}.png"))
