@@ -2,7 +2,9 @@
 (offscreen, no screen needed): a sentiment classifier's label probabilities beside a
 causal LM's generated text, both tiny models trained here for real (tests/tiny_outputs.py,
 about a minute on CPU), and the demo plan with the sentiment stage's size, trainable parameters (layers
-frozen) and memory estimate in the inspector. Each at 1400×880 and 1024×640.
+frozen) and memory estimate in the inspector, and an ensemble beside a joint stage's member
+with the picker open on the outputs listed under their stages. Each at 1400×880 and
+1024×640.
 
     python packaging/screenshots_playground.py [--out docs/screenshots] [--steps 150]
 """
@@ -30,6 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPainter
     from PySide6.QtWidgets import QApplication
 
     from app import create_main_window
@@ -81,6 +85,44 @@ def main() -> int:
     playground.run()
     wait(lambda: bool(left.state.bars) and right.state.status.startswith("Answered"), "answers")
     both_sizes("playground.png")
+
+    # An ensemble and a joint stage's members, listed under their stages (the picker's list
+    # drawn open over the window), each answering the same text.
+    from tests.tiny_ensemble import run_tiny_ensemble
+
+    run_tiny_ensemble(tiny.workspace, tiny.folders["sentiment"], steps=max(2, args.steps // 5))
+    playground.reload_outputs()
+    left.pick(next(c for c in left.choices if c.stage == "together"))
+    right.pick(next(c for c in right.choices if c.member == "calm"))
+    playground.input.setPlainText("the staff were lovely and the room was clean")
+    playground.run()  # both still loading: each answers once loaded
+    wait(
+        lambda: (
+            left.state.status.startswith("Answered") and right.state.status.startswith("Answered")
+        ),
+        "the ensemble's answers",
+    )
+
+    def with_open_picker(name: str) -> None:
+        for _ in range(5):
+            app.processEvents()
+        left.picker.showPopup()
+        for _ in range(5):
+            app.processEvents()
+        shot = window.grab()
+        popup = left.picker.view().window()
+        painter = QPainter(shot)
+        painter.drawPixmap(window.mapFromGlobal(popup.mapToGlobal(QPoint(0, 0))), popup.grab())
+        painter.end()
+        left.picker.hidePopup()
+        path = args.out / name
+        shot.save(str(path))
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+    with_open_picker("playground-ensemble.png")
+    window.resize(*SMALL)
+    with_open_picker("playground-ensemble-1024.png")
+    window.resize(*LARGE)
     window.doc._saved_text = window.doc.to_yaml()
     window.close()
     return 0
