@@ -77,6 +77,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stagelab-recorder", daemon=True)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._failed_listeners: set[int] = set()  # ids of listeners whose failure was said
         self.write_errors = 0  # failed write attempts, all kinds
         self.set_aside = 0  # rows the database refused for their content
         self.last_error: str | None = None
@@ -153,7 +154,14 @@ class Recorder:
         self._notify("event", event)
 
     def stage(self, idx: int, **fields: Any) -> None:
-        """Queue an update of a stage row (status, progress, output); later fields win."""
+        """Queue an update of a stage row (status, progress, output); later fields win.
+
+        Raises:
+            TypeError: a field the stage row does not have (a misspelt one would otherwise
+                be dropped when the row is written, `queries.check_stage_fields`).
+            ValueError: a status that is not a `StageStatus`.
+        """
+        fields = queries.check_stage_fields(fields)
         with self._lock:
             self._stages.setdefault(idx, {}).update(fields)
         self._notify("stage", {"idx": idx, **fields})
@@ -390,8 +398,29 @@ class Recorder:
             self.flush()
 
     def _notify(self, kind: str, payload: dict[str, Any]) -> None:
+        failed = []
         for listener in self.listeners:
             try:
                 listener(kind, payload)
-            except Exception:  # noqa: BLE001 - a broken live listener must not stop training
-                pass
+            except Exception as exc:  # noqa: BLE001 - a broken live listener must not stop training
+                failed.append((listener, exc))
+        for listener, exc in failed:  # after: every listener hears records in `seq` order
+            self._listener_failed(listener, exc)
+
+    def _listener_failed(self, listener: Callable[..., None], exc: Exception) -> None:
+        """Say once per listener that it failed (standard error and a warning event); the
+        record itself is complete, only the live view may miss what the listener dropped.
+        It stays registered: the next record may go through."""
+        if id(listener) in self._failed_listeners:
+            return  # said already; a listener failing on every step would flood the log
+        self._failed_listeners.add(id(listener))  # first: the event below reaches it too
+        name = getattr(listener, "__qualname__", None) or type(listener).__name__
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        print(f"stagelab engine: live listener {name} failed: {reason}", file=sys.stderr)
+        self.event(
+            "channel",
+            f"live listener {name} failed ({reason}); the record is complete, live clients "
+            "may miss updates (later failures of it are not reported)",
+            level="warning",
+            data={"listener": name, "error": reason},
+        )

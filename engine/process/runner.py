@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from engine.process.recorder import Recorder, now_ms
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
+from engine.store.status import STAGE_DONE, RunStatus, StageStatus
 from engine.train.evaluation import evaluate_stage
 from engine.train.loop import train_stage
 
@@ -130,7 +132,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         environment["distributed"] = dist.describe()
     queries.set_run_environment(store, run_id, environment)
     try:
-        from engine.cli.launch import batch_problems
+        from engine.launch.runs import batch_problems
 
         problems = batch_problems(plan, dist.world)
         if problems:
@@ -167,7 +169,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
                 store,
                 run_id,
                 channel,
-                "interrupted",
+                RunStatus.INTERRUPTED,
                 f"{error}; {unwritten}" if unwritten else error,
             )
             print(f"stagelab engine: run {run_id} interrupted: {exc}", file=sys.stderr)
@@ -180,14 +182,20 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         )
         error = f"{type(exc).__name__}: {exc}"
         unwritten = _close_recorder(recorder, run_dir)
-        _end(store, run_id, channel, "failed", error if not unwritten else f"{error}; {unwritten}")
+        _end(
+            store,
+            run_id,
+            channel,
+            RunStatus.FAILED,
+            error if not unwritten else f"{error}; {unwritten}",
+        )
         print(f"stagelab engine: run {run_id} failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         lock.close()
     unwritten = _close_recorder(recorder, run_dir)
     if unwritten:  # never `finished` with data the database does not have
-        _end(store, run_id, channel, "failed", unwritten)
+        _end(store, run_id, channel, RunStatus.FAILED, unwritten)
         print(f"stagelab engine: run {run_id} failed: {unwritten}", file=sys.stderr)
         return EXIT_FAILED
     _end(store, run_id, channel, status)
@@ -203,14 +211,27 @@ def _settle_checkpoint(writer: CheckpointWriter, recorder: Recorder) -> None:
         recorder.event("error", f"{type(exc).__name__}: {exc}", level="error")
 
 
-def _failed_rank(run_dir: Path) -> str | None:
-    """The error another process of the run wrote before it exited, if one did."""
-    import time
+RANK_ERROR_WAIT_S = 0.5  # the longest the owner waits for another process's error file
+RANK_ERROR_POLL_S = 0.02
 
-    time.sleep(0.5)  # its file is written before it exits, but the owner may notice first
-    for path in sorted(run_dir.glob("rank*.error")):
-        return f"process {path.stem}: {path.read_text(errors='replace')}"
-    return None
+
+def _failed_rank(run_dir: Path, wait_s: float = RANK_ERROR_WAIT_S) -> str | None:
+    """The error another process of the run wrote before it exited, if one did.
+
+    A failing process writes its file before it exits, but the owner may notice the failure
+    first (the collective it waits in breaks as soon as the peer's socket closes), so the
+    file is looked for until it is there and not empty, at most `wait_s`: a run whose peer
+    wrote one is reported at once, one with none (a peer killed) after `wait_s`.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        for path in sorted(run_dir.glob("rank*.error")):
+            text = path.read_text(errors="replace")
+            if text or time.monotonic() >= deadline:  # empty: being written, look again
+                return f"process {path.stem}: {text}"
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(RANK_ERROR_POLL_S)
 
 
 def _close_recorder(recorder: Recorder, run_dir: Path) -> str | None:
@@ -283,7 +304,7 @@ def _create_stage_rows(store: Store, run_id: str, plan: Any) -> None:
     for idx, stage in enumerate(plan.stages):
         if idx not in existing:
             queries.upsert_stage(
-                store, run_id, idx, name=stage.name, kind=stage.kind, status="pending"
+                store, run_id, idx, name=stage.name, kind=stage.kind, status=StageStatus.PENDING
             )
 
 
@@ -307,12 +328,12 @@ def _train_stages(
     fingerprints = plan_fingerprints(plan, Path(run.plan_dir), device.type)
     for idx, stage in enumerate(plan.stages):
         row = existing.get(idx)
-        if row is not None and row.status in ("finished", "reused") and row.output_dir:
+        if row is not None and row.status in STAGE_DONE and row.output_dir:
             outputs[stage.name] = Path(row.output_dir)
             global_step += row.steps_done or 0
             continue
         if control.stop_requested:  # stopped at a stage's last step: the next one waits
-            return "stopped"
+            return RunStatus.STOPPED
         folder = resume_folder if resume_idx == idx else None
         if folder is None and run.use_cache and stage.cache:
             reused = _reuse(store, run.id, idx, stage, fingerprints[idx], recorder, global_step)
@@ -340,7 +361,7 @@ def _train_stages(
         recorder.flush()
         after = resume_step if folder else 0
         queries.truncate_metrics_after(store, run.id, idx, after)
-        if folder is not None or (row is not None and row.status != "pending"):
+        if folder is not None or (row is not None and row.status != StageStatus.PENDING):
             # A stream record, ordered with the points: live clients drop what is retrained.
             recorder.event(
                 "truncated",
@@ -350,7 +371,7 @@ def _train_stages(
             )
         recorder.stage(
             idx,
-            status="running",
+            status=StageStatus.RUNNING,
             started_ms=now_ms(),
             global_step_start=global_step,
             fingerprint=fingerprints[idx],
@@ -369,18 +390,18 @@ def _train_stages(
             outcome = evaluate_stage(ctx, recipe)
         writer.wait()  # the loop has waited; this keeps the promise whatever the stage kind
         if outcome == "stopped":
-            recorder.stage(idx, status="stopped")
+            recorder.stage(idx, status=StageStatus.STOPPED)
             recorder.event(
                 "stage", f"stage '{stage.name}' stopped; resume to continue", stage_idx=idx
             )
-            return "stopped"
+            return RunStatus.STOPPED
         recipe.save()
         outputs[stage.name] = ctx.output_dir
         recorder.flush()
         final = {k: v for (s, k), v in _latest_by_stage(store, run.id).items() if s == idx}
         recorder.stage(
             idx,
-            status="finished",
+            status=StageStatus.FINISHED,
             ended_ms=now_ms(),
             output_dir=str(ctx.output_dir),
             final_metrics=final,
@@ -388,7 +409,7 @@ def _train_stages(
         note = " (early stopping)" if outcome == "early_stopped" else ""
         recorder.event("stage", f"stage '{stage.name}' finished{note}", stage_idx=idx)
         global_step += _steps_done(store, run.id, idx)
-    return "finished"
+    return RunStatus.FINISHED
 
 
 def _reuse(
@@ -411,7 +432,7 @@ def _reuse(
     stamp = now_ms()
     recorder.stage(
         idx,
-        status="reused",
+        status=StageStatus.REUSED,
         started_ms=stamp,
         ended_ms=stamp,
         global_step_start=global_step,

@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select, tuple_
 from engine.store import series
 from engine.store.db import Store
 from engine.store.models import SqlMetricChunk, SqlRun, SqlStage
-from engine.store.status import effective_status
+from engine.store.status import STAGE_DONE, effective_status
 
 # Metrics where higher is better; any other `eval/` metric is better when lower.
 HIGHER_IS_BETTER = ("accuracy", "f1", "precision", "recall")
@@ -67,7 +67,7 @@ def browse_runs(store: Store) -> list[RunRow]:
                 select(
                     SqlStage.run_id,
                     func.count(),
-                    func.sum(case((SqlStage.status.in_(("finished", "reused")), 1), else_=0)),
+                    func.sum(case((SqlStage.status.in_(sorted(STAGE_DONE)), 1), else_=0)),
                 ).group_by(SqlStage.run_id)
             ).all()
         )

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from engine.store.status import RunStatus, StageStatus, SweepStatus, TrialStatus
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -32,17 +34,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "paused",
-    "stopping",
-    "stopped",
-    "finished",
-    "failed",
-    "interrupted",
-)
-STAGE_STATUSES = ("pending", "running", "finished", "failed", "stopped", "skipped", "reused")
+# The CHECK constraints list the enums' values in their declared order (the migrations
+# hold the same lists as literals).
+RUN_STATUSES = tuple(RunStatus)
+STAGE_STATUSES = tuple(StageStatus)
 EVENT_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -245,8 +240,8 @@ class SqlEvent(Base):
     )
 
 
-SWEEP_STATUSES = ("running", "finished", "stopped", "failed")
-TRIAL_STATUSES = ("running", "finished", "pruned", "failed", "stopped")
+SWEEP_STATUSES = tuple(SweepStatus)
+TRIAL_STATUSES = tuple(TrialStatus)
 
 
 class SqlSweep(Base):

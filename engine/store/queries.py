@@ -24,6 +24,7 @@ from engine.store.metrics import (
 )
 from engine.store.records import Ambiguous, NotFound, RunBusy, StoreError
 from engine.store.runs import (
+    check_stage_fields,
     claim_run,
     create_run,
     find_reusable_stage,
@@ -55,6 +56,7 @@ from engine.store.sweeps import (
 )
 
 __all__ = [
+    "check_stage_fields",
     "add_trial",
     "best_trial",
     "claim_sweep",

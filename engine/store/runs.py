@@ -13,9 +13,7 @@ from engine.store.db import Store
 from engine.store.experiments import new_id, now_ms
 from engine.store.models import SqlRun, SqlStage
 from engine.store.records import Ambiguous, NotFound, RunBusy, RunInfo, StageInfo
-from engine.store.status import effective_status
-
-TERMINAL = ("stopped", "finished", "failed", "interrupted")
+from engine.store.status import ENDED, LIVE, STAGE_DONE, RunStatus, StageStatus, effective_status
 
 
 def _info(row: SqlRun) -> RunInfo:
@@ -73,7 +71,7 @@ def create_run(
                 id=run_id,
                 experiment_id=experiment_id,
                 number=number,
-                status="queued",
+                status=RunStatus.QUEUED,
                 plan_text=plan_text,
                 plan_dir=plan_dir,
                 gpus=gpus,
@@ -137,10 +135,10 @@ def claim_run(
     with store.session(immediate=True) as s:
         row = _resolve(s, run_id)
         live = effective_status(row.status, row.pid, row.host, row.heartbeat_ms)
-        if live in ("running", "paused", "stopping") and row.pid != pid:
+        if live in LIVE and row.pid != pid:
             raise RunBusy(f"run {row.id} is already running (pid {row.pid} on {row.host})")
         stamp = now_ms()
-        row.status, row.pid, row.host, row.heartbeat_ms = "running", pid, host, stamp
+        row.status, row.pid, row.host, row.heartbeat_ms = RunStatus.RUNNING, pid, host, stamp
         row.socket_address = socket_address
         row.error, row.ended_ms = None, None
         row.started_ms = row.started_ms or stamp
@@ -161,13 +159,13 @@ def set_run_status(store: Store, run_id: str, status: str, *, error: str | None 
         row.status = status
         if error is not None:
             row.error = error
-        if status in TERMINAL:
+        if status in ENDED:
             row.ended_ms = now_ms()
 
 
 def mark_interrupted(store: Store, run_id: str) -> None:
     """Persist `interrupted` for a run whose engine is gone."""
-    set_run_status(store, run_id, "interrupted")
+    set_run_status(store, run_id, RunStatus.INTERRUPTED)
 
 
 def set_run_environment(store: Store, run_id: str, environment: dict[str, Any]) -> None:
@@ -188,8 +186,32 @@ def set_socket_address(store: Store, run_id: str, address: str | None) -> None:
         _resolve(s, run_id).socket_address = address
 
 
+# The fields of a stage row an update may set: the columns, less the row's identity.
+STAGE_FIELDS = frozenset(c.key for c in SqlStage.__table__.columns) - {"id", "run_id", "idx"}
+
+
+def check_stage_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a stage update, checked: a name that is not a column of the stage row
+    is a TypeError (an attribute set on the row would be dropped without a word) and a
+    status not a `StageStatus` a ValueError. Returns the fields, the status as the enum."""
+    unknown = sorted(set(fields) - STAGE_FIELDS)
+    if unknown:
+        raise TypeError(
+            f"a stage row has no field {', '.join(map(repr, unknown))} "
+            f"(it has {', '.join(sorted(STAGE_FIELDS))})"
+        )
+    if fields.get("status") is not None:
+        fields = {**fields, "status": StageStatus(fields["status"])}
+    return fields
+
+
 def upsert_stage(store: Store, run_id: str, idx: int, **fields: Any) -> None:
-    """Create or update the stage row `idx` of a run (new rows need name, kind, status)."""
+    """Create or update the stage row `idx` of a run (new rows need name, kind, status).
+
+    Raises:
+        TypeError: a field that is not a column of the stage row (`check_stage_fields`).
+    """
+    fields = check_stage_fields(fields)
     if "final_metrics" in fields and fields["final_metrics"] is not None:
         fields["final_metrics"] = json.dumps(fields["final_metrics"], sort_keys=True)
     with store.session(immediate=True) as s:
@@ -242,7 +264,7 @@ def find_reusable_stage(
             select(SqlStage)
             .where(
                 SqlStage.fingerprint == fingerprint,
-                SqlStage.status.in_(("finished", "reused")),
+                SqlStage.status.in_(sorted(STAGE_DONE)),
                 SqlStage.output_dir.is_not(None),
             )
             .order_by(SqlStage.reused_run_id.is_not(None), SqlStage.ended_ms, SqlStage.id)
@@ -264,7 +286,9 @@ def referenced_outputs(store: Store, run_ids: list[str]) -> dict[str, list[str]]
     found: dict[str, list[str]] = {}
     with store.session() as s:
         rows = s.scalars(
-            select(SqlStage).where(SqlStage.status == "reused", SqlStage.output_dir.is_not(None))
+            select(SqlStage).where(
+                SqlStage.status == StageStatus.REUSED, SqlStage.output_dir.is_not(None)
+            )
         ).all()
         for r in rows:
             if r.run_id in doomed:

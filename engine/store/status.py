@@ -1,13 +1,77 @@
-"""The effective status of a run: a run whose engine is gone is `interrupted`, never
-"running" forever."""
+"""Run and stage statuses, and the effective status of a run: a run whose engine is gone is
+`interrupted`, never "running" forever.
+
+The statuses are `StrEnum`s: a member is the very string the database, the JSON of
+`show --json` and the live channel carry (`RunStatus.RUNNING == "running"`), so a status
+read back as a plain string compares equal and nothing on disk or on the wire changes.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+from enum import StrEnum
 
-LIVE_STATUSES = ("running", "paused", "stopping")
+
+class RunStatus(StrEnum):
+    """A run's stored status (`runs.status`)."""
+
+    QUEUED = "queued"  # recorded, its engine not started yet
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"  # a stop was asked; the engine ends after its current step
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the engine is gone without saying how it ended
+
+
+# An engine holds the run (its process should be alive).
+LIVE = frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.STOPPING})
+# Not ended yet: live, or waiting for its engine to claim it.
+NOT_ENDED = LIVE | {RunStatus.QUEUED}
+# Ended; no engine will write to it again unless it is resumed.
+ENDED = frozenset({RunStatus.STOPPED, RunStatus.FINISHED, RunStatus.FAILED, RunStatus.INTERRUPTED})
+# `stagelab resume` starts a new engine for these (a paused run is resumed live instead).
+RESUMABLE = frozenset({RunStatus.INTERRUPTED, RunStatus.STOPPED, RunStatus.FAILED})
+
+
+class StageStatus(StrEnum):
+    """A stage's stored status (`stages.status`)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+    REUSED = "reused"  # the stage cache gave it another run's output; nothing trained
+
+
+# A stage whose output exists: trained here, or reused from another run.
+STAGE_DONE = frozenset({StageStatus.FINISHED, StageStatus.REUSED})
+
+
+class SweepStatus(StrEnum):
+    """A sweep's stored status (`sweeps.status`)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class TrialStatus(StrEnum):
+    """A sweep trial's stored status (`sweep_trials.status`)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
 HEARTBEAT_TIMEOUT_MS = 10_000
 
 
@@ -41,11 +105,11 @@ def effective_status(
     On the engine's own host a missing pid tells at once; elsewhere a heartbeat older than
     10 s does.
     """
-    if status not in LIVE_STATUSES:
+    if status not in LIVE:
         return status
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if pid is not None and host == socket.gethostname() and not pid_alive(pid):
-        return "interrupted"
+        return RunStatus.INTERRUPTED
     if heartbeat_ms is None or now_ms - heartbeat_ms > HEARTBEAT_TIMEOUT_MS:
-        return "interrupted"
+        return RunStatus.INTERRUPTED
     return status

@@ -16,7 +16,7 @@ from engine.store.db import Store
 from engine.store.experiments import new_id, now_ms
 from engine.store.models import SqlSweep, SqlSweepTrial
 from engine.store.records import Ambiguous, NotFound, RunBusy
-from engine.store.status import effective_status
+from engine.store.status import SweepStatus, TrialStatus, effective_status
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ def _trial(row: SqlSweepTrial) -> TrialInfo:
         run_id=row.run_id,
         params=json.loads(row.params),
         status=row.status,
-        objective=math.nan if row.objective is None and row.status == "finished" else row.objective,
+        objective=math.nan
+        if row.objective is None and row.status == TrialStatus.FINISHED
+        else row.objective,
         intermediate=[(int(s), float(v)) for s, v in json.loads(row.intermediate or "[]")],
         created_ms=row.created_ms,
         ended_ms=row.ended_ms,
@@ -107,7 +109,7 @@ def create_sweep(
                 id=sweep_id,
                 experiment_id=experiment_id,
                 spec_text=json.dumps(spec, sort_keys=True),
-                status="running",
+                status=SweepStatus.RUNNING,
                 gpus=gpus,
                 parallel=parallel,
                 use_cache=use_cache,
@@ -161,10 +163,10 @@ def claim_sweep(store: Store, sweep_id: str, *, pid: int, host: str) -> None:
     with store.session(immediate=True) as s:
         row = _resolve(s, sweep_id)
         live = effective_status(row.status, row.pid, row.host, row.heartbeat_ms)
-        if live == "running" and row.pid not in (None, pid):
+        if live == SweepStatus.RUNNING and row.pid not in (None, pid):
             raise RunBusy(f"sweep {row.id} is already running (pid {row.pid} on {row.host})")
         stamp = now_ms()
-        row.status, row.pid, row.host, row.heartbeat_ms = "running", pid, host, stamp
+        row.status, row.pid, row.host, row.heartbeat_ms = SweepStatus.RUNNING, pid, host, stamp
         row.started_ms = row.started_ms or stamp
         row.ended_ms, row.stop_reason = None, None
 
@@ -193,7 +195,7 @@ def add_trial(
                 number=number,
                 run_id=run_id,
                 params=json.dumps(params, sort_keys=True),
-                status="running",
+                status=TrialStatus.RUNNING,
                 created_ms=now_ms(),
             )
         )
@@ -212,7 +214,7 @@ def update_trial(store: Store, sweep_id: str, number: int, **fields: Any) -> Non
             raise NotFound(f"sweep {sweep_id} has no trial {number}")
         for key, value in fields.items():
             setattr(row, key, value)
-        if fields.get("status") in ("finished", "pruned", "failed", "stopped"):
+        if fields.get("status") in set(TrialStatus) - {TrialStatus.RUNNING}:
             row.ended_ms = now_ms()
 
 
@@ -228,7 +230,7 @@ def best_trial(info: SweepInfo) -> TrialInfo | None:
     goal = info.spec.get("objective", {}).get("goal", "max")
     best = None
     for t in info.trials:
-        if t.status != "finished" or t.objective is None or math.isnan(t.objective):
+        if t.status != TrialStatus.FINISHED or t.objective is None or math.isnan(t.objective):
             continue
         if best is None or (
             t.objective > best.objective if goal == "max" else t.objective < best.objective
