@@ -39,7 +39,7 @@ from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
 from engine.spec.settings import DataSource
 from engine.train.batches import Streams
-from engine.train.metrics import labelled, loss_sum
+from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
 
 # The data source of a stage with one: its training split.
 TRAIN_SOURCE = "train"
@@ -349,7 +349,7 @@ def draw_train(streams: Streams, micro_step: int) -> Batch:
 
 def count_labelled(labels: torch.Tensor, causal: bool) -> int:
     """Labelled positions the logits predict (causal LM shifts by one); host tensors."""
-    return labelled(labels[:, 1:] if causal else labels)
+    return labelled_count(labels[:, 1:] if causal else labels)
 
 
 def align_logits(
@@ -366,7 +366,7 @@ def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) 
     batch = dict(batch)
     labels = batch.pop("labels")
     logits, labels = align_logits(model(**batch).logits, labels, causal)
-    return StepLoss(loss_sum(logits, labels) / targets)
+    return StepLoss(cross_entropy_sum(logits, labels) / targets)
 
 
 def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepLoss:
@@ -374,8 +374,7 @@ def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepL
     row count (mean squared error over the step)."""
     batch = dict(batch)
     labels = batch.pop("labels")
-    predicted = model(**batch).logits.squeeze(-1).float()
-    return StepLoss(((predicted - labels.float()) ** 2).sum() / targets)
+    return StepLoss(squared_error(model(**batch).logits.squeeze(-1), labels) / targets)
 
 
 def regression_predict(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -49,7 +48,7 @@ from engine.recipes.common import (
 )
 from engine.train.batches import Streams
 from engine.train.evaluation import evaluate
-from engine.train.metrics import loss_sum
+from engine.train.losses import hidden_mse_sum, kd_loss
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
 # The head class a teacher's config must name for the task (the `architectures` suffix).
@@ -64,16 +63,6 @@ HEADS = {
 
 class DistillError(ModelError):
     """Teacher and student cannot be distilled together; the message says why."""
-
-
-def kd_sum(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T²·Σ KL(softmax(teacher/T) ‖ softmax(student/T)) over the rows of [N, classes] logits
-    (one row per labelled token or example), in fp32."""
-    t = temperature
-    log_p_student = F.log_softmax(student.float() / t, dim=-1)
-    log_p_teacher = F.log_softmax(teacher.float() / t, dim=-1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum()
-    return kl * t * t
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -337,14 +326,16 @@ class DistillRecipe:
         divided by the step's count of them."""
         stage = self.ctx.stage
         out = self._forward(batch)
-        keep = out["keep"]
-        s, t = (out["s"][keep], out["t"][keep]) if keep is not None else (out["s"], out["t"])
-        kd = kd_sum(s, t, stage.temperature) / targets
-        loss = (1 - stage.alpha) * kd
+        loss, kd, task = kd_loss(
+            out["s"],
+            out["t"],
+            out["labels"],
+            temperature=stage.temperature,
+            alpha=stage.alpha,
+            count=targets,
+        )
         parts = {"loss_kd": kd}
-        if out["labels"] is not None:
-            task = loss_sum(out["s"], out["labels"]) / targets
-            loss = loss + stage.alpha * task
+        if task is not None:
             parts["loss_task"] = task
         if stage.hidden_weight:
             hidden = self._hidden_sum(out) / targets
@@ -356,16 +347,13 @@ class DistillRecipe:
         """MSE of the last hidden states (projected to the teacher's width), summed over the
         positions the KD term counts (per example: the mean over its tokens)."""
         s_h = out["student"].hidden_states[-1].float()
-        t_h = out["teacher"].hidden_states[-1].float()
+        t_h = out["teacher"].hidden_states[-1]
         if self.projection is not None:
             s_h = self.projection(s_h)
-        per_token = (s_h - t_h).pow(2).mean(-1)  # [batch, length]
         if out["keep"] is not None and self.task != "sequence_classification":
-            if self.causal:
-                per_token = per_token[:, :-1]
-            return per_token[out["keep"]].sum()
-        mask = out["mask"].float()
-        return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum()
+            # Token tasks: the labelled tokens (a causal LM's targets leave out the last).
+            return hidden_mse_sum(s_h, t_h, positions=out["keep"])
+        return hidden_mse_sum(s_h, t_h, attention_mask=out["mask"])
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The student's logits and the labels (the teacher's choices on unlabelled data)."""

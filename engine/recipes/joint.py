@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from engine.data.encode import encode
 from engine.data.load import DataError
@@ -45,7 +44,7 @@ from engine.spec.outputs import JOINT_MANIFEST
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import joint_steps
 from engine.train.batches import Streams
-from engine.train.metrics import labelled, loss_sum
+from engine.train.losses import cross_entropy_sum, labelled_count, soft_kl, squared_error
 
 # A training batch carries its member as a key `member:<name>` (an empty tensor): the loss
 # then knows whose batch it is without reading a number from the device.
@@ -270,7 +269,7 @@ class JointRecipe:
     def count_targets(self, batch: Batch) -> MemberCounts:
         """Labelled examples (or tokens) of the batch, counted for its member."""
         name = _member_of(batch)
-        return MemberCounts({name: labelled(batch["labels"])})
+        return MemberCounts({name: labelled_count(batch["labels"])})
 
     # --- the loss ---------------------------------------------------------------------
     def loss(self, batch: Batch, targets: MemberCounts) -> StepLoss:
@@ -305,16 +304,13 @@ class JointRecipe:
                 if k == l_:
                     continue
                 if regression:
-                    diff = (mine.squeeze(-1).float() - theirs.squeeze(-1).float().detach()) ** 2
+                    diff = squared_error(mine.squeeze(-1), theirs.squeeze(-1).detach(), "none")
                     terms.append(diff.mean())
                     continue
-                target = F.softmax(theirs.detach().float() / temperature, dim=-1)
-                log_mine = F.log_softmax(mine.float() / temperature, dim=-1)
-                kl = (target * (target.clamp_min(1e-12).log() - log_mine)).sum(-1)
+                kl = soft_kl(mine, theirs.detach(), temperature, reduction="none")
                 if kl.dim() == 2:  # token classification: real tokens only
-                    real = mask.bool()
-                    kl = kl[real]
-                terms.append(kl.mean() * temperature**2)
+                    kl = kl[mask.bool()]
+                terms.append(kl.mean())
         term = torch.stack(terms).mean() / self.micro_batches_per_step
         world = self.ctx.dist.world
         if world > 1:
@@ -396,8 +392,8 @@ def _task_loss_of(
 ) -> torch.Tensor:
     """The member's task loss from logits already computed (mutual: one forward each)."""
     if member.regression:
-        return ((logits.squeeze(-1).float() - labels.float()) ** 2).sum() / count
-    return loss_sum(logits, labels) / count
+        return squared_error(logits.squeeze(-1), labels) / count
+    return cross_entropy_sum(logits, labels) / count
 
 
 def _member_predict(member: Member, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,24 +38,14 @@ from engine.recipes.common import (
     special_ids,
 )
 from engine.train.batches import Streams
+from engine.train.losses import (
+    dpo_rewards,
+    preference_loss_sum,
+    response_logps,
+    simpo_rewards,
+)
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.0}
-
-
-def sequence_logps(
-    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed log-probability of each row's labelled tokens, and their count.
-
-    Args:
-        ids, mask, labels: [rows, width]; labels IGNORE outside the response.
-    """
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    targets = labels[:, 1:]
-    keep = targets != IGNORE
-    logp = torch.log_softmax(logits, dim=-1)
-    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * keep).sum(-1), keep.sum(-1)
 
 
 def _pad_to(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
@@ -86,26 +76,9 @@ def pair_logps(
             _pad_to(batch["rejected_labels"], width, IGNORE),
         ]
     )
-    logps, counts = sequence_logps(model, ids, mask, labels)
+    logps, counts = response_logps(model(input_ids=ids, attention_mask=mask).logits, labels)
     n = batch["input_ids"].shape[0]
     return logps[:n], logps[n:], counts[:n], counts[n:]
-
-
-def preference_rewards(
-    kind: str,
-    beta: float,
-    chosen: torch.Tensor,
-    rejected: torch.Tensor,
-    *,
-    ref_chosen: torch.Tensor | None = None,
-    ref_rejected: torch.Tensor | None = None,
-    chosen_len: torch.Tensor | None = None,
-    rejected_len: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Implicit rewards of the chosen and rejected responses under the stage's loss."""
-    if kind == "dpo":
-        return beta * (chosen - ref_chosen), beta * (rejected - ref_rejected)
-    return beta * chosen / chosen_len.clamp(min=1), beta * rejected / rejected_len.clamp(min=1)
 
 
 class PreferenceRecipe:
@@ -176,39 +149,30 @@ class PreferenceRecipe:
 
     def _rewards(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         chosen, rejected, n_chosen, n_rejected = pair_logps(self.model, batch, self.pad_id)
-        refs: dict[str, torch.Tensor] = {}
-        if self.kind == "dpo" and self.adapters:
-            with torch.no_grad(), self.model.disable_adapter():
-                refs["ref_chosen"], refs["ref_rejected"], _, _ = pair_logps(
-                    self.model, batch, self.pad_id
-                )
-        elif self.reference is not None:
-            with torch.no_grad():
-                refs["ref_chosen"], refs["ref_rejected"], _, _ = pair_logps(
-                    self.reference, batch, self.pad_id
-                )
-        r_chosen, r_rejected = preference_rewards(
-            self.kind,
-            self.beta,
-            chosen,
-            rejected,
-            chosen_len=n_chosen,
-            rejected_len=n_rejected,
-            **refs,
-        )
         logps = {"logp_chosen": chosen, "logp_rejected": rejected}
+        if self.kind == "simpo":
+            r_chosen, r_rejected = simpo_rewards(self.beta, chosen, rejected, n_chosen, n_rejected)
+            return r_chosen, r_rejected, logps
+        # DPO: against the reference (with adapters: the policy with them switched off).
+        with torch.no_grad():
+            if self.adapters:
+                with self.model.disable_adapter():
+                    ref_chosen, ref_rejected, _, _ = pair_logps(self.model, batch, self.pad_id)
+            else:
+                ref_chosen, ref_rejected, _, _ = pair_logps(self.reference, batch, self.pad_id)
+        r_chosen, r_rejected = dpo_rewards(self.beta, chosen, rejected, ref_chosen, ref_rejected)
         return r_chosen, r_rejected, logps
 
     def loss(self, batch: Batch, targets: int) -> StepLoss:
         """The pairs' summed loss over the step's pairs; rewards and log-probs as parts."""
         r_chosen, r_rejected, logps = self._rewards(batch)
-        margin = r_chosen - r_rejected
-        loss = -F.logsigmoid(margin - self.margin).sum() / targets
+        loss = preference_loss_sum(r_chosen, r_rejected, self.margin) / targets
+        margin = r_chosen.detach() - r_rejected.detach()
         parts = {
             "reward_chosen": r_chosen.detach().sum() / targets,
             "reward_rejected": r_rejected.detach().sum() / targets,
-            "reward_margin": margin.detach().sum() / targets,
-            "reward_accuracy": (margin.detach() > 0).float().sum() / targets,
+            "reward_margin": margin.sum() / targets,
+            "reward_accuracy": (margin > 0).float().sum() / targets,
             **{k: v.detach().sum() / targets for k, v in logps.items()},
         }
         return StepLoss(loss, parts)

@@ -1,9 +1,10 @@
-"""Losses and evaluation metrics.
+"""Evaluation metrics.
 
-Every loss is token-weighted: the sum of per-position losses over the labelled positions
-(tokens for language modelling and token classification, examples for sequence
-classification) divided by their count, over a whole optimizer step or a whole evaluation.
-A batch without a labelled position then adds nothing instead of a NaN mean.
+The evaluation loss is token-weighted as every loss is (`engine/train/losses.py`): the sum
+of per-position losses over the labelled positions (tokens for language modelling and token
+classification, examples for sequence classification) divided by their count, over the
+whole evaluation. A batch without a labelled position then adds nothing instead of a NaN
+mean.
 
 Evaluation counts stay on the device until the end: one host sync per evaluation.
 """
@@ -13,29 +14,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from engine.data.encode import IGNORE
-
-
-def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of cross-entropy over labelled positions (0 when there are none).
-
-    Args:
-        logits: [..., classes], aligned with `labels` (causal LM already shifted).
-        labels: [...], IGNORE where there is no target.
-    """
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(),
-        labels.reshape(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
-    )
-
-
-def labelled(labels: torch.Tensor) -> int:
-    """Number of labelled positions; called on host tensors, so it costs no device sync."""
-    return int((labels != IGNORE).sum())
+from engine.train.losses import cross_entropy_sum
 
 
 def macro_scores(confusion: torch.Tensor) -> tuple[float, float, float]:
@@ -138,7 +119,7 @@ class EvalAccumulator:
     def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Add one batch: aligned logits [..., classes] and labels [...] (IGNORE skipped).
         Everything stays on the device: no host sync per batch."""
-        self.loss_sum += loss_sum(logits.detach(), labels).double()
+        self.loss_sum += cross_entropy_sum(logits.detach(), labels).double()
         preds = logits.argmax(dim=-1)
         keep = labels != IGNORE
         self.correct += ((preds == labels) & keep).sum()
