@@ -11,6 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from engine.channel.progress import (
+    StageSteps,
+    run_done_and_total,
+    stage_done_and_total,
+    with_progress,
+)
+from engine.store.status import RunStatus, StageStatus
+
 CHUNK = 4096  # growth step of a series' arrays
 ODD_NAMES = ((0.0, "NaN"), (1.0, "+inf"), (-1.0, "-inf"))
 
@@ -74,7 +82,7 @@ class StageState:
     idx: int
     name: str = ""
     kind: str = ""
-    status: str = "pending"
+    status: str = StageStatus.PENDING
     total_steps: int | None = None
     steps_done: int = 0
     global_step_start: int | None = None
@@ -89,14 +97,13 @@ class StageState:
         plan's count before; a finished stage counts the steps it took (early stopping
         ends it short), so a finished run's bar is full. `progress` is the latest
         progress message when it is about this stage, else {}."""
-        if self.status in ("finished", "reused", "skipped"):
-            done = self.steps_done or (self.total_steps or self.planned_steps or 0)
-            if self.status == "skipped":
-                done = self.steps_done
-            return done, done
-        total = progress.get("total") or self.total_steps or self.planned_steps
-        done = progress.get("step") if progress.get("step") is not None else self.steps_done
-        return done or 0, total
+        return stage_done_and_total(self.steps(progress))
+
+    def steps(self, progress: dict[str, Any]) -> StageSteps:
+        """The stage's length as the shared progress rule (`run_done_and_total`) takes it,
+        the live figures of `progress` (about this stage, else {}) over the row's."""
+        row = StageSteps(self.status, self.total_steps, self.steps_done, self.planned_steps)
+        return with_progress(row, progress)
 
 
 @dataclass
@@ -104,7 +111,7 @@ class RunSeries:
     """Everything the monitor draws for one run."""
 
     run_id: str
-    status: str = "queued"
+    status: str = RunStatus.QUEUED
     stages: dict[int, StageState] = field(default_factory=dict)
     series: dict[str, dict[int, Series]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -137,13 +144,10 @@ class RunSeries:
     def overall(self) -> tuple[int, int | None]:
         """(steps done, total steps) of the whole run; total is None while a stage's length
         is unknown."""
-        done, total = 0, 0
-        for idx in sorted(self.stages):
-            progress = self.progress if self.progress.get("stage") == idx else {}
-            d, t = self.stages[idx].done_and_total(progress)
-            done += d
-            total = None if total is None or t is None else total + t
-        return done, total
+        return run_done_and_total(
+            self.stages[idx].steps(self.progress if self.progress.get("stage") == idx else {})
+            for idx in sorted(self.stages)
+        )
 
     def update_stage(self, info: dict[str, Any]) -> None:
         """A stage row (the store's, with `reused_from`) or a live `stage` message (whose
@@ -164,7 +168,7 @@ class RunSeries:
         return {
             idx: (s.reused_from["run"], int(s.reused_from["stage"]))
             for idx, s in self.stages.items()
-            if s.status == "reused" and s.reused_from and s.reused_from.get("run")
+            if s.status == StageStatus.REUSED and s.reused_from and s.reused_from.get("run")
         }
 
     def add_reused(self, idx: int, label: str, series: list[tuple[str, Any, Any]]) -> None:
@@ -295,7 +299,7 @@ class RunSeries:
 
     def is_reused(self, stage: int) -> bool:
         state = self.stages.get(stage)
-        return state is not None and state.status == "reused"
+        return state is not None and state.status == StageStatus.REUSED
 
     def stage_xy(self, key: str, stage: int) -> tuple[np.ndarray, np.ndarray]:
         """One stage of a series by the stage's own step (the whole run: `Curve`)."""
@@ -313,12 +317,12 @@ class RunSeries:
         out = []
         for idx in sorted(self.stages):
             state = self.stages[idx]
-            if state.status in ("pending", None) and not any(
+            if state.status in (StageStatus.PENDING, None) and not any(
                 idx in s for s in self.series.values()
             ):
                 continue
             name = state.name or f"stage {idx}"
-            if state.status == "reused":
+            if state.status == StageStatus.REUSED:
                 name += f" ({state.reused_label or 'reused'})"
             out.append((float(self.offset(idx)), name))
         return out

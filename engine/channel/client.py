@@ -19,8 +19,6 @@ from typing import Any
 from engine.channel.address import ChannelUnavailable, read_connection_file
 from engine.channel.protocol import PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
 
-TERMINAL_STATUSES = ("finished", "failed", "stopped", "interrupted")
-
 
 class ChannelClosed(ConnectionError):
     """The engine closed the connection (the run ended, or it refused this client)."""

@@ -1,12 +1,71 @@
-"""Progress with ETA per stage and overall, from the records the channel sees."""
+"""Progress with ETA per stage and overall, from the records the channel sees, and the one
+rule for a run's steps done and total (`run_done_and_total`) that the channel's `progress`
+frames, `stagelab run`, `stagelab watch` and the window's monitor all count with."""
 
 from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.store.status import RunStatus, StageStatus
+
 RATE_WINDOW_S = 30.0
+# Stages whose length is the steps they took (early stopping ends a stage short).
+ENDED_STAGES = frozenset({StageStatus.FINISHED, StageStatus.REUSED, StageStatus.SKIPPED})
+
+
+@dataclass(frozen=True)
+class StageSteps:
+    """What a reader knows of one stage's length.
+
+    `total_steps` and `steps_done` are the engine's (the stage row, or newer live figures);
+    `planned_steps` the plan's count (`engine.spec.plan_steps`), used until the engine
+    knows the length (a stage that has not started)."""
+
+    status: str | None = None
+    total_steps: int | None = None
+    steps_done: int | None = 0
+    planned_steps: int | None = None
+
+
+def with_progress(stage: StageSteps, progress: dict[str, Any]) -> StageSteps:
+    """The stage with the live figures of a `progress` message about it (`{}` when the
+    message is about another stage); an ended stage keeps its row's final figures."""
+    if stage.status in ENDED_STAGES or not progress:
+        return stage
+    step = progress.get("step")
+    return replace(
+        stage,
+        total_steps=progress.get("total") or stage.total_steps,
+        steps_done=step if step is not None else stage.steps_done,
+    )
+
+
+def stage_done_and_total(stage: StageSteps) -> tuple[int, int | None]:
+    """Steps done and the stage's length (None while unknown). A finished or reused stage
+    counts the steps it took, so a finished run's bar is full; a skipped one the steps it
+    did."""
+    if stage.status in ENDED_STAGES:
+        if stage.status == StageStatus.SKIPPED:
+            done = stage.steps_done or 0
+        else:
+            done = stage.steps_done or stage.total_steps or stage.planned_steps or 0
+        return done, done
+    return stage.steps_done or 0, stage.total_steps or stage.planned_steps
+
+
+def run_done_and_total(stages: Iterable[StageSteps]) -> tuple[int, int | None]:
+    """(steps done, total steps) of a whole run; the total is None while a stage's length
+    is unknown (neither the engine nor the plan knows it)."""
+    done, total = 0, 0
+    for stage in stages:
+        d, t = stage_done_and_total(stage)
+        done += d
+        total = None if total is None or t is None else total + t
+    return done, total
 
 
 class ProgressTracker:
@@ -22,7 +81,7 @@ class ProgressTracker:
         """A stage row changed (status, total_steps, steps_done …)."""
         idx = update["idx"]
         self.stages.setdefault(idx, {}).update({k: v for k, v in update.items() if k != "idx"})
-        if update.get("status") == "running" and self.current != idx:
+        if update.get("status") == StageStatus.RUNNING and self.current != idx:
             self.current, self.step_now = idx, update.get("steps_done") or 0
             self._samples.clear()
 
@@ -47,20 +106,20 @@ class ProgressTracker:
 
     def frame(self, status: str) -> dict[str, Any]:
         """The `progress` message: step, total and ETA of the stage and of the run."""
-        rate = self.rate() if status == "running" else None
+        rate = self.rate() if status == RunStatus.RUNNING else None
         info = self.stages.get(self.current, {}) if self.current is not None else {}
         total = info.get("total_steps")
-        done = sum(
-            (s.get("steps_done") or 0)
-            for i, s in self.stages.items()
-            if i != self.current and s.get("status") in ("finished", "reused")
+        known = {**self.stages}
+        if self.current is not None:  # points may come before the stage's first update
+            known.setdefault(self.current, {})
+        overall_step, overall_total = run_done_and_total(
+            StageSteps(
+                status=s.get("status"),
+                total_steps=s.get("total_steps"),
+                steps_done=self.step_now if i == self.current else s.get("steps_done"),
+            )
+            for i, s in sorted(known.items())
         )
-        totals = [s.get("total_steps") for s in self.stages.values()]
-        overall_total = sum(totals) if totals and all(t is not None for t in totals) else None
-        for i, s in self.stages.items():  # a stage ended early counts with the steps it took
-            if i != self.current and s.get("status") in ("finished", "reused") and overall_total:
-                overall_total -= (s.get("total_steps") or 0) - (s.get("steps_done") or 0)
-        overall_step = done + self.step_now
         return {
             "type": "progress",
             "stage": self.current,

@@ -36,10 +36,10 @@ from engine.channel.protocol import (
     check_client_message,
 )
 from engine.store import queries
+from engine.store.status import RunStatus
 
 CATCH_UP_CHUNK = 2000  # items read from the store per catch-up step
 MAX_CLIENTS = 64
-STATUS_PAUSED, STATUS_RUNNING, STATUS_STOPPING = "paused", "running", "stopping"
 
 
 class ChannelServer:
@@ -67,7 +67,7 @@ class ChannelServer:
         self.queue_bytes = queue_bytes
         self.engine_id = secrets.token_hex(8)
         self.token = secrets.token_hex(32)
-        self.status = STATUS_RUNNING
+        self.status = RunStatus.RUNNING
         self.progress = ProgressTracker()
         self.gpu_monitor = gpu_monitor
         self.dropped_frames = 0  # live frames not sent to lagging clients, all clients
@@ -274,9 +274,9 @@ class ChannelServer:
         which could interrupt the training thread while it holds the outbox lock."""
         ctl = self.control
         if ctl.stop_requested:
-            status = STATUS_STOPPING
+            status = RunStatus.STOPPING
         else:
-            status = STATUS_PAUSED if ctl.paused else STATUS_RUNNING
+            status = RunStatus.PAUSED if ctl.paused else RunStatus.RUNNING
         with self._status_lock:  # `finish` waits for a write in progress
             if status == self.status or self._final is not None:
                 return

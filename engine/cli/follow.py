@@ -6,10 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from typing import Any
 
 from tqdm import tqdm
 
+from engine.channel.progress import StageSteps, run_done_and_total
+from engine.spec.plan_steps import recorded_plan_steps
 from engine.store import Store, queries
+from engine.store.status import NOT_ENDED, STAGE_DONE
 
 POLL_SECONDS = 0.5
 SHOWN = ("train/loss", "eval/loss", "eval/accuracy", "eval/f1", "eval/perplexity")
@@ -24,6 +28,26 @@ def _postfix(latest: dict[tuple[int, str], float], idx: int) -> str:
     return ", ".join(parts)
 
 
+def planned_steps_of(store: Store, run_id: str) -> list[int | None]:
+    """Steps of each stage as the plan counts them (the window's monitor counts the same)."""
+    run = queries.get_run(store, run_id)
+    return [steps for _, _, steps in recorded_plan_steps(run.plan_text, run.plan_dir)]
+
+
+def run_progress(stages: list[Any], planned: list[int | None]) -> tuple[int, int | None]:
+    """(steps done, total) of a run from its stage rows and the plan's step counts, by the
+    rule the channel and the window use (`run_done_and_total`)."""
+    return run_done_and_total(
+        StageSteps(
+            status=s.status,
+            total_steps=s.total_steps,
+            steps_done=s.steps_done,
+            planned_steps=planned[s.idx] if s.idx < len(planned) else None,
+        )
+        for s in stages
+    )
+
+
 def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) -> int:
     """Show progress bars until the run's engine exits; returns its exit code.
 
@@ -32,6 +56,7 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
     """
     bars: dict[int, tqdm] = {}
     overall: tqdm | None = None
+    planned: list[int | None] | None = None
     code: int | None = None
     interrupted = False
     out = sys.stderr
@@ -39,11 +64,9 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
         try:
             stages = queries.list_stages(store, run_id)
             latest = {(m.stage_idx, m.key): m.value for m in queries.latest_metrics(store, run_id)}
-            # A stage that ended early (early stopping) counts with the steps it took.
-            total = sum(
-                (s.steps_done if s.status in ("finished", "reused") else s.total_steps) or 0
-                for s in stages
-            )
+            if planned is None:
+                planned = planned_steps_of(store, run_id)
+            overall_done, total = run_progress(stages, planned)
             if overall is None and stages:
                 overall = tqdm(
                     total=0, desc="overall", position=0, file=out, unit="step", dynamic_ncols=True
@@ -61,16 +84,16 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
                 bar = bars.get(s.idx)
                 if bar is not None:
                     done = min(s.steps_done or 0, bar.total)
-                    if s.status in ("finished", "reused"):
+                    if s.status in STAGE_DONE:
                         done = bar.total = s.steps_done or bar.total
                     bar.update(done - bar.n)
                     bar.set_postfix_str(_postfix(latest, s.idx), refresh=True)
             if overall is not None:
-                overall.total = max(total, 1)
-                overall.update(sum(b.n for b in bars.values()) - overall.n)
+                overall.total = max(total or 0, overall_done, 1)
+                overall.update(overall_done - overall.n)
             if proc is None:
                 run = queries.get_run(store, run_id)
-                if run.status not in ("queued", "running", "paused", "stopping"):
+                if run.status not in NOT_ENDED:
                     break
             elif code is not None:
                 break

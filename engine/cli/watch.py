@@ -13,8 +13,10 @@ from tqdm import tqdm
 
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
-from engine.cli.follow import SHOWN
+from engine.channel.progress import StageSteps, run_done_and_total, with_progress
+from engine.cli.follow import SHOWN, planned_steps_of
 from engine.store import Store, queries
+from engine.store.status import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
@@ -42,7 +44,11 @@ def _connect(run: Any, name: str) -> ChannelClient:
     except (ChannelUnavailable, ChannelClosed) as exc:
         raise LiveError(
             f"run {run.id} is not running ({run.status}): {exc}"
-            + (f"; continue it with: stagelab resume {run.id}" if run.status != "finished" else "")
+            + (
+                f"; continue it with: stagelab resume {run.id}"
+                if run.status != RunStatus.FINISHED
+                else ""
+            )
         ) from None
 
 
@@ -94,19 +100,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except (ChannelUnavailable, ChannelClosed):
         run = queries.get_run(store, run.id)
         print(f"run {run.id} is not running: {run.status}")
-        return EXIT_OK if run.status != "failed" else EXIT_FAILED
-    status = TerminalView(welcome, sys.stderr).follow(follower)
+        return EXIT_OK if run.status != RunStatus.FAILED else EXIT_FAILED
+    status = TerminalView(welcome, sys.stderr, planned=planned_steps_of(store, run.id)).follow(
+        follower
+    )
     print(f"run {run.id} {status}")
-    return EXIT_FAILED if status == "failed" else EXIT_OK
+    return EXIT_FAILED if status == RunStatus.FAILED else EXIT_OK
 
 
 class TerminalView:
     """Progress bars (one per stage and one overall) fed by channel messages."""
 
-    def __init__(self, welcome: dict[str, Any], out: Any):
+    def __init__(self, welcome: dict[str, Any], out: Any, planned: list[int | None] = ()):
         self.out = out
         self.names = {s["idx"]: s["name"] for s in welcome["stages"]}
         self.totals = {s["idx"]: s.get("total_steps") for s in welcome["stages"]}
+        # Stage rows as the channel tells them, and the plan's step counts: the overall bar
+        # counts by the rule the window and `stagelab run` use (`run_done_and_total`).
+        self.stages = {s["idx"]: dict(s) for s in welcome["stages"]}
+        self.planned = list(planned)
+        self.live: dict[str, Any] = {}
         self.latest: dict[int, dict[str, float]] = {}
         self.bars: dict[int, tqdm] = {}
         self.overall = tqdm(total=0, desc="overall", position=0, file=out, unit="step")
@@ -128,6 +141,10 @@ class TerminalView:
             self.names[idx] = message.get("name") or self.names.get(idx, str(idx))
             if message.get("total_steps"):
                 self.totals[idx] = message["total_steps"]
+            self.stages.setdefault(idx, {}).update(
+                {k: v for k, v in message.items() if k in ("status", "total_steps", "steps_done")}
+            )
+            self._overall()
         elif kind == "metrics":
             for _, stage, key, _step, value, _ in message["points"]:
                 if key in SHOWN:
@@ -157,6 +174,28 @@ class TerminalView:
             bar.update(min(message["step"], bar.total) - bar.n)
             values = self.latest.get(idx, {})
             bar.set_postfix_str(", ".join(f"{k} {v:.4g}" for k, v in values.items()))
-        if message.get("overall_total"):
-            self.overall.total = message["overall_total"]
-        self.overall.update(message["overall_step"] - self.overall.n)
+        self.live = message
+        self._overall()
+
+    def overall_steps(self) -> tuple[int, int | None]:
+        """(steps done, total) of the run: stage rows, the latest progress and the plan."""
+        current = self.live.get("stage")
+        return run_done_and_total(
+            with_progress(
+                StageSteps(
+                    status=s.get("status"),
+                    total_steps=s.get("total_steps"),
+                    steps_done=s.get("steps_done"),
+                    planned_steps=self.planned[i] if i < len(self.planned) else None,
+                ),
+                self.live if i == current else {},
+            )
+            for i, s in sorted(self.stages.items())
+        )
+
+    def _overall(self) -> None:
+        done, total = self.overall_steps()
+        if total is None:  # a plan that no longer parses: the engine's figure, at least
+            total = max(done, self.live.get("overall_total") or 0)
+        self.overall.total = total
+        self.overall.update(done - self.overall.n)

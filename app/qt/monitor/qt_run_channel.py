@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.store.status import RunStatus
 
 
 class QtRunChannel(QObject):
@@ -55,7 +56,7 @@ class QtRunChannel(QObject):
         except Exception as exc:  # noqa: BLE001 - the window shows it; the run is unaffected
             self.message.emit({"type": "error", "code": "client", "message": str(exc)})
         try:
-            self.ended.emit(follower.status or "interrupted")
+            self.ended.emit(str(follower.status or RunStatus.INTERRUPTED))
         except RuntimeError:
             pass  # deleted meanwhile: nobody is listening
 

@@ -34,11 +34,10 @@ from app.qt.monitor.qt_run_log import QtRunLog, status_note
 from app.qt.monitor.qt_run_plots import QtRunPlots
 from app.qt.qt_curve_plot import QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
+from engine.store.status import LIVE, NOT_ENDED, RESUMABLE, RunStatus, StageStatus
 
 REDRAW_MS = 100
 POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
-LIVE = ("queued", "running", "paused", "stopping")
-RESUMABLE = ("interrupted", "stopped", "failed")
 VEIL_Z = 5  # a reused stage's veil: over the curves, under the hover readout (10)
 
 
@@ -263,7 +262,9 @@ class QtRunMonitor(QWidget):
         from engine.store import queries
 
         unnamed = {
-            i for i, s in self.run.stages.items() if s.status == "reused" and not s.reused_from
+            i
+            for i, s in self.run.stages.items()
+            if s.status == StageStatus.REUSED and not s.reused_from
         }
         if unnamed:
             for stage in queries.list_stages(self.store(), self.run.run_id):
@@ -286,7 +287,7 @@ class QtRunMonitor(QWidget):
         self.history_s = time.perf_counter() - self._opened_at
         self._set_status(self.run.status)
         self._redraw()
-        if self.run.status in LIVE:
+        if self.run.status in NOT_ENDED:
             self._follow(upto)
 
     def _follow(self, after: int) -> None:
@@ -326,13 +327,13 @@ class QtRunMonitor(QWidget):
         self.info = info
         self._load_new_reused()  # a reuse whose row was not yet written when it was said
         starting = time.monotonic() < self.starting_until
-        if info.status in LIVE and info.status != "queued":
+        if info.status in LIVE:
             self.starting_until = 0.0
             if self.channel is None:
                 self._follow(self._cursor())
         elif starting:
             return  # the new engine has not claimed the run yet
-        if self.channel is None or info.status not in LIVE:
+        if self.channel is None or info.status not in NOT_ENDED:
             self._set_status(info.status)
 
     def _cursor(self) -> int:
@@ -366,12 +367,12 @@ class QtRunMonitor(QWidget):
 
     def _update_buttons(self) -> None:
         status = self.run.status if self.run else None
-        self.pause_button.setEnabled(status == "running")
-        self.stop_button.setEnabled(status in ("running", "paused"))
-        self.resume_button.setEnabled(status in (*RESUMABLE, "paused"))
+        self.pause_button.setEnabled(status == RunStatus.RUNNING)
+        self.stop_button.setEnabled(status in (RunStatus.RUNNING, RunStatus.PAUSED))
+        self.resume_button.setEnabled(status in RESUMABLE | {RunStatus.PAUSED})
         self.resume_button.setToolTip(
             "Continue the paused run"
-            if status == "paused"
+            if status == RunStatus.PAUSED
             else "Continue this run from its last checkpoint (same run, curves continue)"
         )
         self.export_button.setEnabled(self.run is not None)
@@ -476,7 +477,7 @@ class QtRunMonitor(QWidget):
         that continues the same run from its last checkpoint."""
         if self.run is None:
             return
-        if self.run.status == "paused":
+        if self.run.status == RunStatus.PAUSED:
             self._send("resume")
         elif self.run.status in RESUMABLE:
             self.resumeRequested.emit(self.run.run_id)
@@ -507,20 +508,11 @@ class QtRunMonitor(QWidget):
 
 def planned_stages(info) -> list[tuple[str, str, int]]:
     """(name, kind, steps) of each stage of a run's recorded plan, its steps counted as the
-    LR preview counts them (the engine's rule), so the run's total is known from the start."""
-    from pathlib import Path
+    LR preview and `stagelab run` count them (`engine.spec.plan_steps`), so the run's total
+    is known from the start."""
+    from engine.spec.plan_steps import recorded_plan_steps
 
-    from app.model.lr_plan import plan_curve
-    from engine.spec import PlanInvalid, parse_plan_text
-
-    try:
-        data = parse_plan_text(info.plan_text, source="plan")
-    except PlanInvalid:
-        return []  # a plan that no longer parses: totals come from the engine alone
-    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
-    curves = plan_curve(stages, Path(info.plan_dir))
-    kinds = [str(s.get("kind", "")) if isinstance(s, dict) else "" for s in stages]
-    return [(c.name, k, c.steps) for c, k in zip(curves, kinds, strict=True)]
+    return recorded_plan_steps(info.plan_text, info.plan_dir)
 
 
 KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
