@@ -26,6 +26,7 @@ from engine.process.distributed import SINGLE, Dist, device_of, from_environment
 from engine.process.environment import environment_record
 from engine.process.fingerprint import plan_fingerprints
 from engine.process.recorder import Recorder, now_ms
+from engine.process.worker import End, RunWords, TrainStage
 from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
@@ -141,19 +142,19 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             stale.unlink(missing_ok=True)
         # What the other processes need to follow: the plan and where the run's files are.
         dist.broadcast(
-            {
-                "plan_text": run.plan_text,
-                "plan_dir": run.plan_dir,
-                "run_id": run.id,
-                "run_dir": run.run_dir,
-                "cache_dir": str(workspace.root / "cache"),
-            }
+            RunWords(
+                plan_text=run.plan_text,
+                plan_dir=run.plan_dir,
+                run_id=run.id,
+                run_dir=run.run_dir,
+                cache_dir=str(workspace.root / "cache"),
+            )
         )
         status = _train_stages(
             store, run, plan, device, control, recorder, workspace, channel, dist, writer
         )
         writer.wait()  # never `finished` with a checkpoint unwritten
-        dist.broadcast(("end",))
+        dist.broadcast(End())
     except Exception as caught:  # noqa: BLE001 - every failure is recorded, then reported
         _settle_checkpoint(writer, recorder)
         failed_rank = _failed_rank(run_dir) if dist.active else None
@@ -381,7 +382,11 @@ def _train_stages(
         if recipe.trains:
             # The others set up after the owner (a built-in tokenizer is trained and saved
             # once, then loaded), then train with it.
-            dist.broadcast(("train", idx, str(folder) if folder else None, dict(outputs)))
+            dist.broadcast(
+                TrainStage(
+                    idx, str(folder) if folder else None, {k: str(v) for k, v in outputs.items()}
+                )
+            )
         recipe.setup()
         if recipe.trains:
             dist.barrier()

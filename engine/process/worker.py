@@ -1,7 +1,8 @@
 """A process of a run that it does not own (torchrun rank other than the owner's).
 
-It never opens the store: the owner broadcasts the run's description and, for each stage
-it trains, the stage's index, its checkpoint (resume) and the earlier stages' outputs.
+It never opens the store: the owner broadcasts the run's description (`RunWords`) and, for
+each stage it trains, a `TrainStage` (the stage's index, its checkpoint to resume from and
+the earlier stages' outputs), then `End`.
 The process sets the stage up once the owner has (files the owner writes in setup, such as
 a built-in tokenizer, are then loaded), trains its rows of every batch, and waits for the
 next word. Several machines share the run folder and the data at the same paths.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.process.context import Control, StageContext
@@ -27,12 +29,40 @@ from engine.spec.plan import load_plan_text
 from engine.train.loop import train_stage
 
 
+@dataclass(frozen=True)
+class RunWords:
+    """The owner's first word: the plan and where the run's files are."""
+
+    plan_text: str
+    plan_dir: str
+    run_id: str
+    run_dir: str
+    cache_dir: str
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """Train stage `idx` (set up after the owner has), from the checkpoint folder
+    `resume_from` if set, with the earlier stages' output folders by stage name."""
+
+    idx: int
+    resume_from: str | None
+    outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class End:
+    """The run is over (finished or stopped): exit."""
+
+
 def follow(dist: Dist) -> int:
-    """Train as the owner says until it says `end`; returns the exit code."""
+    """Train as the owner says until it says `End`; returns the exit code."""
     follow_owner_signals()
-    run: dict = dist.broadcast(None)
-    plan = load_plan_text(run["plan_text"])
-    run_dir = Path(run["run_dir"])
+    run = dist.broadcast(None)
+    if not isinstance(run, RunWords):
+        raise TypeError(f"the owner's first word must be RunWords, not {run!r}")
+    plan = load_plan_text(run.plan_text)
+    run_dir = Path(run.run_dir)
     try:
         # Where to find this process if it must be killed (tests, people).
         (run_dir / f"rank{dist.rank}.pid").write_text(str(os.getpid()))
@@ -41,27 +71,30 @@ def follow(dist: Dist) -> int:
     try:
         while True:
             word = dist.broadcast(None)
-            if word[0] == "end":
+            if isinstance(word, End):
                 return 0
-            _, idx, folder, outputs = word
+            if not isinstance(word, TrainStage):
+                raise TypeError(f"unknown word from the owner: {word!r}")
             ctx = StageContext(
-                index=idx,
+                index=word.idx,
                 plan=plan,
-                plan_dir=Path(run["plan_dir"]),
-                run_id=run["run_id"],
+                plan_dir=Path(run.plan_dir),
+                run_id=run.run_id,
                 run_dir=run_dir,
                 device=device_of(dist),
                 store=None,
                 recorder=NullRecorder(),  # type: ignore[arg-type]
                 control=Control(),
-                cache_dir=Path(run["cache_dir"]),
-                outputs={name: Path(path) for name, path in outputs.items()},
+                cache_dir=Path(run.cache_dir),
+                outputs={name: Path(path) for name, path in word.outputs.items()},
                 dist=dist,
             )
-            recipe = RECIPES[plan.stages[idx].kind](ctx)
+            recipe = RECIPES[plan.stages[word.idx].kind](ctx)
             dist.barrier()  # the owner has set the stage up
             recipe.setup()
-            train_stage(ctx, recipe, resume_from=Path(folder) if folder else None)
+            train_stage(
+                ctx, recipe, resume_from=Path(word.resume_from) if word.resume_from else None
+            )
     except Exception as exc:
         print(f"stagelab engine (rank {dist.rank}):\n{traceback.format_exc()}", file=sys.stderr)
         if not peer_lost(exc):

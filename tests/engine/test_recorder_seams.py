@@ -82,3 +82,37 @@ def test_an_error_file_written_while_waiting_is_found_and_none_after_the_wait(tm
     start = time.monotonic()
     assert _failed_rank(tmp_path) is None
     assert RANK_ERROR_WAIT_S <= time.monotonic() - start < RANK_ERROR_WAIT_S + 0.3
+
+
+class ScriptedOwner:
+    """A `Dist` whose broadcasts hand a non-owning process the owner's words in turn."""
+
+    rank = 1
+
+    def __init__(self, words):
+        self.words = list(words)
+
+    def broadcast(self, obj):
+        return self.words.pop(0)
+
+    def barrier(self):
+        pass
+
+
+def test_a_non_owning_process_follows_typed_words_from_the_owner(tmp_path, monkeypatch):
+    from engine.process import worker
+    from engine.resources import demo_plan_path
+
+    monkeypatch.setattr(worker, "follow_owner_signals", lambda: None)
+    run = worker.RunWords(
+        plan_text=demo_plan_path().read_text(),
+        plan_dir=str(tmp_path),
+        run_id="r",
+        run_dir=str(tmp_path),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    assert worker.follow(ScriptedOwner([run, worker.End()])) == 0
+    assert (tmp_path / "rank1.pid").exists()
+    # A word it does not know is its error, written for the owner to report.
+    assert worker.follow(ScriptedOwner([run, ("end",)])) == 1
+    assert "unknown word from the owner" in (tmp_path / "rank1.error").read_text()
