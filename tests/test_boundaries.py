@@ -44,7 +44,7 @@ def loaded_after(statement: str) -> set[str]:
         # The command line never imports torch at module level: commands answer at once.
         (
             "import engine.cli.main, engine.cli.commands, engine.cli.show_commands, engine.cli.watch, engine.cli.follow, "
-            "engine.cli.desktop, engine.cli.launch, engine.channel.client, engine.resources, "
+            "engine.cli.desktop, engine.launch.runs, engine.channel.client, engine.resources, "
             "engine.sweep.driver",
             HEAVY + QT,
         ),

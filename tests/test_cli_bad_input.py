@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.launch import record_run
 from engine.cli.main import EXIT_BAD_INPUT, main
+from engine.launch.runs import record_run
 from engine.resources import demo_plan_path
 from engine.store import Store, Workspace
 

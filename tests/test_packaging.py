@@ -66,7 +66,7 @@ def test_desktop_install_and_uninstall(tmp_path):
 
 
 def test_a_frozen_stagelab_runs_its_engine_from_its_own_executable(monkeypatch):
-    from engine.cli.launch import engine_command, module_command
+    from engine.launch.runs import engine_command, module_command
     from engine.store.workspace import Workspace
 
     assert module_command("engine") == [sys.executable, "-m", "engine"]

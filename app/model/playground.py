@@ -112,7 +112,7 @@ def folder_choice(folder: str) -> OutputChoice:
 
 def worker_command(folder: str) -> list[str]:
     """Program and arguments of the worker process for one output."""
-    from engine.cli.launch import module_command
+    from engine.launch.runs import module_command
 
     return [*module_command("engine.predict"), "serve", folder]
 

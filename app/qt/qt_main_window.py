@@ -388,8 +388,7 @@ class MainWindow(QMainWindow):
             return
         if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
             return
-        from engine.cli.launch import batch_problems, processes, record_run, start_engine
-        from engine.spec import load_plan_text
+        from engine.launch.runs import checked_plan, processes, start_run
 
         store = self.store()
         plan_text = (
@@ -398,8 +397,9 @@ class MainWindow(QMainWindow):
             else self.doc.path.read_text(encoding="utf-8")
         )
         gpus = self.gpu_picker.selection()
+        plan_dir = str(self.doc.plan_dir)
         # Several GPUs train one global batch split among them: refuse before recording.
-        split = batch_problems(load_plan_text(plan_text), processes(gpus, 1))
+        _, split = checked_plan(plan_text, plan_dir, processes(gpus, 1))
         if split:
             box = QMessageBox(self)
             box.setObjectName("batchSplitProblem")
@@ -412,7 +412,7 @@ class MainWindow(QMainWindow):
             box.setInformativeText("\n".join(split))
             box.exec()
             return
-        live = live_run_of(store, plan_text, str(self.doc.plan_dir))
+        live = live_run_of(store, plan_text, plan_dir)
         if live is not None:
             answer = ask_about_live_run(self, live)
             if answer == "watch":
@@ -426,16 +426,19 @@ class MainWindow(QMainWindow):
 
             self.experiment_id = queries.clone_experiment(store, self.clone_of, name=name)
             self.clone_of = None
-        run_id = record_run(
+        started = start_run(
             self.workspace,
             store,
-            name=name,
             plan_text=plan_text,
-            plan_dir=str(self.doc.plan_dir),
+            plan_dir=plan_dir,
+            name=name,
             gpus=gpus,
             opened_from=self.experiment_id,
         )
-        start_engine(self.workspace, run_id, resume=False, detach=True)
+        if started.problems:  # the plan changed on disk since the check
+            self.statusBar().showMessage("Nothing was started: " + " ".join(started.problems))
+            return
+        run_id = started.run_id
         self.last_run_id = run_id
         self._ran(store, run_id)
         self.runs.start(run_id)
@@ -452,8 +455,8 @@ class MainWindow(QMainWindow):
             return
         if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
             return
+        from engine.launch.sweeps import record_sweep, start_sweep_process
         from engine.spec import load_plan_text
-        from engine.sweep.launch import record_sweep, start_sweep_process
 
         store = self.store()
         plan_text = (

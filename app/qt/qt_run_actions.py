@@ -136,7 +136,7 @@ class RunActions:
 
     def resume_run(self, run_id: str) -> None:
         """Continue a stopped, interrupted or failed run in a new engine (same run)."""
-        from engine.cli.launch import start_engine
+        from engine.launch.runs import start_engine
         from engine.store import queries
 
         store = self.window.store()
@@ -170,7 +170,7 @@ class RunActions:
     def stop_sweep(self, sweep_id: str) -> None:
         """Stop a running sweep as Ctrl-C does: its running trials stop at a checkpoint,
         the sweep ends `stopped` and can be resumed."""
-        from engine.sweep.launch import stop_sweep
+        from engine.launch.sweeps import stop_sweep
 
         if stop_sweep(self.window.store(), sweep_id):
             self.window.statusBar().showMessage(
@@ -185,8 +185,8 @@ class RunActions:
     def resume_sweep(self, sweep_id: str) -> None:
         """Continue a stopped, interrupted or failed sweep in a new sweep process: stopped
         trials continue from their checkpoints, new ones start while budget is left."""
+        from engine.launch.sweeps import start_sweep_process, why_not_resumable
         from engine.store import queries
-        from engine.sweep.launch import start_sweep_process, why_not_resumable
 
         info = queries.get_sweep(self.window.store(), sweep_id)
         problem = why_not_resumable(info)

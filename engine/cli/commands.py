@@ -18,15 +18,16 @@ from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
     open_workspace,
     parse_gpus,
 )
-from engine.cli.launch import Nodes, batch_problems, processes, record_run, start_engine
 from engine.cli.predict_command import cmd_predict  # noqa: F401
 from engine.cli.show_commands import cmd_export, cmd_ls, cmd_show, run_json  # noqa: F401
 from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
+from engine.launch.runs import Nodes, processes, start_engine, start_run
 from engine.resources import demo_plan_path
 from engine.spec import PlanInvalid, load_plan, load_plan_text
 from engine.spec.plan import read_plan_file
-from engine.store import Store, Workspace, queries
+from engine.spec.world import batch_problems
+from engine.store import Store, queries
 
 RESUMABLE = ("interrupted", "stopped", "failed")
 
@@ -67,24 +68,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     nodes = _nodes(args, gpus)
     if nodes.rank > 0:
         return _run_worker(gpus, args.nproc, nodes)
-    problems = batch_problems(plan, processes(gpus, args.nproc) * nodes.count)
-    if problems:
-        print(f"{path}: nothing was started:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     workspace, store = open_workspace(args)
-    run_id = record_run(
+    started = start_run(
         workspace,
         store,
-        name=args.name or plan.name,
         plan_text=text,
         plan_dir=str(Path(path).resolve().parent),
+        name=args.name or plan.name,
         gpus=gpus,
+        nproc=args.nproc,
+        nodes=nodes,
         use_cache=not args.no_cache,
-        nproc=processes(gpus, args.nproc),
+        detach=args.detach,
+        source=Path(path).name,
     )
-    return _launch(workspace, store, run_id, resume=False, detach=args.detach, nodes=nodes)
+    return _started(str(path), store, started, detach=args.detach)
+
+
+def _started(what: str, store: Store, started, *, detach: bool) -> int:
+    """Follow a run `start_run` started, or say why it did not start."""
+    if started.problems:
+        print(f"{what}: nothing was started:", file=sys.stderr)
+        for problem in started.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _follow(store, started.run_id, started.proc, detach=detach)
 
 
 def _nodes(args: argparse.Namespace, gpus: str) -> Nodes:
@@ -108,7 +116,7 @@ def _run_worker(gpus: str, nproc: int, nodes: Nodes) -> int:
     import os
     import subprocess
 
-    from engine.cli.launch import launch_env, worker_command
+    from engine.launch.runs import launch_env, worker_command
 
     print(f"node {nodes.rank} of {nodes.count}: joining the run at {nodes.rdzv}", file=sys.stderr)
     cmd = worker_command(gpus, nproc, nodes)
@@ -127,47 +135,25 @@ def _run_experiment(args: argparse.Namespace) -> int:
         return _run_worker(gpus, args.nproc, nodes)
     workspace, store = open_workspace(args)
     exp = lookup(queries.get_experiment, store, args.plan)
-    try:
-        load_plan_text(exp.plan_text, source=exp.name, plan_dir=Path(exp.plan_dir))
-    except PlanInvalid as exc:
-        print(
-            f"experiment {exp.id} ('{exp.name}'): {len(exc.problems)} problem(s); "
-            "nothing was started:",
-            file=sys.stderr,
-        )
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    plan = load_plan_text(exp.plan_text, source=exp.name, plan_dir=Path(exp.plan_dir))
-    problems = batch_problems(plan, processes(gpus, args.nproc) * nodes.count)
-    if problems:
-        print(f"experiment {exp.id}: nothing was started:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    run_id = queries.create_run(
+    started = start_run(
+        workspace,
         store,
-        exp.id,
         plan_text=exp.plan_text,
         plan_dir=exp.plan_dir,
         gpus=gpus,
-        runs_dir=workspace.runs_dir,
+        nproc=args.nproc,
+        nodes=nodes,
         use_cache=not args.no_cache,
-        nproc=processes(gpus, args.nproc),
+        experiment_id=exp.id,
+        detach=args.detach,
+        source=exp.name,
     )
-    return _launch(workspace, store, run_id, resume=False, detach=args.detach, nodes=nodes)
+    what = f"experiment {exp.id} ('{exp.name}')"
+    return _started(what, store, started, detach=args.detach)
 
 
-def _launch(
-    workspace: Workspace,
-    store: Store,
-    run_id: str,
-    *,
-    resume: bool,
-    detach: bool,
-    nodes: Nodes | None = None,
-) -> int:
-    proc = start_engine(workspace, run_id, resume=resume, detach=detach, nodes=nodes)
+def _follow(store: Store, run_id: str, proc, *, detach: bool) -> int:
+    """A started engine: its id when detached, else its progress until it ends."""
     if detach:
         print(run_id)
         return EXIT_OK
@@ -229,7 +215,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             "queued": "it has not started yet",
         }.get(run.status, f"its status is {run.status}")
         raise UserError(f"run {run.id} cannot be resumed: {hint}")
-    return _launch(workspace, store, run.id, resume=True, detach=args.detach, nodes=nodes)
+    proc = start_engine(workspace, run.id, resume=True, detach=args.detach, nodes=nodes)
+    return _follow(store, run.id, proc, detach=args.detach)
 
 
 def cmd_clone(args: argparse.Namespace) -> int:

@@ -187,7 +187,7 @@ def open_gui(args: argparse.Namespace) -> int:
         build_parser().print_help()
         print("\nNo screen found: run the demo headless with `stagelab run --demo`.")
         return EXIT_OK
-    from engine.cli.launch import module_command
+    from engine.launch.runs import module_command
 
     cmd = module_command("app")
     if args.plan:

@@ -186,7 +186,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     gpus = parse_gpus(args.gpus)
     workspace, store = open_workspace(args)
-    from engine.sweep.launch import record_sweep
+    from engine.launch.sweeps import record_sweep
 
     sweep_id = record_sweep(
         store,
@@ -204,7 +204,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
     print(sweep_id, flush=True)
     if detach:
-        from engine.sweep.launch import start_sweep_process
+        from engine.launch.sweeps import start_sweep_process
 
         start_sweep_process(workspace, sweep_id)
         return EXIT_OK
@@ -219,7 +219,7 @@ def cmd_sweep_resume(args: argparse.Namespace) -> int:
     """`stagelab sweep-resume SWEEP`: continue a killed or stopped sweep where it was."""
     workspace, store = open_workspace(args)
     info = lookup(queries.get_sweep, store, args.sweep)
-    from engine.sweep.launch import why_not_resumable
+    from engine.launch.sweeps import why_not_resumable
 
     problem = why_not_resumable(info)
     if problem is not None:

@@ -133,7 +133,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         environment["distributed"] = dist.describe()
     queries.set_run_environment(store, run_id, environment)
     try:
-        from engine.launch.runs import batch_problems
+        from engine.spec.world import batch_problems
 
         problems = batch_problems(plan, dist.world)
         if problems:

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from engine.cli.launch import record_run, start_engine
+from engine.launch.runs import start_engine, start_run
 from engine.spec.plan import parse_plan_text
 from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
@@ -166,18 +166,21 @@ class SweepDriver:
         number = self.started
         self.started += 1
         gpu = self._free_gpu()
-        run_id = record_run(
+        started = start_run(
             self.workspace,
             self.store,
-            name=self.experiment.name,
             plan_text=trial_plan_text(self.base, params, number),
             plan_dir=self.plan_dir,
+            name=self.experiment.name,
             gpus=gpu,
             use_cache=self.info.use_cache,
             experiment_id=self.experiment.id,
+            source=f"trial {number}",
         )
+        if started.problems:  # the space's checks let through a plan that is not valid
+            raise ValueError(f"trial {number}'s plan {params}: " + "; ".join(started.problems))
+        run_id, proc = started.run_id, started.proc
         queries.add_trial(self.store, self.info.id, number, params, run_id)
-        proc = start_engine(self.workspace, run_id, resume=False, detach=True)
         active = Active(number, run_id, trial, proc)
         active.gpu = gpu  # type: ignore[attr-defined]
         self.active[number] = active

@@ -116,7 +116,7 @@ def test_tags_and_notes_are_saved(qtbot, window, finished_ws):
 def test_clone_opens_the_plan_in_the_editor_with_its_parent(
     qtbot, window, finished_ws, monkeypatch
 ):
-    from engine.cli import launch
+    from engine.launch import runs as launch
 
     store = window.store()
     browser = window.runs.browser

@@ -20,7 +20,7 @@ def answer_live_run_question(qtbot, button: str) -> None:
 
 
 def test_run_asks_before_starting_a_second_engine_for_a_live_plan(window, qtbot, monkeypatch):
-    from engine.cli import launch
+    from engine.launch import runs as launch
     from engine.store import queries
 
     started = []
@@ -47,7 +47,7 @@ def test_run_on_gpus_that_cannot_split_the_batch_is_refused_before_anything_is_r
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.model.devices import Gpu
-    from engine.cli import launch
+    from engine.launch import runs as launch
     from engine.store import queries
 
     started, said = [], []
@@ -79,7 +79,7 @@ def test_run_on_gpus_that_cannot_split_the_batch_is_refused_before_anything_is_r
 
 def test_running_an_untitled_plan_keeps_it_in_its_experiment(window, qtbot, monkeypatch):
     from app.qt.editor.undo import SetPlanValue
-    from engine.cli import launch
+    from engine.launch import runs as launch
     from engine.store import queries
 
     started = []

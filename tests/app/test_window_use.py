@@ -142,7 +142,7 @@ def test_cards_fit_the_view_after_a_plan_opens_on_another_tab(window, qtbot):
 
 
 def record_demo_run(window) -> str:
-    from engine.cli.launch import record_run
+    from engine.launch.runs import record_run
     from engine.resources import demo_plan_path
 
     path = demo_plan_path()

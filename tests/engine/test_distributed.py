@@ -226,7 +226,7 @@ def test_stop_reaches_every_process_and_resume_on_one_process_finishes(tmp_path,
 
 
 def test_the_launcher_command_lines():
-    from engine.cli.launch import Nodes, engine_command, launch_env, worker_command
+    from engine.launch.runs import Nodes, engine_command, launch_env, worker_command
     from engine.store.workspace import Workspace
 
     ws = Workspace(Path("/w"))

@@ -36,9 +36,9 @@ def record_sweep(
     opened_from: str | None = None,
 ) -> str:
     """Record a sweep (not started yet) of a plan with a valid `sweep:` section, in the
-    experiment of that name and plan text (see `engine.cli.launch.experiment_for`); returns
+    experiment of that name and plan text (see `engine.launch.runs.experiment_for`); returns
     the sweep's id. `spec` is the validated section as plain data."""
-    from engine.cli.launch import experiment_for
+    from engine.launch.runs import experiment_for
     from engine.store import queries
 
     experiment_id = experiment_for(store, name, plan_text, plan_dir, opened_from)
@@ -54,7 +54,7 @@ def record_sweep(
 
 def sweep_command(workspace: Workspace, sweep_id: str) -> list[str]:
     """Command line of the sweep process of a recorded sweep."""
-    from engine.cli.launch import module_command
+    from engine.launch.runs import module_command
 
     return [*module_command("engine"), "sweep", "--workspace", str(workspace.root)] + [
         "--sweep",

@@ -1,4 +1,4 @@
-"""Starting a run: record it and start its engine process. Shared by the CLI and the GUI,
+"""Starting a run: check it, record it and start its engine process. Shared by the CLI and the GUI,
 neither of which trains in its own process. Importing it is cheap (the queries load on
 first use): `stagelab` needs `module_command` before it hands over to the window."""
 
@@ -63,19 +63,6 @@ class Nodes:
 def processes(gpus: str, nproc: int) -> int:
     """Processes per node: one per chosen GPU, else `nproc` (CPU, gloo)."""
     return len(gpus.split(",")) if gpus and gpus != "cpu" else max(nproc, 1)
-
-
-def batch_problems(plan: Any, world: int) -> list[str]:
-    """Why the plan cannot train on `world` processes: `batch_size` is the global batch,
-    split evenly across them (evaluation-only stages run on one process)."""
-    if world <= 1:
-        return []
-    return [
-        f"stages[{i}] '{stage.name}': batch_size {stage.batch_size} cannot be split over "
-        f"{world} processes (batch_size is the global batch; use a multiple of {world})."
-        for i, stage in enumerate(plan.stages)
-        if stage.kind != "ensemble" and getattr(stage, "batch_size", 0) % world
-    ]
 
 
 def _torchrun(gpus: str, nproc: int, nodes: Nodes) -> list[str]:
@@ -199,3 +186,76 @@ def record_run(
         use_cache=use_cache,
         nproc=nproc,
     )
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What `start_run` did: the recorded run and its engine process, or every problem
+    that kept it from starting (then nothing was recorded)."""
+
+    run_id: str | None = None
+    proc: subprocess.Popen | None = None
+    problems: tuple[str, ...] = ()
+
+
+def start_run(
+    workspace: Workspace,
+    store: Store,
+    *,
+    plan_text: str,
+    plan_dir: str,
+    name: str | None = None,
+    gpus: str = "cpu",
+    nproc: int = 1,
+    nodes: Nodes | None = None,
+    use_cache: bool = True,
+    opened_from: str | None = None,
+    experiment_id: str | None = None,
+    detach: bool = True,
+    source: str = "plan",
+) -> RunStart:
+    """Start a run of plan text: validate it, check that its batches split over the
+    processes, record the run (in `experiment_id`, or see `experiment_for`) and start its
+    engine. The one way the CLI, the window and the sweep driver start a run.
+
+    Returns:
+        RunStart with the run and its process, or with the problems and nothing recorded.
+    """
+    nodes = nodes or Nodes()
+    plan, problems = checked_plan(plan_text, plan_dir, processes(gpus, nproc) * nodes.count, source)
+    if problems:
+        return RunStart(problems=problems)
+    run_id = record_run(
+        workspace,
+        store,
+        name=name or plan.name,
+        plan_text=plan_text,
+        plan_dir=plan_dir,
+        gpus=gpus,
+        opened_from=opened_from,
+        use_cache=use_cache,
+        experiment_id=experiment_id,
+        nproc=processes(gpus, nproc),
+    )
+    return RunStart(
+        run_id, start_engine(workspace, run_id, resume=False, detach=detach, nodes=nodes)
+    )
+
+
+def checked_plan(
+    plan_text: str, plan_dir: str, world: int = 1, source: str = "plan"
+) -> tuple[Any, tuple[str, ...]]:
+    """The validated plan and no problems, or None and every problem: the plan's own, then
+    batches that do not split over `world` processes. What `start_run` checks first; the
+    window asks it before it records anything of its own (a clone's experiment)."""
+    from pathlib import Path
+
+    from engine.spec import PlanInvalid, load_plan_text
+    from engine.spec.world import batch_problems
+
+    try:
+        plan = load_plan_text(plan_text, source=source, plan_dir=Path(plan_dir))
+    except PlanInvalid as exc:
+        return None, tuple(str(p) for p in exc.problems)
+    problems = tuple(batch_problems(plan, world))
+    return (None, problems) if problems else (plan, ())
