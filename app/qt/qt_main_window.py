@@ -9,8 +9,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
-    QMessageBox,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -31,6 +29,8 @@ from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
 from app.qt.qt_look import CompactTabs, app_icon
 from app.qt.qt_run_actions import RunActions
+from app.qt.qt_run_buttons import RunButtons
+from app.qt.qt_run_start import RunStart
 from app.qt.qt_undo_actions import UndoActions
 from engine.store.workspace import Workspace
 
@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().setStyle(self._tab_style)
         self.tabs.addTab(centre, "Plan")
         self.runs = RunActions(self, self.tabs)
+        self.run_start = RunStart(self)
         self.playground = QtPlayground(self.store)  # its workers start when an output is picked
         self.tabs.addTab(self.playground, "Playground")
         self.setCentralWidget(self.tabs)
@@ -195,9 +196,10 @@ class MainWindow(QMainWindow):
         self.delete_action.setObjectName("deleteStageAction")
         self.menuBar().insertMenu(edit.menuAction(), self.files.menu)
         run_menu = self.menuBar().addMenu("&Run")
-        self.run_action = self._action(run_menu, "&Run plan", "Ctrl+R", self.run_plan)
-        self.run_sweep_action = self._action(run_menu, "Run s&weep", "Ctrl+Shift+R", self.run_sweep)
-        self.run_sweep_action.setObjectName("runSweepAction")
+        buttons = RunButtons(self, run_menu, self.tabs, self.run_plan, self.run_sweep)
+        self.run_buttons = buttons
+        self.run_action, self.run_sweep_action = buttons.run_action, buttons.run_sweep_action
+        self.run_button, self.sweep_button = buttons.run_button, buttons.sweep_button
         run_menu.addSeparator()
         self.sweep_action = self._action(run_menu, "&Sweep…", "", self.edit_sweep)
         view = self.menuBar().addMenu("&View")
@@ -215,19 +217,8 @@ class MainWindow(QMainWindow):
             spacer.sizePolicy().horizontalPolicy().Expanding, spacer.sizePolicy().verticalPolicy()
         )
         toolbar.addWidget(spacer)
-        self.run_button = QPushButton("▶  Run")
-        self.run_button.setObjectName("runButton")
-        self.run_button.setAccessibleName("Run")
-        self.run_button.setToolTip("Save the plan and start a run (Ctrl+R)")
-        self.run_button.setMinimumWidth(110)
-        self.run_button.clicked.connect(self.run_plan)
-        # Shown while the plan has a sweep section, beside Run (then "Run once").
-        self.sweep_button = QPushButton("▶  Run sweep")
-        self.sweep_button.setObjectName("runSweepButton")
-        self.sweep_button.setAccessibleName("Run sweep")
-        self.sweep_button.clicked.connect(self.run_sweep)
-        self._sweep_button_slot = toolbar.addWidget(self.sweep_button)
-        toolbar.addWidget(self.run_button)
+        buttons.add_to(toolbar)
+        self._sweep_button_slot = buttons.sweep_slot
         for action in (self.files.new_action, self.files.open_action, self.files.save_action):
             keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
             action.setToolTip(f"{action.text().replace('&', '').rstrip('…')} ({keys})")
@@ -266,82 +257,14 @@ class MainWindow(QMainWindow):
         count = len(self.doc.shown_problems)
         problems = f"{count} problem{'s' * (count != 1)}"
         runnable = self.doc.is_valid and bool(self.doc.stages)
-        self.run_button.setEnabled(runnable)
-        self.run_action.setEnabled(runnable)
-        self.run_button.setToolTip(
-            "Save the plan and start a run (Ctrl+R)"
-            if runnable
-            else f"Fix the {problems} listed under Problems first"
-            if count
-            else "Add stages from the palette first"
-        )
-        self._update_sweep_state(runnable, problems if count else "")
+        self.run_buttons.show_state(self.doc, on_plan_tab=self.tabs.currentIndex() == 0)
         self.bottom_tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
         self.setWindowModified(self.doc.is_dirty)
         self.setWindowTitle(f"{self.doc.title}[*] — Stagelab")
         self._update_stage_actions()
-        if self.tabs.currentIndex() != 0:
-            # Run acts on the plan: offered where the plan is seen (the Plan tab).
-            for part in (self.run_button, self.run_action, self.sweep_button):
-                part.setEnabled(False)
-                part.setToolTip("Go to the Plan tab to run the plan you see there")
-            self.run_sweep_action.setEnabled(False)
         self.plan_state.setText(
             "Plan is valid" if runnable else problems if count else "Add stages from the palette"
         )
-
-    def _update_sweep_state(self, runnable: bool, problems: str) -> None:
-        """Run sweep, the Run button's words and the Plan tab's badge follow whether the
-        plan has a sweep section (and is valid)."""
-        sweep = self.doc.data.get("sweep")
-        has_sweep = isinstance(sweep, dict)
-        trials = sweep_trials(sweep) if has_sweep else 0
-        self.tabs.setTabText(0, "Plan · sweep" if has_sweep else "Plan")
-        self.tabs.setTabToolTip(
-            0,
-            f"The plan has a sweep of {trials} trials (Run → Sweep… to edit it)"
-            if has_sweep
-            else "",
-        )
-        self.run_sweep_action.setEnabled(runnable and has_sweep)
-        self._sweep_button_slot.setVisible(has_sweep)
-        self.sweep_button.setEnabled(runnable and has_sweep)
-        self.sweep_button.setText(
-            f"▶  Run sweep ({trials} trials)" if has_sweep else "▶  Run sweep"
-        )
-        self.run_sweep_action.setText(
-            f"Run s&weep ({trials} trials)" if has_sweep else "Run s&weep"
-        )
-        if not has_sweep:
-            self.run_button.setText("▶  Run")
-            self.run_sweep_action.setToolTip("The plan has no sweep: add one with Run → Sweep…")
-            return
-        self.run_button.setText("▶  Run once")
-        if runnable:
-            self.run_button.setToolTip(
-                "One run of the plan as it is, its sweep section left out (Ctrl+R)"
-            )
-            self.sweep_button.setToolTip(
-                f"Start the sweep: up to {trials} trials, each a run of the plan with "
-                "settings from the sweep's space (Ctrl+Shift+R)"
-            )
-        else:
-            self.sweep_button.setToolTip(
-                f"Fix the {problems} listed under Problems first"
-                if problems
-                else "Add stages from the palette first"
-            )
-        self.run_sweep_action.setToolTip(self.sweep_button.toolTip())
-
-    def _ran(self, store, run_id: str) -> None:
-        """The plan now belongs to the run's experiment: running it again unchanged adds a
-        run there, an edited one becomes its child. An untitled plan is kept by the run, so
-        closing the window does not ask to save it."""
-        from engine.store import queries
-
-        self.experiment_id = queries.get_run(store, run_id).experiment_id
-        if self.doc.path is None:
-            self.doc.mark_recorded()
 
     def _on_tab_changed(self, index: int) -> None:
         self.undo_actions.set_plan_visible(index == 0)
@@ -381,114 +304,12 @@ class MainWindow(QMainWindow):
         edit_sweep(self.doc, self.undo_stack, self)
 
     def run_plan(self) -> None:
-        """Save the plan into a new run of its experiment (and to its file, if it has one),
-        start the run's engine process and watch it. The engine is detached: closing the
-        window never stops training."""
-        if not (self.doc.is_valid and self.doc.stages):
-            return
-        if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
-            return
-        from engine.launch.runs import checked_plan, processes, start_run
-
-        store = self.store()
-        plan_text = (
-            self.doc.to_yaml()
-            if self.doc.path is None
-            else self.doc.path.read_text(encoding="utf-8")
-        )
-        gpus = self.gpu_picker.selection()
-        plan_dir = str(self.doc.plan_dir)
-        # Several GPUs train one global batch split among them: refuse before recording.
-        _, split = checked_plan(plan_text, plan_dir, processes(gpus, 1))
-        if split:
-            box = QMessageBox(self)
-            box.setObjectName("batchSplitProblem")
-            box.setIcon(QMessageBox.Icon.Warning)
-            box.setWindowTitle("The batch cannot be shared among the GPUs")
-            box.setText(
-                f"Nothing was started: on GPUs {gpus}, {len(split)} stage(s) cannot split "
-                "their batch evenly. Change the batch size or pick other GPUs."
-            )
-            box.setInformativeText("\n".join(split))
-            box.exec()
-            return
-        live = live_run_of(store, plan_text, plan_dir)
-        if live is not None:
-            answer = ask_about_live_run(self, live)
-            if answer == "watch":
-                self.runs.open_run(live.id)
-                return
-            if answer != "another":
-                return
-        name = str(self.doc.data.get("name") or "plan")
-        if self.clone_of is not None:
-            from engine.store import queries
-
-            self.experiment_id = queries.clone_experiment(store, self.clone_of, name=name)
-            self.clone_of = None
-        started = start_run(
-            self.workspace,
-            store,
-            plan_text=plan_text,
-            plan_dir=plan_dir,
-            name=name,
-            gpus=gpus,
-            opened_from=self.experiment_id,
-        )
-        if started.problems:  # the plan changed on disk since the check
-            self.statusBar().showMessage("Nothing was started: " + " ".join(started.problems))
-            return
-        run_id = started.run_id
-        self.last_run_id = run_id
-        self._ran(store, run_id)
-        self.runs.start(run_id)
-        self.statusBar().showMessage(
-            f"Run {run_id} started on {self.gpu_picker.selection()}; closing the window does not stop it"
-        )
+        """Save the plan into a new run, start its engine and watch it (qt_run_start.py)."""
+        self.run_start.run_plan()
 
     def run_sweep(self) -> None:
-        """Record the plan's sweep in its own experiment ('<plan> sweep', as `stagelab
-        sweep` does), start the sweep process detached (closing the window never stops
-        it) and follow it in the Sweep view."""
-        sweep = self.doc.data.get("sweep")
-        if not (self.doc.is_valid and self.doc.stages and isinstance(sweep, dict)):
-            return
-        if self.doc.path is not None and self.doc.is_dirty and not self.files.save():
-            return
-        from engine.launch.sweeps import record_sweep, start_sweep_process
-        from engine.spec import load_plan_text
-
-        store = self.store()
-        plan_text = (
-            self.doc.to_yaml()
-            if self.doc.path is None
-            else self.doc.path.read_text(encoding="utf-8")
-        )
-        plan_dir = str(self.doc.plan_dir)
-        live = live_sweep_of(store, plan_text, plan_dir)
-        if live is not None:
-            self.runs.open_sweep(live.id)
-            self.statusBar().showMessage(
-                f"Sweep {live.id} of this plan is already {live.status}: shown under Sweeps"
-            )
-            return
-        plan = load_plan_text(plan_text)
-        name = f"{self.doc.data.get('name') or 'plan'} sweep"
-        gpus = self.gpu_picker.selection()
-        sweep_id = record_sweep(
-            store,
-            name=name,
-            plan_text=plan_text,
-            plan_dir=plan_dir,
-            spec=plan.sweep.model_dump(mode="json"),
-            gpus=gpus,
-        )
-        process = start_sweep_process(self.workspace, sweep_id)
-        self.last_sweep_id = sweep_id
-        self.runs.start_sweep(sweep_id, process)
-        self.statusBar().showMessage(
-            f"Sweep {sweep_id} started on {gpus}; closing the window does not stop it"
-        )
+        """Record the plan's sweep, start it and follow it in the Sweeps tab."""
+        self.run_start.run_sweep()
 
     def show_plan_docks(self, on: bool) -> None:
         """The editor's docks belong to the Plan tab: hidden on the others, back as they
@@ -520,74 +341,3 @@ class MainWindow(QMainWindow):
         self.runs.close()
         self.playground.close_workers()
         event.accept()
-
-
-STARTING_S = 120  # a queued run this young is an engine still starting, not a dead one
-
-
-def live_run_of(store, plan_text: str, plan_dir: str):
-    """The newest run of exactly this plan that is training, paused, stopping or still
-    starting (recorded but not yet claimed by its engine), or None."""
-    import time
-
-    from engine.store import queries
-
-    now_ms = time.time() * 1000
-    for run in reversed(queries.list_runs(store)):
-        if run.plan_text != plan_text or run.plan_dir != plan_dir:
-            continue
-        starting = run.stored_status == "queued" and now_ms - run.created_ms < STARTING_S * 1000
-        if run.status in ("running", "paused", "stopping") or starting:
-            return run
-    return None
-
-
-def sweep_trials(sweep: dict) -> int:
-    """The sweep section's budget of trials (10 when it names none, as the engine)."""
-    budget = sweep.get("budget")
-    trials = budget.get("trials") if isinstance(budget, dict) else None
-    return trials if isinstance(trials, int) and not isinstance(trials, bool) else 10
-
-
-def live_sweep_of(store, plan_text: str, plan_dir: str):
-    """The newest sweep of exactly this plan that runs or is still starting, or None."""
-    import time
-
-    from engine.store import queries
-
-    now_ms = time.time() * 1000
-    plans = {e.id: (e.plan_text, e.plan_dir) for e in queries.list_experiments(store)}
-    for sweep in reversed(queries.list_sweeps(store)):
-        if plans.get(sweep.experiment_id) != (plan_text, plan_dir):
-            continue
-        starting = (
-            sweep.stored_status == "running"
-            and sweep.pid is None
-            and now_ms - sweep.created_ms < STARTING_S * 1000
-        )
-        if sweep.status == "running" or starting:
-            return sweep
-    return None
-
-
-def ask_about_live_run(parent: QWidget, run) -> str:
-    """'watch', 'another' or 'cancel': what to do when this plan is already running."""
-    box = QMessageBox(parent)
-    box.setObjectName("liveRunQuestion")
-    box.setWindowTitle("This plan is running")
-    box.setIcon(QMessageBox.Icon.Question)
-    status = "starting" if run.stored_status == "queued" else run.status
-    box.setText(f"Run {run.id} of this plan is {status}.")
-    box.setInformativeText(
-        "Watch it in the monitor, or start another run of the same plan beside it "
-        "(both train at once and share the machine)."
-    )
-    watch = box.addButton("Watch the running one", QMessageBox.ButtonRole.AcceptRole)
-    watch.setObjectName("watchRunning")
-    another = box.addButton("Start another run", QMessageBox.ButtonRole.DestructiveRole)
-    another.setObjectName("startAnother")
-    box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(watch)
-    box.exec()
-    clicked = box.clickedButton()
-    return "watch" if clicked is watch else "another" if clicked is another else "cancel"
