@@ -10,51 +10,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication
 
 from app.model.peaks import PeakLevels
 from app.qt.qt_curve_legend import PALETTE, QtCurveLegend, SeriesColours
+from app.qt.qt_odd_bands import ODD_COLOUR, OddBands
+from app.qt.qt_plot_labels import PlainAxis, hint_label, place_line_labels
 
-ODD_COLOUR = "#C00000"  # NaN/inf bands: a red that no curve colour uses
 COLOURS = PALETTE[:8]  # one per run in compare, in order
-
-
-def tick_texts(values: list[float], spacing: float) -> list[str]:
-    """Tick labels without an SI-prefix scale on the axis: plain for ordinary magnitudes,
-    scientific ("4.5e-4") for very small or large ones, with the fewest digits that tell
-    the ticks apart and keep each within a twentieth of the spacing."""
-    largest = max((abs(v) for v in values), default=0.0)
-    plain = largest == 0 or 1e-3 <= largest < 1e5
-
-    def text(value: float, digits: int) -> str:
-        if value == 0 or abs(value) < spacing * 1e-9:
-            return "0"
-        if plain:
-            return f"{value:.{digits}f}"
-        mantissa, power = f"{value:.{digits}e}".split("e")
-        return f"{mantissa}e{int(power)}"
-
-    for digits in range(7):
-        texts = [text(v, digits) for v in values]
-        close = all(
-            abs(float(t) - v) <= abs(spacing) * 0.05 for t, v in zip(texts, values, strict=True)
-        )
-        if close and len(set(texts)) == len(texts):
-            return texts
-    return [text(v, 6) for v in values]
-
-
-class PlainAxis(pg.AxisItem):
-    """An axis whose labels carry their own magnitude (no "(x1e-06)" beside the unit)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.enableAutoSIPrefix(False)
-
-    def tickStrings(self, values, scale, spacing):  # noqa: N802
-        if self.logMode:
-            return super().tickStrings(values, scale, spacing)
-        return tick_texts([v * scale for v in values], spacing * scale)
 
 
 class QtCurvePlot(pg.PlotWidget):
@@ -109,20 +72,13 @@ class QtCurvePlot(pg.PlotWidget):
         self._legend_kind = legend
         self.legend = QtCurveLegend("right" if legend == "none" else legend, self._fg, self)
         self._legend_room = (0, 0)
-        self.hint = QLabel(hint, self)
-        self.hint.setObjectName("plotHint")
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setWordWrap(True)
-        self.hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        muted = QColor(self._fg)
-        muted.setAlpha(150)
-        self.hint.setStyleSheet(f"color: {muted.name(QColor.NameFormat.HexArgb)};")
+        self.hint = hint_label(hint, self._fg, self)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._shadows: dict[str, pg.PlotDataItem] = {}
         self.sources: dict[str, tuple[PeakLevels, PeakLevels | None]] = {}
         self.unit_interval: set[str] = set()  # curves that are probabilities, in [0, 1]
         self._boundaries: list[pg.InfiniteLine] = []
-        self._odd: dict[str, tuple[list, list]] = {}  # name -> (bands, their items)
+        self._odd = OddBands(self)
         self._marks: tuple[list, bool] = ([], True)
         self._readout = pg.TextItem(anchor=(0, 0), color=self._fg)
         self._readout.setZValue(10)
@@ -347,42 +303,13 @@ class QtCurvePlot(pg.PlotWidget):
             place_line_labels(self.getPlotItem().getViewBox(), self._boundaries)
 
     def set_odd_bands(self, name: str, bands: list[tuple[float, float, str]]) -> None:
-        """Mark where curve `name` has NaN or ±inf values: a shaded band over each run of
-        such points and a labelled line at its start ("NaN in train/loss"), so a diverged
-        loss reads differently from the plain gaps between stages."""
-        if self._odd.get(name, (None,))[0] == bands:
-            return
-        for item in self._odd.pop(name, (None, []))[1]:
-            self.removeItem(item)
-        colour = QColor(ODD_COLOUR)
-        fill = QColor(colour)
-        fill.setAlpha(45)
-        items = []
-        index = list(self.curves).index(name) if name in self.curves else 0
-        row = 0.1 + 0.09 * (index % 8)
-        for x0, x1, label in bands:
-            if x1 > x0:
-                band = pg.LinearRegionItem(
-                    values=(x0, x1), movable=False, brush=fill, pen=pg.mkPen(None)
-                )
-                band.setZValue(-5)
-                self.addItem(band, ignoreBounds=True)
-                items.append(band)
-            line = pg.InfiniteLine(
-                pos=x0,
-                angle=90,
-                pen=pg.mkPen(colour, width=1),
-                label=f"{label} in {name}",
-                # One label row per curve, so two curves that diverge together stay legible.
-                labelOpts={"position": row, "color": colour, "anchors": [(0, 1), (0, 1)]},
-            )
-            self.addItem(line, ignoreBounds=True)
-            items.append(line)
-        self._odd[name] = (bands, items)
+        """Mark where curve `name` has NaN or ±inf values (qt_odd_bands.py)."""
+        row = list(self.curves).index(name) if name in self.curves else 0
+        self._odd.set_bands(name, bands, row)
 
     def odd_bands(self, name: str) -> list[tuple[float, float, str]]:
         """The non-finite bands shown for curve `name`."""
-        return self._odd.get(name, ([], []))[0]
+        return self._odd.bands(name)
 
     def set_log_y(self, on: bool) -> None:
         self._log_y = on
@@ -414,7 +341,7 @@ class QtCurvePlot(pg.PlotWidget):
             i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
             if i > 0 and abs(xs[i - 1] - x) < abs(xs[i] - x):
                 i -= 1
-            odd = self._odd_at(name, x, abs(xs[i] - x))
+            odd = self._odd.at(name, x, abs(xs[i] - x))
             if odd:
                 lines.append(f"{name}: {odd}")
                 continue
@@ -422,45 +349,3 @@ class QtCurvePlot(pg.PlotWidget):
                 i += 1
             lines.append(f"{name}: {ys[i]:.5g}  (step {xs[i]:.0f})")
         return "\n".join(lines)
-
-    def _odd_at(self, name: str, x: float, nearest: float) -> str:
-        # Inside a NaN/inf band, or closer to its start than to any drawn point.
-        for x0, x1, label in self.odd_bands(name):
-            if x0 <= x <= x1 or abs(x0 - x) < nearest:
-                return (
-                    f"{label}  (steps {x0:.0f}–{x1:.0f})"
-                    if x1 > x0
-                    else f"{label}  (step {x0:.0f})"
-                )
-        return ""
-
-
-def place_line_labels(box: pg.ViewBox, lines: list) -> None:
-    """Labels of vertical lines (stage starts) beside their lines, never cut by the
-    plot's edge nor over each other: a label that does not fit right of its line goes
-    left of it, and labels that would overlap step down a row."""
-    labelled = [line for line in lines if getattr(line, "label", None) is not None]
-    area = box.sceneBoundingRect()
-    if not labelled or area.width() <= 0:
-        return
-    rows: list[float] = []  # the right end of the last label in each row
-    for line in sorted(labelled, key=lambda item: item.value()):
-        label = line.label
-        label.setVisible(True)
-        width = label.boundingRect().width()
-        x = box.mapViewToScene(pg.Point(line.value(), 0)).x()
-        left = x + 2 + width > area.right() and x - width - 2 >= area.left()
-        start = x - width - 2 if left else x + 2
-        row = next((r for r, end in enumerate(rows) if start > end + 4), len(rows))
-        if row == len(rows):
-            rows.append(0.0)
-        rows[row] = start + width
-        anchor = (1, 0) if left else (0, 0)
-        label.anchors = [anchor, anchor]
-        step = (label.boundingRect().height() + 1) / area.height()
-        position = 0.97 - step * row
-        # A plot too short for another row leaves the label out (the line's tooltip and
-        # the plot's hover still name the stage) rather than drawing it over another.
-        label.setVisible(position - step >= 0)
-        label.setPosition(max(step, position))
-        label.updatePosition()

@@ -9,8 +9,8 @@ from PySide6.QtGui import QColor
 
 from app.model.lr_plan import StageCurve, plan_curve
 from app.model.plan_document import PlanDocument
-from app.qt.qt_curve_plot import place_line_labels
 from app.qt.qt_look import is_dark, kind_color
+from app.qt.qt_plot_labels import place_line_labels
 
 
 class QtLrPreview(pg.PlotWidget):
