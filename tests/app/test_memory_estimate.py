@@ -213,7 +213,7 @@ def test_a_builtin_student_is_sized_with_the_tokenizer_it_will_really_get():
 
 
 def test_ensembles_and_mutual_joint_stages_say_their_members_sizes():
-    from app.model.memory_estimate import size_line
+    from app.model.size_line import size_line
 
     doc = template("ensemble")
     line = size_line(doc.stages, 4, doc.plan_dir)  # vote over three classifiers
@@ -241,3 +241,28 @@ def test_the_inspector_line_for_an_ensemble_names_no_hub_model(window):
     line = window.inspector.memory_line
     assert "Evaluation only" in line.text() and "Hub models" not in line.text()
     assert line.warning == ""
+
+
+def test_the_estimate_needs_neither_qt_nor_torch():
+    """The estimate and its words load and run with the standard library, pydantic and
+    engine.spec alone, so a command without a window (`stagelab validate`) can use them."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from app.model.size_line import size_line\n"
+        "from engine.resources import plan_templates\n"
+        "import yaml\n"
+        "for path in plan_templates():\n"
+        "    stages = yaml.safe_load(path.read_text())['stages']\n"
+        "    for i in range(len(stages)):\n"
+        "        size_line(stages, i, path.parent)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=HERE.parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(json.loads(out.stdout.strip().replace("'", '"')))
+    assert not loaded & {"PySide6", "pyqtgraph", "torch", "transformers", "tokenizers"}

@@ -10,7 +10,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel
 
-from app.model.memory_estimate import SizeLine, size_line
+from app.model.size_line import SizeLine, size_line
 from app.qt.qt_look import PROBLEM_COLOR
 
 
