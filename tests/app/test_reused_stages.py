@@ -182,7 +182,7 @@ def test_compare_steps_through_the_changes_of_the_plan_diff(qtbot, runs):
 
 def test_the_plan_diff_ignores_layout():
     """A clone written in block style against its flow-style parent: no change at all."""
-    from app.qt.compare.qt_compare import plan_changes, same_layout
+    from app.model.plan_diff import plan_changes, same_layout
     from engine.spec import parse_plan_text
     from engine.spec.plan import dump_yaml
     from tests.reused_runs import PLAN
