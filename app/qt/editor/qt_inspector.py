@@ -3,30 +3,22 @@ with problems shown inline. Edits become undo commands."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFormLayout,
-    QGroupBox,
-    QLabel,
-    QScrollArea,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.model.members import MEMBER_KINDS, is_mutual, joint_members
 from app.model.plan_document import UNSET, PlanDocument
+from app.model.problem_owners import DATA_PICKER_KEYS, problems_by_owner
 from app.model.schema_fields import FieldSpec, field_spec, model_fields, offered_metrics, shown
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_members import QtMembers
 from app.qt.editor.qt_memory_line import QtMemoryLine
 from app.qt.editor.qt_model_source import QtModelSource
+from app.qt.editor.qt_setting_boxes import QtCollapsible, boxed, narrowable
 from app.qt.editor.undo import EditStages, RenameStage, SetStageValue
 from app.qt.qt_look import PROBLEM_COLOR
 from app.qt.sweep.qt_sweep_form import add_sweep_menu
@@ -58,7 +50,6 @@ GROUP_TITLES = {
 ALWAYS_OPEN = ("optimizer", "schedule")  # open even when the stage keeps the defaults
 # Values a newly enabled optional group starts with, so it is valid at once.
 OPTIONAL_GROUP_START = {"unfreeze": {"every_steps": 100}, "early_stopping": {}}
-DATA_PICKER_KEYS = ("path", "hub", "text_column", "label_column")
 
 
 class QtStageInspector(QScrollArea):
@@ -109,7 +100,7 @@ class QtStageInspector(QScrollArea):
         self.editors, self._groups, self._group_problems = {}, {}, {}
         # Every setting's row, shown only where it applies (engine.spec.relevance).
         self._rows: dict[tuple[str, ...], tuple[QFormLayout, QWidget]] = {}
-        self._sections: dict[str, tuple] = {}
+        self._sections: dict[str, QtCollapsible] = {}
         self._section_widgets: dict[str, QWidget] = {}
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -151,14 +142,14 @@ class QtStageInspector(QScrollArea):
                 picker.edited.connect(lambda value, k=key: self._set((k,), value))
                 self.model_pickers[key] = picker
                 title = "Teacher" if key == "teacher" else "Model"
-                box = _boxed("Shared encoder" if kind == "joint" else title, picker)
+                box = boxed("Shared encoder" if kind == "joint" else title, picker)
                 self._model_boxes[key] = box
                 layout.addWidget(box)
         if kind in MEMBER_KINDS:
             self.members = QtMembers(kind)
             self.members.edited.connect(self._members_edited)
             self.members.refused.connect(self.message)
-            box = _boxed("Members", self.members)
+            box = boxed("Members", self.members)
             box.setObjectName("section_members")
             layout.addWidget(box)
         if "data" in cls.model_fields:
@@ -173,50 +164,22 @@ class QtStageInspector(QScrollArea):
             self._section_widgets[key] = section
             layout.addWidget(section)
         layout.addStretch(1)
-        _narrowable(body)
+        narrowable(body)
         self.setWidget(body)
 
     def _collapsible(self, box: QGroupBox, key: str) -> QWidget:
-        """A settings group that folds under its title (the whole form is ~2,500 px)."""
-        section = QWidget()
-        section.setObjectName(f"collapsible_{key}")
-        layout = QVBoxLayout(section)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        button = QToolButton()
-        button.setObjectName(f"toggle_{key}")
-        button.setText(box.title())
-        button.setCheckable(True)
-        button.setAutoRaise(True)
-        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        font = button.font()
-        font.setBold(True)
-        button.setFont(font)
-        box.setTitle("")
-        layout.addWidget(button)
-        layout.addWidget(box)
-
-        def fold(on: bool, person: bool = True) -> None:
-            box.setVisible(on)
-            button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-            if person:
-                self._folded[key] = not on
-
-        button.toggled.connect(fold)
-        self._sections[key] = (button, box, fold)
+        section = QtCollapsible(box, key)
+        section.foldedByPerson.connect(self._folded.__setitem__)
+        self._sections[key] = section
         return section
 
     def _fold_sections(self) -> None:
         # Open: what the person opened, else what the stage sets; always what has problems.
         troubled = {sub.split(".")[0] for sub, _ in self.doc.stage_problems(self.index)}
-        for key, (button, _box, fold) in self._sections.items():
+        for key, section in self._sections.items():
             unused = key not in ALWAYS_OPEN and self.doc.value(self.index, (key,)) is UNSET
             on = not self._folded.get(key, unused)
-            on = on or key in troubled
-            button.blockSignals(True)
-            button.setChecked(on)
-            button.blockSignals(False)
-            fold(on, person=False)
+            section.set_open(on or key in troubled)
 
     def _data_box(self) -> QGroupBox:
         picker = QtDataPicker()
@@ -324,14 +287,11 @@ class QtStageInspector(QScrollArea):
         return shown(stage, keys, self.doc.value(self.index, keys) is not UNSET)
 
     def _show_problems(self) -> None:
-        found: dict[tuple[str, ...], list[str]] = {}
-        members: list[tuple[str, str]] = []
-        for sub, problem in self.doc.stage_problems(self.index):
-            if self.members is not None and re.match(r"^members(\[|\.|$)", sub):
-                members.append((sub, problem.message))
-                continue
-            keys = tuple(k for k in re.sub(r"\[\d+\]", "", sub).split(".") if k)
-            found.setdefault(self._owner(keys), []).append(problem.message)
+        found, members = problems_by_owner(
+            self.doc.stage_problems(self.index),
+            self.editors.keys() | self._groups.keys(),
+            members=self.members is not None,
+        )
         for keys, editor in self.editors.items():
             editor.show_problem("\n".join(found.pop(keys, [])))
         for key, picker in self.model_pickers.items():
@@ -348,16 +308,6 @@ class QtStageInspector(QScrollArea):
         rest = [f"{'.'.join(k) or 'stage'}: {m}" for k, ms in found.items() for m in ms]
         self.stage_problem.setText("\n".join(rest))
         self.stage_problem.setVisible(bool(rest))
-
-    def _owner(self, keys: tuple[str, ...]) -> tuple[str, ...]:
-        """The editor, picker or group a problem at `keys` belongs to."""
-        for n in range(len(keys), 0, -1):
-            head = keys[:n]
-            if head in self.editors or head in self._groups or head in (("model",), ("teacher",)):
-                return head
-            if head[:1] == ("data",) and n == 2 and head[1] in DATA_PICKER_KEYS:
-                return head
-        return keys
 
     def _on_doc_changed(self, what: str, index: int) -> None:
         if what == "stage" and index == self.index:
@@ -385,21 +335,3 @@ class QtStageInspector(QScrollArea):
     def _toggle_group(self, keys: tuple[str, ...], on: bool) -> None:
         start = OPTIONAL_GROUP_START.get(keys[-1], {})
         self._set(keys, dict(start) if on else UNSET)
-
-
-def _narrowable(body: QWidget) -> None:
-    """Let the form shrink to the inspector's minimum on a small screen: long rows put the
-    field under its label, and choice boxes no longer ask for their longest choice's width
-    (the dock has no sideways scrolling, so anything wider was cut off)."""
-    for form in body.findChildren(QFormLayout):
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-    for combo in body.findChildren(QComboBox):
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(8)
-
-
-def _boxed(title: str, widget: QWidget) -> QGroupBox:
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    layout.addWidget(widget)
-    return box

@@ -1,0 +1,69 @@
+"""The boxes the inspector lays a stage's settings in: a settings group that folds under
+its title (`QtCollapsible`), a titled box around one widget (`boxed`), and a form made
+narrow enough for a small screen (`narrowable`)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QToolButton, QVBoxLayout, QWidget
+
+
+class QtCollapsible(QWidget):
+    """A settings group under a title button that folds it (the whole form is ~2,500 px)."""
+
+    foldedByPerson = Signal(str, bool)  # key, folded: the person clicked the title
+
+    def __init__(self, box: QGroupBox, key: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName(f"collapsible_{key}")
+        self.key, self.box = key, box
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.button = QToolButton()
+        self.button.setObjectName(f"toggle_{key}")
+        self.button.setText(box.title())
+        self.button.setCheckable(True)
+        self.button.setAutoRaise(True)
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        font = self.button.font()
+        font.setBold(True)
+        self.button.setFont(font)
+        box.setTitle("")
+        layout.addWidget(self.button)
+        layout.addWidget(box)
+        self.button.toggled.connect(self._toggled)
+
+    def _toggled(self, on: bool) -> None:
+        self._fold(on)
+        self.foldedByPerson.emit(self.key, not on)
+
+    def _fold(self, on: bool) -> None:
+        self.box.setVisible(on)
+        self.button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    def set_open(self, on: bool) -> None:
+        """Open or fold it for the program (not a person's choice)."""
+        self.button.blockSignals(True)
+        self.button.setChecked(on)
+        self.button.blockSignals(False)
+        self._fold(on)
+
+
+def boxed(title: str, widget: QWidget) -> QGroupBox:
+    """`widget` alone in a titled box."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.addWidget(widget)
+    return box
+
+
+def narrowable(body: QWidget) -> None:
+    """Let the form shrink to the inspector's minimum on a small screen: long rows put the
+    field under its label, and choice boxes no longer ask for their longest choice's width
+    (the dock has no sideways scrolling, so anything wider was cut off)."""
+    for form in body.findChildren(QFormLayout):
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    for combo in body.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
