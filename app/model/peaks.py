@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.model.run_series import Series
+from app.model.series import Series
 
 FANOUT = 8
 

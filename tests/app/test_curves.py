@@ -7,8 +7,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.model.curve import Curve, ema
 from app.model.peaks import PeakLevels
-from app.model.run_series import Curve, RunSeries, ema
+from app.model.run_series import RunSeries
 
 
 def test_every_spike_survives_the_level_of_detail():

@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model.curve import Curve
 from app.model.plan_diff import Change, plan_changes, plan_diff_html, same_layout
-from app.model.run_series import Curve, RunSeries
+from app.model.run_series import RunSeries
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 

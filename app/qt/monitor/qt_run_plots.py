@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model.run_series import Curve, RunSeries
+from app.model.curve import Curve
+from app.model.run_series import RunSeries
 from app.qt.qt_curve_legend import SeriesColours
 from app.qt.qt_curve_plot import ODD_COLOUR, QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
