@@ -230,7 +230,7 @@ def test_pause_and_resume_are_in_the_run_log(monitor):
 
 def test_wrapped_log_lines_continue_under_the_message(qtbot):
     from app.qt.monitor.qt_run_log import HANGING, TIME_WIDTH, QtRunLog
-    from app.qt.monitor.qt_run_monitor import _log_line
+    from app.qt.monitor.qt_run_log import log_line as _log_line
 
     log = QtRunLog()
     qtbot.addWidget(log)

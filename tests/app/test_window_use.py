@@ -248,7 +248,7 @@ def test_the_log_keeps_following_while_hidden_and_past_its_line_limit(qtbot):
 
 
 def test_log_lines_keep_their_columns():
-    from app.qt.monitor.qt_run_monitor import _log_line
+    from app.qt.monitor.qt_run_log import log_line as _log_line
 
     a = _log_line({"kind": "checkpoint", "message": "checkpoint at step 100", "wall_ms": 0})
     b = _log_line({"kind": "eval", "message": "accuracy 0.81", "wall_ms": 0})

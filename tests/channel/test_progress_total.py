@@ -9,7 +9,7 @@ import io
 import pytest
 
 from app.model.run_series import RunSeries
-from app.qt.monitor.qt_run_monitor import planned_stages
+from app.qt.monitor.qt_history_loader import planned_stages
 from engine.channel.progress import ProgressTracker
 from engine.cli.follow import planned_steps_of, run_progress
 from engine.cli.watch import TerminalView

@@ -14,6 +14,7 @@ wrapped again when the width changes."""
 from __future__ import annotations
 
 import textwrap
+import time
 from collections import deque
 
 from PySide6.QtCore import Qt
@@ -21,7 +22,8 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QAbstractSlider, QPlainTextEdit
 
 MAX_LINES = 20_000
-# Where a line's message starts: `time  kind  ` (qt_run_monitor._log_line's columns).
+KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
+# Where a line's message starts: `time  kind  ` (`log_line`'s columns).
 HANGING = 22
 TIME_WIDTH = 10  # `HH:MM:SS  `
 
@@ -44,6 +46,19 @@ def status_note(before: str | None, after: str) -> str | None:
     if after == "running":
         return "resumed" if before == "paused" else None
     return STATUS_NOTES.get(after)
+
+
+def log_line(event: dict, wall_s: float | None = None) -> str:
+    """`time  kind  message` in columns (the log is drawn in a fixed-width font); the kind
+    is left blank when the message starts with it ("checkpoint at step 100")."""
+    wall = wall_s if wall_s is not None else (event.get("wall_ms") or 0) / 1000
+    stamp = time.strftime("%H:%M:%S", time.localtime(wall))
+    level = event.get("level") or "info"
+    mark = "" if level == "info" else f"{level.upper()}: "
+    kind, message = str(event.get("kind") or ""), str(event.get("message") or "")
+    if message.lower().startswith(kind.lower()):
+        kind = ""
+    return f"{stamp}  {kind:<{KIND_WIDTH}} {mark}{message}"
 
 
 def wrap_line(line: str, columns: int) -> str:

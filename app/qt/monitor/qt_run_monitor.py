@@ -8,92 +8,25 @@ timer (10 Hz), never per message."""
 
 from __future__ import annotations
 
-import threading
 import time
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.model.run_series import RunSeries
-from app.qt.monitor.qt_confusion import QtConfusionMatrix
-from app.qt.monitor.qt_ensemble_report import QtEnsembleReport
+from app.qt.monitor.qt_history_loader import HistoryLoader
+from app.qt.monitor.qt_live_follow import QtLiveFollow
+from app.qt.monitor.qt_monitor_side import QtMonitorSide
 from app.qt.monitor.qt_progress_panel import QtProgressPanel
-from app.qt.monitor.qt_run_channel import QtRunChannel
-from app.qt.monitor.qt_run_log import QtRunLog, status_note
+from app.qt.monitor.qt_reused_veils import ReusedVeils
+from app.qt.monitor.qt_run_log import log_line, status_note
 from app.qt.monitor.qt_run_plots import QtRunPlots
-from app.qt.qt_curve_plot import QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 from engine.store.status import LIVE, NOT_ENDED, RESUMABLE, RunStatus, StageStatus
 
 REDRAW_MS = 100
 POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
-VEIL_Z = 5  # a reused stage's veil: over the curves, under the hover readout (10)
-
-
-class HistoryLoader(QObject):
-    """Reads a run's stored record on a worker thread: stages and events first, then the
-    series in chunks (the curves fill in as they arrive)."""
-
-    header = Signal(str, object, object, object)  # run id, planned stages, stages, events
-    series = Signal(int, str, object, object)  # stage, key, steps, values
-    # run id, reused stage, its source's name ("reused from run 2"), the source's series
-    reused = Signal(str, int, str, object)
-    done = Signal(str, int)  # run id, stream position loaded up to
-
-    def load(self, store, run_id: str) -> None:
-        from engine.store import queries
-        from engine.store.browse import read_history
-        from engine.store.stream import read_events
-
-        def work() -> None:
-            # The position first: everything read below is at or before it, and the live
-            # stream continues after it, so nothing is missed or drawn twice.
-            upto = queries.max_seq(store, run_id)
-            planned = planned_stages(queries.get_run(store, run_id))
-            stages = [stage.__dict__ for stage in queries.list_stages(store, run_id)]
-            self.header.emit(run_id, planned, stages, read_events(store, run_id, upto))
-            # One series at a time (a few hundred blob reads per million points); a pause
-            # after each lets the GUI thread take the interpreter lock back at once.
-            for stage, key, steps, values in read_history(store, run_id, upto):
-                self.series.emit(stage, key, steps.astype(np.float64), values)
-                time.sleep(0.0005)
-            # Reused stages were trained by another run: their curves are its points.
-            run = RunSeries(run_id)
-            for stage in stages:
-                run.update_stage(stage)
-            self._read_reused(store, run_id, run.reused_sources())
-            self.done.emit(run_id, upto)
-
-        threading.Thread(target=work, name="stagelab-history", daemon=True).start()
-
-    def load_reused(self, store, run_id: str, sources: dict[int, tuple[str, int]]) -> None:
-        """The source points of stages that became reused while the run is followed."""
-        threading.Thread(
-            target=self._read_reused,
-            args=(store, run_id, sources),
-            name="stagelab-reused",
-            daemon=True,
-        ).start()
-
-    def _read_reused(self, store, run_id: str, sources: dict[int, tuple[str, int]]) -> None:
-        from app.model.run_series import read_reused
-        from engine.store import queries
-
-        if sources:
-            experiment = queries.get_run(store, run_id).experiment_id
-            for stage, label, series in read_reused(store, experiment, sources):
-                self.reused.emit(run_id, stage, label, series)
 
 
 class QtRunMonitor(QWidget):
@@ -109,20 +42,19 @@ class QtRunMonitor(QWidget):
         self.store = store_factory
         self.run: RunSeries | None = None
         self.info = None
-        self.channel: QtRunChannel | None = None
+        self.live = QtLiveFollow(store_factory, self._message, self)
+        self.live.ended.connect(self._poll)
         self.loading = False
         self.history_s: float | None = None
-        self.cursor_seen = 0  # newest stream position shown
         self.starting_until = 0.0  # a (re)started engine has until then to claim the run
         self.reused_asked: set[int] = set()  # reused stages whose source points were read
-        self._veils: list[tuple[QtCurvePlot, object]] = []  # reused stages' shading
-        self.reused_spans: list[tuple[float, float, str]] = []  # (x0, x1, label) veiled
+        self.veils = ReusedVeils()  # over reused stages' steps
 
         self.title = QtElidedLabel("No run open. Press Run, or open a run from Experiments.")
         self.title.setObjectName("runTitle")
         self.badge = QLabel()
         self.badge.setObjectName("runStatus")
-        self.pause_button = self._button("Pause", "pauseButton", lambda: self._send("pause"))
+        self.pause_button = self._button("Pause", "pauseButton", lambda: self.live.send("pause"))
         self.resume_button = self._button("Resume", "resumeButton", self.resume)
         self.stop_button = self._button("Stop", "stopButton", self.stop)
         from app.qt.monitor.qt_run_exports import export_menu
@@ -138,29 +70,11 @@ class QtRunMonitor(QWidget):
         self.progress = QtProgressPanel()
         self.plots = QtRunPlots()
         self.plots.smoothingChanged.connect(lambda _: self._redraw())
-        self.confusion = QtConfusionMatrix()
-        self.gpu_memory = QtCurvePlot("GPU memory", "GiB", x_label="seconds", hint="No GPU.")
-        self.gpu_load = QtCurvePlot("GPU utilisation", "%", x_label="seconds", hint="No GPU.")
-        gpu = QWidget()
-        gpu_layout = QVBoxLayout(gpu)
-        self.gpu_note = QLabel()
-        self.gpu_note.setWordWrap(True)
-        for widget in (self.gpu_note, self.gpu_memory, self.gpu_load):
-            gpu_layout.addWidget(widget)
-        self.console = QtRunLog()
-        self.side = QTabWidget()
-        self.side.setObjectName("monitorSideTabs")
-        # Whole titles, never scrolled out of sight ("n matrix") on a narrow side panel.
-        self.side.setUsesScrollButtons(False)
-        self.side.setMinimumWidth(220)
-        self.ensemble = QtEnsembleReport()
-        self.side.addTab(self.confusion, "Confusion")
-        self.side.addTab(gpu, "GPU")
-        self.side.addTab(self.console, "Log")
-        # An ensemble stage reports a table, not curves: its tab shows once one has.
-        self.side.addTab(self.ensemble, "Ensemble")
-        self.side.setTabVisible(3, False)
-        self.side.setCurrentIndex(2)
+        self.side = QtMonitorSide()
+        side = self.side  # its parts, as the monitor's tests and exports name them
+        self.confusion, self.ensemble, self.console = side.confusion, side.ensemble, side.console
+        self.gpu_memory, self.gpu_load = side.gpu_memory, side.gpu_load
+        self.live.commandFailed.connect(self.console.append_lines)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
@@ -220,18 +134,8 @@ class QtRunMonitor(QWidget):
         self.title.setText(f"{experiment.name} · run {self.info.number} · {run_id}")
         self.progress.clear()
         self.plots.clear()
-        self.console.clear_lines()
-        self.ensemble.show_reports({})
-        self.side.setTabVisible(3, False)
+        self.side.clear_run(on_gpu=self.info.gpus not in ("", "cpu"))
         self.record_warning.hide()
-        self.gpu_memory.clear_curves()
-        self.gpu_load.clear_curves()
-        for plot in (self.gpu_memory, self.gpu_load):  # said in the empty plots
-            plot.set_hint(
-                "GPU memory and utilisation appear here while the run trains on a GPU."
-                if self.info.gpus not in ("", "cpu")
-                else "This run trains on the CPU: there are no GPU graphs."
-            )
         self.loading, self._opened_at = True, time.perf_counter()
         self.badge.setText(self._badge_text("loading history…"))
         self.loader.load(store, run_id)
@@ -283,7 +187,7 @@ class QtRunMonitor(QWidget):
         if self.run is None or run_id != self.run.run_id:
             return
         self.loading = False
-        self.cursor_seen = upto
+        self.live.cursor_seen = upto
         self.history_s = time.perf_counter() - self._opened_at
         self._set_status(self.run.status)
         self._redraw()
@@ -291,12 +195,7 @@ class QtRunMonitor(QWidget):
             self._follow(upto)
 
     def _follow(self, after: int) -> None:
-        self._stop_channel()
-        self.channel = QtRunChannel(self.info.run_dir, self)
-        self.channel.message.connect(self._message)
-        self.channel.ended.connect(self._channel_ended)
-        self.channel.commandDone.connect(self._command_done)
-        self.channel.follow(after)
+        self.live.follow(self.info.run_dir, after)
 
     def _message(self, message: dict) -> None:
         if self.run is None:
@@ -309,12 +208,6 @@ class QtRunMonitor(QWidget):
             self._set_status(self.run.status)
         elif kind == "error":
             self.console.append_lines(f"channel: {message.get('message')}")
-
-    def _channel_ended(self, status: str) -> None:
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            channel.deleteLater()
-        self._poll()
 
     def _poll(self) -> None:
         """Ask the store for the run's status (a crashed engine shows `interrupted`) and
@@ -329,19 +222,12 @@ class QtRunMonitor(QWidget):
         starting = time.monotonic() < self.starting_until
         if info.status in LIVE:
             self.starting_until = 0.0
-            if self.channel is None:
-                self._follow(self._cursor())
+            if self.live.channel is None:
+                self._follow(self.live.resume_point(self.run.run_id))
         elif starting:
             return  # the new engine has not claimed the run yet
-        if self.channel is None or info.status not in NOT_ENDED:
+        if self.live.channel is None or info.status not in NOT_ENDED:
             self._set_status(info.status)
-
-    def _cursor(self) -> int:
-        """Where to follow from: what is shown, but no further than what is stored (points a
-        dead engine sent but never stored are retrained by the next one)."""
-        from engine.store import queries
-
-        return min(queries.max_seq(self.store(), self.run.run_id), self.cursor_seen)
 
     def _set_status(self, status: str) -> None:
         if self.run is None:
@@ -350,7 +236,7 @@ class QtRunMonitor(QWidget):
         changed = status != before
         note = status_note(before, status)  # pause / resume are in no stored event
         if note:
-            self.console.append_lines(_log_line({"kind": "status", "message": note}, time.time()))
+            self.console.append_lines(log_line({"kind": "status", "message": note}, time.time()))
         self.run.status = status
         self.run.dirty.add("@status")  # the progress words follow the badge
         self._shown_status = status
@@ -387,47 +273,41 @@ class QtRunMonitor(QWidget):
         self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
         if "@stages" in dirty:
             self._show_reused(run.reused_spans())
-            if self._veils:  # stage lines and their labels stay crisp over a veil
-                for plot in self.plots.plots.values():
-                    for item in plot.getPlotItem().items:
-                        if isinstance(item, pg.InfiniteLine) and item.zValue() < VEIL_Z + 1:
-                            item.setZValue(VEIL_Z + 1)
+            self.veils.raise_lines(self.plots.plots.values())
         if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
             self.progress.show_progress(run)
         if "@confusion" in dirty:
             stage = run.stages.get(run.confusion.get("stage"))
             self.confusion.show_matrix(run.confusion, stage.name if stage else "")
         if "@ensemble" in dirty:
-            self._show_ensembles(run)
+            self.side.show_ensembles(run)
         if "@gpu" in dirty:
-            self._draw_gpu(run)
+            self.side.draw_gpu(run)
         events = run.take_new_events()
         if events:
-            self.console.append_lines("\n".join(_log_line(e) for e in events))
+            self.console.append_lines("\n".join(log_line(e) for e in events))
             self._show_record_warning(events)
-        if self.channel is not None:
-            self.cursor_seen = max(self.cursor_seen, self.channel.cursor)
+        self.live.note_shown()
 
     def _show_reused(self, spans: list[tuple[float, float, str]]) -> None:
         """Veil the steps of reused stages: their curves are the source run's points,
         drawn faded; the stage's boundary label names the source ("reused from run 2")."""
-        if spans == self.reused_spans:
-            return
-        self.reused_spans = spans
-        for plot, veil in self._veils:
-            plot.removeItem(veil)
-        self._veils = []
-        fade = QColor(self.palette().color(QPalette.ColorRole.Base))
-        fade.setAlpha(150)
-        for x0, x1, label in spans:
-            for plot in self.plots.plots.values():
-                veil = pg.LinearRegionItem(
-                    values=(x0, x1), movable=False, brush=fade, pen=pg.mkPen(None)
-                )
-                veil.setZValue(VEIL_Z)  # over the curves (fading them), under the hover readout
-                veil.setToolTip(label)
-                plot.addItem(veil, ignoreBounds=True)
-                self._veils.append((plot, veil))
+        base = self.palette().color(QPalette.ColorRole.Base)
+        self.veils.show_spans(spans, self.plots.plots.values(), base)
+
+    @property
+    def reused_spans(self) -> list[tuple[float, float, str]]:
+        """(x0, x1, label) of the reused stages veiled."""
+        return self.veils.spans
+
+    @property
+    def _veils(self) -> list:
+        return self.veils.items
+
+    @property
+    def channel(self):
+        """The live channel followed (None while not following)."""
+        return self.live.channel
 
     def _show_record_warning(self, events: list[dict]) -> None:
         # Problems of the record, and a model that starts partly untrained: both change how
@@ -440,37 +320,11 @@ class QtRunMonitor(QWidget):
             self.record_warning.setToolTip(last["message"])
             self.record_warning.show()
 
-    def _show_ensembles(self, run: RunSeries) -> None:
-        reports = {
-            (run.stages[i].name if i in run.stages else str(i)): data
-            for i, data in sorted(run.ensembles.items())
-        }
-        first = not self.side.isTabVisible(3)
-        self.ensemble.show_reports(reports)
-        self.side.setTabVisible(3, bool(reports))
-        if reports and first:
-            self.side.setCurrentWidget(self.ensemble)
-
-    def _draw_gpu(self, run: RunSeries) -> None:
-        self.gpu_note.setText("")
-        for index, per in run.gpu.items():
-            name = f"{index}: {run.gpu_names.get(index, 'GPU')}"
-            self.gpu_memory.set_curve(name, per["memory"].steps, per["memory"].values)
-            self.gpu_load.set_curve(name, per["utilization"].steps, per["utilization"].values)
-
     # -- commands ---------------------------------------------------------------------------
-
-    def _send(self, command: str) -> None:
-        if self.channel is not None:
-            self.channel.send(command)
-
-    def _command_done(self, command: str, ok: bool, message: str) -> None:
-        if not ok:
-            self.console.append_lines(f"{command} was not done: {message}")
 
     def stop(self) -> None:
         """Stop the run after its current step, with a checkpoint (it can be resumed)."""
-        self._send("stop")
+        self.live.send("stop")
 
     def resume(self) -> None:
         """A paused run continues at once; a stopped or interrupted one gets a new engine
@@ -478,7 +332,7 @@ class QtRunMonitor(QWidget):
         if self.run is None:
             return
         if self.run.status == RunStatus.PAUSED:
-            self._send("resume")
+            self.live.send("resume")
         elif self.run.status in RESUMABLE:
             self.resumeRequested.emit(self.run.run_id)
 
@@ -492,40 +346,7 @@ class QtRunMonitor(QWidget):
         """Stop showing the run (it goes on training)."""
         self.redraw_timer.stop()
         self.poll_timer.stop()
-        self._stop_channel()
+        self.live.stop()
         self.run, self.loading = None, False
-        self.cursor_seen, self.starting_until = 0, 0.0
+        self.live.cursor_seen, self.starting_until = 0, 0.0
         self._shown_status = None
-
-    def _stop_channel(self) -> None:
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            channel.message.disconnect()
-            channel.ended.disconnect()
-            channel.close()
-            channel.deleteLater()
-
-
-def planned_stages(info) -> list[tuple[str, str, int]]:
-    """(name, kind, steps) of each stage of a run's recorded plan, its steps counted as the
-    LR preview and `stagelab run` count them (`engine.spec.plan_steps`), so the run's total
-    is known from the start."""
-    from engine.spec.plan_steps import recorded_plan_steps
-
-    return recorded_plan_steps(info.plan_text, info.plan_dir)
-
-
-KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
-
-
-def _log_line(event: dict, wall_s: float | None = None) -> str:
-    """`time  kind  message` in columns (the log is drawn in a fixed-width font); the kind
-    is left blank when the message starts with it ("checkpoint at step 100")."""
-    wall = wall_s if wall_s is not None else (event.get("wall_ms") or 0) / 1000
-    stamp = time.strftime("%H:%M:%S", time.localtime(wall))
-    level = event.get("level") or "info"
-    mark = "" if level == "info" else f"{level.upper()}: "
-    kind, message = str(event.get("kind") or ""), str(event.get("message") or "")
-    if message.lower().startswith(kind.lower()):
-        kind = ""
-    return f"{stamp}  {kind:<{KIND_WIDTH}} {mark}{message}"
