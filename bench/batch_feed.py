@@ -29,10 +29,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from engine.process.context import Control, StageContext  # noqa: E402
-from engine.process.recorder import Recorder  # noqa: E402
 from engine.recipes import PretrainRecipe  # noqa: E402
 from engine.resources import resources_dir  # noqa: E402
+from engine.runtime.context import Control, StageContext  # noqa: E402
+from engine.runtime.recorder import Recorder  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
 from engine.store import Store, Workspace, queries  # noqa: E402
 from engine.train.batches import Streams  # noqa: E402

@@ -89,8 +89,8 @@ def overhead(args: argparse.Namespace, root: Path) -> None:
 
 
 def latency(root: Path, seconds: float = 10.0, rate: int = 1000) -> None:
-    from engine.process.context import Control
-    from engine.process.recorder import Recorder
+    from engine.runtime.context import Control
+    from engine.runtime.recorder import Recorder
     from engine.store import Store, Workspace, queries
 
     ws = Workspace.open(root / "latency")

@@ -28,8 +28,8 @@ from safetensors.torch import save_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.process.context import Control, StageContext  # noqa: E402
-from engine.process.recorder import Recorder  # noqa: E402
+from engine.runtime.context import Control, StageContext  # noqa: E402
+from engine.runtime.recorder import Recorder  # noqa: E402
 from engine.spec import load_plan_text  # noqa: E402
 from engine.spec.builtins import parse_builtin  # noqa: E402
 from engine.store import Store, Workspace, queries  # noqa: E402

@@ -321,8 +321,8 @@ def serve(root: str, seconds: float) -> None:
     """The engine side of the latency bench (a separate process): records one point every
     10 ms whose value is the time it was recorded."""
     from engine.channel.server import ChannelServer
-    from engine.process.context import Control
-    from engine.process.recorder import Recorder
+    from engine.runtime.context import Control
+    from engine.runtime.recorder import Recorder
     from engine.store import Store, queries
 
     store = Store.open(Path(root) / "stagelab.db")

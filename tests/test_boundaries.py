@@ -25,6 +25,25 @@ def test_import_contracts_hold():
     assert "0 broken" in proc.stdout and "KEPT" in proc.stdout
 
 
+def test_the_layers_are_the_documented_ones_and_cover_every_engine_package():
+    """docs/architecture.md shows the layers contract as it is, and a new engine package
+    cannot escape the contract by being left out of it."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["type"] == "layers")["layers"]
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    block = doc.split("<!-- layers:", 1)[1].split("```", 2)[1].strip().splitlines()
+    assert block == layers, "docs/architecture.md's layers differ from pyproject.toml's"
+    named = {part.strip() for layer in layers for part in layer.split("|")}
+    engine = ROOT / "engine"
+    packages = {p.name for p in engine.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in engine.glob("*.py") if p.stem != "__init__"}
+    assert named == packages | modules, "every engine package and module is in a layer"
+    for name in packages:  # and the doc's table names each
+        assert f"`engine/{name}/`" in doc, name
+
+
 def loaded_after(statement: str) -> set[str]:
     code = f"{statement}\nimport sys, json\nprint(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     out = subprocess.run(

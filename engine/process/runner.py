@@ -20,14 +20,14 @@ from typing import Any
 
 import torch
 
-from engine.process.checkpoint_writer import CheckpointWriter
-from engine.process.context import Control, StageContext
-from engine.process.distributed import SINGLE, Dist, device_of, from_environment, peer_lost
 from engine.process.environment import environment_record
-from engine.process.fingerprint import plan_fingerprints
-from engine.process.recorder import Recorder, now_ms
 from engine.process.worker import End, RunWords, TrainStage
 from engine.recipes import RECIPES
+from engine.runtime.checkpoint_writer import CheckpointWriter
+from engine.runtime.context import Control, StageContext
+from engine.runtime.distributed import SINGLE, Dist, device_of, from_environment, peer_lost
+from engine.runtime.fingerprint import plan_fingerprints
+from engine.runtime.recorder import Recorder, now_ms
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
 from engine.store.status import STAGE_DONE, RunStatus, StageStatus

@@ -16,15 +16,15 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.process.context import Control, StageContext
-from engine.process.distributed import (
+from engine.recipes import RECIPES
+from engine.runtime.context import Control, StageContext
+from engine.runtime.distributed import (
     Dist,
     NullRecorder,
     device_of,
     follow_owner_signals,
     peer_lost,
 )
-from engine.recipes import RECIPES
 from engine.spec.plan import load_plan_text
 from engine.train.loop import train_stage
 

@@ -31,15 +31,15 @@ from engine.models.adapters import (
     write_adapter_record,
 )
 from engine.models.build import build_model, build_tokenizer, stage_output
-from engine.process.context import StageContext
-from engine.process.fingerprint import tree_sha256
-from engine.recipes.base import Batch, StepLoss
+from engine.runtime.context import StageContext
+from engine.runtime.fingerprint import tree_sha256
 from engine.spec.lineage import objective_of
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import stage_steps
 from engine.spec.settings import DataSource
 from engine.train.batches import Streams
 from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
+from engine.train.recipe import Batch, StepLoss
 
 # The data source of a stage with one: its training split.
 TRAIN_SOURCE = "train"

@@ -29,8 +29,6 @@ from transformers.utils import logging as hf_logging
 from engine.data.encode import IGNORE, encode
 from engine.models.build import AUTO_CLASS, ModelError, build_model, build_tokenizer, source_dir
 from engine.models.grow import keep_lowest_layers, layer_count, parameter_count
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
     TRAIN_SOURCE,
     align_logits,
@@ -46,9 +44,11 @@ from engine.recipes.common import (
     special_ids,
     with_adapter,
 )
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.evaluation import evaluate
 from engine.train.losses import hidden_mse_sum, kd_loss
+from engine.train.recipe import Batch, StepLoss
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
 # The head class a teacher's config must name for the task (the `architectures` suffix).
@@ -75,7 +75,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 
 
 class DistillRecipe:
-    """A student learns from a frozen teacher (see `engine.recipes.base`)."""
+    """A student learns from a frozen teacher (see `engine.train.recipe`)."""
 
     trains = True
 

@@ -29,11 +29,11 @@ from engine.models.ensemble import (
     member_proba,
     save_ensemble,
 )
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import load_data
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.metrics import EvalAccumulator
+from engine.train.recipe import Batch, StepLoss
 
 
 def member_name(source: Any, k: int) -> str:
@@ -71,7 +71,7 @@ def report_line(ensemble: dict[str, float], members: dict[str, dict[str, float]]
 
 
 class EnsembleRecipe:
-    """Vote, average or learned weights over trained classifiers (see `engine.recipes.base`)."""
+    """Vote, average or learned weights over trained classifiers (see `engine.train.recipe`)."""
 
     trains = False
 

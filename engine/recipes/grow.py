@@ -14,8 +14,6 @@ from typing import Any
 import torch
 
 from engine.models.grow import grow_model, layer_count, parameter_count
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
     TRAIN_SOURCE,
     causal_labels,
@@ -29,13 +27,15 @@ from engine.recipes.common import (
     save_output,
     special_ids,
 )
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
+from engine.train.recipe import Batch, StepLoss
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
 
 
 class GrowRecipe:
-    """Grow a model to `target_layers`, then train it (see `engine.recipes.base`)."""
+    """Grow a model to `target_layers`, then train it (see `engine.train.recipe`)."""
 
     trains = True
 

@@ -27,8 +27,6 @@ import torch
 from engine.data.encode import encode
 from engine.data.load import DataError
 from engine.models.build import ModelError, build_model, build_tokenizer
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, EvalSet, StepLoss
 from engine.recipes.common import (
     head_loss,
     head_predict,
@@ -39,12 +37,14 @@ from engine.recipes.common import (
     seed_everything,
     special_ids,
 )
+from engine.runtime.context import StageContext
 from engine.spec.joint_checks import member_metrics
 from engine.spec.outputs import JOINT_MANIFEST
 from engine.spec.rows import needed_columns
 from engine.spec.schedule import joint_steps
 from engine.train.batches import Streams
 from engine.train.losses import cross_entropy_sum, labelled_count, soft_kl, squared_error
+from engine.train.recipe import Batch, EvalSet, StepLoss
 
 # A training batch carries its member as a key `member:<name>` (an empty tensor): the loss
 # then knows whose batch it is without reading a number from the device.
@@ -105,7 +105,7 @@ def member_for(stage: Any, rows: list[int], micro_step: int) -> int:
 
 
 class JointRecipe:
-    """Members trained together on a weighted sum of losses (see `engine.recipes.base`)."""
+    """Members trained together on a weighted sum of losses (see `engine.train.recipe`)."""
 
     trains = True
     # The stage's loss per member is recorded; the loop's own evaluation set is unused.

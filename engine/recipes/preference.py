@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.encode import IGNORE
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
     TRAIN_SOURCE,
     draw_train,
@@ -37,6 +35,7 @@ from engine.recipes.common import (
     save_output,
     special_ids,
 )
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.losses import (
     dpo_rewards,
@@ -44,6 +43,7 @@ from engine.train.losses import (
     response_logps,
     simpo_rewards,
 )
+from engine.train.recipe import Batch, StepLoss
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.0}
 
@@ -82,7 +82,7 @@ def pair_logps(
 
 
 class PreferenceRecipe:
-    """DPO or SimPO on prompt / chosen / rejected rows (see `engine.recipes.base`)."""
+    """DPO or SimPO on prompt / chosen / rejected rows (see `engine.train.recipe`)."""
 
     trains = True
 

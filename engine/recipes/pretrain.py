@@ -7,8 +7,6 @@ from typing import Any
 
 import torch
 
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
     TRAIN_SOURCE,
     causal_labels,
@@ -22,11 +20,13 @@ from engine.recipes.common import (
     save_output,
     special_ids,
 )
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
+from engine.train.recipe import Batch, StepLoss
 
 
 class PretrainRecipe:
-    """Self-supervised pretraining of one model on one corpus (see `engine.recipes.base`)."""
+    """Self-supervised pretraining of one model on one corpus (see `engine.train.recipe`)."""
 
     trains = True
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import torch
 
-from engine.process.context import StageContext
-from engine.recipes.base import Batch, StepLoss
 from engine.recipes.common import (
     TRAIN_SOURCE,
     causal_labels,
@@ -25,11 +23,13 @@ from engine.recipes.common import (
     save_output,
     special_ids,
 )
+from engine.runtime.context import StageContext
 from engine.train.batches import Streams
+from engine.train.recipe import Batch, StepLoss
 
 
 class TrainRecipe:
-    """Supervised training of one model on one labelled data set (see `engine.recipes.base`)."""
+    """Supervised training of one model on one labelled data set (see `engine.train.recipe`)."""
 
     trains = True
 

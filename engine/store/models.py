@@ -138,7 +138,7 @@ class SqlStage(Base):
     total_steps: Mapped[int | None] = mapped_column(Integer)
     output_dir: Mapped[str | None] = mapped_column(Text)
     final_metrics: Mapped[str | None] = mapped_column(Text)
-    # What the stage's result depends on (engine/process/fingerprint.py); a finished stage
+    # What the stage's result depends on (engine/runtime/fingerprint.py); a finished stage
     # with the same fingerprint elsewhere in the workspace is reused instead of trained.
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     # The stage this one reused (status 'reused'). No foreign key: the link outlives the

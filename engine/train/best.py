@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engine.process.checkpoint import load_checkpoint, save_checkpoint
+from engine.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
-    from engine.process.context import StageContext
+    from engine.runtime.context import StageContext
     from engine.train.loop import LoopState
 
 

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.data.encode import pad_batch
-from engine.recipes.base import EvalSet
 from engine.train.batches import row_length
 from engine.train.feed import pad_multiple
 from engine.train.metrics import EvalAccumulator, RegressionAccumulator
+from engine.train.recipe import EvalSet
 
 if TYPE_CHECKING:
-    from engine.process.context import StageContext
-    from engine.recipes.base import Batch, Recipe
+    from engine.runtime.context import StageContext
+    from engine.train.recipe import Batch, Recipe
 
 
 def autocast_for(ctx: StageContext):

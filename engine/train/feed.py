@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.process.distributed import SINGLE, Dist
+from engine.runtime.distributed import SINGLE, Dist
 from engine.train.augment import augment_batch
 from engine.train.batches import Streams
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from engine.process.context import StageContext
-    from engine.recipes.base import Batch, Recipe
+    from engine.runtime.context import StageContext
+    from engine.train.recipe import Batch, Recipe
 
 # Batches each worker keeps ready (DataLoader's prefetch_factor).
 PREFETCH = 4

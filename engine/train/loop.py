@@ -18,13 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.process.checkpoint import load_checkpoint, rng_state, set_rng_state
-from engine.process.distributed import (
-    StepLossModule,
-    hold_between_steps,
-    no_sync,
-    share_state,
-)
+from engine.runtime.checkpoint import load_checkpoint, rng_state, set_rng_state
+from engine.runtime.distributed import hold_between_steps, no_sync, share_state
 from engine.train.best import (
     count_patience,
     prune_best,
@@ -32,14 +27,15 @@ from engine.train.best import (
     restore_best,
     track_best,
 )
+from engine.train.ddp import StepLossModule
 from engine.train.evaluation import autocast_for, evaluate
 from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
 from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
 
 if TYPE_CHECKING:
-    from engine.process.context import StageContext
-    from engine.recipes.base import Recipe
+    from engine.runtime.context import StageContext
+    from engine.train.recipe import Recipe
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 from engine.channel.client import ChannelClient
 from engine.channel.protocol import FrameDecoder
 from engine.channel.server import ChannelServer
-from engine.process.context import Control
-from engine.process.recorder import Recorder
+from engine.runtime.context import Control
+from engine.runtime.recorder import Recorder
 from engine.store import Store, Workspace, queries
 
 

@@ -84,9 +84,9 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
     def run(
         plan_text: str, index: int = 0, outputs: dict | None = None, before=None
     ) -> StageResult:
-        from engine.process.context import Control, StageContext
-        from engine.process.recorder import Recorder
         from engine.recipes import RECIPES
+        from engine.runtime.context import Control, StageContext
+        from engine.runtime.recorder import Recorder
         from engine.spec import load_plan_text
         from engine.store import Store, Workspace, queries
         from engine.train.evaluation import evaluate_stage

@@ -182,7 +182,7 @@ def test_qlora_is_refused_without_cuda_in_validation_and_in_the_stage(train_stag
 
 
 def test_the_stage_fingerprint_covers_the_adapter_settings(data_dir):
-    from engine.process.fingerprint import plan_fingerprints
+    from engine.runtime.fingerprint import plan_fingerprints
     from engine.spec import load_plan_text
 
     def fingerprint(text: str) -> str:

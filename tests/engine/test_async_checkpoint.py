@@ -1,4 +1,4 @@
-"""Checkpoints written off the training thread (engine/process/checkpoint_writer.py): the
+"""Checkpoints written off the training thread (engine/runtime/checkpoint_writer.py): the
 snapshot is the weights at save time, the write happens on the writer thread, the row and
 the pruning come only once the new folder is on disk, tied weights are stored as
 safetensors' `save_model` stores them, and a failed write fails the run, keeps the previous
@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_model
 from transformers import BertConfig, BertForMaskedLM
 
-from engine.process import context as context_module
-from engine.process.checkpoint import load_checkpoint, save_checkpoint, write_snapshot
-from engine.process.checkpoint_writer import CheckpointWriteError
-from engine.process.context import Control, StageContext
-from engine.process.recorder import Recorder
+from engine.runtime import context as context_module
+from engine.runtime.checkpoint import load_checkpoint, save_checkpoint, write_snapshot
+from engine.runtime.checkpoint_writer import CheckpointWriteError
+from engine.runtime.context import Control, StageContext
+from engine.runtime.recorder import Recorder
 from engine.spec import load_plan_text
 from engine.store import Store, Workspace, queries
 from engine.train.best import prune_best_before
@@ -226,7 +226,7 @@ def test_a_failed_write_is_raised_on_the_training_thread_and_keeps_the_previous(
     def full_disk(path, *args, **kwargs):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("engine.process.checkpoint.torch.save", full_disk)
+    monkeypatch.setattr("engine.runtime.checkpoint.torch.save", full_disk)
     ctx.save_checkpoint({"model": model}, 8, {"n": 8}, "interval")
     with pytest.raises(CheckpointWriteError, match="step 8 could not be written.*No space left"):
         ctx.writer.wait()

@@ -1,4 +1,4 @@
-"""The recipe interface (engine.recipes.base): every runnable kind has a recipe, the
+"""The recipe interface (engine.train.recipe): every runnable kind has a recipe, the
 recipes fit the protocol, and the loop honours what the protocol promises (loss parts,
 frozen modules, evaluation-only stages, one resumable position per data source)."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.recorder import Recorder
+from engine.runtime.recorder import Recorder
 from engine.store import Store, Workspace, db, queries
 
 

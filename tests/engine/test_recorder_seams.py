@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.recorder import Recorder
 from engine.process.runner import RANK_ERROR_WAIT_S, _failed_rank
+from engine.runtime.recorder import Recorder
 from engine.store import Store, Workspace, queries
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.fingerprint import plan_fingerprints
+from engine.runtime.fingerprint import plan_fingerprints
 from engine.spec import load_plan_text
 
 PLAN = """
@@ -96,7 +96,7 @@ def test_a_seed_changes_the_fingerprint(data):
 
 
 def test_the_engine_version_and_device_count(data, monkeypatch):
-    import engine.process.fingerprint as fp
+    import engine.runtime.fingerprint as fp
 
     before = fingerprints(data)
     assert plan_fingerprints(load_plan_text(PLAN), data, "cuda") != before

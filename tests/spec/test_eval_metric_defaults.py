@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.fingerprint import plan_fingerprints
+from engine.runtime.fingerprint import plan_fingerprints
 from engine.spec import PlanInvalid, dump_plan, load_plan_text, plan_from_data
 from engine.spec.eval_metrics import raw_eval_metrics
 

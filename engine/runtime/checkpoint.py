@@ -8,7 +8,7 @@ read with `weights_only=True`.
 
 Saving is two halves so that the disk write can leave the training thread: `take_snapshot`
 copies every tensor to host memory (on the training thread, at the step being saved) and
-`write_snapshot` writes that copy (on any thread; `engine/process/checkpoint_writer.py`).
+`write_snapshot` writes that copy (on any thread; `engine/runtime/checkpoint_writer.py`).
 `save_checkpoint` does both at once.
 """
 

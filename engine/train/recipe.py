@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 
 if TYPE_CHECKING:
-    from engine.process.context import StageContext
+    from engine.runtime.context import StageContext
     from engine.train.batches import Streams
 
 Batch = dict[str, torch.Tensor]

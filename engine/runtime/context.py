@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from engine.process.checkpoint import prune_checkpoints, take_snapshot, write_snapshot
-from engine.process.checkpoint_writer import CheckpointWriter
-from engine.process.distributed import SINGLE, Dist
-from engine.process.recorder import Recorder
+from engine.runtime.checkpoint import prune_checkpoints, take_snapshot, write_snapshot
+from engine.runtime.checkpoint_writer import CheckpointWriter
+from engine.runtime.distributed import SINGLE, Dist
+from engine.runtime.recorder import Recorder
 from engine.spec.plan import Plan
 
 
