@@ -93,8 +93,10 @@ def test_the_playground_offers_each_joint_member_and_shows_a_regression_value(tm
         store, run, 0, name="multitask", kind="joint", status="finished", output_dir=str(out)
     )
     choices = finished_outputs(store)
-    assert [c.folder for c in choices] == [str(out / "mood"), str(out / "strength")]
-    assert choices[1].label.endswith("multitask · strength (joint)")
+    # The joint stage's line (nothing to load), its members' models under it.
+    assert [c.folder for c in choices] == ["", str(out / "mood"), str(out / "strength")]
+    assert choices[0].heading and choices[0].label.endswith("multitask (joint)")
+    assert choices[2].label.endswith("multitask · strength (member)")
 
     state = PaneState()
     state.apply({"event": "result", "result": {"task": "sequence_regression", "value": 3.25}})

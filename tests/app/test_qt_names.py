@@ -24,6 +24,7 @@ OVERRIDES = {
     "createEditor", "setEditorData", "setModelData", "timerEvent", "eventFilter", "event",
     "boundingRect", "shape", "itemChange", "canFetchMore", "fetchMore", "index", "parent",
     "hasChildren", "viewportEvent", "setVisible", "heightForWidth", "hasHeightForWidth",
+    "pixelMetric", "styleHint", "drawControl", "drawPrimitive", "sizeFromContents",
 }  # fmt: skip
 
 
