@@ -22,7 +22,9 @@ def report(members, ensemble):
 
 def bars(view: QtEnsembleReport) -> list[float]:
     items = [i for i in view.bars.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
-    return [h for item in items for h in item.opts["height"]]
+    # Flat bars, first row on top: read top down, as the table lists them.
+    found = [(y, w) for item in items for y, w in zip(item.opts["y"], item.opts["width"])]
+    return [w for _, w in sorted(found, reverse=True)]
 
 
 def test_the_report_says_in_words_what_a_member_did_not_record(qtbot, tmp_path):
@@ -44,8 +46,27 @@ def test_the_report_says_in_words_what_a_member_did_not_record(qtbot, tmp_path):
     text = view.caption.text()
     assert "Accuracy was not evaluated" in text and "the bars show loss" in text
     assert bars(view) == [0.5, 0.6, 0.4]
-    assert view.bars.getPlotItem().getAxis("left").labelText == "loss"
+    assert view.bars.getPlotItem().getAxis("bottom").labelText == "loss"
     view.grab().save(str(tmp_path / "ensemble-loss.png"))
 
     view.show_reports({"together": report({"0-a": {}, "1-b": {}}, {})})
     assert "No metric was evaluated" in view.caption.text() and bars(view) == []
+
+
+def test_long_member_names_stay_whole_and_apart_in_a_narrow_panel(qtbot):
+    view = QtEnsembleReport()
+    qtbot.addWidget(view)
+    view.resize(260, 420)  # the monitor's side panel at 1024x640
+    view.show()
+    names = ["0-mutual-tiny", "1-mutual-mini", "2-sentiment-long"]
+    members = {n: {"accuracy": 0.9 - i / 20} for i, n in enumerate(names)}
+    view.show_reports({"pair": report(members, {"accuracy": 0.9})})
+    axis = view.bars.getPlotItem().getAxis("left")
+    ticks = axis._tickLevels[0]  # (position, text), one row each: they cannot overlap
+    assert sorted(text for _, text in ticks) == sorted([*names, "ensemble"])
+    assert len({pos for pos, _ in ticks}) == 4
+    from PySide6.QtGui import QFontMetrics
+
+    font = axis.style.get("tickFont") or view.font()
+    widest = max(QFontMetrics(font).horizontalAdvance(t) for _, t in ticks)
+    qtbot.waitUntil(lambda: axis.width() >= widest, timeout=2000)  # after the layout pass

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtGui import QFont, QPalette
+from PySide6.QtGui import QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -51,8 +51,10 @@ class QtEnsembleReport(QWidget):
         self.bars.setMenuEnabled(False)
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.setMinimumHeight(140)
-        self.bars.getPlotItem().setLabel("left", "accuracy")
-        self.bars.getPlotItem().getAxis("left").enableAutoSIPrefix(False)  # loss 0.4, not 400
+        # Bars lie flat, names on the left: a side panel is narrow, and members' names
+        # side by side under upright bars ran into each other.
+        self.bars.getPlotItem().setLabel("bottom", "accuracy")
+        self.bars.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)  # loss 0.4, not 400
         layout = QVBoxLayout(self)
         layout.addWidget(self.picker)
         layout.addWidget(self.caption)
@@ -109,33 +111,37 @@ class QtEnsembleReport(QWidget):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         plot = self.bars.getPlotItem()
-        plot.setLabel("left", charted or "")
+        plot.setLabel("bottom", charted or "")
         if charted is None:
             return
         # Only recorded, finite values get a bar: a missing one is named in the caption.
+        # The first row on top, as in the table.
+        top = len(rows) - 1
         bars = [
-            (i, values[charted], row)
+            (top - i, values[charted], row)
             for i, (row, values) in enumerate(rows)
             if isinstance(values.get(charted), (int, float)) and math.isfinite(values[charted])
         ]
-        heights = [h for _, h, _ in bars]
+        widths = [w for _, w, _ in bars]
         # Members in the train stages' colour, the ensemble in its own.
         brushes = [kind_color("ensemble" if row == "ensemble" else "train") for _, _, row in bars]
         if bars:
             self.bars.addItem(
                 pg.BarGraphItem(
-                    x=[i for i, _, _ in bars], height=heights, width=0.6, brushes=brushes
+                    x0=0.0, y=[y for y, _, _ in bars], width=widths, height=0.6, brushes=brushes
                 )
             )
-        axis = plot.getAxis("bottom")
-        # Members by their names as in the table, long ones shortened (they would overlap).
-        ticks = [(i, _short(row)) for i, (row, _) in enumerate(rows)]
-        axis.setTicks([ticks])
+        axis = plot.getAxis("left")
+        names = [(top - i, _short(row, 24)) for i, (row, _) in enumerate(rows)]
+        axis.setTicks([names])
+        metrics = QFontMetrics(axis.style.get("tickFont") or self.font())
+        axis.setWidth(max(metrics.horizontalAdvance(n) for _, n in names) + 14 if names else 40)
+        self.bars.setYRange(-0.6, top + 0.6, padding=0)
         if charted in BOUNDED:
-            low = min(heights) if heights else 0.0
-            self.bars.setYRange(max(0.0, low - 0.1), 1.0)
+            low = min(widths) if widths else 0.0
+            self.bars.setXRange(max(0.0, low - 0.1), 1.0, padding=0)
         else:
-            self.bars.setYRange(0.0, max(heights, default=1.0) * 1.1 or 1.0)
+            self.bars.setXRange(0.0, max(widths, default=1.0) * 1.1 or 1.0, padding=0)
 
 
 def missing_in_words(
