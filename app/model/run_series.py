@@ -12,6 +12,18 @@ from typing import Any
 import numpy as np
 
 from app.model.series import Series
+from engine.channel.messages import (
+    Bye,
+    Event,
+    Gpu,
+    GpuSample,
+    Metrics,
+    Progress,
+    ServerMessage,
+    StageUpdate,
+    Status,
+    Welcome,
+)
 from engine.channel.progress import (
     StageSteps,
     run_done_and_total,
@@ -38,16 +50,16 @@ class StageState:
     reused_from: dict[str, Any] | None = None
     reused_label: str = ""
 
-    def done_and_total(self, progress: dict[str, Any]) -> tuple[int, int | None]:
+    def done_and_total(self, progress: Progress | None) -> tuple[int, int | None]:
         """Steps done and the stage's length: the engine's count once it knows it, the
         plan's count before; a finished stage counts the steps it took (early stopping
         ends it short), so a finished run's bar is full. `progress` is the latest
-        progress message when it is about this stage, else {}."""
+        progress message when it is about this stage, else None."""
         return stage_done_and_total(self.steps(progress))
 
-    def steps(self, progress: dict[str, Any]) -> StageSteps:
+    def steps(self, progress: Progress | None) -> StageSteps:
         """The stage's length as the shared progress rule (`run_done_and_total`) takes it,
-        the live figures of `progress` (about this stage, else {}) over the row's."""
+        the live figures of `progress` (about this stage, else None) over the row's."""
         row = StageSteps(self.status, self.total_steps, self.steps_done, self.planned_steps)
         return with_progress(row, progress)
 
@@ -66,7 +78,7 @@ class RunSeries:
     ensembles: dict[int, dict[str, Any]] = field(default_factory=dict)
     gpu: dict[int, dict[str, Series]] = field(default_factory=dict)
     gpu_names: dict[int, str] = field(default_factory=dict)
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: Progress = field(default_factory=Progress)  # the latest one
     dirty: set[str] = field(default_factory=set)  # series changed since the last redraw
     new_events: list[dict[str, Any]] = field(default_factory=list)
     last_event_seq: int = 0
@@ -91,13 +103,18 @@ class RunSeries:
         """(steps done, total steps) of the whole run; total is None while a stage's length
         is unknown."""
         return run_done_and_total(
-            self.stages[idx].steps(self.progress if self.progress.get("stage") == idx else {})
-            for idx in sorted(self.stages)
+            self.stages[idx].steps(self.progress_of(idx)) for idx in sorted(self.stages)
         )
 
-    def update_stage(self, info: dict[str, Any]) -> None:
+    def progress_of(self, idx: int) -> Progress | None:
+        """The latest progress message if it is about stage `idx`."""
+        return self.progress if self.progress.stage == idx else None
+
+    def update_stage(self, info: dict[str, Any] | StageUpdate) -> None:
         """A stage row (the store's, with `reused_from`) or a live `stage` message (whose
         reuse comes as `reused_run_id` and `reused_stage_idx`)."""
+        if isinstance(info, StageUpdate):
+            info = {k: v for k, v in info.__dict__.items() if v is not None}
         state = self.stage(info["idx"])
         for name in ("name", "kind", "status", "total_steps", "steps_done", "global_step_start"):
             if info.get(name) is not None:
@@ -191,39 +208,37 @@ class RunSeries:
             if stage in stages and stages[stage].truncate_after(after_step):
                 self.dirty.add(key)
 
-    def add_gpu(self, samples: list[dict[str, Any]], wall_s: float) -> None:
+    def add_gpu(self, samples: tuple[GpuSample, ...], wall_s: float) -> None:
         if self._gpu_t0 is None:
             self._gpu_t0 = wall_s
         for sample in samples:
-            index = sample["index"]
-            self.gpu_names[index] = sample.get("name", f"GPU {index}")
-            per = self.gpu.setdefault(index, {"memory": Series(), "utilization": Series()})
+            self.gpu_names[sample.index] = sample.name
+            per = self.gpu.setdefault(sample.index, {"memory": Series(), "utilization": Series()})
             t = wall_s - self._gpu_t0
-            per["memory"].extend([t], [sample["memory_used"] / 2**30])
-            per["utilization"].extend([t], [sample["utilization"]])
+            per["memory"].extend([t], [sample.memory_used / 2**30])
+            per["utilization"].extend([t], [sample.utilization])
         self.dirty.add("@gpu")
 
-    def apply(self, message: dict[str, Any], wall_s: float = 0.0) -> None:
-        """One channel message (see docs/protocol.md)."""
-        kind = message.get("type")
-        if kind == "metrics":
-            self.add_points([(p[1], p[2], p[3], p[4]) for p in message["points"]])
-        elif kind == "event":
-            self.add_event(message)
-        elif kind == "welcome":
-            self.status = message["status"]
-            for info in message.get("stages", []):
-                self.update_stage(info)
-        elif kind == "stage":
+    def apply(self, message: ServerMessage, wall_s: float = 0.0) -> None:
+        """One channel message, typed at the client (`engine.channel.messages`)."""
+        if isinstance(message, Metrics):
+            self.add_points([(p.stage, p.key, p.step, p.value) for p in message.points])
+        elif isinstance(message, Event):
+            self.add_event(message.record())
+        elif isinstance(message, Welcome):
+            self.status = message.status
+            for info in message.stages:
+                self.update_stage({k: v for k, v in info.__dict__.items() if v is not None})
+        elif isinstance(message, StageUpdate):
             self.update_stage(message)
-        elif kind in ("status", "bye"):
-            self.status = message["status"]
+        elif isinstance(message, Status | Bye):
+            self.status = message.status
             self.dirty.add("@status")
-        elif kind == "progress":
+        elif isinstance(message, Progress):
             self.progress = message
             self.dirty.add("@progress")
-        elif kind == "gpu":
-            self.add_gpu(message.get("gpus", []), wall_s)
+        elif isinstance(message, Gpu):
+            self.add_gpu(message.gpus, wall_s)
 
     # -- reading ----------------------------------------------------------------------------
 

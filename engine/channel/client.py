@@ -4,6 +4,11 @@ watch|pause|stop`), the window's Qt adapter and the tests all use it.
 `ChannelClient` is one connection. `RunFollower` keeps following a run across engine
 restarts: it reconnects, asks for everything after the last stream position it handed
 out, and drops what a resumed engine rewrote, so its caller sees every point once.
+
+Messages are typed here, at the boundary (`engine/channel/messages.py`): `receive`,
+`control`, `connect` and `RunFollower.messages` hand out the frozen dataclasses, never the
+raw dicts. A message from the engine that breaks the protocol is dropped and counted
+(`malformed`), never passed on; `recv` is the raw frame reader underneath (protocol tests).
 """
 
 from __future__ import annotations
@@ -17,7 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.channel.address import ChannelUnavailable, read_connection_file
+from engine.channel.messages import (
+    Ack,
+    Bye,
+    ErrorReport,
+    Event,
+    Idle,
+    MalformedMessage,
+    Metrics,
+    ServerMessage,
+    Status,
+    Welcome,
+    parse_message,
+)
 from engine.channel.protocol import PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
+from engine.store.status import RunStatus
 
 
 class ChannelClosed(ConnectionError):
@@ -36,7 +55,9 @@ class ChannelClient:
     def __init__(self, info: dict[str, Any], *, name: str = "stagelab", timeout: float = 5.0):
         self.info, self.name, self.timeout = info, name, timeout
         self.sock: socket.socket | None = None
-        self.welcome: dict[str, Any] = {}
+        self.welcome: Welcome | None = None
+        self.malformed = 0  # messages from the engine dropped for breaking the protocol
+        self.last_malformed = ""  # why the latest one was dropped
         self._decoder = FrameDecoder()
         self._inbox: deque[dict[str, Any]] = deque()
         self._ids = itertools.count(1)
@@ -53,7 +74,7 @@ class ChannelClient:
         client.connect()
         return client
 
-    def connect(self) -> dict[str, Any]:
+    def connect(self) -> Welcome:
         """Connect and authenticate; returns the welcome message."""
         info = self.info
         try:
@@ -74,9 +95,17 @@ class ChannelClient:
                 "client": self.name,
             }
         )
-        welcome = self.recv(self.timeout)
-        if welcome is None or welcome.get("type") != "welcome":
-            reason = (welcome or {}).get("message", "no welcome from the engine")
+        first = self.recv(self.timeout)
+        try:
+            welcome = parse_message(first) if first is not None else None
+        except MalformedMessage as exc:
+            self._count(exc)
+            welcome = None
+        if not isinstance(welcome, Welcome):
+            if isinstance(welcome, ErrorReport):
+                reason = welcome.message
+            else:
+                reason = self.last_malformed or "no welcome from the engine"
             self.close()
             raise ChannelClosed(f"the engine refused the connection: {reason}")
         self.welcome = welcome
@@ -91,8 +120,35 @@ class ChannelClient:
         except OSError as exc:
             raise ChannelClosed(f"the engine went away: {exc}") from None
 
+    def receive(self, timeout: float | None = None) -> ServerMessage | None:
+        """The next well-formed message, typed, or None if none came within `timeout`
+        seconds. A malformed message is dropped and counted (`malformed`); a type this
+        client does not know is skipped (the protocol lets the engine add new ones).
+
+        Raises:
+            ChannelClosed: the engine closed the connection.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            raw = self.recv(left)
+            if raw is None:
+                return None
+            try:
+                message = parse_message(raw)
+            except MalformedMessage as exc:
+                self._count(exc)
+                continue
+            if message is not None:
+                return message
+
+    def _count(self, exc: MalformedMessage) -> None:
+        self.malformed += 1
+        self.last_malformed = str(exc)
+
     def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next message, or None if none came within `timeout` seconds.
+        """The next decoded frame as it came (a dict, unchecked), or None if none came
+        within `timeout` seconds. Readers of the run use `receive`.
 
         Raises:
             ChannelClosed: the engine closed the connection.
@@ -125,10 +181,10 @@ class ChannelClient:
         """Ask for every record after stream position `after` (0: the whole run), then live."""
         self.send({"type": "subscribe", "after": after})
 
-    def control(self, command: str, timeout: float = 10.0) -> dict[str, Any]:
+    def control(self, command: str, timeout: float = 10.0) -> Ack:
         """Send pause, resume, stop or checkpoint; returns the engine's acknowledgement.
 
-        Other messages that arrive meanwhile stay queued for `recv`.
+        Other messages that arrive meanwhile stay queued for `receive`.
         """
         request = next(self._ids)
         self.send({"type": "control", "command": command, "id": request})
@@ -136,14 +192,21 @@ class ChannelClient:
         held: list[dict[str, Any]] = []
         try:
             while True:
-                message = self.recv(max(deadline - time.monotonic(), 0))
-                if message is None:
+                raw = self.recv(max(deadline - time.monotonic(), 0))
+                if raw is None:
                     raise ChannelClosed(f"no answer to '{command}' within {timeout:.0f} s")
-                if message.get("type") == "ack" and message.get("id") == request:
+                if raw.get("type") not in ("ack", "error"):
+                    held.append(raw)  # checked when `receive` hands it out
+                    continue
+                try:
+                    message = parse_message(raw)
+                except MalformedMessage as exc:
+                    self._count(exc)
+                    continue
+                if isinstance(message, Ack) and message.id == request:
                     return message
-                if message.get("type") == "error":
-                    raise ChannelClosed(message.get("message", "the engine refused the command"))
-                held.append(message)
+                if isinstance(message, ErrorReport):
+                    raise ChannelClosed(message.message or "the engine refused the command")
         finally:
             self._inbox.extendleft(reversed(held))
 
@@ -157,7 +220,8 @@ class ChannelClient:
 class RunFollower:
     """Follows a run's live stream from stream position `after`, across reconnects.
 
-    Yields the engine's messages; metric points and events are each yielded once, in
+    Yields the engine's messages, typed (`engine.channel.messages`; malformed ones are
+    dropped and counted in `malformed`); metric points and events are each yielded once, in
     stream order. A resumed run's new engine records a `truncated` event before it trains
     steps again (the caller drops the points it names), and the cursor is moved back to
     what the new engine has stored, so the stream continues without gaps.
@@ -167,23 +231,37 @@ class RunFollower:
         self.run_dir, self.cursor, self.name = Path(run_dir), after, name
         self.engine_id: str | None = None
         self.client: ChannelClient | None = None
-        self.status: str | None = None
+        self.status: RunStatus | None = None
         self.ended = False
+        self._malformed_before = 0  # dropped by earlier connections
+        self._last_malformed = ""
 
-    def connect(self) -> dict[str, Any]:
+    @property
+    def malformed(self) -> int:
+        """Messages from the engine dropped for breaking the protocol, on every connection."""
+        client = self.client
+        return self._malformed_before + (client.malformed if client is not None else 0)
+
+    @property
+    def last_malformed(self) -> str:
+        """Why the latest malformed message was dropped ("" if none was)."""
+        client = self.client
+        return (client.last_malformed if client is not None else "") or self._last_malformed
+
+    def connect(self) -> Welcome:
         """Connect (or reconnect) and subscribe from the cursor; returns the welcome."""
         client = ChannelClient.for_run(self.run_dir, name=self.name)
         welcome = client.welcome
-        if self.engine_id is not None and welcome["engine_id"] != self.engine_id:
+        if self.engine_id is not None and welcome.engine_id != self.engine_id:
             # Positions after the new engine's first were never stored by the old one.
-            self.cursor = min(self.cursor, welcome["first_seq"] - 1)
-        self.engine_id, self.client, self.status = welcome["engine_id"], client, welcome["status"]
+            self.cursor = min(self.cursor, welcome.first_seq - 1)
+        self.engine_id, self.client, self.status = welcome.engine_id, client, welcome.status
         client.subscribe(self.cursor)
         return welcome
 
-    def messages(self, *, reconnect_for: float = 15.0) -> Iterator[dict[str, Any]]:
+    def messages(self, *, reconnect_for: float = 15.0) -> Iterator[ServerMessage | Idle]:
         """Every message until the run ends (a `bye`), reconnecting while the engine is
-        away for at most `reconnect_for` seconds."""
+        away for at most `reconnect_for` seconds; `Idle` when nothing came for 0.5 s."""
         while not self.ended:
             if self.client is None:
                 welcome = self._reconnect(reconnect_for)
@@ -191,38 +269,39 @@ class RunFollower:
                     return
                 yield welcome
             try:
-                message = self.client.recv(0.5)
+                message = self.client.receive(0.5)
             except (ChannelClosed, AttributeError):  # AttributeError: closed meanwhile
                 client, self.client = self.client, None
                 if client is not None:
+                    self._malformed_before += client.malformed
+                    self._last_malformed = client.last_malformed or self._last_malformed
                     client.close()
                 continue
             if message is None:
-                yield {"type": "idle"}
+                yield Idle()
                 continue
             message = self._advance(message)
             if message is not None:
                 yield message
 
-    def _advance(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        kind = message.get("type")
-        if kind == "metrics":
-            points = [p for p in message["points"] if p[0] > self.cursor]
+    def _advance(self, message: ServerMessage) -> ServerMessage | None:
+        if isinstance(message, Metrics):
+            points = tuple(p for p in message.points if p.seq > self.cursor)
             if not points:
                 return None
-            self.cursor = points[-1][0]
-            return {"type": "metrics", "points": points}
-        if kind == "event":
-            if message["seq"] <= self.cursor:
+            self.cursor = points[-1].seq
+            return Metrics(points=points)
+        if isinstance(message, Event):
+            if message.seq <= self.cursor:
                 return None
-            self.cursor = message["seq"]
-        elif kind == "status":
-            self.status = message["status"]
-        elif kind == "bye":
-            self.status, self.ended = message["status"], True
+            self.cursor = message.seq
+        elif isinstance(message, Status):
+            self.status = message.status
+        elif isinstance(message, Bye):
+            self.status, self.ended = message.status, True
         return message
 
-    def _reconnect(self, wait: float) -> dict[str, Any] | None:
+    def _reconnect(self, wait: float) -> Welcome | None:
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -233,7 +312,7 @@ class RunFollower:
                     return None
                 time.sleep(0.25)
 
-    def control(self, command: str) -> dict[str, Any]:
+    def control(self, command: str) -> Ack:
         """Send a command on the current connection."""
         if self.client is None:
             self.connect()

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.channel.messages import Progress
 from engine.store.status import RunStatus, StageStatus
 
 RATE_WINDOW_S = 30.0
@@ -31,16 +32,15 @@ class StageSteps:
     planned_steps: int | None = None
 
 
-def with_progress(stage: StageSteps, progress: dict[str, Any]) -> StageSteps:
-    """The stage with the live figures of a `progress` message about it (`{}` when the
+def with_progress(stage: StageSteps, progress: Progress | None) -> StageSteps:
+    """The stage with the live figures of a `progress` message about it (None when the
     message is about another stage); an ended stage keeps its row's final figures."""
-    if stage.status in ENDED_STAGES or not progress:
+    if stage.status in ENDED_STAGES or progress is None:
         return stage
-    step = progress.get("step")
     return replace(
         stage,
-        total_steps=progress.get("total") or stage.total_steps,
-        steps_done=step if step is not None else stage.steps_done,
+        total_steps=progress.total or stage.total_steps,
+        steps_done=progress.step if progress.step is not None else stage.steps_done,
     )
 
 

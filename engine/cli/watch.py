@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,17 @@ from tqdm import tqdm
 
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.channel.messages import (
+    Bye,
+    Event,
+    Idle,
+    Metrics,
+    Progress,
+    ServerMessage,
+    StageUpdate,
+    Status,
+    Welcome,
+)
 from engine.channel.progress import StageSteps, run_done_and_total, with_progress
 from engine.cli.follow import SHOWN, planned_steps_of
 from engine.store import Store, queries
@@ -57,14 +69,14 @@ def send_command(run: Any, command: str, *, wait: bool = False, timeout: float =
     client = _connect(run, f"stagelab {command}")
     try:
         ack = client.control(command)
-        print(f"run {run.id}: {ack['message']}")
+        print(f"run {run.id}: {ack.message}")
         if not wait:
             return EXIT_OK
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            message = client.recv(1.0)
-            if message is not None and message.get("type") == "bye":
-                print(f"run {run.id} {message['status']}")
+            message = client.receive(1.0)
+            if isinstance(message, Bye):
+                print(f"run {run.id} {message.status}")
                 return EXIT_OK
     except ChannelClosed:
         return EXIT_OK  # the engine exited right after acknowledging
@@ -109,17 +121,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 class TerminalView:
-    """Progress bars (one per stage and one overall) fed by channel messages."""
+    """Progress bars (one per stage and one overall) fed by channel messages, typed at the
+    client (`engine.channel.messages`)."""
 
-    def __init__(self, welcome: dict[str, Any], out: Any, planned: list[int | None] = ()):
+    def __init__(self, welcome: Welcome, out: Any, planned: list[int | None] = ()):
         self.out = out
-        self.names = {s["idx"]: s["name"] for s in welcome["stages"]}
-        self.totals = {s["idx"]: s.get("total_steps") for s in welcome["stages"]}
+        self.names = {s.idx: s.name or str(s.idx) for s in welcome.stages}
+        self.totals = {s.idx: s.total_steps for s in welcome.stages}
         # Stage rows as the channel tells them, and the plan's step counts: the overall bar
         # counts by the rule the window and `stagelab run` use (`run_done_and_total`).
-        self.stages = {s["idx"]: dict(s) for s in welcome["stages"]}
+        self.stages = {
+            s.idx: StageSteps(s.status, s.total_steps, s.steps_done) for s in welcome.stages
+        }
         self.planned = list(planned)
-        self.live: dict[str, Any] = {}
+        self.live: Progress | None = None
         self.latest: dict[int, dict[str, float]] = {}
         self.bars: dict[int, tqdm] = {}
         self.overall = tqdm(total=0, desc="overall", position=0, file=out, unit="step")
@@ -134,33 +149,33 @@ class TerminalView:
                 bar.close()
         return follower.status or "ended"
 
-    def show(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "stage":
-            idx = message["idx"]
-            self.names[idx] = message.get("name") or self.names.get(idx, str(idx))
-            if message.get("total_steps"):
-                self.totals[idx] = message["total_steps"]
-            self.stages.setdefault(idx, {}).update(
-                {k: v for k, v in message.items() if k in ("status", "total_steps", "steps_done")}
+    def show(self, message: ServerMessage | Idle) -> None:
+        if isinstance(message, StageUpdate):
+            idx = message.idx
+            self.names[idx] = message.name or self.names.get(idx, str(idx))
+            if message.total_steps:
+                self.totals[idx] = message.total_steps
+            row = self.stages.get(idx, StageSteps())
+            self.stages[idx] = StageSteps(
+                status=message.status or row.status,
+                total_steps=message.total_steps or row.total_steps,
+                steps_done=row.steps_done if message.steps_done is None else message.steps_done,
             )
             self._overall()
-        elif kind == "metrics":
-            for _, stage, key, _step, value, _ in message["points"]:
-                if key in SHOWN:
-                    self.latest.setdefault(stage, {})[key] = value
-        elif kind == "event" and message["kind"] in LOUD_EVENTS:
-            tqdm.write(
-                f"[{self.names.get(message['stage'], '-')}] {message['message']}", file=self.out
-            )
-        elif kind == "status":
-            tqdm.write(f"status: {message['status']}", file=self.out)
-        elif kind == "progress" and message.get("stage") is not None:
+        elif isinstance(message, Metrics):
+            for point in message.points:
+                if point.key in SHOWN:
+                    self.latest.setdefault(point.stage, {})[point.key] = point.value
+        elif isinstance(message, Event) and message.kind in LOUD_EVENTS:
+            tqdm.write(f"[{self.names.get(message.stage, '-')}] {message.message}", file=self.out)
+        elif isinstance(message, Status):
+            tqdm.write(f"status: {message.status}", file=self.out)
+        elif isinstance(message, Progress) and message.stage is not None:
             self._progress(message)
 
-    def _progress(self, message: dict[str, Any]) -> None:
-        idx = message["stage"]
-        total = message.get("total") or self.totals.get(idx)
+    def _progress(self, message: Progress) -> None:
+        idx = message.stage
+        total = message.total or self.totals.get(idx)
         if total and idx not in self.bars:
             self.bars[idx] = tqdm(
                 total=total,
@@ -171,7 +186,7 @@ class TerminalView:
             )
         bar = self.bars.get(idx)
         if bar is not None:
-            bar.update(min(message["step"], bar.total) - bar.n)
+            bar.update(min(message.step or 0, bar.total) - bar.n)
             values = self.latest.get(idx, {})
             bar.set_postfix_str(", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         self.live = message
@@ -179,16 +194,11 @@ class TerminalView:
 
     def overall_steps(self) -> tuple[int, int | None]:
         """(steps done, total) of the run: stage rows, the latest progress and the plan."""
-        current = self.live.get("stage")
+        current = self.live.stage if self.live is not None else None
         return run_done_and_total(
             with_progress(
-                StageSteps(
-                    status=s.get("status"),
-                    total_steps=s.get("total_steps"),
-                    steps_done=s.get("steps_done"),
-                    planned_steps=self.planned[i] if i < len(self.planned) else None,
-                ),
-                self.live if i == current else {},
+                replace(s, planned_steps=self.planned[i] if i < len(self.planned) else None),
+                self.live if i == current else None,
             )
             for i, s in sorted(self.stages.items())
         )
@@ -196,6 +206,6 @@ class TerminalView:
     def _overall(self) -> None:
         done, total = self.overall_steps()
         if total is None:  # a plan that no longer parses: the engine's figure, at least
-            total = max(done, self.live.get("overall_total") or 0)
+            total = max(done, (self.live.overall_total if self.live else None) or 0)
         self.overall.total = total
         self.overall.update(done - self.overall.n)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from app.model.curve import Curve, ema
 from app.model.peaks import PeakLevels
 from app.model.run_series import RunSeries
+from engine.channel.messages import parse_message
 
 
 def test_every_spike_survives_the_level_of_detail():
@@ -110,42 +111,48 @@ def test_monitor_draws_gpu_samples_and_progress_from_channel_messages(qtbot):
     qtbot.addWidget(monitor)
     monitor.run = RunSeries("r", status="running")
     monitor._message(
-        {
-            "type": "stage",
-            "idx": 0,
-            "name": "mlm",
-            "status": "running",
-            "total_steps": 100,
-            "steps_done": 0,
-        }
+        parse_message(
+            {
+                "type": "stage",
+                "idx": 0,
+                "name": "mlm",
+                "status": "running",
+                "total_steps": 100,
+                "steps_done": 0,
+            }
+        )
     )
     for t in range(5):
         monitor._message(
-            {
-                "type": "gpu",
-                "gpus": [
-                    {
-                        "index": 0,
-                        "name": "NVIDIA H100",
-                        "memory_used": (10 + t) * 2**30,
-                        "memory_total": 80 * 2**30,
-                        "utilization": 90 + t,
-                    }
-                ],
-            }
+            parse_message(
+                {
+                    "type": "gpu",
+                    "gpus": [
+                        {
+                            "index": 0,
+                            "name": "NVIDIA H100",
+                            "memory_used": (10 + t) * 2**30,
+                            "memory_total": 80 * 2**30,
+                            "utilization": 90 + t,
+                        }
+                    ],
+                }
+            )
         )
     monitor._message(
-        {
-            "type": "progress",
-            "stage": 0,
-            "step": 40,
-            "total": 100,
-            "steps_per_s": 8.0,
-            "eta_s": 7.5,
-            "overall_step": 40,
-            "overall_total": 100,
-            "overall_eta_s": 7.5,
-        }
+        parse_message(
+            {
+                "type": "progress",
+                "stage": 0,
+                "step": 40,
+                "total": 100,
+                "steps_per_s": 8.0,
+                "eta_s": 7.5,
+                "overall_step": 40,
+                "overall_total": 100,
+                "overall_eta_s": 7.5,
+            }
+        )
     )
     monitor._redraw()
     memory = monitor.gpu_memory.sources["0: NVIDIA H100"][0]

@@ -10,6 +10,7 @@ import pytest
 
 from app.model.run_series import RunSeries
 from app.qt.monitor.qt_run_plots import QtRunPlots
+from engine.channel.messages import parse_message
 
 JOINT_KEYS = (
     "train/loss",
@@ -221,7 +222,7 @@ def monitor(qtbot):
 
 def test_pause_and_resume_are_in_the_run_log(monitor):
     for status in ("paused", "running", "stopping", "stopped"):
-        monitor._message({"type": "status", "status": status})
+        monitor._message(parse_message({"type": "status", "status": status}))
     monitor._redraw()
     text = monitor.console.toPlainText()
     assert "paused" in text and "resumed" in text and "stop requested" in text

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from app.model.run_series import RunSeries
 from app.qt.compare.qt_compare import QtCompareView
 from app.qt.monitor.qt_run_monitor import QtRunMonitor
+from engine.channel.messages import parse_message
 from tests.reused_runs import mlm_loss, reused_runs
 
 LABEL = "reused from run 1 of tiny"
@@ -25,9 +26,9 @@ def runs(tmp_path):
 
 def test_a_reused_stage_message_names_its_source_and_its_points_follow():
     run = RunSeries("r")
-    run.apply({"type": "stage", "idx": 0, "name": "mlm", "status": "running"})
-    run.apply({"type": "stage", "idx": 0, "status": "reused", "steps_done": 12,
-               "global_step_start": 0, "reused_run_id": "abc", "reused_stage_idx": 0})  # fmt: skip
+    run.apply(parse_message({"type": "stage", "idx": 0, "name": "mlm", "status": "running"}))
+    run.apply(parse_message({"type": "stage", "idx": 0, "status": "reused", "steps_done": 12,
+               "global_step_start": 0, "reused_run_id": "abc", "reused_stage_idx": 0}))  # fmt: skip
     assert run.reused_sources() == {0: ("abc", 0)}
     run.add_reused(0, "reused from run 3", [("train/loss", [1, 2, 3], [3.0, 2.0, 1.0])])
     assert run.series["train/loss"][0].values.tolist() == [3.0, 2.0, 1.0]
@@ -101,7 +102,9 @@ def test_a_stage_reused_while_the_monitor_follows_gets_its_source_points(qtbot, 
         reused_run_id=runs.source,
         reused_stage_idx=1,
     )
-    monitor._message({"type": "stage", "idx": 3, "status": "reused", "steps_done": 20})
+    monitor._message(
+        parse_message({"type": "stage", "idx": 3, "status": "reused", "steps_done": 20})
+    )
     qtbot.waitUntil(lambda: 3 in monitor.run.series["train/loss"], timeout=10_000)
     assert monitor.run.series["train/loss"][3].size == 20
     monitor._redraw()

@@ -16,7 +16,7 @@ def test_messages_arrive_on_the_gui_thread_and_commands_reach_the_engine(qtbot, 
     steps: list[int] = []
     threads: set[bool] = set()
 
-    def on_message(message: dict) -> None:
+    def on_message(message) -> None:
         threads.add(QThread.currentThread() is QApplication.instance().thread())
         steps.extend(step for _, step, _ in points_of(message, "train/loss"))
 

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
 
 from app.qt.editor.qt_stage_card import card_rect
+from engine.channel.messages import parse_message
 
 
 def click_card(view, row: int, qtbot) -> None:
@@ -169,18 +170,22 @@ def test_run_progress_totals_are_the_lr_preview_step_counts_from_the_start(windo
     assert [panel.rows[i][1].format() for i in range(3)] == [f"0 / {n:,}" for n in planned]
     # stage 1 trains: the run's total stays the plan's, later stages keep their lengths
     run = monitor.run
-    run.apply({"type": "stage", "idx": 0, "status": "running", "total_steps": planned[0]})
-    run.apply({"type": "status", "status": "running"})
     run.apply(
-        {
-            "type": "progress",
-            "stage": 0,
-            "step": 293,
-            "total": planned[0],
-            "overall_step": 293,
-            "overall_total": 708,
-            "steps_per_s": 10.0,
-        }
+        parse_message({"type": "stage", "idx": 0, "status": "running", "total_steps": planned[0]})
+    )
+    run.apply(parse_message({"type": "status", "status": "running"}))
+    run.apply(
+        parse_message(
+            {
+                "type": "progress",
+                "stage": 0,
+                "step": 293,
+                "total": planned[0],
+                "overall_step": 293,
+                "overall_total": 708,
+                "steps_per_s": 10.0,
+            }
+        )
     )
     monitor._redraw()
     assert panel.overall.format() == f"293 / {total:,} steps"
@@ -188,18 +193,22 @@ def test_run_progress_totals_are_the_lr_preview_step_counts_from_the_start(windo
     # the last stage stops early (early stopping): a finished run's bar is full
     for idx, steps in enumerate(planned):
         done = steps - 9 if idx == 2 else steps
-        run.apply({"type": "stage", "idx": idx, "status": "finished", "steps_done": done})
+        run.apply(
+            parse_message({"type": "stage", "idx": idx, "status": "finished", "steps_done": done})
+        )
     run.apply(
-        {
-            "type": "progress",
-            "stage": 2,
-            "step": planned[2] - 9,
-            "total": planned[2],
-            "overall_step": total - 9,
-            "overall_total": total,
-        }
+        parse_message(
+            {
+                "type": "progress",
+                "stage": 2,
+                "step": planned[2] - 9,
+                "total": planned[2],
+                "overall_step": total - 9,
+                "overall_total": total,
+            }
+        )
     )
-    run.apply({"type": "bye", "status": "finished"})
+    run.apply(parse_message({"type": "bye", "status": "finished"}))
     monitor._redraw()
     assert panel.overall.format() == f"{total - 9:,} / {total - 9:,} steps"
     assert panel.overall.value() == panel.overall.maximum()
@@ -350,7 +359,7 @@ def test_status_words_agree_after_resume_pause_and_finish(window, qtbot):
     monitor = window.runs.monitor
     qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
     run, panel = monitor.run, monitor.progress
-    run.apply({"type": "stage", "idx": 0, "status": "running"})
+    run.apply(parse_message({"type": "stage", "idx": 0, "status": "running"}))
     monitor._set_status("paused")
     monitor._redraw()
     assert panel.rows[0][2].text() == "paused"

@@ -10,6 +10,7 @@ import pytest
 
 from app.model.run_series import RunSeries
 from app.qt.monitor.qt_history_loader import planned_stages
+from engine.channel.messages import parse_message
 from engine.channel.progress import ProgressTracker
 from engine.cli.follow import planned_steps_of, run_progress
 from engine.cli.watch import TerminalView
@@ -50,13 +51,20 @@ def window_total(store, run_id, messages=()) -> tuple[int, int | None]:
     for stage in queries.list_stages(store, run_id):
         series.update_stage(stage.__dict__)
     for message in messages:
-        series.apply(message)
+        series.apply(parse_message(message))
     return series.overall()
 
 
 def watch_view(store, run_id) -> TerminalView:
     rows = queries.list_stages(store, run_id)
-    welcome = {"stages": [{**s.__dict__} for s in rows]}
+    stages = [
+        {k: getattr(s, k) for k in ("idx", "name", "kind", "status", "total_steps", "steps_done")}
+        for s in rows
+    ]
+    welcome = parse_message(
+        {"type": "welcome", "version": 1, "run_id": run_id, "engine_id": "e", "first_seq": 1,
+         "last_seq": 0, "status": "running", "stages": stages}
+    )  # fmt: skip
     return TerminalView(welcome, io.StringIO(), planned=planned_steps_of(store, run_id))
 
 
@@ -82,13 +90,13 @@ def test_every_reader_agrees_while_the_last_stage_runs(run):
     tracker = ProgressTracker()
     tracker.stage({"idx": 0, "status": "finished", "total_steps": 10, "steps_done": 8})
     for update in updates:
-        view.show(update)
+        view.show(parse_message(update))
         tracker.stage({k: v for k, v in update.items() if k != "type"})
         queries.upsert_stage(store, run_id, update["idx"], **{
             k: v for k, v in update.items() if k not in ("type", "idx")
         })  # fmt: skip
     tracker.step(2, 5)
-    view.show(progress)
+    view.show(parse_message(progress))
     queries.upsert_stage(store, run_id, 2, steps_done=5)
     frame = tracker.frame("running")
     assert (frame["overall_step"], frame["overall_total"]) == (13, 18)

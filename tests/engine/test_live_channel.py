@@ -46,7 +46,7 @@ class Follow(threading.Thread):
         super().__init__(daemon=True)
         self.follower = RunFollower(run_dir, name=name)
         self.follower.connect()
-        self.messages: list[dict] = []
+        self.messages: list = []  # typed (engine.channel.messages)
 
     def run(self) -> None:
         for message in self.follower.messages():
@@ -56,8 +56,8 @@ class Follow(threading.Thread):
         return [
             p[3]
             for m in list(self.messages)
-            if m["type"] == "metrics"
-            for p in m["points"]
+            if m.type == "metrics"
+            for p in m.points
             if p[1] == stage and p[2] == key
         ]
 
@@ -115,9 +115,9 @@ def test_follow_pause_resume_stop_then_resume_finishes(tmp_path, data_dir):
         assert client.steps(1) == list(range(1, stopped_at + 1))
         losses = client.steps(1, "train/loss")
         assert losses == list(range(1, len(losses) + 1))
-        evals = [m for m in client.messages if m["type"] == "event" and m["kind"] == "eval"]
-        assert any("confusion_matrix" in (e["data"] or {}) for e in evals)
-        assert any(m["type"] == "progress" and m["total"] == 300 for m in client.messages)
+        evals = [m for m in client.messages if m.type == "event" and m.kind == "eval"]
+        assert any("confusion_matrix" in (e.data or {}) for e in evals)
+        assert any(m.type == "progress" and m.total == 300 for m in client.messages)
 
     stagelab(ws, "resume", run_id)
     assert show(ws, run_id)["status"] == "finished"
@@ -164,16 +164,16 @@ def test_a_follower_survives_an_engine_killed_and_resumed(tmp_path, data_dir):
 
     series: dict[tuple[int, str, int], float] = {}
     for message in follow.messages:
-        if message["type"] == "event" and message["kind"] == "truncated":
-            cut = message["data"]
+        if message.type == "event" and message.kind == "truncated":
+            cut = message.data
             for key in [
                 k
                 for k in series
                 if k[0] > cut["stage"] or (k[0] == cut["stage"] and k[2] > cut["after_step"])
             ]:
                 del series[key]
-        elif message["type"] == "metrics":
-            for _, stage, key, step, value, _ in message["points"]:
+        elif message.type == "metrics":
+            for _, stage, key, step, value, _ in message.points:
                 assert (stage, key, step) not in series, "a point arrived twice"
                 series[(stage, key, step)] = value
     stored = {

@@ -11,11 +11,14 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.qt.monitor.qt_run_channel import QtRunChannel
+from engine.channel.messages import ServerMessage
 
 
 class QtLiveFollow(QObject):
-    """Every channel message goes to `on_message`; `ended` when the channel ended by itself
-    (the engine went away or the run ended); `commandFailed` with a line for the log."""
+    """Every channel message goes to `on_message`, typed (`engine.channel.messages`);
+    `ended` when the channel ended by itself (the engine went away or the run ended);
+    `commandFailed` with a line for the log, also said once when the client first drops a
+    malformed message from the engine (later ones are only counted)."""
 
     ended = Signal()
     commandFailed = Signal(str)
@@ -23,7 +26,7 @@ class QtLiveFollow(QObject):
     def __init__(
         self,
         store: Callable[[], Any],
-        on_message: Callable[[dict], None],
+        on_message: Callable[[ServerMessage], None],
         parent: QObject | None = None,
     ):
         super().__init__(parent)
@@ -39,6 +42,7 @@ class QtLiveFollow(QObject):
         self.channel.message.connect(self._on_message)
         self.channel.ended.connect(self._ended)
         self.channel.commandDone.connect(self._command_done)
+        self.channel.malformed.connect(self._malformed)
         self.channel.follow(after)
 
     def _ended(self, _status: str) -> None:
@@ -68,11 +72,19 @@ class QtLiveFollow(QObject):
         if not ok:
             self.commandFailed.emit(f"{command} was not done: {message}")
 
+    def _malformed(self, count: int, reason: str) -> None:
+        if count == 1:
+            self.commandFailed.emit(
+                f"channel: dropped a malformed message from the engine ({reason}); "
+                "the record in the store is complete"
+            )
+
     def stop(self) -> None:
         """Stop following (the run goes on)."""
         channel, self.channel = self.channel, None
         if channel is not None:
             channel.message.disconnect()
             channel.ended.disconnect()
+            channel.malformed.disconnect()
             channel.close()
             channel.deleteLater()

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 from app.model.formatting import duration
 from app.model.model_size import stage_size_text
 from app.model.run_series import RunSeries, StageState
+from engine.channel.messages import Progress
+from engine.store.status import STAGE_DONE, RunStatus, StageStatus
 
 STATUS_TEXT = {
-    "pending": "waiting",
-    "running": "training",
-    "finished": "done",
-    "reused": "reused from parent",
-    "stopped": "stopped",
-    "failed": "failed",
-    "skipped": "skipped",
+    StageStatus.PENDING: "waiting",
+    StageStatus.RUNNING: "training",
+    StageStatus.FINISHED: "done",
+    StageStatus.REUSED: "reused from parent",
+    StageStatus.STOPPED: "stopped",
+    StageStatus.FAILED: "failed",
+    StageStatus.SKIPPED: "skipped",
 }
 
-
-RUN_STATUS_TEXT = {"running": "training", "starting": "starting…"}
+# The window's own word for a run whose engine has been asked for but not claimed it yet.
+STARTING = "starting"
+RUN_STATUS_TEXT = {RunStatus.RUNNING: "training", STARTING: "starting…"}
+# A running stage of a run held or ending says so (a paused run's stage is not training).
+HELD_TEXT = {RunStatus.PAUSED: "paused", RunStatus.STOPPING: "stopping…", STARTING: "starting…"}
+ENDED_EARLY = (RunStatus.STOPPED, RunStatus.INTERRUPTED, RunStatus.FAILED)
 
 
 def stage_words(stage_status: str, run_status: str) -> str:
     """What a stage row says: its own status, unless the run's explains it better (a
     paused run's current stage is paused, not training)."""
-    if stage_status == "running" and run_status in ("paused", "stopping", "starting"):
-        return {"paused": "paused", "stopping": "stopping…", "starting": "starting…"}[run_status]
-    if stage_status == "running" and run_status in ("stopped", "interrupted", "failed"):
+    if stage_status == StageStatus.RUNNING and run_status in HELD_TEXT:
+        return HELD_TEXT[run_status]
+    if stage_status == StageStatus.RUNNING and run_status in ENDED_EARLY:
         return run_status
     return STATUS_TEXT.get(stage_status, stage_status)
 
@@ -60,13 +64,13 @@ class QtProgressPanel(QWidget):
         """Show the run's stages and totals (`RunSeries.overall`, not the engine's
         overall count, which leaves out the stages it has not reached)."""
         for idx in sorted(run.stages):
-            progress = run.progress if run.progress.get("stage") == idx else {}
+            progress = run.progress_of(idx)
             self._stage_row(run.stages[idx], progress, run.status, stage_size_text(run, idx))
         done, total = run.overall()
         self.overall.setRange(0, max(total or 0, 1))
         self.overall.setValue(min(done, max(total or 0, 1)))
         self.overall.setFormat(f"{done:,} / {total:,} steps" if total else f"{done:,} / ? steps")
-        rate = run.progress.get("steps_per_s") if run.status == "running" else None
+        rate = run.progress.steps_per_s if run.status == RunStatus.RUNNING else None
         if rate and total:
             speed = f"{rate:.1f} steps/s · "
             eta = f"ETA {duration((total - done) / rate)}"
@@ -75,7 +79,7 @@ class QtProgressPanel(QWidget):
         self.overall_text.setText(speed + eta)
 
     def _stage_row(
-        self, stage: StageState, progress: dict[str, Any], status: str, size: str = ""
+        self, stage: StageState, progress: Progress | None, status: str, size: str = ""
     ) -> None:
         if stage.idx not in self.rows:
             row = len(self.rows) + 1
@@ -93,7 +97,7 @@ class QtProgressPanel(QWidget):
         name.setText(f"{stage.idx + 1}. {stage.name or '…'}")
         done, total = stage.done_and_total(progress)
         if stage.kind == "ensemble":  # evaluation only: no steps to count
-            finished = stage.status in ("finished", "reused")
+            finished = stage.status in STAGE_DONE
             bar.setRange(0, 1)
             bar.setValue(int(finished))
             bar.setFormat("evaluated" if finished else "evaluation only")
@@ -102,10 +106,10 @@ class QtProgressPanel(QWidget):
             bar.setValue(min(done, max(total or 0, 1)))
             bar.setFormat(f"{done:,} / {total:,}" if total else f"{done:,} / ?")
         words = stage_words(stage.status, status)
-        if stage.status == "reused" and stage.reused_label:
+        if stage.status == StageStatus.REUSED and stage.reused_label:
             words = stage.reused_label  # "reused from run 2": which run trained it
-        if progress.get("eta_s") is not None and status == "running":
-            words += f" · ETA {duration(progress['eta_s'])}"
+        if progress is not None and progress.eta_s is not None and status == RunStatus.RUNNING:
+            words += f" · ETA {duration(progress.eta_s)}"
         if size:  # the model before/after a grow, student and teacher of a distillation
             words += f" · {size}"
         text.setText(words)

@@ -1,28 +1,33 @@
 """The window's end of a run's live channel: a thin Qt adapter over the Qt-free
 `RunFollower`. Messages are read on a worker thread and delivered as signals on the GUI
-thread; the GUI thread never waits on a socket."""
+thread; the GUI thread never waits on a socket. They arrive typed (the dataclasses of
+`engine.channel.messages`): one that breaks the protocol was dropped by the client and is
+only counted (`malformed`)."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.channel.address import ChannelUnavailable
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
+from engine.channel.messages import Bye, ErrorReport, Idle, Metrics, ServerMessage
 from engine.store.status import RunStatus
 
 
 class QtRunChannel(QObject):
-    """Follows one run: `message` for every channel message (in stream order, each point
-    once, across engine restarts), `ended` with the final status, `commandDone` after a
-    control command. Starts with `follow(after)`; `close()` stops following."""
+    """Follows one run: `message` for every channel message, typed (in stream order, each
+    point once, across engine restarts), `ended` with the final status, `commandDone` after
+    a control command, `malformed` with the count and the reason when the client dropped a
+    message that breaks the protocol. Starts with `follow(after)`; `close()` stops
+    following."""
 
-    message = Signal(dict)
+    message = Signal(object)  # an engine.channel.messages.ServerMessage
     ended = Signal(str)
     commandDone = Signal(str, bool, str)  # command, ok, message
+    malformed = Signal(int, str)  # messages dropped so far, why the latest was
 
     def __init__(self, run_dir: str | Path, parent: QObject | None = None):
         super().__init__(parent)
@@ -45,16 +50,20 @@ class QtRunChannel(QObject):
 
     def _read(self) -> None:
         follower = self._follower
+        dropped = 0
         try:
             for message in follower.messages():
-                if follower.ended and message.get("type") != "bye":
+                if follower.ended and not isinstance(message, Bye):
                     break
-                if message.get("type") != "idle":
+                if follower.malformed > dropped:
+                    dropped = follower.malformed
+                    self.malformed.emit(dropped, follower.last_malformed)
+                if not isinstance(message, Idle):
                     self.message.emit(message)
         except RuntimeError:
             return  # this adapter was deleted while reading (the monitor moved on)
         except Exception as exc:  # noqa: BLE001 - the window shows it; the run is unaffected
-            self.message.emit({"type": "error", "code": "client", "message": str(exc)})
+            self.message.emit(ErrorReport(code="client", message=str(exc)))
         try:
             self.ended.emit(str(follower.status or RunStatus.INTERRUPTED))
         except RuntimeError:
@@ -71,7 +80,7 @@ class QtRunChannel(QObject):
                     ack = client.control(command)
                 finally:
                     client.close()
-                self.commandDone.emit(command, bool(ack.get("ok")), ack.get("message", ""))
+                self.commandDone.emit(command, ack.ok, ack.message)
             except (ChannelUnavailable, ChannelClosed) as exc:
                 self.commandDone.emit(command, False, str(exc))
 
@@ -85,8 +94,8 @@ class QtRunChannel(QObject):
             self._thread.join(timeout=2)
 
 
-def points_of(message: dict[str, Any], key: str) -> list[tuple[int, int, float]]:
+def points_of(message: ServerMessage, key: str) -> list[tuple[int, int, float]]:
     """(stage, step, value) of `key` in a `metrics` message."""
-    if message.get("type") != "metrics":
+    if not isinstance(message, Metrics):
         return []
-    return [(p[1], p[3], p[4]) for p in message["points"] if p[2] == key]
+    return [(p.stage, p.step, p.value) for p in message.points if p.key == key]

@@ -23,6 +23,14 @@ from app.qt.monitor.qt_reused_veils import ReusedVeils
 from app.qt.monitor.qt_run_log import log_line, status_note
 from app.qt.monitor.qt_run_plots import QtRunPlots
 from app.qt.qt_elided_label import QtElidedLabel
+from engine.channel.messages import (
+    Bye,
+    ErrorReport,
+    ServerMessage,
+    StageUpdate,
+    Status,
+    Welcome,
+)
 from engine.store.status import LIVE, NOT_ENDED, RESUMABLE, RunStatus, StageStatus
 
 REDRAW_MS = 100
@@ -197,17 +205,16 @@ class QtRunMonitor(QWidget):
     def _follow(self, after: int) -> None:
         self.live.follow(self.info.run_dir, after)
 
-    def _message(self, message: dict) -> None:
+    def _message(self, message: ServerMessage) -> None:
         if self.run is None:
             return
-        kind = message.get("type")
         self.run.apply(message, wall_s=time.time())
-        if kind in ("stage", "welcome") and not self.loading:
+        if isinstance(message, StageUpdate | Welcome) and not self.loading:
             self._load_new_reused()
-        if kind in ("status", "bye", "welcome"):
+        if isinstance(message, Status | Bye | Welcome):
             self._set_status(self.run.status)
-        elif kind == "error":
-            self.console.append_lines(f"channel: {message.get('message')}")
+        elif isinstance(message, ErrorReport):
+            self.console.append_lines(f"channel: {message.message}")
 
     def _poll(self) -> None:
         """Ask the store for the run's status (a crashed engine shows `interrupted`) and
