@@ -6,25 +6,30 @@ import time
 from dataclasses import dataclass
 
 from app.model.formatting import duration
+from engine.store.status import LIVE, RunStatus
 
 COLUMNS = ("Name", "Status", "Created", "Duration", "Stages", "Best eval", "Tags")
 STATUS_COLOURS = {
-    "running": "#0072B2",
-    "paused": "#B07800",
-    "finished": "#00805C",
-    "interrupted": "#D55E00",
-    "failed": "#D55E00",
+    RunStatus.RUNNING: "#0072B2",
+    RunStatus.PAUSED: "#B07800",
+    RunStatus.FINISHED: "#00805C",
+    RunStatus.INTERRUPTED: "#D55E00",
+    RunStatus.FAILED: "#D55E00",
 }
+# The browser's status filter, in the order a run lives through them.
 STATUSES = (
-    "queued",
-    "running",
-    "paused",
-    "stopping",
-    "finished",
-    "stopped",
-    "interrupted",
-    "failed",
+    RunStatus.QUEUED,
+    RunStatus.RUNNING,
+    RunStatus.PAUSED,
+    RunStatus.STOPPING,
+    RunStatus.FINISHED,
+    RunStatus.STOPPED,
+    RunStatus.INTERRUPTED,
+    RunStatus.FAILED,
 )
+# Not a stored status: the window's word for a run (or sweep) it has started whose engine
+# has not claimed it yet (the store still says `queued`, or the status from before a resume).
+STARTING = "starting"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def run_seconds(run, now_ms: int | None = None) -> float | None:
     end = run.ended_ms
     if end is None:
         end = now_ms or int(time.time() * 1000)
-        if run.status not in ("running", "paused", "stopping"):
+        if run.status not in LIVE:
             end = run.heartbeat_ms or run.started_ms
     return max(end - run.started_ms, 0) / 1000
 

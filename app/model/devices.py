@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.store.status import RunStatus
+
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads on first use, not at start-up
     from engine.store.db import Store
 
-ACTIVE = ("queued", "running")
+# Runs that hold (or are about to hold) their GPUs.
+ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 
 
 @dataclass(frozen=True)

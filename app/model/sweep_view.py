@@ -10,7 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-STATUS_ORDER = {"finished": 0, "running": 1, "pruned": 2, "stopped": 3, "failed": 4}
+from app.model.browser_rows import STARTING
+from engine.store.status import RunStatus, StageStatus, SweepStatus, TrialStatus
+
+STATUS_ORDER = {
+    TrialStatus.FINISHED: 0,
+    TrialStatus.RUNNING: 1,
+    TrialStatus.PRUNED: 2,
+    TrialStatus.STOPPED: 3,
+    TrialStatus.FAILED: 4,
+}
+# A sweep whose process is gone reads `interrupted` (its effective status, as a run's).
+SWEEP_RESUMABLE = frozenset({RunStatus.INTERRUPTED, SweepStatus.STOPPED, SweepStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ class SweepViewModel:
                     status=t.status,
                     objective=t.objective,
                     params=dict(t.params),
-                    reused=tuple(s.name for s in stages if s.status == "reused"),
+                    reused=tuple(s.name for s in stages if s.status == StageStatus.REUSED),
                     wall_s=wall,
                     last_value=t.intermediate[-1][1] if t.intermediate else None,
                     intermediate=tuple((int(a), float(b)) for a, b in t.intermediate),
@@ -106,30 +117,26 @@ class SweepViewModel:
     @property
     def live(self) -> bool:
         """Whether the sweep is still running or starting (the view keeps refreshing)."""
-        return self.info is not None and (self.info.status == "running" or self.starting)
+        return self.info is not None and (self.info.status == SweepStatus.RUNNING or self.starting)
 
     @property
     def status(self) -> str:
         """The sweep's status as a person reads it: 'starting' until its process claims it."""
         if self.info is None:
             return ""
-        if self.starting and self.info.status != "running":
-            return "starting"
+        if self.starting and self.info.status != SweepStatus.RUNNING:
+            return STARTING
         return self.info.status
 
     @property
     def can_stop(self) -> bool:
         """Whether Stop applies: the sweep's process runs."""
-        return self.info is not None and self.info.status == "running"
+        return self.info is not None and self.info.status == SweepStatus.RUNNING
 
     @property
     def can_resume(self) -> bool:
         """Whether Resume applies: interrupted, stopped or failed, and not starting."""
-        return (
-            self.info is not None
-            and not self.starting
-            and self.info.status in ("interrupted", "stopped", "failed")
-        )
+        return self.info is not None and not self.starting and self.info.status in SWEEP_RESUMABLE
 
     @property
     def objective(self) -> dict[str, Any]:
@@ -206,7 +213,7 @@ class SweepViewModel:
         xs, ys, best = [], [], None
         for r in sorted(self.rows, key=lambda r: r.number):
             value = r.objective
-            if r.status == "finished" and value is not None and not math.isnan(value):
+            if r.status == TrialStatus.FINISHED and value is not None and not math.isnan(value):
                 if best is None or (value > best if goal_max else value < best):
                     best = value
             if best is not None:
@@ -253,7 +260,7 @@ class SweepViewModel:
         store, stage = self.store(), self.objective.get("stage")
         found = []
         for r in self.rows:
-            if r.status != "running" or r.run_id is None:
+            if r.status != TrialStatus.RUNNING or r.run_id is None:
                 continue
             names = [s.name for s in queries.list_stages(store, r.run_id)]
             if stage not in names:

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTabWidget, QWidget
 
+from app.model.browser_rows import STARTING
+from engine.store.status import LIVE, RESUMABLE, RunStatus
+
 if TYPE_CHECKING:
     from app.qt.qt_main_window import MainWindow
 
@@ -141,7 +144,7 @@ class RunActions:
 
         store = self.window.store()
         run = queries.get_run(store, run_id)
-        if run.status not in ("interrupted", "stopped", "failed"):
+        if run.status not in RESUMABLE:
             QMessageBox.information(
                 self.window,
                 "Resume",
@@ -228,12 +231,7 @@ class RunActions:
 
         store = self.window.store()
         experiments = [queries.get_experiment(store, e) for e in experiment_ids]
-        live = [
-            r.id
-            for e in experiments
-            for r in e.runs
-            if r.status in ("running", "paused", "stopping")
-        ]
+        live = [r.id for e in experiments for r in e.runs if r.status in LIVE]
         if live:
             QMessageBox.warning(
                 self.window,
@@ -264,7 +262,7 @@ class RunActions:
     def _status_changed(self, run_id: str, status: str) -> None:
         self.tabs.setTabText(MONITOR_TAB, f"Monitor · {status}")
         bar = self.window.statusBar()
-        if run_id in bar.currentMessage() and status not in ("starting", "queued"):
+        if run_id in bar.currentMessage() and status not in (STARTING, RunStatus.QUEUED):
             # "Run … resumes from its last checkpoint" is old news once it trains or ends.
             bar.clearMessage()
         if self._browser is not None and self._browser.isVisible():

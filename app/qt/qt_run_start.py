@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtWidgets import QMessageBox, QStatusBar, QWidget
 
+from app.model.browser_rows import STARTING
+from engine.store.status import LIVE, RunStatus, SweepStatus
+
 if TYPE_CHECKING:
     from app.model.plan_document import PlanDocument
     from app.qt.qt_gpu_picker import QtGpuPicker
@@ -163,8 +166,10 @@ def live_run_of(store, plan_text: str, plan_dir: str):
     for run in reversed(queries.list_runs(store)):
         if run.plan_text != plan_text or run.plan_dir != plan_dir:
             continue
-        starting = run.stored_status == "queued" and now_ms - run.created_ms < STARTING_S * 1000
-        if run.status in ("running", "paused", "stopping") or starting:
+        starting = (
+            run.stored_status == RunStatus.QUEUED and now_ms - run.created_ms < STARTING_S * 1000
+        )
+        if run.status in LIVE or starting:
             return run
     return None
 
@@ -179,11 +184,11 @@ def live_sweep_of(store, plan_text: str, plan_dir: str):
         if plans.get(sweep.experiment_id) != (plan_text, plan_dir):
             continue
         starting = (
-            sweep.stored_status == "running"
+            sweep.stored_status == SweepStatus.RUNNING
             and sweep.pid is None
             and now_ms - sweep.created_ms < STARTING_S * 1000
         )
-        if sweep.status == "running" or starting:
+        if sweep.status == SweepStatus.RUNNING or starting:
             return sweep
     return None
 
@@ -208,7 +213,7 @@ def ask_about_live_run(parent: QWidget, run) -> str:
     box.setObjectName("liveRunQuestion")
     box.setWindowTitle("This plan is running")
     box.setIcon(QMessageBox.Icon.Question)
-    status = "starting" if run.stored_status == "queued" else run.status
+    status = STARTING if run.stored_status == RunStatus.QUEUED else run.status
     box.setText(f"Run {run.id} of this plan is {status}.")
     box.setInformativeText(
         "Watch it in the monitor, or start another run of the same plan beside it "

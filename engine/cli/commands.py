@@ -28,8 +28,14 @@ from engine.spec import PlanInvalid, load_plan, load_plan_text
 from engine.spec.plan import read_plan_file
 from engine.spec.world import batch_problems
 from engine.store import Store, queries
+from engine.store.status import RESUMABLE, RunStatus
 
-RESUMABLE = ("interrupted", "stopped", "failed")
+# Why a run cannot be resumed, by its status.
+NOT_RESUMABLE = {
+    RunStatus.FINISHED: "it has finished; clone its experiment to run it again",
+    RunStatus.RUNNING: "it is running",
+    RunStatus.QUEUED: "it has not started yet",
+}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -161,15 +167,15 @@ def _follow(store: Store, run_id: str, proc, *, detach: bool) -> int:
 
     code = follow_run(store, run_id, proc)
     run = queries.get_run(store, run_id)
-    if run.status == "stopped":
+    if run.status == RunStatus.STOPPED:
         print(f"run {run_id} stopped at a checkpoint; continue with: stagelab resume {run_id}")
-    elif run.status == "failed":
+    elif run.status == RunStatus.FAILED:
         print(
             f"run {run_id} failed: {run.error}\nlog: {Path(run.run_dir) / 'engine.log'}",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    elif run.status == "finished":
+    elif run.status == RunStatus.FINISHED:
         print(f"run {run_id} finished; see: stagelab show {run_id}")
     elif code != 0:
         # The engine could not record how it ended (its database refused writes): its log
@@ -206,14 +212,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if problems:
             raise UserError(" ".join(problems))
         queries.set_run_nproc(store, run.id, args.nproc)
-    if run.status == "paused":
+    if run.status == RunStatus.PAUSED:
         return resume_live(run)
     if run.status not in RESUMABLE:
-        hint = {
-            "finished": "it has finished; clone its experiment to run it again",
-            "running": "it is running",
-            "queued": "it has not started yet",
-        }.get(run.status, f"its status is {run.status}")
+        hint = NOT_RESUMABLE.get(run.status, f"its status is {run.status}")
         raise UserError(f"run {run.id} cannot be resumed: {hint}")
     proc = start_engine(workspace, run.id, resume=True, detach=args.detach, nodes=nodes)
     return _follow(store, run.id, proc, detach=args.detach)

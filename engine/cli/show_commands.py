@@ -19,6 +19,7 @@ from engine.cli.sweep_commands import show_sweep, sweep_summary
 from engine.spec.outputs import output_folders
 from engine.store import Store, queries
 from engine.store.export import write_metrics_csv
+from engine.store.status import StageStatus
 
 
 def run_json(store: Store, run: Any) -> dict[str, Any]:
@@ -177,7 +178,7 @@ def _progress_words(stage: dict[str, Any]) -> str:
     if stage["kind"] == "ensemble":
         return "evaluation only"
     done, total = stage["steps_done"] or 0, stage["total_steps"]
-    if stage["status"] == "pending":
+    if stage["status"] == StageStatus.PENDING:
         return f"{total} steps planned" if total else ""
     if not done and total is None:
         return ""

@@ -21,6 +21,7 @@ from engine.cli.cli_args import (
 from engine.spec import PlanInvalid
 from engine.spec.plan import read_plan_file
 from engine.store import Store, Workspace, queries
+from engine.store.status import StageStatus
 
 
 def sweep_summary(info: Any) -> dict[str, Any]:
@@ -59,8 +60,8 @@ def sweep_json(store: Store, info: Any) -> dict[str, Any]:
                 "params": t.params,
                 "objective": t.objective,
                 "intermediate": [list(p) for p in t.intermediate],
-                "reused_stages": [s.name for s in stages if s.status == "reused"],
-                "trained_stages": [s.name for s in stages if s.status == "finished"],
+                "reused_stages": [s.name for s in stages if s.status == StageStatus.REUSED],
+                "trained_stages": [s.name for s in stages if s.status == StageStatus.FINISHED],
                 "wall_s": (
                     (run.ended_ms - run.started_ms) / 1000
                     if run and run.ended_ms and run.started_ms

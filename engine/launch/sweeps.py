@@ -11,6 +11,8 @@ import socket
 import subprocess
 from typing import TYPE_CHECKING, Any
 
+from engine.store.status import SweepStatus
+
 if TYPE_CHECKING:
     from engine.store import Store, Workspace
     from engine.store.sweeps import SweepInfo
@@ -85,9 +87,9 @@ def start_sweep_process(workspace: Workspace, sweep_id: str) -> subprocess.Popen
 def why_not_resumable(info: SweepInfo) -> str | None:
     """Why a sweep cannot be resumed (running or finished), or None: an interrupted,
     stopped or failed sweep can."""
-    if info.status == "running":
+    if info.status == SweepStatus.RUNNING:
         return f"sweep {info.id} is running (pid {info.pid})"
-    if info.status == "finished":
+    if info.status == SweepStatus.FINISHED:
         return f"sweep {info.id} has finished ({info.stop_reason})"
     return None
 
@@ -98,7 +100,7 @@ def stop_sweep(store: Store, sweep_id: str) -> bool:
     from engine.store import queries
 
     info = queries.get_sweep(store, sweep_id)
-    if info.status != "running" or info.pid is None or info.host != socket.gethostname():
+    if info.status != SweepStatus.RUNNING or info.pid is None or info.host != socket.gethostname():
         return False
     try:
         os.kill(info.pid, signal.SIGTERM)

@@ -27,12 +27,21 @@ from engine.launch.runs import start_engine, start_run
 from engine.spec.plan import parse_plan_text
 from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
+from engine.store.status import (
+    LIVE,
+    RESUMABLE,
+    STAGE_DONE,
+    RunStatus,
+    SweepStatus,
+    TrialStatus,
+)
 from engine.store.sweeps import best_trial
 from engine.sweep.space import distributions, pruner, sampler, trial_plan_text
 
 POLL_S = 0.5
 MAX_RESUMES = 3
-DONE_RUN = ("finished", "failed", "stopped")
+# A trial's run that has ended one way or the other (interrupted runs are resumed).
+DONE_RUN = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED})
 
 log = logging.getLogger("engine.sweep")
 
@@ -93,14 +102,14 @@ class SweepDriver:
         left = []
         for t in self.info.trials:
             params = {p: v for p, v in t.params.items() if p in self.dists}
-            if t.status in ("running", "stopped"):
+            if t.status in (TrialStatus.RUNNING, TrialStatus.STOPPED):
                 # A trial stopped with its sweep (Stop, Ctrl-C) continues from its
                 # checkpoint when the sweep resumes; it is not a spent trial.
                 left.append(t)
                 continue
             state = {
-                "finished": optuna.trial.TrialState.COMPLETE,
-                "pruned": optuna.trial.TrialState.PRUNED,
+                TrialStatus.FINISHED: optuna.trial.TrialState.COMPLETE,
+                TrialStatus.PRUNED: optuna.trial.TrialState.PRUNED,
             }.get(t.status, optuna.trial.TrialState.FAIL)
             value = t.objective if state == optuna.trial.TrialState.COMPLETE else None
             if value is not None and value != value:  # NaN: no value Optuna accepts
@@ -147,7 +156,7 @@ class SweepDriver:
             return True
         for t in queries.get_sweep(self.store, self.info.id).trials:
             stages = queries.list_stages(self.store, t.run_id) if t.run_id else []
-            done = [s for s in stages[: self.shared_stages] if s.status in ("finished", "reused")]
+            done = [s for s in stages[: self.shared_stages] if s.status in STAGE_DONE]
             if len(done) == self.shared_stages:
                 return True
         return False
@@ -189,8 +198,8 @@ class SweepDriver:
     def _adopt(self, t: Any) -> None:
         """Follow (or resume) a trial left running by a killed sweep process, or stopped
         with its sweep."""
-        if t.status != "running":
-            queries.update_trial(self.store, self.info.id, t.number, status="running")
+        if t.status != TrialStatus.RUNNING:
+            queries.update_trial(self.store, self.info.id, t.number, status=TrialStatus.RUNNING)
         self.study.enqueue_trial({p: v for p, v in t.params.items() if p in self.dists})
         trial = self.study.ask(self.dists)
         active = Active(t.number, t.run_id, trial)
@@ -199,7 +208,7 @@ class SweepDriver:
             active.reported[step] = value
         self.active[t.number] = active
         run = queries.get_run(self.store, t.run_id)
-        if run.status in ("interrupted", "stopped", "failed"):
+        if run.status in RESUMABLE:
             self._resume(active, "the sweep was interrupted")
         print(f"trial {t.number}: run {t.run_id} continues", flush=True)
 
@@ -231,7 +240,7 @@ class SweepDriver:
 
     def _signal(self, active: Active, sig: int) -> None:
         run = queries.get_run(self.store, active.run_id)
-        pid = run.pid if run.status in ("running", "paused", "stopping") else None
+        pid = run.pid if run.status in LIVE else None
         if pid is None and active.proc is not None and active.proc.poll() is None:
             pid = active.proc.pid  # still starting: it has not claimed the run yet
         if pid is not None:
@@ -260,36 +269,40 @@ class SweepDriver:
             elif starting:
                 return False  # still "stopped" or "failed" from before the resume
             else:
-                status = "interrupted"  # the resumed engine died before it claimed the run
-        if status in ("queued", "interrupted") and starting:
+                status = RunStatus.INTERRUPTED  # the resumed engine died before it claimed the run
+        if status in (RunStatus.QUEUED, RunStatus.INTERRUPTED) and starting:
             # Our engine process lives but has not claimed the run yet (it takes seconds to
             # import torch): the store still shows the engine before it.
             return False
-        if status == "queued":
-            status = "interrupted"  # the engine died before it claimed the run
+        if status == RunStatus.QUEUED:
+            status = RunStatus.INTERRUPTED  # the engine died before it claimed the run
             if active.stopping:  # stopped while it started: say so in the run too
-                queries.set_run_status(self.store, active.run_id, "stopped")
-        if status == "interrupted" and not active.stopping:
+                queries.set_run_status(self.store, active.run_id, RunStatus.STOPPED)
+        if status == RunStatus.INTERRUPTED and not active.stopping:
             if active.resumes < MAX_RESUMES:
                 self._resume(active, "its engine was gone")
                 return False
-            status = "failed"
-        if status == "interrupted" and active.stopping:
-            status = "stopped"
+            status = RunStatus.FAILED
+        if status == RunStatus.INTERRUPTED and active.stopping:
+            status = RunStatus.STOPPED
         if status not in DONE_RUN:
             return False
         self._report(active)
         if active.pruned:
             self.study.tell(active.trial, state=optuna.trial.TrialState.PRUNED)
-            queries.update_trial(self.store, self.info.id, active.number, status="pruned")
-        elif status == "finished":
+            queries.update_trial(self.store, self.info.id, active.number, status=TrialStatus.PRUNED)
+        elif status == RunStatus.FINISHED:
             value = self._final_value(active.run_id)
             if value is None or value != value:
                 self.study.tell(active.trial, state=optuna.trial.TrialState.FAIL)
             else:
                 self.study.tell(active.trial, value)
             queries.update_trial(
-                self.store, self.info.id, active.number, status="finished", objective=value
+                self.store,
+                self.info.id,
+                active.number,
+                status=TrialStatus.FINISHED,
+                objective=value,
             )
             print(f"trial {active.number}: {self.sweep.objective.key} = {value}", flush=True)
             if self.sweep.objective.reached(value) and not self.reason:
@@ -305,7 +318,7 @@ class SweepDriver:
                 self.store,
                 self.info.id,
                 active.number,
-                status="stopped" if status == "stopped" else "failed",
+                status=TrialStatus.STOPPED if status == RunStatus.STOPPED else TrialStatus.FAILED,
             )
             print(f"trial {active.number}: {status}", flush=True)
         return True
@@ -342,8 +355,8 @@ class SweepDriver:
                 beat = time.monotonic()
             time.sleep(POLL_S)
         if self.stop_requested:
-            return "stopped"
-        return "finished"
+            return SweepStatus.STOPPED
+        return SweepStatus.FINISHED
 
 
 def _show(params: dict[str, Any]) -> str:
@@ -375,10 +388,10 @@ def run_sweep(workspace_root: Path, sweep_id: str) -> int:
     try:
         status = driver.run()
     except Exception as exc:  # noqa: BLE001 - recorded, then reported
-        queries.end_sweep(store, sweep_id, "failed", f"{type(exc).__name__}: {exc}")
+        queries.end_sweep(store, sweep_id, SweepStatus.FAILED, f"{type(exc).__name__}: {exc}")
         print(f"stagelab sweep: sweep {sweep_id} failed: {exc}", file=sys.stderr)
         return 1
-    reason = driver.reason or ("stopped on request" if status == "stopped" else "done")
+    reason = driver.reason or ("stopped on request" if status == SweepStatus.STOPPED else "done")
     queries.end_sweep(store, sweep_id, status, reason)
     best = best_trial(queries.get_sweep(store, sweep_id))
     print(f"sweep {sweep_id} {status}: {reason}", flush=True)

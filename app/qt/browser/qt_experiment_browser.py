@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.browser_rows import COLUMNS, STATUS_COLOURS, STATUSES, Row, table
+from engine.store.status import RESUMABLE
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 EXPERIMENT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -278,9 +279,7 @@ class QtExperimentBrowser(QWidget):
         runs = self.selected_runs()
         experiments = {exp for exp, _ in selection}
         self.open_button.setEnabled(len(runs) == 1)
-        self.resume_button.setEnabled(
-            len(runs) == 1 and self._run_status(runs[0]) in ("interrupted", "stopped", "failed")
-        )
+        self.resume_button.setEnabled(len(runs) == 1 and self._run_status(runs[0]) in RESUMABLE)
         self.clone_button.setEnabled(len(experiments) == 1)
         self.compare_button.setEnabled(len(runs) >= 2)
         self.delete_button.setEnabled(bool(experiments))

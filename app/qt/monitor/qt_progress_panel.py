@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
+from app.model.browser_rows import STARTING
 from app.model.formatting import duration
 from app.model.model_size import stage_size_text
 from app.model.run_series import RunSeries, StageState
@@ -20,8 +21,6 @@ STATUS_TEXT = {
     StageStatus.SKIPPED: "skipped",
 }
 
-# The window's own word for a run whose engine has been asked for but not claimed it yet.
-STARTING = "starting"
 RUN_STATUS_TEXT = {RunStatus.RUNNING: "training", STARTING: "starting…"}
 # A running stage of a run held or ending says so (a paused run's stage is not training).
 HELD_TEXT = {RunStatus.PAUSED: "paused", RunStatus.STOPPING: "stopping…", STARTING: "starting…"}

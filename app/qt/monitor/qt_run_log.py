@@ -21,6 +21,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QAbstractSlider, QPlainTextEdit
 
+from app.model.browser_rows import STARTING
+from engine.store.status import RunStatus
+
 MAX_LINES = 20_000
 KIND_WIDTH = 11  # the longest event kind ("checkpoint", "truncated") and a space
 # Where a line's message starts: `time  kind  ` (`log_line`'s columns).
@@ -29,13 +32,14 @@ TIME_WIDTH = 10  # `HH:MM:SS  `
 
 # Status changes the engine does not record as events, said in the log as they happen.
 STATUS_NOTES = {
-    "paused": "paused",
-    "stopping": "stop requested: the run stops after its current step",
-    "stopped": "stopped (Resume continues from the last checkpoint)",
-    "interrupted": "interrupted: the engine is gone (Resume continues from the last checkpoint)",
-    "failed": "failed",
-    "finished": "finished",
-    "starting": "resuming from the last checkpoint",
+    RunStatus.PAUSED: "paused",
+    RunStatus.STOPPING: "stop requested: the run stops after its current step",
+    RunStatus.STOPPED: "stopped (Resume continues from the last checkpoint)",
+    RunStatus.INTERRUPTED: "interrupted: the engine is gone (Resume continues from the last "
+    "checkpoint)",
+    RunStatus.FAILED: "failed",
+    RunStatus.FINISHED: "finished",
+    STARTING: "resuming from the last checkpoint",
 }
 
 
@@ -43,8 +47,8 @@ def status_note(before: str | None, after: str) -> str | None:
     """The log line for a change of the run's status seen live (none on opening a run)."""
     if before in (None, after):
         return None
-    if after == "running":
-        return "resumed" if before == "paused" else None
+    if after == RunStatus.RUNNING:
+        return "resumed" if before == RunStatus.PAUSED else None
     return STATUS_NOTES.get(after)
 
 

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from app.model.browser_rows import STARTING
 from app.model.run_series import RunSeries
 from app.qt.monitor.qt_history_loader import HistoryLoader
 from app.qt.monitor.qt_live_follow import QtLiveFollow
@@ -347,7 +348,7 @@ class QtRunMonitor(QWidget):
         """The window started the engine again: it is followed once it has claimed the run
         (the curves continue where they stopped)."""
         self.starting_until = time.monotonic() + 120
-        self._set_status("starting")
+        self._set_status(STARTING)
 
     def close_run(self) -> None:
         """Stop showing the run (it goes on training)."""

@@ -21,6 +21,16 @@ from PySide6.QtWidgets import (
 
 from app.model.sweep_view import SweepViewModel, short_path
 from app.qt.sweep.qt_trials_table import STATUS_COLOURS
+from engine.store.status import TrialStatus
+
+# Dots of trials by status, the running ones last (on top).
+DRAWING_ORDER = (
+    TrialStatus.FINISHED,
+    TrialStatus.PRUNED,
+    TrialStatus.STOPPED,
+    TrialStatus.FAILED,
+    TrialStatus.RUNNING,
+)
 
 TARGET_COLOUR = "#D55E00"
 
@@ -122,7 +132,7 @@ class QtSweepPlots(QWidget):
     def _status_points(self, plot: pg.PlotWidget, points) -> None:
         """(x, y, status) as dots coloured by status, the running ones drawn last."""
         points = list(points)
-        for status in ("finished", "pruned", "stopped", "failed", "running"):
+        for status in DRAWING_ORDER:
             mine = [(x, y) for x, y, s in points if s == status]
             if mine:
                 colour = STATUS_COLOURS[status]
@@ -177,7 +187,7 @@ class QtSweepPlots(QWidget):
         named: set[str] = set()
         for number, status, steps, values in self.sweep.trial_curves():
             colour = STATUS_COLOURS.get(status, self._fg.name())
-            running = status == "running"
+            running = status == TrialStatus.RUNNING
             label = f"trial {number} (running)" if running else status
             plot.plot(
                 steps,
@@ -194,7 +204,9 @@ class QtSweepPlots(QWidget):
             plot.plot(
                 steps,
                 values,
-                pen=pg.mkPen(STATUS_COLOURS["running"], width=1.5, style=Qt.PenStyle.DashLine),
+                pen=pg.mkPen(
+                    STATUS_COLOURS[TrialStatus.RUNNING], width=1.5, style=Qt.PenStyle.DashLine
+                ),
                 name=f"trial {number} train loss",
             )
 

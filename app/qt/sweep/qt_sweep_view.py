@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from app.model.sweep_view import SweepViewModel, TrialRow
 from app.qt.sweep.qt_sweep_plots import QtSweepPlots
 from app.qt.sweep.qt_trials_table import QtTrialsTable
+from engine.store.status import SweepStatus
 
 EMPTY_TEXT = (
     "No sweeps yet: add a sweep to a plan with Run → Sweep… and press Run sweep "
@@ -134,7 +135,7 @@ class QtSweepView(QWidget):
         process = self._process
         if process is not None and process.poll() is not None:
             self._process = process = None  # ended (and reaped)
-        claimed = self.model.info is not None and self.model.info.status == "running"
+        claimed = self.model.info is not None and self.model.info.status == SweepStatus.RUNNING
         if process is not None and claimed:
             self._process = process = None  # the record says the rest from now on
         self.model.starting = process is not None

@@ -18,13 +18,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.sweep_view import SweepViewModel, short_path
+from engine.store.status import TrialStatus
 
 STATUS_COLOURS = {
-    "finished": "#0072B2",
-    "running": "#009E73",
-    "pruned": "#E69F00",
-    "stopped": "#999999",
-    "failed": "#D55E00",
+    TrialStatus.FINISHED: "#0072B2",
+    TrialStatus.RUNNING: "#009E73",
+    TrialStatus.PRUNED: "#E69F00",
+    TrialStatus.STOPPED: "#999999",
+    TrialStatus.FAILED: "#D55E00",
 }
 
 
