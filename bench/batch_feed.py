@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from engine.recipes import PretrainRecipe  # noqa: E402
+from engine.recipes import SingleModelRecipe  # noqa: E402
 from engine.resources import resources_dir  # noqa: E402
 from engine.runtime.context import Control, StageContext  # noqa: E402
 from engine.runtime.recorder import Recorder  # noqa: E402
@@ -51,7 +51,7 @@ stages:
 """
 
 
-def make_recipe(args: argparse.Namespace, root: Path) -> PretrainRecipe:
+def make_recipe(args: argparse.Namespace, root: Path) -> SingleModelRecipe:
     plan = load_plan_text(
         PLAN.format(
             data=args.data, column=args.column, max_length=args.max_length, batch=args.batch
@@ -75,12 +75,12 @@ def make_recipe(args: argparse.Namespace, root: Path) -> PretrainRecipe:
         control=Control(),
         cache_dir=root / "cache",
     )
-    recipe = PretrainRecipe(ctx)
+    recipe = SingleModelRecipe(ctx)
     recipe.setup()
     return recipe
 
 
-def padding_share(recipe: PretrainRecipe, batch: int, grouped: bool) -> float:
+def padding_share(recipe: SingleModelRecipe, batch: int, grouped: bool) -> float:
     """Padded cells over all cells of one epoch's batches."""
     streams = Streams.open(
         recipe.sources(),
@@ -98,7 +98,7 @@ def padding_share(recipe: PretrainRecipe, batch: int, grouped: bool) -> float:
     return 1 - real / cells
 
 
-def thread_ms(recipe: PretrainRecipe, workers: int, batches: int, step_ms: float) -> float:
+def thread_ms(recipe: SingleModelRecipe, workers: int, batches: int, step_ms: float) -> float:
     """Median ms the training thread waits for each batch, with a device step between."""
     stage = recipe.ctx.stage
     batching = stage.batching.model_copy(update={"workers": workers})

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from bench.engine_speed import make_context  # noqa: E402
 from engine.channel.client import ChannelClient  # noqa: E402
 from engine.channel.server import ChannelServer  # noqa: E402
-from engine.recipes import PretrainRecipe  # noqa: E402
+from engine.recipes import SingleModelRecipe  # noqa: E402
 from engine.recipes.common import seed_everything  # noqa: E402
 from engine.train.loop import train_stage  # noqa: E402
 
@@ -58,7 +58,7 @@ def overhead(args: argparse.Namespace, root: Path) -> None:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     info = server.start()
     ctx.recorder.listeners.append(server.publish)
-    recipe = PretrainRecipe(ctx)
+    recipe = SingleModelRecipe(ctx)
     recipe.setup()
     steps_per_s(ctx, recipe)  # warm-up
     alone, stalled = [], []

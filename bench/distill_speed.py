@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from engine.recipes import DistillRecipe, TrainRecipe  # noqa: E402
+from engine.recipes import DistillRecipe, SingleModelRecipe  # noqa: E402
 from engine.recipes.common import seed_everything  # noqa: E402
 from engine.resources import resources_dir  # noqa: E402
 from engine.runtime.context import Control, StageContext  # noqa: E402
@@ -170,7 +170,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         first = make_context(args, root, 0, {})
-        teacher = TrainRecipe(first)
+        teacher = SingleModelRecipe(first)
         teacher.setup()
         train_stage(first, teacher)
         out = teacher.save()[0]

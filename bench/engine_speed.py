@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from engine.recipes import PretrainRecipe  # noqa: E402
+from engine.recipes import SingleModelRecipe  # noqa: E402
 from engine.recipes.common import seed_everything  # noqa: E402
 from engine.resources import resources_dir  # noqa: E402
 from engine.runtime.context import Control, StageContext  # noqa: E402
@@ -122,7 +122,7 @@ def make_context(args: argparse.Namespace, root: Path) -> StageContext:
     )
 
 
-def bench_engine(ctx: StageContext, recipe: PretrainRecipe, compiled: bool = False) -> float:
+def bench_engine(ctx: StageContext, recipe: SingleModelRecipe, compiled: bool = False) -> float:
     """The engine's loop as a stage runs it (store writer, live listener). Compiled: the
     stage's `compile: true`, timed from the first log after `WARMUP` steps."""
     seed_everything(0)
@@ -150,7 +150,7 @@ def bench_engine(ctx: StageContext, recipe: PretrainRecipe, compiled: bool = Fal
     return steps / elapsed
 
 
-def bench_bare(ctx: StageContext, recipe: PretrainRecipe, compiled: bool = False) -> float:
+def bench_bare(ctx: StageContext, recipe: SingleModelRecipe, compiled: bool = False) -> float:
     """The loop a careful person writes by hand: same batches, no logging, no store.
     Compiled: `torch.compile`d, timed after `WARMUP` steps (compilation left out)."""
     seed_everything(0)
@@ -183,7 +183,7 @@ def bench_bare(ctx: StageContext, recipe: PretrainRecipe, compiled: bool = False
 
 
 def bench_trainer(
-    ctx: StageContext, recipe: PretrainRecipe, out: Path, compiled: bool = False
+    ctx: StageContext, recipe: SingleModelRecipe, out: Path, compiled: bool = False
 ) -> float:
     """HF `Trainer` on the same rows and collation; compiled: `torch_compile`, timed after
     `WARMUP` steps by a callback."""
@@ -272,7 +272,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ctx = make_context(args, root)
-        recipe = PretrainRecipe(ctx)
+        recipe = SingleModelRecipe(ctx)
         recipe.setup()
         parameters = sum(p.numel() for p in recipe.model.parameters())
         results: dict[str, list[float]] = {"engine": [], "bare": [], "trainer": []}

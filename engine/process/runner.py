@@ -33,6 +33,7 @@ from engine.store import Store, Workspace, queries
 from engine.store.status import STAGE_DONE, RunStatus, StageStatus
 from engine.train.evaluation import evaluate_stage
 from engine.train.loop import train_stage
+from engine.train.recipe import evaluation_only
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -379,7 +380,10 @@ def _train_stages(
         )
         recorder.event("stage", f"stage '{stage.name}' started", stage_idx=idx)
         recipe = RECIPES[stage.kind](ctx)
-        if recipe.trains:
+        if evaluation_only(recipe):  # scored once, by the owner alone
+            recipe.setup()
+            outcome = evaluate_stage(ctx, recipe)
+        else:
             # The others set up after the owner (a built-in tokenizer is trained and saved
             # once, then loaded), then train with it.
             dist.broadcast(
@@ -387,12 +391,9 @@ def _train_stages(
                     idx, str(folder) if folder else None, {k: str(v) for k, v in outputs.items()}
                 )
             )
-        recipe.setup()
-        if recipe.trains:
+            recipe.setup()
             dist.barrier()
             outcome = train_stage(ctx, recipe, resume_from=folder)
-        else:
-            outcome = evaluate_stage(ctx, recipe)
         writer.wait()  # the loop has waited; this keeps the promise whatever the stage kind
         if outcome == "stopped":
             recorder.stage(idx, status=StageStatus.STOPPED)

@@ -1,22 +1,26 @@
-"""One recipe per stage kind, all implementing `engine.train.recipe.Recipe`.
+"""One recipe per stage kind: `engine.train.recipe.TrainingRecipe` for the kinds that
+train, `EvaluationRecipe` for those that only score (an ensemble).
 
-A new stage kind is one module here plus its entry in `RECIPES`, and its name in
+`pretrain`, `train` and `grow` share one recipe (`SingleModelRecipe`: one model, one
+source, its head's loss), differing only in what each reads from its stage. A new stage
+kind is a module here plus its entry in `RECIPES`, and its name in
 `engine.spec.RUNNABLE_KINDS` (a test checks that the two agree)."""
+
+from collections.abc import Callable
 
 from engine.recipes.distill import DistillRecipe
 from engine.recipes.ensemble import EnsembleRecipe
-from engine.recipes.grow import GrowRecipe
 from engine.recipes.joint import JointRecipe
 from engine.recipes.preference import PreferenceRecipe
-from engine.recipes.pretrain import PretrainRecipe
-from engine.recipes.train import TrainRecipe
-from engine.train.recipe import Recipe, StepLoss
+from engine.recipes.single import SingleModelRecipe
+from engine.runtime.context import StageContext
+from engine.train.recipe import EvaluationRecipe, Recipe, StepLoss, TrainingRecipe
 
-RECIPES: dict[str, type] = {
-    "pretrain": PretrainRecipe,
-    "train": TrainRecipe,
+RECIPES: dict[str, Callable[[StageContext], Recipe]] = {
+    "pretrain": SingleModelRecipe,
+    "train": SingleModelRecipe,
+    "grow": SingleModelRecipe,
     "distill": DistillRecipe,
-    "grow": GrowRecipe,
     "preference": PreferenceRecipe,
     "ensemble": EnsembleRecipe,
     "joint": JointRecipe,
@@ -26,11 +30,11 @@ __all__ = [
     "RECIPES",
     "DistillRecipe",
     "EnsembleRecipe",
-    "GrowRecipe",
+    "EvaluationRecipe",
     "JointRecipe",
     "PreferenceRecipe",
-    "PretrainRecipe",
     "Recipe",
+    "SingleModelRecipe",
     "StepLoss",
-    "TrainRecipe",
+    "TrainingRecipe",
 ]

@@ -1,6 +1,6 @@
 """Pieces every stage recipe shares, as plain functions: loading and encoding its data,
-building its model, MLM masking, the token-weighted loss of a model with a head, and
-saving its output."""
+building its model (with its adapters), and saving its output. The batches, losses and
+evaluation forwards of a model with a head are in `engine.recipes.heads`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engine.data.chat import PLAIN_CHAT_TEMPLATE, message_texts
-from engine.data.encode import IGNORE, encode
+from engine.data.encode import encode
 from engine.data.load import StageData, load_stage_data
 from engine.models.adapters import (
     adapter_record,
@@ -35,14 +35,7 @@ from engine.runtime.context import StageContext
 from engine.runtime.fingerprint import tree_sha256
 from engine.spec.lineage import objective_of
 from engine.spec.rows import needed_columns
-from engine.spec.schedule import stage_steps
 from engine.spec.settings import DataSource
-from engine.train.batches import Streams
-from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
-from engine.train.recipe import Batch, StepLoss
-
-# The data source of a stage with one: its training split.
-TRAIN_SOURCE = "train"
 
 
 def seed_everything(seed: int) -> None:
@@ -295,102 +288,6 @@ def model_reporter(ctx: StageContext) -> Callable[[str, str], None]:
 def special_ids(tokenizer: Any) -> list[int]:
     """Ids of special tokens, which augmentation and masking leave alone."""
     return sorted(set(tokenizer.all_special_ids))
-
-
-def mask_tokens(
-    batch: dict[str, torch.Tensor],
-    *,
-    probability: float,
-    mask_id: int,
-    vocab_size: int,
-    specials: list[int],
-    seed: int,
-    micro_step: int,
-) -> dict[str, torch.Tensor]:
-    """BERT masking: pick `probability` of the real tokens as targets; of those 80% become
-    [MASK], 10% a random token, 10% stay. Draws come from a generator seeded by the step,
-    so a resumed run masks exactly as an uninterrupted one."""
-    gen = torch.Generator().manual_seed(seed * 1_000_033 + micro_step)
-    ids = batch["input_ids"].clone()
-    labels = ids.clone()
-    candidates = batch["attention_mask"].bool() & ~torch.isin(ids, torch.tensor(specials))
-    picked = candidates & (torch.rand(ids.shape, generator=gen) < probability)
-    labels[~picked] = IGNORE
-    to_mask = picked & (torch.rand(ids.shape, generator=gen) < 0.8)
-    ids[to_mask] = mask_id
-    to_random = picked & ~to_mask & (torch.rand(ids.shape, generator=gen) < 0.5)
-    ids[to_random] = torch.randint(vocab_size, ids.shape, generator=gen)[to_random]
-    return dict(batch, input_ids=ids, labels=labels)
-
-
-def causal_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Next-token targets: the inputs themselves (the model shifts), padding ignored."""
-    labels = batch["input_ids"].clone()
-    labels[batch["attention_mask"] == 0] = IGNORE
-    return dict(batch, labels=labels)
-
-
-def shift_for_causal(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Align causal-LM logits with the tokens they predict, for accuracy."""
-    return logits[:, :-1, :], labels[:, 1:]
-
-
-def epoch_steps(ctx: StageContext, rows: list[Any]) -> int:
-    """Optimizer steps of a one-source stage: `max_steps`, or its epochs over `rows`."""
-    return stage_steps(ctx.stage, len(rows))
-
-
-def draw_train(streams: Streams, micro_step: int) -> Batch:
-    """The next micro-batch of a one-source stage."""
-    return streams[TRAIN_SOURCE].next()
-
-
-def count_labelled(labels: torch.Tensor, causal: bool) -> int:
-    """Labelled positions the logits predict (causal LM shifts by one); host tensors."""
-    return labelled_count(labels[:, 1:] if causal else labels)
-
-
-def align_logits(
-    logits: torch.Tensor, labels: torch.Tensor, causal: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the labels they predict (shifted for causal LM)."""
-    return shift_for_causal(logits, labels) if causal else (logits, labels)
-
-
-def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) -> StepLoss:
-    """Summed cross-entropy of the model's head over the labelled positions, divided by
-    the step's count of them: every labelled token (or example) weighs the same however
-    the micro-batches split them."""
-    batch = dict(batch)
-    labels = batch.pop("labels")
-    logits, labels = align_logits(model(**batch).logits, labels, causal)
-    return StepLoss(cross_entropy_sum(logits, labels) / targets)
-
-
-def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepLoss:
-    """Summed squared error of the regression head over the rows, divided by the step's
-    row count (mean squared error over the step)."""
-    batch = dict(batch)
-    labels = batch.pop("labels")
-    return StepLoss(squared_error(model(**batch).logits.squeeze(-1), labels) / targets)
-
-
-def regression_predict(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluation forward of a regression head: [rows] predictions and targets."""
-    batch = dict(batch)
-    labels = batch.pop("labels")
-    return model(**batch).logits.squeeze(-1).float(), labels.float()
-
-
-def head_predict(
-    model: torch.nn.Module, batch: Batch, causal: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluation forward of a model with a head: aligned logits and labels."""
-    batch = dict(batch)
-    labels = batch.pop("labels")
-    return align_logits(model(**batch).logits, labels, causal)
 
 
 def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> list[Path]:

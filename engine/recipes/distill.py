@@ -30,25 +30,36 @@ from engine.data.encode import IGNORE, encode
 from engine.models.build import AUTO_CLASS, ModelError, build_model, build_tokenizer, source_dir
 from engine.models.grow import keep_lowest_layers, layer_count, parameter_count
 from engine.recipes.common import (
-    TRAIN_SOURCE,
-    align_logits,
-    causal_labels,
-    count_labelled,
-    draw_train,
-    epoch_steps,
     load_data,
-    mask_tokens,
     model_reporter,
     save_output,
     seed_everything,
     special_ids,
     with_adapter,
 )
+from engine.recipes.heads import (
+    CAUSAL,
+    add_targets,
+    align_logits,
+    count_labelled,
+    draw_train,
+    epoch_steps,
+    one_eval_set,
+    one_source,
+)
 from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.evaluation import evaluate
 from engine.train.losses import hidden_mse_sum, kd_loss
-from engine.train.recipe import Batch, StepLoss
+from engine.train.recipe import (
+    Batch,
+    Drawn,
+    EvalSet,
+    LoopSettings,
+    StepLoss,
+    Targets,
+    one_model_settings,
+)
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
 # The head class a teacher's config must name for the task (the `architectures` suffix).
@@ -77,13 +88,11 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 class DistillRecipe:
     """A student learns from a frozen teacher (see `engine.train.recipe`)."""
 
-    trains = True
-
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
         stage = ctx.stage
         self.task = stage.task
-        self.causal = self.task in ("causal_lm", "causal_lm_sft")
+        self.causal = self.task in CAUSAL
         # alpha 0: no label is read; a sequence task then learns from unlabelled text.
         self.unlabelled = stage.alpha == 0 and self.task == "sequence_classification"
         self.projection: torch.nn.Module | None = None
@@ -119,7 +128,6 @@ class DistillRecipe:
                     "one label set"
                 )
         self.labels = teacher_labels
-        self.num_classes = len(teacher_labels) if teacher_labels else None
 
         if stage.model.builtin:
             # A new student reads the teacher's token ids, so it takes the teacher's tokenizer.
@@ -175,9 +183,11 @@ class DistillRecipe:
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
         self._record_models(teacher_dir)
-        if not self.unlabelled:
+        if not self.unlabelled and ctx.dist.main:
+            # Scored once, by the owner (it records; the other processes only train).
             self.teacher.to(ctx.device)
-            evaluate(ctx, self, 0, predict=self._teacher_predict, prefix="teacher")
+            teacher = one_eval_set(ctx, self.eval_rows, self._teacher_predict, self.labels)
+            evaluate(ctx, self, 0, prefix="teacher", sets=teacher)
 
     def _teacher_dir(self) -> str:
         source = self.ctx.stage.teacher
@@ -262,33 +272,33 @@ class DistillRecipe:
         """The teacher: it only runs."""
         return {"teacher": self.teacher}
 
+    def loop_settings(self) -> LoopSettings:
+        """The student is the one model freezing acts on."""
+        return one_model_settings(self.ctx.stage, self.model)
+
     def sources(self) -> dict[str, list[Any]]:
-        """The training split."""
-        return {TRAIN_SOURCE: self.train_rows}
+        """The student's training split."""
+        return one_source(self.train_rows)
 
     def steps(self) -> int:
         """`max_steps`, or the epochs over the training split."""
         return epoch_steps(self.ctx, self.train_rows)
 
-    def draw(self, streams: Streams, micro_step: int) -> Batch:
+    def draw(self, streams: Streams, micro_step: int) -> Drawn:
         """The training split's next micro-batch."""
-        return draw_train(streams, micro_step)
+        return draw_train(streams)
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
-        """MLM masks or next-token targets for language modelling; tasks have labels."""
-        if self.task == "masked_lm":
-            return mask_tokens(
-                batch,
-                probability=self.ctx.stage.mlm_probability,
-                mask_id=self.mask_id,
-                vocab_size=len(self.tokenizer),
-                specials=self.special_ids,
-                seed=seed,
-                micro_step=micro_step,
-            )
-        if self.causal and "labels" not in batch:
-            return causal_labels(batch)
-        return batch
+        """The task's targets, as both models see them (MLM masks, next tokens)."""
+        return add_targets(
+            batch,
+            self.task,
+            self.ctx,
+            self.tokenizer,
+            self.special_ids,
+            seed=seed,
+            micro_step=micro_step,
+        )
 
     def count_targets(self, batch: Batch) -> int:
         """Labelled tokens or examples; every example of unlabelled text."""
@@ -321,10 +331,10 @@ class DistillRecipe:
             "mask": batch["attention_mask"],
         }
 
-    def loss(self, batch: Batch, targets: int) -> StepLoss:
+    def loss(self, source: str, batch: Batch, targets: Targets) -> StepLoss:
         """α·task + (1−α)·T²·KL [+ β·hidden MSE], summed per labelled token or example and
         divided by the step's count of them."""
-        stage = self.ctx.stage
+        stage, count = self.ctx.stage, targets.total
         out = self._forward(batch)
         loss, kd, task = kd_loss(
             out["s"],
@@ -332,13 +342,13 @@ class DistillRecipe:
             out["labels"],
             temperature=stage.temperature,
             alpha=stage.alpha,
-            count=targets,
+            count=count,
         )
         parts = {"loss_kd": kd}
         if task is not None:
             parts["loss_task"] = task
         if stage.hidden_weight:
-            hidden = self._hidden_sum(out) / targets
+            hidden = self._hidden_sum(out) / count
             loss = loss + stage.hidden_weight * hidden
             parts["loss_hidden"] = hidden
         return StepLoss(loss, parts)
@@ -363,6 +373,11 @@ class DistillRecipe:
         if labels is None:
             return logits, self.teacher(**batch).logits.argmax(-1)
         return align_logits(logits, labels, self.causal)
+
+    def eval_sets(self, prefix: str) -> list[EvalSet]:
+        """The student on the eval (test) rows."""
+        rows = self.test_rows if prefix == "test" else self.eval_rows
+        return one_eval_set(self.ctx, rows, self.predict, self.labels)
 
     def _teacher_predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's logits on the same rows and masks."""

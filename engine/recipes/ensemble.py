@@ -1,16 +1,16 @@
 """Recipe of `ensemble` stages: joint inference of trained sequence classifiers.
 
-Evaluation only (`trains` is False: no steps, no optimizer, no checkpoint). Every member
-reads the texts with its own tokenizer once; their probabilities, aligned on the stage's
-label set by name, are combined by vote, a (fixed-)weighted average, or weights learned on
-the eval rows. Scores are reported on the test rows when the data has them (else on the
-eval rows, and a learned combiner is refused by validation): `eval/<metric>` for the
-ensemble through the loop's evaluation, `member/<name>/<metric>` for each member on the
-same rows, and one `ensemble` event with the side-by-side table and the weights.
+Evaluation only (an `EvaluationRecipe`: no steps, no optimizer, no checkpoint). Every
+member reads the texts with its own tokenizer once; their probabilities, aligned on the
+stage's label set by name, are combined by vote, a (fixed-)weighted average, or weights
+learned on the eval rows. Scores are reported on the test rows when the data has them
+(else on the eval rows, and a learned combiner is refused by validation): `eval/<metric>`
+for the ensemble, `member/<name>/<metric>` for each member on the same rows, and one
+`ensemble` event with the side-by-side table and the weights.
 
-The loop's evaluation reads rows as batches; here a row is the index of a text in the
-report rows (`input_ids: [i]`), and `predict` looks its combined probabilities up, so the
-ensemble gets the same metrics and confusion matrix as any classifier.
+The ensemble's combined log-probabilities are its `scores()`: the runner records them as
+an evaluation records a classifier's predictions, so the ensemble gets the same metrics
+and confusion matrix as any classifier.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from engine.models.ensemble import (
 )
 from engine.recipes.common import load_data
 from engine.runtime.context import StageContext
-from engine.train.batches import Streams
 from engine.train.metrics import EvalAccumulator
-from engine.train.recipe import Batch, StepLoss
+from engine.train.recipe import Scored
 
 
 def member_name(source: Any, k: int) -> str:
@@ -73,12 +72,8 @@ def report_line(ensemble: dict[str, float], members: dict[str, dict[str, float]]
 class EnsembleRecipe:
     """Vote, average or learned weights over trained classifiers (see `engine.train.recipe`)."""
 
-    trains = False
-
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
-        self.pad_id, self.mask_id, self.special_ids = 0, None, []
-        self.model = torch.nn.Module()  # nothing trains; the members are not modules of it
 
     def setup(self) -> None:
         """Load the data and the members; compute, combine and score their probabilities."""
@@ -105,11 +100,8 @@ class EnsembleRecipe:
         if stage.combiner == "weighted":
             fit_probs, fit_labels = self._probabilities(data.eval)
             self.weights = learn_weights(fit_probs, fit_labels)
-        self.member_probs, report_labels = self._probabilities(report)
+        self.member_probs, self.report_labels = self._probabilities(report)
         self.combined = combine(self.member_probs, stage.combiner, self.weights)
-        self.eval_rows = [
-            {"input_ids": [i], "labels": int(label)} for i, label in enumerate(report_labels)
-        ]
         self.report_split = "test" if data.test is not None else "eval"
         self._record_members()
 
@@ -137,7 +129,7 @@ class EnsembleRecipe:
         )
         return probs, labels
 
-    def _scores(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    def _metrics(self, probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         acc = EvalAccumulator(self.num_classes, torch.device("cpu"))
         acc.add(torch.log(probs.clamp_min(1e-12)), labels)
         wanted = [m for m in self.ctx.stage.eval.metrics if m != "confusion_matrix"]
@@ -145,12 +137,11 @@ class EnsembleRecipe:
 
     def _record_members(self) -> None:
         """Each member's metrics on the report rows (`member/<name>/<metric>`), the learned
-        or fixed weights, and one `ensemble` event with the side-by-side table (the loop's
-        evaluation then records the ensemble's own `eval/<metric>` and confusion matrix)."""
-        ctx = self.ctx
-        labels = torch.tensor([r["labels"] for r in self.eval_rows])
+        or fixed weights, and one `ensemble` event with the side-by-side table (the runner
+        then records the ensemble's own `eval/<metric>` and confusion matrix from `scores`)."""
+        ctx, labels = self.ctx, self.report_labels
         table = {
-            m.name: self._scores(self.member_probs[k], labels) for k, m in enumerate(self.members)
+            m.name: self._metrics(self.member_probs[k], labels) for k, m in enumerate(self.members)
         }
         for name, values in table.items():
             ctx.recorder.metrics(ctx.index, 0, {f"member/{name}/{m}": v for m, v in values.items()})
@@ -160,7 +151,7 @@ class EnsembleRecipe:
             ctx.recorder.metrics(
                 ctx.index, 0, {f"ensemble/weight/{name}": w for name, w in weights.items()}
             )
-        ensemble = self._scores(self.combined, labels)
+        ensemble = self._metrics(self.combined, labels)
         ctx.recorder.event(
             "ensemble",
             f"{ctx.stage.combiner} of {len(self.members)} members on {len(labels)} "
@@ -177,43 +168,17 @@ class EnsembleRecipe:
             },
         )
 
-    def trained_modules(self) -> dict[str, torch.nn.Module]:
-        """None train; the loop's evaluation puts this (empty) module in eval mode."""
-        return {"model": self.model}
-
-    def frozen_modules(self) -> dict[str, torch.nn.Module]:
-        """The members only run (their probabilities are computed once, in setup)."""
-        return {}
-
-    def sources(self) -> dict[str, list[Any]]:
-        """No training rows."""
-        return {}
-
-    def steps(self) -> int:
-        """No steps."""
-        return 0
-
-    def draw(self, streams: Streams, micro_step: int) -> Batch:
-        """Never called: the stage does not train."""
-        raise RuntimeError("an ensemble stage does not train")
-
-    def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
-        """Nothing to add."""
-        return batch
-
-    def count_targets(self, batch: Batch) -> int:
-        """Rows (never called for training)."""
-        return int(batch["labels"].shape[0])
-
-    def loss(self, batch: Batch, targets: int) -> StepLoss:
-        """Never called: the stage does not train."""
-        raise RuntimeError("an ensemble stage does not train")
-
-    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The combined probabilities of the batch's rows, as log-probabilities."""
-        rows = batch["input_ids"][:, 0].cpu()
-        probs = self.combined[rows].to(batch["labels"].device)
-        return torch.log(probs.clamp_min(1e-12)), batch["labels"]
+    def scores(self) -> list[Scored]:
+        """The combined probabilities of the report rows, as log-probabilities."""
+        return [
+            Scored(
+                logits=torch.log(self.combined.clamp_min(1e-12)),
+                targets=self.report_labels,
+                num_classes=self.num_classes,
+                labels=self.labels,
+                metrics=self.ctx.stage.eval.metrics,
+            )
+        ]
 
     def save(self) -> list[Path]:
         """The output folder: manifest + members, loadable by `Ensemble.load`."""

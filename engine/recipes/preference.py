@@ -27,14 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.encode import IGNORE
-from engine.recipes.common import (
-    TRAIN_SOURCE,
-    draw_train,
-    epoch_steps,
-    prepare_stage,
-    save_output,
-    special_ids,
-)
+from engine.recipes.common import prepare_stage, save_output, special_ids
+from engine.recipes.heads import draw_train, epoch_steps, one_eval_set, one_source
 from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.losses import (
@@ -43,7 +37,15 @@ from engine.train.losses import (
     response_logps,
     simpo_rewards,
 )
-from engine.train.recipe import Batch, StepLoss
+from engine.train.recipe import (
+    Batch,
+    Drawn,
+    EvalSet,
+    LoopSettings,
+    StepLoss,
+    Targets,
+    one_model_settings,
+)
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.0}
 
@@ -84,16 +86,12 @@ def pair_logps(
 class PreferenceRecipe:
     """DPO or SimPO on prompt / chosen / rejected rows (see `engine.train.recipe`)."""
 
-    trains = True
-
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
         stage = ctx.stage
         self.kind = stage.loss
         self.beta = stage.beta if stage.beta is not None else DEFAULT_BETA[stage.loss]
         self.margin = stage.margin if stage.loss == "simpo" else 0.0
-        self.labels = None
-        self.num_classes = None
         self.mask_id = None
 
     def setup(self) -> None:
@@ -127,17 +125,21 @@ class PreferenceRecipe:
         """The DPO reference (eval mode, no gradients, never checkpointed)."""
         return {"reference": self.reference} if self.reference is not None else {}
 
+    def loop_settings(self) -> LoopSettings:
+        """The policy is the one model freezing acts on."""
+        return one_model_settings(self.ctx.stage, self.model)
+
     def sources(self) -> dict[str, list[Any]]:
         """The training pairs."""
-        return {TRAIN_SOURCE: self.train_rows}
+        return one_source(self.train_rows)
 
     def steps(self) -> int:
         """`max_steps`, or the epochs over the pairs."""
         return epoch_steps(self.ctx, self.train_rows)
 
-    def draw(self, streams: Streams, micro_step: int) -> Batch:
+    def draw(self, streams: Streams, micro_step: int) -> Drawn:
         """The next micro-batch of pairs."""
-        return draw_train(streams, micro_step)
+        return draw_train(streams)
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """Nothing to add: the response targets come from encoding."""
@@ -163,17 +165,18 @@ class PreferenceRecipe:
         r_chosen, r_rejected = dpo_rewards(self.beta, chosen, rejected, ref_chosen, ref_rejected)
         return r_chosen, r_rejected, logps
 
-    def loss(self, batch: Batch, targets: int) -> StepLoss:
+    def loss(self, source: str, batch: Batch, targets: Targets) -> StepLoss:
         """The pairs' summed loss over the step's pairs; rewards and log-probs as parts."""
+        pairs = targets.total
         r_chosen, r_rejected, logps = self._rewards(batch)
-        loss = preference_loss_sum(r_chosen, r_rejected, self.margin) / targets
+        loss = preference_loss_sum(r_chosen, r_rejected, self.margin) / pairs
         margin = r_chosen.detach() - r_rejected.detach()
         parts = {
-            "reward_chosen": r_chosen.detach().sum() / targets,
-            "reward_rejected": r_rejected.detach().sum() / targets,
-            "reward_margin": margin.sum() / targets,
-            "reward_accuracy": (margin > 0).float().sum() / targets,
-            **{k: v.detach().sum() / targets for k, v in logps.items()},
+            "reward_chosen": r_chosen.detach().sum() / pairs,
+            "reward_rejected": r_rejected.detach().sum() / pairs,
+            "reward_margin": margin.sum() / pairs,
+            "reward_accuracy": (margin > 0).float().sum() / pairs,
+            **{k: v.detach().sum() / pairs for k, v in logps.items()},
         }
         return StepLoss(loss, parts)
 
@@ -184,6 +187,11 @@ class PreferenceRecipe:
         r_chosen, r_rejected, _ = self._rewards(batch)
         logits = torch.stack([r_rejected, r_chosen], dim=-1)
         return logits, torch.ones(logits.shape[0], dtype=torch.long, device=logits.device)
+
+    def eval_sets(self, prefix: str) -> list[EvalSet]:
+        """The eval (test) pairs, scored by their rewards."""
+        rows = self.test_rows if prefix == "test" else self.eval_rows
+        return one_eval_set(self.ctx, rows, self.predict, None)
 
     def save(self) -> list[Path]:
         """Write the aligned model and its tokenizer."""

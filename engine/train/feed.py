@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from engine.runtime.context import StageContext
-    from engine.train.recipe import Batch, Recipe
+    from engine.train.recipe import Batch, TrainingRecipe
 
 # Batches each worker keeps ready (DataLoader's prefetch_factor).
 PREFETCH = 4
@@ -39,15 +39,17 @@ PREFETCH = 4
 class MicroBatch:
     """This process's rows of a micro-batch, with counts of the whole (global) batch."""
 
+    source: str  # the data source it was drawn from
     batch: Batch  # host tensors (pinned when a GPU trains)
-    targets: Any  # labelled positions of the global batch (the losses' divisor)
+    targets: int  # labelled positions of the global batch (the losses' divisor)
     samples: int  # rows of the global batch
     tokens: int  # real (unpadded) tokens of the global batch
 
 
-def shaped(recipe: Recipe, batch: Batch, dist: Dist) -> MicroBatch:
+def shaped(recipe: TrainingRecipe, source: str, batch: Batch, dist: Dist) -> MicroBatch:
     """Count the global micro-batch, then keep this process's rows of it."""
     return MicroBatch(
+        source,
         dist.local(batch),
         recipe.count_targets(batch),
         batch["input_ids"].shape[0],
@@ -55,11 +57,14 @@ def shaped(recipe: Recipe, batch: Batch, dist: Dist) -> MicroBatch:
     )
 
 
-def build_micro_batch(recipe: Recipe, streams: Streams, stage: Any, micro_step: int) -> Batch:
-    """Draw, add targets (MLM masks, causal labels), augment: one training micro-batch."""
-    batch = recipe.draw(streams, micro_step)
-    batch = recipe.prepare(batch, seed=stage.seed, micro_step=micro_step, train=True)
-    return augment_batch(
+def build_micro_batch(
+    recipe: TrainingRecipe, streams: Streams, stage: Any, micro_step: int
+) -> tuple[str, Batch]:
+    """Draw, add targets (MLM masks, causal labels), augment: one training micro-batch,
+    and the source it came from."""
+    drawn = recipe.draw(streams, micro_step)
+    batch = recipe.prepare(drawn.batch, seed=stage.seed, micro_step=micro_step, train=True)
+    return drawn.source, augment_batch(
         batch,
         stage.augmentation,
         seed=stage.seed,
@@ -94,7 +99,13 @@ class _Ahead(torch.utils.data.IterableDataset):
     """The stage's micro-batches from `start` on, shared out among the loader's workers."""
 
     def __init__(
-        self, recipe: Recipe, stage: Any, dist: Dist, positions: dict, start: int, **stream_args
+        self,
+        recipe: TrainingRecipe,
+        stage: Any,
+        dist: Dist,
+        positions: dict,
+        start: int,
+        **stream_args,
     ):
         self.recipe, self.stage, self.dist, self.start = recipe, stage, dist, start
         self.positions = {name: list(pos) for name, pos in positions.items()}
@@ -112,8 +123,8 @@ class _Ahead(torch.utils.data.IterableDataset):
             mine = (micro_step - self.start) % workers == worker
             streams.set_dry(not mine)
             if mine:
-                batch = build_micro_batch(self.recipe, streams, self.stage, micro_step)
-                micro = shaped(self.recipe, batch, self.dist)
+                source, batch = build_micro_batch(self.recipe, streams, self.stage, micro_step)
+                micro = shaped(self.recipe, source, batch, self.dist)
                 yield micro_step, micro, {n: list(p) for n, p in positions.items()}
             else:
                 self.recipe.draw(streams, micro_step)  # only moves the positions on
@@ -124,7 +135,7 @@ class Feed:
     """The loop's source of micro-batches; keeps `positions` (the loop state's) at the end
     of the last batch handed out."""
 
-    def __init__(self, ctx: StageContext, recipe: Recipe, positions: dict, start: int):
+    def __init__(self, ctx: StageContext, recipe: TrainingRecipe, positions: dict, start: int):
         stage = ctx.stage
         self.recipe, self.stage, self.positions = recipe, stage, positions
         # Several processes: each builds the global batch (the same masks and counts as
@@ -161,8 +172,8 @@ class Feed:
     def next(self, micro_step: int) -> MicroBatch:
         """The micro-batch of `micro_step` (the next one)."""
         if self._loader is None:
-            batch = build_micro_batch(self.recipe, self.streams, self.stage, micro_step)
-            return shaped(self.recipe, batch, self.dist)
+            source, batch = build_micro_batch(self.recipe, self.streams, self.stage, micro_step)
+            return shaped(self.recipe, source, batch, self.dist)
         built_for, micro, positions = next(self._loader)
         if built_for != micro_step:  # never expected: the loader hands batches out in order
             raise RuntimeError(f"batch loader out of order: got {built_for}, not {micro_step}")

@@ -32,10 +32,11 @@ from engine.train.evaluation import autocast_for, evaluate
 from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
 from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
+from engine.train.recipe import Targets
 
 if TYPE_CHECKING:
     from engine.runtime.context import StageContext
-    from engine.train.recipe import Recipe
+    from engine.train.recipe import TrainingRecipe
 
 
 @dataclass
@@ -87,7 +88,7 @@ def use_speed_settings(ctx: StageContext, modules: list[torch.nn.Module]) -> Non
         )
 
 
-def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = None) -> str:
+def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | None = None) -> str:
     """Train one stage to its end; returns 'finished', 'early_stopped' or 'stopped'.
 
     Args:
@@ -95,7 +96,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         recipe: the stage kind's recipe after setup (model, rows, batch preparation).
         resume_from: checkpoint folder to continue from, if any.
     """
-    stage, model, device, dist = ctx.stage, recipe.model, ctx.device, ctx.dist
+    stage, device, dist = ctx.stage, ctx.device, ctx.dist
     modules = recipe.trained_modules()
     for module in modules.values():
         module.to(device)
@@ -108,16 +109,15 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
     use_speed_settings(ctx, [*modules.values(), *recipe.frozen_modules().values()])
     # One module trains as itself (its parameter names and order, as always); several are
     # optimised as one ModuleDict.
-    trained = model if len(modules) == 1 else torch.nn.ModuleDict(modules)
+    trained = modules["model"] if len(modules) == 1 else torch.nn.ModuleDict(modules)
     # What the recipe left trainable is all the stage may ever train (LoRA: the adapters);
     # freezing and unfreezing act within it.
     trainable = {id(p) for p in trained.parameters() if p.requires_grad}
-    # Optional recipe hooks of stages with several models (a joint stage): the models
+    # What a stage with several models (a joint stage) sets differently: the models
     # freezing acts on, learning-rate multipliers by parameter, micro-batches per step.
-    freezable = getattr(recipe, "freezable", lambda: [model])()
-    multipliers = getattr(recipe, "lr_multipliers", dict)()
-    micro_batches = getattr(recipe, "micro_batches_per_step", stage.grad_accum)
-    optimizer = build_optimizer(trained, stage.optimizer, device, multipliers)
+    settings = recipe.loop_settings()
+    micro_batches = settings.micro_batches_per_step
+    optimizer = build_optimizer(trained, stage.optimizer, device, settings.lr_multipliers)
     steps = recipe.steps()
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
@@ -229,7 +229,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
 
     while state.step < steps and not state.stopped_early:
         # --- freezing: which layers train during this step --------------------------------
-        for frozen_model in freezable:
+        for frozen_model in settings.freezable:
             now_frozen = apply_freezing(frozen_model, stage.freezing, state.step, trainable)
         if now_frozen != frozen:
             if dist.active:  # DDP syncs the parameters trainable when it is built
@@ -256,24 +256,25 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
             state.micro_step += 1
         samples += sum(m.samples for m in micros)
         tokens += sum(m.tokens for m in micros)
-        targets = sum(m.targets for m in micros)
-        batches = [m.batch for m in micros]
-        step_loss = torch.zeros((), device=device) if targets else None
+        # Counted per source (a multi-task stage divides each member's loss by its own).
+        targets = Targets.of_step((m.source, m.targets) for m in micros)
+        learns = targets.total > 0
+        step_loss = torch.zeros((), device=device) if learns else None
         parts: dict[str, torch.Tensor] = {}
-        for i, batch in enumerate(batches if targets else ()):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        for i, micro in enumerate(micros if learns else ()):
+            batch = {k: v.to(device, non_blocking=True) for k, v in micro.batch.items()}
             if dist.active:
                 # This process's rows; the target count is the global batch's.
-                with no_sync(ddp, last=i == len(batches) - 1):
+                with no_sync(ddp, last=i == len(micros) - 1):
                     with autocast_for(ctx):
-                        loss, share, out_parts = ddp(batch, targets)
+                        loss, share, out_parts = ddp(micro.source, batch, targets)
                     scaler.scale(loss).backward()
                 step_loss += share.detach()
                 for name, part in out_parts.items():
                     parts[name] = parts.get(name, 0) + part.detach()
                 continue
             with autocast_for(ctx):
-                out = recipe.loss(batch, targets)
+                out = recipe.loss(micro.source, batch, targets)
                 loss = out.loss
                 if stage.regularization.l1:
                     loss = loss + stage.regularization.l1 * l1_penalty(trained) / micro_batches
@@ -285,7 +286,7 @@ def train_stage(ctx: StageContext, recipe: Recipe, resume_from: Path | None = No
         # --- clip and step ------------------------------------------------------------------
         grad_norm = None
         lr = scheduler.get_last_lr()[0]
-        if targets:
+        if learns:
             if stage.max_grad_norm:
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(

@@ -1,45 +1,46 @@
-"""The interface every stage kind's recipe implements, and the loop relies on.
+"""The two interfaces a stage kind's recipe implements: `TrainingRecipe`, which the loop
+trains, and `EvaluationRecipe`, a stage that only scores (an ensemble). Both are declared
+in full: the loop and the evaluation read no member a protocol does not name.
 
-A recipe says *what* a stage trains; the loop (`engine.train.loop`) says *how*: the fixed
-order of freezing, forward/backward, clipping, stepping, logging, evaluation, checkpoints
-and control is the same for every kind. The interface is wide enough for stages with more
-than one model or data source:
+A training recipe says *what* a stage trains; the loop (`engine.train.loop`) says *how*:
+the fixed order of freezing, forward/backward, clipping, stepping, logging, evaluation,
+checkpoints and control is the same for every kind. The interface is wide enough for
+stages with more than one model or data source:
 
 * `trained_modules()` are optimised, checkpointed and saved (the primary one is `model`:
-  freezing, best weights and the stage output apply to it); `frozen_modules()` only run
-  (a distillation teacher: eval mode, no gradients, never in a checkpoint).
+  best weights and the stage output apply to it); `frozen_modules()` only run (a
+  distillation teacher: eval mode, no gradients, never in a checkpoint).
+* `loop_settings()` holds what a stage with several models sets differently (the models
+  freezing acts on, learning-rate factors, micro-batches per step); a one-model stage
+  returns `one_model_settings(...)`.
 * `sources()` names the training rows of each data source; the loop keeps one resumable
   position per source in the checkpoint, and `draw()` picks the next micro-batch from
-  them (one source, or an interleaving rule of a multi-task stage).
+  them (one source, or an interleaving rule of a multi-task stage) and says which.
+* `count_targets()` counts a micro-batch's labelled positions; the loop sums them per
+  source into the step's `Targets`, by which `loss()` divides.
 * `loss()` is the stage's loss of one micro-batch (not fixed to `model(**batch).loss`),
-  with named parts the loop records beside `train/loss`; `predict()` is the evaluation
-  forward.
-* `trains` is False for an evaluation-only stage (an ensemble): the loop then evaluates
-  once and the stage has no steps, optimizer or checkpoint.
+  with named parts the loop records beside `train/loss`; `eval_sets()` are the rows and
+  forwards an evaluation scores (one set, or one per member of a joint stage).
 * `save()` writes one output folder, or several.
 
-Optional hooks, for stages with several models (a joint stage), read by the loop with
-`getattr`: `eval_sets(prefix)` (one `EvalSet` per member instead of `eval_rows`/`predict`),
-`freezable()` (the models freezing acts on; default `[model]`), `lr_multipliers()`
-(learning-rate factors by parameter id) and `micro_batches_per_step` (default
-`grad_accum`).
+An evaluation-only recipe has no steps, optimizer, checkpoint or batches: after `setup()`
+its `scores()` are recorded once, as an evaluation's are, and `save()` writes its output.
 
 Recipes share code through plain functions (`engine.recipes.common`), never through a
-base class: this module defines the contract only. `RECIPES` in `engine.recipes` maps
+base class: this module defines the contracts only. `RECIPES` in `engine.recipes` maps
 every kind of `engine.spec.RUNNABLE_KINDS` to its recipe (a test checks both ways).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 import torch
 
 if TYPE_CHECKING:
-    from engine.runtime.context import StageContext
     from engine.train.batches import Streams
 
 Batch = dict[str, torch.Tensor]
@@ -59,6 +60,53 @@ class StepLoss:
 
 
 @dataclass
+class Drawn:
+    """A training micro-batch (padded host tensors) and the source it came from."""
+
+    source: str
+    batch: Batch
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Labelled positions of an optimizer step's global batch, per data source (host
+    counts: no device sync). A loss divides by its source's count, or by the total."""
+
+    by_source: dict[str, int]
+
+    @classmethod
+    def of_step(cls, counted: Iterable[tuple[str, int]]) -> Targets:
+        """The sum per source of the step's micro-batch counts (source, count)."""
+        by_source: dict[str, int] = {}
+        for source, count in counted:
+            by_source[source] = by_source.get(source, 0) + count
+        return cls(by_source)
+
+    @property
+    def total(self) -> int:
+        """Labelled positions of the whole step (none: the step has nothing to learn)."""
+        return sum(self.by_source.values())
+
+    def of(self, source: str) -> int:
+        """Labelled positions of one source's micro-batches in the step."""
+        return self.by_source.get(source, 0)
+
+
+@dataclass
+class LoopSettings:
+    """What a stage with several models sets differently in the loop."""
+
+    freezable: list[torch.nn.Module]  # the models the stage's freezing acts on
+    lr_multipliers: dict[int, float]  # learning-rate factors by parameter id (else 1)
+    micro_batches_per_step: int  # forward passes accumulated into one optimizer step
+
+
+def one_model_settings(stage: Any, model: torch.nn.Module) -> LoopSettings:
+    """A one-model stage: freezing acts on its model, one learning rate, `grad_accum`."""
+    return LoopSettings([model], {}, stage.grad_accum)
+
+
+@dataclass
 class EvalSet:
     """Rows evaluated with one forward: the stage's, or one member's of a joint stage."""
 
@@ -72,19 +120,28 @@ class EvalSet:
     weight: float = 1.0  # its share of the stage's total <prefix>/loss
 
 
-@runtime_checkable
-class Recipe(Protocol):
-    """What one stage kind provides to the loop and the runner."""
+@dataclass
+class Scored:
+    """Predictions an evaluation-only stage made already (an ensemble's combined
+    log-probabilities), recorded as an `EvalSet`'s would be: metrics, confusion matrix,
+    event."""
 
-    ctx: StageContext
-    trains: bool  # False: evaluation only (no optimizer, no steps, no checkpoint)
-    model: torch.nn.Module  # the primary trained model (freezing, best weights, output)
-    labels: list[str] | None  # label names of a classification head, else None
+    logits: torch.Tensor  # [rows, classes]
+    targets: torch.Tensor  # [rows] label ids
     num_classes: int | None
+    labels: list[str] | None
+    metrics: list[str]
+    regression: bool = False
+    name: str = ""
+
+
+@runtime_checkable
+class TrainingRecipe(Protocol):
+    """What a stage kind that trains provides to the loop and the runner."""
+
     pad_id: int
     mask_id: int | None
     special_ids: list[int]  # left alone by masking and augmentation
-    eval_rows: list[Any] | None
 
     def setup(self) -> None:
         """Load data, build tokenizer(s) and model(s); called once before the loop."""
@@ -95,27 +152,53 @@ class Recipe(Protocol):
     def frozen_modules(self) -> dict[str, torch.nn.Module]:
         """Modules the stage only runs (eval mode, no gradients, not checkpointed)."""
 
+    def loop_settings(self) -> LoopSettings:
+        """Freezing's models, learning-rate factors, micro-batches per step."""
+
     def sources(self) -> dict[str, list[Any]]:
         """Encoded training rows per data source; each gets a resumable position."""
 
     def steps(self) -> int:
         """Optimizer steps of the stage (the same count the window's LR preview shows)."""
 
-    def draw(self, streams: Streams, micro_step: int) -> Batch:
-        """The next training micro-batch, padded, from one of the streams."""
+    def draw(self, streams: Streams, micro_step: int) -> Drawn:
+        """The next training micro-batch, padded, from one of the streams, and its source."""
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """Add the targets (MLM masks, causal labels) to a padded batch (host tensors)."""
 
     def count_targets(self, batch: Batch) -> int:
-        """Labelled positions of a prepared batch (host tensors: no device sync); the
-        step's micro-batch losses are divided by their sum."""
+        """Labelled positions of a prepared batch (host tensors: no device sync)."""
 
-    def loss(self, batch: Batch, targets: int) -> StepLoss:
-        """The micro-batch's loss on the device (autocast is on), divided by `targets`."""
+    def loss(self, source: str, batch: Batch, targets: Targets) -> StepLoss:
+        """The micro-batch's loss on the device (autocast is on), divided by its share of
+        `targets` (the step's counts)."""
 
-    def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Evaluation forward: logits and the labels they predict, aligned."""
+    def eval_sets(self, prefix: str) -> list[EvalSet]:
+        """What an evaluation scores: the eval rows (prefix `test`: the test rows) and the
+        forward that predicts them; one set per member of a joint stage."""
 
     def save(self) -> list[Path]:
         """Write the stage output folder(s); the first is the stage's output."""
+
+
+@runtime_checkable
+class EvaluationRecipe(Protocol):
+    """What a stage kind that only scores provides to the runner."""
+
+    def setup(self) -> None:
+        """Load data and models; compute what the stage scores."""
+
+    def scores(self) -> list[Scored]:
+        """The predictions to record (as `eval/<metric>` at step 0)."""
+
+    def save(self) -> list[Path]:
+        """Write the stage output folder(s); the first is the stage's output."""
+
+
+Recipe = TrainingRecipe | EvaluationRecipe
+
+
+def evaluation_only(recipe: Recipe) -> TypeGuard[EvaluationRecipe]:
+    """Whether a recipe only scores (the runner then evaluates it instead of training)."""
+    return isinstance(recipe, EvaluationRecipe)

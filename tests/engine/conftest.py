@@ -91,6 +91,7 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         from engine.store import Store, Workspace, queries
         from engine.train.evaluation import evaluate_stage
         from engine.train.loop import train_stage
+        from engine.train.recipe import evaluation_only
 
         plan = load_plan_text(plan_text)
         workspace = Workspace.open(tmp_path / "ws")
@@ -127,7 +128,10 @@ def train_stage_of(tmp_path: Path, data_dir: Path):
         if before is not None:
             before(recipe)
         # An evaluation-only stage (an ensemble) is evaluated once, as the runner does.
-        outcome = train_stage(ctx, recipe) if recipe.trains else evaluate_stage(ctx, recipe)
+        if evaluation_only(recipe):
+            outcome = evaluate_stage(ctx, recipe)
+        else:
+            outcome = train_stage(ctx, recipe)
         recorder.flush()
         return StageResult(outcome, ctx, recipe, store, run_id)
 

@@ -14,6 +14,7 @@ from transformers import AutoModelForSequenceClassification
 from engine.data.encode import pad_batch
 from engine.recipes.distill import DistillError
 from engine.spec import PlanInvalid, load_plan_text
+from engine.train.recipe import Targets
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_distill_loss_parts_frozen_teacher_and_its_score(train_stage_of, teacher
             pad_batch(recipe.train_rows[:8], recipe.pad_id), seed=0, micro_step=0, train=True
         )
         targets = recipe.count_targets(batch) + 3  # as if other micro-batches shared the step
-        out = recipe.loss(batch, targets)
+        out = recipe.loss("train", batch, Targets({"train": targets}))
         seen["loss"] = (out.loss.item(), out.parts["loss_task"].item(), out.parts["loss_kd"].item())
         seen["hand"] = hand_loss(recipe, batch, targets)
 
@@ -112,6 +113,32 @@ def test_distill_loss_parts_frozen_teacher_and_its_score(train_stage_of, teacher
     assert scored.data["metrics"]["accuracy"] == result.series("teacher/accuracy")[0]
     # The student's head has the teacher's labels.
     assert recipe.model.config.id2label == recipe.teacher.config.id2label
+
+
+def test_only_the_owner_scores_the_teacher(train_stage_of, data_dir):
+    """With several processes the teacher is scored (and recorded) by the owner alone."""
+    import dataclasses
+
+    from engine.recipes import DistillRecipe
+    from engine.runtime.distributed import Dist
+    from engine.spec import load_plan_text
+    from engine.store import queries
+
+    first = train_stage_of(TEACHER.replace("max_steps: 6", "max_steps: 1"))
+    folder = first.recipe.save()[0]
+    for rank in (1, 0):  # another process of a two-process run, then the owner
+        ctx = dataclasses.replace(
+            first.ctx,
+            plan=load_plan_text(TEACHER + DISTILL),
+            index=1,
+            outputs={"teacher": folder},
+            dist=Dist(world=2, rank=rank),
+        )
+        DistillRecipe(ctx).setup()
+        ctx.recorder.flush()
+        steps, _ = queries.read_series(first.store, first.run_id, "teacher/accuracy", stage_idx=1)
+        scored = len(queries.list_events(first.store, first.run_id, kind="teacher_eval"))
+        assert (list(steps), scored) == (([], 0) if rank else ([0], 1))
 
 
 def test_a_student_cut_from_the_teacher_starts_with_its_lower_layers(train_stage_of, teacher_dir):

@@ -12,6 +12,7 @@ import torch
 
 from engine.models.ensemble import Ensemble, EnsembleError, combine, learn_weights
 from engine.spec import PlanInvalid, load_plan_text
+from engine.train.recipe import EvaluationRecipe, TrainingRecipe
 
 MEMBER = """
   - name: {name}
@@ -102,7 +103,9 @@ def test_the_stage_scores_members_and_ensemble_on_the_test_rows(train_stage_of, 
     result = train_stage_of(plan(combiner, metrics=combiner != "vote"), index=3, outputs=members)
     assert result.outcome == "finished"
     recipe = result.recipe
-    assert not recipe.trains and recipe.steps() == 0
+    # An evaluation-only recipe: none of the training loop's members.
+    assert isinstance(recipe, EvaluationRecipe) and not isinstance(recipe, TrainingRecipe)
+    assert not hasattr(recipe, "steps") and not hasattr(recipe, "draw")
     ensemble = result.series("eval/accuracy")
     assert list(ensemble) == [0] and not math.isnan(ensemble[0])
     (event,) = result.events("ensemble")

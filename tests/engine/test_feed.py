@@ -15,6 +15,7 @@ import torch
 from engine.data.encode import pad_batch
 from engine.train.batches import grouped_order
 from engine.train.feed import Feed
+from engine.train.recipe import Targets
 from tests.engine.live_kill import kill_mid_stage
 from tests.engine.test_runs import export, show, stagelab, wait_for
 
@@ -102,9 +103,10 @@ def test_padding_to_a_multiple_of_8_changes_no_loss(train_stage_of):
     recipe = result.recipe
     recipe.model.eval()
     rows = recipe.train_rows[:16]
+    targets = Targets({"train": 16})
     with torch.no_grad():
-        tight = recipe.loss(pad_batch(rows, recipe.pad_id), targets=16).loss
-        wide = recipe.loss(pad_batch(rows, recipe.pad_id, multiple=32), targets=16).loss
+        tight = recipe.loss("train", pad_batch(rows, recipe.pad_id), targets).loss
+        wide = recipe.loss("train", pad_batch(rows, recipe.pad_id, multiple=32), targets).loss
     assert pad_batch(rows, recipe.pad_id, multiple=32)["input_ids"].shape[1] == 32
     assert wide.item() == pytest.approx(tight.item(), rel=1e-5)
 

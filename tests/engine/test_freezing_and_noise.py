@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.recipes.common import mask_tokens
+from engine.recipes.heads import mask_tokens
 from engine.spec.settings import Augmentation, Freezing
 from engine.train.augment import augment_batch
 from engine.train.freezing import embedding_parameters, frozen_layer_count, transformer_layers

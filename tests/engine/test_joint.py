@@ -18,6 +18,7 @@ from engine.spec import PlanInvalid, load_plan_text
 from engine.spec.stages import JointStage
 from engine.train.batches import Streams
 from engine.train.optim import build_optimizer
+from engine.train.recipe import Targets
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ stages:
 
 
 def step_batches(recipe):
-    """The first optimizer step's micro-batches, as the loop draws them."""
+    """The first optimizer step's micro-batches (source, batch), as the loop draws them."""
     streams = Streams.open(
         recipe.sources(),
         batch_size=8,
@@ -79,7 +80,13 @@ def step_batches(recipe):
         pad_id=recipe.pad_id,
         positions={},
     )
-    return [recipe.draw(streams, m) for m in range(recipe.micro_batches_per_step)]
+    micro = recipe.loop_settings().micro_batches_per_step
+    return [(d.source, d.batch) for d in (recipe.draw(streams, m) for m in range(micro))]
+
+
+def step_targets(recipe, batches):
+    """The step's labelled positions per member, as the loop sums them."""
+    return Targets.of_step((source, recipe.count_targets(b)) for source, b in batches)
 
 
 def ce_mean(logits: list[list[float]], labels: list[int]) -> float:
@@ -99,22 +106,17 @@ def test_shared_encoder_step_loss_is_the_weighted_sum_of_member_means(train_stag
         for m in recipe.members:
             m.model.eval()  # no dropout, so the hand computation sees the same forward
         batches = step_batches(recipe)
-        assert [next(k for k in b if k.startswith("member:")) for b in batches] == [
-            "member:mood",
-            "member:strength",
-            "member:mood",
-            "member:strength",
-        ]
-        targets = sum(recipe.count_targets(b) for b in batches)
-        assert targets == Counter(mood=16, strength=16)
-        outs = [recipe.loss(b, targets) for b in batches]
+        assert [source for source, _ in batches] == ["mood", "strength", "mood", "strength"]
+        targets = step_targets(recipe, batches)
+        assert targets.by_source == {"mood": 16, "strength": 16}
+        outs = [recipe.loss(source, b, targets) for source, b in batches]
         seen["ours"] = sum(o.loss.item() for o in outs)
         # By hand: CE over the mood rows of the step, MSE over the strength rows.
         logits, labels, errors = [], [], []
         with torch.no_grad():
-            for b in batches:
-                inputs = {k: v for k, v in b.items() if k not in ("labels",) and ":" not in k}
-                if "member:mood" in b:
+            for source, b in batches:
+                inputs = {k: v for k, v in b.items() if k != "labels"}
+                if source == "mood":
                     logits += mood.model(**inputs).logits.tolist()
                     labels += b["labels"].tolist()
                 else:
@@ -128,7 +130,7 @@ def test_shared_encoder_step_loss_is_the_weighted_sum_of_member_means(train_stag
             torch.nn.ModuleDict(recipe.trained_modules()),
             recipe.ctx.stage.optimizer,
             torch.device("cpu"),
-            recipe.lr_multipliers(),
+            recipe.loop_settings().lr_multipliers,
         )
         head = {id(p) for p in strength.model.classifier.parameters()}
         for group in optimizer.param_groups:
@@ -159,8 +161,8 @@ def test_shared_encoder_step_loss_is_the_weighted_sum_of_member_means(train_stag
     # A complete model folder per member; plain transformers gives the engine's logits.
     out, *folders = result.recipe.save()
     assert [f.name for f in folders] == ["mood", "strength"] and (out / "joint.json").exists()
-    batch = step_batches(result.recipe)[0]
-    inputs = {k: v for k, v in batch.items() if k != "labels" and ":" not in k}
+    _, batch = step_batches(result.recipe)[0]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
     for member, folder in zip(result.recipe.members, folders, strict=True):
         loaded = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
         member.model.eval()
@@ -195,14 +197,14 @@ def test_mutual_loss_adds_each_members_divergence_from_the_others(train_stage_of
         for m in recipe.members:
             m.model.eval()
         batches = step_batches(recipe)
-        targets = sum(recipe.count_targets(b) for b in batches)
-        outs = [recipe.loss(b, targets) for b in batches]
+        targets = step_targets(recipe, batches)
+        outs = [recipe.loss(source, b, targets) for source, b in batches]
         seen["ours"] = [o.loss.item() for o in outs]
         seen["mutual"] = [o.parts["loss_mutual"].item() for o in outs]
         hand, hand_mutual = [], []
         with torch.no_grad():
-            for b in batches:
-                inputs = {k: v for k, v in b.items() if k != "labels" and ":" not in k}
+            for source, b in batches:
+                inputs = {k: v for k, v in b.items() if k != "labels"}
                 a = small.model(**inputs).logits.tolist()
                 w = wide.model(**inputs).logits.tolist()
                 labels = b["labels"].tolist()
@@ -212,14 +214,14 @@ def test_mutual_loss_adds_each_members_divergence_from_the_others(train_stage_of
                 ]
                 # Mean over the 2 ordered pairs of the mean over rows, T², over 2 micro-batches.
                 mutual = t * t * sum(pairs) / len(a) / 2 / 2
-                if "member:small" in b:
+                if source == "small":
                     task = (
                         1.0
                         * sum(
                             math.log(sum(math.exp(v) for v in row)) - row[y]
                             for row, y in zip(a, labels, strict=True)
                         )
-                        / targets["small"]
+                        / targets.of("small")
                     )
                 else:
                     task = (
@@ -228,7 +230,7 @@ def test_mutual_loss_adds_each_members_divergence_from_the_others(train_stage_of
                             math.log(sum(math.exp(v) for v in row)) - row[y]
                             for row, y in zip(w, labels, strict=True)
                         )
-                        / targets["wide"]
+                        / targets.of("wide")
                     )
                 hand.append(task + 0.7 * mutual)
                 hand_mutual.append(mutual)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from engine.spec import PlanInvalid, load_plan_text
+from engine.train.recipe import Targets
 
 SFT = """
 name: align
@@ -77,7 +78,7 @@ def test_dpo_loss_equals_a_hand_computation(train_stage_of, sft_dir):
     batch = pad_batch(rows, recipe.pad_id)  # chosen and rejected of different lengths
     recipe.model.eval()
     with torch.no_grad():
-        ours = recipe.loss(batch, targets=len(rows))
+        ours = recipe.loss("train", batch, Targets({"train": len(rows)}))
     beta, expected, margins = 0.1, 0.0, []
     for row in rows:
         (p, chosen), (p2, rejected) = pair_ids(recipe, row)
@@ -107,7 +108,9 @@ def test_simpo_loss_is_length_normalised_and_reference_free(train_stage_of, sft_
     rows = recipe.eval_rows[:4]
     recipe.model.eval()
     with torch.no_grad():
-        ours = recipe.loss(pad_batch(rows, recipe.pad_id), targets=len(rows)).loss.item()
+        ours = recipe.loss(
+            "train", pad_batch(rows, recipe.pad_id), Targets({"train": len(rows)})
+        ).loss.item()
     expected = 0.0
     for row in rows:
         (p, chosen), (_, rejected) = pair_ids(recipe, row)
@@ -118,10 +121,10 @@ def test_simpo_loss_is_length_normalised_and_reference_free(train_stage_of, sft_
 
 
 def test_dpo_makes_the_model_prefer_the_chosen_answers(train_stage_of, sft_dir):
-    from engine.recipes import Recipe
+    from engine.recipes import TrainingRecipe
 
     result = train_stage_of(SFT + DPO, index=1, outputs={"sft": sft_dir})
-    assert result.outcome == "finished" and isinstance(result.recipe, Recipe)
+    assert result.outcome == "finished" and isinstance(result.recipe, TrainingRecipe)
     accuracy = result.series("eval/accuracy")
     assert accuracy[30] >= 0.9, accuracy
     margin = result.series("train/reward_margin")
@@ -200,7 +203,7 @@ def test_dpo_with_lora_takes_the_base_without_adapters_as_reference(train_stage_
     rows = recipe.eval_rows[:4]
     recipe.model.eval()
     with torch.no_grad():
-        ours = recipe.loss(pad_batch(rows, recipe.pad_id), targets=len(rows))
+        ours = recipe.loss("train", pad_batch(rows, recipe.pad_id), Targets({"train": len(rows)}))
     # By hand: the policy (adapters on) against a plain copy of the SFT model.
     from transformers import AutoModelForCausalLM
 

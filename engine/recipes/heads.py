@@ -1,0 +1,171 @@
+"""Batches, losses and evaluation forwards of a model with a head (MLM masks, next-token
+targets, the token-weighted cross-entropy, regression), and the data of a stage with one
+source, as plain functions the recipes share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from engine.data.encode import IGNORE
+from engine.runtime.context import StageContext
+from engine.spec.schedule import stage_steps
+from engine.train.batches import Streams
+from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
+from engine.train.recipe import Batch, Drawn, EvalSet, StepLoss
+
+# The data source of a stage with one: its training split.
+TRAIN_SOURCE = "train"
+# Objectives whose targets are the next tokens (the model shifts its logits by one).
+CAUSAL = ("causal_lm", "causal_lm_sft")
+
+
+def one_source(rows: list[Any]) -> dict[str, list[Any]]:
+    """The sources of a one-source stage: its training rows."""
+    return {TRAIN_SOURCE: rows}
+
+
+def epoch_steps(ctx: StageContext, rows: list[Any]) -> int:
+    """Optimizer steps of a one-source stage: `max_steps`, or its epochs over `rows`."""
+    return stage_steps(ctx.stage, len(rows))
+
+
+def draw_train(streams: Streams) -> Drawn:
+    """The next micro-batch of a one-source stage."""
+    return Drawn(TRAIN_SOURCE, streams[TRAIN_SOURCE].next())
+
+
+def one_eval_set(
+    ctx: StageContext,
+    rows: list[Any] | None,
+    predict: Any,
+    labels: list[str] | None,
+    *,
+    regression: bool = False,
+) -> list[EvalSet]:
+    """The evaluation of a one-model stage: `rows` through `predict`, with the stage's
+    metrics (no rows: nothing is evaluated)."""
+    return [
+        EvalSet(
+            rows=rows,
+            predict=predict,
+            num_classes=len(labels) if labels else None,
+            labels=labels,
+            metrics=ctx.stage.eval.metrics,
+            regression=regression,
+        )
+    ]
+
+
+def mask_tokens(
+    batch: dict[str, torch.Tensor],
+    *,
+    probability: float,
+    mask_id: int,
+    vocab_size: int,
+    specials: list[int],
+    seed: int,
+    micro_step: int,
+) -> dict[str, torch.Tensor]:
+    """BERT masking: pick `probability` of the real tokens as targets; of those 80% become
+    [MASK], 10% a random token, 10% stay. Draws come from a generator seeded by the step,
+    so a resumed run masks exactly as an uninterrupted one."""
+    gen = torch.Generator().manual_seed(seed * 1_000_033 + micro_step)
+    ids = batch["input_ids"].clone()
+    labels = ids.clone()
+    candidates = batch["attention_mask"].bool() & ~torch.isin(ids, torch.tensor(specials))
+    picked = candidates & (torch.rand(ids.shape, generator=gen) < probability)
+    labels[~picked] = IGNORE
+    to_mask = picked & (torch.rand(ids.shape, generator=gen) < 0.8)
+    ids[to_mask] = mask_id
+    to_random = picked & ~to_mask & (torch.rand(ids.shape, generator=gen) < 0.5)
+    ids[to_random] = torch.randint(vocab_size, ids.shape, generator=gen)[to_random]
+    return dict(batch, input_ids=ids, labels=labels)
+
+
+def causal_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Next-token targets: the inputs themselves (the model shifts), padding ignored."""
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = IGNORE
+    return dict(batch, labels=labels)
+
+
+def add_targets(
+    batch: Batch,
+    objective: str,
+    ctx: StageContext,
+    tokenizer: Any,
+    specials: list[int],
+    *,
+    seed: int,
+    micro_step: int,
+) -> Batch:
+    """MLM masks or next-token targets for language modelling; supervised rows (causal
+    fine-tuning on prompts or chats among them) have their labels already."""
+    if objective == "masked_lm":
+        return mask_tokens(
+            batch,
+            probability=ctx.stage.mlm_probability,
+            mask_id=tokenizer.mask_token_id,
+            vocab_size=len(tokenizer),
+            specials=specials,
+            seed=seed,
+            micro_step=micro_step,
+        )
+    if objective in CAUSAL and "labels" not in batch:
+        return causal_labels(batch)
+    return batch
+
+
+def shift_for_causal(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Align causal-LM logits with the tokens they predict, for accuracy."""
+    return logits[:, :-1, :], labels[:, 1:]
+
+
+def count_labelled(labels: torch.Tensor, causal: bool) -> int:
+    """Labelled positions the logits predict (causal LM shifts by one); host tensors."""
+    return labelled_count(labels[:, 1:] if causal else labels)
+
+
+def align_logits(
+    logits: torch.Tensor, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and the labels they predict (shifted for causal LM)."""
+    return shift_for_causal(logits, labels) if causal else (logits, labels)
+
+
+def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) -> StepLoss:
+    """Summed cross-entropy of the model's head over the labelled positions, divided by
+    the step's count of them: every labelled token (or example) weighs the same however
+    the micro-batches split them."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    logits, labels = align_logits(model(**batch).logits, labels, causal)
+    return StepLoss(cross_entropy_sum(logits, labels) / targets)
+
+
+def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepLoss:
+    """Summed squared error of the regression head over the rows, divided by the step's
+    row count (mean squared error over the step)."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    return StepLoss(squared_error(model(**batch).logits.squeeze(-1), labels) / targets)
+
+
+def regression_predict(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation forward of a regression head: [rows] predictions and targets."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    return model(**batch).logits.squeeze(-1).float(), labels.float()
+
+
+def head_predict(
+    model: torch.nn.Module, batch: Batch, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation forward of a model with a head: aligned logits and labels."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    return align_logits(model(**batch).logits, labels, causal)

@@ -1,0 +1,162 @@
+"""The members of a `joint` stage (engine/recipes/joint.py): their data, their one
+tokenizer, their models (with one encoder object under `shared_backbone`), and each
+member's task loss and evaluation forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine.data.encode import encode
+from engine.data.load import DataError
+from engine.models.build import ModelError, build_model, build_tokenizer
+from engine.recipes.common import load_data, model_reporter, seed_everything
+from engine.recipes.heads import head_loss, head_predict, regression_loss, regression_predict
+from engine.runtime.context import StageContext
+from engine.spec.rows import needed_columns
+from engine.train.losses import cross_entropy_sum, squared_error
+from engine.train.recipe import Batch
+
+
+@dataclass
+class Member:
+    """One member of the stage: its settings, model and encoded rows."""
+
+    spec: Any  # engine.spec.stages.JointMember
+    model: torch.nn.Module
+    labels: list[str] | None
+    train_rows: list[Any]
+    eval_rows: list[Any] | None
+    test_rows: list[Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def regression(self) -> bool:
+        return self.spec.task == "sequence_regression"
+
+
+def load_members(ctx: StageContext, shared: bool) -> tuple[Any, list[Member]]:
+    """Every member's data, one tokenizer, the members' models, the encoded rows."""
+    stage = ctx.stage
+    datas = []
+    for spec in stage.members:
+        try:
+            datas.append(
+                load_data(ctx, spec.task, supervised=True, source=spec.data, member=spec.name)
+            )
+        except DataError as exc:
+            raise DataError(f"member '{spec.name}': {exc}") from None
+    tokenizer = _tokenizer(ctx, shared, datas)
+    members: list[Member] = []
+    for k, (spec, data) in enumerate(zip(stage.members, datas, strict=True)):
+        labels = None if spec.task == "sequence_regression" else data.labels
+        # Each member's fresh weights (heads, a built-in model) from its own seed.
+        seed_everything(stage.seed + k)
+        model = build_model(
+            stage.model if shared else spec.model,
+            spec.task,
+            tokenizer,
+            ctx.plan_dir,
+            ctx.outputs,
+            labels=labels,
+            max_length=spec.data.max_length,
+            dropout=stage.regularization.dropout,
+            report=_member_reporter(ctx, spec.name),
+        )
+        if shared and members:
+            # The first member's encoder object replaces this one's: one encoder.
+            prefix = model.base_model_prefix
+            setattr(model, prefix, getattr(members[0].model, prefix))
+        rows = [
+            encode(split, tokenizer, spec.data, spec.task, data.labels).to_list() if split else None
+            for split in (data.train, data.eval, data.test)
+        ]
+        members.append(Member(spec, model, labels, *rows))
+    if not shared:
+        _check_mutual_labels(members)
+    return tokenizer, members
+
+
+def _tokenizer(ctx: StageContext, shared: bool, datas: list[Any]) -> Any:
+    """One tokenizer for every member: the shared encoder's, or (mutual) the first
+    loaded member's, which every other loaded member must equal; a built-in model
+    learns its vocabulary from all members' training texts."""
+    stage = ctx.stage
+
+    def corpus():
+        for spec, data in zip(stage.members, datas, strict=True):
+            for column in needed_columns(spec.data, spec.task):
+                if column == spec.data.label_column:
+                    continue
+                for value in data.train[column]:
+                    yield " ".join(value) if isinstance(value, list) else str(value)
+
+    sources = [stage.model] if shared else [m.model for m in stage.members]
+    loaded = [s for s in sources if not s.builtin]
+    first = loaded[0] if loaded else sources[0]
+    tokenizer = build_tokenizer(
+        first, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
+    )
+    for spec in stage.members if not shared else []:
+        if spec.model.builtin or spec.model is first:
+            continue
+        other = build_tokenizer(spec.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir, corpus)
+        if other.get_vocab() != tokenizer.get_vocab():
+            raise ModelError(
+                f"members: '{spec.name}' has another vocabulary than "
+                f"'{stage.members[0].name}'; mutual members compare outputs on the same "
+                "token ids, so give them models of one tokenizer (or built-in sizes)"
+            )
+    return tokenizer
+
+
+def _check_mutual_labels(members: list[Member]) -> None:
+    """Mutual members predict one label set (regression members: one number)."""
+    first = members[0]
+    if first.regression:
+        return
+    for member in members[1:]:
+        if member.labels != first.labels:
+            raise DataError(
+                f"members: '{member.name}' has the labels {member.labels}, "
+                f"'{first.name}' {first.labels}; mutual members predict one label set"
+            )
+
+
+def head_of(model: torch.nn.Module) -> torch.nn.ModuleDict:
+    """A model's task head: every child module but its encoder (`base_model_prefix`)."""
+    prefix = model.base_model_prefix
+    return torch.nn.ModuleDict({n: c for n, c in model.named_children() if n != prefix})
+
+
+def task_loss(member: Member, batch: Batch, count: int) -> torch.Tensor:
+    """The member's summed task loss on its batch, divided by `count`."""
+    if member.regression:
+        return regression_loss(member.model, batch, count).loss
+    return head_loss(member.model, batch, count, causal=False).loss
+
+
+def task_loss_of(
+    member: Member, logits: torch.Tensor, labels: torch.Tensor, count: int
+) -> torch.Tensor:
+    """The member's task loss from logits already computed (mutual: one forward each)."""
+    if member.regression:
+        return squared_error(logits.squeeze(-1), labels) / count
+    return cross_entropy_sum(logits, labels) / count
+
+
+def member_predict(member: Member, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The member's evaluation forward: logits (or numbers) and the labels."""
+    if member.regression:
+        return regression_predict(member.model, batch)
+    return head_predict(member.model, batch, causal=False)
+
+
+def _member_reporter(ctx: StageContext, name: str):
+    report = model_reporter(ctx)
+    return lambda level, sentence: report(level, f"member '{name}': {sentence}")
