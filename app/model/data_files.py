@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.spec.memory.shapes import columns_read
+
 SUFFIX_FORMAT = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -130,26 +132,6 @@ class RowsLine:
 
     text: str
     warning: str = ""
-
-
-def columns_read(stage: dict[str, Any]) -> dict[str, str]:
-    """The columns a raw stage reads from its data, by the setting that names them (the
-    validator's rule, engine.spec.datafiles.wanted_columns, on the stage's task)."""
-    from engine.spec.datafiles import wanted_columns
-    from engine.spec.relevance import data_task
-    from engine.spec.settings import DataSource
-
-    data = stage.get("data")
-    if not isinstance(data, dict):
-        return {}
-    given = {
-        k: v
-        for k, v in data.items()
-        if k in DataSource.model_fields and (v is None or isinstance(v, str))
-    }
-    source = DataSource.model_construct(**given)
-    wanted = wanted_columns(source, data_task(stage))
-    return {k: v for k, v in wanted.items() if isinstance(v, str) and v}
 
 
 def rows_line(stage: dict[str, Any], seen: DataPreview) -> RowsLine:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.model.memory_estimate import MemoryEstimate, estimate
+from app.model.memory_estimate import MemoryEstimate, estimate, words
 from app.model.model_size import parameters_text
-from app.model.parameter_count import count
-from app.model.stage_shapes import joint_member, mapping, source_shape
+from engine.spec.memory.estimate import member_estimates, summed
+from engine.spec.memory.parameters import count
+from engine.spec.memory.shapes import joint_member, mapping, source_shape
 
 
 @dataclass(frozen=True)
@@ -61,20 +62,9 @@ def _ensemble_line(stages: list[Any], index: int, plan_dir: Path) -> SizeLine:
 
 
 def _mutual_line(stages: list[Any], index: int, plan_dir: Path) -> SizeLine:
-    stage = mapping(stages[index])
-    members = stage.get("members") if isinstance(stage.get("members"), list) else []
+    members = member_estimates(stages, index, plan_dir)
     guesses, parts, known = [], [], []
-    for member in members:
-        member = mapping(member)
-        alone = {
-            **stage,
-            "kind": "train",
-            "task": member.get("task") or "sequence_classification",
-            "model": mapping(member.get("model")),
-            "data": mapping(member.get("data")),
-        }
-        name = str(member.get("name") or "member")
-        guess = estimate([*stages[:index], alone], index, plan_dir)
+    for name, alone, guess in members:
         if guess is None:
             reason = unknown_size([*stages[:index], alone], index, alone["model"], short=True)
             parts.append(f"{name}: {reason}")
@@ -87,14 +77,7 @@ def _mutual_line(stages: list[Any], index: int, plan_dir: Path) -> SizeLine:
     if len(guesses) < len(members):
         unknown = [p for p in parts if ": " in p]
         return SizeLine(f"Members' models: {', '.join(known + unknown)}")
-    total = MemoryEstimate(
-        parameters=sum(g.parameters for g in guesses),
-        trainable=sum(g.trainable for g in guesses),
-        weights=sum(g.weights for g in guesses),
-        gradients=sum(g.gradients for g in guesses),
-        optimizer=sum(g.optimizer for g in guesses),
-        activations=sum(g.activations for g in guesses),
-    )
+    total = words(summed(guesses))
     return SizeLine(
         f"{len(guesses)} models ({' + '.join(parts)}) · {total.text()}",
         "Every member trains its own model; their memory adds up.\n" + total.breakdown(),

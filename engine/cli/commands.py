@@ -39,7 +39,8 @@ NOT_RESUMABLE = {
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """`stagelab validate PLAN | --demo`."""
+    """`stagelab validate PLAN | --demo [--gpus 0,1 | --gpu-memory 24GB]`: with a GPU,
+    also warn (standard error, exit code unchanged) of stages that will not fit it."""
     if args.demo == bool(args.plan):
         raise UserError("name a plan file, or --demo for the built-in demo (not both)")
     if args.demo:
@@ -52,6 +53,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{args.plan}: valid plan '{plan.name}' with {len(plan.stages)} stage(s)")
+    if args.gpu_memory is not None or args.gpus != "cpu":
+        from engine.cli.memory_check import warn_memory
+
+        warn_memory(
+            read_plan_file(Path(args.plan)),
+            Path(args.plan).resolve().parent,
+            gpus=parse_gpus(args.gpus),
+            gpu_memory=args.gpu_memory,
+        )
     return EXIT_OK
 
 
@@ -74,6 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     nodes = _nodes(args, gpus)
     if nodes.rank > 0:
         return _run_worker(gpus, args.nproc, nodes)
+    if gpus != "cpu":  # a stage that will not fit the GPU: said before it starts
+        from engine.cli.memory_check import warn_memory
+
+        warn_memory(text, Path(path).resolve().parent, gpus=gpus)
     workspace, store = open_workspace(args)
     started = start_run(
         workspace,

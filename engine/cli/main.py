@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("plan", nargs="?", type=Path, help="plan file (YAML or JSON)")
     p.add_argument("--demo", action="store_true", help="check the built-in demo plan")
+    p.add_argument(
+        "--gpus",
+        default="cpu",
+        help="warn when a stage's memory estimate exceeds the free memory of these GPUs "
+        "(indices such as '0,1', read through NVML)",
+    )
+    p.add_argument(
+        "--gpu-memory",
+        metavar="AMOUNT",
+        help="warn when a stage's memory estimate exceeds this much (such as 24GB)",
+    )
 
     p = sub.add_parser("run", help="train a plan, or an experiment's stored plan, in a new run")
     p.add_argument(

@@ -16,7 +16,7 @@ import pytest
 
 from app.model.memory_estimate import estimate, gb
 from app.model.model_size import parameters_text
-from app.model.parameter_count import Shape, count
+from engine.spec.memory.parameters import Shape, count
 
 HERE = Path(__file__).resolve().parent
 TINY = {"hidden": 128, "layers": 2, "heads": 2, "intermediate": 512}

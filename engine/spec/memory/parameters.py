@@ -1,7 +1,7 @@
 """Parameters of a stage's model counted from its shape (layers, width, vocabulary), for
 the memory estimate before a run: no torch, no download. The formulas follow the
 transformers classes the engine builds (BERT, GPT-2, Llama-style, GPT-NeoX) and are
-checked against real models in tests/app/test_memory_estimate.py. Qt-free."""
+checked against real models in tests/app/test_memory_estimate.py. Torch- and Qt-free."""
 
 from __future__ import annotations
 

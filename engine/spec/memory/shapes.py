@@ -1,7 +1,8 @@
 """The shape of a stage's model (layers, widths, vocabulary) from its plan settings alone,
 before anything is loaded: a built-in with the vocabulary its tokenizer will really learn,
 a saved folder's config, or an earlier stage's model, grown or a joint member. What the
-memory estimate counts from. Qt-free and torch-free."""
+memory estimate counts from. Torch-free: the engine's `stagelab validate` and the window's
+inspector both use it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from app.model.parameter_count import Shape, shape_from_builtin, shape_from_config, with_layers
+from engine.spec.memory.parameters import (
+    Shape,
+    shape_from_builtin,
+    shape_from_config,
+    with_layers,
+)
 
 
 def mapping(value: Any) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def learned_vocabulary(
 ) -> int:
     """The size of the tokenizer a built-in `arch` model learns from the training texts of
     `sources` (local files; Hub data or a large file: the requested size)."""
-    from app.model.data_files import columns_read, split_files
+    from engine.spec.plan_steps import split_files
     from engine.spec.rows import keep_row, read_records
     from engine.spec.vocabulary import learned_vocab_size
 
@@ -154,6 +160,26 @@ def learned_vocabulary(
         except (OSError, ValueError, UnicodeDecodeError, csv.Error):
             return requested
     return _vocabularies[key]
+
+
+def columns_read(stage: dict[str, Any]) -> dict[str, str]:
+    """The columns a raw stage reads from its data, by the setting that names them (the
+    validator's rule, engine.spec.datafiles.wanted_columns, on the stage's task)."""
+    from engine.spec.datafiles import wanted_columns
+    from engine.spec.relevance import data_task
+    from engine.spec.settings import DataSource
+
+    data = stage.get("data")
+    if not isinstance(data, dict):
+        return {}
+    given = {
+        k: v
+        for k, v in data.items()
+        if k in DataSource.model_fields and (v is None or isinstance(v, str))
+    }
+    source = DataSource.model_construct(**given)
+    wanted = wanted_columns(source, data_task(stage))
+    return {k: v for k, v in wanted.items() if isinstance(v, str) and v}
 
 
 def _text(value: Any) -> str:
