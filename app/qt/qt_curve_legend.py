@@ -177,6 +177,9 @@ class QtCurveLegend(QScrollArea):
     def remove(self, key: str) -> None:
         for entry in [e for e in self.entries if e.key == key]:
             self.entries.remove(entry)
+            # Hidden now: deleteLater waits for the event loop, and a redraw in between
+            # painted the old entry under its successor (Compare, on changing the metric).
+            entry.hide()
             entry.deleteLater()
 
     def labels(self) -> list[str]:

@@ -147,6 +147,14 @@ def test_compare_draws_a_reused_stage_dashed_from_its_source(qtbot, runs):
     assert view.plot.curves[reused].opts["pen"].style() == Qt.PenStyle.DashLine
     view.metric_box.setCurrentText("eval/accuracy")
     assert view.plot.sources[reused][0].x.tolist() == [6, 12]
+    # The legend shows this metric's entries only, none over another (a removed entry
+    # used to stay painted until the event loop deleted it).
+    from app.qt.qt_curve_legend import QtLegendEntry
+
+    shown = [e for e in view.plot.legend.inner.findChildren(QtLegendEntry) if not e.isHidden()]
+    assert sorted(e.text for e in shown) == sorted(view.plot.legend.labels())
+    rects = [e.geometry() for e in shown]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
 
 
 def test_compare_steps_through_the_changes_of_the_plan_diff(qtbot, runs):
