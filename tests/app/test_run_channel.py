@@ -38,3 +38,32 @@ def test_messages_arrive_on_the_gui_thread_and_commands_reach_the_engine(qtbot, 
         assert ended.args == ["finished"]
     finally:
         channel.close()
+
+
+def test_a_malformed_message_is_dropped_and_said_once_in_the_log(qtbot, tmp_path, monkeypatch):
+    """Metric frames the client cannot parse never reach the monitor; the log says so once."""
+    import engine.channel.client as client_module
+    from app.qt.monitor.qt_live_follow import QtLiveFollow
+    from engine.channel.messages import MalformedMessage, Metrics, parse_message
+
+    def broken_metrics(raw):
+        if raw.get("type") == "metrics":
+            raise MalformedMessage("'metrics': bad point")
+        return parse_message(raw)
+
+    monkeypatch.setattr(client_module, "parse_message", broken_metrics)
+    live = Live(tmp_path / "ws")
+    got, said = [], []
+    follow = QtLiveFollow(lambda: live.store, got.append)
+    follow.commandFailed.connect(said.append)
+    try:
+        live.train(20)
+        follow.follow(live.run_dir, after=0)
+        qtbot.waitUntil(lambda: any(m.type == "caught_up" for m in got), timeout=10_000)
+        live.train(20)
+        qtbot.waitUntil(lambda: follow.channel._follower.malformed >= 2, timeout=10_000)
+        assert not any(isinstance(m, Metrics) for m in got)
+        assert len(said) == 1 and said[0].startswith("channel: dropped a malformed message")
+    finally:
+        follow.stop()
+        live.close()
