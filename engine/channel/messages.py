@@ -26,39 +26,19 @@ class MalformedMessage(ValueError):
 
 # -- field checks -----------------------------------------------------------------------
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+Want = type | tuple[type, ...]
+INT, NUMBER, STR, DICT = int, (int, float), str, dict
 
 
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _any(_value: Any) -> bool:
-    return True
-
-
-Check = Callable[[Any], bool]
-INT, NUMBER, STR, DICT, ANY = _is_int, _is_number, _is_str, _is_dict, _any
-
-
-def _field(kind: str, raw: Mapping[str, Any], name: str, check: Check, *, optional=False) -> Any:
-    """`raw[name]`, checked; an optional field may be missing or null (None)."""
+def _field(kind: str, raw: Mapping[str, Any], name: str, want: Want, *, optional=False) -> Any:
+    """`raw[name]`, of the type `want` (never a bool: JSON's true is not a number); an
+    optional field may be missing or null (None)."""
     value = raw.get(name)
     if value is None:
         if optional:
             return None
         raise MalformedMessage(f"'{kind}' needs '{name}'")
-    if not check(value):
+    if not isinstance(value, want) or isinstance(value, bool):
         raise MalformedMessage(f"'{kind}': '{name}' is {type(value).__name__} {value!r:.40}")
     return value
 
@@ -87,18 +67,6 @@ class Point(NamedTuple):
 
 
 @dataclass(frozen=True)
-class StageInfo:
-    """A stage as `welcome` lists it."""
-
-    idx: int
-    name: str | None = None
-    kind: str | None = None
-    status: StageStatus | None = None
-    total_steps: int | None = None
-    steps_done: int | None = None
-
-
-@dataclass(frozen=True)
 class Welcome:
     type: ClassVar[str] = "welcome"
     version: int
@@ -107,7 +75,7 @@ class Welcome:
     first_seq: int
     last_seq: int
     status: RunStatus
-    stages: tuple[StageInfo, ...] = ()
+    stages: tuple[StageUpdate, ...] = ()  # every stage, with the fields it has
     pid: int | None = None
     max_frame: int | None = None
 
@@ -275,25 +243,12 @@ def _point(raw: Any) -> Point:
         raise MalformedMessage("'metrics': a point is [seq, stage, key, step, value, wall_ms]")
     seq, stage, key, step, value, wall_ms = raw
     value = NONFINITE.get(value, value) if isinstance(value, str) else value
-    if not (_is_int(seq) and _is_int(stage) and _is_str(key) and _is_int(step)):
-        raise MalformedMessage(f"'metrics': bad point {raw!r:.60}")
-    if not _is_number(value) or not _is_int(wall_ms):
+    ints = (seq, stage, step, wall_ms)
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in ints) or not (
+        isinstance(key, str) and isinstance(value, int | float) and not isinstance(value, bool)
+    ):
         raise MalformedMessage(f"'metrics': bad point {raw!r:.60}")
     return Point(seq, stage, key, step, float(value), wall_ms)
-
-
-def _stage_info(raw: Any) -> StageInfo:
-    if not isinstance(raw, dict):
-        raise MalformedMessage("'welcome': a stage is an object")
-    k = "welcome"
-    return StageInfo(
-        idx=_field(k, raw, "idx", INT),
-        name=_field(k, raw, "name", STR, optional=True),
-        kind=_field(k, raw, "kind", STR, optional=True),
-        status=_enum(k, StageStatus, raw.get("status"), optional=True),
-        total_steps=_field(k, raw, "total_steps", INT, optional=True),
-        steps_done=_field(k, raw, "steps_done", INT, optional=True),
-    )
 
 
 def _list(kind: str, raw: Mapping[str, Any], name: str, item: Callable[[Any], Any]) -> tuple:
@@ -312,7 +267,7 @@ def _welcome(raw: Mapping[str, Any]) -> Welcome:
         first_seq=_field(k, raw, "first_seq", INT),
         last_seq=_field(k, raw, "last_seq", INT),
         status=_enum(k, RunStatus, raw.get("status")),
-        stages=_list(k, raw, "stages", _stage_info),
+        stages=_list(k, raw, "stages", _stage),
         pid=_field(k, raw, "pid", INT, optional=True),
         max_frame=_field(k, raw, "max_frame", INT, optional=True),
     )
@@ -337,7 +292,9 @@ def _event(raw: Mapping[str, Any]) -> Event:
     )
 
 
-def _stage(raw: Mapping[str, Any]) -> StageUpdate:
+def _stage(raw: Any) -> StageUpdate:
+    if not isinstance(raw, dict):
+        raise MalformedMessage("a stage is an object")
     k = "stage"
     ints = ("total_steps", "steps_done", "global_step_start", "started_ms", "ended_ms")
     strs = ("name", "kind", "output_dir", "reused_run_id")

@@ -27,14 +27,7 @@ from engine.launch.runs import start_engine, start_run
 from engine.spec.plan import parse_plan_text
 from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
-from engine.store.status import (
-    LIVE,
-    RESUMABLE,
-    STAGE_DONE,
-    RunStatus,
-    SweepStatus,
-    TrialStatus,
-)
+from engine.store.status import LIVE, RESUMABLE, STAGE_DONE, RunStatus, SweepStatus, TrialStatus
 from engine.store.sweeps import best_trial
 from engine.sweep.space import distributions, pruner, sampler, trial_plan_text
 
