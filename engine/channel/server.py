@@ -4,12 +4,13 @@ The training thread only hands records to `publish` (a list append under a lock 
 most once per batch, one byte to wake the I/O thread). Everything else — accepting,
 the handshake, encoding, coalescing, writing, catching late clients up from the store —
 happens on the I/O thread with non-blocking sockets, so a slow or hostile client can
-never stall a training step. Protocol: docs/protocol.md.
+never stall a training step. Protocol: docs/protocol.md. The sockets themselves (listening,
+accepting, the wake-up pair, the handshake's token check) are engine/channel/connections.py;
+this module decides what each client is sent.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 import selectors
@@ -19,17 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.channel.address import (
-    describe,
-    private_socket_dir,
-    use_unix_sockets,
-    write_connection_file,
-)
+from engine.channel.address import describe, write_connection_file
+from engine.channel.connections import Connections, check_hello
 from engine.channel.frames import apply_command, history_frames, records_to_frames
 from engine.channel.peer import Peer
 from engine.channel.progress import ProgressTracker, stage_entries
 from engine.channel.protocol import (
-    HANDSHAKE_TIMEOUT_S,
     MAX_FRAME,
     PROTOCOL_VERSION,
     FrameError,
@@ -39,7 +35,6 @@ from engine.store import queries
 from engine.store.status import RunStatus
 
 CATCH_UP_CHUNK = 2000  # items read from the store per catch-up step
-MAX_CLIENTS = 64
 
 
 class ChannelServer:
@@ -74,15 +69,10 @@ class ChannelServer:
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._outbox_lock = threading.Lock()
         self._wake_pending = False
-        self._peers: dict[socket.socket, Peer] = {}
-        self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._conn = Connections()
+        self._peers = self._conn.peers
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="stagelab-channel", daemon=True)
-        self._listener: socket.socket | None = None
-        self._socket_path: Path | None = None
         self.info: dict[str, Any] = {}
         self._last_tick = 0.0
         self._final: str | None = None
@@ -92,25 +82,7 @@ class ChannelServer:
 
     def start(self) -> dict[str, Any]:
         """Listen, write the connection file, start the I/O thread; returns the details."""
-        if use_unix_sockets():
-            path = private_socket_dir() / f"{self.run_id[:16]}-{os.getpid()}.sock"
-            path.unlink(missing_ok=True)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
-            try:
-                listener.bind(str(path))
-            finally:
-                os.umask(old)
-            os.chmod(path, 0o600)
-            self._socket_path = path
-            self.info = {"transport": "unix", "path": str(path)}
-        else:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.bind(("127.0.0.1", 0))
-            self.info = {"transport": "tcp", "host": "127.0.0.1", "port": listener.getsockname()[1]}
-        listener.listen(32)
-        listener.setblocking(False)
-        self._listener = listener
+        self.info = self._conn.listen(self.run_id)
         self.info.update(
             version=PROTOCOL_VERSION,
             token=self.token,
@@ -118,8 +90,6 @@ class ChannelServer:
             engine_id=self.engine_id,
             pid=os.getpid(),
         )
-        self._sel.register(listener, selectors.EVENT_READ, "accept")
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         write_connection_file(self.run_dir, self.info)
         queries.set_socket_address(self.store, self.run_id, describe(self.info))
         self._thread.start()
@@ -137,10 +107,10 @@ class ChannelServer:
             self.finish(final_status)
         (self.run_dir / "channel.json").unlink(missing_ok=True)
         self._closing.set()
-        self._wake()
+        self._conn.wake()
         self._thread.join(timeout=5)
-        if self._socket_path is not None:
-            self._socket_path.unlink(missing_ok=True)
+        if self._conn.socket_path is not None:
+            self._conn.socket_path.unlink(missing_ok=True)
         try:
             queries.set_socket_address(self.store, self.run_id, None)
         except Exception:  # noqa: BLE001 - the run's end matters more than this field
@@ -159,98 +129,51 @@ class ChannelServer:
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:
-            self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending, or we are shutting down
+            self._conn.wake()
 
     # -- the I/O thread -------------------------------------------------------------------
 
     def _serve(self) -> None:
         try:
             while not self._closing.is_set():
-                for key, mask in self._sel.select(timeout=0.25):
-                    if key.data == "accept":
-                        self._accept()
-                    elif key.data == "wake":
-                        self._drain_wake()
-                    else:
-                        self._service(key.fileobj, mask)
+                self._conn.poll(0.25, self._service)
                 self._distribute()
                 self._housekeeping()
             self._say_goodbye()
         finally:
-            for peer in list(self._peers.values()):
-                self._drop(peer)
-            for sock in (self._listener, self._wake_r, self._wake_w):
-                if sock is not None:
-                    sock.close()
-            self._sel.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            if len(self._peers) >= MAX_CLIENTS:
-                sock.close()
-                continue
-            sock.setblocking(False)
-            peer = Peer(sock, time.monotonic() + HANDSHAKE_TIMEOUT_S, MAX_FRAME)
-            self._peers[sock] = peer
-            self._sel.register(sock, selectors.EVENT_READ, peer)
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+            self._conn.close()
 
     def _service(self, sock: socket.socket, mask: int) -> None:
         peer = self._peers.get(sock)
         if peer is None:
             return
         if mask & selectors.EVENT_WRITE and not peer.write():
-            self._drop(peer)
+            self._conn.drop(peer)
             return
         if mask & selectors.EVENT_READ:
             try:
                 messages = peer.read()
             except FrameError as exc:
-                self._refuse(peer, exc.code, str(exc))
+                self._conn.refuse(peer, exc.code, str(exc))
                 return
             if messages is None:
-                self._drop(peer)
+                self._conn.drop(peer)
                 return
             for message in messages:
                 try:
                     check_client_message(message)
                     self._handle(peer, message)
                 except FrameError as exc:
-                    self._refuse(peer, exc.code, str(exc))
+                    self._conn.refuse(peer, exc.code, str(exc))
                     return
-        self._watch_writes(peer)
+        self._conn.watch_writes(peer)
 
     def _handle(self, peer: Peer, message: dict[str, Any]) -> None:
         kind = message["type"]
         if not peer.authenticated:
             if kind != "hello":
                 raise FrameError("not_authenticated", "send 'hello' with the run's token first")
-            if message["version"] != PROTOCOL_VERSION:
-                raise FrameError(
-                    "bad_version",
-                    f"protocol version {message['version']} is not supported; "
-                    f"this engine speaks {PROTOCOL_VERSION}",
-                )
-            if not hmac.compare_digest(message["token"].encode(), self.token.encode()):
-                raise FrameError("bad_token", "wrong token; read it from the run's channel.json")
+            check_hello(message, self.token)
             peer.authenticated = True
             peer.name = str(message.get("client", ""))[:60]
             peer.send(self._welcome())
@@ -304,27 +227,6 @@ class ChannelServer:
     def _stages(self) -> list[dict[str, Any]]:
         return stage_entries(queries.list_stages(self.store, self.run_id), self.progress)
 
-    def _refuse(self, peer: Peer, code: str, message: str) -> None:
-        """Close a peer that broke the protocol, telling it why if its socket takes it."""
-        peer.send_now({"type": "error", "code": code, "message": message})
-        self._drop(peer)
-
-    def _drop(self, peer: Peer) -> None:
-        self._peers.pop(peer.sock, None)
-        try:
-            self._sel.unregister(peer.sock)
-        except (KeyError, ValueError):
-            pass
-        peer.sock.close()
-
-    def _watch_writes(self, peer: Peer) -> None:
-        if peer.sock not in self._peers:
-            return
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if peer.unsent else 0)
-        if want != peer.events:
-            peer.events = want
-            self._sel.modify(peer.sock, want, peer)
-
     # -- fan-out ----------------------------------------------------------------------------
 
     def _distribute(self) -> None:
@@ -346,9 +248,9 @@ class ChannelServer:
                 peer.dropped += len(frames)
                 self.dropped_frames += len(frames)
             if not peer.write():
-                self._drop(peer)
+                self._conn.drop(peer)
                 continue
-            self._watch_writes(peer)
+            self._conn.watch_writes(peer)
 
     def _frames(self, batch: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         return records_to_frames(batch, self.progress)
@@ -358,7 +260,7 @@ class ChannelServer:
         now = time.monotonic()
         for peer in list(self._peers.values()):
             if not peer.authenticated and now > peer.deadline:
-                self._refuse(peer, "timeout", "no 'hello' within the handshake time")
+                self._conn.refuse(peer, "timeout", "no 'hello' within the handshake time")
             elif peer.state == "lagging" and peer.unsent < self.queue_bytes // 8:
                 peer.send({"type": "dropped", "count": peer.dropped, "after": peer.sent_upto})
                 peer.start_catch_up(peer.sent_upto)
@@ -366,9 +268,9 @@ class ChannelServer:
                 self._catch_up(peer)
             if peer.sock in self._peers:
                 if not peer.write():
-                    self._drop(peer)
+                    self._conn.drop(peer)
                 else:
-                    self._watch_writes(peer)
+                    self._conn.watch_writes(peer)
         if now - self._last_tick >= 0.5:  # progress and GPU figures twice a second at most
             self._last_tick = now
             extra = [self.progress.frame(self.status)]
@@ -410,5 +312,5 @@ class ChannelServer:
         while time.monotonic() < deadline and any(p.unsent for p in self._peers.values()):
             for peer in list(self._peers.values()):
                 if not peer.write():
-                    self._drop(peer)
+                    self._conn.drop(peer)
             time.sleep(0.01)
