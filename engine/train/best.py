@@ -1,6 +1,6 @@
-"""Early stopping and the best evaluation's weights: which evaluation is the best, the
-weights kept for it (atomically, under runs/<id>/best/, across resume), the patience
-counter, and the stage output taken from the best weights at the end."""
+"""The best evaluation's weights: which evaluation is the best, the weights kept for it
+(atomically, under runs/<id>/best/, across resume), and the stage output taken from the
+best weights at the end. The patience counter is engine/train/early_stopping.py."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from engine.runtime.checkpoint import load_checkpoint, save_checkpoint
+from engine.train.early_stopping import better
 
 if TYPE_CHECKING:
     from engine.runtime.context import StageContext
     from engine.train.loop import LoopState
-
-
-def better(goal: str, value: float, than: float | None, delta: float = 0.0) -> bool:
-    """Whether `value` beats `than` by more than `delta` in the direction of `goal`."""
-    if than is None:
-        return value == value  # a NaN is never the best
-    return value < than - delta if goal == "min" else value > than + delta
 
 
 def _best_dir(ctx: StageContext, step: int) -> Path:
@@ -71,26 +65,6 @@ def track_best(
         save_checkpoint(_best_dir(ctx, state.step), modules, {"step": state.step, "value": value})
         # The checkpoints' bests stay until the next checkpoint is on disk: a resume needs them.
         prune_best(ctx, {state.step, *checkpointed})
-
-
-def count_patience(ctx: StageContext, state: LoopState, values: dict[str, float]) -> None:
-    stopping = ctx.stage.regularization.early_stopping
-    if stopping is None or stopping.metric not in values:
-        return
-    value = values[stopping.metric]
-    if better(stopping.goal, value, state.best, stopping.min_delta):
-        state.best, state.bad_evals = value, 0
-        return
-    state.bad_evals += 1
-    if state.bad_evals >= stopping.patience:
-        state.stopped_early = True
-        best = "nothing" if state.best is None else f"{state.best:.4g}"
-        ctx.recorder.event(
-            "early_stop",
-            f"early stopping at step {state.step}: {stopping.metric} has not improved on "
-            f"{best} for {state.bad_evals} evaluations",
-            stage_idx=ctx.index,
-        )
 
 
 def restore_best(ctx: StageContext, state: LoopState, modules: dict[str, torch.nn.Module]) -> None:

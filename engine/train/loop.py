@@ -20,14 +20,9 @@ import torch
 
 from engine.runtime.checkpoint import load_checkpoint, rng_state, set_rng_state
 from engine.runtime.distributed import hold_between_steps, no_sync, share_state
-from engine.train.best import (
-    count_patience,
-    prune_best,
-    prune_best_before,
-    restore_best,
-    track_best,
-)
+from engine.train.best import prune_best, prune_best_before, restore_best, track_best
 from engine.train.ddp import StepLossModule
+from engine.train.early_stopping import count_patience
 from engine.train.evaluation import autocast_for, evaluate
 from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
