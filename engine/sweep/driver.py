@@ -29,7 +29,8 @@ from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
 from engine.store.status import LIVE, RESUMABLE, STAGE_DONE, RunStatus, SweepStatus, TrialStatus
 from engine.store.sweeps import best_trial
-from engine.sweep.space import distributions, pruner, sampler, trial_plan_text
+from engine.sweep.sampling import pruner, sampler
+from engine.sweep.space import distributions, trial_plan_text
 
 POLL_S = 0.5
 MAX_RESUMES = 3

@@ -1,4 +1,5 @@
-"""The sweep space as Optuna distributions, and the plan of one trial."""
+"""The sweep space as Optuna distributions, and the plan of one trial. The sampler and the
+pruner are engine/sweep/sampling.py."""
 
 from __future__ import annotations
 
@@ -28,24 +29,6 @@ def distributions(sweep: Sweep) -> dict[str, optuna.distributions.BaseDistributi
             low, high = (int(v) for v in dist["log_int"])
             found[path] = optuna.distributions.IntDistribution(low, high, log=True)
     return found
-
-
-def sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of the sweep (grid trials are enqueued one by one; see driver)."""
-    if sweep.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=sweep.seed, n_startup_trials=3)
-    return optuna.samplers.RandomSampler(seed=sweep.seed)
-
-
-def pruner(sweep: Sweep) -> optuna.pruners.BasePruner:
-    """Optuna's median pruner, or none."""
-    if sweep.pruner.kind == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=sweep.pruner.startup_trials,
-        n_warmup_steps=sweep.pruner.warmup_steps,
-        interval_steps=1,
-    )
 
 
 def trial_plan_text(base: dict[str, Any], params: dict[str, Any], number: int) -> str:
