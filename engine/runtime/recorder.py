@@ -14,21 +14,21 @@ busy, disk full: `OperationalError`) keeps its rows and is retried every flush; 
 work again). A batch refused for its content is split until the refused rows are found;
 the others are stored, the refused ones are set aside in `runs/<id>/rejected.jsonl` with
 an `error` event. A checkpoint row is written only once every point and event recorded
-before it is stored. `close` tells whether everything was written.
+before it is stored. `close` tells whether everything was written. The writes and their
+failures are engine/runtime/record_writes.py; the live listeners engine/runtime/listeners.py.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
-
+from engine.runtime.listeners import Listeners
+from engine.runtime.record_writes import StoreWrites
 from engine.store import queries
 
 
@@ -76,13 +76,15 @@ class Recorder:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stagelab-recorder", daemon=True)
-        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self._failed_listeners: set[int] = set()  # ids of listeners whose failure was said
-        self.write_errors = 0  # failed write attempts, all kinds
-        self.set_aside = 0  # rows the database refused for their content
-        self.last_error: str | None = None
-        self._failing_since: float | None = None
-        self._warned = False
+        self.listeners = Listeners(report=self.event)
+        self._writes = StoreWrites(
+            store,
+            run_id,
+            run_dir=run_dir,
+            warn_after=warn_after,
+            report=self.event,
+            pending=lambda: self.pending,
+        )
 
     def start(self) -> None:
         """Start the background writer."""
@@ -127,7 +129,7 @@ class Recorder:
             self._next_seq += len(points)
             rows = [(*p, wall, seq + i) for i, p in enumerate(points)]
             self._points.extend(rows)
-        self._notify("metrics", {"points": rows})
+        self.listeners.notify("metrics", {"points": rows})
 
     def event(
         self,
@@ -151,7 +153,7 @@ class Recorder:
             event["seq"] = self._next_seq
             self._next_seq += 1
             self._events.append(event)
-        self._notify("event", event)
+        self.listeners.notify("event", event)
 
     def stage(self, idx: int, **fields: Any) -> None:
         """Queue an update of a stage row (status, progress, output); later fields win.
@@ -164,7 +166,7 @@ class Recorder:
         fields = queries.check_stage_fields(fields)
         with self._lock:
             self._stages.setdefault(idx, {}).update(fields)
-        self._notify("stage", {"idx": idx, **fields})
+        self.listeners.notify("stage", {"idx": idx, **fields})
 
     def checkpoint(
         self, stage_idx: int, step: int, path: str, on_stored: Callable[[], None] | None = None
@@ -173,6 +175,21 @@ class Recorder:
         (a resume from it then finds complete series); `on_stored` runs after that."""
         with self._lock:
             self._checkpoints.append((stage_idx, step, path, on_stored))
+
+    @property
+    def write_errors(self) -> int:
+        """Failed write attempts, all kinds."""
+        return self._writes.write_errors
+
+    @property
+    def set_aside(self) -> int:
+        """Rows the database refused for their content."""
+        return self._writes.set_aside
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest write error, as `Type: message`."""
+        return self._writes.last_error
 
     @property
     def pending(self) -> int:
@@ -187,7 +204,7 @@ class Recorder:
     def flush(self) -> bool:
         """Write everything buffered now; returns True if nothing is left unwritten."""
         with self._write_lock:
-            self._beat()
+            self._writes.beat()
             with self._lock:
                 points, self._points = self._points, []
                 events, self._events = self._events, []
@@ -197,7 +214,7 @@ class Recorder:
             failure: Exception | None = None
             kept_stages: dict[int, dict[str, Any]] = {}
             for idx, fields in sorted(stages.items()):
-                left, exc = self._write(
+                left, exc = self._writes.write(
                     [(idx, fields)],
                     lambda rows: queries.upsert_stage(
                         self.store, self.run_id, rows[0][0], **rows[0][1]
@@ -206,19 +223,19 @@ class Recorder:
                 )
                 kept_stages.update(dict(left))
                 failure = failure or exc
-            points_left, exc = self._write(
+            points_left, exc = self._writes.write(
                 points,
                 lambda rows: queries.add_metrics(self.store, self.run_id, rows),
                 "metric points",
             )
             failure = failure or exc
-            events_left, exc = self._write(
+            events_left, exc = self._writes.write(
                 events, lambda rows: queries.add_events(self.store, self.run_id, rows), "events"
             )
             failure = failure or exc
             checkpoints_left = checkpoints
             if not points_left and not events_left and checkpoints:
-                checkpoints_left, exc = self._write_checkpoints(checkpoints)
+                checkpoints_left, exc = self._writes.write_checkpoints(checkpoints)
                 failure = failure or exc
             with self._lock:
                 self._points[:0] = points_left
@@ -232,123 +249,8 @@ class Recorder:
             elif taken:
                 self._flushed_upto = max([self._flushed_upto, *taken])
             unwritten = bool(points_left or events_left or kept_stages or checkpoints_left)
-            self._follow_failures(failure if unwritten else None)
+            self._writes.follow_failures(failure if unwritten else None)
             return not unwritten
-
-    def _beat(self) -> None:
-        # Its own transaction: a run whose data cannot be written still reads as alive.
-        try:
-            queries.heartbeat(self.store, self.run_id)
-        except Exception as exc:  # noqa: BLE001 - retried at the next flush
-            self.write_errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-
-    def _write(
-        self, rows: list[Any], write: Callable[[list[Any]], None], what: str
-    ) -> tuple[list[Any], Exception | None]:
-        """Store rows; returns (rows to retry, the error that kept them).
-
-        A refusal for now (OperationalError) keeps every row from the first refused one
-        on; any other error splits the batch until the refused rows are found, and those
-        are set aside."""
-        if not rows:
-            return [], None
-        try:
-            write(rows)
-            return [], None
-        except OperationalError as exc:
-            self.write_errors += 1
-            return rows, exc
-        except Exception as exc:  # noqa: BLE001 - bad content: find the rows, keep the rest
-            self.write_errors += 1
-            if len(rows) == 1:
-                self._set_aside(rows, what, exc)
-                return [], None
-            mid = len(rows) // 2
-            left, first_exc = self._write(rows[:mid], write, what)
-            if left:
-                return left + rows[mid:], first_exc
-            return self._write(rows[mid:], write, what)
-
-    def _write_checkpoints(
-        self, checkpoints: list[tuple[int, int, str, Callable[[], None] | None]]
-    ) -> tuple[list[Any], Exception | None]:
-        for i, (stage_idx, step, path, on_stored) in enumerate(checkpoints):
-            try:
-                queries.add_checkpoint(self.store, self.run_id, stage_idx, step, path)
-            except Exception as exc:  # noqa: BLE001 - the row waits; the folder is kept
-                self.write_errors += 1
-                return checkpoints[i:], exc
-            if on_stored is not None:
-                try:
-                    on_stored()
-                except Exception as exc:  # noqa: BLE001 - pruning old folders is housekeeping
-                    self.event("store", f"checkpoint housekeeping failed: {exc}", level="warning")
-        return [], None
-
-    def _set_aside(self, rows: list[Any], what: str, exc: Exception) -> None:
-        self.set_aside += len(rows)
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-        place = "standard error"
-        if self.run_dir is not None:
-            try:
-                path = Path(self.run_dir) / "rejected.jsonl"
-                with open(path, "a", encoding="utf-8") as fh:
-                    for row in rows:
-                        fh.write(
-                            json.dumps({"what": what, "row": row, "error": reason}, default=repr)
-                        )
-                        fh.write("\n")
-                place = str(path)
-            except OSError:
-                pass
-        if place == "standard error":
-            print(f"stagelab engine: {what} refused by the database: {rows!r}", file=sys.stderr)
-        if what == "events" and all(r.get("kind") == "store" for r in rows):
-            return  # the report itself was refused: do not report the report
-        self.event(
-            "store",
-            f"{len(rows)} {what} could not be stored ({reason}); they were set aside in {place}",
-            level="error",
-            data={"count": len(rows), "what": what, "error": reason, "path": place},
-        )
-
-    def _follow_failures(self, failure: Exception | None) -> None:
-        now = time.monotonic()
-        if failure is not None:
-            self.last_error = f"{type(failure).__name__}: {str(failure).splitlines()[0][:300]}"
-            if self._failing_since is None:
-                self._failing_since = now
-                print(
-                    f"stagelab engine: database writes failed, retrying: {self.last_error}",
-                    file=sys.stderr,
-                )
-            elif not self._warned and now - self._failing_since >= self.warn_after:
-                self._warned = True
-                self.event(
-                    "store",
-                    f"database writes have failed for {now - self._failing_since:.0f} s "
-                    f"({self.last_error}); {self.pending} records are kept in memory and "
-                    "retried every second",
-                    level="warning",
-                    data={"error": self.last_error, "pending": self.pending},
-                )
-            return
-        if self._failing_since is not None:
-            seconds = now - self._failing_since
-            self._failing_since = None
-            print(
-                f"stagelab engine: database writes work again after {seconds:.0f} s",
-                file=sys.stderr,
-            )
-            if self._warned:
-                self._warned = False
-                self.event(
-                    "store",
-                    f"database writes work again after {seconds:.0f} s; everything held was stored",
-                    level="warning",
-                    data={"recovered_after_s": round(seconds, 1)},
-                )
 
     def dump_pending(self, path: Path) -> int:
         """Write what could not be stored to a JSON-lines file (nothing is lost silently);
@@ -396,31 +298,3 @@ class Recorder:
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_every):
             self.flush()
-
-    def _notify(self, kind: str, payload: dict[str, Any]) -> None:
-        failed = []
-        for listener in self.listeners:
-            try:
-                listener(kind, payload)
-            except Exception as exc:  # noqa: BLE001 - a broken live listener must not stop training
-                failed.append((listener, exc))
-        for listener, exc in failed:  # after: every listener hears records in `seq` order
-            self._listener_failed(listener, exc)
-
-    def _listener_failed(self, listener: Callable[..., None], exc: Exception) -> None:
-        """Say once per listener that it failed (standard error and a warning event); the
-        record itself is complete, only the live view may miss what the listener dropped.
-        It stays registered: the next record may go through."""
-        if id(listener) in self._failed_listeners:
-            return  # said already; a listener failing on every step would flood the log
-        self._failed_listeners.add(id(listener))  # first: the event below reaches it too
-        name = getattr(listener, "__qualname__", None) or type(listener).__name__
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        print(f"stagelab engine: live listener {name} failed: {reason}", file=sys.stderr)
-        self.event(
-            "channel",
-            f"live listener {name} failed ({reason}); the record is complete, live clients "
-            "may miss updates (later failures of it are not reported)",
-            level="warning",
-            data={"listener": name, "error": reason},
-        )
