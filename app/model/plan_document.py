@@ -223,11 +223,6 @@ class PlanDocument:
             self._data[key] = value
         self._edited("plan", -1)
 
-    def replace_data(self, data: dict[str, Any]) -> None:
-        """Replace the whole plan (undo of a bulk change)."""
-        self._data = copy.deepcopy(data)
-        self._edited("plan", -1)
-
     # -- files ------------------------------------------------------------------------------
 
     def save(self, path: str | Path | None = None) -> None:

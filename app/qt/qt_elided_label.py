@@ -27,10 +27,6 @@ class QtElidedLabel(QWidget):
         self.updateGeometry()
         self.update()
 
-    def is_elided(self) -> bool:
-        """Whether the text is shortened now."""
-        return self.fontMetrics().horizontalAdvance(self._text) > self.width()
-
     def sizeHint(self) -> QSize:  # noqa: N802
         metrics = self.fontMetrics()
         return QSize(metrics.horizontalAdvance(self._text) + 2, metrics.height() + 4)

@@ -190,15 +190,6 @@ def save_ensemble(
     return out
 
 
-def is_ensemble_folder(folder: Path) -> bool:
-    """Whether `folder` is an ensemble stage's output."""
-    try:
-        data = json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
 @dataclass
 class Ensemble:
     """A loaded ensemble output: predicts combined probabilities for new texts."""

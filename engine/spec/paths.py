@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.spec.problems import Problem
 from engine.spec.stages import STAGE_CLASSES
 
 _INDEX = re.compile(r"^(\w[\w.-]*)?\[(\d+)\]$")
@@ -100,17 +99,6 @@ def resolve(data: dict[str, Any], path: str) -> tuple[list[Any], Any]:
     return loc, field
 
 
-def get_setting(data: dict[str, Any], loc: list[Any], default: Any = None) -> Any:
-    """The value at a location of plain plan data (`default` where it is not written)."""
-    node: Any = data
-    for key in loc:
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return default
-    return node
-
-
 def with_settings(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """A copy of plain plan data with settings changed by path (groups created as needed).
 
@@ -127,14 +115,3 @@ def with_settings(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
             node = node[key]
         node[loc[-1]] = value
     return out
-
-
-def path_problems(data: dict[str, Any], paths: list[str], where: str) -> list[Problem]:
-    """A problem for each path that names no setting, located at `where.<path>`."""
-    problems = []
-    for path in paths:
-        try:
-            resolve(data, path)
-        except PathError as exc:
-            problems.append(Problem(f"{where}.{path}" if where else path, str(exc)))
-    return problems

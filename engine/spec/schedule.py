@@ -92,8 +92,3 @@ def lr_multiplier(schedule: Schedule, step: int, total_steps: int) -> float:
     if name == "step":
         return max(floor, schedule.gamma ** ((step - warm) // schedule.step_size))
     raise ValueError(f"unknown schedule {name!r}")
-
-
-def lr_curve(schedule: Schedule, peak_lr: float, total_steps: int) -> list[float]:
-    """Learning rate at every optimizer step of a stage."""
-    return [peak_lr * lr_multiplier(schedule, s, total_steps) for s in range(total_steps)]

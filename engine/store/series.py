@@ -208,19 +208,6 @@ def last_points(s: Session, run_id: str) -> dict[SeriesKey, tuple[int, float, in
     return out
 
 
-def series_keys(s: Session, run_id: str) -> list[SeriesKey]:
-    """Every (stage_idx, key) a run has points for, by stage then key."""
-    return [
-        (r[0], r[1])
-        for r in s.execute(
-            select(C.stage_idx, C.key)
-            .where(C.run_id == run_id)
-            .group_by(C.stage_idx, C.key)
-            .order_by(C.stage_idx, C.key)
-        )
-    ]
-
-
 def read_blocks(
     s: Session,
     run_id: str,

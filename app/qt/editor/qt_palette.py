@@ -37,10 +37,6 @@ class QtStagePalette(QListWidget):
                 item.setForeground(self.palette().placeholderText())
             self.addItem(item)
 
-    def kind_at(self, row: int) -> str:
-        """The stage kind of a palette row."""
-        return self.item(row).data(Qt.ItemDataRole.UserRole)
-
     def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt's name
         return [KIND_MIME]
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model.sweep_view import SweepViewModel, TrialRow
+from app.model.sweep_view import SweepViewModel
 from app.qt.sweep.qt_sweep_plots import QtSweepPlots
 from app.qt.sweep.qt_trials_table import QtTrialsTable
 from engine.store.status import SweepStatus
@@ -188,7 +188,3 @@ class QtSweepView(QWidget):
         runs = self.selected_run_ids()
         if len(runs) >= 2:
             self.compareRuns.emit(runs)
-
-    def row_for(self, number: int) -> TrialRow | None:
-        """The model's row of a trial."""
-        return next((r for r in self.model.rows if r.number == number), None)
