@@ -138,7 +138,9 @@ class QtCurvePlot(pg.PlotWidget):
         self.hint.setText(text)
 
     def has_points(self) -> bool:
-        return any(np.isfinite(levels.y).any() for levels, _ in self.sources.values())
+        # A series of NaN or infinite values only is drawn (its bands say so), not hinted
+        # at as "nothing logged yet": a diverged run's gradient norm was.
+        return any(len(levels.y) for levels, _ in self.sources.values())
 
     def _show_empty(self) -> None:
         """An empty plot shows its title and the hint, not bare axes and stage lines."""

@@ -38,6 +38,9 @@ def diverged_run(root) -> tuple[Store, str]:
                 value = math.inf if step == 11 else math.nan
             seq += 1
             points.append((stage, "train/loss", step, value, step, seq))
+            if stage == 1:  # every gradient norm of the diverging stage is NaN
+                seq += 1
+                points.append((stage, "train/grad_norm", step, math.nan, step, seq))
     queries.add_metrics(store, run, points)
     queries.add_events(
         store,
@@ -75,6 +78,9 @@ def test_nan_and_inf_are_marked_not_drawn_as_a_stage_gap(qtbot, tmp_path):
     assert "step 5" in plot.values_at(5.0) and "NaN" not in plot.values_at(5.0)
     assert monitor.record_warning.isVisible()
     assert "database writes have failed" in monitor.record_warning.text()
+    # A series of NaN only is drawn with its band, not hinted at as "not logged yet".
+    norm = monitor.plots.plots["Gradient norm"]
+    assert norm.odd_bands("train/grad_norm") and not norm.hint.isVisibleTo(monitor)
     monitor.grab().save(str(tmp_path / "monitor-nan.png"))
     monitor.close_run()
 
