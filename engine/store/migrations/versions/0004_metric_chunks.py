@@ -140,7 +140,7 @@ def downgrade() -> None:
         "metrics",
         *(sa.column(c) for c in ("run_id", "stage_idx", "key", "step", "value", "wall_ms", "seq")),
     )
-    # The old table cannot hold NaN: those points are left out (documented in docs/store.md).
+    # The old table cannot hold NaN: those points are left out (docs/engine.md, "The record").
     for run_id, stage, key, steps, vals, seqs, walls in conn.exec_driver_sql(
         "SELECT run_id, stage_idx, key, steps, vals, seqs, walls FROM metric_chunks"
     ).all():
