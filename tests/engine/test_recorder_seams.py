@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.runner import RANK_ERROR_WAIT_S, _failed_rank
+from engine.process.ending import RANK_ERROR_WAIT_S, failed_rank
 from engine.runtime.recorder import Recorder
 from engine.store import Store, Workspace, queries
 
@@ -67,7 +67,7 @@ def test_a_failing_live_listener_is_reported_once_and_the_others_still_hear(run,
 def test_another_process_error_file_is_read_as_soon_as_it_exists(tmp_path: Path):
     (tmp_path / "rank1.error").write_text("ValueError: bad row")
     start = time.monotonic()
-    assert _failed_rank(tmp_path) == "process rank1: ValueError: bad row"
+    assert failed_rank(tmp_path) == "process rank1: ValueError: bad row"
     assert time.monotonic() - start < 0.2  # was a fixed 0.5 s sleep
 
 
@@ -75,12 +75,12 @@ def test_an_error_file_written_while_waiting_is_found_and_none_after_the_wait(tm
     late = threading.Timer(0.1, (tmp_path / "rank2.error").write_text, ["OSError: disk"])
     late.start()
     start = time.monotonic()
-    assert _failed_rank(tmp_path) == "process rank2: OSError: disk"
+    assert failed_rank(tmp_path) == "process rank2: OSError: disk"
     assert time.monotonic() - start < RANK_ERROR_WAIT_S
     late.join()
     (tmp_path / "rank2.error").unlink()
     start = time.monotonic()
-    assert _failed_rank(tmp_path) is None
+    assert failed_rank(tmp_path) is None
     assert RANK_ERROR_WAIT_S <= time.monotonic() - start < RANK_ERROR_WAIT_S + 0.3
 
 
