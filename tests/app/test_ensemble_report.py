@@ -23,7 +23,9 @@ def report(members, ensemble):
 def bars(view: QtEnsembleReport) -> list[float]:
     items = [i for i in view.bars.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
     # Flat bars, first row on top: read top down, as the table lists them.
-    found = [(y, w) for item in items for y, w in zip(item.opts["y"], item.opts["width"])]
+    found = [
+        (y, w) for item in items for y, w in zip(item.opts["y"], item.opts["width"], strict=True)
+    ]
     return [w for _, w in sorted(found, reverse=True)]
 
 
