@@ -176,6 +176,10 @@ class MetricsEditor(FieldEditor):
             self._grid.addWidget(self._boxes[name], i // 2, i % 2)
             self._boxes[name].show()
 
+    def offered(self) -> list[str]:
+        """The metrics offered now (those of the stage's task)."""
+        return [n for n, check in self._boxes.items() if not check.isHidden()]
+
     def _show(self, value: Any, is_default: bool) -> None:
         chosen = {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
         for name, check in self._boxes.items():
