@@ -118,7 +118,7 @@ def stage_fingerprint(
         for name in type(stage).model_fields
         if name not in IGNORED
     }
-    # Batch workers build the very same batches (tests/engine/test_feed.py).
+    # Batch workers build the very same batches (tests/engine/train/test_feed.py).
     settings.get("batching", {}).pop("workers", None)
     blob = {"stage": settings, "engine": engine_version(device_type)}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()

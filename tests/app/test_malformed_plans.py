@@ -14,7 +14,7 @@ from app.model.plan_document import PlanDocument
 from engine.resources import demo_plan_path
 from engine.spec import plan_problems
 from engine.spec.plan import dump_yaml
-from tests.spec.test_plan_fuzz import mutants
+from tests.engine.spec.test_plan_fuzz import mutants
 
 DEMO = yaml.safe_load(demo_plan_path().read_text(encoding="utf-8"))
 

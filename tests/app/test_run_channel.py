@@ -7,7 +7,7 @@ from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication
 
 from app.qt.monitor.qt_run_channel import QtRunChannel, points_of
-from tests.channel.live import Live
+from tests.engine.channel.live import Live
 
 
 def test_messages_arrive_on_the_gui_thread_and_commands_reach_the_engine(qtbot, tmp_path):

@@ -103,7 +103,7 @@ def sweep_window(qtbot, tmp_path):
 def test_run_sweep_starts_the_sweep_process_and_stop_and_resume_work_from_the_window(
     qtbot, sweep_window
 ):
-    from tests.engine.live_kill import pause_after_checkpoint
+    from tests.engine.process.live_kill import pause_after_checkpoint
 
     win = sweep_window
     data = yaml.safe_load(PLAN)

@@ -225,8 +225,8 @@ stages:
 @pytest.mark.slow
 def test_sigkill_then_resume_of_a_lora_stage_equals_an_uninterrupted_run(tmp_path, data_dir):
     from engine.store import Store, queries
-    from tests.engine.live_kill import kill_mid_stage
-    from tests.engine.test_runs import export, show, stagelab, wait_for
+    from tests.engine.process.live_kill import kill_mid_stage
+    from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
     plan_file = data_dir / f"lora-{tmp_path.name}.yaml"
     plan_file.write_text(RESUMABLE)

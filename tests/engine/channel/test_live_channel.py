@@ -14,7 +14,7 @@ import pytest
 from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
 from engine.channel.protocol import encode_frame
-from tests.engine.test_runs import export, show, stagelab, wait_for
+from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
 

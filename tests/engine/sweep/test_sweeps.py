@@ -15,7 +15,7 @@ import yaml
 
 from engine.spec import PlanInvalid, plan_from_data
 from engine.spec.sweep import grid
-from tests.engine.live_kill import kill_mid_stage, pause_after_checkpoint
+from tests.engine.process.live_kill import kill_mid_stage, pause_after_checkpoint
 
 BASE = """
 name: tiny
@@ -137,7 +137,7 @@ def write_plan(data_dir: Path, tmp_path: Path, sweep: dict) -> Path:
 
 @pytest.mark.slow
 def test_grid_sweep_tries_every_combination_reuses_and_prunes(tmp_path, data_dir):
-    from tests.engine.test_runs import stagelab
+    from tests.engine.process.test_runs import stagelab
 
     ws = tmp_path / "ws"
     plan = write_plan(
@@ -181,7 +181,7 @@ def wait_for(predicate, timeout: float, what: str):
 @pytest.mark.slow
 def test_sweep_resumes_after_sigkill_of_a_trial_engine_and_of_the_sweep(tmp_path, data_dir):
     from engine.store import Store, queries
-    from tests.engine.test_runs import stagelab
+    from tests.engine.process.test_runs import stagelab
 
     ws = tmp_path / "ws"
     plan = write_plan(
@@ -230,7 +230,7 @@ def test_sweep_resumes_after_sigkill_of_a_trial_engine_and_of_the_sweep(tmp_path
 @pytest.mark.slow
 def test_parallel_trials_share_the_stages_before_the_space(tmp_path, data_dir):
     from engine.store import Store, queries
-    from tests.engine.test_runs import stagelab
+    from tests.engine.process.test_runs import stagelab
 
     ws = tmp_path / "ws"
     plan = write_plan(

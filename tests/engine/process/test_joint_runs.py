@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.live_kill import kill_mid_stage
-from tests.engine.test_runs import export, show, stagelab, wait_for
+from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -138,7 +138,7 @@ def _files(folder: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_reuse_is_recorded_byte_identical_and_no_cache_reproduces_the_curve(tmp_path, data):
-    from tests.engine.test_runs import export, show, stagelab
+    from tests.engine.process.test_runs import export, show, stagelab
 
     ws = tmp_path / "ws"
     plan = data / "cache.yaml"

@@ -250,7 +250,7 @@ def test_a_run_whose_data_cannot_be_written_never_ends_finished(tmp_path, data_d
     # its steps first on a fast machine (the race this test once lost).
     import time
 
-    from tests.engine.live_kill import _connect
+    from tests.engine.process.live_kill import _connect
 
     client = _connect(store, run_id, time.monotonic() + 60)
     client.control("pause")

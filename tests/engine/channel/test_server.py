@@ -16,7 +16,7 @@ from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed
 from engine.channel.protocol import encode_frame
 from engine.store import queries
-from tests.channel.live import Live, collect, raw_connection, read_until_closed
+from tests.engine.channel.live import Live, collect, raw_connection, read_until_closed
 
 
 def test_socket_and_connection_file_are_owner_only(live):

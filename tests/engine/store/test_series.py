@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from engine.store import Store, queries, series
 from engine.store.migrate import alembic_config, upgrade_to_head
-from tests.store.test_schema import insert_finished_run
+from tests.engine.store.test_schema import insert_finished_run
 
 
 def new_run(store: Store) -> str:

@@ -166,8 +166,8 @@ def test_validation_names_what_cannot_be_aligned():
 
 @pytest.mark.slow
 def test_sigkill_in_dpo_then_resume_equals_an_uninterrupted_run(tmp_path, prefs):
-    from tests.engine.live_kill import kill_mid_stage
-    from tests.engine.test_runs import export, show, stagelab, wait_for
+    from tests.engine.process.live_kill import kill_mid_stage
+    from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
     plan = prefs.parent / f"align-{tmp_path.name}.yaml"
     plan.write_text(SFT + DPO)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.live_kill import pause_after_checkpoint
-from tests.engine.test_distributed import REL_TOL, assert_close, points, run_id_of
-from tests.engine.test_runs import show, stagelab, wait_for
+from tests.engine.process.live_kill import pause_after_checkpoint
+from tests.engine.process.test_distributed import REL_TOL, assert_close, points, run_id_of
+from tests.engine.process.test_runs import show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
 

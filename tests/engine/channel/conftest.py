@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.channel.live import Live
+from tests.engine.channel.live import Live
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from engine.data.encode import pad_batch
 from engine.train.batches import grouped_order
 from engine.train.feed import Feed
 from engine.train.recipe import Targets
-from tests.engine.live_kill import kill_mid_stage
-from tests.engine.test_runs import export, show, stagelab, wait_for
+from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 MLM = """
 name: feed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.live_kill import kill_mid_stage
+from tests.engine.process.live_kill import kill_mid_stage
 
 pytestmark = pytest.mark.slow
 

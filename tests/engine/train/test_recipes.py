@@ -158,7 +158,7 @@ def test_the_step_counts_targets_per_source():
 
 
 def test_no_recipe_hook_is_read_with_getattr():
-    engine = Path(__file__).resolve().parents[2] / "engine"
+    engine = Path(__file__).resolve().parents[3] / "engine"
     found = subprocess.run(
         ["grep", "-rnE", r"(getattr|hasattr)\((self\.)?recipe", str(engine)],
         capture_output=True,
