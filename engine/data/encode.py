@@ -149,12 +149,14 @@ def pad_batch(
         multiple: round the width up to a multiple of this (tensor cores want 8) …
         limit: … but never past this width (the longest row the model will see).
 
-    A preference row carries a second sequence (`rejected_input_ids`, `rejected_labels`),
-    padded on its own into `rejected_*` tensors.
+    A row may carry other sequences under a prefix, each padded on its own into
+    `<prefix>*` tensors: a preference pair's `rejected_input_ids` and `rejected_labels`, or
+    the same text as another model's tokenizer encodes it (`teacher_input_ids` …).
     """
     batch = _pad(rows, pad_id, "", multiple, limit)
-    if "rejected_input_ids" in rows[0]:
-        batch.update(_pad(rows, pad_id, "rejected_", multiple, limit))
+    for key in rows[0]:
+        if key.endswith("input_ids") and key != "input_ids":
+            batch.update(_pad(rows, pad_id, key[: -len("input_ids")], multiple, limit))
     return batch
 
 
