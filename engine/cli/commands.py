@@ -184,8 +184,9 @@ def _follow(store: Store, run_id: str, proc, *, detach: bool) -> int:
     if run.status == RunStatus.STOPPED:
         print(f"run {run_id} stopped at a checkpoint; continue with: stagelab resume {run_id}")
     elif run.status == RunStatus.FAILED:
+        # One sentence; the traceback is in the log it names.
         print(
-            f"run {run_id} failed: {run.error}\nlog: {Path(run.run_dir) / 'engine.log'}",
+            f"run {run_id} failed: {run.error} (traceback: {Path(run.run_dir) / 'engine.log'})",
             file=sys.stderr,
         )
         return EXIT_FAILED

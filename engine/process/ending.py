@@ -72,3 +72,11 @@ def end_run(store: Store, run_id: str, channel: Any, status: str, error: str | N
         print(f"stagelab engine: could not record status '{status}': {exc}", file=sys.stderr)
     if channel is not None:
         channel.close()  # clients get `bye` once the final status is stored
+
+
+def failure_sentence(exc: BaseException) -> str:
+    """`Type: message` of a run's failure on one line (the first of a long message; the
+    traceback in engine.log has all of it)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = lines[0] + (" …" if len(lines) > 1 else "") if lines else "(no message)"
+    return f"{type(exc).__name__}: {message}"

@@ -23,6 +23,7 @@ from engine.process.ending import (
     close_recorder,
     end_run,
     failed_rank,
+    failure_sentence,
     settle_checkpoint,
 )
 from engine.process.environment import environment_record
@@ -143,13 +144,17 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             )
             print(f"stagelab engine: run {run_id} interrupted: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        # The full traceback goes to engine.log (this process's stderr); the run's error,
+        # the event and the terminal say one sentence that points at it.
+        where = traceback.format_exc()
+        print(where, file=sys.stderr, end="")
+        error = failure_sentence(exc)
         recorder.event(
             "error",
-            f"{type(exc).__name__}: {exc}",
+            f"{error}; the traceback is in {run_dir / 'engine.log'}",
             level="error",
-            data={"traceback": traceback.format_exc()},
+            data={"traceback": where},
         )
-        error = f"{type(exc).__name__}: {exc}"
         unwritten = close_recorder(recorder, run_dir)
         end_run(
             store,
@@ -158,7 +163,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             RunStatus.FAILED,
             error if not unwritten else f"{error}; {unwritten}",
         )
-        print(f"stagelab engine: run {run_id} failed: {exc}", file=sys.stderr)
+        print(f"stagelab engine: run {run_id} failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         lock.close()
