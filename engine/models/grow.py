@@ -1,62 +1,43 @@
-"""Model surgery on the layer stack: deepening a model (progressive stacking) and keeping a
-model's lowest layers (a distillation student started from its teacher).
+"""Model surgery on the layer stack: deepening a model (progressive stacking, block
+expansion) and keeping a model's lowest layers (a distillation student started from its
+teacher).
 
 Both build a *fresh* model of the new depth from the old config and copy weights into it,
-never a deep copy of layer modules: GPT-2's attention modules carry their layer index (for
-the key/value cache), which a copied module would keep. The result is a plain model of the
-same class, so `save_pretrained` writes a folder that plain `transformers` loads.
+never a deep copy of layer modules: attention modules of decoders carry their layer index
+(for the key/value cache), which a copied module would keep. The result is a plain model of
+the same class, so `save_pretrained` writes a folder that plain `transformers` loads.
 
-Only BERT-style encoders (`model_type` bert) and GPT-2 decoders (gpt2) are supported:
-copying a layer as the same function means knowing where its output projections and its
-normalisation are, which differs per architecture (post-LayerNorm BERT, pre-LayerNorm
-GPT-2). Other families are refused with a sentence saying so.
+Which families can be copied, and where their output projections and norms are, is the
+table in engine/spec/growable.py (validate reads the same table); others are refused with
+a sentence saying why.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass
 
 import torch
+
+from engine.spec.growable import GROWABLE, PER_LAYER_KEYS, GrowFamily, grow_refusal
 
 
 class GrowError(ValueError):
     """The model cannot be grown or cut as asked; the message says why."""
 
 
-@dataclass(frozen=True)
-class Family:
-    """Where a family keeps its layer stack and the parts of a layer surgery touches."""
-
-    stack: str  # name of the layer ModuleList inside the model's state dict keys
-    projections: tuple[str, ...]  # output projections of a layer's sublayers
-    post_norms: tuple[str, ...]  # LayerNorms after the residual sums (post-LN), in order
-
-
-FAMILIES = {
-    "bert": Family(
-        stack="encoder.layer",
-        projections=("attention.output.dense", "output.dense"),
-        post_norms=("attention.output.LayerNorm", "output.LayerNorm"),
-    ),
-    "gpt2": Family(stack="h", projections=("attn.c_proj", "mlp.c_proj"), post_norms=()),
-}
-
-
-def family_of(model: torch.nn.Module) -> Family:
-    """The family of a model, or a GrowError that says which families are supported."""
-    model_type = getattr(model.config, "model_type", "?")
-    if model_type not in FAMILIES:
-        raise GrowError(
-            f"grow and student_layers work on BERT-style encoders (bert) and GPT-2 decoders "
-            f"(gpt2); this model is a '{model_type}', whose layers Stagelab does not know how "
-            "to copy (where its output projections, normalisation and per-layer state are)"
-        )
-    return FAMILIES[model_type]
+def family_of(model: torch.nn.Module) -> GrowFamily:
+    """The family of a model, or a GrowError that says why it cannot be grown or cut."""
+    config = model.config
+    model_type = getattr(config, "model_type", "?")
+    why = grow_refusal(model_type, config.to_dict())
+    if why is not None:
+        raise GrowError(f"grow and student_layers cannot copy this model's layers: {why}")
+    return GROWABLE[model_type]
 
 
 def layer_count(model: torch.nn.Module) -> int:
-    """Number of transformer layers of a BERT or GPT-2 model."""
+    """Number of transformer layers of a model (`n_layer`, `n_layers` are aliases)."""
     return int(model.config.num_hidden_layers)
 
 
@@ -90,7 +71,13 @@ def copy_layers(model: torch.nn.Module, sources: list[int]) -> torch.nn.Module:
     family = family_of(model)
     config = model.config.__class__.from_dict(model.config.to_dict())
     config.num_hidden_layers = len(sources)
+    for key in PER_LAYER_KEYS:
+        per_layer = getattr(config, key, None)
+        if isinstance(per_layer, list) and len(per_layer) == layer_count(model):
+            setattr(config, key, [per_layer[j] for j in sources])
     deeper = type(model)(config)
+    if getattr(model, "generation_config", None) is not None:
+        deeper.generation_config = copy.deepcopy(model.generation_config)
     old = model.state_dict()
     layer_key = re.compile(rf"^(.*?\b{re.escape(family.stack)})\.(\d+)\.(.+)$")
     state = {}
@@ -112,9 +99,10 @@ def grow_model(
     With `identity_init` the new layers start as the identity, so the deeper model computes
     the same function as the shallow one:
 
-    * GPT-2 (pre-LayerNorm, `x + f(LN(x))`): the new layers' output projections are zeroed,
-      so each new layer adds nothing to its input. Exact.
-    * BERT (post-LayerNorm, `LN(x + f(x))`): zeroing the projections leaves `LN(x)`, which is
+    * Pre-norm blocks (GPT-2, Llama and the decoders like it, `x + f(norm(x))`): the new
+      layers' output projections are zeroed (LLaMA Pro's block expansion: `o_proj` and
+      `down_proj`), so each new layer adds nothing to its input. Exact.
+    * Post-LayerNorm encoders (BERT, `LN(x + f(x))`): zeroing the projections leaves `LN(x)`, which is
       not `x`. So below each run of new layers the last LayerNorm's affine part moves to the
       top of the run: the layer below then outputs the plain normalised vector `z`, each new
       layer's norms (scale 1, shift 0) return `z` again (it is normalised already; only the
@@ -129,20 +117,21 @@ def grow_model(
     return deeper
 
 
-def _layers(model: torch.nn.Module, family: Family) -> torch.nn.ModuleList:
+def _layers(model: torch.nn.Module, family: GrowFamily) -> torch.nn.ModuleList:
     backbone = getattr(model, "base_model", model)
     return backbone.get_submodule(family.stack)
 
 
 @torch.no_grad()
-def _make_identity(model: torch.nn.Module, family: Family, new: list[bool]) -> None:
+def _make_identity(model: torch.nn.Module, family: GrowFamily, new: list[bool]) -> None:
     layers = _layers(model, family)
     for i, layer in enumerate(layers):
         if new[i]:
             for name in family.projections:
                 projection = layer.get_submodule(name)
                 projection.weight.zero_()
-                projection.bias.zero_()
+                if projection.bias is not None:
+                    projection.bias.zero_()
     if not family.post_norms:
         return
     i = 0

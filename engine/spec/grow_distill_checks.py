@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.spec.builtins import SIZES
+from engine.spec.growable import config_layers, grow_refusal
 from engine.spec.labels import data_labels
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.problems import Problem
 from engine.spec.settings import ModelSource
 from engine.spec.stages import StageBase
-
-# Families whose layers `grow` knows how to copy (engine/models/grow.py): BERT-style
-# encoders and GPT-2 decoders. Others are refused: copying a layer means knowing where its
-# output projections and its per-layer state (layer indices, caches) are.
-GROW_FAMILIES = ("bert", "gpt2")
-
 
 def folder_config(source: ModelSource | None, plan_dir: Path | None) -> dict[str, Any] | None:
     """The `config.json` of a model folder a source names, if it can be read (stdlib only)."""
@@ -33,9 +28,21 @@ def folder_config(source: ModelSource | None, plan_dir: Path | None) -> dict[str
     return data if isinstance(data, dict) else None
 
 
-def _config_layers(config: dict[str, Any]) -> int | None:
-    value = config.get("num_hidden_layers", config.get("n_layer"))
-    return value if isinstance(value, int) else None
+def _root_config(
+    stages: list[StageBase | None], index: int, plan_dir: Path | None
+) -> dict[str, Any] | None:
+    """The config.json of the model folder a stage's model descends from, if readable."""
+    names = [s.name if s else None for s in stages]
+    seen = set()
+    stage = stages[index]
+    while stage is not None and index not in seen:
+        seen.add(index)
+        source: ModelSource | None = getattr(stage, "model", None)
+        if source is None or not source.from_stage or source.from_stage not in names:
+            return folder_config(source, plan_dir)
+        index = names.index(source.from_stage)
+        stage = stages[index]
+    return None
 
 
 def check_grow(
@@ -43,16 +50,11 @@ def check_grow(
 ) -> list[Problem]:
     p = f"stages[{i}]"
     problems = []
-    config = folder_config(stage.model, plan_dir)
+    config = _root_config(stages, i, plan_dir)
     family = root_architecture(stages, i) or (config or {}).get("model_type")
-    if isinstance(family, str) and family not in GROW_FAMILIES:
-        problems.append(
-            Problem(
-                f"{p}.model",
-                f"grow deepens BERT-style encoders (bert) and GPT-2 decoders (gpt2); this "
-                f"model is a '{family}', whose layers Stagelab does not know how to copy",
-            )
-        )
+    why = grow_refusal(family, config) if isinstance(family, str) else None
+    if why is not None:
+        problems.append(Problem(f"{p}.model", f"grow cannot deepen this model: {why}"))
     source = stage.model
     if source.from_stage and source.from_stage in [s.name for s in stages if s]:
         before = root_layers(
@@ -61,7 +63,9 @@ def check_grow(
     elif source.builtin:
         before = SIZES[source.builtin.partition("-")[2]].layers
     else:
-        before = _config_layers(config) if config else None
+        before = None
+    if before is None and config:  # a folder's model, with no grow or cut on the way
+        before = config_layers(config)
     if before is not None and stage.target_layers <= before:
         problems.append(
             Problem(

@@ -137,14 +137,46 @@ def test_validation_of_grow_stages(tmp_path):
     # A chain of grows counts from the last one's target.
     found = problems(GROW + DEEPEST)
     assert any("stages[2].target_layers" in p and "has 4 layers" in p for p in found)
-    folder = tmp_path / "roberta"
-    folder.mkdir()
-    (folder / "config.json").write_text(
-        json.dumps({"model_type": "roberta", "num_hidden_layers": 2})
-    )
-    other = GROW.replace("{from_stage: mlm}", "{path: roberta}")
-    found = [p for p in problems(other, plan_dir=tmp_path) if "roberta" in p]
-    assert found and "does not know how to copy" in found[0]
+
+
+def folder(tmp_path, name: str, config: dict) -> str:
+    """A model folder with only its config.json, beside the plan's corpus."""
+    (tmp_path / "corpus.txt").write_text("a few words\n")
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.json").write_text(json.dumps(config))
+    return name
+
+
+def test_validation_reads_the_family_of_a_model_folder(tmp_path):
+    from_folder = GROW.replace("{from_stage: mlm}", "{path: %s}")
+
+    def found(config: dict, plan: str = from_folder) -> list[str]:
+        name = folder(tmp_path, config["model_type"] + str(len(list(tmp_path.iterdir()))), config)
+        return [p for p in problems(plan % name, plan_dir=tmp_path) if "stages[1]" in p]
+
+    albert = found({"model_type": "albert", "num_hidden_layers": 2})
+    assert any("shares one set of layer weights" in p for p in albert)
+    assert any("does not know how to copy" in p for p in found({"model_type": "bloom"}))
+    post_ln = found({"model_type": "opt", "do_layer_norm_before": False})
+    assert any("do_layer_norm_before: false" in p for p in post_ln)
+    # DistilBERT names its depth n_layers; growing to it is refused as too shallow.
+    (shallow,) = found({"model_type": "distilbert", "n_layers": 4})
+    assert "stages[1].target_layers" in shallow and "has 4 layers" in shallow
+    # A folder's family is followed through the stages that train it before the grow.
+    through = GROW.replace(
+        "model: {builtin: bert-tiny, vocab_size: 200}", "model: {path: %s}"
+    ).replace("target_layers: 4", "target_layers: 3")
+    (refused,) = found({"model_type": "albert", "num_hidden_layers": 2}, through)
+    assert refused.startswith("stages[1].model") and "ALBERT" in refused
+    (deep,) = found({"model_type": "llama", "num_hidden_layers": 3}, through)
+    assert "has 3 layers" in deep
+
+
+def test_roberta_llama_and_other_growable_folders_validate(tmp_path):
+    plan = GROW.replace("{from_stage: mlm}", "{path: %s}")
+    for model_type in ("roberta", "electra", "distilbert", "deberta-v2", "llama", "qwen2"):
+        name = folder(tmp_path, model_type, {"model_type": model_type, "num_hidden_layers": 2})
+        load_plan_text(plan % name, plan_dir=tmp_path)
 
 
 def test_a_gpt2_model_grows_and_trains_causal_lm(train_stage_of):
@@ -175,3 +207,61 @@ stages:
     assert model.config.n_layer == 3
     assert [block.attn.layer_idx for block in model.transformer.h] == [0, 1, 2]
     assert sorted(result.series("train/loss")) == [1, 2, 3]
+
+
+LLAMA = """
+name: t
+stages:
+  - name: lm
+    kind: pretrain
+    objective: causal_lm
+    model: {builtin: llama-tiny, vocab_size: 200}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 3
+  - name: deeper
+    kind: grow
+    objective: causal_lm
+    model: {from_stage: lm}
+    method: interpolate
+    identity_init: true
+    target_layers: 4
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 3
+"""
+
+
+def test_a_llama_model_grows_by_block_expansion_and_trains(train_stage_of):
+    """LLaMA Pro's block expansion through the recipe: copies interleaved with their
+    o_proj and down_proj zeroed start as the shallow model's function, then train."""
+    from transformers import AutoModelForCausalLM
+
+    shallow = train_stage_of(LLAMA).recipe.save()[0]
+    seen = {}
+
+    def before(recipe):
+        old = AutoModelForCausalLM.from_pretrained(str(shallow)).eval()
+        recipe.model.eval()
+        batch = pad_batch(recipe.eval_rows[:8], recipe.pad_id)
+        with torch.no_grad():
+            seen["old"] = old(**batch).logits
+            seen["new"] = recipe.model(**batch).logits
+        layers = recipe.model.model.layers
+        seen["zeroed"] = [not layers[i].mlp.down_proj.weight.any() for i in range(4)]
+
+    result = train_stage_of(LLAMA, index=1, outputs={"lm": shallow}, before=before)
+    assert torch.equal(seen["new"], seen["old"])
+    assert seen["zeroed"] == [False, True, False, True]  # [0, 0, 1, 1]: copies follow
+    assert result.outcome == "finished"
+    model = result.recipe.model
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
+    assert sorted(result.series("train/loss")) == [1, 2, 3]
+    assert model.model.layers[1].mlp.down_proj.weight.any()  # the new blocks trained
+    out = result.recipe.save()[0]
+    loaded = AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    assert loaded.config.num_hidden_layers == 4
+    model.eval()
+    batch = pad_batch(result.recipe.eval_rows[:8], result.recipe.pad_id)
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, model(**batch).logits)
