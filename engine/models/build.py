@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from engine.data.tokenizer import train_tokenizer
 from engine.models.families import builtin_config
+from engine.models.tokenizer_fit import fit_to_tokenizer, ready_tokenizer
 from engine.spec.builtins import parse_builtin
 from engine.spec.settings import ModelSource
 
@@ -74,19 +75,32 @@ def build_tokenizer(
     outputs: dict[str, Path],
     tokenizer_dir: Path,
     texts: Callable[[], Iterable[str]],
+    *,
+    objective: str | None = None,
+    report: Callable[[str, str], None] | None = None,
 ) -> Any:
     """The stage's tokenizer. A built-in model's tokenizer is trained once on the stage's
-    texts and kept in `tokenizer_dir`, so a resumed stage uses the very same vocabulary."""
+    texts and kept in `tokenizer_dir`, so a resumed stage uses the very same vocabulary.
+
+    A tokenizer as it comes is made ready (`tokenizer_fit.ready_tokenizer`: a padding token
+    if it has none, the padding side `objective` needs); `report(level, sentence)` hears
+    what was changed.
+    """
     if source.builtin:
         if (tokenizer_dir / "tokenizer.json").exists():
-            return AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        arch, _ = parse_builtin(source.builtin)
-        tokenizer = train_tokenizer(arch, texts(), source.vocab_size)
-        tokenizer.save_pretrained(str(tokenizer_dir))
-        return tokenizer
-    return AutoTokenizer.from_pretrained(
-        source_dir(source, plan_dir, outputs), revision=source.revision
-    )
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        else:
+            arch, _ = parse_builtin(source.builtin)
+            tokenizer = train_tokenizer(arch, texts(), source.vocab_size)
+            tokenizer.save_pretrained(str(tokenizer_dir))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source_dir(source, plan_dir, outputs), revision=source.revision
+        )
+    for note in ready_tokenizer(tokenizer, objective):
+        if report is not None:
+            report("info", note)
+    return tokenizer
 
 
 def build_model(
@@ -155,8 +169,7 @@ def build_model(
         fresh = fresh_weights_sentence(model, info, objective, where)
         if fresh is not None and report is not None:
             report(*fresh)
-    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    fit_to_tokenizer(model, tokenizer)
     if dropout is not None:
         # Attention kernels read the probability from the config at build time; plain
         # dropout modules are set as well in case a model keeps its own.

@@ -88,7 +88,13 @@ def prepare_stage(
                     yield " ".join(value) if isinstance(value, list) else str(value)
 
     tokenizer = build_tokenizer(
-        stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
+        stage.model,
+        ctx.plan_dir,
+        ctx.outputs,
+        ctx.stage_dir / "tokenizer",
+        corpus,
+        objective=objective,
+        report=tokenizer_reporter(ctx),
     )
     if stage.data.messages_column and objective == "causal_lm_sft":
         use_chat_template(ctx, tokenizer)
@@ -281,6 +287,16 @@ def model_reporter(ctx: StageContext) -> Callable[[str, str], None]:
 
     def report(level: str, sentence: str) -> None:
         ctx.recorder.event("model", sentence, stage_idx=ctx.index, level=level)
+
+    return report
+
+
+def tokenizer_reporter(ctx: StageContext, member: str = "") -> Callable[[str, str], None]:
+    """Records what `build_tokenizer` changed in a tokenizer as a `tokenizer` event."""
+
+    def report(level: str, sentence: str) -> None:
+        whose = f"member '{member}': " if member else ""
+        ctx.recorder.event("tokenizer", whose + sentence, stage_idx=ctx.index, level=level)
 
     return report
 
