@@ -308,7 +308,10 @@ class GrowStage(StageBase):
 
     kind: Literal["grow"]
     model: ModelSource = Field(
-        ..., description="Model to deepen (a BERT-style encoder or a GPT-2 decoder)."
+        ...,
+        description="Model to deepen: an encoder (BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2, "
+        "DistilBERT, ModernBERT) or a decoder (GPT-2, Llama, Mistral, Qwen2/3, Gemma, Phi, "
+        "OPT, GPT-NeoX).",
     )
     data: DataSource = Field(..., description="Data to train the deeper model on.")
     objective: Literal[
@@ -328,13 +331,15 @@ class GrowStage(StageBase):
     target_layers: int = Field(..., ge=2, le=128, description="Layers after growing.")
     method: Literal["stack", "interpolate"] = Field(
         "stack",
-        description="stack: new layer i copies layer i mod n (progressive stacking); "
-        "interpolate: each layer is followed by its copies.",
+        description="stack: new layer i copies layer i mod n, the copies on top "
+        "(progressive stacking); interpolate: each layer is followed by its copies, "
+        "interleaved through the stack (as LLaMA Pro's block expansion).",
     )
     identity_init: bool = Field(
         False,
-        description="New layers start as the identity (output projections zeroed), so "
-        "the deeper model first computes what the shallow one did.",
+        description="New layers start as the identity (output projections zeroed: "
+        "Llama's o_proj and down_proj), so the deeper model first computes what the "
+        "shallow one did.",
     )
     adapter: Adapter | None = Field(
         None, description="Train LoRA adapters instead of the model's weights (none: full)."
