@@ -95,7 +95,9 @@ def build_tokenizer(
             tokenizer.save_pretrained(str(tokenizer_dir))
     else:
         tokenizer = AutoTokenizer.from_pretrained(
-            source_dir(source, plan_dir, outputs), revision=source.revision
+            source_dir(source, plan_dir, outputs),
+            revision=source.revision,
+            trust_remote_code=source.trust_remote_code,
         )
     for note in ready_tokenizer(tokenizer, objective):
         if report is not None:
@@ -147,7 +149,9 @@ def build_model(
         model = auto.from_config(config)
     else:
         where = source_dir(source, plan_dir, outputs)
-        config = AutoConfig.from_pretrained(where, revision=source.revision, **extra)
+        config = AutoConfig.from_pretrained(
+            where, revision=source.revision, trust_remote_code=source.trust_remote_code, **extra
+        )
         if dropout is not None:
             _config_dropout(config, dropout)
         # A new task on a trained backbone: the old head does not fit and is replaced, which
@@ -158,6 +162,7 @@ def build_model(
             model, info = auto.from_pretrained(
                 where,
                 revision=source.revision,
+                trust_remote_code=source.trust_remote_code,
                 config=config,
                 ignore_mismatched_sizes=True,
                 output_loading_info=True,

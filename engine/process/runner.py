@@ -49,6 +49,7 @@ from engine.runtime.context import Control, StageContext
 from engine.runtime.distributed import SINGLE, Dist, device_of, from_environment, peer_lost
 from engine.runtime.fingerprint import plan_fingerprints
 from engine.runtime.recorder import Recorder, now_ms
+from engine.spec.model_config import settle_max_lengths
 from engine.spec.plan import load_plan_text
 from engine.store import Store, Workspace, queries
 from engine.store.status import STAGE_DONE, RunStatus, StageStatus
@@ -88,6 +89,8 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         return EXIT_BAD_INPUT
 
     plan = load_plan_text(run.plan_text)
+    # A brought model's positions give the max_length a plan leaves out (docs/models.md).
+    settle_max_lengths(plan, Path(run.plan_dir))
     device = device_of(dist) if dist.active else pick_device(run.gpus)
     control = Control()
     install_signal_handlers(control, dist)

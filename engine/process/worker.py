@@ -25,6 +25,7 @@ from engine.runtime.distributed import (
     follow_owner_signals,
     peer_lost,
 )
+from engine.spec.model_config import settle_max_lengths
 from engine.spec.plan import load_plan_text
 from engine.train.loop import train_stage
 
@@ -62,6 +63,8 @@ def follow(dist: Dist) -> int:
     if not isinstance(run, RunWords):
         raise TypeError(f"the owner's first word must be RunWords, not {run!r}")
     plan = load_plan_text(run.plan_text)
+    # A brought model's positions give the max_length a plan leaves out (docs/models.md).
+    settle_max_lengths(plan, Path(run.plan_dir))
     run_dir = Path(run.run_dir)
     try:
         # Where to find this process if it must be killed (tests, people).

@@ -15,6 +15,7 @@ from engine.spec.grow_distill_checks import check_distill, check_grow
 from engine.spec.joint_checks import check_joint, check_member_reference
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
+from engine.spec.model_config import check_remote_code
 from engine.spec.problems import Problem
 from engine.spec.relevance import allowed_metrics
 from engine.spec.settings import DataSource, ModelSource
@@ -324,6 +325,7 @@ def _check_stage(
     if stage.epochs is None and stage.max_steps is None:
         problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
     problems += check_llm_settings(stages, i, stage)
+    problems += check_remote_code(stages, i, stage, plan_dir)
     if stage.kind == "grow":
         problems += check_grow(stages, i, stage, plan_dir)
     if stage.kind == "distill":

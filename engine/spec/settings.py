@@ -60,6 +60,11 @@ class ModelSource(Settings):
     member: str | None = Field(
         None, description="With from_stage naming a joint stage: the member whose model to take."
     )
+    trust_remote_code: bool = Field(
+        False,
+        description="Allow a model whose config.json names its own code (auto_map) or a model "
+        "type transformers does not know: that code, from the model's folder or the Hub, runs.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSource:
