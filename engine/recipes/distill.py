@@ -10,25 +10,25 @@ KD term with its T² factor), so `train/loss = α·loss_task + (1−α)·loss_kd
 
 The teacher is a frozen module: the loop moves it to the device in eval mode without
 gradients and never checkpoints it; its forward runs under `torch.no_grad()` inside the
-loop's autocast. Both models read the same token ids, so their vocabularies must match (a
-built-in student takes the teacher's tokenizer), and the student's head takes the teacher's
-label list. With `alpha: 0` the labels are not read: a sequence task learns from unlabelled
-text, and evaluation then scores the student's agreement with the teacher.
+loop's autocast. A sequence classifier's teacher reads the text with its own tokenizer (its
+encoding rides in the same rows: `engine.recipes.encodings`); where the outputs are tokens
+both models read the same token ids, so their vocabularies must be one (a built-in student
+takes the teacher's tokenizer). The student's head takes the teacher's label list. With
+`alpha: 0` the labels are not read: a sequence task learns from unlabelled text, and
+evaluation then scores the student's agreement with the teacher.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from engine.data.encode import IGNORE, encode
-from engine.models.build import AUTO_CLASS, ModelError, build_model, build_tokenizer, source_dir
-from engine.models.grow import keep_lowest_layers, layer_count, parameter_count
+from engine.models.build import build_model, build_tokenizer
+from engine.models.grow import keep_lowest_layers
 from engine.recipes.common import (
     load_data,
     model_reporter,
@@ -36,6 +36,13 @@ from engine.recipes.common import (
     seed_everything,
     special_ids,
     with_adapter,
+)
+from engine.recipes.encodings import (
+    READ_APART,
+    model_inputs,
+    same_tokenizer,
+    vocabulary_problem,
+    with_encoding,
 )
 from engine.recipes.heads import (
     CAUSAL,
@@ -47,6 +54,7 @@ from engine.recipes.heads import (
     one_eval_set,
     one_source,
 )
+from engine.recipes.teacher import DistillError, load_teacher, record_models, teacher_dir
 from engine.runtime.context import StageContext
 from engine.train.batches import Streams
 from engine.train.evaluation import evaluate
@@ -62,27 +70,8 @@ from engine.train.recipe import (
 )
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
-# The head class a teacher's config must name for the task (the `architectures` suffix).
-HEADS = {
-    "sequence_classification": ("ForSequenceClassification",),
-    "token_classification": ("ForTokenClassification",),
-    "masked_lm": ("ForMaskedLM", "ForPreTraining"),
-    "causal_lm": ("LMHeadModel", "ForCausalLM"),
-    "causal_lm_sft": ("LMHeadModel", "ForCausalLM"),
-}
-
-
-class DistillError(ModelError):
-    """Teacher and student cannot be distilled together; the message says why."""
-
-
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's weights (names, shapes, dtypes and bytes, in name order)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+# The prefix of the teacher's own encoding in a row (when it reads with another tokenizer).
+TEACHER = "teacher_"
 
 
 class DistillRecipe:
@@ -96,6 +85,7 @@ class DistillRecipe:
         # alpha 0: no label is read; a sequence task then learns from unlabelled text.
         self.unlabelled = stage.alpha == 0 and self.task == "sequence_classification"
         self.projection: torch.nn.Module | None = None
+        self.apart = False  # whether the teacher reads the text with its own tokenizer
 
     # --- setup --------------------------------------------------------------------------
 
@@ -103,11 +93,9 @@ class DistillRecipe:
         """Load the teacher, the data, the student (with the teacher's tokenizer and labels
         where it is built here), check that they fit, encode, and score the teacher once."""
         ctx, stage = self.ctx, self.ctx.stage
-        teacher_dir = self._teacher_dir()
-        teacher_tokenizer = AutoTokenizer.from_pretrained(
-            teacher_dir, revision=stage.teacher.revision
-        )
-        self.teacher = self._load_teacher(teacher_dir)
+        where = teacher_dir(ctx)
+        teacher_tokenizer = AutoTokenizer.from_pretrained(where, revision=stage.teacher.revision)
+        self.teacher = load_teacher(ctx, where, self.task)
         teacher_labels = None
         if self.task in CLASSIFICATION:
             id2label = self.teacher.config.id2label
@@ -130,19 +118,14 @@ class DistillRecipe:
         self.labels = teacher_labels
 
         if stage.model.builtin:
-            # A new student reads the teacher's token ids, so it takes the teacher's tokenizer.
+            # A new student takes the teacher's tokenizer: one encoding for both, and the
+            # one vocabulary that token outputs need.
             self.tokenizer = teacher_tokenizer
         else:
             self.tokenizer = build_tokenizer(
                 stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", lambda: []
             )
-        if self.tokenizer.get_vocab() != teacher_tokenizer.get_vocab():
-            raise DistillError(
-                f"stages[{ctx.index}].model: the student's vocabulary ({len(self.tokenizer)} "
-                f"tokens) is not the teacher's ({len(teacher_tokenizer)} tokens); distillation "
-                "compares their outputs on the same token ids, so use a built-in student (it "
-                "takes the teacher's tokenizer) or a model with the teacher's tokenizer"
-            )
+        self._check_tokenizers(teacher_tokenizer)
         seed_everything(stage.seed)
         self.model = build_model(
             stage.model,
@@ -166,98 +149,60 @@ class DistillRecipe:
             # Widths that differ meet through a learned projection (trained, checkpointed).
             self.projection = torch.nn.Linear(width_s, width_t) if width_s != width_t else None
 
-        self.train_rows = encode(
-            data.train, self.tokenizer, stage.data, objective, teacher_labels
-        ).to_list()
-        self.eval_rows = (
-            encode(data.eval, self.tokenizer, stage.data, objective, teacher_labels).to_list()
-            if data.eval
-            else None
-        )
-        self.test_rows = (
-            encode(data.test, self.tokenizer, stage.data, objective, teacher_labels).to_list()
-            if data.test
-            else None
-        )
+        def rows(split: Any) -> list[Any] | None:
+            if not split:
+                return None
+            encoded = encode(split, self.tokenizer, stage.data, objective, teacher_labels)
+            if not self.apart:
+                return encoded.to_list()
+            theirs = encode(split, teacher_tokenizer, stage.data, objective, teacher_labels)
+            return with_encoding(encoded.to_list(), theirs.to_list(), TEACHER)
+
+        self.train_rows = rows(data.train) or []
+        self.eval_rows, self.test_rows = rows(data.eval), rows(data.test)
+        self.teacher_pad_id = teacher_tokenizer.pad_token_id
         self.pad_id = self.tokenizer.pad_token_id
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
-        self._record_models(teacher_dir)
+        record_models(ctx, self.teacher, self.model, where)
         if not self.unlabelled and ctx.dist.main:
             # Scored once, by the owner (it records; the other processes only train).
             self.teacher.to(ctx.device)
             teacher = one_eval_set(ctx, self.eval_rows, self._teacher_predict, self.labels)
             evaluate(ctx, self, 0, prefix="teacher", sets=teacher)
 
-    def _teacher_dir(self) -> str:
-        source = self.ctx.stage.teacher
-        if source.builtin:
+    def _check_tokenizers(self, teacher_tokenizer: Any) -> None:
+        """A sequence classifier's teacher reads with its own tokenizer when the student's
+        is another; token outputs need one vocabulary."""
+        if same_tokenizer(self.tokenizer, teacher_tokenizer):
+            return
+        where = f"stages[{self.ctx.index}]"
+        if self.task in READ_APART:
+            if self.ctx.stage.hidden_weight:
+                raise DistillError(
+                    f"{where}.hidden_weight: the student reads the text with another "
+                    "tokenizer than the teacher, and hidden states are compared position by "
+                    "position; set hidden_weight to 0 (the label distributions are still "
+                    "distilled)"
+                )
+            self.apart = True
+            return
+        differ = vocabulary_problem(
+            self.tokenizer, teacher_tokenizer, ("the student", "the teacher")
+        )
+        if differ is not None:  # the same vocabulary otherwise: the student's ids, as always
             raise DistillError(
-                f"stages[{self.ctx.index}].teacher: a teacher must be trained already; name "
-                "an earlier stage (from_stage), a model folder or a Hub id"
+                f"{where}.model: the student's vocabulary is not the teacher's: {differ}; a "
+                f"{self.task.replace('_', ' ')} student learns the teacher's outputs token by "
+                "token, so use a built-in student (it takes the teacher's tokenizer) or a "
+                "model with the teacher's tokenizer"
             )
-        return source_dir(source, self.ctx.plan_dir, self.ctx.outputs)
 
-    def _load_teacher(self, where: str) -> torch.nn.Module:
-        stage = self.ctx.stage
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            teacher = AUTO_CLASS[self.task].from_pretrained(where, revision=stage.teacher.revision)
-        except (OSError, ValueError) as exc:
-            raise DistillError(
-                f"stages[{self.ctx.index}].teacher: cannot load '{where}' for "
-                f"{self.task.replace('_', ' ')}: {exc}"
-            ) from None
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        heads = [a for a in (teacher.config.architectures or [])]
-        if heads and not any(a.endswith(HEADS[self.task]) for a in heads):
-            raise DistillError(
-                f"stages[{self.ctx.index}].teacher: the teacher ({where}) has no trained "
-                f"{self.task.replace('_', ' ')} head (its config names {', '.join(heads)}); "
-                "distil from a model trained for this task"
-            )
-        teacher.eval().requires_grad_(False)
-        return teacher
-
-    def _record_models(self, teacher_dir: str) -> None:
-        """The teacher's identity (source, folder, weights fingerprint) and both sizes."""
-        ctx, stage = self.ctx, self.ctx.stage
-        fingerprint = weights_fingerprint(self.teacher)
-        teacher_params, student_params = (
-            parameter_count(self.teacher),
-            parameter_count(self.model),
-        )
-        ctx.recorder.metrics(
-            ctx.index,
-            0,
-            {
-                "model/parameters": float(student_params),
-                "teacher/parameters": float(teacher_params),
-            },
-        )
-        layers = {}
-        for who, model in (("teacher", self.teacher), ("student", self.model)):
-            try:
-                layers[who] = layer_count(model)
-            except (AttributeError, TypeError):
-                layers[who] = None
-        ctx.recorder.event(
-            "teacher",
-            f"teacher {teacher_dir} ({teacher_params:,} parameters, sha256 "
-            f"{fingerprint[:12]}…) → student {student_params:,} parameters",
-            stage_idx=ctx.index,
-            data={
-                "source": stage.teacher.model_dump(exclude_defaults=True),
-                "folder": teacher_dir,
-                "sha256": fingerprint,
-                "parameters": teacher_params,
-                "student_parameters": student_params,
-                "layers": layers["teacher"],
-                "student_layers": layers["student"],
-            },
-        )
+    def _teacher_inputs(self, batch: Batch) -> Batch:
+        """The teacher's inputs: its own encoding of the rows, or the student's."""
+        if self.apart:
+            return model_inputs(batch, TEACHER, self.teacher_pad_id)
+        return model_inputs(batch)
 
     # --- the protocol -------------------------------------------------------------------
 
@@ -307,13 +252,12 @@ class DistillRecipe:
         return count_labelled(batch["labels"], self.causal)
 
     def _forward(self, batch: Batch) -> dict[str, Any]:
-        """Student and teacher on the same inputs; logits at the positions that count."""
-        batch = dict(batch)
-        labels = batch.pop("labels", None)
+        """Student and teacher on the same rows; logits at the positions that count."""
+        labels = batch.get("labels")
         hidden = bool(self.ctx.stage.hidden_weight)
-        student = self.model(**batch, output_hidden_states=hidden)
+        student = self.model(**model_inputs(batch), output_hidden_states=hidden)
         with torch.no_grad():
-            teacher = self.teacher(**batch, output_hidden_states=hidden)
+            teacher = self.teacher(**self._teacher_inputs(batch), output_hidden_states=hidden)
         s_logits, t_logits = student.logits, teacher.logits
         if labels is not None:
             s_logits, aligned = align_logits(s_logits, labels, self.causal)
@@ -367,11 +311,10 @@ class DistillRecipe:
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The student's logits and the labels (the teacher's choices on unlabelled data)."""
-        batch = dict(batch)
-        labels = batch.pop("labels", None)
-        logits = self.model(**batch).logits
+        labels = batch.get("labels")
+        logits = self.model(**model_inputs(batch)).logits
         if labels is None:
-            return logits, self.teacher(**batch).logits.argmax(-1)
+            return logits, self.teacher(**self._teacher_inputs(batch)).logits.argmax(-1)
         return align_logits(logits, labels, self.causal)
 
     def eval_sets(self, prefix: str) -> list[EvalSet]:
@@ -381,9 +324,8 @@ class DistillRecipe:
 
     def _teacher_predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's logits on the same rows and masks."""
-        batch = dict(batch)
-        labels = batch.pop("labels")
-        return align_logits(self.teacher(**batch).logits, labels, self.causal)
+        logits = self.teacher(**self._teacher_inputs(batch)).logits
+        return align_logits(logits, batch["labels"], self.causal)
 
     def save(self) -> list[Path]:
         """Write the student (model + tokenizer, the teacher's label names in its config)."""

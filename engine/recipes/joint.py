@@ -5,7 +5,9 @@
   so the encoder learns from every member's loss and each member saves as a model that
   plain `from_pretrained` loads.
 * `mutual` (deep mutual learning): a model per member; each member also learns to agree
-  with the others' (detached) softened predictions on the same rows.
+  with the others' (detached) softened predictions on the same rows. Sequence members may
+  read the rows with tokenizers of their own (their encodings ride in the same batch:
+  `engine.recipes.encodings`); tagging members share one vocabulary.
 
 Each member reads its own data as its own source (a resumable position each). Which
 members' batches make an optimizer step is the `sampling` rule (`member_for`); the step's
@@ -68,7 +70,8 @@ class JointRecipe:
         self.shared = self.stage.coupling == "shared_backbone"
 
     def setup(self) -> None:
-        """Load every member's data, one tokenizer, the members' models, encode."""
+        """Load every member's data, tokenizer and model, encode (the first tokenizer's
+        encoding is the batch's own: its padding, masks and augmentation)."""
         self.tokenizer, self.members = load_members(self.ctx, self.shared)
         self.by_name = {m.name: m for m in self.members}
         self.model = self.members[0].model
@@ -140,9 +143,8 @@ class JointRecipe:
         if self.shared:
             task = task_loss(member, batch, count)
             return StepLoss(member.spec.weight * task, {f"loss/{name}": task})
-        batch = dict(batch)
-        labels = batch.pop("labels")
-        outputs = {m.name: m.model(**batch).logits for m in self.members}
+        labels = batch["labels"]
+        outputs = {m.name: m.model(**m.inputs(batch)).logits for m in self.members}
         task = task_loss_of(member, outputs[name], labels, count)
         mutual = self._mutual(outputs, batch["attention_mask"], member.regression)
         total = member.spec.weight * task + self.stage.mutual_weight * mutual
@@ -204,7 +206,7 @@ class JointRecipe:
         for member in self.members:
             folder = out / member.name
             member.model.save_pretrained(str(folder))
-            self.tokenizer.save_pretrained(str(folder))
+            member.tokenizer.save_pretrained(str(folder))
             folders.append(folder)
         manifest = {
             "kind": "joint",

@@ -1,6 +1,7 @@
-"""The members of a `joint` stage (engine/recipes/joint.py): their data, their one
-tokenizer, their models (with one encoder object under `shared_backbone`), and each
-member's task loss and evaluation forward."""
+"""The members of a `joint` stage (engine/recipes/joint.py): their data, their tokenizers
+(one under `shared_backbone`; mutual sequence members may each read with their own), their
+models (with one encoder object under `shared_backbone`), and each member's task loss and
+evaluation forward."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from engine.data.encode import encode
 from engine.data.load import DataError
 from engine.models.build import ModelError, build_model, build_tokenizer
 from engine.recipes.common import load_data, model_reporter, seed_everything
+from engine.recipes.encodings import (
+    READ_APART,
+    model_inputs,
+    same_tokenizer,
+    vocabulary_problem,
+    with_encoding,
+)
 from engine.recipes.heads import head_loss, head_predict, regression_loss, regression_predict
 from engine.runtime.context import StageContext
 from engine.spec.rows import needed_columns
@@ -30,6 +38,13 @@ class Member:
     train_rows: list[Any]
     eval_rows: list[Any] | None
     test_rows: list[Any] | None
+    tokenizer: Any = None  # the tokenizer it reads with (saved beside its model)
+    prefix: str = ""  # where its encoding is in the rows: "" the batch's own, else tok<g>_
+    pad_id: int | None = None
+
+    def inputs(self, batch: Batch) -> Batch:
+        """What the member's model reads of a batch: its own encoding of the rows."""
+        return model_inputs(batch, self.prefix, self.pad_id)
 
     @property
     def name(self) -> str:
@@ -41,7 +56,9 @@ class Member:
 
 
 def load_members(ctx: StageContext, shared: bool) -> tuple[Any, list[Member]]:
-    """Every member's data, one tokenizer, the members' models, the encoded rows."""
+    """Every member's data, tokenizer and model, and its rows encoded by every tokenizer
+    of the stage (each model of a mutual stage reads every batch); the first tokenizer's
+    encoding is the batch's own."""
     stage = ctx.stage
     datas = []
     for spec in stage.members:
@@ -51,12 +68,14 @@ def load_members(ctx: StageContext, shared: bool) -> tuple[Any, list[Member]]:
             )
         except DataError as exc:
             raise DataError(f"member '{spec.name}': {exc}") from None
-    tokenizer = _tokenizer(ctx, shared, datas)
+    tokenizers = _tokenizers(ctx, shared, datas)
+    readers = list({id(t): t for t in tokenizers}.values())  # distinct, first one first
     members: list[Member] = []
     for k, (spec, data) in enumerate(zip(stage.members, datas, strict=True)):
         labels = None if spec.task == "sequence_regression" else data.labels
         # Each member's fresh weights (heads, a built-in model) from its own seed.
         seed_everything(stage.seed + k)
+        tokenizer = tokenizers[k]
         model = build_model(
             stage.model if shared else spec.model,
             spec.task,
@@ -72,20 +91,39 @@ def load_members(ctx: StageContext, shared: bool) -> tuple[Any, list[Member]]:
             # The first member's encoder object replaces this one's: one encoder.
             prefix = model.base_model_prefix
             setattr(model, prefix, getattr(members[0].model, prefix))
-        rows = [
-            encode(split, tokenizer, spec.data, spec.task, data.labels).to_list() if split else None
-            for split in (data.train, data.eval, data.test)
-        ]
-        members.append(Member(spec, model, labels, *rows))
+
+        def encoded(split: Any, spec: Any = spec, data: Any = data) -> list[Any] | None:
+            if not split:
+                return None
+            rows = encode(split, readers[0], spec.data, spec.task, data.labels).to_list()
+            for g, other in enumerate(readers[1:], start=1):
+                theirs = encode(split, other, spec.data, spec.task, data.labels).to_list()
+                rows = with_encoding(rows, theirs, f"tok{g}_")
+            return rows
+
+        g = next(g for g, t in enumerate(readers) if t is tokenizer)
+        rows = [encoded(split) for split in (data.train, data.eval, data.test)]
+        members.append(
+            Member(
+                spec,
+                model,
+                labels,
+                *rows,
+                tokenizer=tokenizer,
+                prefix=f"tok{g}_" if g else "",
+                pad_id=tokenizer.pad_token_id,
+            )
+        )
     if not shared:
         _check_mutual_labels(members)
-    return tokenizer, members
+    return readers[0], members
 
 
-def _tokenizer(ctx: StageContext, shared: bool, datas: list[Any]) -> Any:
-    """One tokenizer for every member: the shared encoder's, or (mutual) the first
-    loaded member's, which every other loaded member must equal; a built-in model
-    learns its vocabulary from all members' training texts."""
+def _tokenizers(ctx: StageContext, shared: bool, datas: list[Any]) -> list[Any]:
+    """Each member's tokenizer: the shared encoder's, or (mutual) the first loaded member's
+    for built-in members (learned from all members' training texts when none is loaded)
+    and its own for every loaded member. Members whose outputs are tokens (tagging) need
+    one vocabulary; sequence members may each read with their own tokenizer."""
     stage = ctx.stage
 
     def corpus():
@@ -102,17 +140,32 @@ def _tokenizer(ctx: StageContext, shared: bool, datas: list[Any]) -> Any:
     tokenizer = build_tokenizer(
         first, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
     )
-    for spec in stage.members if not shared else []:
+    if shared:
+        return [tokenizer] * len(stage.members)
+    found, distinct = [], [tokenizer]
+    for spec in stage.members:
         if spec.model.builtin or spec.model is first:
+            found.append(tokenizer)
             continue
         other = build_tokenizer(spec.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir, corpus)
-        if other.get_vocab() != tokenizer.get_vocab():
-            raise ModelError(
-                f"members: '{spec.name}' has another vocabulary than "
-                f"'{stage.members[0].name}'; mutual members compare outputs on the same "
-                "token ids, so give them models of one tokenizer (or built-in sizes)"
-            )
-    return tokenizer
+        known = next((t for t in distinct if same_tokenizer(other, t)), None)
+        if known is None and spec.task in READ_APART:
+            distinct.append(other)  # it reads the rows with its own tokenizer
+            found.append(other)
+            continue
+        if known is None:
+            names = (f"member '{spec.name}'", f"member '{stage.members[0].name}'")
+            differ = vocabulary_problem(other, tokenizer, names)
+            if differ is not None:
+                raise ModelError(
+                    f"members: '{spec.name}' has another vocabulary than "
+                    f"'{stage.members[0].name}': {differ}; mutual token tagging compares "
+                    "the members' outputs token by token, so give them models of one "
+                    "tokenizer (or built-in sizes, which take it)"
+                )
+        # One tokenizer, or one vocabulary: tagging members read the first one's ids.
+        found.append(known if known is not None else tokenizer)
+    return found
 
 
 def _check_mutual_labels(members: list[Member]) -> None:
@@ -152,6 +205,7 @@ def task_loss_of(
 
 def member_predict(member: Member, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """The member's evaluation forward: logits (or numbers) and the labels."""
+    batch = {**member.inputs(batch), "labels": batch["labels"]}
     if member.regression:
         return regression_predict(member.model, batch)
     return head_predict(member.model, batch, causal=False)

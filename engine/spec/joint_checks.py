@@ -9,6 +9,7 @@ from typing import Any
 from engine.spec.labels import data_labels
 from engine.spec.problems import Problem
 from engine.spec.relevance import allowed_metrics
+from engine.spec.tokenizer_checks import check_mutual_vocabulary
 
 
 def member_metrics(stage: Any, member: Any) -> list[str]:
@@ -122,6 +123,7 @@ def check_joint(stages: list[Any], i: int, stage: Any, plan_dir: Path | None) ->
             )
     if not shared:
         problems += _check_mutual(stage, p, plan_dir)
+        problems += check_mutual_vocabulary(stages, i, stage, plan_dir)
     problems += _check_stopping(stage, p)
     return problems
 

@@ -169,3 +169,19 @@ def prefs(data_dir: Path) -> Path:
             row = {"prompt": f"the mood of {word} is", "chosen": good, "rejected": bad}
             fh.write(json.dumps(row) + "\n")
     return data_dir / "prefs.jsonl"
+
+
+@pytest.fixture(scope="session")
+def family_folders(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random masked-LM folders of other families, each with a tokenizer of its real
+    kind learned from the corpus: RoBERTa (byte-level BPE), DistilBERT and ELECTRA
+    (WordPiece)."""
+    from tests.engine.tokenizer_folders import byte_bpe, tiny_model, wordpiece
+
+    texts = (data_dir / "corpus.txt").read_text().splitlines()
+    root = tmp_path_factory.mktemp("families")
+    return {
+        "roberta": tiny_model(root / "roberta", "roberta", byte_bpe(texts, 300)),
+        "distilbert": tiny_model(root / "distilbert", "distilbert", wordpiece(texts, 120)),
+        "electra": tiny_model(root / "electra", "electra", wordpiece(texts, 140, "electra")),
+    }
