@@ -1,10 +1,8 @@
 """Checks of `grow` and `distill` stages that need the whole plan: families whose layers
-can be copied, depths, and teacher/student label sets (their vocabularies:
-`engine.spec.tokenizer_checks`)."""
+can be copied, depths, and teacher/student vocabularies and label sets."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,39 +10,10 @@ from engine.spec.builtins import SIZES
 from engine.spec.growable import config_layers, grow_refusal
 from engine.spec.labels import data_labels
 from engine.spec.lineage import objective_of, root_architecture, root_layers
+from engine.spec.model_config import root_source, source_config
 from engine.spec.problems import Problem
 from engine.spec.settings import ModelSource
 from engine.spec.stages import StageBase
-from engine.spec.tokenizer_checks import check_distill_vocabulary
-
-def folder_config(source: ModelSource | None, plan_dir: Path | None) -> dict[str, Any] | None:
-    """The `config.json` of a model folder a source names, if it can be read (stdlib only)."""
-    if source is None or not source.path or plan_dir is None:
-        return None
-    path = Path(source.path).expanduser()
-    path = path if path.is_absolute() else plan_dir / path
-    try:
-        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _root_config(
-    stages: list[StageBase | None], index: int, plan_dir: Path | None
-) -> dict[str, Any] | None:
-    """The config.json of the model folder a stage's model descends from, if readable."""
-    names = [s.name if s else None for s in stages]
-    seen = set()
-    stage = stages[index]
-    while stage is not None and index not in seen:
-        seen.add(index)
-        source: ModelSource | None = getattr(stage, "model", None)
-        if source is None or not source.from_stage or source.from_stage not in names:
-            return folder_config(source, plan_dir)
-        index = names.index(source.from_stage)
-        stage = stages[index]
-    return None
 
 
 def check_grow(
@@ -52,7 +21,8 @@ def check_grow(
 ) -> list[Problem]:
     p = f"stages[{i}]"
     problems = []
-    config = _root_config(stages, i, plan_dir)
+    # The folder or cached Hub id the model started from, through from_stage.
+    config = source_config(root_source(stages, stage.model), plan_dir)
     family = root_architecture(stages, i) or (config or {}).get("model_type")
     why = grow_refusal(family, config) if isinstance(family, str) else None
     if why is not None:
@@ -76,6 +46,33 @@ def check_grow(
             )
         )
     return problems
+
+
+def _tokenizer_root(stages: list[StageBase | None], index: int, field: str) -> Any:
+    """Where the tokenizer of a stage's `field` model comes from: ('stage', i) of the
+    built-in stage that learned it, ('source', text) for a folder or Hub id, None if unknown.
+    A built-in student of a distill stage uses its teacher's tokenizer."""
+    names = [s.name if s else None for s in stages]
+    seen = set()
+    stage = stages[index]
+    while stage is not None and index not in seen:
+        seen.add(index)
+        source: ModelSource | None = getattr(stage, field, None)
+        if source is None:
+            return None
+        if source.builtin:
+            if stage.kind == "distill" and field == "model":
+                field = "teacher"
+                seen.discard(index)
+                continue
+            return ("stage", index)
+        if source.path or source.hub:
+            return ("source", source.path or source.hub)
+        if source.from_stage not in names:
+            return None
+        index = names.index(source.from_stage)
+        stage, field = stages[index], "model"
+    return None
 
 
 def check_distill(
@@ -123,7 +120,25 @@ def check_distill(
                         f"does not know: {extra}; teacher and student need one label set",
                     )
                 )
-    problems += check_distill_vocabulary(stages, i, stage, plan_dir)
+    teacher_root = _tokenizer_root(stages, i, "teacher")
+    student_root = _tokenizer_root(stages, i, "model")
+    if teacher_root and student_root and teacher_root != student_root:
+        if "stage" in (teacher_root[0], student_root[0]):
+
+            def where(root: Any) -> str:
+                if root[0] == "stage":
+                    return f"stage '{names[root[1]]}' learned it from its data"
+                return f"it comes from {root[1]}"
+
+            problems.append(
+                Problem(
+                    f"{p}.model",
+                    f"the student's vocabulary is not the teacher's (student: "
+                    f"{where(student_root)}; teacher: {where(teacher_root)}); distillation "
+                    "compares outputs token by token, so use a built-in student (it takes "
+                    "the teacher's tokenizer) or one descended from the teacher's model",
+                )
+            )
     if stage.alpha == 0 and stage.task == "token_classification":
         problems.append(
             Problem(

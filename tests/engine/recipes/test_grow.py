@@ -168,15 +168,17 @@ def test_validation_reads_the_family_of_a_model_folder(tmp_path):
     ).replace("target_layers: 4", "target_layers: 3")
     (refused,) = found({"model_type": "albert", "num_hidden_layers": 2}, through)
     assert refused.startswith("stages[1].model") and "ALBERT" in refused
-    (deep,) = found({"model_type": "llama", "num_hidden_layers": 3}, through)
+    (deep,) = found({"model_type": "roberta", "num_hidden_layers": 3}, through)
     assert "has 3 layers" in deep
 
 
 def test_roberta_llama_and_other_growable_folders_validate(tmp_path):
     plan = GROW.replace("{from_stage: mlm}", "{path: %s}")
+    causal = plan.replace("kind: grow", "kind: grow\n    objective: causal_lm")
     for model_type in ("roberta", "electra", "distilbert", "deberta-v2", "llama", "qwen2"):
         name = folder(tmp_path, model_type, {"model_type": model_type, "num_hidden_layers": 2})
-        load_plan_text(plan % name, plan_dir=tmp_path)
+        text = causal if model_type in ("llama", "qwen2") else plan
+        load_plan_text(text % name, plan_dir=tmp_path)
 
 
 def test_a_gpt2_model_grows_and_trains_causal_lm(train_stage_of):
@@ -265,3 +267,24 @@ def test_a_llama_model_grows_by_block_expansion_and_trains(train_stage_of):
     batch = pad_batch(result.recipe.eval_rows[:8], result.recipe.pad_id)
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_a_cached_hub_model_is_checked_too(tmp_path, monkeypatch):
+    """A Hub id in the local cache is read like a folder: ALBERT refused, depth counted."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    for name, config in {
+        "albert-tiny": {"model_type": "albert", "num_hidden_layers": 2},
+        "electra-tiny": {"model_type": "electra", "num_hidden_layers": 4},
+    }.items():
+        repo = cache / f"models--org--{name}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("abc123")
+        (repo / "snapshots" / "abc123").mkdir(parents=True)
+        (repo / "snapshots" / "abc123" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "corpus.txt").write_text("a few words\n")
+    plan = GROW.replace("{from_stage: mlm}", "{hub: org/%s}")
+    (albert,) = [p for p in problems(plan % "albert-tiny", tmp_path) if "stages[1]" in p]
+    assert albert.startswith("stages[1].model") and "ALBERT shares" in albert
+    (electra,) = [p for p in problems(plan % "electra-tiny", tmp_path) if "stages[1]" in p]
+    assert "stages[1].target_layers" in electra and "has 4 layers" in electra
