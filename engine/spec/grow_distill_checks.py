@@ -1,5 +1,6 @@
 """Checks of `grow` and `distill` stages that need the whole plan: families whose layers
-can be copied, depths, and teacher/student vocabularies and label sets."""
+can be copied, depths, and teacher/student label sets (their vocabularies:
+`engine.spec.tokenizer_checks`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from engine.spec.labels import data_labels
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.model_config import root_source, source_config
 from engine.spec.problems import Problem
-from engine.spec.settings import ModelSource
 from engine.spec.stages import StageBase
+from engine.spec.tokenizer_checks import check_distill_vocabulary
 
 
 def check_grow(
@@ -46,33 +47,6 @@ def check_grow(
             )
         )
     return problems
-
-
-def _tokenizer_root(stages: list[StageBase | None], index: int, field: str) -> Any:
-    """Where the tokenizer of a stage's `field` model comes from: ('stage', i) of the
-    built-in stage that learned it, ('source', text) for a folder or Hub id, None if unknown.
-    A built-in student of a distill stage uses its teacher's tokenizer."""
-    names = [s.name if s else None for s in stages]
-    seen = set()
-    stage = stages[index]
-    while stage is not None and index not in seen:
-        seen.add(index)
-        source: ModelSource | None = getattr(stage, field, None)
-        if source is None:
-            return None
-        if source.builtin:
-            if stage.kind == "distill" and field == "model":
-                field = "teacher"
-                seen.discard(index)
-                continue
-            return ("stage", index)
-        if source.path or source.hub:
-            return ("source", source.path or source.hub)
-        if source.from_stage not in names:
-            return None
-        index = names.index(source.from_stage)
-        stage, field = stages[index], "model"
-    return None
 
 
 def check_distill(
@@ -120,25 +94,7 @@ def check_distill(
                         f"does not know: {extra}; teacher and student need one label set",
                     )
                 )
-    teacher_root = _tokenizer_root(stages, i, "teacher")
-    student_root = _tokenizer_root(stages, i, "model")
-    if teacher_root and student_root and teacher_root != student_root:
-        if "stage" in (teacher_root[0], student_root[0]):
-
-            def where(root: Any) -> str:
-                if root[0] == "stage":
-                    return f"stage '{names[root[1]]}' learned it from its data"
-                return f"it comes from {root[1]}"
-
-            problems.append(
-                Problem(
-                    f"{p}.model",
-                    f"the student's vocabulary is not the teacher's (student: "
-                    f"{where(student_root)}; teacher: {where(teacher_root)}); distillation "
-                    "compares outputs token by token, so use a built-in student (it takes "
-                    "the teacher's tokenizer) or one descended from the teacher's model",
-                )
-            )
+    problems += check_distill_vocabulary(stages, i, stage, plan_dir)
     if stage.alpha == 0 and stage.task == "token_classification":
         problems.append(
             Problem(
