@@ -17,15 +17,23 @@ from engine.spec.stages import StageBase
 from engine.spec.tokenizer_checks import check_distill_vocabulary
 
 
+def _cut_or_grow_refusal(
+    stages: list[StageBase | None], i: int, plan_dir: Path | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The config.json of the folder or cached Hub id stage i's model started from
+    (through from_stage), and why its layers cannot be copied (None if they can or the
+    family is unknown before the run)."""
+    config = source_config(root_source(stages, stages[i].model), plan_dir)  # type: ignore[union-attr]
+    family = root_architecture(stages, i) or (config or {}).get("model_type")
+    return config, grow_refusal(family, config) if isinstance(family, str) else None
+
+
 def check_grow(
     stages: list[StageBase | None], i: int, stage: Any, plan_dir: Path | None
 ) -> list[Problem]:
     p = f"stages[{i}]"
     problems = []
-    # The folder or cached Hub id the model started from, through from_stage.
-    config = source_config(root_source(stages, stage.model), plan_dir)
-    family = root_architecture(stages, i) or (config or {}).get("model_type")
-    why = grow_refusal(family, config) if isinstance(family, str) else None
+    config, why = _cut_or_grow_refusal(stages, i, plan_dir)
     if why is not None:
         problems.append(Problem(f"{p}.model", f"grow cannot deepen this model: {why}"))
     source = stage.model
@@ -104,7 +112,14 @@ def check_distill(
             )
         )
     if stage.student_layers:
+        config, why = _cut_or_grow_refusal(stages, i, plan_dir)
+        if why is not None:
+            problems.append(
+                Problem(f"{p}.student_layers", f"student_layers cannot cut this model: {why}")
+            )
         layers = _student_layers_before(stages, i)
+        if layers is None and config:  # a folder's model, with no grow or cut on the way
+            layers = config_layers(config)
         if layers is not None and stage.student_layers > layers:
             problems.append(
                 Problem(

@@ -288,3 +288,32 @@ def test_a_cached_hub_model_is_checked_too(tmp_path, monkeypatch):
     assert albert.startswith("stages[1].model") and "ALBERT shares" in albert
     (electra,) = [p for p in problems(plan % "electra-tiny", tmp_path) if "stages[1]" in p]
     assert "stages[1].target_layers" in electra and "has 4 layers" in electra
+
+
+def test_student_layers_cuts_only_what_grow_could_copy(tmp_path):
+    """A distill stage's `student_layers` uses the same surgery: the same families, checked
+    by validate from the student folder's config.json (DistilBERT's depth is n_layers)."""
+    plan = """
+name: t
+stages:
+  - name: student
+    kind: distill
+    task: sequence_classification
+    teacher: {path: %s}
+    model: {path: %s}
+    student_layers: 3
+    data: {path: corpus.txt}
+    max_steps: 2
+"""
+    teacher = folder(tmp_path, "teacher", {"model_type": "bert", "num_hidden_layers": 4})
+    albert = folder(tmp_path, "albert", {"model_type": "albert", "num_hidden_layers": 4})
+    distil = folder(tmp_path, "distil", {"model_type": "distilbert", "n_layers": 2})
+
+    def cut(student: str) -> list[str]:
+        found = problems(plan % (teacher, student), plan_dir=tmp_path)
+        return [p for p in found if p.startswith("stages[0].student_layers")]
+
+    (refused,) = cut(albert)
+    assert "student_layers cannot cut this model: ALBERT shares" in refused
+    (short,) = cut(distil)
+    assert "only 2 layers (got 3)" in short
