@@ -5,10 +5,10 @@ A classifier or regressor reads the text with its own tokenizer: teacher and stu
 mutual members) compare label distributions or values, row by row, never token ids. Where
 the outputs are tokens (masked or causal LM, token tagging) the models compare logits id by
 id, so their vocabularies must be one. Validate compares them where it can read both:
-tokenizers saved in local folders (their files, with `json`). A tokenizer a built-in model
-learns from a stage's data, or one of a Hub id, is known only when the run makes or loads
-it: two different learned ones (or a learned one and a folder's) are refused here, the rest
-is checked when the stage starts.
+tokenizers saved in local folders or in the local Hugging Face cache (their files, with
+`json`). A tokenizer a built-in model learns from a stage's data, or one of a Hub id not in
+the cache, is known only when the run makes or loads it: two different learned ones (or a
+learned one and a folder's) are refused here, the rest is checked when the stage starts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.spec.hub_cache import hub_snapshot
 from engine.spec.problems import Problem
 from engine.spec.settings import ModelSource
 from engine.spec.vocab_files import folder_vocab, vocab_difference
@@ -23,7 +24,8 @@ from engine.spec.vocab_files import folder_vocab, vocab_difference
 # Tasks whose outputs are tokens: one vocabulary for the models that compare them.
 TOKEN_OUTPUTS = ("masked_lm", "causal_lm", "causal_lm_sft", "token_classification")
 
-# ("stage", i): learned from its data by built-in stage i; ("path", folder); ("hub", id).
+# ("stage", i): learned from its data by built-in stage i; ("path", folder or cached Hub
+# snapshot); ("hub", id) not in the cache.
 Root = tuple[str, Any]
 
 
@@ -56,7 +58,9 @@ def source_root(
             path = plan_dir / path
         return ("path", str(path.resolve()) if path.is_absolute() else str(path))
     if source.hub:
-        return ("hub", source.hub)
+        # A Hub id in the local cache is read as the folder of its snapshot.
+        snapshot = hub_snapshot(source.hub, source.revision)
+        return ("path", str(snapshot)) if snapshot is not None else ("hub", source.hub)
     before = _index(stages, source.from_stage)
     if before is None or stages[before] is None:
         return None

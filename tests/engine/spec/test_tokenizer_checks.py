@@ -5,6 +5,7 @@ classifier across tokenizers is valid; what validate cannot read is left to the 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,22 @@ stages:
     (found,) = problems(text, tmp_path)
     assert found.startswith("stages[0].members[1].model: member 'b' reads with another")
     assert "for member 'a' and" in found and "for member 'b'" in found
+
+
+def test_hub_ids_in_the_local_cache_are_read_as_their_snapshots(
+    two_of_a_size, tmp_path, monkeypatch
+):
+    cache = tmp_path / "hub"
+    for name, folder in zip(("happy", "sad"), two_of_a_size, strict=True):
+        repo = cache / f"models--org--{name}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("abc123")
+        shutil.copytree(folder, repo / "snapshots" / "abc123")
+        (repo / "snapshots" / "abc123" / "config.json").write_text('{"model_type": "roberta"}')
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    (tmp_path / "moods.csv").write_text("text,label\ngood day,positive\n")
+    text = plan(Path("x"), Path("y"), "masked_lm")
+    text = text.replace("{path: x}", "{hub: org/happy}").replace("{path: y}", "{hub: org/sad}")
+    (found,) = problems(text, tmp_path)
+    assert "vocabulary is not the teacher's: id " in found and "300 tokens each" in found
+    load_plan_text(text.replace("org/sad", "org/happy"), plan_dir=tmp_path)
