@@ -31,6 +31,12 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
     for e in queries.list_events(store, run.id, kind="model"):
         if e.level in ("warning", "error") and e.stage_idx is not None:
             stage_warnings.setdefault(e.stage_idx, []).append(e.message)
+    # Steps that had nothing to learn from (no labelled position): counted at the stage's end.
+    empty_steps: dict[int, int] = {}
+    for e in queries.list_events(store, run.id, kind="empty_step"):
+        if e.stage_idx is not None and e.data and "empty_steps" in e.data:
+            empty_steps[e.stage_idx] = int(e.data["empty_steps"])
+            stage_warnings.setdefault(e.stage_idx, []).append(e.message)
     return {
         "id": run.id,
         "experiment": {"id": experiment.id, "name": experiment.name},
@@ -66,6 +72,7 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
                 "fingerprint": s.fingerprint,
                 "reused_from": s.reused_from,
                 "warnings": stage_warnings.get(s.idx, []),
+                "steps_without_targets": empty_steps.get(s.idx, 0),
             }
             for s in stages
         ],

@@ -68,14 +68,22 @@ def mask_tokens(
     seed: int,
     micro_step: int,
 ) -> dict[str, torch.Tensor]:
-    """BERT masking: pick `probability` of the real tokens as targets; of those 80% become
-    [MASK], 10% a random token, 10% stay. Draws come from a generator seeded by the step,
-    so a resumed run masks exactly as an uninterrupted one."""
+    """BERT masking: pick `max(1, round(n * probability))` of each row's n real tokens as
+    targets, as BERT's reference data code does, so a one-word row still teaches something;
+    of those 80% become [MASK], 10% a random token, 10% stay. Draws come from a generator
+    seeded by the step, so a resumed run masks exactly as an uninterrupted one."""
     gen = torch.Generator().manual_seed(seed * 1_000_033 + micro_step)
     ids = batch["input_ids"].clone()
     labels = ids.clone()
     candidates = batch["attention_mask"].bool() & ~torch.isin(ids, torch.tensor(specials))
-    picked = candidates & (torch.rand(ids.shape, generator=gen) < probability)
+    counts = candidates.sum(dim=1)
+    wanted = torch.where(
+        counts > 0, torch.round(counts * probability).clamp(min=1), torch.zeros_like(counts)
+    )
+    # A random order of each row's candidates (the others last); the first `wanted` are picked.
+    scores = torch.rand(ids.shape, generator=gen).masked_fill(~candidates, 2.0)
+    rank = scores.argsort(dim=1).argsort(dim=1)
+    picked = candidates & (rank < wanted.unsqueeze(1))
     labels[~picked] = IGNORE
     to_mask = picked & (torch.rand(ids.shape, generator=gen) < 0.8)
     ids[to_mask] = mask_id

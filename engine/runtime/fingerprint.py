@@ -29,8 +29,9 @@ from engine.spec.settings import DataSource, ModelSource
 
 # Raise when a change to the loop, a recipe, the data pipeline or the model builders
 # changes what a stage trains: every cached stage is then trained again once.
-TRAINING_VERSION = 3  # 2: built-in tokenizers learn from every text column (pairs, prompts)
+TRAINING_VERSION = 4  # 2: built-in tokenizers learn from every text column (pairs, prompts)
 # 3: the L1 penalty sums the matrices' norms from one multi-tensor kernel (last bits differ)
+# 4: masked-LM masks max(1, round(n * p)) tokens of every row (BERT's reference masking)
 
 # Settings that do not change a stage's result.
 IGNORED = frozenset({"name", "description", "cache", "checkpoint"})

@@ -124,7 +124,10 @@ class PretrainStage(StageBase):
         "masked_lm", description="Masked-LM (BERT-style) or causal-LM (GPT-style)."
     )
     mlm_probability: float = Field(
-        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+        0.15,
+        gt=0,
+        lt=1,
+        description="Share of each row's tokens masked for masked-LM, at least one per row.",
     )
     adapter: Adapter | None = Field(
         None, description="Train LoRA adapters instead of the model's weights (none: full)."
@@ -192,7 +195,10 @@ class DistillStage(StageBase):
         "states (through a learned projection when their widths differ); 0: off.",
     )
     mlm_probability: float = Field(
-        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+        0.15,
+        gt=0,
+        lt=1,
+        description="Share of each row's tokens masked for masked-LM, at least one per row.",
     )
     adapter: Adapter | None = Field(
         None, description="Train LoRA adapters instead of the model's weights (none: full)."
@@ -326,7 +332,10 @@ class GrowStage(StageBase):
         "pretrain, or a supervised task as in train.",
     )
     mlm_probability: float = Field(
-        0.15, gt=0, lt=1, description="Share of tokens masked for masked-LM."
+        0.15,
+        gt=0,
+        lt=1,
+        description="Share of each row's tokens masked for masked-LM, at least one per row.",
     )
     target_layers: int = Field(..., ge=2, le=128, description="Layers after growing.")
     method: Literal["stack", "interpolate"] = Field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from app.qt.monitor.qt_run_monitor import QtRunMonitor
 from engine.store import Store, Workspace, queries
@@ -85,16 +86,28 @@ def test_nan_and_inf_are_marked_not_drawn_as_a_stage_gap(qtbot, tmp_path):
     monitor.close_run()
 
 
-def test_a_model_that_starts_partly_untrained_is_said_above_the_plots(qtbot, tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "title", "message"),
+    [
+        (
+            "model",
+            "Model",
+            "/m lacks 6 weight tensor(s) this masked_lm model needs (cls.predictions)",
+        ),
+        ("empty_step", "Training", "6 of 40 steps had no labelled position (no update)"),
+    ],
+)
+def test_what_changes_how_the_curves_read_is_said_above_the_plots(
+    qtbot, tmp_path, kind, title, message
+):
     store, run_id = diverged_run(tmp_path / "ws")
-    message = "/m lacks 6 weight tensor(s) this masked_lm model needs (cls.predictions)"
     queries.add_events(
         store,
         run_id,
         [
             {
                 "stage_idx": 0,
-                "kind": "model",
+                "kind": kind,
                 "level": "warning",
                 "message": message,
                 "data": None,
@@ -110,7 +123,7 @@ def test_a_model_that_starts_partly_untrained_is_said_above_the_plots(qtbot, tmp
     qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
     monitor._redraw()
     assert monitor.record_warning.isVisible()
-    assert monitor.record_warning.text() == f"Model: {message}"
+    assert monitor.record_warning.text() == f"{title}: {message}"
     monitor.close_run()
 
 

@@ -318,9 +318,10 @@ class QtRunMonitor(QWidget):
         return self.live.channel
 
     def _show_record_warning(self, events: list[dict]) -> None:
-        # Problems of the record, and a model that starts partly untrained: both change how
-        # the curves must be read, so they stay in view, not only in the log.
-        titles = {"store": "Record", "model": "Model"}
+        # Problems of the record, a model that starts partly untrained, steps with nothing to
+        # learn from (gaps in train/loss): each changes how the curves must be read, so they
+        # stay in view, not only in the log.
+        titles = {"store": "Record", "model": "Model", "empty_step": "Training"}
         loud = [e for e in events if e.get("kind") in titles and e.get("level") != "info"]
         if loud:
             last = loud[-1]
