@@ -13,7 +13,7 @@ import datasets
 import numpy as np
 import torch
 
-from engine.data.chat import encode_chat
+from engine.data.chat import chat_pair, encode_chat
 from engine.spec.settings import DataSource
 
 IGNORE = -100  # label value the losses skip
@@ -71,14 +71,23 @@ def encode(
             aligned.append(row_labels)
         return {"input_ids": enc["input_ids"], "labels": aligned}
 
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    templated = bool(getattr(tokenizer, "chat_template", None))
+
+    def exchange(prompt: str, response: str) -> tuple[list[int], list[int]]:
+        """Prompt and response ids: one chat exchange with the tokenizer's template, else
+        `prompt response<eos>`."""
+        if templated:
+            return chat_pair(prompt, response, tokenizer)
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return p, tokenizer(" " + response, add_special_tokens=False)["input_ids"] + eos
+
     def instructions(batch: dict[str, list]) -> dict[str, list]:
         ids, targets = [], []
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         for prompt, response in zip(
             batch[source.prompt_column], batch[source.response_column], strict=True
         ):
-            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            r = tokenizer(" " + response, add_special_tokens=False)["input_ids"] + eos
+            p, r = exchange(prompt, response)
             row = (p + r)[:max_len]
             ids.append(row)
             # No loss on the prompt: the model learns to answer, not to ask.
@@ -88,14 +97,12 @@ def encode(
     def preference(batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "labels": [], "rejected_input_ids": []}
         out["rejected_labels"] = []
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         prompts = batch[source.prompt_column or "prompt"]
         for prompt, chosen, rejected in zip(
             prompts, batch[source.chosen_column], batch[source.rejected_column], strict=True
         ):
-            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             for prefix, response in (("", chosen), ("rejected_", rejected)):
-                r = tokenizer(" " + response, add_special_tokens=False)["input_ids"] + eos
+                p, r = exchange(prompt, response)
                 ids, targets = preference_row(p, r, max_len)
                 out[f"{prefix}input_ids"].append(ids)
                 out[f"{prefix}labels"].append(targets)

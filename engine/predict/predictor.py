@@ -19,8 +19,10 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from engine.data.chat import chat_prompt
 from engine.models.ensemble import combine
 from engine.predict.folder import OutputError, OutputInfo, read_output
+from engine.spec.outputs import chat_template_of
 
 hf_logging.disable_progress_bar()  # "Loading weights" bars would garble streamed text
 
@@ -72,6 +74,7 @@ class Predictor:
     def __init__(self, folder: str | Path):
         self.info: OutputInfo = read_output(folder)
         self.ensemble = None
+        self.chat_template: str | None = None
         if self.info.architecture.startswith("ensemble"):
             from engine.models.ensemble import Ensemble, EnsembleError
 
@@ -90,6 +93,12 @@ class Predictor:
         finally:
             hf_logging.set_verbosity(verbosity)
         self.model.eval()
+        # A model trained on chat-rendered rows is asked the same way (engine/data/chat.py).
+        self.chat_template = (
+            chat_template_of(self.info.folder) if self.task == "causal_lm" else None
+        )
+        if self.chat_template is not None:
+            self.tokenizer.chat_template = self.chat_template
 
     @property
     def task(self) -> str:
@@ -113,6 +122,7 @@ class Predictor:
             "architecture": self.info.architecture,
             "labels": self.info.labels,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "prompt_format": "chat" if self.chat_template is not None else "text",
         }
 
     @torch.no_grad()
@@ -224,7 +234,15 @@ class Predictor:
         """Continue `text` token by token (top-k, then top-p, at the temperature); the same
         seed gives the same text. Stops at the end-of-text token or max_new_tokens."""
         generator = torch.Generator().manual_seed(sampling.seed)
-        ids = self._encode(text)["input_ids"] if text else torch.empty(1, 0, dtype=torch.long)
+        if self.chat_template is not None:
+            # The user's turn and the assistant's header, as the rows were rendered in
+            # training (their special tokens are in the text).
+            rendered = chat_prompt(text, self.tokenizer)
+            ids = self._encode(rendered, add_special_tokens=False)["input_ids"]
+        elif text:
+            ids = self._encode(text)["input_ids"]
+        else:
+            ids = torch.empty(1, 0, dtype=torch.long)
         if ids.shape[1] == 0:
             start = self.tokenizer.bos_token_id or self.tokenizer.eos_token_id or 0
             ids = torch.tensor([[start]])

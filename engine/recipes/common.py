@@ -4,6 +4,7 @@ evaluation forwards of a model with a head are in `engine.recipes.heads`."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.data.chat import PLAIN_CHAT_TEMPLATE, message_texts
+from engine.data.chat import PLAIN_CHAT_TEMPLATE, message_texts, renders_chat
 from engine.data.encode import encode
 from engine.data.load import StageData, load_stage_data
 from engine.models.adapters import (
@@ -34,6 +35,7 @@ from engine.models.build import build_model, build_tokenizer, stage_output
 from engine.runtime.context import StageContext
 from engine.runtime.fingerprint import tree_sha256
 from engine.spec.lineage import objective_of
+from engine.spec.outputs import CHAT_FILE
 from engine.spec.rows import needed_columns
 from engine.spec.settings import DataSource
 
@@ -96,7 +98,7 @@ def prepare_stage(
         objective=objective,
         report=tokenizer_reporter(ctx),
     )
-    if stage.data.messages_column and objective == "causal_lm_sft":
+    if renders_chat(tokenizer, objective, stage.data.messages_column):
         use_chat_template(ctx, tokenizer)
     outputs, continued = start_outputs(ctx)
     seed_everything(stage.seed)
@@ -161,15 +163,17 @@ def source_folder(source: Any, plan_dir: Path, outputs: dict[str, Path]) -> Path
 
 def use_chat_template(ctx: StageContext, tokenizer: Any) -> None:
     """Render chat rows with the tokenizer's template, else Stagelab's plain one, which the
-    output's tokenizer then keeps; the template used is recorded as a `data` event."""
+    output's tokenizer then keeps; the template used is recorded as a `data` event (and in
+    the output, `save_output`), so trying the output renders prompts the same way."""
     own = bool(tokenizer.chat_template)
     if not own:
         tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
     ctx.recorder.event(
         "data",
-        "chat rows are rendered with "
+        "rows are rendered as chats with "
         + ("the tokenizer's own chat template" if own else "Stagelab's plain chat template")
-        + "; the loss is on the assistant's turns only",
+        + "; the loss is on the assistant's turns only; the playground and stagelab predict "
+        "render prompts with it too",
         stage_idx=ctx.index,
         data={"chat_template": tokenizer.chat_template},
     )
@@ -319,6 +323,10 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> li
             model = model.merge_and_unload()
         model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    data = getattr(ctx.stage, "data", None)
+    if renders_chat(tokenizer, objective_of(ctx.stage), getattr(data, "messages_column", None)):
+        # Tried later with the very template its rows were rendered with.
+        (out / CHAT_FILE).write_text(json.dumps({"chat_template": tokenizer.chat_template}))
     # The output now holds the best weights the loop restored: their copy can go.
     for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
         shutil.rmtree(folder, ignore_errors=True)

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 JOINT_MANIFEST = "joint.json"
+# Written beside a model trained on chat-rendered rows: {"chat_template": "..."}, the
+# template its prompts are rendered with when it is tried (engine/data/chat.py).
+CHAT_FILE = "stagelab-chat.json"
 
 
 def member_folders(output_dir: str | Path) -> dict[str, Path]:
@@ -25,3 +28,14 @@ def output_folders(output_dir: str | Path | None) -> list[str]:
         return []
     members = member_folders(output_dir)
     return [str(p) for p in members.values()] if members else [str(output_dir)]
+
+
+def chat_template_of(folder: str | Path) -> str | None:
+    """The chat template a model folder was trained with, None if it was trained on plain
+    text (or the record cannot be read)."""
+    try:
+        record = json.loads((Path(folder) / CHAT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = record.get("chat_template") if isinstance(record, dict) else None
+    return template if isinstance(template, str) and template else None

@@ -151,3 +151,88 @@ def test_a_tokenizer_without_eos_gets_a_new_padding_token(train_stage_of, decode
     assert model.config.pad_token_id == tokenizer.pad_token_id == len(tokenizer) - 1
     [note] = tokenizer_notes(result)
     assert "a new padding token '<|pad|>'" in note
+
+
+# ChatML, as many instruction-tuned decoders ship it; its turn markers are special tokens.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def chat_decoder(tmp_path_factory) -> Path:
+    """A Phi folder whose tokenizer has its own chat template (and no padding token)."""
+    tokenizer = byte_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer.chat_template = CHATML
+    return save_decoder(tmp_path_factory.mktemp("chat") / "phi-chat", "phi", tokenizer)
+
+
+def chat_plan(folder: Path, kind: str, data: str) -> str:
+    head = "task: causal_lm_sft" if kind == "train" else "loss: dpo"
+    return f"""
+name: t
+stages:
+  - name: s
+    kind: {kind}
+    {head}
+    model: {{path: {folder}}}
+    data: {data}
+    batch_size: 8
+    max_steps: 3
+"""
+
+
+@pytest.mark.slow
+def test_the_tokenizers_chat_template_renders_training_rows_and_predict_prompts(
+    train_stage_of, chat_decoder
+):
+    from engine.predict.predictor import Predictor, Sampling
+
+    data = "{path: instructions.jsonl, prompt_column: prompt, response_column: response}"
+    result = train_stage_of(chat_plan(chat_decoder, "train", data))
+    assert result.outcome == "finished"
+    tokenizer = result.recipe.tokenizer
+    row = result.recipe.train_rows[0]
+    text = tokenizer.decode(row["input_ids"])
+    assert text.startswith("<|im_start|>user\nmood of ") and "<|im_start|>assistant\n" in text
+    # The loss is on the answer and its end of turn (as the template writes it) only.
+    learned = tokenizer.decode([t for t in row["labels"] if t != -100])
+    assert learned in ("positive<|im_end|>\n", "negative<|im_end|>\n"), learned
+    [event] = [e for e in result.events("data") if "chat_template" in (e.data or {})]
+    assert event.data["chat_template"] == CHATML
+    assert "the tokenizer's own chat template" in event.message
+    [out] = result.recipe.save()
+    predictor = Predictor(out)
+    assert predictor.describe()["prompt_format"] == "chat"
+    seen = []
+    forward = predictor.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["input_ids"])
+        return forward(*args, **kwargs)
+
+    predictor.model.forward = spy
+    answer = predictor.predict("mood of good?", Sampling(max_new_tokens=3, temperature=0))
+    assert answer["tokens"] <= 3
+    # The prompt went in as training rendered it: the user's turn, the assistant's header.
+    prompt = predictor.tokenizer.decode(seen[0][0])
+    assert prompt == "<|im_start|>user\nmood of good?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.slow
+def test_preference_pairs_are_rendered_with_the_chat_template(train_stage_of, chat_decoder, prefs):
+    data = "{path: prefs.jsonl, max_length: 48}"
+    result = train_stage_of(chat_plan(chat_decoder, "preference", data))
+    assert result.outcome == "finished"
+    tokenizer = result.recipe.tokenizer
+    row = result.recipe.train_rows[0]
+    chosen = tokenizer.decode(row["input_ids"])
+    rejected = tokenizer.decode(row["rejected_input_ids"])
+    assert chosen.startswith("<|im_start|>user\nthe mood of ")
+    assert chosen.endswith("<|im_end|>\n") and rejected.endswith("<|im_end|>\n")
+    assert {tokenizer.decode([t for t in row["labels"] if t != -100])} <= {
+        "positive<|im_end|>\n",
+        "negative<|im_end|>\n",
+    }
