@@ -160,7 +160,7 @@ class DistillRecipe:
 
         self.train_rows = rows(data.train) or []
         self.eval_rows, self.test_rows = rows(data.eval), rows(data.test)
-        self.teacher_pad_id = teacher_tokenizer.pad_token_id
+        self.teacher_pad_id = self._teacher_pad(teacher_tokenizer) if self.apart else None
         self.pad_id = self.tokenizer.pad_token_id
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
@@ -197,6 +197,17 @@ class DistillRecipe:
                 "token, so use a built-in student (it takes the teacher's tokenizer) or a "
                 "model with the teacher's tokenizer"
             )
+
+    def _teacher_pad(self, tokenizer: Any) -> int:
+        """The id on the teacher's own padding: the one its config names (a decoder's
+        classifier finds each row's last real token by it), else its tokenizer's padding
+        or end-of-text id, which a config without one is then given."""
+        config = self.teacher.config
+        if config.pad_token_id is None:
+            pad = tokenizer.pad_token_id
+            pad = tokenizer.eos_token_id if pad is None else pad
+            config.pad_token_id = 0 if pad is None else pad
+        return config.pad_token_id
 
     def _teacher_inputs(self, batch: Batch) -> Batch:
         """The teacher's inputs: its own encoding of the rows, or the student's."""

@@ -162,6 +162,19 @@ def test_token_outputs_across_vocabularies_are_refused_at_the_start(family_folde
         recipe._check_tokenizers(teacher)
 
 
+def test_a_teacher_without_a_padding_id_pads_with_its_end_of_text(family_folders):
+    """A decoder classifier's config may name no padding id (its head finds each row's
+    last real token by it): the teacher's own padding then carries its end-of-text id,
+    which its config is given."""
+    plan = load_plan_text(distill_plan(family_folders))
+    recipe = DistillRecipe(SimpleNamespace(stage=plan.stages[1], index=1))
+    recipe.teacher = SimpleNamespace(config=SimpleNamespace(pad_token_id=None))
+    tokenizer = SimpleNamespace(pad_token_id=None, eos_token_id=7)
+    assert recipe._teacher_pad(tokenizer) == 7 and recipe.teacher.config.pad_token_id == 7
+    recipe.teacher.config.pad_token_id = 3  # the config's own id comes first
+    assert recipe._teacher_pad(SimpleNamespace(pad_token_id=1, eos_token_id=2)) == 3
+
+
 def mutual_plan(folders, csv, task: str) -> str:
     label = "score" if task == "sequence_regression" else "label"
     member = "model: {{path: {}}}, task: {}, data: {{path: {}, label_column: {}, max_length: 24, eval_ratio: 0.25}}"
