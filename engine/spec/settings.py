@@ -152,7 +152,13 @@ class DataSource(Settings):
         description="Share of the training split held out for a test evaluated once at the "
         "end of the stage (test/<metric>), never for early stopping or learned weights.",
     )
-    max_length: int = Field(128, ge=8, le=32768, description="Tokens per example (truncation).")
+    max_length: int = Field(
+        128,
+        ge=8,
+        le=32768,
+        description="Tokens per example (truncation). Left out: the positions of the model "
+        "that reads the data (its config.json), at most 512; 128 for a built-in model.",
+    )
     limit: int | None = Field(None, ge=1, description="Use at most this many training rows.")
 
     @model_validator(mode="after")
