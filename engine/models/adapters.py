@@ -68,18 +68,43 @@ def qlora_available(device: torch.device) -> bool:
     return device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not None
 
 
+# The names of query and value projections across families, and of fused query-key-value
+# matrices, in the order they are tried on a model's linear layers (`target_modules` left
+# out): ALBERT's query/value, DistilBERT's q_lin/v_lin, ModernBERT's Wqkv …
+QUERY_VALUE = (
+    ("q_proj", "v_proj"),
+    ("query", "value"),
+    ("query_proj", "value_proj"),
+    ("q_lin", "v_lin"),
+)
+FUSED_QKV = ("c_attn", "query_key_value", "Wqkv", "qkv_proj", "W_pack")
+
+
 def target_modules(model: torch.nn.Module, adapter: Adapter) -> list[str]:
-    """The modules that get adapters: the setting, else the family's default."""
+    """The modules that get adapters: the setting, else the family's default, else the
+    query and value projections (or fused query-key-value matrix) found in the model."""
     if adapter.target_modules:
         return [m.strip() for m in adapter.target_modules if m.strip()]
     family = getattr(model.config, "model_type", "")
-    found = DEFAULT_TARGET_MODULES.get(
-        family
-    ) or TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(family)
+    if family in DEFAULT_TARGET_MODULES:
+        return list(DEFAULT_TARGET_MODULES[family])
+    linear = {
+        name.rpartition(".")[2]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+    }
+    for pair in QUERY_VALUE:
+        if set(pair) <= linear:
+            return list(pair)
+    for fused in FUSED_QKV:
+        if fused in linear:
+            return [fused]
+    found = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(family)
     if not found:
         raise ModelError(
-            f"adapter.target_modules: Stagelab has no default for a '{family}' model; name "
-            "the attention projections to adapt, e.g. [q_proj, v_proj]"
+            f"adapter.target_modules: Stagelab found no attention projections in this "
+            f"'{family}' model (its linear layers: {', '.join(sorted(linear)[:12])}); name "
+            "the ones to adapt, e.g. [q_proj, v_proj]"
         )
     return list(found)
 
@@ -89,11 +114,13 @@ def attach_adapter(model: torch.nn.Module, adapter: Adapter, objective: str) -> 
 
     Call after seeding: the adapters' first matrices come from torch's RNG.
     """
+    targets = target_modules(model, adapter)
+    refuse_tied_targets(model, targets)
     config = LoraConfig(
         r=adapter.rank,
         lora_alpha=adapter.alpha,
         lora_dropout=adapter.dropout,
-        target_modules=target_modules(model, adapter),
+        target_modules=targets,
         task_type=TASK_TYPES.get(objective),
         # GPT-2 keeps its linear weights transposed (Conv1D).
         fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
@@ -102,6 +129,28 @@ def attach_adapter(model: torch.nn.Module, adapter: Adapter, objective: str) -> 
         return get_peft_model(model, config)
     except ValueError as exc:
         raise ModelError(f"adapter.target_modules: {exc}") from None
+
+
+def refuse_tied_targets(model: torch.nn.Module, targets: list[str]) -> None:
+    """Refuse adapters on tied input or output embeddings.
+
+    Tied embeddings are one matrix: merging an adapter of the output head adds its update
+    to the input embeddings as well (and one of each adds both to both), so the merged
+    model would not compute what was trained; the tie is kept by leaving them out.
+    """
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    if inputs is None or outputs is None or outputs.weight is not inputs.weight:
+        return
+    tied = {name for name, m in model.named_modules() if m is inputs or m is outputs}
+    hit = [t for t in targets if any(n == t or n.endswith("." + t) for n in tied)]
+    if hit:
+        names = ", ".join(sorted({n.rpartition(".")[2] for n in tied}))
+        raise ModelError(
+            f"adapter.target_modules: {', '.join(hit)} shares its weights with the other "
+            f"end of this model ({names} are tied), so merging its adapter would change "
+            f"both and the merged model would not compute what was trained; leave {names} "
+            "out of target_modules"
+        )
 
 
 def continue_adapter(model: torch.nn.Module, folder: Path | str) -> PeftModel:

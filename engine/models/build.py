@@ -166,6 +166,10 @@ def build_model(
                 config=config,
                 ignore_mismatched_sizes=True,
                 output_loading_info=True,
+                # Trained weights are fp32 master weights whatever the checkpoint holds
+                # (transformers 5 would keep bf16/fp16): the optimizer, fp16's gradient
+                # scaler and a CPU stage need them; bf16/fp16 is the autocast of the loop.
+                dtype=torch.float32,
             )
         except (OSError, ValueError) as exc:
             raise ModelError(f"model: cannot load '{where}' for {objective}: {exc}") from None
@@ -174,6 +178,14 @@ def build_model(
         fresh = fresh_weights_sentence(model, info, objective, where)
         if fresh is not None and report is not None:
             report(*fresh)
+        saved = checkpoint_dtype(config)
+        if saved not in (None, "float32") and report is not None:
+            report(
+                "info",
+                f"{where} holds {saved} weights; they train as float32 master weights "
+                "(the stage's precision sets what the steps compute in), and the output "
+                "is saved in float32",
+            )
     fit_to_tokenizer(model, tokenizer)
     if dropout is not None:
         # Attention kernels read the probability from the config at build time; plain
@@ -182,6 +194,12 @@ def build_model(
             if isinstance(module, torch.nn.Dropout):
                 module.p = dropout
     return model
+
+
+def checkpoint_dtype(config: PretrainedConfig) -> str | None:
+    """The dtype a checkpoint's config says its weights are saved in ('bfloat16'), if any."""
+    value = getattr(config, "dtype", None)
+    return str(value).removeprefix("torch.") if value is not None else None
 
 
 def fresh_weights_sentence(

@@ -12,10 +12,12 @@ from engine.spec.builtins import CAUSAL, MASKED
 from engine.spec.datafiles import check_data_source
 from engine.spec.ensemble_checks import check_ensemble
 from engine.spec.grow_distill_checks import check_distill, check_grow
+from engine.spec.hub_cache import check_hub_models
 from engine.spec.joint_checks import check_joint, check_member_reference
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
 from engine.spec.model_config import check_remote_code
+from engine.spec.model_heads import check_model_heads
 from engine.spec.problems import Problem
 from engine.spec.relevance import allowed_metrics
 from engine.spec.settings import DataSource, ModelSource
@@ -325,6 +327,8 @@ def _check_stage(
     if stage.epochs is None and stage.max_steps is None:
         problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
     problems += check_llm_settings(stages, i, stage)
+    problems += check_hub_models(stage, i, plan_dir)
+    problems += check_model_heads(stages, i, stage, objective, plan_dir)
     problems += check_remote_code(stages, i, stage, plan_dir)
     if stage.kind == "grow":
         problems += check_grow(stages, i, stage, plan_dir)

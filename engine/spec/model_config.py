@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from engine.spec.hub_cache import hub_repo_dir
 from engine.spec.problems import Problem
 from engine.spec.settings import DataSource, ModelSource
 
@@ -49,10 +49,7 @@ def root_source(stages: list[Any], source: ModelSource) -> ModelSource | None:
 
 def hub_folder(hub: str, revision: str | None = None) -> Path:
     """The snapshot folder of a Hub id in the local Hugging Face cache (may not exist)."""
-    cache_dir = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(Path.home(), ".cache", "huggingface"), "hub"
-    )
-    repo = Path(cache_dir) / ("models--" + hub.replace("/", "--"))
+    repo = hub_repo_dir(hub)
     ref = revision or "main"
     try:
         commit = (repo / "refs" / ref).read_text().strip()

@@ -73,9 +73,10 @@ def test_a_model_with_its_own_code_is_refused_until_allowed(tmp_path: Path):
     load_plan_text(allowed, plan_dir=tmp_path)  # no problem left
     # Families transformers has load without it.
     for family in ("opt", "phi", "xlm-roberta", "deberta-v2", "gpt2"):
-        load_plan_text(
-            plan(f"{{path: {folder(tmp_path, family, model_type=family)}}}"), plan_dir=tmp_path
-        )
+        text = plan(f"{{path: {folder(tmp_path, family, model_type=family)}}}")
+        if family in ("xlm-roberta", "deberta-v2"):  # encoders: validate refuses causal_lm
+            text = text.replace("objective: causal_lm", "objective: masked_lm")
+        load_plan_text(text, plan_dir=tmp_path)
 
 
 def test_max_length_defaults_to_the_models_positions(tmp_path: Path):
@@ -86,15 +87,17 @@ def test_max_length_defaults_to_the_models_positions(tmp_path: Path):
     )
     gpt2 = folder(tmp_path, "gpt2", model_type="gpt2", n_positions=96)
 
-    def settled(model: str, data: str = "{path: corpus.txt}") -> list[int]:
-        loaded = load_plan_text(plan(model, data), plan_dir=tmp_path)
+    def settled(model: str, data: str = "{path: corpus.txt}", objective="causal_lm") -> list[int]:
+        text = plan(model, data).replace("objective: causal_lm", f"objective: {objective}")
+        loaded = load_plan_text(text, plan_dir=tmp_path)
         settle_max_lengths(loaded, tmp_path)
         return [s.data.max_length for s in loaded.stages]
 
     # The later stage starts from the first one's output: the same positions.
     assert settled(f"{{path: {small}}}") == [64, 64]
     assert settled(f"{{path: {long}}}") == [512, 512]  # capped
-    assert settled(f"{{path: {roberta}}}") == [64, 64]  # positions after the padding offset
+    # Positions after the padding offset (an encoder: validate refuses causal_lm).
+    assert settled(f"{{path: {roberta}}}", objective="masked_lm") == [64, 64]
     assert settled(f"{{path: {gpt2}}}") == [96, 96]
     assert settled("{builtin: gpt2-tiny}") == [128, 128]  # today's default
     # A plan's own max_length is kept.
