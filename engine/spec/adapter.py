@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -62,3 +62,10 @@ class Adapter(Settings):
         if value is not None and not [v for v in value if v.strip()]:
             raise ValueError("name at least one module, or leave target_modules out")
         return value
+
+
+# LoRA adapters or full training, for the stage kinds that train one model's weights.
+AdapterChoice = Annotated[
+    Adapter | None,
+    Field(description="Train LoRA adapters instead of the model's weights (none: full)."),
+]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.spec.adapter import Adapter
+from engine.spec.adapter import Adapter, AdapterChoice
 from engine.spec.eval_metrics import default_eval_metrics
 from engine.spec.settings import (
     Augmentation,
@@ -25,6 +25,16 @@ from engine.spec.settings import (
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RUNNABLE_KINDS = ("pretrain", "train", "distill", "grow", "preference", "ensemble", "joint")
+
+# The masking rate of the stage kinds that can train a masked-LM objective.
+MlmProbability = Annotated[
+    float,
+    Field(
+        gt=0,
+        lt=1,
+        description="Share of each row's tokens masked for masked-LM, at least one per row.",
+    ),
+]
 
 
 def simple_name(value: str) -> str:
@@ -123,15 +133,8 @@ class PretrainStage(StageBase):
     objective: Literal["masked_lm", "causal_lm"] = Field(
         "masked_lm", description="Masked-LM (BERT-style) or causal-LM (GPT-style)."
     )
-    mlm_probability: float = Field(
-        0.15,
-        gt=0,
-        lt=1,
-        description="Share of each row's tokens masked for masked-LM, at least one per row.",
-    )
-    adapter: Adapter | None = Field(
-        None, description="Train LoRA adapters instead of the model's weights (none: full)."
-    )
+    mlm_probability: MlmProbability = 0.15
+    adapter: AdapterChoice = None
 
 
 class TrainStage(StageBase):
@@ -147,9 +150,7 @@ class TrainStage(StageBase):
         description="Supervised task and its head (sequence_regression: a number per text, "
         "MSE loss).",
     )
-    adapter: Adapter | None = Field(
-        None, description="Train LoRA adapters instead of the model's weights (none: full)."
-    )
+    adapter: AdapterChoice = None
 
 
 class DistillStage(StageBase):
@@ -194,15 +195,8 @@ class DistillStage(StageBase):
         description="Weight of the MSE between the student's and the teacher's last hidden "
         "states (through a learned projection when their widths differ); 0: off.",
     )
-    mlm_probability: float = Field(
-        0.15,
-        gt=0,
-        lt=1,
-        description="Share of each row's tokens masked for masked-LM, at least one per row.",
-    )
-    adapter: Adapter | None = Field(
-        None, description="Train LoRA adapters instead of the model's weights (none: full)."
-    )
+    mlm_probability: MlmProbability = 0.15
+    adapter: AdapterChoice = None
 
 
 class JointMember(Settings):
@@ -331,12 +325,7 @@ class GrowStage(StageBase):
         description="What the deeper model trains on: masked-LM or causal-LM as in "
         "pretrain, or a supervised task as in train.",
     )
-    mlm_probability: float = Field(
-        0.15,
-        gt=0,
-        lt=1,
-        description="Share of each row's tokens masked for masked-LM, at least one per row.",
-    )
+    mlm_probability: MlmProbability = 0.15
     target_layers: int = Field(..., ge=2, le=128, description="Layers after growing.")
     method: Literal["stack", "interpolate"] = Field(
         "stack",
@@ -350,9 +339,7 @@ class GrowStage(StageBase):
         "Llama's o_proj and down_proj), so the deeper model first computes what the "
         "shallow one did.",
     )
-    adapter: Adapter | None = Field(
-        None, description="Train LoRA adapters instead of the model's weights (none: full)."
-    )
+    adapter: AdapterChoice = None
 
 
 class PreferenceStage(StageBase):
