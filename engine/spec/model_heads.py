@@ -36,6 +36,12 @@ HEADS = {
 }
 HEADS_LM = ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES")
 CAUSAL = ("causal_lm", "causal_lm_sft", "preference")
+WHAT = {
+    "masked_lm": "masked-LM",
+    "causal_lm": "causal-LM",
+    "causal_lm_sft": "supervised fine-tuning (causal_lm_sft)",
+    "preference": "preference alignment",
+}
 
 
 @cache
@@ -62,7 +68,7 @@ def auto_mappings() -> dict[str, frozenset[str]] | None:
 
 
 def article(family: str) -> str:
-    return "an" if family[:1].lower() in "aeio" else "a"
+    return "an" if family[:1].lower() in "aeiox" else "a"
 
 
 def head_problem(objective: str, config: dict[str, Any]) -> str | None:
@@ -75,7 +81,7 @@ def head_problem(objective: str, config: dict[str, Any]) -> str | None:
     # Every family is in one of the LM mappings; one in neither is a custom model.
     if family not in mappings[HEADS_LM[0]] | mappings[HEADS_LM[1]]:
         return None
-    what = objective.replace("_", " ")
+    what = WHAT.get(objective, objective.replace("_", " "))
     if family not in mappings[mapping]:
         return (
             f"{article(family)} {family} model has no {HEADS[mapping]} in the installed transformers, so it "

@@ -54,9 +54,9 @@ def refusal(text: str, data_dir: Path) -> list[str]:
     ("family", "kind", "expected"),
     [
         ("roberta", "sft", "a roberta model is a bidirectional encoder, so it cannot train "
-         "causal lm sft; start from a decoder (gpt2, llama, qwen2 …) or train masked_lm"),
+         "supervised fine-tuning (causal_lm_sft); start from a decoder (gpt2, llama, qwen2 …) or train masked_lm"),
         ("albert", "sft", "an albert model has no causal-LM head in the installed "
-         "transformers, so it cannot train causal lm sft"),
+         "transformers, so it cannot train supervised fine-tuning"),
         ("opt", "tag", "an opt model has no token-classification head"),
         ("llama", "mlm", "a llama model has no masked-LM head"),
         ("gpt2", "classify", None),
