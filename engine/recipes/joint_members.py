@@ -137,8 +137,17 @@ def _tokenizers(ctx: StageContext, shared: bool, datas: list[Any]) -> list[Any]:
     sources = [stage.model] if shared else [m.model for m in stage.members]
     loaded = [s for s in sources if not s.builtin]
     first = loaded[0] if loaded else sources[0]
+    # Whose tokenizer it is: every member's under a shared encoder, else the member whose
+    # model it came with. Joint tasks are all read, never generated: padded on the right.
+    owners = stage.members if shared else [stage.members[sources.index(first)]]
     tokenizer = build_tokenizer(
-        first, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", corpus
+        first,
+        ctx.plan_dir,
+        ctx.outputs,
+        ctx.stage_dir / "tokenizer",
+        corpus,
+        objective=owners[0].task,
+        report=_tokenizer_reporter(ctx, [m.name for m in owners]),
     )
     if shared:
         return [tokenizer] * len(stage.members)
@@ -147,7 +156,15 @@ def _tokenizers(ctx: StageContext, shared: bool, datas: list[Any]) -> list[Any]:
         if spec.model.builtin or spec.model is first:
             found.append(tokenizer)
             continue
-        other = build_tokenizer(spec.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir, corpus)
+        other = build_tokenizer(
+            spec.model,
+            ctx.plan_dir,
+            ctx.outputs,
+            ctx.stage_dir,
+            corpus,
+            objective=spec.task,
+            report=_tokenizer_reporter(ctx, [spec.name]),
+        )
         known = next((t for t in distinct if same_tokenizer(other, t)), None)
         if known is None and spec.task in READ_APART:
             distinct.append(other)  # it reads the rows with its own tokenizer
@@ -209,6 +226,24 @@ def member_predict(member: Member, batch: Batch) -> tuple[torch.Tensor, torch.Te
     if member.regression:
         return regression_predict(member.model, batch)
     return head_predict(member.model, batch, causal=False)
+
+
+def _tokenizer_reporter(ctx: StageContext, names: list[str]):
+    """Records what `build_tokenizer` changed in the tokenizer these members read with as a
+    `tokenizer` event naming them (in its sentence and its data)."""
+    whose = ", ".join(f"'{n}'" for n in names)
+    whose = f"member {whose}" if len(names) == 1 else f"members {whose} (one encoder)"
+
+    def report(level: str, sentence: str) -> None:
+        ctx.recorder.event(
+            "tokenizer",
+            f"{whose}: {sentence}",
+            stage_idx=ctx.index,
+            level=level,
+            data={"members": names},
+        )
+
+    return report
 
 
 def _member_reporter(ctx: StageContext, name: str):
