@@ -173,11 +173,18 @@ def settle_max_lengths(plan: Any, plan_dir: Path | None) -> None:
         for data, models in readers:
             if data is None or "max_length" in data.model_fields_set:
                 continue
-            lengths = [
-                config_positions(source_config(root_source(stages, s), plan_dir) or {})
-                for s in models
-                if s is not None
+            configs = [
+                source_config(root_source(stages, s), plan_dir) for s in models if s is not None
             ]
-            known = [n for n in lengths if n]
-            if known:
-                data.max_length = max(8, min(min(known), MAX_LENGTH_CAP))
+            default = default_max_length(configs)
+            if default is not None:
+                data.max_length = default
+
+
+def default_max_length(configs: list[dict[str, Any] | None]) -> int | None:
+    """The `max_length` of data read by models of these configs when the plan leaves it
+    out: their fewest positions, at most MAX_LENGTH_CAP; None when no config says (a
+    built-in model's data keeps DEFAULT_MAX_LENGTH). The run (settle_max_lengths) and the
+    memory estimate (engine/spec/memory/shapes.py) both take it from here."""
+    known = [n for n in (config_positions(c) for c in configs if c) if n]
+    return max(8, min(min(known), MAX_LENGTH_CAP)) if known else None
