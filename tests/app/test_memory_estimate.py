@@ -266,3 +266,66 @@ def test_the_estimate_needs_neither_qt_nor_torch():
     )
     loaded = set(json.loads(out.stdout.strip().replace("'", '"')))
     assert not loaded & {"PySide6", "pyqtgraph", "torch", "transformers", "tokenizers"}
+
+
+def bert_folder(folder: Path, positions: int, **extra) -> Path:
+    """A model folder as far as the estimate reads it: its config.json."""
+    folder.mkdir(parents=True)
+    config = {
+        "model_type": "bert",
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 512,
+        "vocab_size": VOCAB,
+        "max_position_embeddings": positions,
+        **extra,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_a_brought_models_rows_are_as_long_as_the_run_makes_them(tmp_path):
+    """Without max_length, a run reads rows as long as its model's positions (at most 512,
+    engine.spec.model_config.settle_max_lengths): the estimate counts the same length."""
+    import yaml
+
+    from engine.spec import load_plan_text
+    from engine.spec.memory.shapes import stage_max_length
+    from engine.spec.model_config import settle_max_lengths
+
+    bert_folder(tmp_path / "long", 2048)
+    bert_folder(tmp_path / "short", 96)
+    bert_folder(tmp_path / "roberta", 514, model_type="roberta", pad_token_id=1)
+    text = """
+name: p
+stages:
+  - {name: a, kind: train, model: {path: long}, data: {path: x.csv}}
+  - {name: b, kind: train, model: {path: short}, data: {path: x.csv}}
+  - {name: c, kind: train, model: {from_stage: b}, data: {path: x.csv}}
+  - {name: d, kind: train, model: {path: roberta}, data: {path: x.csv}}
+  - {name: e, kind: distill, model: {builtin: bert-tiny}, teacher: {from_stage: b},
+      data: {path: x.csv}}
+  - {name: f, kind: train, model: {builtin: bert-tiny}, data: {path: x.csv}}
+  - {name: g, kind: train, model: {path: long}, data: {path: x.csv, max_length: 64}}
+  - name: h
+    kind: joint
+    model: {path: long}
+    members:
+      - {name: m1, data: {path: x.csv}}
+      - {name: m2, data: {path: x.csv, max_length: 32}}
+"""
+    plan = load_plan_text(text)
+    settle_max_lengths(plan, tmp_path)
+    stages = yaml.safe_load(text)["stages"]
+    settled = [getattr(s, "data", None) for s in plan.stages[:7]]
+    assert [d.max_length for d in settled] == [512, 96, 96, 512, 96, 128, 64]
+    guessed = [stage_max_length(stages, i, tmp_path) for i in range(8)]
+    assert guessed[:7] == [d.max_length for d in settled]
+    assert guessed[7] == max(m.data.max_length for m in plan.stages[7].members) == 512
+    # The activations grow with the rows: 512 tokens hold more than 128 did.
+    long = estimate(stages, 0, tmp_path)
+    given = {**stages[0], "data": {"path": "x.csv", "max_length": 512}}
+    assert long.activations == estimate([given], 0, tmp_path).activations
+    short = {**stages[0], "data": {"path": "x.csv", "max_length": 128}}
+    assert long.activations > 4 * estimate([short], 0, tmp_path).activations

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.spec.memory.parameters import Count, Shape, count, lora_parameters
-from engine.spec.memory.shapes import mapping, positive_int, stage_shape
+from engine.spec.memory.shapes import mapping, positive_int, stage_max_length, stage_shape
 
 GIB = 2**30
 # Activation bytes per token and layer, in units of hidden width, at 16 bits (Korthikanti
@@ -111,11 +111,11 @@ def trainable_count(
     return counted.total - frozen
 
 
-def activation_bytes(stage: dict[str, Any], shape: Shape, head: str) -> float:
-    """Saved activations of one micro-batch: per layer that gradients pass through, plus
-    the logits of a language-model head (and their softmax for the backward pass)."""
+def activation_bytes(stage: dict[str, Any], shape: Shape, head: str, seq: int) -> float:
+    """Saved activations of one micro-batch of rows of `seq` tokens: per layer that
+    gradients pass through, plus the logits of a language-model head (and their softmax
+    for the backward pass)."""
     batch = positive_int(stage.get("batch_size"), 16)
-    seq = positive_int(mapping(stage.get("data")).get("max_length"), 128)
     h, i = shape.hidden, shape.intermediate
     per_layer_16bit = (
         batch
@@ -171,7 +171,7 @@ def estimate(stages: list[Any], index: int, plan_dir: Path) -> MemoryEstimate | 
         weights=weights,
         gradients=peak * 4.0,
         optimizer=peak * float(per_state),
-        activations=activation_bytes(stage, shape, head),
+        activations=activation_bytes(stage, shape, head, stage_max_length(stages, index, plan_dir)),
         teacher=teacher,
     )
 

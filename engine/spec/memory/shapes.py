@@ -16,6 +16,8 @@ from engine.spec.memory.parameters import (
     shape_from_config,
     with_layers,
 )
+from engine.spec.model_config import DEFAULT_MAX_LENGTH, default_max_length, source_config
+from engine.spec.settings import ModelSource
 
 
 def mapping(value: Any) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def source_shape(
 ) -> Shape | None:
     """The shape of the model `source` names in stage `index` (its model, a member's)."""
     stage = mapping(stages[index]) if 0 <= index < len(stages) else {}
-    max_length = positive_int(mapping(stage.get("data")).get("max_length"), 128)
+    max_length = stage_max_length(stages, index, plan_dir)
     shape = None
     if isinstance(source.get("builtin"), str):
         vocab = builtin_vocabulary(stages, index, source, plan_dir, seen)
@@ -65,6 +67,64 @@ def source_shape(
     if shape is not None and stage.get("kind") == "grow" and source is stage.get("model"):
         shape = with_layers(shape, positive_int(stage.get("target_layers"), shape.layers))
     return shape
+
+
+def stage_max_length(stages: list[Any], index: int, plan_dir: Path) -> int:
+    """The longest row stage `index` reads: its data's max_length, or where the plan leaves
+    it out the run's default (engine.spec.model_config.default_max_length: the positions
+    of the models that read it, at most 512; a built-in's 128). A joint stage's longest
+    member's."""
+    stage = mapping(stages[index]) if 0 <= index < len(stages) else {}
+    model = mapping(stage.get("model"))
+    if stage.get("kind") == "joint":
+        members = [mapping(m) for m in _listed(stage.get("members"))]
+        return max(
+            (
+                data_max_length(stages, index, m.get("data"), [m.get("model") or model], plan_dir)
+                for m in members
+            ),
+            default=DEFAULT_MAX_LENGTH,
+        )
+    # Every model the stage loads reads its data (the settled default is the fewest's).
+    members = _listed(stage.get("members")) if stage.get("kind") == "ensemble" else []
+    readers = [model, stage.get("teacher"), *members]
+    return data_max_length(stages, index, stage.get("data"), readers, plan_dir)
+
+
+def data_max_length(
+    stages: list[Any], index: int, data: Any, models: list[Any], plan_dir: Path
+) -> int:
+    """A data source's max_length as the run settles it, read by `models` (raw sources)."""
+    given = mapping(data).get("max_length")
+    if given is not None:
+        return positive_int(given, DEFAULT_MAX_LENGTH)
+    configs = [root_config(stages, index, mapping(m), plan_dir) for m in models]
+    return default_max_length(configs) or DEFAULT_MAX_LENGTH
+
+
+def root_config(
+    stages: list[Any], index: int, source: dict[str, Any], plan_dir: Path, seen: int = 0
+) -> dict[str, Any] | None:
+    """The config.json of the folder or cached Hub id the raw model `source` of stage
+    `index` descends from (through from_stage and joint members); None for a built-in or
+    a config not found."""
+    where = {k: source.get(k) for k in ("path", "hub", "revision")}
+    if isinstance(where["path"], str) or isinstance(where["hub"], str):
+        text = {k: v if isinstance(v, str) else None for k, v in where.items()}
+        return source_config(ModelSource.model_construct(**text), plan_dir)
+    if isinstance(source.get("from_stage"), str) and seen < len(stages):
+        names = [mapping(s).get("name") for s in stages]
+        if source["from_stage"] in names[:index]:
+            j = names.index(source["from_stage"])
+            member = joint_member(mapping(stages[j]), source.get("member"))
+            earlier = member.get("model") if member is not None else None
+            earlier = mapping(earlier or mapping(stages[j]).get("model"))
+            return root_config(stages, j, earlier, plan_dir, seen + 1)
+    return None
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def joint_member(stage: dict[str, Any], name: Any) -> dict[str, Any] | None:
