@@ -30,15 +30,18 @@ This page is generated from the schema by `python packaging/plan_reference.py`.
 
 - Stage names are unique; `model.from_stage` (and `teacher.from_stage`) names an earlier stage.
 - A stage may change task: the backbone's weights are kept and a fresh head is trained.
-- A BERT-family model cannot do causal-LM; a GPT-2-family model cannot do masked-LM or
-  mask-token augmentation (followed through `from_stage` chains of built-in models).
+- A model must have the head its stage trains: an encoder (BERT, RoBERTa …) cannot do
+  causal-LM, SFT or preference, a decoder cannot do masked-LM or mask-token augmentation,
+  and a family without a token-classification head cannot tag (followed through
+  `from_stage` chains to the built-in model, folder or cached Hub id; docs/models.md).
 - `freezing.layers` cannot exceed the layers of a built-in model.
 - Metrics must suit the objective: classification metrics (precision, recall, f1,
   confusion_matrix) need a classification task; perplexity needs a language-model objective.
 - Early stopping watches an evaluated metric and needs `eval.every_steps`; evaluation
   needs eval data (`eval_ratio` > 0 or `eval_split`).
-- `distill`, `joint`, `ensemble` and `grow` stages are part of the format; this version
-  runs `pretrain` and `train` stages and reports the others as problems.
+- Where outputs are tokens (masked-LM, causal LM, token classification), a teacher and
+  its student, or mutual members, read one vocabulary; classifiers and regressors may
+  each read with their own tokenizer (docs/models.md, "Different tokenizers").
 """
 
 
@@ -106,7 +109,20 @@ def render() -> str:
         sweep.Budget,
         sweep.Pruner,
     ]
+    # Every settings model a field names gets its section (Adapter, Batching …), so no
+    # link of the page points nowhere.
+    for model in models:
+        for field in model.model_fields.values():
+            for inner in _models_in(field.annotation):
+                if inner not in models:
+                    models.append(inner)
     return INTRO + "\n" + "\n".join(_table(m) for m in models)
+
+
+def _models_in(annotation: typing.Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -77,6 +78,10 @@ def test_plan_reference_is_current():
     assert proc.returncode == 0, (
         "docs/plan-format.md is stale: run python packaging/plan_reference.py"
     )
+    # Every type a table links to has its section on the page.
+    page = (ROOT / "docs" / "plan-format.md").read_text()
+    sections = {title.lower() for title in re.findall(r"^## (\S+)$", page, re.M)}
+    assert set(re.findall(r"\]\(#([a-z0-9]+)\)", page)) <= sections
 
 
 @pytest.mark.slow

@@ -38,10 +38,10 @@ class Adapter(Settings):
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
     target_modules: list[str] | None = Field(
         None,
-        description="Names of the linear modules that get adapters; none: the family's "
-        "attention projections ("
+        description="Names of the linear modules that get adapters; auto (or left out): the "
+        "attention's query and value projections found in the model, e.g. ("
         + "; ".join(f"{k}: {', '.join(v)}" for k, v in DEFAULT_TARGET_MODULES.items())
-        + ").",
+        + "; DistilBERT's q_lin, v_lin; ModernBERT's fused Wqkv …).",
     )
     output: Literal["merged", "adapter"] = Field(
         "merged",
@@ -55,6 +55,12 @@ class Adapter(Settings):
         description="Keep training the adapters of the stage this one starts from (its "
         "output must be adapter); false: new adapters on its merged weights.",
     )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _auto(cls, value: object) -> object:
+        # `auto` is what leaving the setting out does: the same stage, the same fingerprint.
+        return None if isinstance(value, str) and value.strip().lower() == "auto" else value
 
     @field_validator("target_modules")
     @classmethod

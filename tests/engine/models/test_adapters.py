@@ -194,6 +194,9 @@ def test_the_stage_fingerprint_covers_the_adapter_settings(data_dir):
     kept = fingerprint(LORA_TRAIN.replace("alpha: 8}", "alpha: 8, output: adapter}"))
     assert len({lora, full, rank8, kept}) == 4
     assert fingerprint(LORA_TRAIN) == lora
+    # `target_modules: auto` is what leaving it out does: the same stage.
+    auto = fingerprint(LORA_TRAIN.replace("alpha: 8}", "alpha: 8, target_modules: auto}"))
+    assert auto == lora
 
 
 RESUMABLE = """

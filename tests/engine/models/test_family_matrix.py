@@ -84,7 +84,7 @@ def stage_text(column: str, family: str, folders: Path, scored: Path) -> str:
             if encoder
             else f"kind: train\n    task: causal_lm_sft\n    model: {model}\n    data: {sft_data}"
         )
-        + "\n    adapter: {kind: lora, rank: 4}",
+        + "\n    adapter: {kind: lora, rank: 4, target_modules: auto}",
         "preference": f"kind: preference\n    model: {model}\n"
         "    data: {path: prefs.jsonl, max_length: 24, eval_ratio: 0.1}",
         "distill": f"kind: distill\n    teacher: {{path: {folders / other}-classifier}}\n"
