@@ -6,7 +6,8 @@ Output folder of an ensemble stage::
 
     manifest.json      {"format": "stagelab-ensemble", "version": 1, "labels": [...],
                         "combiner": "vote" | "average" | "weighted", "weights": [...],
-                        "max_length": 128, "members": [{"name", "folder", "source"}]}
+                        "max_length": 128,
+                        "members": [{"name", "folder", "source", "trust_remote_code"}]}
     members/<name>/    each member's save_pretrained folder (hard links where possible)
 
     from engine.models.ensemble import Ensemble
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from engine.models.tokenizer_fit import fit_to_tokenizer, ready_tokenizer
+from engine.spec.outputs import trusts_remote_code
 
 MANIFEST = "manifest.json"
 FORMAT = "stagelab-ensemble"
@@ -43,21 +47,33 @@ class Member:
     model: Any
     tokenizer: Any
     columns: list[int]  # ensemble label j is the model's output columns[j]
+    trust_remote_code: bool = False  # its folder's code runs (the plan allowed it)
 
 
-def load_member(name: str, folder: Path, source: str, labels: list[str]) -> Member:
-    """Load a classifier and align its `id2label` with `labels`.
+def load_member(
+    name: str, folder: Path, source: str, labels: list[str], *, trust_remote_code: bool = False
+) -> Member:
+    """Load a classifier and align its `id2label` with `labels`. `trust_remote_code`: the
+    plan allowed the member's own code (its source's setting, kept in the manifest), else
+    the stage that wrote its folder did (engine.spec.outputs.CODE_FILE).
 
     Raises:
         EnsembleError: the folder holds no classifier, or its labels differ.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    trust = trust_remote_code or trusts_remote_code(folder)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), trust_remote_code=trust
+        ).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust)
     except (OSError, ValueError) as exc:
         raise EnsembleError(f"member '{name}' ({source}) cannot be loaded: {exc}") from None
+    # A folder as it comes (a decoder's tokenizer without a padding token) pads its batches
+    # with eos, on the right, and its classifier finds each row's last real token by it.
+    ready_tokenizer(tokenizer, "sequence_classification")
+    fit_to_tokenizer(model, tokenizer)
     id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
     theirs = [id2label[i] for i in sorted(id2label)]
     if sorted(theirs) != sorted(labels):
@@ -71,7 +87,7 @@ def load_member(name: str, folder: Path, source: str, labels: list[str]) -> Memb
             + "; use members trained on the same label set"
         )
     columns = [theirs.index(label) for label in labels]
-    return Member(name, Path(folder), source, model, tokenizer, columns)
+    return Member(name, Path(folder), source, model, tokenizer, columns, trust)
 
 
 @torch.no_grad()
@@ -175,7 +191,12 @@ def save_ensemble(
     for member in members:
         _link_tree(member.folder, out / "members" / member.name)
         entries.append(
-            {"name": member.name, "folder": f"members/{member.name}", "source": member.source}
+            {
+                "name": member.name,
+                "folder": f"members/{member.name}",
+                "source": member.source,
+                "trust_remote_code": member.trust_remote_code,
+            }
         )
     manifest = {
         "format": FORMAT,
@@ -216,7 +237,13 @@ class Ensemble:
             raise EnsembleError(f"{folder / MANIFEST} is not a Stagelab ensemble manifest")
         labels = [str(v) for v in data["labels"]]
         members = [
-            load_member(m["name"], folder / m["folder"], m.get("source", ""), labels)
+            load_member(
+                m["name"],
+                folder / m["folder"],
+                m.get("source", ""),
+                labels,
+                trust_remote_code=m.get("trust_remote_code") is True,
+            )
             for m in data["members"]
         ]
         return cls(labels, data["combiner"], data.get("weights"), data["max_length"], members)

@@ -4,6 +4,7 @@ Results are plain JSON-ready dicts; their shape is documented in docs/playground
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ from transformers.utils import logging as hf_logging
 from engine.data.chat import chat_prompt
 from engine.models.ensemble import combine
 from engine.predict.folder import OutputError, OutputInfo, read_output
-from engine.spec.outputs import chat_template_of
+from engine.spec.model_config import remote_code_reason
+from engine.spec.outputs import chat_template_of, trusts_remote_code
 
 hf_logging.disable_progress_bar()  # "Loading weights" bars would garble streamed text
 
@@ -83,11 +85,19 @@ class Predictor:
             except EnsembleError as exc:
                 raise OutputError(str(exc)) from None
             return
+        # The model's own code runs only for an output of a stage whose plan allowed it.
+        trust = trusts_remote_code(self.info.folder)
+        if not trust:
+            refuse_remote_code(self.info.folder)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # a pooler absent from a saved head is no news here
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.info.folder))
-            self.model = AUTO_CLASS[self.info.task].from_pretrained(str(self.info.folder))
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(self.info.folder), trust_remote_code=trust
+            )
+            self.model = AUTO_CLASS[self.info.task].from_pretrained(
+                str(self.info.folder), trust_remote_code=trust
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise OutputError(f"{self.info.folder} cannot be loaded: {exc}") from None
         finally:
@@ -283,6 +293,21 @@ class Predictor:
             "tokens": len(new),
             "finish": finish,
         }
+
+
+def refuse_remote_code(folder: Path) -> None:
+    """Refuse a folder whose model would run code from it, unless a stage that allowed that
+    code wrote it (transformers would ask on the terminal, or fail with its own words)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    reason = remote_code_reason(config) if isinstance(config, dict) else None
+    if reason is not None:
+        raise OutputError(
+            f"{folder} runs code from its folder to load ({reason}); Stagelab runs it only "
+            "for the output of a stage whose plan set model.trust_remote_code: true"
+        )
 
 
 def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> int:

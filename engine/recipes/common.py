@@ -35,7 +35,7 @@ from engine.models.build import build_model, build_tokenizer, stage_output
 from engine.runtime.context import StageContext
 from engine.runtime.fingerprint import tree_sha256
 from engine.spec.lineage import objective_of
-from engine.spec.outputs import CHAT_FILE
+from engine.spec.outputs import CHAT_FILE, record_remote_code
 from engine.spec.rows import needed_columns
 from engine.spec.settings import DataSource
 
@@ -323,6 +323,7 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> li
             model = model.merge_and_unload()
         model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    record_remote_code(out, getattr(ctx.stage, "model", None))
     data = getattr(ctx.stage, "data", None)
     if renders_chat(tokenizer, objective_of(ctx.stage), getattr(data, "messages_column", None)):
         # Tried later with the very template its rows were rendered with.

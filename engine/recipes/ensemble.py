@@ -88,7 +88,15 @@ class EnsembleRecipe:
                 folder = source_dir(source, ctx.plan_dir, ctx.outputs)
             except ModelError as exc:
                 raise EnsembleError(f"stages[{ctx.index}].members[{k}]: {exc}") from None
-            self.members.append(load_member(name, Path(folder), str(folder), self.labels))
+            self.members.append(
+                load_member(
+                    name,
+                    Path(folder),
+                    str(folder),
+                    self.labels,
+                    trust_remote_code=source.trust_remote_code,
+                )
+            )
 
         report = data.test if data.test is not None else data.eval
         if report is None or len(report) == 0:

@@ -34,7 +34,7 @@ from engine.recipes.joint_members import (
 )
 from engine.runtime.context import StageContext
 from engine.spec.joint_checks import member_metrics
-from engine.spec.outputs import JOINT_MANIFEST
+from engine.spec.outputs import JOINT_MANIFEST, record_remote_code
 from engine.spec.schedule import joint_steps
 from engine.train.batches import Streams
 from engine.train.losses import labelled_count, soft_kl, squared_error
@@ -207,6 +207,7 @@ class JointRecipe:
             folder = out / member.name
             member.model.save_pretrained(str(folder))
             member.tokenizer.save_pretrained(str(folder))
+            record_remote_code(folder, member.spec.model or self.stage.model)
             folders.append(folder)
         manifest = {
             "kind": "joint",

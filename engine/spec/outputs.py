@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 JOINT_MANIFEST = "joint.json"
 # Written beside a model trained on chat-rendered rows: {"chat_template": "..."}, the
 # template its prompts are rendered with when it is tried (engine/data/chat.py).
 CHAT_FILE = "stagelab-chat.json"
+# Written beside a model whose stage allowed code from its folder (`trust_remote_code: true`):
+# {"trust_remote_code": true}. Its output holds that code (auto_map) and needs the same
+# allowance to load; the predictor and the ensemble loader pass it on.
+CODE_FILE = "stagelab-code.json"
 
 
 def member_folders(output_dir: str | Path) -> dict[str, Path]:
@@ -39,3 +44,19 @@ def chat_template_of(folder: str | Path) -> str | None:
         return None
     template = record.get("chat_template") if isinstance(record, dict) else None
     return template if isinstance(template, str) and template else None
+
+
+def record_remote_code(folder: str | Path, source: Any) -> None:
+    """Write CODE_FILE into a saved model folder if its model source (a ModelSource)
+    allowed code from the model's folder."""
+    if getattr(source, "trust_remote_code", False):
+        (Path(folder) / CODE_FILE).write_text(json.dumps({"trust_remote_code": True}))
+
+
+def trusts_remote_code(folder: str | Path) -> bool:
+    """Whether the stage that wrote this model folder allowed its code to run."""
+    try:
+        record = json.loads((Path(folder) / CODE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("trust_remote_code") is True
