@@ -43,11 +43,7 @@ COLUMNS = {
 
 # Cells that fail today, with the item of issue 29 whose fix makes them run (or refused in
 # validate); the helper who lands the item removes its cells.
-EXPECTED_FAILURES: dict[tuple[str, str], int] = {
-    # engine/models/ensemble.py loads a member's tokenizer as it comes: without a pad token
-    # it cannot pad a batch (gemma's partner, gpt_neox, has none).
-    **{(family, "ensemble"): 2 for family in DECODERS},
-}
+EXPECTED_FAILURES: dict[tuple[str, str], int] = {}
 
 STEPS = "    batch_size: 4\n    max_steps: 2\n    log_every_steps: 1\n    cache: false\n"
 
