@@ -14,7 +14,9 @@ prompts with the same template (docs/models.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # <|role|> on a line of its own, then the content; an assistant turn ends with the end-of-
@@ -129,6 +131,68 @@ def chat_prompt(text: str, tokenizer: Any) -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
     )
+
+
+# An answer no template writes, found again in the rendered text: what follows it is the
+# template's end of the assistant's turn.
+_ANSWER = "Stagelab7answer"
+
+
+def end_of_turn(tokenizer: Any) -> str | None:
+    """The token that ends the assistant's turn in the tokenizer's chat template (Stagelab's
+    plain one if it has none): the first token the template writes after the answer, when
+    it is a special or added token (ChatML's '<|im_end|>', Llama 3's '<|eot_id|>', Gemma's
+    '<end_of_turn>', eos). None when the template writes plain text there, or renders no
+    exchange. Generation stops at it as at eos: a chat model ends its answers with it."""
+    template = tokenizer.chat_template or PLAIN_CHAT_TEMPLATE
+    exchange = [{"role": "user", "content": "hello"}, {"role": ASSISTANT, "content": _ANSWER}]
+    try:
+        text = tokenizer.apply_chat_template(exchange, chat_template=template, tokenize=False)
+    except Exception:  # noqa: BLE001 - jinja's errors, a template's own raise_exception
+        return None  # a template that wants other turns (a system message first …)
+    at = text.rfind(_ANSWER)
+    if at < 0:
+        return None
+    marked = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    for token in tokenizer(text[at + len(_ANSWER) :], add_special_tokens=False)["input_ids"]:
+        if token in marked:
+            return tokenizer.convert_ids_to_tokens(token)
+        if tokenizer.decode([token]).strip():
+            return None  # text before any marker: the turn ends in words, not a token
+    return None
+
+
+def chat_record(tokenizer: Any) -> dict[str, Any]:
+    """What an output trained on chat-rendered rows keeps of its chat (CHAT_FILE): the
+    template and the token that ends the assistant's turn."""
+    return {"chat_template": tokenizer.chat_template, "end_of_turn": end_of_turn(tokenizer)}
+
+
+def stop_ids(tokenizer: Any, end_of_turn_token: str | None) -> list[int]:
+    """The ids generation stops at: eos, and the chat template's end of turn."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if end_of_turn_token:
+        token = tokenizer.convert_tokens_to_ids(end_of_turn_token)
+        if isinstance(token, int) and token != tokenizer.unk_token_id and token not in ids:
+            ids.append(token)
+    return ids
+
+
+def stop_at_end_of_turn(folder: Path, tokenizer: Any, end_of_turn_token: str | None) -> None:
+    """Add the end-of-turn id to the eos ids of a saved model's generation config, so
+    transformers' `generate` on the output stops where its answers end, as the
+    predictor does (a folder without a generation config is left as it is)."""
+    path = Path(folder) / "generation_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    known = config.get("eos_token_id")
+    ids = known if isinstance(known, list) else [] if known is None else [known]
+    ids = ids + [i for i in stop_ids(tokenizer, end_of_turn_token) if i not in ids]
+    if ids and ids != known:
+        config["eos_token_id"] = ids if len(ids) > 1 else ids[0]
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def renders_chat(tokenizer: Any, objective: str, messages_column: str | None) -> bool:

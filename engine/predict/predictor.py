@@ -20,11 +20,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from engine.data.chat import chat_prompt
+from engine.data.chat import chat_prompt, end_of_turn, stop_ids
 from engine.models.ensemble import combine
 from engine.predict.folder import OutputError, OutputInfo, read_output
 from engine.spec.model_config import remote_code_reason
-from engine.spec.outputs import chat_template_of, trusts_remote_code
+from engine.spec.outputs import chat_template_of, end_of_turn_of, trusts_remote_code
 
 hf_logging.disable_progress_bar()  # "Loading weights" bars would garble streamed text
 
@@ -107,8 +107,14 @@ class Predictor:
         self.chat_template = (
             chat_template_of(self.info.folder) if self.task == "causal_lm" else None
         )
+        # Generation stops at eos and, for a chat-trained model, where the template ends
+        # the assistant's turn (ChatML's <|im_end|> is no eos): recorded with the output,
+        # else found from the template (an output saved before it was recorded).
+        self.end_of_turn: str | None = None
         if self.chat_template is not None:
             self.tokenizer.chat_template = self.chat_template
+            self.end_of_turn = end_of_turn_of(self.info.folder) or end_of_turn(self.tokenizer)
+        self.stop_ids = stop_ids(self.tokenizer, self.end_of_turn)
 
     @property
     def task(self) -> str:
@@ -133,6 +139,7 @@ class Predictor:
             "labels": self.info.labels,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "prompt_format": "chat" if self.chat_template is not None else "text",
+            **({"end_of_turn": self.end_of_turn} if self.end_of_turn else {}),
         }
 
     @torch.no_grad()
@@ -242,7 +249,8 @@ class Predictor:
         self, text: str, sampling: Sampling, on_token: Callable[[str], None] | None = None
     ) -> dict[str, Any]:
         """Continue `text` token by token (top-k, then top-p, at the temperature); the same
-        seed gives the same text. Stops at the end-of-text token or max_new_tokens."""
+        seed gives the same text. Stops at the end-of-text token, a chat-trained model's end
+        of turn, or max_new_tokens."""
         generator = torch.Generator().manual_seed(sampling.seed)
         if self.chat_template is not None:
             # The user's turn and the assistant's header, as the rows were rendered in
@@ -256,7 +264,6 @@ class Predictor:
         if ids.shape[1] == 0:
             start = self.tokenizer.bos_token_id or self.tokenizer.eos_token_id or 0
             ids = torch.tensor([[start]])
-        eos = self.tokenizer.eos_token_id
         limit = getattr(self.model.config, "n_positions", None) or getattr(
             self.model.config, "max_position_embeddings", 1024
         )
@@ -272,7 +279,7 @@ class Predictor:
             out = self.model(input_ids=step_ids, cache=past, use_cache=True)
             past = out.cache
             token = next_token(out.logits[0, -1].float(), sampling, generator)
-            if token == eos:
+            if token in self.stop_ids:
                 finish = "end"
                 break
             new.append(token)

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.data.chat import PLAIN_CHAT_TEMPLATE, message_texts, renders_chat
+from engine.data.chat import (
+    PLAIN_CHAT_TEMPLATE,
+    chat_record,
+    message_texts,
+    renders_chat,
+    stop_at_end_of_turn,
+)
 from engine.data.encode import encode
 from engine.data.load import StageData, load_stage_data
 from engine.models.adapters import (
@@ -326,8 +332,11 @@ def save_output(ctx: StageContext, model: torch.nn.Module, tokenizer: Any) -> li
     record_remote_code(out, getattr(ctx.stage, "model", None))
     data = getattr(ctx.stage, "data", None)
     if renders_chat(tokenizer, objective_of(ctx.stage), getattr(data, "messages_column", None)):
-        # Tried later with the very template its rows were rendered with.
-        (out / CHAT_FILE).write_text(json.dumps({"chat_template": tokenizer.chat_template}))
+        # Tried later with the very template its rows were rendered with, stopping where
+        # its answers end (plain transformers' generate too: the generation config's eos).
+        record = chat_record(tokenizer)
+        (out / CHAT_FILE).write_text(json.dumps(record))
+        stop_at_end_of_turn(out, tokenizer, record["end_of_turn"])
     # The output now holds the best weights the loop restored: their copy can go.
     for folder in (ctx.run_dir / "best").glob(f"stage{ctx.index}-step*"):
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 JOINT_MANIFEST = "joint.json"
-# Written beside a model trained on chat-rendered rows: {"chat_template": "..."}, the
-# template its prompts are rendered with when it is tried (engine/data/chat.py).
+# Written beside a model trained on chat-rendered rows: {"chat_template": "...",
+# "end_of_turn": "<|im_end|>"}, the template its prompts are rendered with when it is tried
+# and the token its answers end with (engine/data/chat.py).
 CHAT_FILE = "stagelab-chat.json"
 # Written beside a model whose stage allowed code from its folder (`trust_remote_code: true`):
 # {"trust_remote_code": true}. Its output holds that code (auto_map) and needs the same
@@ -38,12 +39,22 @@ def output_folders(output_dir: str | Path | None) -> list[str]:
 def chat_template_of(folder: str | Path) -> str | None:
     """The chat template a model folder was trained with, None if it was trained on plain
     text (or the record cannot be read)."""
+    return _chat_text(folder, "chat_template")
+
+
+def end_of_turn_of(folder: str | Path) -> str | None:
+    """The token that ends the assistant's turn in the chat a model folder was trained
+    with (its generation stops there), None if not recorded."""
+    return _chat_text(folder, "end_of_turn")
+
+
+def _chat_text(folder: str | Path, key: str) -> str | None:
     try:
         record = json.loads((Path(folder) / CHAT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    template = record.get("chat_template") if isinstance(record, dict) else None
-    return template if isinstance(template, str) and template else None
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def record_remote_code(folder: str | Path, source: Any) -> None:
