@@ -35,6 +35,7 @@ from engine.recipes.common import (
     save_output,
     seed_everything,
     special_ids,
+    tokenizer_reporter,
     with_adapter,
 )
 from engine.recipes.encodings import (
@@ -94,7 +95,11 @@ class DistillRecipe:
         where it is built here), check that they fit, encode, and score the teacher once."""
         ctx, stage = self.ctx, self.ctx.stage
         where = teacher_dir(ctx)
-        teacher_tokenizer = AutoTokenizer.from_pretrained(where, revision=stage.teacher.revision)
+        teacher_tokenizer = AutoTokenizer.from_pretrained(
+            where,
+            revision=stage.teacher.revision,
+            trust_remote_code=stage.teacher.trust_remote_code,
+        )
         self.teacher = load_teacher(ctx, where, self.task)
         teacher_labels = None
         if self.task in CLASSIFICATION:
@@ -123,7 +128,13 @@ class DistillRecipe:
             self.tokenizer = teacher_tokenizer
         else:
             self.tokenizer = build_tokenizer(
-                stage.model, ctx.plan_dir, ctx.outputs, ctx.stage_dir / "tokenizer", lambda: []
+                stage.model,
+                ctx.plan_dir,
+                ctx.outputs,
+                ctx.stage_dir / "tokenizer",
+                lambda: [],
+                objective=self.task,
+                report=tokenizer_reporter(ctx),
             )
         self._check_tokenizers(teacher_tokenizer)
         seed_everything(stage.seed)

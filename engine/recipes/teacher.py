@@ -52,7 +52,11 @@ def load_teacher(ctx: StageContext, where: str, task: str) -> torch.nn.Module:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        teacher = AUTO_CLASS[task].from_pretrained(where, revision=ctx.stage.teacher.revision)
+        teacher = AUTO_CLASS[task].from_pretrained(
+            where,
+            revision=ctx.stage.teacher.revision,
+            trust_remote_code=ctx.stage.teacher.trust_remote_code,
+        )
     except (OSError, ValueError) as exc:
         raise DistillError(
             f"stages[{ctx.index}].teacher: cannot load '{where}' for "

@@ -165,3 +165,24 @@ stages:
     for member in ("mood", "strength"):
         assert (out / member / CODE_FILE).exists()
     assert Predictor(out / "strength").predict("a great day")["task"] == "sequence_regression"
+
+
+def test_a_teacher_with_its_own_code_is_loaded_with_the_allowance(train_stage_of, custom):
+    model = f"{{path: {custom['clf']}, trust_remote_code: true}}"
+    plan = f"""
+name: t
+stages:
+  - name: student
+    kind: distill
+    teacher: {model}
+    model: {model}
+    data: {{path: sentiment.csv, max_length: 24, eval_ratio: 0.25}}
+    batch_size: 4
+    max_steps: 1
+"""
+    result = train_stage_of(plan)
+    assert result.outcome == "finished"
+    assert type(result.recipe.teacher).__name__ == "TinyForSequenceClassification"
+    # The student's tokenizer has no padding token: eos pads, and the stage says so.
+    [note] = [e.message for e in result.events("tokenizer")]
+    assert note.startswith("the tokenizer has no padding token")
