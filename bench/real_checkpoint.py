@@ -14,8 +14,9 @@ text, "NaN", non-ASCII).
 MiniLM: masked-LM (mlm) -> grown to 8 layers (grow) -> classifier (teacher) -> distilled into
 a 2-layer cut of itself (student). SmolLM2: causal LM (clm) -> grown to 32 layers by block
 expansion (dgrow) -> classifier (dclf) -> distilled into the MiniLM of `mlm`, across
-tokenizers (xdistill). Then grow's identity start is checked on both pretrained models, and
-every output is loaded with plain transformers. Usage:
+tokenizers (xdistill), beside the same MiniLM trained on the labels alone (xlabels). Then
+grow's identity start is checked on both pretrained models, and every output is loaded with
+plain transformers. Usage:
 
     python bench/real_checkpoint.py [--workdir DIR] [--steps N] [--no-decoder]
 
@@ -164,6 +165,13 @@ DECODER = """
     freezing: {{layers: 28, embeddings: true}}
     optimizer: {{lr: 0.0003}}
     eval: {{metrics: [loss, accuracy, f1]}}
+  - name: xlabels
+    kind: train
+    model: {{from_stage: mlm}}
+    data: {{path: origin.csv, max_length: 48, eval_ratio: 0.2}}
+    batch_size: 16
+    max_steps: {train_steps}
+    eval: {{metrics: [loss, accuracy, f1]}}
   - name: xdistill
     kind: distill
     teacher: {{from_stage: dclf}}
@@ -189,7 +197,7 @@ def stage_times(ws: Path, run_id: str) -> dict[str, float]:
 
 
 def first_last_losses(stagelab: list[str], run_id: str, workdir: Path) -> dict[str, str]:
-    """'first → last' training loss of each stage, from the run's exported metric points."""
+    """Mean training loss of each stage's first and last steps, from the exported points."""
     points = workdir / f"{run_id}.csv"
     subprocess.run([*stagelab, "export", run_id, "--metrics", str(points)], check=True)
     losses: dict[str, list[tuple[int, float]]] = {}
@@ -197,7 +205,12 @@ def first_last_losses(stagelab: list[str], run_id: str, workdir: Path) -> dict[s
         for row in csv.DictReader(fh):
             if row["key"] == "train/loss":
                 losses.setdefault(row["stage"], []).append((int(row["step"]), float(row["value"])))
-    return {k: f"{min(v)[1]:.3g} → {max(v)[1]:.3g}" for k, v in losses.items()}
+    means = {}
+    for stage, points in losses.items():
+        values = [value for _, value in sorted(points)]
+        k = max(1, min(3, len(values) // 2))  # one batch's loss is noisy: means of k steps
+        means[stage] = f"{sum(values[:k]) / k:.3g} → {sum(values[-k:]) / k:.3g}"
+    return means
 
 
 def report(stagelab: list[str], ws: Path, workdir: Path, wall: float) -> list[str]:
