@@ -58,19 +58,19 @@ def downloads_off() -> bool:
     )
 
 
-def hub_sources(stage: Any, p: str) -> list[tuple[str, ModelSource]]:
-    """(path in the plan, source) of every Hub model a stage loads."""
+def model_sources(stage: Any, p: str) -> list[tuple[str, ModelSource]]:
+    """(path in the plan, source) of every model a stage loads."""
     found = []
     for field in ("model", "teacher"):
         source = getattr(stage, field, None)
         if isinstance(source, ModelSource):
             found.append((f"{p}.{field}", source))
     for k, member in enumerate(getattr(stage, "members", None) or []):
-        model = member if isinstance(member, ModelSource) else getattr(member, "model", None)
-        if isinstance(model, ModelSource):
-            where = f"{p}.members[{k}]" + ("" if model is member else ".model")
-            found.append((where, model))
-    return [(where, source) for where, source in found if source.hub]
+        if isinstance(member, ModelSource):
+            found.append((f"{p}.members[{k}]", member))
+        elif isinstance(getattr(member, "model", None), ModelSource):
+            found.append((f"{p}.members[{k}].model", member.model))
+    return found
 
 
 def check_hub_models(stage: Any, i: int, plan_dir: Path | None) -> list[Problem]:
@@ -79,7 +79,9 @@ def check_hub_models(stage: Any, i: int, plan_dir: Path | None) -> list[Problem]
     if plan_dir is None or not downloads_off():
         return []
     problems = []
-    for where, source in hub_sources(stage, f"stages[{i}]"):
+    for where, source in model_sources(stage, f"stages[{i}]"):
+        if not source.hub:
+            continue
         if hub_snapshot(source.hub, source.revision) is not None:
             continue
         at = f" at revision '{source.revision}'" if source.revision else ""

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.spec.hub_cache import hub_repo_dir
+from engine.spec.hub_cache import hub_repo_dir, model_sources
 from engine.spec.problems import Problem
 from engine.spec.settings import DataSource, ModelSource
 
@@ -128,21 +128,6 @@ def check_remote_code(
                 )
             )
     return problems
-
-
-def model_sources(stage: Any, p: str) -> list[tuple[str, ModelSource]]:
-    """(path in the plan, source) of every model a stage loads."""
-    found = []
-    for field in ("model", "teacher"):
-        source = getattr(stage, field, None)
-        if isinstance(source, ModelSource):
-            found.append((f"{p}.{field}", source))
-    for k, member in enumerate(getattr(stage, "members", None) or []):
-        if isinstance(member, ModelSource):
-            found.append((f"{p}.members[{k}]", member))
-        elif isinstance(getattr(member, "model", None), ModelSource):
-            found.append((f"{p}.members[{k}].model", member.model))
-    return found
 
 
 def config_positions(config: dict[str, Any]) -> int | None:
