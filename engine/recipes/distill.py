@@ -47,27 +47,21 @@ from engine.recipes.encodings import (
 )
 from engine.recipes.heads import (
     CAUSAL,
+    OneSourceStage,
     add_targets,
     align_logits,
     count_labelled,
-    draw_train,
-    epoch_steps,
     one_eval_set,
-    one_source,
 )
 from engine.recipes.teacher import DistillError, load_teacher, record_models, teacher_dir
 from engine.runtime.context import StageContext
-from engine.train.batches import Streams
 from engine.train.evaluation import evaluate
 from engine.train.losses import hidden_mse_sum, kd_loss
 from engine.train.recipe import (
     Batch,
-    Drawn,
     EvalSet,
-    LoopSettings,
     StepLoss,
     Targets,
-    one_model_settings,
 )
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
@@ -75,7 +69,7 @@ CLASSIFICATION = ("sequence_classification", "token_classification")
 TEACHER = "teacher_"
 
 
-class DistillRecipe:
+class DistillRecipe(OneSourceStage):
     """A student learns from a frozen teacher (see `engine.train.recipe`)."""
 
     def __init__(self, ctx: StageContext):
@@ -238,22 +232,6 @@ class DistillRecipe:
     def frozen_modules(self) -> dict[str, torch.nn.Module]:
         """The teacher: it only runs."""
         return {"teacher": self.teacher}
-
-    def loop_settings(self) -> LoopSettings:
-        """The student is the one model freezing acts on."""
-        return one_model_settings(self.ctx.stage, self.model)
-
-    def sources(self) -> dict[str, list[Any]]:
-        """The student's training split."""
-        return one_source(self.train_rows)
-
-    def steps(self) -> int:
-        """`max_steps`, or the epochs over the training split."""
-        return epoch_steps(self.ctx, self.train_rows)
-
-    def draw(self, streams: Streams, micro_step: int) -> Drawn:
-        """The training split's next micro-batch."""
-        return draw_train(streams)
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """The task's targets, as both models see them (MLM masks, next tokens)."""

@@ -13,7 +13,7 @@ from engine.runtime.context import StageContext
 from engine.spec.schedule import stage_steps
 from engine.train.batches import Streams
 from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
-from engine.train.recipe import Batch, Drawn, EvalSet, StepLoss
+from engine.train.recipe import Batch, Drawn, EvalSet, LoopSettings, StepLoss, one_model_settings
 
 # The data source of a stage with one: its training split.
 TRAIN_SOURCE = "train"
@@ -34,6 +34,31 @@ def epoch_steps(ctx: StageContext, rows: list[Any]) -> int:
 def draw_train(streams: Streams) -> Drawn:
     """The next micro-batch of a one-source stage."""
     return Drawn(TRAIN_SOURCE, streams[TRAIN_SOURCE].next())
+
+
+class OneSourceStage:
+    """The loop's questions answered for a stage that trains one model (`self.model`) on one
+    training split (`self.train_rows`): pretrain, train, grow, distill, preference."""
+
+    ctx: StageContext
+    model: torch.nn.Module
+    train_rows: list[Any]
+
+    def loop_settings(self) -> LoopSettings:
+        """The one model is what freezing and the optimizer act on."""
+        return one_model_settings(self.ctx.stage, self.model)
+
+    def sources(self) -> dict[str, list[Any]]:
+        """The training split."""
+        return one_source(self.train_rows)
+
+    def steps(self) -> int:
+        """`max_steps`, or the epochs over the training split."""
+        return epoch_steps(self.ctx, self.train_rows)
+
+    def draw(self, streams: Streams, micro_step: int) -> Drawn:
+        """The training split's next micro-batch."""
+        return draw_train(streams)
 
 
 def one_eval_set(

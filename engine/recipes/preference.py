@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from engine.data.encode import IGNORE
 from engine.recipes.common import prepare_stage, save_output, special_ids
-from engine.recipes.heads import draw_train, epoch_steps, one_eval_set, one_source
+from engine.recipes.heads import OneSourceStage, one_eval_set
 from engine.runtime.context import StageContext
-from engine.train.batches import Streams
 from engine.train.losses import (
     dpo_rewards,
     preference_loss_sum,
@@ -39,12 +37,9 @@ from engine.train.losses import (
 )
 from engine.train.recipe import (
     Batch,
-    Drawn,
     EvalSet,
-    LoopSettings,
     StepLoss,
     Targets,
-    one_model_settings,
 )
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.0}
@@ -83,7 +78,7 @@ def pair_logps(
     return logps[:n], logps[n:], counts[:n], counts[n:]
 
 
-class PreferenceRecipe:
+class PreferenceRecipe(OneSourceStage):
     """DPO or SimPO on prompt / chosen / rejected rows (see `engine.train.recipe`)."""
 
     def __init__(self, ctx: StageContext):
@@ -124,22 +119,6 @@ class PreferenceRecipe:
     def frozen_modules(self) -> dict[str, torch.nn.Module]:
         """The DPO reference (eval mode, no gradients, never checkpointed)."""
         return {"reference": self.reference} if self.reference is not None else {}
-
-    def loop_settings(self) -> LoopSettings:
-        """The policy is the one model freezing acts on."""
-        return one_model_settings(self.ctx.stage, self.model)
-
-    def sources(self) -> dict[str, list[Any]]:
-        """The training pairs."""
-        return one_source(self.train_rows)
-
-    def steps(self) -> int:
-        """`max_steps`, or the epochs over the pairs."""
-        return epoch_steps(self.ctx, self.train_rows)
-
-    def draw(self, streams: Streams, micro_step: int) -> Drawn:
-        """The next micro-batch of pairs."""
-        return draw_train(streams)
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """Nothing to add: the response targets come from encoding."""

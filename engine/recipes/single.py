@@ -15,7 +15,6 @@ loss over one data source. The kinds differ in little, all read from the stage h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -23,27 +22,21 @@ from engine.models.grow import grow_model, layer_count, parameter_count
 from engine.recipes.common import prepare_stage, save_output, special_ids
 from engine.recipes.heads import (
     CAUSAL,
+    OneSourceStage,
     add_targets,
     count_labelled,
-    draw_train,
-    epoch_steps,
     head_loss,
     head_predict,
     one_eval_set,
-    one_source,
     regression_loss,
     regression_predict,
 )
 from engine.runtime.context import StageContext
-from engine.train.batches import Streams
 from engine.train.recipe import (
     Batch,
-    Drawn,
     EvalSet,
-    LoopSettings,
     StepLoss,
     Targets,
-    one_model_settings,
 )
 
 CLASSIFICATION = ("sequence_classification", "token_classification")
@@ -51,7 +44,7 @@ CLASSIFICATION = ("sequence_classification", "token_classification")
 SELF_SUPERVISED = ("masked_lm", "causal_lm")
 
 
-class SingleModelRecipe:
+class SingleModelRecipe(OneSourceStage):
     """One model, one source, its head's loss (see `engine.train.recipe`)."""
 
     def __init__(self, ctx: StageContext):
@@ -98,22 +91,6 @@ class SingleModelRecipe:
     def frozen_modules(self) -> dict[str, torch.nn.Module]:
         """None: nothing runs beside the model."""
         return {}
-
-    def loop_settings(self) -> LoopSettings:
-        """One model: the loop's defaults."""
-        return one_model_settings(self.ctx.stage, self.model)
-
-    def sources(self) -> dict[str, list[Any]]:
-        """The training split."""
-        return one_source(self.train_rows)
-
-    def steps(self) -> int:
-        """`max_steps`, or the epochs over the training split."""
-        return epoch_steps(self.ctx, self.train_rows)
-
-    def draw(self, streams: Streams, micro_step: int) -> Drawn:
-        """The training split's next micro-batch."""
-        return draw_train(streams)
 
     def prepare(self, batch: Batch, *, seed: int, micro_step: int, train: bool) -> Batch:
         """MLM masks or next-token targets for language modelling; tasks have labels."""
