@@ -111,12 +111,28 @@ class SqlRun(Base):
     )
     # Processes per node (torchrun's --nproc-per-node); a resume starts as many.
     nproc: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    # The target it trains on (`stagelab target ls`); NULL is this machine.
+    target: Mapped[str | None] = mapped_column(String(64))
+    # Where and how it trained, JSON: kind, host, processes, nodes, gpus, remote_workspace,
+    # remote_run_id, slurm {job_id, node_list, script, partition, reason}; all optional.
+    placement: Mapped[str] = mapped_column(Text, nullable=False, default="{}", server_default="{}")
     __table_args__ = (
         UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_id_number"),
         CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),
         Index("ix_runs_experiment_id", "experiment_id"),
         Index("ix_runs_status", "status"),
     )
+
+
+class SqlTarget(Base):
+    """A place runs can train: `ssh://…`, `slurm://`, `slurm+ssh://…` and its options
+    (JSON: workdir, python, identity, ssh_options, slurm settings)."""
+
+    __tablename__ = "targets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    options: Mapped[str] = mapped_column(Text, nullable=False, default="{}", server_default="{}")
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class SqlStage(Base):

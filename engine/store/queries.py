@@ -34,6 +34,7 @@ from engine.store.runs import (
     list_stages,
     mark_interrupted,
     referenced_outputs,
+    set_placement,
     set_run_environment,
     set_run_nproc,
     set_run_status,
@@ -54,6 +55,7 @@ from engine.store.sweeps import (
     sweep_of_run,
     update_trial,
 )
+from engine.store.targets import add_target, get_target, list_targets, remove_target
 
 __all__ = [
     "check_stage_fields",
@@ -101,6 +103,11 @@ __all__ = [
     "read_series",
     "set_run_environment",
     "set_run_nproc",
+    "set_placement",
+    "add_target",
+    "get_target",
+    "list_targets",
+    "remove_target",
     "set_run_status",
     "set_socket_address",
     "truncate_metrics_after",

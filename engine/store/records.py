@@ -74,6 +74,20 @@ class RunInfo:
     resume_count: int
     use_cache: bool = True
     nproc: int = 1  # processes per node
+    target: str | None = None  # the target's name; None is this machine
+    # Where and how it trained (kind, host, processes, nodes, gpus, remote_workspace,
+    # remote_run_id, slurm); `queries.set_placement` merges into it.
+    placement: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """A stored target: its URL and options (engine/remote/targets.py reads them)."""
+
+    name: str
+    url: str
+    options: dict[str, Any]
+    created_ms: int
 
 
 @dataclass(frozen=True)

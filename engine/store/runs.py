@@ -39,6 +39,8 @@ def _info(row: SqlRun) -> RunInfo:
         resume_count=row.resume_count,
         use_cache=bool(row.use_cache),
         nproc=row.nproc or 1,
+        target=row.target,
+        placement=json.loads(row.placement or "{}"),
     )
 
 
@@ -52,13 +54,17 @@ def create_run(
     runs_dir: Path,
     use_cache: bool = True,
     nproc: int = 1,
+    target: str | None = None,
+    placement: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Record a queued run of an experiment and make its folder; returns the run id.
 
     `use_cache` False trains every stage even where a finished stage in the workspace has
-    the same fingerprint (`--no-cache`).
+    the same fingerprint (`--no-cache`). `target` names where it trains (None: here);
+    `run_id` is given on a target's side, which records the id the desktop chose.
     """
-    run_id = new_id()
+    run_id = run_id or new_id()
     run_dir = Path(runs_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.session(immediate=True) as s:
@@ -80,6 +86,8 @@ def create_run(
                 resume_count=0,
                 use_cache=use_cache,
                 nproc=nproc,
+                target=target,
+                placement=json.dumps(placement or {}, sort_keys=True),
             )
         )
     return run_id
@@ -178,6 +186,20 @@ def set_run_nproc(store: Store, run_id: str, nproc: int) -> None:
     """Processes per node from now on (a resume on another number of processes)."""
     with store.session(immediate=True) as s:
         _resolve(s, run_id).nproc = nproc
+
+
+def set_placement(store: Store, run_id: str, **fields: Any) -> dict[str, Any]:
+    """Merge `fields` into the run's placement (None drops a key); returns the new one."""
+    with store.session(immediate=True) as s:
+        row = _resolve(s, run_id)
+        placement = json.loads(row.placement or "{}")
+        for key, value in fields.items():
+            if value is None:
+                placement.pop(key, None)
+            else:
+                placement[key] = value
+        row.placement = json.dumps(placement, sort_keys=True)
+        return placement
 
 
 def set_socket_address(store: Store, run_id: str, address: str | None) -> None:

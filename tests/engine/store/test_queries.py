@@ -222,3 +222,32 @@ def test_two_processes_write_and_read_at_once_without_locking_errors(ws):
         steps, _ = queries.read_series(store, run, "train/loss", stage_idx=stage)
         assert steps == list(range(1500))
     assert len(queries.list_events(store, run)) == 300
+
+
+def test_placement_merges_keys_and_targets_are_stored_by_name(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    exp = queries.create_experiment(store, "e", "name: e", str(tmp_path))
+    run_id = queries.create_run(
+        store,
+        exp,
+        plan_text="name: e",
+        plan_dir=str(tmp_path),
+        gpus="cpu",
+        runs_dir=tmp_path / "runs",
+        target="box",
+        placement={"kind": "ssh", "host": "box"},
+        run_id="abcdef012345",
+    )
+    assert run_id == "abcdef012345"
+    queries.set_placement(store, run_id, remote_run_id=run_id, host=None)
+    run = queries.get_run(store, run_id)
+    assert run.target == "box"
+    assert run.placement == {"kind": "ssh", "remote_run_id": run_id}
+    queries.add_target(store, "box", "ssh://me@box:2222", {"workdir": "/w"})
+    with pytest.raises(queries.StoreError):
+        queries.add_target(store, "box", "ssh://other", {})
+    assert [t.name for t in queries.list_targets(store)] == ["box"]
+    assert queries.get_target(store, "box").options == {"workdir": "/w"}
+    queries.remove_target(store, "box")
+    with pytest.raises(queries.NotFound):
+        queries.get_target(store, "box")
