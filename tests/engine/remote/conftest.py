@@ -1,0 +1,138 @@
+"""Fixtures of the remote-target tests: a real OpenSSH server on 127.0.0.1 with its own
+config, port, throwaway host and user keys, and a known_hosts file naming it.
+
+A missing sshd (or not running as root) skips these tests with the reason, except where
+STAGELAB_REQUIRE_REMOTE=1 (.ci/run sets it): then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (or fail where the remote parts are required) when `condition` is false."""
+    if condition:
+        return
+    if os.environ.get("STAGELAB_REQUIRE_REMOTE") == "1":
+        pytest.fail(f"{reason} (STAGELAB_REQUIRE_REMOTE=1)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Sshd:
+    """A running sshd: where it listens and the files a client needs to log in."""
+
+    port: int
+    user: str
+    identity: Path  # the user's private key
+    known_hosts: Path  # `[127.0.0.1]:PORT <host key>`
+    host_key_pub: Path
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"ssh://{self.user}@127.0.0.1:{self.port}"
+
+    def target_args(self, workdir: Path, python: str | None = None) -> list[str]:
+        """`stagelab target add NAME URL` options that reach this server non-interactively."""
+        args = [
+            "--workdir",
+            str(workdir),
+            "--identity",
+            str(self.identity),
+            "--ssh-option",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "--ssh-option",
+            "BatchMode=yes",
+        ]
+        return args + (["--python", python] if python else [])
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "stagelab-test", "-f", str(path)],
+        check=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """OpenSSH's server on 127.0.0.1 for the session, logging in as this user by key."""
+    need(
+        Path(SSHD).exists() and shutil.which("ssh") is not None,
+        "OpenSSH (sshd, ssh) is not installed",
+    )
+    need(os.geteuid() == 0, "sshd needs root to log users in")
+    root = tmp_path_factory.mktemp("sshd")
+    host_key, user_key = root / "host_ed25519", root / "user_ed25519"
+    _keygen(host_key)
+    _keygen(user_key)
+    authorized = root / "authorized_keys"
+    authorized.write_text(Path(f"{user_key}.pub").read_text())
+    authorized.chmod(0o600)
+    port = free_port()
+    config = root / "sshd_config"
+    # sshd re-executes itself with -f: the path must be absolute.
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"AuthorizedKeysFile {authorized}",
+                f"PidFile {root / 'sshd.pid'}",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "AllowStreamLocalForwarding yes",
+                "AllowTcpForwarding no",
+                "MaxSessions 50",
+                "MaxStartups 50",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # its privilege-separation dir
+    log = root / "sshd.log"
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config.resolve())], stderr=open(log, "wb"))  # noqa: SIM115
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"sshd did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+    host_pub = Path(f"{host_key}.pub")
+    known_hosts = root / "known_hosts"
+    key_type, key = host_pub.read_text().split()[:2]
+    known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key}\n")
+    user = os.environ.get("USER") or "root"
+    yield Sshd(port, user, user_key, known_hosts, host_pub, root)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
