@@ -104,7 +104,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
                 "KbdInteractiveAuthentication no",
                 "UsePAM no",
                 "AllowStreamLocalForwarding yes",
-                "AllowTcpForwarding no",
                 "MaxSessions 50",
                 "MaxStartups 50",
                 "LogLevel ERROR",
