@@ -52,7 +52,8 @@ def settings_text(stage: dict[str, Any]) -> str:
     if _get(stage, "max_steps"):
         length = f"{stage['max_steps']} steps"
     else:
-        length = f"{_get(stage, 'epochs', default=1):g} epochs".replace("1 epochs", "1 epoch")
+        epochs = _num(_get(stage, "epochs", default=1))
+        length = "1 epoch" if epochs == "1" else f"{epochs} epochs"
     batch = f"batch {_get(stage, 'batch_size', default=16)}"
     accum = _get(stage, "grad_accum", default=1)
     if accum != 1:

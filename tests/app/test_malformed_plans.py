@@ -39,6 +39,8 @@ CASES = [
     (lambda d: d["stages"][0].__setitem__(7, "seven"), "stages[0]"),
     (lambda d: d["stages"][0].__setitem__("eval", {"metrics": [[[]]]}), "stages[0].eval"),
     (lambda d: d["stages"][1].__setitem__("epochs", float("nan")), "stages[1].epochs"),
+    # A mapping where a number goes once crashed the window as its card was painted.
+    (lambda d: d["stages"][0].__setitem__("epochs", {"null": 6}), "stages[0].epochs"),
     (lambda d: d["stages"][1].__setitem__("kind", ["train"]), "stages[1]"),
     (lambda d: d["stages"][1].__setitem__("kind", {"a": 1}), "stages[1]"),
 ]
@@ -182,3 +184,20 @@ def test_integers_beyond_64_bits_are_painted_and_reported_without_overflow(windo
         window.grab()
     assert any("batch_size" in message for message in window.problems.messages())
     window.doc._saved_text = window.doc.to_yaml()
+
+
+def test_a_card_that_cannot_be_drawn_is_drawn_plainly_with_the_reason(window, monkeypatch, caplog):
+    """An exception escaping a paint override kills the window (PySide segfaults while
+    reporting a TypeError): the card delegate draws a plain card instead and logs why."""
+
+    def broken(stage):
+        return f"{ {'epochs': 1}:g}"  # the TypeError the real bug raised
+
+    monkeypatch.setattr("app.qt.editor.qt_stage_card.settings_text", broken)
+    window.set_document(PlanDocument(copy.deepcopy(DEMO), None, demo_plan_path().parent))
+    with caplog.at_level("WARNING", logger="app.qt.editor.qt_stage_card"):
+        shot = window.plan_view.grab()
+    assert not shot.isNull()
+    assert any(
+        "not drawn" in r.getMessage() and "TypeError" in r.getMessage() for r in caplog.records
+    )

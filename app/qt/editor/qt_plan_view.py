@@ -3,6 +3,7 @@ cards to reorder, arrows show which earlier stage a stage starts from."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from PySide6.QtCore import (
@@ -34,6 +35,7 @@ from app.qt.editor.qt_stage_card import (
 from app.qt.editor.undo import InsertStage, MoveStage
 from app.qt.qt_look import kind_color
 
+log = logging.getLogger(__name__)
 STAGE_MIME = "application/x-stagelab-stage-row"
 
 
@@ -50,6 +52,13 @@ class PlanListModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.doc.stages)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        try:
+            return self._data(index, role)
+        except Exception as exc:  # noqa: BLE001 - an escaping exception kills the window
+            log.warning("stage %d: role %d not shown: %r", index.row(), role, exc)
+            return None
+
+    def _data(self, index: QModelIndex, role: int) -> Any:
         if not index.isValid() or index.row() >= len(self.doc.stages):
             return None
         stage = self.doc.stages[index.row()]
@@ -217,7 +226,10 @@ class QtPlanView(QListView):
                 Qt.AlignmentFlag.AlignCenter,
                 "Drag stage kinds here from the palette\n(or double-click one)",
             )
-        self._paint_arrows(painter)
+        try:
+            self._paint_arrows(painter)
+        except Exception as exc:  # noqa: BLE001 - an escaping exception kills the window
+            log.warning("stage arrows not drawn: %r", exc)  # (see StageCardDelegate.paint)
         if self._drop_row is not None:
             self._paint_drop_line(painter)
         painter.end()

@@ -3,6 +3,8 @@ settings and problems."""
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QModelIndex, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
@@ -10,6 +12,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from app.model.stage_summary import data_text, extras_text, kind_text, model_text, settings_text
 from app.qt.qt_look import PROBLEM_COLOR, is_dark, kind_color, kind_icon
 
+log = logging.getLogger(__name__)
 PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2
 MODEL_LINE_ROLE = Qt.ItemDataRole.UserRole + 3  # needs the whole plan (layers of grow/distill)
 GUTTER = 40  # left margin of the plan view where the "starts from" arrows run
@@ -37,12 +40,41 @@ class StageCardDelegate(QStyledItemDelegate):
         return QSize(GUTTER + 8 + MIN_CARD_WIDTH, CARD_HEIGHT + CARD_GAP)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        # An exception escaping a paint override kills the whole window (PySide 6.11
+        # segfaults while reporting it), and a hand-edited plan can hold anything: a card
+        # that cannot be drawn is drawn plainly, with the reason, and the rest goes on.
+        painter.save()
+        try:
+            self._paint_card(painter, option, index)
+        except Exception as exc:  # noqa: BLE001 - see above; the card says what failed
+            log.warning("stage card %d not drawn: %r", index.row(), exc)
+            painter.restore()  # whatever the card had set
+            painter.save()
+            self._paint_plain(painter, option, index, exc)
+        finally:
+            painter.restore()
+
+    def _paint_plain(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex, exc: Exception
+    ) -> None:
+        card = card_rect(option.rect)
+        painter.setPen(QPen(PROBLEM_COLOR, 2.0))
+        painter.setBrush(option.palette.base().color())
+        painter.drawRoundedRect(QRectF(card).adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        painter.setPen(option.palette.text().color())
+        text = f"{index.data() or 'stage'}: this card cannot be drawn ({type(exc).__name__}: {exc})"
+        width = card.width() - 24
+        elided = QFontMetrics(option.font).elidedText(text, Qt.TextElideMode.ElideRight, width)
+        painter.drawText(card.adjusted(12, 0, -12, 0), Qt.AlignmentFlag.AlignVCenter, elided)
+
+    def _paint_card(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex
+    ) -> None:
         stage = stage_of(index)
         problems: list[str] = index.data(PROBLEMS_ROLE) or []
         palette = option.palette
         card = card_rect(option.rect)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
 
         base = palette.base().color()
@@ -116,7 +148,6 @@ class StageCardDelegate(QStyledItemDelegate):
             elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
             painter.drawText(QRect(text_left, y, width, 20), Qt.AlignmentFlag.AlignVCenter, elided)
             y += 21
-        painter.restore()
 
     def _badge(
         self, painter: QPainter, option: QStyleOptionViewItem, card: QRect, text: str
