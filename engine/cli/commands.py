@@ -21,6 +21,7 @@ from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
 from engine.cli.predict_command import cmd_predict  # noqa: F401
 from engine.cli.show_commands import cmd_export, cmd_ls, cmd_show, run_json  # noqa: F401
 from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
+from engine.cli.target_commands import cmd_target  # noqa: F401
 from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
 from engine.launch.runs import Nodes, processes, start_engine, start_run
 from engine.resources import demo_plan_path
@@ -89,6 +90,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         warn_memory(text, Path(path).resolve().parent, gpus=gpus)
     workspace, store = open_workspace(args)
+    if args.target:
+        from engine.cli.target_commands import run_on_target
+
+        started = run_on_target(args, workspace, store, text, str(Path(path).resolve().parent))
+        return _started(str(path), store, started, detach=args.detach)
     started = start_run(
         workspace,
         store,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.predict_command import add_predict_parser
+from engine.cli.target_commands import add_target_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,6 +37,8 @@ examples:
   stagelab sweep plan.yaml --trials 8       search settings (the plan's sweep: section)
   stagelab show SWEEP --json                a sweep's trials and its best trial
   stagelab predict RUN:STAGE --text "…"     try a stage output: labels, generated text
+  stagelab target add box ssh://me@box      a machine to train on; then: target check box
+  stagelab run plan.yaml --target box       train there, followed here (docs/targets.md)
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes on the CPU (gloo) under torchrun; batch_size is split across them",
     )
     add_node_arguments(p)
+    p.add_argument(
+        "--target", metavar="NAME", help="train on a target (`stagelab target ls`), not here"
+    )
     p.add_argument(
         "--detach", action="store_true", help="start in the background and print the run id"
     )
@@ -187,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep")
     p.add_argument("--detach", action="store_true")
     add_predict_parser(sub)
+    add_target_parser(sub)
     return parser
 
 

@@ -135,3 +135,34 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python with Stagelab's dependencies but not Stagelab: a venv whose site-packages
+    names this venv's in a .pth line (.pth files inside that folder are not read, so the
+    editable Stagelab is not importable there)."""
+    import sys
+    import sysconfig
+
+    root = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "stagelab_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = "import importlib.util as u; print(u.find_spec('engine') is None, u.find_spec('torch') is not None)"
+    found = subprocess.run([str(python), "-c", probe], cwd=root, capture_output=True, text=True)
+    assert found.stdout.split() == ["True", "True"], found
+    return str(python)
+
+
+def add_target(workspace: Path, name: str, url: str, *args: str) -> None:
+    """`stagelab target add` in this process (the CLI imports no torch)."""
+    from engine.cli.main import main
+
+    assert main(["--workspace", str(workspace), "target", "add", name, url, *args]) == 0

@@ -1,0 +1,157 @@
+"""Sending a plan's files to a target, content-addressed: each file once as
+`WORKDIR/blobs/<sha256>/<name>`, a folder (a model or tokenizer folder, a folder of split
+files) as `WORKDIR/trees/<sha256 of its manifest>/<name>/…` made of links to its blobs.
+Only what the target lacks is sent; the plan text the target runs names its copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.remote.shell import Shell, ShellError
+
+Progress = Callable[[int, int], None]  # bytes sent, bytes to send
+
+# argv[1]: JSON {blobs: [path], trees: {path: [[rel, blob]]}}. With argv[2] == "build",
+# makes the trees (links to blobs, renamed into place whole); prints what is missing.
+SYNC = r"""
+import json, os, shutil, sys
+a = json.loads(sys.argv[1])
+if sys.argv[2:] == ["build"]:
+    for tree, files in a["trees"].items():
+        if os.path.isdir(tree):
+            continue
+        part = tree + ".part.%d" % os.getpid()
+        try:
+            for rel, blob in files:
+                dest = os.path.join(part, rel)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                try:
+                    os.link(blob, dest)
+                except OSError:
+                    shutil.copyfile(blob, dest)
+            os.makedirs(part, exist_ok=True)
+            os.makedirs(os.path.dirname(tree), exist_ok=True)
+            os.rename(part, tree)
+        finally:
+            shutil.rmtree(part, ignore_errors=True)
+print(json.dumps({"blobs": [b for b in a["blobs"] if not os.path.isfile(b)],
+                  "trees": [t for t in a["trees"] if not os.path.isdir(t)]}))
+"""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def path_fields(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dicts of plan data that name a local file or folder with `path` (data, model,
+    teacher, joint members' data and models, ensemble members)."""
+    found = []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    for stage in stages if isinstance(stages, list) else []:
+        if not isinstance(stage, dict):
+            continue
+        holders = [stage.get(f) for f in ("data", "model", "teacher")]
+        for member in stage.get("members") or []:
+            if isinstance(member, dict):
+                holders += [member, member.get("data"), member.get("model")]
+        found += [h for h in holders if isinstance(h, dict) and isinstance(h.get("path"), str)]
+    return found
+
+
+@dataclass
+class Synced:
+    """What a sync did: the plan text the target runs, and the local -> target paths."""
+
+    plan_text: str
+    copies: dict[str, str] = field(default_factory=dict)
+    sent_bytes: int = 0
+    total_bytes: int = 0
+
+
+def sync_plan(
+    shell: Shell,
+    python: str,
+    workdir: str,
+    plan_text: str,
+    plan_dir: Path,
+    progress: Progress | None = None,
+) -> Synced:
+    """Send what the target lacks of the plan's files and return the plan text naming the
+    target's copies (absolute paths there). Raises ShellError."""
+    data = yaml.safe_load(plan_text)
+    blobs: dict[str, Path] = {}  # remote blob path -> local file
+    trees: dict[str, list[list[str]]] = {}
+    copies: dict[str, str] = {}
+    for holder in path_fields(data):
+        local = Path(holder["path"]).expanduser()
+        local = (local if local.is_absolute() else Path(plan_dir) / local).resolve()
+        if str(local) not in copies:
+            copies[str(local)] = _place(local, workdir, blobs, trees)
+        holder["path"] = copies[str(local)]
+    request = {"blobs": sorted(blobs), "trees": trees}
+    missing = _ask(shell, python, request)
+    sizes = {b: blobs[b].stat().st_size for b in missing["blobs"]}
+    total, sent = sum(sizes.values()), 0
+    for blob in missing["blobs"]:
+        shell.put(
+            blobs[blob],
+            blob,
+            (lambda n, base=sent: progress(base + n, total)) if progress else None,
+        )
+        sent += sizes[blob]
+    if missing["trees"]:
+        left = _ask(
+            shell,
+            python,
+            {"blobs": [], "trees": {t: trees[t] for t in missing["trees"]}},
+            build=True,
+        )
+        if left["trees"]:
+            raise ShellError(
+                f"folders could not be made on {shell.name}: {', '.join(left['trees'])}"
+            )
+    if progress:
+        progress(sent, total)
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return Synced(text, copies, sent, total)
+
+
+def _place(local: Path, workdir: str, blobs: dict[str, Path], trees: dict) -> str:
+    """The target's path of a local file or folder (registering its blobs)."""
+    if local.is_file():
+        blob = f"{workdir}/blobs/{sha256_of(local)}/{local.name}"
+        blobs[blob] = local
+        return blob
+    files, listed = [], []
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        sha, rel = sha256_of(path), path.relative_to(local).as_posix()
+        blob = f"{workdir}/blobs/{sha}/{path.name}"
+        blobs[blob] = path
+        files.append([rel, blob])
+        listed.append([rel, sha])
+    manifest = hashlib.sha256(json.dumps(listed).encode()).hexdigest()
+    tree = f"{workdir}/trees/{manifest}/{local.name}"
+    trees[tree] = files
+    return tree
+
+
+def _ask(shell: Shell, python: str, request: dict[str, Any], build: bool = False) -> dict:
+    argv = [python, "-c", SYNC, json.dumps(request)] + (["build"] if build else [])
+    done = shell.run(argv, timeout=600)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ShellError(f"looking up files on {shell.name} failed: {said[-1] if said else ''}")
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
