@@ -1,4 +1,6 @@
-"""`python -m engine run --workspace DIR --run ID [--resume]`: the engine process."""
+"""`python -m engine run --workspace DIR --run ID [--resume]`: the engine process; `sweep`
+the sweep process; `record` prints a run's record for a mirror elsewhere; `mirror` is the
+local mirror of a run that trains on a target (engine/remote/mirror.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     sweep = sub.add_parser("sweep", help="run a sweep recorded in the workspace")
     sweep.add_argument("--workspace", required=True, type=Path)
     sweep.add_argument("--sweep", required=True, dest="sweep_id")
+    record = sub.add_parser("record", help="print a run's record after a stream position")
+    record.add_argument("--workspace", required=True, type=Path)
+    record.add_argument("--run", required=True, dest="run_id")
+    record.add_argument("--after", type=int, default=0)
+    mirror = sub.add_parser("mirror", help="mirror a run that trains on a target")
+    mirror.add_argument("--workspace", required=True, type=Path)
+    mirror.add_argument("--run", required=True, dest="run_id")
     args = parser.parse_args(argv)
+    if args.command == "record":
+        from engine.remote.record_dump import dump_record
+
+        return dump_record(args.workspace, args.run_id, args.after, sys.stdout.write)
+    if args.command == "mirror":
+        from engine.remote.mirror_process import mirror_main
+
+        return mirror_main(args.workspace, args.run_id)
     if args.command == "sweep":
         from engine.sweep.driver import run_sweep
 

@@ -1,0 +1,192 @@
+"""The mirror over the local transport: a real engine trains a run in workspace A; the
+same run id, recorded in workspace B, is mirrored from A's live channel and A's record
+command (a process of its own, as over SSH). B's record must equal A's, every point
+once; a dropped connection and a stopped mirror are back-filled; a killed engine makes
+B's run `interrupted` within seconds, and its resume is mirrored to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.channel.client import ChannelClient
+from engine.launch.runs import start_engine, start_run
+from engine.remote import mirror_store
+from engine.remote.mirror import LocalTransport, Mirror, percentile
+from engine.remote.mirror_process import mirror_running, start_mirror, wait_for_channel
+from engine.remote.record_dump import record_lines
+from engine.store import Store, Workspace, queries
+from tests.engine.process.live_kill import pause_after_checkpoint
+
+pytestmark = pytest.mark.slow
+
+PLAN = """
+name: mirrored
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {builtin: bert-tiny, vocab_size: 300}
+    data: {path: corpus.txt, max_length: 24, eval_ratio: 0.1}
+    batch_size: 16
+    max_steps: 12
+    eval: {every_steps: 6, metrics: [loss]}
+    checkpoint: {every_steps: 4}
+  - name: cls
+    kind: train
+    model: {from_stage: mlm}
+    data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
+    batch_size: 8
+    max_steps: 40
+    eval: {every_steps: 20, metrics: [loss, accuracy]}
+    checkpoint: {every_steps: 10}
+"""
+
+
+class Pair:
+    """A run started in workspace A and recorded under the same id in workspace B."""
+
+    def __init__(self, root: Path, data_dir: Path):
+        self.a, self.b = Workspace.open(root / "a"), Workspace.open(root / "b")
+        self.sa, self.sb = Store.open(self.a.db_path), Store.open(self.b.db_path)
+        started = start_run(self.a, self.sa, plan_text=PLAN, plan_dir=str(data_dir))
+        assert not started.problems, started.problems
+        self.id, self.proc = started.run_id, started.proc
+        exp = queries.create_experiment(self.sb, "mirrored", PLAN, str(data_dir))
+        queries.create_run(
+            self.sb,
+            exp,
+            plan_text=PLAN,
+            plan_dir=str(data_dir),
+            gpus="cpu",
+            runs_dir=self.b.runs_dir,
+            run_id=self.id,
+            placement={"remote_workspace": str(self.a.root), "remote_run_id": self.id},
+        )
+        self.b_dir = self.b.run_dir(self.id)
+
+    def mirror(self) -> tuple[Mirror, threading.Thread]:
+        transport = LocalTransport(self.a.root, self.id)
+        mirror = Mirror(self.sb, self.id, transport, run_dir=self.b_dir, flush_every=0.5, log=print)
+        thread = threading.Thread(target=mirror.run, daemon=True)
+        thread.start()
+        return mirror, thread
+
+    def control(self, command: str) -> None:
+        client = ChannelClient.for_run(self.a.run_dir(self.id), name="test")
+        try:
+            client.control(command)
+        finally:
+            client.close()
+
+
+def wait_for(check, timeout: float = 240, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def record(store: Store, run_id: str) -> dict:
+    """What must be equal on both sides: status, stage rows, every point and event, the
+    latest values."""
+    lines = list(record_lines(store, run_id))
+    run = {k: lines[0][k] for k in ("status", "error", "max_seq", "points", "events")}
+    latest = sorted(
+        (m.stage_idx, m.key, m.step, m.wall_ms) for m in queries.latest_metrics(store, run_id)
+    )
+    return {
+        "run": run,
+        "stages": [line for line in lines if line["what"] == "stage"],
+        "items": json.dumps([line for line in lines if line["what"] in ("point", "event")]),
+        "latest": latest,
+    }
+
+
+def assert_same_record(pair: Pair) -> None:
+    a, b = record(pair.sa, pair.id), record(pair.sb, pair.id)
+    assert b["run"] == a["run"]
+    assert b["stages"] == a["stages"]
+    assert b["latest"] == a["latest"]
+    assert b["items"] == a["items"]
+    seqs = [line["seq"] for line in json.loads(b["items"])]
+    assert len(seqs) == len(set(seqs)) == b["run"]["points"] + b["run"]["events"]
+
+
+def stage_points(store: Store, run_id: str, stage: int) -> int:
+    return len(queries.read_series(store, run_id, "train/loss", stage_idx=stage)[0])
+
+
+def test_mirror_follows_a_run_across_a_drop_and_a_new_mirror(tmp_path, data_dir):
+    pair = Pair(tmp_path, data_dir)
+    mirror, thread = pair.mirror()
+    wait_for(lambda: stage_points(pair.sb, pair.id, 1) > 0, what="stage 1 in B")
+    assert (pair.b_dir / "channel.json").exists()
+    # The mirror's connection drops while the run goes on: it pulls what it missed and
+    # follows again.
+    client = mirror.client
+    client.close()
+    stored = stage_points(pair.sb, pair.id, 1)
+    wait_for(lambda: stage_points(pair.sa, pair.id, 1) >= stored + 3, what="A to go on")
+    pair.control("pause")
+    wait_for(lambda: mirror.client not in (None, client), 60, "the mirror to reconnect")
+    # The mirror stops; the run goes on without it, and is held so that the next mirror
+    # finds it live.
+    mirror.stop.set()
+    thread.join(30)
+    assert not thread.is_alive() and not (pair.b_dir / "channel.json").exists()
+    p99 = percentile(mirror.lags_ms, 99)
+    print(f"mirror lag p99 (local transport): {p99} ms over {len(mirror.lags_ms)} points")
+    stored = stage_points(pair.sb, pair.id, 1)
+    pair.control("resume")
+    wait_for(lambda: stage_points(pair.sa, pair.id, 1) >= stored + 5, what="A to go on")
+    pair.control("pause")
+    missed = mirror_store.counts(pair.sa, pair.id)
+    # A mirror process (the re-attach of `watch` and the window): one per run.
+    proc = start_mirror(pair.b, pair.id)
+    assert proc is not None
+    wait_for(lambda: mirror_running(pair.b_dir), 30, "the mirror's lock")
+    assert start_mirror(pair.b, pair.id) is None
+    assert wait_for_channel(pair.b_dir, proc, 60)
+    assert mirror_store.counts(pair.sb, pair.id) >= missed  # back-filled before following
+    assert queries.get_run(pair.sb, pair.id).status == "paused"
+    pair.control("resume")
+    assert proc.wait(240) == 0
+    assert pair.proc.wait(60) == 0
+    assert not (pair.b_dir / "channel.json").exists()
+    assert queries.get_run(pair.sb, pair.id).status == "finished"
+    assert_same_record(pair)
+    assert "mirror lag p99" in (pair.b_dir / "mirror.log").read_text()
+
+
+def test_a_killed_engine_is_interrupted_here_and_its_resume_mirrored(tmp_path, data_dir):
+    pair = Pair(tmp_path, data_dir)
+    mirror, thread = pair.mirror()
+    pid = pause_after_checkpoint(pair.a.root, pair.id, stage=1)
+    wait_for(lambda: mirror_store.local_cursor(pair.sb, pair.id) > 0, what="B to follow")
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(
+        lambda: queries.get_run(pair.sb, pair.id).status == "interrupted", 30, "interrupted in B"
+    )
+    print(f"interrupted in B {time.monotonic() - killed:.1f} s after the kill")
+    assert time.monotonic() - killed < 10
+    thread.join(10)
+    assert not thread.is_alive() and mirror.status == "interrupted"
+    assert_same_record(pair)
+    # The resumed engine retrains from the checkpoint; the next mirror follows it. A resume
+    # on a target queues the run there first, so a mirror waits for its engine.
+    queries.set_run_status(pair.sa, pair.id, "queued")
+    resumed = start_engine(pair.a, pair.id, resume=True, detach=True)
+    mirror, thread = pair.mirror()
+    assert resumed.wait(240) == 0
+    thread.join(60)
+    assert mirror.status == "finished"
+    assert_same_record(pair)
+    steps = queries.read_series(pair.sb, pair.id, "train/loss", stage_idx=1)[0]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
