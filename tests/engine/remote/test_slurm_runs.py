@@ -1,0 +1,159 @@
+"""Runs as jobs of a real one-node Slurm cluster on 127.0.0.1 (slurm_fixtures.py): the batch
+script's srun + torchrun (c10d rendezvous, 2 processes on gloo) trains a demo-sized plan
+equal value for value to a local run of it; a job signalled before its time limit and one
+requeued with `scontrol requeue` resume from their checkpoints with every step once."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.launch.runs import record_run
+from engine.remote import slurm
+from engine.remote.shell import LocalShell
+from engine.store import Store, Workspace, queries
+from tests.engine.process.live_kill import pause_after_checkpoint
+from tests.engine.process.test_distributed import PLAN, points
+from tests.engine.process.test_runs import show, stagelab, wait_for
+from tests.engine.remote.slurm_fixtures import slurm_cluster  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def plan_file(data_dir: Path) -> Path:
+    path = data_dir / "slurm-ddp.yaml"
+    path.write_text(PLAN)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(plan_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The plan's points from a local run of 2 processes (same seed, CPU)."""
+    ws = tmp_path_factory.mktemp("local") / "ws"
+    run_id = stagelab(ws, "run", str(plan_file), "--nproc", "2", "--no-cache", "--detach")
+    run_id = run_id.stdout.strip()
+    wait_for(lambda: show(ws, run_id)["status"] == "finished", 300, "the local run")
+    return points(ws, run_id, ws.parent / "local.csv")
+
+
+@pytest.fixture
+def cluster(slurm_cluster, monkeypatch):  # noqa: F811
+    """The cluster, its SLURM_CONF in this process's environment (sbatch passes it on)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    return slurm_cluster
+
+
+def recorded(tmp_path: Path, plan_file: Path) -> tuple[Workspace, Store, str]:
+    """The job's workspace with the run recorded, as the target's side records it."""
+    ws = Workspace.open(tmp_path / "job-ws")
+    store = Store.open(ws.db_path)
+    run_id = record_run(
+        ws,
+        store,
+        name="ddp",
+        plan_text=plan_file.read_text(),
+        plan_dir=str(plan_file.parent),
+        gpus="cpu",
+        nproc=2,
+        use_cache=False,
+    )
+    return ws, store, run_id
+
+
+def submit(ws: Workspace, store: Store, run_id: str) -> slurm.Submission:
+    return slurm.submit_run(
+        LocalShell(),
+        {"partition": "debug", "time": "30"},
+        python=sys.executable,
+        workspace=str(ws.root),
+        run_id=run_id,
+        nproc=2,
+        store=store,
+    )
+
+
+def until_ended(cluster, job_id: str, timeout: float = 300) -> slurm.Job:
+    state = slurm.wait_while(LocalShell(), job_id, lambda j: j is not None and j.active, timeout)
+    assert state is not None and not state.active, f"job {job_id}: {state}\n{cluster.logs()}"
+    return state
+
+
+def until_waiting(cluster, job_id: str, timeout: float = 90) -> slurm.Job:
+    state = slurm.wait_while(LocalShell(), job_id, lambda j: j is None or not j.waiting, timeout)
+    assert state is not None and state.waiting, f"job {job_id} not requeued: {state}"
+    # Slurm holds a requeued job for about two minutes; the test lets it start now.
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    return state
+
+
+def assert_every_step_once(ours: dict) -> None:
+    for stage, key in {(k[0], k[2]) for k in ours if k[2] == "train/loss"}:
+        steps = sorted(k[1] for k in ours if (k[0], k[2]) == (stage, key))
+        assert steps == list(range(1, len(steps) + 1)), (stage, steps)
+
+
+def test_a_job_of_two_processes_trains_the_plan_as_a_local_run_does(
+    cluster, plan_file, reference, tmp_path
+):
+    ws, store, run_id = recorded(tmp_path, plan_file)
+    submitted_ms = time.time() * 1000
+    sub = submit(ws, store, run_id)
+    ended = until_ended(cluster, sub.job_id)
+    assert ended.state == "COMPLETED", (ws.run_dir(run_id) / f"slurm-{sub.job_id}.out").read_text()
+    data = show(ws.root, run_id)
+    assert data["status"] == "finished"
+    assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
+    run = queries.get_run(store, run_id)
+    assert run.environment["distributed"]["world_size"] == 2
+    assert run.placement["slurm"]["job_id"] == sub.job_id
+    assert run.placement["slurm"]["script"] == sub.script
+    assert run.placement["processes"] == 2 and run.placement["kind"] == "slurm"
+    slurm.record_job(store, run_id, ended)
+    placement = queries.get_run(store, run_id).placement
+    assert placement["slurm"]["node_list"] == cluster.node
+    assert placement["slurm"]["partition"] == "debug"
+    ours = points(ws.root, run_id, tmp_path / "job.csv")
+    assert ours == reference
+    # The figure of the README: submission to the first step on the loopback cluster.
+    first = min(
+        wall
+        for _, step, key, _, wall in queries.export_metrics_rows(store, run_id)
+        if key == "train/loss" and step == 1
+    )
+    print(f"submission to the first step: {(first - submitted_ms) / 1000:.1f} s")
+
+
+def test_a_job_signalled_before_its_limit_or_requeued_resumes_with_every_step_once(
+    cluster, plan_file, reference, tmp_path
+):
+    ws, store, run_id = recorded(tmp_path, plan_file)
+    sub = submit(ws, store, run_id)
+    # What Slurm sends the script near the time limit (--signal=B:USR1@…): the engine
+    # checkpoints and stops, the script requeues the job.
+    pause_after_checkpoint(ws.root, run_id, 0)
+    cluster.run("scancel", "--batch", "--signal=USR1", sub.job_id)
+    waiting = until_waiting(cluster, sub.job_id)
+    assert waiting.reason  # Slurm's word for the wait (BeginTime)
+    slurm.record_job(store, run_id, waiting)
+    assert queries.get_run(store, run_id).placement["slurm"]["reason"] == waiting.reason
+    stop = queries.latest_checkpoint(store, run_id)
+    assert stop is not None and stop.stage_idx == 0
+    # An operator's requeue, in the second stage this time.
+    pause_after_checkpoint(ws.root, run_id, 1)
+    cluster.run("scontrol", "requeue", sub.job_id)
+    until_waiting(cluster, sub.job_id)
+    ended = until_ended(cluster, sub.job_id)
+    out = (ws.run_dir(run_id) / f"slurm-{sub.job_id}.out").read_text()
+    assert ended.state == "COMPLETED" and ended.restarts == 2, out
+    assert "the job requeued" in out
+    assert show(ws.root, run_id)["status"] == "finished"
+    assert queries.get_run(store, run_id).resume_count == 2  # SLURM_RESTART_COUNT > 0
+    resumed = queries.list_events(store, run_id, kind="resume")
+    assert len(resumed) == 2 and all("step 0" not in e.message for e in resumed)
+    ours = points(ws.root, run_id, tmp_path / "requeued.csv")
+    assert_every_step_once(ours)
+    assert ours == reference  # same world size: the resume is exact
