@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.cli.fetch_command import add_fetch_parser
 from engine.cli.predict_command import add_predict_parser
 from engine.cli.target_commands import add_target_parser
 
@@ -39,6 +40,7 @@ examples:
   stagelab predict RUN:STAGE --text "…"     try a stage output: labels, generated text
   stagelab target add box ssh://me@box      a machine to train on; then: target check box
   stagelab run plan.yaml --target box       train there, followed here (docs/targets.md)
+  stagelab fetch RUN:STAGE                  copy a remote run's stage output here
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
@@ -194,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true")
     add_predict_parser(sub)
     add_target_parser(sub)
+    add_fetch_parser(sub)
     return parser
 
 
