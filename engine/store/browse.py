@@ -59,6 +59,7 @@ def browse_runs(store: Store) -> list[RunRow]:
                 SqlRun.created_ms,
                 SqlRun.started_ms,
                 SqlRun.ended_ms,
+                SqlRun.target,
             ).order_by(SqlRun.created_ms.desc())
         ).all()
         stages = dict(
@@ -119,7 +120,9 @@ def browse_runs(store: Store) -> list[RunRow]:
                 id=r.id,
                 experiment_id=r.experiment_id,
                 number=r.number,
-                status=effective_status(r.status, r.pid, r.host, r.heartbeat_ms),
+                status=effective_status(
+                    r.status, r.pid, r.host, r.heartbeat_ms, mirrored=r.target is not None
+                ),
                 gpus=r.gpus,
                 created_ms=r.created_ms,
                 started_ms=r.started_ms,

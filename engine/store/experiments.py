@@ -40,7 +40,9 @@ def _info(session: Session, row: SqlExperiment, with_runs: bool = True) -> Exper
             RunSummary(
                 r.id,
                 r.number,
-                effective_status(r.status, r.pid, r.host, r.heartbeat_ms),
+                effective_status(
+                    r.status, r.pid, r.host, r.heartbeat_ms, mirrored=r.target is not None
+                ),
                 r.created_ms,
                 r.ended_ms,
             )

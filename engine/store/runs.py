@@ -21,7 +21,9 @@ def _info(row: SqlRun) -> RunInfo:
         id=row.id,
         experiment_id=row.experiment_id,
         number=row.number,
-        status=effective_status(row.status, row.pid, row.host, row.heartbeat_ms),
+        status=effective_status(
+            row.status, row.pid, row.host, row.heartbeat_ms, mirrored=row.target is not None
+        ),
         stored_status=row.status,
         plan_text=row.plan_text,
         plan_dir=row.plan_dir,

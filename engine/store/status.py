@@ -99,13 +99,16 @@ def effective_status(
     host: str | None,
     heartbeat_ms: int | None,
     now_ms: int | None = None,
+    *,
+    mirrored: bool = False,
 ) -> str:
     """`interrupted` for a live-looking run whose process is gone, else the stored status.
 
     On the engine's own host a missing pid tells at once; elsewhere a heartbeat older than
-    10 s does.
+    10 s does. A run that trains on a target (`mirrored`) has the status its mirror last
+    stored: the engine is not ours to watch, and the next contact tells (issue 30).
     """
-    if status not in LIVE:
+    if status not in LIVE or mirrored:
         return status
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if pid is not None and host == socket.gethostname() and not pid_alive(pid):

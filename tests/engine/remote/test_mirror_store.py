@@ -8,6 +8,7 @@ import math
 from engine.remote import mirror_store
 from engine.remote.record_dump import parse_record, record_lines
 from engine.store import Store, Workspace, queries
+from engine.store.browse import browse_runs
 
 
 def _run(root) -> tuple[Store, str]:
@@ -96,3 +97,22 @@ def test_stage_rows_run_fields_and_the_record_round_trip(tmp_path):
     run = queries.get_run(local, local_id)
     assert run.status == "finished" and run.pid is None and run.ended_ms is not None
     assert queries.read_series(local, local_id, "train/loss") == ([2], [math.inf])
+
+
+def test_a_run_on_a_target_keeps_the_status_its_mirror_stored(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+    exp = queries.create_experiment(store, "m", "", str(tmp_path))
+    ids = [
+        queries.create_run(
+            store, exp, plan_text="", plan_dir="", gpus="cpu", runs_dir=ws.runs_dir, target=t
+        )
+        for t in ("box", None)
+    ]
+    for run_id in ids:  # live, a heartbeat long ago, no engine of ours
+        mirror_store.write(store, run_id, run={"status": "running", "heartbeat_ms": 1})
+    # The target's run goes on there until its mirror says otherwise; a local one is gone.
+    assert [queries.get_run(store, i).status for i in ids] == ["running", "interrupted"]
+    rows = {r.id: r.status for r in browse_runs(store)}
+    assert [rows[i] for i in ids] == ["running", "interrupted"]
+    assert [r.status for r in queries.get_experiment(store, exp).runs] == ["running", "interrupted"]
