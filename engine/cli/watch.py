@@ -31,6 +31,7 @@ from engine.store import Store, queries
 from engine.store.status import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+ATTACH_WAIT_S = 60.0  # a mirror's first contact: an SSH login, a pull, the forward
 LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
 
 
@@ -48,6 +49,16 @@ def _run(args: argparse.Namespace) -> tuple[Store, Any]:
         return store, queries.get_run(store, args.run)
     except (queries.NotFound, queries.Ambiguous) as exc:
         raise LiveError(str(exc)) from None
+
+
+def _attach(store: Store, run: Any) -> Any:
+    """A run on a target is followed through its local mirror: start it when none runs
+    (re-attach, back-filling what was missed); the run as the mirror left it."""
+    from engine.remote.mirror_process import attach
+
+    if attach(run, wait=ATTACH_WAIT_S):
+        return run
+    return queries.get_run(store, run.id)
 
 
 def _connect(run: Any, name: str) -> ChannelClient:
@@ -88,14 +99,14 @@ def send_command(run: Any, command: str, *, wait: bool = False, timeout: float =
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """`stagelab pause RUN`: hold training after the current step."""
-    _, run = _run(args)
-    return send_command(run, "pause")
+    store, run = _run(args)
+    return send_command(_attach(store, run), "pause")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """`stagelab stop RUN`: checkpoint, then end the run as `stopped`."""
-    _, run = _run(args)
-    return send_command(run, "stop", wait=not args.no_wait)
+    store, run = _run(args)
+    return send_command(_attach(store, run), "stop", wait=not args.no_wait)
 
 
 def resume_live(run: Any) -> int:
@@ -106,6 +117,7 @@ def resume_live(run: Any) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     """`stagelab watch RUN`: progress bars and metrics of a live run until it ends."""
     store, run = _run(args)
+    run = _attach(store, run)
     follower = RunFollower(Path(run.run_dir), name="stagelab watch")
     try:
         welcome = follower.connect()
@@ -116,6 +128,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     status = TerminalView(welcome, sys.stderr, planned=planned_steps_of(store, run.id)).follow(
         follower
     )
+    from engine.remote.mirror_process import wait_until_mirrored
+
+    wait_until_mirrored(run)
     print(f"run {run.id} {status}")
     return EXIT_FAILED if status == RunStatus.FAILED else EXIT_OK
 

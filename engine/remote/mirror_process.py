@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.channel.address import CONNECTION_FILE
 from engine.launch.runs import module_command
+from engine.store.status import ENDED
 from engine.store.workspace import Workspace
 
 LOCK_FILE = "mirror.lock"
@@ -74,6 +75,28 @@ def start_mirror(workspace: Workspace | str | Path, run_id: str) -> subprocess.P
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             start_new_session=True,
         )
+
+
+def attach(run: Any, wait: float = 0.0) -> bool:
+    """Re-attach to a run that trains on a target: start its mirror when none runs (it
+    back-fills what was missed, then follows live) and wait up to `wait` seconds for the
+    local connection file. True when the file is there; False for a run of this machine,
+    an ended one, or when the mirror found the run ended."""
+    if not is_mirrored(run) or run.status in ENDED:
+        return False
+    run_dir = Path(run.run_dir)
+    proc = start_mirror(run_dir.parent.parent, run.id)
+    return wait_for_channel(run_dir, proc, wait) if wait > 0 else False
+
+
+def wait_until_mirrored(run: Any, timeout: float = 30.0) -> None:
+    """After a mirrored run's engine said goodbye: wait (up to `timeout` s) until its
+    mirror has stored the end and let go, so what is read next is the final record."""
+    if not is_mirrored(run):
+        return
+    deadline = time.monotonic() + timeout
+    while mirror_running(Path(run.run_dir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def wait_for_channel(run_dir: Path, proc: subprocess.Popen | None, timeout: float) -> bool:

@@ -204,6 +204,9 @@ class QtRunMonitor(QWidget):
             self._follow(upto)
 
     def _follow(self, after: int) -> None:
+        from engine.remote.mirror_process import attach
+
+        attach(self.info)  # a run on a target: its mirror, started when none runs
         self.live.follow(self.info.run_dir, after)
 
     def _message(self, message: ServerMessage) -> None:
