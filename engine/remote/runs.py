@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.launch.runs import checked_plan, experiment_for, processes
+from engine.remote.mirror_process import start_mirror
 from engine.remote.setup import RemoteSide, SetupError, ready
 from engine.remote.shell import Shell, ShellError, shell_for
 from engine.remote.sync import Progress, sync_plan
@@ -120,7 +121,7 @@ def start_remote_run(
     queries.set_placement(store, run_id, remote_run_id=run_id, host=answer.get("host"))
     clock["started"] = time.monotonic()
     if mirror:
-        start_mirror(workspace, run_id)
+        start_mirror(workspace, run_id)  # follows the run and records it here
     took = {k: round(v - clock["start"], 3) for k, v in clock.items() if k != "start"}
     return RemoteStart(run_id=run_id, sent_bytes=synced.sent_bytes, seconds=took)
 
@@ -136,12 +137,3 @@ def start_there(shell: Shell, side: RemoteSide, request: dict) -> dict:
             f"the target could not start the run: {said[-1] if said else 'exit ' + str(done.returncode)}"
         )
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
-
-
-def start_mirror(workspace: Workspace, run_id: str):
-    """The local mirror of the run (engine/remote/mirror_process.py), when it is there."""
-    try:
-        from engine.remote.mirror_process import start_mirror as start
-    except ImportError:  # built beside this (issue 30); absent, the run is not followed
-        return None
-    return start(workspace, run_id)
