@@ -45,6 +45,15 @@ class QtGpuPicker(QListWidget):
         self._chosen = {int(p) for p in text.split(",") if p.strip().isdigit()}
         self.refresh()
 
+    def use_monitor(self, monitor) -> None:
+        """Read GPUs from another monitor (a target's last check: app/qt/remote); the
+        choice starts empty."""
+        self.timer.stop()
+        self.monitor, self._chosen = monitor, set()
+        self.refresh()
+        if monitor.available:
+            self.timer.start()
+
     def free_memory(self) -> tuple[float | None, str]:
         """(free bytes, 'GPU 1') of the chosen GPU with the least free memory, as last
         read; (None, '') when the run trains on the CPU."""
@@ -59,7 +68,8 @@ class QtGpuPicker(QListWidget):
         gpus = self.monitor.read()
         self.gpus = gpus
         try:
-            used = gpus_in_use(self._store()) if gpus else {}
+            local = getattr(self.monitor, "local", True)  # a target's GPUs: not ours
+            used = gpus_in_use(self._store()) if gpus and local else {}
         except Exception:  # a locked or missing database must not break the picker
             used = {}
         self._chosen &= {g.index for g in gpus}
@@ -72,9 +82,10 @@ class QtGpuPicker(QListWidget):
             item.setToolTip("Runs train on the CPU; bf16/fp16 stages run in fp32 there.")
             self.addItem(item)
         for gpu in gpus:
+            load = f"{gpu.utilization}% busy" if gpu.utilization >= 0 else "at its last check"
             text = (
                 f"GPU {gpu.index}: {gpu.name} · {gpu.memory_used_mib / 1024:.1f}/"
-                f"{gpu.memory_total_mib / 1024:.0f} GiB · {gpu.utilization}% busy"
+                f"{gpu.memory_total_mib / 1024:.0f} GiB · {load}"
             )
             if gpu.index in used:
                 text += f" · in use by run {used[gpu.index]}"

@@ -32,6 +32,7 @@ from app.qt.qt_run_actions import RunActions
 from app.qt.qt_run_buttons import RunButtons
 from app.qt.qt_run_start import RunStart
 from app.qt.qt_undo_actions import UndoActions
+from app.qt.remote.qt_target_picker import QtTargetPicker
 from engine.store.workspace import Workspace
 
 
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.inspector = QtStageInspector(doc, self.undo_stack)
         self.problems = QtProblemsList(doc)
         self.gpu_picker = QtGpuPicker(self.store)
+        self.target_picker = QtTargetPicker(self.store, workspace, self.gpu_picker)  # above it
         self.plan_view.stageSelected.connect(self.inspector.show_stage)
         self.inspector.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.inspector.free_memory = self.gpu_picker.free_memory  # warns when a stage won't fit
@@ -99,7 +101,7 @@ class MainWindow(QMainWindow):
         self.clone_of: str | None = None
         self._docks_shown: list[QDockWidget] | None = None
         self._dock("Stages", self.palette_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Devices", self.gpu_picker, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Devices", self.target_picker, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector_dock = self._dock(
             "Stage settings", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
@@ -202,6 +204,10 @@ class MainWindow(QMainWindow):
         self.run_button, self.sweep_button = buttons.run_button, buttons.sweep_button
         run_menu.addSeparator()
         self.sweep_action = self._action(run_menu, "&Sweep…", "", self.edit_sweep)
+        self.targets_action = self._action(
+            run_menu, "&Targets…", "", lambda: self.target_picker.edit_targets()
+        )
+        self.targets_action.setObjectName("targetsAction")
         view = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())

@@ -88,6 +88,20 @@ class RunStart:
 
             win.experiment_id = queries.clone_experiment(store, win.clone_of, name=name)
             win.clone_of = None
+        picker = getattr(win, "target_picker", None)
+        if picker is not None and picker.target_name():  # a target of the Devices dock
+            from app.qt.remote.qt_remote_start import start_on_target
+
+            def started(run_id: str) -> None:
+                win.last_run_id = run_id
+                self._ran(store, run_id)
+                win.runs.start(run_id)
+
+            self.remote_task = start_on_target(
+                win, picker.target_name(), plan_text=plan_text, plan_dir=plan_dir, name=name,
+                gpus=gpus, started=started,
+            )  # fmt: skip
+            return
         started = start_run(
             win.workspace,
             store,

@@ -66,6 +66,8 @@ def test_every_action_and_dialog_of_the_window_is_walked_without_a_crash(menu, t
         form = next(d for d in report["dialogs"] if d["class"] == "QtSweepForm")
         assert {"OK", "Cancel", "Remove sweep"} <= set(form["buttons"])
         assert report["skipped"] and all(s.startswith("Run") for s in report["skipped"])
+        # Run → Targets… (issue 30): the dialog and its Add form, every button clicked.
+        assert "Targets…" in walked and {"Targets", "Add target"} <= titles
     if menu == "File":
         assert {"New plan", "Open…", "Save", "Save as…", "Quit", "demo"} <= walked
         assert {"Unsaved changes", "Save plan", "Open plan"} <= titles

@@ -1,0 +1,1 @@
+"""The window's remote side: targets (dialog, picker), runs started there, fetching outputs."""

@@ -1,0 +1,146 @@
+"""The Devices dock: where a run trains ("This machine" or a stored target) above the GPU
+picker. A target's GPUs are the ones its last check found (Run → Targets… → Check); the
+GPU picker lists them, ticked as on this machine, and Run starts the run there."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.model.devices import Gpu
+
+if TYPE_CHECKING:
+    from app.qt.qt_gpu_picker import QtGpuPicker
+    from engine.store.workspace import Workspace
+
+HERE = "This machine"
+
+
+class TargetGpus:
+    """A GPU monitor for the GPU picker that reads a target's last check instead of NVML
+    (nothing is polled: `available` is False, so the picker's timer stays off)."""
+
+    available = False
+    local = False  # GPUs of this machine's runs are not the target's
+
+    def __init__(self, name: str, check: dict[str, Any] | None):
+        self.name, self.check = name, check
+        if check is None:
+            self.reason = f"'{name}' not checked yet: Run → Targets… → Check"
+        elif not check.get("ok"):
+            self.reason = f"the last check of '{name}' failed: Run → Targets… → Check"
+        else:
+            self.reason = f"'{name}', checked {_ago(check.get('ms', 0))}"
+
+    def read(self) -> list[Gpu]:
+        if not self.check or not self.check.get("ok"):
+            return []
+        out = []
+        for g in self.check.get("gpus") or []:
+            total = int(g.get("total", 0)) // 2**20
+            free = int(g.get("free", 0)) // 2**20
+            out.append(Gpu(int(g["index"]), str(g.get("name", "GPU")), total - free, total, -1))
+        return out
+
+
+def _ago(ms: int) -> str:
+    minutes = max(0, int(time.time() - ms / 1000) // 60)
+    return "just now" if minutes < 1 else f"{minutes} min ago" if minutes < 120 else "earlier"
+
+
+class QtTargetPicker(QWidget):
+    """ "Train on" (this machine or a target) and the GPU picker under it; `targetChosen`
+    with the target's name, or "" for this machine."""
+
+    targetChosen = Signal(str)
+
+    def __init__(self, store_getter, workspace: Workspace, gpu_picker: QtGpuPicker, parent=None):
+        super().__init__(parent)
+        self.setObjectName("devicesPanel")
+        self.store, self.workspace, self.gpu_picker = store_getter, workspace, gpu_picker
+        self._here_monitor = gpu_picker.monitor
+        self.combo = QComboBox()
+        self.combo.setObjectName("targetPicker")
+        self.combo.setAccessibleName("Train on")
+        self.combo.setToolTip("Where Run trains: this machine, or a target (Run → Targets…)")
+        self.combo.addItem(HERE, "")
+        self.combo.currentIndexChanged.connect(self._chosen)
+        self.targets_button = QPushButton("Targets…")
+        self.targets_button.setObjectName("targetsButton")
+        self.targets_button.setAccessibleName("Targets")
+        self.targets_button.clicked.connect(self.edit_targets)
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 4, 4, 0)
+        row.addWidget(QLabel("Train on"))
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.targets_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(row)
+        layout.addWidget(gpu_picker, 1)
+        self._loaded = False
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._loaded:  # the store is opened when the dock is first seen
+            self._loaded = True
+            self.reload()
+
+    def target_name(self) -> str:
+        """The chosen target, or "" for this machine."""
+        return self.combo.currentData() or ""
+
+    def reload(self, choose: str | None = None) -> None:
+        """List the stored targets again (keeps the choice while the target exists)."""
+        from engine.store import queries
+
+        choose = self.target_name() if choose is None else choose
+        try:
+            infos = queries.list_targets(self.store())
+        except Exception:  # noqa: BLE001 - a locked or missing database must not break the dock
+            infos = []
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.combo.addItem(HERE, "")
+        for info in infos:
+            self.combo.addItem(f"{info.name} — {info.url}", info.name)
+        index = max(0, self.combo.findData(choose))
+        self.combo.setCurrentIndex(index)
+        self.combo.blockSignals(False)
+        self._chosen()
+
+    def choose(self, name: str) -> None:
+        """Pick a target by name ("" for this machine)."""
+        if not self._loaded:
+            self._loaded = True
+        self.reload(choose=name)
+
+    def _chosen(self, *_: object) -> None:
+        name = self.target_name()
+        if name:
+            from engine.remote.target_checks import last_check
+            from engine.store import queries
+
+            try:
+                check = last_check(queries.get_target(self.store(), name).options)
+            except queries.NotFound:
+                check = None
+            self.gpu_picker.use_monitor(TargetGpus(name, check))
+        else:
+            self.gpu_picker.use_monitor(self._here_monitor)
+        self.targetChosen.emit(name)
+
+    def edit_targets(self) -> None:
+        """Run → Targets…: the dialog; the list here follows what it changed."""
+        from app.qt.remote.qt_targets_dialog import QtTargetsDialog
+
+        dialog = QtTargetsDialog(self.store, self.workspace, self.window())
+        dialog.targetsChanged.connect(self.reload)
+        if self.target_name():
+            dialog.select(self.target_name())
+        dialog.exec()
+        dialog.deleteLater()
