@@ -234,6 +234,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if problems:
             raise UserError(" ".join(problems))
         queries.set_run_nproc(store, run.id, args.nproc)
+    if run.target is not None:  # it trains on a target: continued there
+        from engine.cli.target_commands import resume_on_target
+
+        return resume_on_target(args, workspace, store, run, _follow)
     if run.status == RunStatus.PAUSED:
         return resume_live(run)
     if run.status not in RESUMABLE:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from engine.cli.cli_args import EXIT_OK, UserError, open_workspace
+from engine.cli.cli_args import EXIT_BAD_INPUT, EXIT_OK, UserError, open_workspace
 
 SLURM_SETTINGS = (
     ("--partition", str, "Slurm partition"),
@@ -162,3 +162,33 @@ def run_on_target(args: argparse.Namespace, workspace, store, text: str, plan_di
     if started.run_id and not started.problems:
         print(f"run {started.run_id} started on {target.where} ({target.name})", file=sys.stderr)
     return SimpleNamespace(run_id=started.run_id, proc=None, problems=started.problems)
+
+
+def resume_on_target(args: argparse.Namespace, workspace, store, run, follow) -> int:  # noqa: ANN001
+    """`stagelab resume RUN` of a run on a target (its --nproc checked and stored already):
+    a paused one goes on live through its mirror; an interrupted, stopped or failed one is
+    continued there from its checkpoint (engine/remote/runs.py) and followed here through
+    the record its mirror writes."""
+    from engine.cli.commands import NOT_RESUMABLE
+    from engine.cli.watch import attached, resume_live
+    from engine.remote.runs import resume_remote_run
+    from engine.store.status import RESUMABLE, RunStatus
+
+    if getattr(args, "nnodes", 1) > 1 or getattr(args, "node_rank", 0):
+        raise UserError(
+            "a run on a target resumes on its target; --nnodes/--node-rank are for runs here"
+        )
+    if run.status == RunStatus.PAUSED:
+        return resume_live(attached(store, run))
+    if run.status not in RESUMABLE:
+        hint = NOT_RESUMABLE.get(run.status, f"its status is {run.status}")
+        raise UserError(f"run {run.id} cannot be resumed: {hint}")
+    started = resume_remote_run(
+        workspace, store, run.id, nproc=args.nproc, say=lambda line: print(line, file=sys.stderr)
+    )
+    if started.problems:
+        print(f"run {run.id}: nothing was resumed:", file=sys.stderr)
+        for problem in started.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return follow(store, run.id, None, detach=args.detach)

@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> tuple[Store, Any]:
         raise LiveError(str(exc)) from None
 
 
-def _attach(store: Store, run: Any) -> Any:
+def attached(store: Store, run: Any) -> Any:
     """A run on a target is followed through its local mirror: start it when none runs
     (re-attach, back-filling what was missed); the run as the mirror left it."""
     from engine.remote.mirror_process import attach
@@ -100,13 +100,13 @@ def send_command(run: Any, command: str, *, wait: bool = False, timeout: float =
 def cmd_pause(args: argparse.Namespace) -> int:
     """`stagelab pause RUN`: hold training after the current step."""
     store, run = _run(args)
-    return send_command(_attach(store, run), "pause")
+    return send_command(attached(store, run), "pause")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """`stagelab stop RUN`: checkpoint, then end the run as `stopped`."""
     store, run = _run(args)
-    return send_command(_attach(store, run), "stop", wait=not args.no_wait)
+    return send_command(attached(store, run), "stop", wait=not args.no_wait)
 
 
 def resume_live(run: Any) -> int:
@@ -117,7 +117,7 @@ def resume_live(run: Any) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     """`stagelab watch RUN`: progress bars and metrics of a live run until it ends."""
     store, run = _run(args)
-    run = _attach(store, run)
+    run = attached(store, run)
     follower = RunFollower(Path(run.run_dir), name="stagelab watch")
     try:
         welcome = follower.connect()

@@ -1,7 +1,8 @@
-"""The target's side of `stagelab run --target`: `python -m engine.remote.agent` reads a JSON
-request on stdin, records the run with the id the desktop chose in the target's workspace
-and starts its engine detached (the ordinary engine: it records there, the desktop's
-mirror follows it). Prints JSON: {run_id, pid, host, workspace, run_dir}.
+"""The target's side of `stagelab run --target` and `resume`: `python -m engine.remote.agent`
+reads a JSON request on stdin, records the run with the id the desktop chose in the target's
+workspace (or, with "resume", marks it queued again) and starts its engine detached (the
+ordinary engine: it records there, the desktop's mirror follows it). Prints JSON:
+{run_id, pid, host, workspace, run_dir}.
 """
 
 from __future__ import annotations
@@ -10,9 +11,17 @@ import json
 import os
 import socket
 import sys
+import time
 
 from engine.launch.runs import experiment_for, start_engine
 from engine.store import Store, Workspace, queries
+from engine.store.status import RESUMABLE, RunStatus
+
+CLAIM_WAIT_S = 120.0  # a resumed engine's start (imports) until it owns the run
+
+
+class Refused(RuntimeError):
+    """The request cannot be done there; the message is the sentence the desktop shows."""
 
 
 def start_here(request: dict) -> dict:
@@ -37,7 +46,11 @@ def start_here(request: dict) -> dict:
             placement={"kind": "local", "host": socket.gethostname()},
             run_id=run_id,
         )
+    else:
+        _queue_again(store, run_id, request.get("nproc"))
     proc = start_engine(workspace, run_id, resume=resume, detach=True)
+    if resume:
+        _wait_for_claim(store, workspace, run_id, proc)
     return {
         "run_id": run_id,
         "pid": proc.pid,
@@ -47,9 +60,44 @@ def start_here(request: dict) -> dict:
     }
 
 
+def _queue_again(store: Store, run_id: str, nproc: int | None) -> None:
+    """A resumed run waits for its new engine as `queued`: the mirror, which may pull
+    before the engine owns the run, must not read the old engine's end as the run's."""
+    run = queries.get_run(store, run_id)
+    if run.status not in RESUMABLE:
+        raise Refused(
+            f"run {run_id} is {run.status} there; only an interrupted, stopped or failed run "
+            "can be resumed"
+        )
+    if nproc and int(nproc) != run.nproc:
+        queries.set_run_nproc(store, run_id, int(nproc))
+    queries.set_run_status(store, run_id, RunStatus.QUEUED)
+
+
+def _wait_for_claim(store: Store, workspace: Workspace, run_id: str, proc) -> None:  # noqa: ANN001
+    """Until the resumed engine owns the run; an engine that exits first leaves the run
+    interrupted and its log's last line is the error."""
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while time.monotonic() < deadline:
+        if queries.get_run(store, run_id).stored_status != RunStatus.QUEUED:
+            return
+        if proc.poll() is not None:
+            if queries.get_run(store, run_id).stored_status == RunStatus.QUEUED:
+                queries.set_run_status(store, run_id, RunStatus.INTERRUPTED)
+            log = workspace.run_dir(run_id) / "engine.log"
+            lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+            raise Refused(
+                f"its engine exited at once ({lines[-1] if lines else 'exit ' + str(proc.returncode)})"
+            )
+        time.sleep(0.2)
+
+
 def main() -> int:
     try:
         answer = start_here(json.loads(sys.stdin.read()))
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except Exception as exc:  # said to the desktop in one line, which shows it
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

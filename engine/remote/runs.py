@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.launch.runs import checked_plan, experiment_for, processes
-from engine.remote.mirror_process import start_mirror
+from engine.remote.mirror_process import mirror_running, start_mirror
 from engine.remote.setup import RemoteSide, SetupError, ready
 from engine.remote.shell import Shell, ShellError, shell_for
 from engine.remote.sync import Progress, sync_plan
-from engine.remote.targets import Target
+from engine.remote.targets import Target, TargetError, get_target
 
 if TYPE_CHECKING:
     from engine.store.db import Store
@@ -126,6 +126,76 @@ def start_remote_run(
     return RemoteStart(run_id=run_id, sent_bytes=synced.sent_bytes, seconds=took)
 
 
+def resume_remote_run(
+    workspace: Workspace,
+    store: Store,
+    run_id: str,
+    *,
+    nproc: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
+    mirror: bool = True,
+) -> RemoteStart:
+    """Continue a run on its target from its checkpoint (`stagelab resume` and the window's
+    Resume): the target must be reachable and have this Stagelab; its agent queues the run
+    there again (the same id) and starts its engine; then the local mirror follows it.
+    Blocks on the network: the window calls it on a worker thread."""
+    from engine.store import queries
+    from engine.store.status import RunStatus
+
+    clock = {"start": time.monotonic()}
+    run = queries.get_run(store, run_id)
+    placement = run.placement or {}
+    if run.target is None or not placement.get("remote_workspace"):
+        return RemoteStart(
+            problems=(f"run {run.id}'s record does not say where it trains on '{run.target}'",)
+        )
+    try:
+        target = get_target(store, run.target)
+    except (queries.NotFound, TargetError):
+        return RemoteStart(
+            problems=(
+                f"run {run.id} trained on target '{run.target}', which this workspace no longer "
+                f"has; add it again with: stagelab target add {run.target} URL",
+            )
+        )
+    if target.kind != "ssh":
+        return RemoteStart(
+            problems=(f"target '{target.name}' is {target.kind}; this version resumes ssh:// runs",)
+        )
+    shell = shell_for(target)
+    say(f"connecting to {target.where}")
+    try:
+        side = ready(shell, target, workspace.root / "cache" / "wheels", install=False)
+        _wait_mirror_end(Path(run.run_dir))  # the last mirror stores the end, then goes
+        say(f"resuming run {run.id} on {target.where}")
+        request = {
+            "run_id": placement.get("remote_run_id") or run.id,
+            "workspace": placement["remote_workspace"],
+            "resume": True,
+            "nproc": nproc,
+            "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
+        }
+        answer = start_there(shell, side, request)
+    except (ShellError, SetupError) as exc:
+        return RemoteStart(run_id=run.id, problems=(str(exc),))
+    # The run's Stagelab there may have been installed anew since it started.
+    queries.set_placement(
+        store, run.id, remote_python=side.python, remote_env=side.env(), host=answer.get("host")
+    )
+    queries.set_run_status(store, run.id, RunStatus.QUEUED)  # the mirror stores `running`
+    clock["started"] = time.monotonic()
+    if mirror:
+        start_mirror(workspace, run.id)
+    took = {k: round(v - clock["start"], 3) for k, v in clock.items() if k != "start"}
+    return RemoteStart(run_id=run.id, seconds=took)
+
+
+def _wait_mirror_end(run_dir: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while mirror_running(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def start_there(shell: Shell, side: RemoteSide, request: dict) -> dict:
     """Ask the target's agent to record (or resume) the run and start its engine."""
     done = shell.script(
@@ -134,6 +204,6 @@ def start_there(shell: Shell, side: RemoteSide, request: dict) -> dict:
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         raise SetupError(
-            f"the target could not start the run: {said[-1] if said else 'exit ' + str(done.returncode)}"
+            f"the target could not {'resume' if request.get('resume') else 'start'} the run: {said[-1] if said else 'exit ' + str(done.returncode)}"
         )
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
