@@ -20,7 +20,7 @@ from engine.launch.runs import checked_plan, experiment_for, processes
 from engine.remote.mirror_process import mirror_running, start_mirror
 from engine.remote.setup import RemoteSide, SetupError, ready
 from engine.remote.shell import Shell, ShellError, shell_for
-from engine.remote.sync import Progress, sync_plan
+from engine.remote.sync import HashCache, Progress, sync_plan
 from engine.remote.targets import Target, TargetError, get_target
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 # The desktop's Hub switches travel with the run: validation here assumed them.
 PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+HASH_CACHE = "file-sha256.json"  # the plan files' sha256 by path, size and mtime (sync.py)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,17 @@ def start_remote_run(
         side = ready(shell, target, workspace.root / "cache" / "wheels", install=False)
         clock["ready"] = time.monotonic()
         say(f"sending the plan's files to {target.where} (only what it lacks)")
-        synced = sync_plan(shell, side.python, side.workdir, plan_text, Path(plan_dir), progress)
+        synced = sync_plan(
+            shell,
+            side.python,
+            side.workdir,
+            plan_text,
+            Path(plan_dir),
+            progress,
+            hashes=HashCache(workspace.root / "cache" / HASH_CACHE),
+            disk_free=side.disk_free,
+            target_name=target.name,
+        )
         clock["synced"] = time.monotonic()
     except (ShellError, SetupError) as exc:
         return RemoteStart(problems=(str(exc),))

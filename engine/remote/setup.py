@@ -121,6 +121,26 @@ class RemoteSide:
         return f"cd {shlex.quote(self.workdir)} && {env + ' ' if env else ''}{run}"
 
 
+def size_text(n: float) -> str:
+    """Bytes as people read them: GiB from 1 GiB, else MiB."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def disk_shortfall(
+    name: str, workdir: str, free: int, sending: int, margin: int = MIN_FREE
+) -> str | None:
+    """The sentence when a target's free disk (the probe's `disk_free` in the workdir) is
+    less than what will be sent there plus the room a run needs; None when it fits."""
+    if free >= sending + margin:
+        return None
+    what = f"{size_text(sending)} of files to send and " if sending else ""
+    return (
+        f"target '{name}' has {size_text(free)} free in {workdir}, less than the "
+        f"{what}{size_text(margin)} a run needs; nothing was sent: free some there or choose "
+        "another --workdir"
+    )
+
+
 def probe(shell: Shell, target: Target, python: str, install: str) -> dict[str, Any]:
     """What the target has (see probe.PROBE). Raises ShellError, SetupError."""
     args = json.dumps({"workdir": target.workdir, "dists": engine_dists(), "install": install})
@@ -162,12 +182,10 @@ def ready(
         )
     workdir = found["workdir"]
     side = RemoteSide(found["python"], workdir, None, version, found["gpus"], found["disk_free"])
-    if found["disk_free"] < need_free + (0 if found["installed"] else wheel.stat().st_size):
-        raise SetupError(
-            f"target '{target.name}' has {found['disk_free'] / 2**30:.1f} GiB free in {workdir}, "
-            f"less than the {need_free / 2**30:.1f} GiB a run needs; free some or choose "
-            "another --workdir"
-        )
+    sending = 0 if found["installed"] or found["stagelab"] == version else wheel.stat().st_size
+    short = disk_shortfall(target.name, workdir, found["disk_free"], sending, need_free)
+    if short:
+        raise SetupError(short)
     if found["stagelab"] == version:
         side.how = f"Stagelab {version} of {found['python']}"
         return side

@@ -2,12 +2,17 @@
 `WORKDIR/blobs/<sha256>/<name>`, a folder (a model or tokenizer folder, a folder of split
 files) as `WORKDIR/trees/<sha256 of its manifest>/<name>/…` made of links to its blobs.
 Only what the target lacks is sent; the plan text the target runs names its copies.
+
+A file's sha256 is kept in the workspace by (path, size, mtime_ns) (`HashCache`), so a
+large unchanged file is not read again at every run; an edited file has another mtime.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from engine.remote.setup import SetupError, disk_shortfall
 from engine.remote.shell import Shell, ShellError
 
 Progress = Callable[[int, int], None]  # bytes sent, bytes to send
@@ -55,6 +61,48 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class HashCache:
+    """The sha256 of local files by (path, size, mtime_ns), kept in a JSON file.
+
+    A file changed within RACY_S of its hashing could change again within the same mtime
+    tick unseen, so it is not kept until it is older (as git treats "racily clean" files).
+    """
+
+    RACY_S = 2.0
+
+    def __init__(self, path: Path | None = None):
+        self.path, self.entries, self.hashed = path, {}, 0
+        if path is not None:
+            try:
+                self.entries = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.entries = {}
+        self._dirty = False
+
+    def sha256(self, file: Path) -> str:
+        st = file.stat()
+        key = str(file)
+        entry = self.entries.get(key)
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return entry[2]
+        sha = sha256_of(file)
+        self.hashed += 1
+        if time.time_ns() - st.st_mtime_ns > self.RACY_S * 1e9:
+            self.entries[key] = [st.st_size, st.st_mtime_ns, sha]
+            self._dirty = True
+        return sha
+
+    def save(self) -> None:
+        """Write the cache whole (a run syncing beside us loses at most its entries)."""
+        if self.path is None or not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        part = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(self.entries), encoding="utf-8")
+        part.replace(self.path)
+        self._dirty = False
+
+
 def path_fields(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The dicts of plan data that name a local file or folder with `path` (data, model,
     teacher, joint members' data and models, ensemble members)."""
@@ -88,9 +136,20 @@ def sync_plan(
     plan_text: str,
     plan_dir: Path,
     progress: Progress | None = None,
+    *,
+    hashes: HashCache | None = None,
+    disk_free: int | None = None,
+    target_name: str | None = None,
 ) -> Synced:
     """Send what the target lacks of the plan's files and return the plan text naming the
-    target's copies (absolute paths there). Raises ShellError."""
+    target's copies (absolute paths there). With `disk_free` (the probe's, in the workdir),
+    nothing is sent when what is missing there and a run's room do not fit.
+
+    Raises:
+        ShellError: the target cannot be reached or a copy failed.
+        SetupError: the target lacks the disk for the files.
+    """
+    hashes = hashes or HashCache()
     data = yaml.safe_load(plan_text)
     blobs: dict[str, Path] = {}  # remote blob path -> local file
     trees: dict[str, list[list[str]]] = {}
@@ -99,12 +158,17 @@ def sync_plan(
         local = Path(holder["path"]).expanduser()
         local = (local if local.is_absolute() else Path(plan_dir) / local).resolve()
         if str(local) not in copies:
-            copies[str(local)] = _place(local, workdir, blobs, trees)
+            copies[str(local)] = _place(local, workdir, blobs, trees, hashes)
         holder["path"] = copies[str(local)]
+    hashes.save()
     request = {"blobs": sorted(blobs), "trees": trees}
     missing = _ask(shell, python, request)
     sizes = {b: blobs[b].stat().st_size for b in missing["blobs"]}
     total, sent = sum(sizes.values()), 0
+    if disk_free is not None:
+        short = disk_shortfall(target_name or shell.name, workdir, disk_free, total)
+        if short:
+            raise SetupError(short)
     for blob in missing["blobs"]:
         shell.put(
             blobs[blob],
@@ -129,15 +193,17 @@ def sync_plan(
     return Synced(text, copies, sent, total)
 
 
-def _place(local: Path, workdir: str, blobs: dict[str, Path], trees: dict) -> str:
+def _place(
+    local: Path, workdir: str, blobs: dict[str, Path], trees: dict, hashes: HashCache
+) -> str:
     """The target's path of a local file or folder (registering its blobs)."""
     if local.is_file():
-        blob = f"{workdir}/blobs/{sha256_of(local)}/{local.name}"
+        blob = f"{workdir}/blobs/{hashes.sha256(local)}/{local.name}"
         blobs[blob] = local
         return blob
     files, listed = [], []
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        sha, rel = sha256_of(path), path.relative_to(local).as_posix()
+        sha, rel = hashes.sha256(path), path.relative_to(local).as_posix()
         blob = f"{workdir}/blobs/{sha}/{path.name}"
         blobs[blob] = path
         files.append([rel, blob])
