@@ -125,6 +125,10 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         status = _train_stages(
             store, run, plan, device, control, recorder, workspace, channel, dist, writer
         )
+        if status == RunStatus.STOPPED and control.requeue:
+            # Slurm restarts the job, which resumes from the stop's checkpoint: it waits.
+            status = RunStatus.QUEUED
+            recorder.event("requeue", "checkpointed before the Slurm time limit; requeued")
         writer.wait()  # never `finished` with a checkpoint unwritten
         dist.broadcast(End())
     except Exception as caught:  # noqa: BLE001 - every failure is recorded, then reported

@@ -51,7 +51,7 @@ def pick_device(gpus: str) -> torch.device:
 def install_signal_handlers(control: Control, dist: Dist = SINGLE) -> None:
     """Ctrl-C and SIGTERM ask for a checkpoint and a clean stop; a second Ctrl-C quits
     (one process only: under torchrun a Ctrl-C reaches the owner twice, from the terminal
-    and from the launcher)."""
+    and from the launcher). In a Slurm job, SIGUSR1 stops the same way for a requeue."""
 
     def on_signal(signum: int, _frame: Any) -> None:
         if control.stop_requested and not dist.active:
@@ -60,6 +60,10 @@ def install_signal_handlers(control: Control, dist: Dist = SINGLE) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if os.environ.get("SLURM_JOB_ID"):
+        # The batch script's word before the time limit (engine/remote/slurm_script.py):
+        # checkpoint and stop; the job is requeued and resumes from that checkpoint.
+        signal.signal(signal.SIGUSR1, lambda *_: control.stop_for_requeue())
 
 
 def open_channel(recorder: Recorder, control: Control, run_dir: Path, device: torch.device):

@@ -270,6 +270,7 @@ def run_script(
     nproc: int = 1,
     resume: bool = False,
     name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """The batch script of a run (what `--dry-run` and "Show script" print)."""
     if not isinstance(options, SlurmOptions):
@@ -282,6 +283,7 @@ def run_script(
         nproc=nproc,
         resume=resume,
         name=name,
+        env=env,
     )
 
 
@@ -295,6 +297,7 @@ def submit_run(
     nproc: int = 1,
     resume: bool = False,
     name: str | None = None,
+    env: dict[str, str] | None = None,
     store: Store | None = None,
 ) -> Submission:
     """Submit run `run_id`, recorded in the target's workspace `workspace`, as a job; with
@@ -309,6 +312,7 @@ def submit_run(
         nproc=nproc,
         resume=resume,
         name=name,
+        env=env,
     )
     job_id = submit(shell, script)
     if store is not None:

@@ -7,10 +7,12 @@ node's launcher runs the engine that owns the run (`--workspace`), the others ru
 A job Slurm restarts (`--requeue`: node failure, `scontrol requeue`, the time limit near)
 resumes the run from its last checkpoint (`SLURM_RESTART_COUNT` > 0).
 
-Before the time limit Slurm signals the script (`--signal=B:USR1@…`): the script asks
-the engine for a stop (SIGTERM to the job's steps, which the engine answers with a
-checkpoint at the end of its current step, as for Ctrl-C), waits for it, and requeues the
-job, which then continues from that checkpoint.
+Before the time limit Slurm signals the script (`--signal=B:USR1@…`): the script passes
+SIGUSR1 on to the job's steps, where only the engine that owns the run listens (the
+launchers and the other processes ignore it): it checkpoints at the end of its current
+step, stops and records the run `queued`; the script then requeues the job, which
+continues from that checkpoint. `scontrol requeue` and `scancel` send SIGTERM, which the
+engine answers with a checkpoint and a stop as for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 SIGNAL_MARGIN_S = 300
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORD = re.compile(r"^[A-Za-z0-9_.,:+=@%/\-\[\]]+$")
 
 
@@ -131,9 +134,11 @@ def batch_script(
     resume: bool = False,
     name: str | None = None,
     margin_s: int = SIGNAL_MARGIN_S,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """The batch script that trains run `run_id` of the target's workspace `workspace`
-    (an absolute path there) with the target's Python (`python`).
+    (an absolute path there) with the target's Python (`python`) and `env` (PYTHONPATH of
+    an installed wheel, the desktop's Hub switches).
 
     Raises:
         ScriptProblem: an option cannot go into the script (every problem, one sentence).
@@ -141,6 +146,9 @@ def batch_script(
     problems = options.problems()
     if not PurePosixPath(workspace).is_absolute():
         problems.append(f"the target's workspace '{workspace}' must be an absolute path")
+    problems += [
+        f"'{k}' cannot name an environment variable" for k in env or {} if not _ENV.match(k)
+    ]
     if problems:
         raise ScriptProblem("; ".join(problems))
     per_node = options.processes(nproc)
@@ -172,6 +180,7 @@ def batch_script(
         f"# Stagelab run {run_id}{f' ({name})' if name else ''}: "
         f"{options.nodes} node(s) x {per_node} process(es)"
     )
+    lines += [f"export {k}={shlex.quote(str(v))}" for k, v in sorted((env or {}).items())]
     lines += _body(options, python, workspace, run_id, per_node, resume)
     return "\n".join(lines) + "\n"
 
@@ -180,14 +189,16 @@ def _node_command(python: str, workspace: str, run_id: str, nodes: int, per_node
     """What `srun` runs on each node (`$STAGELAB_RESUME`, `$STAGELAB_RDZV` from the script)."""
     py = shlex.quote(python)
     owner = f"-m engine run --workspace {shlex.quote(workspace)} --run-id {shlex.quote(run_id)}"
+    # SIGUSR1 is the owner's alone: the launcher and the other processes inherit "ignore".
     if nodes == 1 and per_node == 1:  # one process: the engine itself, no launcher
-        return f"exec {py} {owner} $STAGELAB_RESUME"
+        return f"trap '' USR1; exec {py} {owner} $STAGELAB_RESUME"
     launcher = (
         f"exec {py} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={per_node}"
         " --max-restarts=0 --rdzv-backend=c10d --rdzv-endpoint=$STAGELAB_RDZV"
         " --rdzv-id=stagelab-$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}"
     )
     return (
+        "trap '' USR1; "
         f'if [ "$SLURM_NODEID" = 0 ]; then {launcher} {owner} $STAGELAB_RESUME; '
         f"else {launcher} -m engine run --worker; fi"
     )
@@ -213,10 +224,10 @@ def _body(
         f'port=$({py} -c \'import socket; s = socket.socket(); s.bind(("", 0)); '
         "print(s.getsockname()[1])')",
         'export STAGELAB_RDZV="${addr:-$head}:$port"',
-        "# Near the time limit: the engine checkpoints and stops (SIGTERM to the job's",
+        "# Near the time limit: the engine checkpoints and stops (SIGUSR1 to the job's",
         "# steps, not to this script), then the job is requeued and resumes from there.",
         "requeue=0",
-        'on_limit() { requeue=1; scancel --signal=TERM "$SLURM_JOB_ID"; }',
+        'on_limit() { requeue=1; scancel --signal=USR1 "$SLURM_JOB_ID"; }',
         "trap on_limit USR1",
         f"srun --nodes={options.nodes} --ntasks-per-node=1 --cpus-per-task={cpus} "
         f"--kill-on-bad-exit=1 bash -c {shlex.quote(node)} &",

@@ -24,6 +24,8 @@ class Control:
     def __init__(self) -> None:
         self.stop_requested = False
         self.checkpoint_requested = False
+        # Stopped for Slurm to requeue the job: the run waits (`queued`), it is not stopped.
+        self.requeue = False
         self._running = threading.Event()
         self._running.set()
 
@@ -31,6 +33,11 @@ class Control:
         """Ask for a checkpoint and a clean exit after the current step."""
         self.stop_requested = True
         self._running.set()
+
+    def stop_for_requeue(self) -> None:
+        """Like `stop`, for a job that Slurm restarts: it continues from the checkpoint."""
+        self.requeue = True
+        self.stop()
 
     def pause(self) -> None:
         """Hold training after the current step (not once a stop is asked for)."""

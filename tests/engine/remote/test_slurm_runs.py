@@ -82,12 +82,20 @@ def until_ended(cluster, job_id: str, timeout: float = 300) -> slurm.Job:
     return state
 
 
-def until_waiting(cluster, job_id: str, timeout: float = 90) -> slurm.Job:
+def until_waiting(cluster, job_id: str, timeout: float = 90, hold: bool = False) -> slurm.Job:
     state = slurm.wait_while(LocalShell(), job_id, lambda j: j is None or not j.waiting, timeout)
     assert state is not None and state.waiting, f"job {job_id} not requeued: {state}"
-    # Slurm holds a requeued job for about two minutes; the test lets it start now.
-    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    if not hold:
+        start_now(cluster, job_id)
     return state
+
+
+def start_now(cluster, job_id: str) -> None:
+    """Slurm holds a requeued job for about two minutes; the test lets it start once the
+    node has cleaned up the last start (a start within the second of its end is refused)."""
+    wait_for(lambda: cluster.run("sinfo", "-h", "-o", "%t").stdout.strip() == "idle", 60, "idle")
+    time.sleep(1.5)
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
 
 
 def assert_every_step_once(ours: dict) -> None:
@@ -133,10 +141,13 @@ def test_a_job_signalled_before_its_limit_or_requeued_resumes_with_every_step_on
     ws, store, run_id = recorded(tmp_path, plan_file)
     sub = submit(ws, store, run_id)
     # What Slurm sends the script near the time limit (--signal=B:USR1@…): the engine
-    # checkpoints and stops, the script requeues the job.
+    # checkpoints and stops, the record says the run waits, the script requeues the job.
     pause_after_checkpoint(ws.root, run_id, 0)
     cluster.run("scancel", "--batch", "--signal=USR1", sub.job_id)
-    waiting = until_waiting(cluster, sub.job_id)
+    waiting = until_waiting(cluster, sub.job_id, hold=True)
+    assert queries.get_run(store, run_id).status == "queued"
+    assert queries.list_events(store, run_id, kind="requeue")
+    start_now(cluster, sub.job_id)
     assert waiting.reason  # Slurm's word for the wait (BeginTime)
     slurm.record_job(store, run_id, waiting)
     assert queries.get_run(store, run_id).placement["slurm"]["reason"] == waiting.reason
