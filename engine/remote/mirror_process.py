@@ -14,12 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.channel.address import CONNECTION_FILE
 from engine.launch.runs import module_command
-from engine.store.status import ENDED
+from engine.store.status import ENDED, RunStatus
 from engine.store.workspace import Workspace
 
 LOCK_FILE = "mirror.lock"
@@ -64,6 +65,8 @@ def start_mirror(workspace: Workspace | str | Path, run_id: str) -> subprocess.P
     run_dir = ws.run_dir(run_id)
     if mirror_running(run_dir):
         return None
+    # Left by a mirror that was killed: it points at a forward that is gone.
+    (run_dir / CONNECTION_FILE).unlink(missing_ok=True)
     cmd = [*module_command("engine"), "mirror", "--workspace", str(ws.root), "--run", run_id]
     log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     with log:
@@ -77,16 +80,35 @@ def start_mirror(workspace: Workspace | str | Path, run_id: str) -> subprocess.P
         )
 
 
-def attach(run: Any, wait: float = 0.0) -> bool:
+def attach(run: Any, wait: float = 0.0, say: Callable[[str], None] | None = None) -> bool:
     """Re-attach to a run that trains on a target: start its mirror when none runs (it
     back-fills what was missed, then follows live) and wait up to `wait` seconds for the
-    local connection file. True when the file is there; False for a run of this machine,
-    an ended one, or when the mirror found the run ended."""
+    local connection file, and for as long as the run is queued there (a Slurm queue may
+    take hours; `say` tells so once). True when the file is there; False for a run of this
+    machine, an ended one, or when the mirror found the run ended."""
     if not is_mirrored(run) or run.status in ENDED:
         return False
     run_dir = Path(run.run_dir)
     proc = start_mirror(run_dir.parent.parent, run.id)
-    return wait_for_channel(run_dir, proc, wait) if wait > 0 else False
+    if wait <= 0:
+        return False
+    from engine.store import Store, queries
+
+    store = Store.open(run_dir.parent.parent / "stagelab.db")
+    deadline, told = time.monotonic() + wait, False
+    while not wait_for_channel(run_dir, proc, 1.0):
+        if proc is not None and proc.poll() is not None:
+            proc = None  # it found another mirror at work (or the run's end)
+            time.sleep(1.0)
+        if proc is None and not mirror_running(run_dir):
+            return (run_dir / CONNECTION_FILE).exists()
+        status = queries.get_run(store, run.id).status
+        if status != RunStatus.QUEUED and time.monotonic() > deadline:
+            return False
+        if status == RunStatus.QUEUED and say is not None and not told:
+            told = True
+            say(f"run {run.id} is queued on its target; waiting for its engine to start")
+    return True
 
 
 def wait_until_mirrored(run: Any, timeout: float = 30.0) -> None:

@@ -6,7 +6,6 @@ B's run `interrupted` within seconds, and its resume is mirrored to the end."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -20,9 +19,9 @@ from engine.launch.runs import start_engine, start_run
 from engine.remote import mirror_store
 from engine.remote.mirror import LocalTransport, Mirror, percentile
 from engine.remote.mirror_process import mirror_running, start_mirror, wait_for_channel
-from engine.remote.record_dump import record_lines
 from engine.store import Store, Workspace, queries
 from tests.engine.process.live_kill import pause_after_checkpoint
+from tests.engine.remote.mirror_checks import assert_same_record, stage_points, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -85,43 +84,6 @@ class Pair:
             client.close()
 
 
-def wait_for(check, timeout: float = 240, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def record(store: Store, run_id: str) -> dict:
-    """What must be equal on both sides: status, stage rows, every point and event, the
-    latest values."""
-    lines = list(record_lines(store, run_id))
-    run = {k: lines[0][k] for k in ("status", "error", "max_seq", "points", "events")}
-    latest = sorted(
-        (m.stage_idx, m.key, m.step, m.wall_ms) for m in queries.latest_metrics(store, run_id)
-    )
-    return {
-        "run": run,
-        "stages": [line for line in lines if line["what"] == "stage"],
-        "items": json.dumps([line for line in lines if line["what"] in ("point", "event")]),
-        "latest": latest,
-    }
-
-
-def assert_same_record(pair: Pair) -> None:
-    a, b = record(pair.sa, pair.id), record(pair.sb, pair.id)
-    assert b["run"] == a["run"]
-    assert b["stages"] == a["stages"]
-    assert b["latest"] == a["latest"]
-    assert b["items"] == a["items"]
-    seqs = [line["seq"] for line in json.loads(b["items"])]
-    assert len(seqs) == len(set(seqs)) == b["run"]["points"] + b["run"]["events"]
-
-
-def stage_points(store: Store, run_id: str, stage: int) -> int:
-    return len(queries.read_series(store, run_id, "train/loss", stage_idx=stage)[0])
-
-
 def test_mirror_follows_a_run_across_a_drop_and_a_new_mirror(tmp_path, data_dir):
     pair = Pair(tmp_path, data_dir)
     mirror, thread = pair.mirror()
@@ -160,7 +122,7 @@ def test_mirror_follows_a_run_across_a_drop_and_a_new_mirror(tmp_path, data_dir)
     assert pair.proc.wait(60) == 0
     assert not (pair.b_dir / "channel.json").exists()
     assert queries.get_run(pair.sb, pair.id).status == "finished"
-    assert_same_record(pair)
+    assert_same_record(pair.sa, pair.sb, pair.id)
     assert "mirror lag p99" in (pair.b_dir / "mirror.log").read_text()
 
 
@@ -178,7 +140,7 @@ def test_a_killed_engine_is_interrupted_here_and_its_resume_mirrored(tmp_path, d
     assert time.monotonic() - killed < 10
     thread.join(10)
     assert not thread.is_alive() and mirror.status == "interrupted"
-    assert_same_record(pair)
+    assert_same_record(pair.sa, pair.sb, pair.id)
     # The resumed engine retrains from the checkpoint; the next mirror follows it. A resume
     # on a target queues the run there first, so a mirror waits for its engine.
     queries.set_run_status(pair.sa, pair.id, "queued")
@@ -187,6 +149,6 @@ def test_a_killed_engine_is_interrupted_here_and_its_resume_mirrored(tmp_path, d
     assert resumed.wait(240) == 0
     thread.join(60)
     assert mirror.status == "finished"
-    assert_same_record(pair)
+    assert_same_record(pair.sa, pair.sb, pair.id)
     steps = queries.read_series(pair.sb, pair.id, "train/loss", stage_idx=1)[0]
     assert steps == sorted(set(steps)) and steps[-1] == 40
