@@ -77,7 +77,48 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
             for s in stages
         ],
         "cache": run.use_cache,
+        "where": where_json(run),
     }
+
+
+def where_json(run: Any) -> dict[str, Any]:
+    """Where and how a run trained (issue 30): its target (None: this machine), the kind
+    (local, ssh, slurm), the host, processes per node and nodes, the GPUs, the Slurm job."""
+    placement = run.placement or {}
+    return {
+        "target": run.target,
+        "kind": placement.get("kind") or ("local" if run.target is None else None),
+        "host": placement.get("host") or run.host,
+        "processes": run.nproc,
+        "nodes": placement.get("nodes") or 1,
+        "gpus": placement.get("gpus") or run.gpus,
+        "remote_workspace": placement.get("remote_workspace"),
+        "slurm": placement.get("slurm"),
+    }
+
+
+def where_words(where: dict[str, Any]) -> list[str]:
+    """`show`'s lines for `where_json`: "on this machine (host), 2 processes, CPU"."""
+    place = "this machine" if where["target"] is None else f"target '{where['target']}'"
+    details = [d for d in (where["kind"] if where["target"] else None, where["host"]) if d]
+    lines = [f"on {place}" + (f" ({', '.join(details)})" if details else "")]
+    procs = where["processes"] or 1
+    count = f"{procs} process{'es' if procs != 1 else ''}"
+    if where["nodes"] > 1:
+        count = f"{where['nodes']} nodes × {count}"
+    gpus = "CPU" if where["gpus"] in ("", "cpu", None) else f"GPUs {where['gpus']}"
+    lines[0] += f", {count}, {gpus}"
+    job = where["slurm"] or {}
+    if job.get("job_id"):
+        words = f"Slurm job {job['job_id']}"
+        if job.get("partition"):
+            words += f" in partition {job['partition']}"
+        if job.get("node_list"):
+            words += f" on {job['node_list']}"
+        if job.get("reason") and job["reason"] != "None":
+            words += f" ({job['reason']})"
+        lines.append(words)
+    return lines
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -155,6 +196,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"run {data['id']} of '{data['experiment']['name']}': {data['status']}")
     print(f"  pid {data['pid']} on {data['host']}, gpus {data['gpus']}, folder {data['run_dir']}")
+    for line in where_words(data["where"]):
+        print(f"  {line}")
     if data["error"]:
         print(f"  error: {data['error']}")
     for warning in data["warnings"]:

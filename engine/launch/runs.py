@@ -167,11 +167,15 @@ def record_run(
     use_cache: bool = True,
     experiment_id: str | None = None,
     nproc: int = 1,
+    nodes: int = 1,
 ) -> str:
     """Record a queued run of a plan (in the experiment of that name and plan text, or see
     `experiment_for` for a plan opened from an experiment; `experiment_id` names the
     experiment outright, as a sweep does for its trials). `use_cache` False: no stage is
-    reused (`--no-cache`)."""
+    reused (`--no-cache`). Its placement says it trains here: this host, `nproc` processes
+    on each of `nodes` machines, the GPUs (`stagelab show`)."""
+    import socket
+
     from engine.store import queries
 
     if experiment_id is None:
@@ -185,6 +189,13 @@ def record_run(
         runs_dir=workspace.runs_dir,
         use_cache=use_cache,
         nproc=nproc,
+        placement={
+            "kind": "local",
+            "host": socket.gethostname(),
+            "processes": nproc,
+            "nodes": nodes,
+            "gpus": gpus,
+        },
     )
 
 
@@ -236,6 +247,7 @@ def start_run(
         use_cache=use_cache,
         experiment_id=experiment_id,
         nproc=processes(gpus, nproc),
+        nodes=nodes.count,
     )
     return RunStart(
         run_id, start_engine(workspace, run_id, resume=False, detach=detach, nodes=nodes)
