@@ -171,7 +171,7 @@ def cancel(
     state = job(shell, job_id)
     if state is None or not state.active:
         return state
-    if not state.waiting:
+    if not state.waiting and _steps(shell, job_id):  # no step yet: nothing to checkpoint
         if ask_stop is None or not ask_stop():
             _call(shell, ["scancel", "--signal=TERM", job_id])
         state = wait_while(shell, job_id, lambda j: j is not None and j.active, grace_s)
@@ -181,6 +181,13 @@ def cancel(
     if proc.returncode != 0:
         raise SlurmError(f"scancel {job_id} failed: {_text(proc.stderr).strip()}")
     return job(shell, job_id)
+
+
+def _steps(shell: Runner, job_id: str) -> list[str]:
+    """The job's steps that run the engine (not its batch script)."""
+    proc = _call(shell, ["squeue", "-h", "-s", "-j", job_id, "-o", "%i"])
+    steps = _text(proc.stdout).split() if proc.returncode == 0 else []
+    return [s for s in steps if not s.endswith((".batch", ".extern"))]
 
 
 def partitions(shell: Runner) -> list[Partition]:
