@@ -189,16 +189,16 @@ def _node_command(python: str, workspace: str, run_id: str, nodes: int, per_node
     """What `srun` runs on each node (`$STAGELAB_RESUME`, `$STAGELAB_RDZV` from the script)."""
     py = shlex.quote(python)
     owner = f"-m engine run --workspace {shlex.quote(workspace)} --run-id {shlex.quote(run_id)}"
-    # SIGUSR1 is the owner's alone: the launcher and the other processes inherit "ignore".
+    # SIGUSR1 is the owner's alone: the launcher and the other processes inherit 'ignore'.
     if nodes == 1 and per_node == 1:  # one process: the engine itself, no launcher
-        return f"trap '' USR1; exec {py} {owner} $STAGELAB_RESUME"
+        return f'trap "" USR1; exec {py} {owner} $STAGELAB_RESUME'
     launcher = (
         f"exec {py} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={per_node}"
         " --max-restarts=0 --rdzv-backend=c10d --rdzv-endpoint=$STAGELAB_RDZV"
         " --rdzv-id=stagelab-$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}"
     )
     return (
-        "trap '' USR1; "
+        'trap "" USR1; '
         f'if [ "$SLURM_NODEID" = 0 ]; then {launcher} {owner} $STAGELAB_RESUME; '
         f"else {launcher} -m engine run --worker; fi"
     )
