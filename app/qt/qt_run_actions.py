@@ -54,6 +54,7 @@ class RunActions:
             browser.cloneExperiment.connect(self.clone_experiment)
             browser.compareRuns.connect(self.compare)
             browser.deleteExperiments.connect(self.delete_experiments)
+            browser.fetchOutputs.connect(self.fetch_outputs)
             self._browser = self._swap(EXPERIMENTS_TAB, browser, "Experiments")
         return self._browser
 
@@ -65,6 +66,7 @@ class RunActions:
             monitor = QtRunMonitor(self.window.store)
             monitor.resumeRequested.connect(self.resume_run)
             monitor.statusChanged.connect(self._status_changed)
+            monitor.fetchRequested.connect(self.fetch_outputs)
             self._monitor = self._swap(MONITOR_TAB, monitor, "Monitor")
         return self._monitor
 
@@ -158,6 +160,12 @@ class RunActions:
         self.monitor.resumed()
         self.show_tab(MONITOR_TAB)
         self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
+
+    def fetch_outputs(self, run_id: str) -> None:
+        """Bring a remote run's finished stage outputs home (app/qt/remote/qt_fetch.py)."""
+        from app.qt.remote.qt_fetch import fetch_in_window
+
+        self.fetch_task = fetch_in_window(self.window, run_id)
 
     def start_sweep(self, sweep_id: str, process=None) -> None:
         """A sweep was recorded and its process started: follow it in the Sweep view

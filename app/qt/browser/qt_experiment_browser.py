@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -66,6 +67,7 @@ class QtExperimentBrowser(QWidget):
     cloneExperiment = Signal(str)
     compareRuns = Signal(list)
     deleteExperiments = Signal(list)
+    fetchOutputs = Signal(str)  # a run that trained on a target
 
     def __init__(self, store_factory, parent: QWidget | None = None):
         super().__init__(parent)
@@ -86,6 +88,8 @@ class QtExperimentBrowser(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setAlternatingRowColors(True)
         self.view.doubleClicked.connect(lambda _: self._open())
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
 
         self.search = QLineEdit()
@@ -327,6 +331,28 @@ class QtExperimentBrowser(QWidget):
         runs = self.selected_runs()
         if len(runs) == 1:
             self.openRun.emit(runs[0])
+
+    def run_menu(self) -> QMenu:
+        """The selected run's context menu: Open, Resume, and Fetch outputs for a run that
+        trained on a target."""
+        from app.qt.remote.qt_fetch import can_fetch
+        from engine.store import queries
+
+        runs = self.selected_runs()
+        menu = QMenu(self)
+        menu.addAction("Open", self._open).setEnabled(len(runs) == 1)
+        resumable = len(runs) == 1 and self._run_status(runs[0]) in RESUMABLE
+        menu.addAction("Resume", self._resume).setEnabled(resumable)
+        fetch = menu.addAction("Fetch outputs from the target")
+        fetch.setObjectName("fetchOutputsAction")
+        remote = len(runs) == 1 and can_fetch(queries.get_run(self.store(), runs[0]))
+        fetch.setEnabled(remote)
+        fetch.triggered.connect(lambda: self.fetchOutputs.emit(runs[0]))
+        return menu
+
+    def _context_menu(self, point) -> None:
+        if self.selected_runs():
+            self.run_menu().exec(self.view.viewport().mapToGlobal(point))
 
     def _resume(self) -> None:
         runs = self.selected_runs()

@@ -1,5 +1,6 @@
 """Exports from the run monitor: the metrics as CSV (every stored point, as
-`stagelab export` writes them), the plots as PNG, the run's plan as YAML."""
+`stagelab export` writes them), the plots as PNG, the run's plan as YAML; and, for a run
+that trained on a target, Fetch outputs (the window brings them home: app/qt/remote)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ def export_menu(monitor: QtRunMonitor) -> QMenu:
     ):
         action = menu.addAction(text)
         action.triggered.connect(lambda _=False, s=suffix, w=write: _ask_and_write(monitor, s, w))
+    menu.addSeparator()
+    fetch = menu.addAction("Fetch outputs from the target")
+    fetch.setObjectName("fetchOutputsAction")
+    fetch.setToolTip("Copy this run's finished stage outputs here (stagelab fetch)")
+    fetch.triggered.connect(
+        lambda: monitor.fetchRequested.emit(monitor.run.run_id) if monitor.run else None
+    )
+
+    def enable() -> None:
+        from app.qt.remote.qt_fetch import can_fetch
+
+        fetch.setEnabled(monitor.run is not None and can_fetch(monitor.info))
+
+    menu.aboutToShow.connect(enable)
+    enable()
     return menu
 
 

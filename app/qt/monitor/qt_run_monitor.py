@@ -43,6 +43,7 @@ class QtRunMonitor(QWidget):
 
     statusChanged = Signal(str, str)  # run id, status
     resumeRequested = Signal(str)  # run id: the window restarts its engine
+    fetchRequested = Signal(str)  # run id: the window fetches its outputs from its target
 
     def __init__(self, store_factory, parent: QWidget | None = None):
         super().__init__(parent)
@@ -66,13 +67,16 @@ class QtRunMonitor(QWidget):
         self.pause_button = self._button("Pause", "pauseButton", lambda: self.live.send("pause"))
         self.resume_button = self._button("Resume", "resumeButton", self.resume)
         self.stop_button = self._button("Stop", "stopButton", self.stop)
+        from app.qt.monitor.qt_remote_parts import RemoteParts
         from app.qt.monitor.qt_run_exports import export_menu
 
+        self.remote = RemoteParts(self)  # where a remote run trains, its Slurm script
         self.export_button = self._button("Export", "exportButton", None)
         self.export_button.setMenu(export_menu(self))
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
         header.addWidget(self.badge)
+        header.addWidget(self.remote.script_button)
         for button in (self.pause_button, self.resume_button, self.stop_button, self.export_button):
             header.addWidget(button)
 
@@ -140,7 +144,7 @@ class QtRunMonitor(QWidget):
         self.run = RunSeries(run_id, status=self.info.status)
         self.reused_asked = set()
         self._show_reused([])
-        self.title.setText(f"{experiment.name} · run {self.info.number} · {run_id}")
+        self._show_title()
         self.progress.clear()
         self.plots.clear()
         self.side.clear_run(on_gpu=self.info.gpus not in ("", "cpu"))
@@ -151,6 +155,15 @@ class QtRunMonitor(QWidget):
         self.redraw_timer.start()
         self.poll_timer.start()
         self._redraw()
+
+    def _show_title(self) -> None:
+        from app.qt.monitor.qt_remote_parts import where_text
+
+        info = self.info
+        self.title.setText(
+            f"{self.experiment.name} · run {info.number} · {info.id}{where_text(info)}"
+        )
+        self.remote.show_run(info)
 
     def _history_header(self, run_id: str, planned: list, stages: list, events: list) -> None:
         if self.run is not None and self.loading and run_id == self.run.run_id:
@@ -239,6 +252,9 @@ class QtRunMonitor(QWidget):
             return  # the new engine has not claimed the run yet
         if self.live.channel is None or info.status not in NOT_ENDED:
             self._set_status(info.status)
+        if info.target:  # the host, the Slurm job and its reason arrive as it goes
+            self._show_title()
+            self.badge.setText(self._badge_text(self.run.status))
 
     def _set_status(self, status: str) -> None:
         if self.run is None:
@@ -258,9 +274,12 @@ class QtRunMonitor(QWidget):
 
     def _badge_text(self, status: str) -> str:
         from app.model.browser_rows import STATUS_COLOURS
+        from app.qt.monitor.qt_remote_parts import queued_reason
 
         colour = STATUS_COLOURS.get(status, "#777777")
-        return f'<span style="color:{colour}; font-weight:600">● {status}</span>'
+        reason = queued_reason(self.info, status)
+        why = f' <span style="color:#555">· {reason}</span>' if reason else ""
+        return f'<span style="color:{colour}; font-weight:600">● {status}</span>{why}'
 
     def _update_buttons(self) -> None:
         status = self.run.status if self.run else None
