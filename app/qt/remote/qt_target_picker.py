@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.model.devices import Gpu
+from app.qt.qt_elided_label import QtElidedLabel
 
 if TYPE_CHECKING:
     from app.qt.qt_gpu_picker import QtGpuPicker
@@ -72,6 +73,10 @@ class QtTargetPicker(QWidget):
         self.targets_button.setObjectName("targetsButton")
         self.targets_button.setAccessibleName("Targets")
         self.targets_button.clicked.connect(self.edit_targets)
+        self.where = QtElidedLabel("")
+        self.where.setObjectName("targetWhere")
+        self.where.setStyleSheet("color: palette(placeholder-text);")
+        self.where.hide()
         row = QHBoxLayout()
         row.setContentsMargins(4, 4, 4, 0)
         row.addWidget(QLabel("Train on"))
@@ -81,6 +86,10 @@ class QtTargetPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(row)
+        where_row = QHBoxLayout()
+        where_row.setContentsMargins(6, 0, 4, 0)
+        where_row.addWidget(self.where)
+        layout.addLayout(where_row)
         layout.addWidget(gpu_picker, 1)
         self._loaded = False
 
@@ -107,7 +116,8 @@ class QtTargetPicker(QWidget):
         self.combo.clear()
         self.combo.addItem(HERE, "")
         for info in infos:
-            self.combo.addItem(f"{info.name} — {info.url}", info.name)
+            self.combo.addItem(info.name, info.name)
+            self.combo.setItemData(self.combo.count() - 1, info.url, Qt.ItemDataRole.ToolTipRole)
         index = max(0, self.combo.findData(choose))
         self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)
@@ -122,16 +132,20 @@ class QtTargetPicker(QWidget):
     def _chosen(self, *_: object) -> None:
         name = self.target_name()
         if name:
-            from engine.remote.target_checks import last_check
+            from engine.remote.target_checks import check_words, last_check
             from engine.store import queries
 
             try:
-                check = last_check(queries.get_target(self.store(), name).options)
+                info = queries.get_target(self.store(), name)
             except queries.NotFound:
-                check = None
-            self.gpu_picker.use_monitor(TargetGpus(name, check))
+                info = None
+            options = info.options if info else {}
+            self.gpu_picker.use_monitor(TargetGpus(name, last_check(options)))
+            self.where.setText(f"{info.url if info else name} · {check_words(options)}")
+            self.where.setToolTip(self.where.text())
         else:
             self.gpu_picker.use_monitor(self._here_monitor)
+        self.where.setVisible(bool(name))
         self.targetChosen.emit(name)
 
     def edit_targets(self) -> None:
