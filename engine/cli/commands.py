@@ -90,11 +90,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         from engine.cli.memory_check import warn_memory
 
         warn_memory(text, Path(path).resolve().parent, gpus=gpus)
+    if getattr(args, "dry_run", False) and not args.target:
+        raise UserError("--dry-run shows a Slurm job's batch script: give --target NAME")
     workspace, store = open_workspace(args)
     if args.target:
         from engine.cli.target_commands import run_on_target
 
         started = run_on_target(args, workspace, store, text, str(Path(path).resolve().parent))
+        if getattr(started, "dry_run", False) and not started.problems:
+            return EXIT_OK
         return _started(str(path), store, started, detach=args.detach)
     started = start_run(
         workspace,

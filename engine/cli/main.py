@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", metavar="NAME", help="train on a target (`stagelab target ls`), not here"
     )
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with a Slurm --target: print the job's batch script and send nothing",
+    )
+    p.add_argument(
         "--detach", action="store_true", help="start in the background and print the run id"
     )
     p.add_argument(

@@ -132,10 +132,17 @@ def run_on_target(args: argparse.Namespace, workspace, store, text: str, plan_di
         target = targets.get_target(store, args.target)
     except LookupError as exc:
         raise UserError(str(exc)) from None
-    if target.kind != "ssh":
-        raise UserError(
-            f"target '{target.name}' is {target.kind}; this version runs on ssh:// targets"
+    from engine.remote import slurm_runs
+
+    if getattr(args, "dry_run", False):  # the batch script, shown; nothing sent
+        if not slurm_runs.is_slurm(target):
+            raise UserError(f"--dry-run shows a Slurm job's script; '{target.name}' is ssh://")
+        script, problems = slurm_runs.dry_run(
+            workspace, target, plan_text=text, plan_dir=plan_dir, nproc=args.nproc, name=args.name
         )
+        if script is not None:
+            print(script, end="")
+        return SimpleNamespace(run_id=None, proc=None, problems=problems, dry_run=True)
     bar = None
 
     def progress(done: int, total: int) -> None:

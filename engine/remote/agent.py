@@ -48,6 +48,14 @@ def start_here(request: dict) -> dict:
         )
     else:
         _queue_again(store, run_id, request.get("nproc"))
+    if request.get("start", True) is False:  # a Slurm job: sbatch starts its engine
+        return {
+            "run_id": run_id,
+            "pid": None,
+            "host": socket.gethostname(),
+            "workspace": str(workspace.root),
+            "run_dir": str(workspace.run_dir(run_id)),
+        }
     proc = start_engine(workspace, run_id, resume=resume, detach=True)
     if resume:
         _wait_for_claim(store, workspace, run_id, proc)

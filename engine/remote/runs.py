@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.launch.runs import checked_plan, experiment_for, processes
+from engine.remote import slurm_runs
 from engine.remote.mirror_process import mirror_running, start_mirror
 from engine.remote.setup import RemoteSide, SetupError, ready
 from engine.remote.shell import Shell, ShellError, shell_for
+from engine.remote.slurm import SlurmError
 from engine.remote.sync import HashCache, Progress, sync_plan
 from engine.remote.targets import Target, TargetError, get_target
 
@@ -67,7 +69,11 @@ def start_remote_run(
     from engine.store import queries
 
     clock = {"start": time.monotonic()}
-    plan, problems = checked_plan(plan_text, plan_dir, processes(gpus, nproc), source)
+    jobs = slurm_runs.layout(target, nproc) if slurm_runs.is_slurm(target) else None
+    world = jobs.world if jobs else processes(gpus, nproc)
+    plan, problems = checked_plan(plan_text, plan_dir, world, source)
+    if jobs and not problems:
+        problems = tuple(jobs.options.problems())
     if problems:
         return RemoteStart(problems=problems)
     shell = shell_for(target)
@@ -90,11 +96,13 @@ def start_remote_run(
     except (ShellError, SetupError) as exc:
         return RemoteStart(problems=(str(exc),))
     exp = experiment_for(store, name or plan.name, plan_text, plan_dir)
+    if jobs:  # Slurm gives the GPUs; the processes follow the target's options
+        gpus, nproc = jobs.gpus, jobs.per_node
     placement = {
-        "kind": "ssh",
+        "kind": "slurm" if jobs else "ssh",
         "host": target.host,
-        "processes": processes(gpus, nproc),
-        "nodes": 1,
+        "processes": world,
+        "nodes": jobs.options.nodes if jobs else 1,
         "gpus": gpus,
         "remote_workspace": remote_workspace(side),
         "remote_python": side.python,
@@ -123,10 +131,23 @@ def start_remote_run(
         "nproc": processes(gpus, nproc),
         "use_cache": use_cache,
         "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
+        "start": jobs is None,  # a Slurm job's engine starts when Slurm runs it
     }
     try:
         answer = start_there(shell, side, request)
-    except (ShellError, SetupError) as exc:
+        if jobs:
+            slurm_runs.submit_recorded(
+                shell,
+                store,
+                target,
+                side,
+                run_id=run_id,
+                workspace=remote_workspace(side),
+                nproc=nproc,
+                name=name or plan.name,
+                passed=request["env"],
+            )
+    except (ShellError, SetupError, SlurmError) as exc:
         queries.set_run_status(store, run_id, "failed", error=str(exc))
         return RemoteStart(run_id=run_id, problems=(str(exc),))
     queries.set_placement(store, run_id, remote_run_id=run_id, host=answer.get("host"))
@@ -169,10 +190,6 @@ def resume_remote_run(
                 f"has; add it again with: stagelab target add {run.target} URL",
             )
         )
-    if target.kind != "ssh":
-        return RemoteStart(
-            problems=(f"target '{target.name}' is {target.kind}; this version resumes ssh:// runs",)
-        )
     shell = shell_for(target)
     say(f"connecting to {target.where}")
     try:
@@ -185,9 +202,22 @@ def resume_remote_run(
             "resume": True,
             "nproc": nproc,
             "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
+            "start": not slurm_runs.is_slurm(target),
         }
         answer = start_there(shell, side, request)
-    except (ShellError, SetupError) as exc:
+        if slurm_runs.is_slurm(target):  # a new job that resumes the run
+            slurm_runs.submit_recorded(
+                shell,
+                store,
+                target,
+                side,
+                run_id=request["run_id"],
+                workspace=placement["remote_workspace"],
+                nproc=nproc or run.nproc,
+                resume=True,
+                passed=request["env"],
+            )
+    except (ShellError, SetupError, SlurmError) as exc:
         return RemoteStart(run_id=run.id, problems=(str(exc),))
     # The run's Stagelab there may have been installed anew since it started.
     queries.set_placement(

@@ -104,28 +104,37 @@ def assert_every_step_once(ours: dict) -> None:
         assert steps == list(range(1, len(steps) + 1)), (stage, steps)
 
 
-def test_a_job_of_two_processes_trains_the_plan_as_a_local_run_does(
+def test_run_on_a_slurm_target_shows_its_script_then_trains_as_a_local_run_does(
     cluster, plan_file, reference, tmp_path
 ):
-    ws, store, run_id = recorded(tmp_path, plan_file)
+    ws = tmp_path / "desk"
+    workdir = tmp_path / "cluster-home"
+    stagelab(ws, "target", "add", "cl", "slurm://", "--workdir", str(workdir), "--python",
+             sys.executable, "--partition", "debug", "--time", "30")  # fmt: skip
+    dry = stagelab(ws, "run", str(plan_file), "--target", "cl", "--nproc", "2", "--dry-run")
+    assert dry.stdout.startswith("#!/bin/bash\n#SBATCH --job-name=stagelab-RUN_ID\n")
+    assert "#SBATCH --partition=debug" in dry.stdout and "--nproc-per-node=2" in dry.stdout
+    # Nothing sent, nothing recorded.
+    assert not (workdir / "workspace").exists() and not any((ws / "runs").glob("*"))
     submitted_ms = time.time() * 1000
-    sub = submit(ws, store, run_id)
-    ended = until_ended(cluster, sub.job_id)
-    assert ended.state == "COMPLETED", (ws.run_dir(run_id) / f"slurm-{sub.job_id}.out").read_text()
-    data = show(ws.root, run_id)
-    assert data["status"] == "finished"
-    assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
-    run = queries.get_run(store, run_id)
-    assert run.environment["distributed"]["world_size"] == 2
-    assert run.placement["slurm"]["job_id"] == sub.job_id
-    assert run.placement["slurm"]["script"] == sub.script
-    assert run.placement["processes"] == 2 and run.placement["kind"] == "slurm"
-    slurm.record_job(store, run_id, ended)
+    run = stagelab(ws, "run", str(plan_file), "--target", "cl", "--nproc", "2", "--detach")
+    run_id = run.stdout.strip().splitlines()[-1]
+    wait_for(lambda: show(ws, run_id)["status"] in ("finished", "failed"), 300, "the job")
+    there = workdir / "workspace"
+    out = "\n".join(p.read_text() for p in (there / "runs" / run_id).glob("slurm-*.out"))
+    data = show(ws, run_id)
+    assert data["status"] == "finished", out
+    store = Store.open(ws / "stagelab.db")
     placement = queries.get_run(store, run_id).placement
-    assert placement["slurm"]["node_list"] == cluster.node
-    assert placement["slurm"]["partition"] == "debug"
-    ours = points(ws.root, run_id, tmp_path / "job.csv")
-    assert ours == reference
+    assert placement["kind"] == "slurm" and placement["processes"] == 2
+    job_id = placement["slurm"]["job_id"]
+    assert "#SBATCH --partition=debug" in placement["slurm"]["script"]
+    ended = until_ended(cluster, job_id)
+    assert ended.state == "COMPLETED"
+    far = queries.get_run(Store.open(there / "stagelab.db"), run_id)
+    assert far.environment["distributed"]["world_size"] == 2
+    # The local record, mirrored, equals a local run of the plan value for value.
+    assert points(ws, run_id, tmp_path / "job.csv") == reference
     # The figure of the README: submission to the first step on the loopback cluster.
     first = min(
         wall
