@@ -154,7 +154,15 @@ class RunActions:
                 "stopped or failed run can be resumed.",
             )
             return
+        if run.target is not None:  # continued there, off the GUI thread (ssh)
+            from app.qt.remote.qt_resume import resume_in_window
+
+            self.resume_task = resume_in_window(self.window, run_id, self._follow_resumed)
+            return
         start_engine(self.window.workspace, run_id, resume=True, detach=True)
+        self._follow_resumed(run_id)
+
+    def _follow_resumed(self, run_id: str) -> None:
         if self.monitor.run is None or self.monitor.run.run_id != run_id:
             self.monitor.open_run(run_id)
         self.monitor.resumed()
