@@ -106,7 +106,33 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_stop(args: argparse.Namespace) -> int:
     """`stagelab stop RUN`: checkpoint, then end the run as `stopped`."""
     store, run = _run(args)
+    from engine.remote.slurm_runs import job_of
+
+    if job_of(run) is not None:
+        return _stop_job(store, run)
     return send_command(attached(store, run), "stop", wait=not args.no_wait)
+
+
+def _stop_job(store: Store, run: Any) -> int:
+    """A Slurm run: stopped live after a checkpoint if it runs, its job cancelled if it
+    waits or is still there after the grace (engine/remote/slurm.py `cancel`)."""
+    from engine.remote.shell import ShellError
+    from engine.remote.slurm import SlurmError
+    from engine.remote.slurm_runs import job_of, stop_run
+
+    def ask_stop() -> bool:
+        try:
+            return send_command(attached(store, run), "stop", wait=True) == EXIT_OK
+        except LiveError:
+            return False
+
+    try:
+        state = stop_run(store, run, ask_stop)
+    except (SlurmError, ShellError, LookupError) as exc:
+        raise LiveError(f"run {run.id}'s Slurm job could not be stopped: {exc}") from None
+    said = f"{state.state.lower()}" if state is not None else "gone"
+    print(f"run {run.id}: Slurm job {job_of(run)} {said}")
+    return EXIT_OK
 
 
 def resume_live(run: Any) -> int:

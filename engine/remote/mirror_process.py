@@ -150,8 +150,11 @@ def transport_for(ws: Workspace, run: Any) -> Any:
             raise NotMirrored(f"run {run.id} trains on this machine; nothing to mirror")
         return LocalTransport(placement["remote_workspace"], remote_id)
     from engine.remote.mirror_shell import shell_transport
+    from engine.remote.slurm_runs import job_aware
+    from engine.store import Store
 
-    return shell_transport(ws, run)
+    # A Slurm run's mirror also keeps the job's state and reason here.
+    return job_aware(shell_transport(ws, run), Store.open(ws.db_path), run)
 
 
 def mirror_main(workspace: Path, run_id: str) -> int:

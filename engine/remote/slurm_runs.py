@@ -177,3 +177,93 @@ def dry_run(
     except (ShellError, SetupError, ScriptProblem) as exc:
         return None, (str(exc),)
     return text, ()
+
+
+def stop_run(store: Store, run: Any, ask_stop=None) -> slurm.Job | None:  # noqa: ANN001
+    """`stagelab stop` of a Slurm run: `cancel_run` through the target's shell; a run whose
+    job was cancelled before its engine started is `stopped` here.
+
+    Raises:
+        slurm.SlurmError, ShellError: Slurm or the target cannot be reached.
+    """
+    from engine.remote.shell import shell_for
+    from engine.remote.targets import get_target
+    from engine.store import queries
+    from engine.store.status import RunStatus
+
+    shell = shell_for(get_target(store, run.target))
+    try:
+        state = cancel_run(shell, store, run, ask_stop=ask_stop)
+    finally:
+        shell.close()
+    if state is not None and not state.active:
+        if queries.get_run(store, run.id).stored_status == RunStatus.QUEUED:
+            queries.set_run_status(store, run.id, RunStatus.STOPPED, error=None)
+    return state
+
+
+class JobAwareTransport:
+    """The mirror's transport of a Slurm run: each pull also asks Slurm about the job (at
+    most every `every_s`), keeping its state and reason in the local record (the queued
+    line). The record there is read with the job: a run its engine left `stopped` or
+    `interrupted` while Slurm still has the job (requeued, about to restart) is passed on
+    as `queued`, so the mirror waits for the restarted engine; a run still `queued` whose
+    job has ended (cancelled while it waited, or its engine never started) has ended."""
+
+    def __init__(self, inner: Any, store: Store, run: Any, every_s: float = 5.0):
+        self.inner, self.store, self.run, self.every_s = inner, store, run, every_s
+        self._asked = float("-inf")
+        self._job: slurm.Job | None = None
+        self._known = False  # whether Slurm answered the last time it was asked
+
+    @property
+    def shell(self) -> Any:
+        return self.inner.shell
+
+    def connect(self) -> dict[str, Any]:
+        return self.inner.connect()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def pull(self, after: int) -> list[str]:
+        import json
+        import time
+
+        lines = list(self.inner.pull(after))
+        if time.monotonic() - self._asked >= self.every_s:
+            self._asked = time.monotonic()
+            try:
+                self._job, self._known = refresh(self.inner.shell, self.store, self.run), True
+            except (OSError, slurm.SlurmError):
+                self._known = False  # Slurm out of reach: the record alone decides
+        if not self._known:
+            return lines
+        for i, raw in enumerate(lines):
+            line = json.loads(raw) if raw.strip() else {}
+            if line.get("what") == "run":
+                lines[i] = json.dumps(_with_job(line, self._job))
+                break
+        return lines
+
+
+def _with_job(line: dict[str, Any], job: slurm.Job | None) -> dict[str, Any]:
+    """The pulled run line as its job makes it (see JobAwareTransport)."""
+    status, alive = line.get("status"), line.get("alive")
+    if job is not None and job.active:
+        if status in ("stopped", "interrupted") and not alive:
+            return {**line, "status": "queued"}
+        return line
+    if status == "queued":
+        if job is not None and job.state == "CANCELLED":
+            return {**line, "status": "stopped"}
+        said = f"ended {job.state}" if job is not None else "is gone"
+        return {**line, "status": "failed", "error": f"its Slurm job {said} before it ran"}
+    return line
+
+
+def job_aware(transport: Any, store: Store, run: Any) -> Any:
+    """The mirror's transport, Slurm-aware for a Slurm run (else as it is)."""
+    if job_of(run) is None or not hasattr(transport, "shell"):
+        return transport
+    return JobAwareTransport(transport, store, run)

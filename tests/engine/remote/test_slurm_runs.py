@@ -177,3 +177,23 @@ def test_a_job_signalled_before_its_limit_or_requeued_resumes_with_every_step_on
     ours = points(ws.root, run_id, tmp_path / "requeued.csv")
     assert_every_step_once(ours)
     assert ours == reference  # same world size: the resume is exact
+
+
+def test_a_waiting_run_shows_slurms_reason_and_stop_cancels_its_job(cluster, plan_file, tmp_path):
+    ws = tmp_path / "desk"
+    stagelab(ws, "target", "add", "later", "slurm://", "--workdir", str(tmp_path / "home"),
+             "--python", sys.executable, "--sbatch=--begin=now+1hour")  # fmt: skip
+    run = stagelab(ws, "run", str(plan_file), "--target", "later", "--detach")
+    run_id = run.stdout.strip().splitlines()[-1]
+    store = Store.open(ws / "stagelab.db")
+
+    def slurm_said() -> dict:
+        return queries.get_run(store, run_id).placement.get("slurm") or {}
+
+    # The mirror keeps Slurm's word on the waiting job in the local record.
+    wait_for(lambda: slurm_said().get("reason") == "BeginTime", 60, "Slurm's reason here")
+    assert show(ws, run_id)["status"] == "queued"
+    stopped = stagelab(ws, "stop", run_id)
+    assert f"Slurm job {slurm_said()['job_id']} cancelled" in stopped.stdout
+    assert show(ws, run_id)["status"] == "stopped"
+    assert slurm.job(LocalShell(), slurm_said()["job_id"]).state == "CANCELLED"
