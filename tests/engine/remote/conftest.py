@@ -105,6 +105,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
                 "UsePAM no",
                 "AllowStreamLocalForwarding yes",
                 "MaxSessions 50",
+                # A slurm+ssh:// target's client passes the test cluster's config
+                # (SetEnv=SLURM_CONF=…); a real login node has /etc/slurm/slurm.conf.
+                "AcceptEnv SLURM_CONF",
                 "MaxStartups 50",
                 "LogLevel ERROR",
                 "",

@@ -179,10 +179,15 @@ def test_a_job_signalled_before_its_limit_or_requeued_resumes_with_every_step_on
     assert ours == reference  # same world size: the resume is exact
 
 
-def test_a_waiting_run_shows_slurms_reason_and_stop_cancels_its_job(cluster, plan_file, tmp_path):
+def test_over_ssh_a_waiting_run_shows_slurms_reason_and_stop_cancels_its_job(
+    cluster, sshd, plan_file, tmp_path
+):
+    # slurm+ssh://: sbatch, scontrol and scancel run on the login node through OpenSSH.
     ws = tmp_path / "desk"
-    stagelab(ws, "target", "add", "later", "slurm://", "--workdir", str(tmp_path / "home"),
-             "--python", sys.executable, "--sbatch=--begin=now+1hour")  # fmt: skip
+    options = sshd.target_args(tmp_path / "home", sys.executable)
+    options += ["--ssh-option", f"SetEnv=SLURM_CONF={cluster.conf}", "--sbatch=--begin=now+1hour"]
+    url = sshd.url.replace("ssh://", "slurm+ssh://")
+    stagelab(ws, "target", "add", "later", url, *options)
     run = stagelab(ws, "run", str(plan_file), "--target", "later", "--detach")
     run_id = run.stdout.strip().splitlines()[-1]
     store = Store.open(ws / "stagelab.db")
