@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from engine.channel.address import ChannelUnavailable, read_connection_file, write_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed
-from engine.channel.messages import Bye, Event, Metrics, StageUpdate, Status
+from engine.channel.messages import Bye, CaughtUp, Event, Metrics, StageUpdate, Status
 from engine.remote import mirror_store
 from engine.remote.record_dump import parse_record
 from engine.store.db import Store
@@ -234,6 +234,7 @@ class Mirror:
         self.log(f"following engine {welcome.engine_id} after stream position {cursor}")
         items: list[tuple[Any, ...]] = []
         stages, run = {}, {}
+        live, walls = False, []  # the lag counts points that came live, not the catch-up
         last_flush = heard = time.monotonic()
         outcome = "dropped"
         try:
@@ -247,6 +248,9 @@ class Mirror:
                     heard = now
                 if isinstance(message, Metrics):
                     items += [("point", *p) for p in message.points]
+                    walls += [p.wall_ms for p in message.points] if live else []
+                elif isinstance(message, CaughtUp):
+                    live = True
                 elif isinstance(message, Event):
                     items.append(("event", *_event_item(message)))
                 elif isinstance(message, StageUpdate):
@@ -259,20 +263,20 @@ class Mirror:
                 if now - heard > self.silence_s:
                     break  # a connection that hangs without closing
                 if now - last_flush >= self.flush_every:
-                    self._flush(items, stages, run)
-                    items, stages, run = [], {}, {}
+                    self._flush(items, stages, run, walls)
+                    items, stages, run, walls = [], {}, {}, []
                     last_flush = now
         finally:
-            self._flush(items, stages, run)
+            self._flush(items, stages, run, walls)
             self.client = None
             client.close()
         return outcome
 
-    def _flush(self, items: list, stages: dict, run: dict) -> None:
+    def _flush(self, items: list, stages: dict, run: dict, walls: list[int]) -> None:
         run = {**run, "heartbeat_ms": _now_ms()}
         mirror_store.write(self.store, self.run_id, items, stages, run)
         stored = _now_ms()
-        self.lags_ms += [stored - item[6] for item in items if item[0] == "point"]
+        self.lags_ms += [stored - wall for wall in walls]
         del self.lags_ms[:-100_000]
 
     # -- the local run folder -------------------------------------------------------------
