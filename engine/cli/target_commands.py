@@ -179,14 +179,20 @@ def resume_on_target(args: argparse.Namespace, workspace, store, run, follow) ->
     from engine.cli.commands import NOT_RESUMABLE
     from engine.cli.watch import attached, resume_live
     from engine.remote.runs import resume_remote_run
+    from engine.store import queries
     from engine.store.status import RESUMABLE, RunStatus
 
     if getattr(args, "nnodes", 1) > 1 or getattr(args, "node_rank", 0):
         raise UserError(
             "a run on a target resumes on its target; --nnodes/--node-rank are for runs here"
         )
+    if run.status not in RESUMABLE:
+        # What this machine last heard may be old (no mirror ran since): the next contact
+        # tells, as `watch` would (an engine gone there makes the run interrupted).
+        attached(store, run)
+        run = queries.get_run(store, run.id)
     if run.status == RunStatus.PAUSED:
-        return resume_live(attached(store, run))
+        return resume_live(run)
     if run.status not in RESUMABLE:
         hint = NOT_RESUMABLE.get(run.status, f"its status is {run.status}")
         raise UserError(f"run {run.id} cannot be resumed: {hint}")

@@ -1,7 +1,8 @@
 """The run commands on a run that trains on an SSH target (a real OpenSSH server on
 127.0.0.1), each through the local mirror's channel.json or the local record: `pause`,
 `resume` of the paused run, `stop` at a checkpoint, `resume` continuing it there (timed
-to its first resumed step), `watch` to the end, `show`, `show --json`, `export`. Its
+to its first resumed step), `resume` of a run whose engine and mirror were killed (the
+record here still says paused), `watch` to the end, `show`, `show --json`, `export`. Its
 series equal an uninterrupted local run of the same plan value for value, every step once.
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 
@@ -19,7 +22,9 @@ from engine.cli.main import main
 from engine.launch.runs import start_run
 from engine.remote.mirror_store import counts
 from engine.store import Store, Workspace, queries
+from tests.engine.process.live_kill import pause_after_checkpoint
 from tests.engine.remote.conftest import add_target
+from tests.engine.remote.mirror_checks import processes_with
 from tests.engine.remote.test_ssh_runs import series_of, wait_for
 
 pytestmark = pytest.mark.slow
@@ -95,9 +100,19 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
         print(
             f"\nresume to the first resumed step on the target: {took:.2f} s ({owned:.2f} s to return)"
         )
+    # The desktop goes away (its mirror killed), then the engine there is killed: this
+    # machine still says `paused`; resume's contact finds it interrupted and continues it.
+    pid = pause_after_checkpoint(workdir / "workspace", run_id, stage=1)
+    wait_for(lambda: status() == "paused", 30)
+    for mirror in processes_with(f"mirror\0--workspace\0{ws}\0--run\0{run_id}"):
+        os.kill(mirror, signal.SIGKILL)
+    wait_for(lambda: not processes_with(f"--workspace\0{ws}\0--run\0{run_id}"), 30)
+    os.kill(pid, signal.SIGKILL)
+    assert status() == "paused" and len(points(there, run_id)) < 24
+    assert stagelab("resume", run_id, "--detach") == 0, capsys.readouterr().err
     assert stagelab("watch", run_id) == 0
     assert status() == "finished"
-    assert queries.get_run(there, run_id).resume_count == 1
+    assert queries.get_run(there, run_id).resume_count == 2
 
     assert local.proc.wait(300) == 0
     expected = series_of(here, local.run_id)
