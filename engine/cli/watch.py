@@ -56,7 +56,7 @@ def attached(store: Store, run: Any) -> Any:
     (re-attach, back-filling what was missed); the run as the mirror left it."""
     from engine.remote.mirror_process import attach
 
-    if attach(run, wait=ATTACH_WAIT_S):
+    if attach(run, wait=ATTACH_WAIT_S, say=lambda line: print(line, file=sys.stderr)):
         return run
     return queries.get_run(store, run.id)
 
