@@ -93,9 +93,10 @@ def test_targets_dialog_checks_over_ssh_and_the_picker_follows(window, sshd, tmp
     assert "GPUs: none" in said or "GPU 0:" in said
     assert dialog.table.topLevelItem(0).text(3) == "ok just now"
     assert not dialog.busy.isVisibleTo(dialog)
+    qtbot.waitUntil(dialog.check_button.isEnabled)  # Check again once the outcome is in
 
     dialog.select("gone")
-    dialog.check_target()
+    dialog.check_button.click()
     qtbot.waitUntil(lambda: dialog.outcome.text().startswith("✗"), timeout=60_000)
     assert "cannot be reached" in dialog.outcome.text()
     assert dialog.table.topLevelItem(1).text(3) == "failed just now"

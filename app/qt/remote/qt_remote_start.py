@@ -57,7 +57,10 @@ def start_on_target(
     except (queries.NotFound, TargetError) as exc:
         window.statusBar().showMessage(f"Nothing was started: {exc}")
         return None
-    if target.kind != "ssh":
+    import importlib.util
+
+    # Slurm runs start through start_remote_run once engine/remote/slurm_runs.py is there.
+    if target.kind != "ssh" and importlib.util.find_spec("engine.remote.slurm_runs") is None:
         QMessageBox.information(
             window,
             "Run on a Slurm target",

@@ -218,6 +218,7 @@ class QtTargetsDialog(QDialog):
         self.task.said.connect(self.lines.appendPlainText)
         self.task.succeeded.connect(lambda _: self._checked(name, None))
         self.task.failed.connect(lambda error: self._checked(name, error))
+        self.task.ended.connect(self._selected)  # Check and Remove again
         self.task.start()
         self._selected()
 
@@ -233,4 +234,5 @@ class QtTargetsDialog(QDialog):
             self.task.said.disconnect()
             self.task.succeeded.disconnect()
             self.task.failed.disconnect()
+            self.task.ended.disconnect(self._selected)
             self.task = None

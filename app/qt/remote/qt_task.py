@@ -20,6 +20,7 @@ class QtTask(QObject):
     progressed = Signal(int, int)
     succeeded = Signal(object)
     failed = Signal(str)
+    ended = Signal()  # after succeeded/failed's slots ran: `busy` is False from then on
 
     def __init__(
         self,
@@ -30,6 +31,10 @@ class QtTask(QObject):
         super().__init__(parent)
         self._work, self._expected = work, expected
         self._worker: threading.Thread | None = None
+        self.busy = False
+        self.ended.connect(self._mark_ended)  # on the GUI thread, after the outcome's slots
+
+    def _mark_ended(self) -> None:
         self.busy = False
 
     def start(self) -> None:
@@ -48,9 +53,9 @@ class QtTask(QObject):
             self._end(self.succeeded, result)
 
     def _end(self, signal, value) -> None:
-        self.busy = False
         try:
             signal.emit(value)
+            self.ended.emit()
         except RuntimeError:
             pass  # the dialog that asked was closed meanwhile
 
