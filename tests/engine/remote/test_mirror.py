@@ -68,7 +68,7 @@ class Pair:
 
     def mirror(self) -> tuple[Mirror, threading.Thread]:
         transport = LocalTransport(self.a.root, self.id)
-        mirror = Mirror(self.sb, self.id, transport, run_dir=self.b_dir, flush_every=0.5, log=print)
+        mirror = Mirror(self.sb, self.id, transport, run_dir=self.b_dir, log=print)
         thread = threading.Thread(target=mirror.run, daemon=True)
         thread.start()
         return mirror, thread
