@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.exc import OperationalError
+
 from engine.channel.address import ChannelUnavailable, read_connection_file, write_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed
 from engine.channel.messages import Bye, CaughtUp, Event, Metrics, StageUpdate, Status
@@ -83,7 +85,10 @@ class LocalTransport:
 
     def pull(self, after: int) -> list[str]:
         cmd = record_command(self.python, str(self.workspace), self.run_id, after)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise TransportError("the record command did not answer within 300 s") from None
         if proc.returncode not in (0, 2):
             raise TransportError(f"the record command failed: {proc.stderr.strip()[-300:]}")
         return proc.stdout.splitlines()
@@ -151,6 +156,10 @@ class Mirror:
                     unreachable_since = None
                     self.stop.wait(self.poll_every)  # queued, or about to end
                     continue
+                except OperationalError as exc:  # the local database, busy: try again
+                    self.log(f"the local record could not be written now: {exc}")
+                    self.stop.wait(self.poll_every)
+                    continue
                 except (TransportError, OSError) as exc:
                     now = time.monotonic()
                     unreachable_since = unreachable_since or now
@@ -166,9 +175,10 @@ class Mirror:
             self._forget_channel()
             self.transport.close()
 
-    def pull(self) -> str | None:
+    def pull(self, again: bool = True) -> str | None:
         """Store what the remote store has after the local position; the run's final
-        status once it has ended and everything is here (else None)."""
+        status once it has ended and everything is here (else None). `again`: pull the
+        whole record once more when the counts differ at the end."""
         record = parse_record(
             self.transport.pull(mirror_store.local_cursor(self.store, self.run_id))
         )
@@ -191,9 +201,11 @@ class Mirror:
             self.status = status
             return None
         if not self._complete(run):
-            self.log("the local record differs from the target's; pulling it whole again")
-            mirror_store.drop_after(self.store, self.run_id, 0)
-            return self.pull()
+            if again:
+                self.log("the local record differs from the target's; pulling it whole again")
+                mirror_store.drop_after(self.store, self.run_id, 0)
+                return self.pull(again=False)
+            self.log("the target's record has points without a stream position; kept as pulled")
         fields.update(status=status, ended_ms=run.get("ended_ms"))
         mirror_store.write(self.store, self.run_id, run=fields)
         self.status = status
@@ -267,9 +279,9 @@ class Mirror:
                     items, stages, run, walls = [], {}, {}, []
                     last_flush = now
         finally:
-            self._flush(items, stages, run, walls)
             self.client = None
             client.close()
+            self._flush(items, stages, run, walls)
         return outcome
 
     def _flush(self, items: list, stages: dict, run: dict, walls: list[int]) -> None:
