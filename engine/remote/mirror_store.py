@@ -181,8 +181,17 @@ def _stage(s: Session, run_id: str, idx: int, fields: dict[str, Any]) -> None:
             return  # a partial update of a row not seen yet: the full row comes later
         row = SqlStage(run_id=run_id, idx=idx, steps_done=0)
         s.add(row)
+    elif "output_dir" in fields and _fetched(s, run_id, row.name):
+        del fields["output_dir"]  # fetched home: the stage row names the local copy
     for key, value in fields.items():
         setattr(row, key, value)
+
+
+def _fetched(s: Session, run_id: str, stage: str) -> bool:
+    """Whether `stagelab fetch` brought this stage's output home (placement.outputs)."""
+    run = s.get(SqlRun, run_id)
+    placement = json.loads(run.placement or "{}") if run is not None else {}
+    return (placement.get("outputs") or {}).get(stage) == "local"
 
 
 def _run(s: Session, run_id: str, fields: dict[str, Any]) -> None:

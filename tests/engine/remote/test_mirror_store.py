@@ -116,3 +116,22 @@ def test_a_run_on_a_target_keeps_the_status_its_mirror_stored(tmp_path):
     rows = {r.id: r.status for r in browse_runs(store)}
     assert [rows[i] for i in ids] == ["running", "interrupted"]
     assert [r.status for r in queries.get_experiment(store, exp).runs] == ["running", "interrupted"]
+
+
+def test_a_fetched_output_keeps_its_local_folder_when_mirrored_again(tmp_path):
+    store, run_id = _run(tmp_path / "ws")
+    row = {"name": "mlm", "kind": "pretrain", "status": "finished", "output_dir": "/there/out"}
+    mirror_store.write(store, run_id, stages={0: row})
+    # `stagelab fetch` moved the output home; a later mirror (after a resume) says the
+    # target's folder again.
+    with store.session() as s:
+        from engine.store.models import SqlStage
+
+        s.query(SqlStage).filter_by(run_id=run_id, idx=0).update({"output_dir": "/here/out"})
+    queries.set_placement(store, run_id, outputs={"mlm": "local"})
+    mirror_store.write(store, run_id, stages={0: {**row, "steps_done": 7}})
+    stage = queries.list_stages(store, run_id)[0]
+    assert (stage.output_dir, stage.steps_done) == ("/here/out", 7)
+    queries.set_placement(store, run_id, outputs={"mlm": "target"})
+    mirror_store.write(store, run_id, stages={0: row})
+    assert queries.list_stages(store, run_id)[0].output_dir == "/there/out"
