@@ -62,6 +62,7 @@ def resolve_output(args: argparse.Namespace) -> Path:
             names = ", ".join(s.name for s in stages) or "none"
             raise UserError(f"run {run.id} has no stage '{stage_name}' (its stages: {names})")
         stage = named[0]
+        _refuse_remote(run, stage.name)
         if not stage.output_dir:
             raise UserError(
                 f"stage '{stage.name}' of run {run.id} has no output yet ({stage.status}); "
@@ -71,7 +72,20 @@ def resolve_output(args: argparse.Namespace) -> Path:
     finished = [s for s in stages if s.output_dir]
     if not finished:
         raise UserError(f"run {run.id} has no finished stage yet; wait for one, or name a folder")
+    _refuse_remote(run, finished[-1].name)
     return _member_output(Path(finished[-1].output_dir), finished[-1].name, member)
+
+
+def _refuse_remote(run, stage: str) -> None:
+    """A stage trained on a target predicts here once its output is fetched home."""
+    from engine.cli.cli_args import UserError
+
+    outputs = (run.placement or {}).get("outputs") or {}
+    if run.target and outputs.get(stage) != "local":
+        raise UserError(
+            f"stage '{stage}' of run {run.id} trained on target '{run.target}' and its output "
+            f"is there; bring it here with `stagelab fetch {run.id}:{stage}`, then predict"
+        )
 
 
 def _member_output(folder: Path, stage: str, member: str) -> Path:

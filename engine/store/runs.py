@@ -280,8 +280,10 @@ def find_reusable_stage(
     store: Store, fingerprint: str, *, exclude_run: str | None = None
 ) -> tuple[str, StageInfo] | None:
     """A finished (or itself reused) stage with this fingerprint whose output folder still
-    exists, as (run id, stage); the oldest trained one first, so reuse always points at the
-    stage that trained. None if there is none.
+    exists here, as (run id, stage); the oldest trained one first, so reuse always points
+    at the stage that trained. None if there is none. A stage trained on a target counts
+    only once `stagelab fetch` brought its output home: its row names the target's folder
+    (which on a shared file system may even look present here).
     """
     with store.session() as s:
         rows = s.scalars(
@@ -296,11 +298,22 @@ def find_reusable_stage(
         for r in rows:
             if r.run_id == exclude_run or not Path(r.output_dir).is_dir():
                 continue
+            if not output_here(s.get(SqlRun, r.run_id), r.name):
+                continue
             source = _stage_info(r)
             if source.reused_from is not None:  # point at the stage that trained
                 return source.reused_from["run"], source
             return r.run_id, source
     return None
+
+
+def output_here(run: SqlRun | None, stage: str) -> bool:
+    """Whether a stage's output folder is on this machine: a local run's always, a run on
+    a target's once fetched (`placement.outputs[stage] == "local"`)."""
+    if run is None or not run.target:
+        return True
+    placement = json.loads(run.placement or "{}")
+    return (placement.get("outputs") or {}).get(stage) == "local"
 
 
 def referenced_outputs(store: Store, run_ids: list[str]) -> dict[str, list[str]]:
