@@ -65,6 +65,16 @@ class QtGpuPicker(QListWidget):
 
     def refresh(self) -> None:
         """Re-read the GPUs and which runs use them."""
+        rows = getattr(self.monitor, "rows", lambda: None)()
+        if rows is not None:  # a Slurm target: what its jobs get, nothing to tick
+            self.gpus, self._chosen = [], set()
+            self.clear()
+            for text, tip in rows:
+                item = QListWidgetItem(text)
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                item.setToolTip(tip)
+                self.addItem(item)
+            return
         gpus = self.monitor.read()
         self.gpus = gpus
         try:

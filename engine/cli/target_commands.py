@@ -88,8 +88,11 @@ def cmd_target(args: argparse.Namespace) -> int:
         elif args.target_command == "ls":
             found = targets.list_targets(store)
             if args.json:
+                checks = {i.name: i.options.get("last_check") for i in queries.list_targets(store)}
                 rows = [
-                    {"name": t.name, "url": t.url, "kind": t.kind, **t.options()} for t in found
+                    {"name": t.name, "url": t.url, "kind": t.kind, **t.options()}
+                    | {"last_check": checks.get(t.name)}  # the window's Check, or target check
+                    for t in found
                 ]
                 print(json.dumps(rows, indent=2))
             for t in [] if args.json else found:
@@ -97,12 +100,11 @@ def cmd_target(args: argparse.Namespace) -> int:
             if not found and not args.json:
                 print("no targets; add one with: stagelab target add NAME ssh://host")
         elif args.target_command == "check":
-            from engine.remote.setup import check_target
-            from engine.remote.shell import shell_for
+            from engine.remote.target_checks import run_check
 
             target = targets.get_target(store, args.name)
-            shell = shell_for(target)
-            check_target(shell, target, workspace.root / "cache" / "wheels")
+            # As the window's Check: Slurm's partitions too, the outcome kept (last_check).
+            run_check(store, target, workspace.root / "cache" / "wheels")
             print(f"target '{target.name}' is ready")
         else:
             queries.remove_target(store, args.name)

@@ -32,34 +32,38 @@ def run_check(
         say(line)
 
     shell = shell_for(target)
+    found: list[dict[str, Any]] = []
     try:
         side = check_target(shell, target, cache_dir, say=tell)
         if target.kind.startswith("slurm"):
-            slurm_lines(shell, tell)
+            found = slurm_lines(shell, tell)
     except CHECK_ERRORS as exc:
         remember(store, target.name, {"ok": False, "lines": lines, "error": str(exc)})
         raise
     finally:
         shell.close()
     outcome = {"ok": True, "lines": lines, "gpus": side.gpus, "python": side.python}
+    if target.kind.startswith("slurm"):
+        outcome["partitions"] = found  # the GPU picker names the run's partition from them
     return remember(store, target.name, outcome)
 
 
-def slurm_lines(shell, tell: Callable[[str], None]) -> None:
-    """The cluster's partitions and limits, one line each (`sinfo`)."""
-    try:
-        from engine.remote.slurm import SlurmError, partitions
-    except ImportError:  # built beside this (issue 30)
-        return
+def slurm_lines(shell, tell: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The cluster's partitions and limits, one line each (`sinfo`); returns them."""
+    from dataclasses import asdict
+
+    from engine.remote.slurm import SlurmError, partitions
+
     try:
         found = partitions(shell)
     except SlurmError as exc:
         tell(f"Slurm: {exc}")
-        return
+        return []
     if not found:
         tell("Slurm: no partitions listed by sinfo")
     for partition in found:
         tell(f"Slurm partition {partition.describe()}")
+    return [asdict(p) for p in found]
 
 
 def remember(store: Store, name: str, outcome: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ GPUs of a target's last check in the GPU picker."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 from app.qt.remote.qt_add_target import QtAddTargetDialog
 from app.qt.remote.qt_targets_dialog import QtTargetsDialog
 from engine.remote.target_checks import remember
+from engine.remote.targets import add_target, make_target
 from engine.store import queries
 from tests.engine.remote.conftest import free_port, sshd  # noqa: F401 - the fixture
 
@@ -56,8 +58,41 @@ def test_the_add_form_stores_a_target_or_says_why_not(window):
     cancel.reject()
     assert cancel.result() == QDialog.DialogCode.Rejected
 
+    # The GPU picker of a Slurm target: what each node of its jobs gets, nothing to tick.
+    gpu = {
+        "name": "gpu",
+        "default": False,
+        "nodes": 16,
+        "gres": "gpu:a100:4",
+        "time_limit": "2-00:00:00",
+    }
+    remember(window.store(), "box", {"ok": True, "lines": [], "gpus": [], "partitions": [gpu]})
+    window.target_picker.choose("box")
+    picker = window.gpu_picker
+    assert [picker.item(i).text() for i in range(picker.count())] == [
+        "Node 1 of 1: 4 GPUs (0–3) · partition gpu",
+        "Partition gpu: 16 node(s), gpu:a100:4, time limit 2-00:00:00 (at the last check)",
+    ]
+    assert not picker.item(0).flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert picker.selection() == "cpu" and "Run → Targets…" in picker.item(0).toolTip()
+    big = make_target("big", "slurm://", {"slurm": {"nodes": 6, "gpus_per_node": 1}})
+    add_target(window.store(), big)
+    remember(
+        window.store(), "big", {"ok": True, "gpus": [], "partitions": [{**gpu, "default": True}]}
+    )
+    window.target_picker.choose("big")
+    rows = [picker.item(i).text() for i in range(picker.count())]
+    assert rows[0] == "Node 1 of 6: GPU 0 · partition gpu" and len(rows) == 6
+    assert rows[4] == "… and 2 more nodes alike" and rows[5].startswith("Partition gpu: 16")
 
-def test_targets_dialog_checks_over_ssh_and_the_picker_follows(window, sshd, tmp_path, qtbot):  # noqa: F811
+
+def test_targets_dialog_checks_over_ssh_and_the_picker_follows(
+    window,
+    sshd,  # noqa: F811
+    tmp_path,
+    qtbot,
+    capsys,
+):
     args = {
         "workdir": str(tmp_path / "there"),
         "python": sys.executable,  # this venv's Stagelab: nothing to install
@@ -100,6 +135,14 @@ def test_targets_dialog_checks_over_ssh_and_the_picker_follows(window, sshd, tmp
     qtbot.waitUntil(lambda: dialog.outcome.text().startswith("✗"), timeout=60_000)
     assert "cannot be reached" in dialog.outcome.text()
     assert dialog.table.topLevelItem(1).text(3) == "failed just now"
+    # stagelab target ls --json says each target's last check.
+    from engine.cli.main import main
+
+    capsys.readouterr()
+    assert main(["--workspace", str(window.workspace.root), "target", "ls", "--json"]) == 0
+    checks = {t["name"]: t["last_check"] for t in json.loads(capsys.readouterr().out)}
+    assert checks["box"]["ok"] is True and "python:" in "\n".join(checks["box"]["lines"])
+    assert checks["gone"]["ok"] is False and "cannot be reached" in checks["gone"]["error"]
 
     # The picker in the Devices dock lists the targets; a target's GPUs are its check's.
     picker = window.target_picker

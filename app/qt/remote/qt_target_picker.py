@@ -1,6 +1,8 @@
 """The Devices dock: where a run trains ("This machine" or a stored target) above the GPU
 picker. A target's GPUs are the ones its last check found (Run → Targets… → Check); the
-GPU picker lists them, ticked as on this machine, and Run starts the run there."""
+GPU picker lists them, ticked as on this machine, and Run starts the run there. A Slurm
+target's list is what each node of its jobs gets (its nodes, GPUs per node, partition):
+Slurm picks the nodes and gives the GPUs, so there is nothing to tick."""
 
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ class TargetGpus:
     available = False
     local = False  # GPUs of this machine's runs are not the target's
 
-    def __init__(self, name: str, check: dict[str, Any] | None):
-        self.name, self.check = name, check
+    def __init__(
+        self, name: str, check: dict[str, Any] | None, slurm: dict[str, Any] | None = None
+    ):
+        self.name, self.check, self.slurm = name, check, slurm
         if check is None:
             self.reason = f"'{name}' not checked yet: Run → Targets… → Check"
         elif not check.get("ok"):
@@ -45,6 +49,46 @@ class TargetGpus:
             free = int(g.get("free", 0)) // 2**20
             out.append(Gpu(int(g["index"]), str(g.get("name", "GPU")), total - free, total, -1))
         return out
+
+    def rows(self) -> list[tuple[str, str]] | None:
+        """A Slurm target's lines (text, tooltip): the GPUs each node of its jobs gets from
+        the target's Slurm settings, not the login node's; None for an SSH target."""
+        if self.slurm is None:
+            return None
+        from engine.remote.slurm_script import SlurmOptions
+
+        options = SlurmOptions.from_mapping(self.slurm)
+        known = {p.get("name"): p for p in (self.check or {}).get("partitions") or []}
+        default = next((n for n, p in known.items() if p.get("default")), None)
+        partition = options.partition or default
+        words = f"partition {partition}" if partition else "the default partition"
+        tip = (
+            f"Slurm gives each job of '{self.name}' these on nodes it picks ({words}); "
+            "change them in Run → Targets… (nodes, GPUs per node, partition)"
+        )
+        count = options.gpus_per_node
+        has = (
+            ("GPU 0" if count == 1 else f"{count} GPUs (0–{count - 1})")
+            if count
+            else "CPU, 1 process (no GPUs per node set)"
+        )
+        rows = [
+            (f"Node {n + 1} of {options.nodes}: {has} · {words}", tip)
+            for n in range(min(options.nodes, 4))
+        ]
+        if options.nodes > 4:
+            rows.append((f"… and {options.nodes - 4} more nodes alike", tip))
+        found = known.get(partition)
+        if found:
+            gres = "" if found.get("gres") in ("", "(null)", None) else f", {found['gres']}"
+            rows.append(
+                (
+                    f"Partition {partition}: {found.get('nodes')} node(s){gres}, time limit "
+                    f"{found.get('time_limit')} (at the last check)",
+                    tip,
+                )
+            )
+        return rows
 
 
 def _ago(ms: int) -> str:
@@ -140,7 +184,8 @@ class QtTargetPicker(QWidget):
             except queries.NotFound:
                 info = None
             options = info.options if info else {}
-            self.gpu_picker.use_monitor(TargetGpus(name, last_check(options)))
+            slurm = options.get("slurm") or {} if _is_slurm(info) else None
+            self.gpu_picker.use_monitor(TargetGpus(name, last_check(options), slurm))
             self.where.setText(f"{info.url if info else name} · {check_words(options)}")
             self.where.setToolTip(self.where.text())
         else:
@@ -158,3 +203,7 @@ class QtTargetPicker(QWidget):
             dialog.select(self.target_name())
         dialog.exec()
         dialog.deleteLater()
+
+
+def _is_slurm(info: Any) -> bool:
+    return info is not None and str(info.url).lower().startswith("slurm")

@@ -78,6 +78,12 @@ def test_check_installs_this_stagelab_in_the_workdir_of_a_bare_python(
     # A second check finds it there and sends nothing.
     assert stagelab(ws, "target", "check", "box") == 0
     assert "installing" not in capsys.readouterr().out
+    # Its outcome is kept, as the window's Check keeps it.
+    assert stagelab(ws, "target", "ls", "--json") == 0
+    import json
+
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["last_check"]["ok"] is True and listed["last_check"]["python"] == bare_python
 
 
 def test_a_target_without_this_stagelab_starts_nothing(sshd, bare_python, tmp_path, capsys):
