@@ -7,6 +7,7 @@ follows it through the mirror."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QAction
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QLabel
 
 from app.qt.monitor.qt_remote_parts import QtScriptView
 from app.qt.qt_run_actions import EXPERIMENTS_TAB
+from engine.remote.mirror_process import mirror_running
 from engine.store import queries
 from tests.engine.remote.conftest import sshd  # noqa: F401 - the fixture
 from tests.engine.remote.test_fetch import remote_run
@@ -122,6 +124,18 @@ stages:
 """
 
 
+def plan_folder(tmp_path) -> Path:
+    """A folder with the short plan and its corpus."""
+    plan_dir = tmp_path / "plan"
+    plan_dir.mkdir()
+    rng = random.Random(3)
+    words = "the a good bad day team room trip lab match".split()
+    lines = (" ".join(rng.choice(words) for _ in range(8)) for _ in range(120))
+    (plan_dir / "corpus.txt").write_text("\n".join(lines) + "\n")
+    (plan_dir / "plan.yaml").write_text(PLAN)
+    return plan_dir
+
+
 @pytest.mark.slow
 def test_run_on_a_target_from_the_devices_dock_is_followed_through_its_mirror(
     window,
@@ -132,13 +146,7 @@ def test_run_on_a_target_from_the_devices_dock_is_followed_through_its_mirror(
     from app.model.plan_document import PlanDocument
     from tests.app.test_targets_dialog import add_by_form
 
-    plan_dir = tmp_path / "plan"
-    plan_dir.mkdir()
-    rng = random.Random(3)
-    words = "the a good bad day team room trip lab match".split()
-    lines = (" ".join(rng.choice(words) for _ in range(8)) for _ in range(120))
-    (plan_dir / "corpus.txt").write_text("\n".join(lines) + "\n")
-    (plan_dir / "plan.yaml").write_text(PLAN)
+    plan_dir = plan_folder(tmp_path)
     import sys
 
     fields = {
@@ -164,6 +172,8 @@ def test_run_on_a_target_from_the_devices_dock_is_followed_through_its_mirror(
 
     qtbot.waitUntil(followed_to_the_end, timeout=240_000)
     from engine.store import Store
+    # The badge follows the channel; the record is final once the mirror has let go.
+    qtbot.waitUntil(lambda: not mirror_running(Path(run.run_dir)), timeout=30_000)
 
     there = Store.open(tmp_path / "there" / "workspace" / "stagelab.db")
     for key in ("train/loss", "eval/loss"):  # every point once, mirrored into this record

@@ -52,27 +52,56 @@ def batch_script(info: Any) -> str:
 
 
 class QtScriptView(QDialog):
-    """A run's batch script, read-only, with Copy."""
+    """A run's batch script, read-only, with Copy. `submit`: the script of a run not yet
+    sent (Run on a Slurm target), with Submit (accept) and Cancel (reject)."""
 
-    def __init__(self, run_id: str, job: str, script: str, parent: QWidget | None = None):
+    def __init__(
+        self,
+        run_id: str,
+        job: str,
+        script: str,
+        parent: QWidget | None = None,
+        *,
+        submit: str = "",
+    ):
         super().__init__(parent)
-        self.setObjectName("batchScript")
-        self.setWindowTitle(f"Batch script of run {run_id}")
-        head = QLabel(
-            f"Slurm job {job}: the script sbatch was given (docs/targets.md)."
-            if job
-            else "The script sbatch is given (docs/targets.md)."
-        )
+        self.setObjectName("submitScript" if submit else "batchScript")
+        if submit:  # `submit` says what it is for: "plan 'x' on target 'y'"
+            self.setWindowTitle("Submit to Slurm?")
+            said = (
+                f"The batch script sbatch will be given for a run of {submit}. Nothing has "
+                f"been sent yet; {run_id} stands for the id the run gets when it is recorded "
+                "(docs/targets.md)."
+            )
+        else:
+            self.setWindowTitle(f"Batch script of run {run_id}")
+            said = (
+                f"Slurm job {job}: the script sbatch was given (docs/targets.md)."
+                if job
+                else "The script sbatch is given (docs/targets.md)."
+            )
+        head = QLabel(said)
+        head.setWordWrap(True)
         self.text = QPlainTextEdit(script)
         self.text.setObjectName("batchScriptText")
         self.text.setAccessibleName("Batch script")
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box = QDialogButtonBox.StandardButton
+        buttons = QDialogButtonBox(box.Cancel if submit else box.Close)
         copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         copy.setObjectName("copyScript")
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(script))
+        if submit:
+            self.submit_button = buttons.addButton("Submit", QDialogButtonBox.ButtonRole.AcceptRole)
+            self.submit_button.setObjectName("submitButton")
+            self.submit_button.setToolTip("Send the plan's files and submit this script (sbatch)")
+            self.submit_button.setDefault(True)
+            self.cancel_button = buttons.button(box.Cancel)
+            self.cancel_button.setObjectName("cancelSubmit")
+            self.cancel_button.setToolTip("Send nothing, record nothing")
+            buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(head)
@@ -83,11 +112,12 @@ class QtScriptView(QDialog):
 
 class RemoteParts:
     """The monitor's remote bits: `script_button` for its header; `show_run(info)` after
-    each read of the run's record."""
+    each read of the run's record; Stop of a queued Slurm run (`cancel_job`)."""
 
     def __init__(self, monitor: QWidget):
         self.monitor = monitor
         self.info = None
+        self.cancel_task = None  # the QtTask cancelling the run's Slurm job
         self.script_button = QPushButton("Show script")
         self.script_button.setObjectName("showScriptButton")
         self.script_button.setAccessibleName("Show script")
@@ -108,3 +138,47 @@ class RemoteParts:
         view = QtScriptView(self.info.id, job, script, self.monitor)
         view.show()
         return view
+
+    def can_cancel(self, status: str | None) -> bool:
+        """Stop of a queued Slurm run cancels its job (none is being cancelled now)."""
+        if status != RunStatus.QUEUED or (self.cancel_task and self.cancel_task.busy):
+            return False
+        from engine.remote.slurm_runs import job_of
+
+        return job_of(self.info) is not None
+
+    def cancel_job(self, done: Any) -> Any:
+        """Stop a queued Slurm run as `stagelab stop` does (engine/remote/slurm_runs.py
+        `stop_run`: scancel; a job whose engine already has a step is stopped after a
+        checkpoint first) on a worker thread; `done()` on the GUI thread after. Returns
+        the task."""
+        from app.qt.remote.qt_task import QtTask
+        from engine.remote.shell import ShellError
+        from engine.remote.slurm import SlurmError
+        from engine.store.db import Store
+
+        info, console = self.info, self.monitor.console
+        db_path = self.monitor.store().path
+
+        def work(say, progress):
+            from engine.remote.slurm_runs import stop_run
+            from engine.store import queries
+
+            store = Store.open(db_path)  # a connection of the worker's own
+            state = stop_run(store, queries.get_run(store, info.id))
+            return f"{state.state.lower()}" if state is not None else "gone"
+
+        def said(line: str) -> None:
+            console.append_lines(line)
+            done()
+
+        job = (info.placement.get("slurm") or {}).get("job_id")
+        task = QtTask(work, (ShellError, SlurmError, LookupError), self.monitor)
+        task.succeeded.connect(lambda state: said(f"Stop: Slurm job {job} {state}"))
+        task.failed.connect(lambda why: said(f"Stop: Slurm job {job} was not cancelled: {why}"))
+        task.ended.connect(done)
+        self.cancel_task = task
+        console.append_lines(f"Stop: cancelling Slurm job {job}…")
+        task.start()
+        done()
+        return task

@@ -284,7 +284,8 @@ class QtRunMonitor(QWidget):
     def _update_buttons(self) -> None:
         status = self.run.status if self.run else None
         self.pause_button.setEnabled(status == RunStatus.RUNNING)
-        self.stop_button.setEnabled(status in (RunStatus.RUNNING, RunStatus.PAUSED))
+        live = status in (RunStatus.RUNNING, RunStatus.PAUSED)
+        self.stop_button.setEnabled(live or self.remote.can_cancel(status))
         self.resume_button.setEnabled(status in RESUMABLE | {RunStatus.PAUSED})
         self.resume_button.setToolTip(
             "Continue the paused run"
@@ -354,7 +355,11 @@ class QtRunMonitor(QWidget):
     # -- commands ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop the run after its current step, with a checkpoint (it can be resumed)."""
+        """Stop the run after its current step, with a checkpoint (it can be resumed); a
+        queued Slurm run's job is cancelled."""
+        if self.run is not None and self.remote.can_cancel(self.run.status):
+            self.remote.cancel_job(lambda: (self._update_buttons(), self._poll()))
+            return
         self.live.send("stop")
 
     def resume(self) -> None:
