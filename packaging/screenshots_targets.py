@@ -1,7 +1,9 @@
 """Screenshots of the window's targets (offscreen, no target needed): Run → Targets… with
 a checked SSH workstation and a Slurm cluster, the Devices dock with a target picked (its
 GPUs from the last check), and the monitor of a run queued on Slurm with its reason and
-the batch script (Show script). Each at 1400x880 and 1024x640 (`<name>-1024.png`).
+the batch script (Show script), the Devices dock with the cluster picked (its nodes' GPUs)
+and the script shown before a run is submitted there (Submit, Cancel). Each at 1400x880
+and 1024x640 (`<name>-1024.png`).
 
     python packaging/screenshots_targets.py [--out docs/screenshots]
 
@@ -65,13 +67,14 @@ def record(window) -> str:
         for i, free in ((0, 44.6), (1, 47.3))
     ]
     remember(store, "gpu-box", {"ok": True, "lines": BOX_LINES, "gpus": gpus})
+    from dataclasses import asdict
+
     from engine.remote.slurm import Partition
 
-    said = [
-        "Slurm partition " + Partition(n, d, "up", t, k, "64", "512000", "gpu:a100:4").describe()
-        for n, d, k, t in PARTITIONS
-    ]
-    remember(store, "cluster", {"ok": True, "lines": CLUSTER_LINES + said, "gpus": []})
+    found = [Partition(n, d, "up", t, k, "64", "512000", "gpu:a100:4") for n, d, k, t in PARTITIONS]
+    said = ["Slurm partition " + p.describe() for p in found]
+    outcome = {"ok": True, "lines": CLUSTER_LINES + said, "gpus": []}
+    remember(store, "cluster", {**outcome, "partitions": [asdict(p) for p in found]})
     plan = demo_plan_path()
     text = plan.read_text(encoding="utf-8")
     exp = queries.create_experiment(store, "demo", text, str(plan.parent))
@@ -90,6 +93,27 @@ def record(window) -> str:
                "script": script, "partition": "gpu"},
     )  # fmt: skip
     return run_id
+
+
+def submit_view(window):
+    """The view Run on the cluster opens before anything is sent (Submit, Cancel), with the
+    script `--dry-run` prints for the demo plan (app/qt/remote/qt_remote_start.py)."""
+    from app.qt.monitor.qt_remote_parts import QtScriptView
+    from engine.remote.slurm import run_script
+    from engine.remote.slurm_runs import DRY_RUN_ID
+    from engine.remote.targets import get_target
+
+    cluster = get_target(window.store(), "cluster")
+    script = run_script(
+        cluster.slurm, python="/home/me/.stagelab/venv-0.9.0/bin/python",
+        workspace="/scratch/me/stagelab/workspace", run_id=DRY_RUN_ID, nproc=4, name="demo",
+    )  # fmt: skip
+    what = f"plan 'demo' on target 'cluster' ({cluster.url})"
+    view = QtScriptView(DRY_RUN_ID, "", script, window, submit=what)
+    size = window.size()
+    view.resize(min(820, size.width() - 60), min(600, size.height() - 60))
+    view.show()
+    return view
 
 
 def over(window, dialog):
@@ -165,6 +189,16 @@ def main() -> int:
         save(over(window, view), f"monitor-slurm-script{suffix}.png")
         view.close()
         monitor.close_run()
+
+        # Run with the cluster picked: its nodes' GPUs, then the script before it is sent.
+        window.runs.show_tab(0)
+        window.target_picker.choose("cluster")
+        settle()
+        save(window.grab(), f"devices-slurm{suffix}.png")
+        view = submit_view(window)
+        settle()
+        save(over(window, view), f"submit-script{suffix}.png")
+        view.close()
     window.doc._saved_text = window.doc.to_yaml()
     window.close()
     return 0

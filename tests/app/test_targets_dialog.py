@@ -70,8 +70,8 @@ def test_the_add_form_stores_a_target_or_says_why_not(window):
     window.target_picker.choose("box")
     picker = window.gpu_picker
     assert [picker.item(i).text() for i in range(picker.count())] == [
-        "Node 1 of 1: 4 GPUs (0–3) · partition gpu",
-        "Partition gpu: 16 node(s), gpu:a100:4, time limit 2-00:00:00 (at the last check)",
+        "Node 1 of 1: 4 GPUs (0–3)",
+        "Partition gpu: 16 node(s), gpu:a100:4, time limit 2-00:00:00",
     ]
     assert not picker.item(0).flags() & Qt.ItemFlag.ItemIsUserCheckable
     assert picker.selection() == "cpu" and "Run → Targets…" in picker.item(0).toolTip()
@@ -82,7 +82,7 @@ def test_the_add_form_stores_a_target_or_says_why_not(window):
     )
     window.target_picker.choose("big")
     rows = [picker.item(i).text() for i in range(picker.count())]
-    assert rows[0] == "Node 1 of 6: GPU 0 · partition gpu" and len(rows) == 6
+    assert rows[0] == "Node 1 of 6: GPU 0" and len(rows) == 6
     assert rows[4] == "… and 2 more nodes alike" and rows[5].startswith("Partition gpu: 16")
 
 

@@ -172,6 +172,7 @@ def test_run_on_a_target_from_the_devices_dock_is_followed_through_its_mirror(
 
     qtbot.waitUntil(followed_to_the_end, timeout=240_000)
     from engine.store import Store
+
     # The badge follows the channel; the record is final once the mirror has let go.
     qtbot.waitUntil(lambda: not mirror_running(Path(run.run_dir)), timeout=30_000)
 

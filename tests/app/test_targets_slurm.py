@@ -91,6 +91,7 @@ def test_stop_of_a_queued_slurm_run_from_the_window_cancels_its_job(
     qtbot.waitUntil(lambda: "Slurm: BeginTime" in monitor.badge.text(), timeout=90_000)
     assert "● queued" in monitor.badge.text() and f"Slurm job {job_id}" in monitor.title.text()
     assert monitor.stop_button.isEnabled() and not monitor.pause_button.isEnabled()
+    assert monitor.stop_button.toolTip().startswith("Cancel the run's waiting Slurm job")
     qtbot.mouseClick(monitor.stop_button, Qt.MouseButton.LeftButton)
     assert not monitor.stop_button.isEnabled()  # one cancel at a time
     qtbot.waitUntil(lambda: "● stopped" in monitor.badge.text(), timeout=60_000)
@@ -107,8 +108,8 @@ def test_a_run_on_a_slurm_target_from_the_window_is_followed_to_finished(
     window.set_document(PlanDocument.from_file(plan_folder(tmp_path) / "plan.yaml"))
     window.target_picker.choose("cl")
     picker = window.gpu_picker
-    node = "Node 1 of 1: CPU, 1 process (no GPUs per node set) · partition debug"
-    assert [picker.item(i).text() for i in range(picker.count())] == [node]
+    node = "Node 1 of 1: CPU, 1 process (no GPUs per node set)"
+    assert [picker.item(i).text() for i in range(picker.count())] == [node, "Partition debug"]
     # stagelab target check keeps sinfo's partitions: the picker says the run's.
     from engine.cli.main import main
 
@@ -116,7 +117,7 @@ def test_a_run_on_a_slurm_target_from_the_window_is_followed_to_finished(
     window.target_picker.choose("cl")
     assert [picker.item(i).text() for i in range(picker.count())] == [
         node,
-        "Partition debug: 1 node(s), time limit infinite (at the last check)",
+        "Partition debug: 1 node(s), time limit infinite",
     ]
     start, view = script_shown(window, qtbot)
     qtbot.mouseClick(view.submit_button, Qt.MouseButton.LeftButton)

@@ -109,10 +109,22 @@ class QtScriptView(QDialog):
         layout.addWidget(buttons)
         self.resize(760, 560)
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        submit = getattr(self, "submit_button", None)
+        if submit is not None:  # what the view is for; Cancel is one click away
+            submit.setDefault(True)
+            submit.setFocus()
+
 
 class RemoteParts:
     """The monitor's remote bits: `script_button` for its header; `show_run(info)` after
     each read of the run's record; Stop of a queued Slurm run (`cancel_job`)."""
+
+    STOP_TIPS = (  # the Stop button's, by whether it cancels a waiting Slurm job
+        "Stop after the current step, with a checkpoint (it can be resumed)",
+        "Cancel the run's waiting Slurm job (Resume submits a new one)",
+    )
 
     def __init__(self, monitor: QWidget):
         self.monitor = monitor

@@ -284,8 +284,9 @@ class QtRunMonitor(QWidget):
     def _update_buttons(self) -> None:
         status = self.run.status if self.run else None
         self.pause_button.setEnabled(status == RunStatus.RUNNING)
-        live = status in (RunStatus.RUNNING, RunStatus.PAUSED)
-        self.stop_button.setEnabled(live or self.remote.can_cancel(status))
+        cancel = self.remote.can_cancel(status)  # a queued Slurm run: Stop cancels its job
+        self.stop_button.setEnabled(status in (RunStatus.RUNNING, RunStatus.PAUSED) or cancel)
+        self.stop_button.setToolTip(self.remote.STOP_TIPS[cancel])
         self.resume_button.setEnabled(status in RESUMABLE | {RunStatus.PAUSED})
         self.resume_button.setToolTip(
             "Continue the paused run"

@@ -73,21 +73,18 @@ class TargetGpus:
             else "CPU, 1 process (no GPUs per node set)"
         )
         rows = [
-            (f"Node {n + 1} of {options.nodes}: {has} · {words}", tip)
-            for n in range(min(options.nodes, 4))
+            (f"Node {n + 1} of {options.nodes}: {has}", tip) for n in range(min(options.nodes, 4))
         ]
         if options.nodes > 4:
             rows.append((f"… and {options.nodes - 4} more nodes alike", tip))
         found = known.get(partition)
         if found:
             gres = "" if found.get("gres") in ("", "(null)", None) else f", {found['gres']}"
-            rows.append(
-                (
-                    f"Partition {partition}: {found.get('nodes')} node(s){gres}, time limit "
-                    f"{found.get('time_limit')} (at the last check)",
-                    tip,
-                )
-            )
+            limit = found.get("time_limit")
+            said = f"Partition {partition}: {found.get('nodes')} node(s){gres}, time limit {limit}"
+            rows.append((said, f"{tip}; the partition as sinfo said at the last check"))
+        else:
+            rows.append((f"Partition {partition}" if partition else "The default partition", tip))
         return rows
 
 
@@ -149,13 +146,11 @@ class QtTargetPicker(QWidget):
 
     def reload(self, choose: str | None = None) -> None:
         """List the stored targets again (keeps the choice while the target exists)."""
-        from engine.store import queries
+        from engine.store.peek import stored_targets
 
         choose = self.target_name() if choose is None else choose
-        try:
-            infos = queries.list_targets(self.store())
-        except Exception:  # noqa: BLE001 - a locked or missing database must not break the dock
-            infos = []
+        # No store opened for the list: this runs at the window's first paint (cold start).
+        infos = stored_targets(self.workspace.db_path)  # none while the database is locked
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItem(HERE, "")
