@@ -47,7 +47,7 @@ def start_here(request: dict) -> dict:
             run_id=run_id,
         )
     else:
-        _queue_again(store, run_id, request.get("nproc"))
+        _queue_again(store, run_id, request.get("nproc"), job=request.get("start") is False)
     if request.get("start", True) is False:  # a Slurm job: sbatch starts its engine
         return {
             "run_id": run_id,
@@ -68,11 +68,13 @@ def start_here(request: dict) -> dict:
     }
 
 
-def _queue_again(store: Store, run_id: str, nproc: int | None) -> None:
+def _queue_again(store: Store, run_id: str, nproc: int | None, job: bool = False) -> None:
     """A resumed run waits for its new engine as `queued`: the mirror, which may pull
-    before the engine owns the run, must not read the old engine's end as the run's."""
+    before the engine owns the run, must not read the old engine's end as the run's.
+    `job`: a Slurm run, whose job cancelled before it started left it `queued` here (the
+    desktop has checked that Slurm no longer has that job)."""
     run = queries.get_run(store, run_id)
-    if run.status not in RESUMABLE:
+    if run.status not in RESUMABLE and not (job and run.status == RunStatus.QUEUED):
         raise Refused(
             f"run {run_id} is {run.status} there; only an interrupted, stopped or failed run "
             "can be resumed"

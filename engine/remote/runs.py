@@ -204,6 +204,8 @@ def resume_remote_run(
             "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
             "start": not slurm_runs.is_slurm(target),
         }
+        if slurm_runs.is_slurm(target):
+            slurm_runs.check_job_gone(shell, run)
         answer = start_there(shell, side, request)
         if slurm_runs.is_slurm(target):  # a new job that resumes the run
             slurm_runs.submit_recorded(

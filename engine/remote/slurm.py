@@ -247,7 +247,10 @@ def record_job(store: Store, run_id: str, state: Job) -> dict[str, Any]:
     """Slurm's latest word on the run's job (state, reason, node list) in its placement."""
     from engine.store import queries
 
-    slurm = dict(queries.get_run(store, run_id).placement.get("slurm") or {})
+    placement = queries.get_run(store, run_id).placement
+    slurm = dict(placement.get("slurm") or {})
+    if slurm.get("job_id") not in (None, state.job_id):
+        return placement  # an earlier job of the run (a resume submitted another)
     slurm.update(
         job_id=state.job_id,
         state=state.state,

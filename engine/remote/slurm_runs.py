@@ -118,10 +118,28 @@ def job_of(run: Any) -> str | None:
     )
 
 
+def check_job_gone(shell: Shell, run: Any) -> None:
+    """Before a Slurm run is resumed as a new job: its last job must be over.
+
+    Raises:
+        slurm.SlurmError: Slurm still has the job (waiting or running).
+    """
+    job_id = job_of(run)
+    state = slurm.job(shell, job_id) if job_id else None
+    if state is not None and state.active:
+        raise slurm.SlurmError(
+            f"run {run.id}'s Slurm job {job_id} is {state.state.lower()}; it resumes by "
+            f"itself, or stop it first with: stagelab stop {run.id}"
+        )
+
+
 def refresh(shell: Shell, store: Store, run: Any) -> slurm.Job | None:
     """Ask Slurm about the run's job and keep its state, reason and node list in the local
-    record (the window's queued line, `show`); None for a job Slurm has forgotten."""
-    job_id = job_of(run)
+    record (the window's queued line, `show`); None for a job Slurm has forgotten. The job
+    is the one the record names now (a resume submits another)."""
+    from engine.store import queries
+
+    job_id = job_of(queries.get_run(store, run.id))
     if job_id is None:
         return None
     state = slurm.job(shell, job_id)

@@ -13,6 +13,7 @@ import pytest
 
 from engine.launch.runs import record_run
 from engine.remote import slurm
+from engine.remote.mirror_process import mirror_running
 from engine.remote.shell import LocalShell
 from engine.store import Store, Workspace, queries
 from tests.engine.process.live_kill import pause_after_checkpoint
@@ -153,13 +154,10 @@ def test_a_job_signalled_before_its_limit_or_requeued_resumes_with_every_step_on
     # checkpoints and stops, the record says the run waits, the script requeues the job.
     pause_after_checkpoint(ws.root, run_id, 0)
     cluster.run("scancel", "--batch", "--signal=USR1", sub.job_id)
-    waiting = until_waiting(cluster, sub.job_id, hold=True)
+    until_waiting(cluster, sub.job_id, hold=True)
     assert queries.get_run(store, run_id).status == "queued"
     assert queries.list_events(store, run_id, kind="requeue")
     start_now(cluster, sub.job_id)
-    assert waiting.reason  # Slurm's word for the wait (BeginTime)
-    slurm.record_job(store, run_id, waiting)
-    assert queries.get_run(store, run_id).placement["slurm"]["reason"] == waiting.reason
     stop = queries.latest_checkpoint(store, run_id)
     assert stop is not None and stop.stage_idx == 0
     # An operator's requeue, in the second stage this time.
@@ -201,4 +199,13 @@ def test_over_ssh_a_waiting_run_shows_slurms_reason_and_stop_cancels_its_job(
     stopped = stagelab(ws, "stop", run_id)
     assert f"Slurm job {slurm_said()['job_id']} cancelled" in stopped.stdout
     assert show(ws, run_id)["status"] == "stopped"
-    assert slurm.job(LocalShell(), slurm_said()["job_id"]).state == "CANCELLED"
+    first_job = slurm_said()["job_id"]
+    assert slurm.job(LocalShell(), first_job).state == "CANCELLED"
+    # Resumed: a new job of the same script, with --resume.
+    stagelab(ws, "resume", run_id, "--detach")
+    assert slurm_said()["job_id"] != first_job
+    assert "export STAGELAB_RESUME=--resume" in slurm_said()["script"]
+    stagelab(ws, "stop", run_id)
+    # Its mirror learns from Slurm that the job was cancelled, stores the end and goes.
+    wait_for(lambda: not mirror_running(ws / "runs" / run_id), 60, "the mirror to end")
+    assert show(ws, run_id)["status"] == "stopped"
