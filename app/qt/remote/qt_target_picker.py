@@ -10,7 +10,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.model.devices import Gpu
 from app.qt.qt_elided_label import QtElidedLabel
@@ -109,8 +116,16 @@ class QtTargetPicker(QWidget):
         self.combo.setAccessibleName("Train on")
         self.combo.setToolTip("Where Run trains: this machine, or a target (Run → Targets…)")
         self.combo.addItem(HERE, "")
+        # The dock shares the left column with the stage palette: a long target name must
+        # not widen it (at 1024 px the main tabs would no longer fit).
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.combo.setMinimumContentsLength(6)
         self.combo.currentIndexChanged.connect(self._chosen)
-        self.targets_button = QPushButton("Targets…")
+        self.targets_button = QToolButton()
+        self.targets_button.setText("…")
+        self.targets_button.setToolTip("Targets… (add, check or remove machines to train on)")
         self.targets_button.setObjectName("targetsButton")
         self.targets_button.setAccessibleName("Targets")
         self.targets_button.clicked.connect(self.edit_targets)
