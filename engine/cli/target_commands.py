@@ -188,6 +188,16 @@ def resume_on_target(args: argparse.Namespace, workspace, store, run, follow) ->
         raise UserError(
             "a run on a target resumes on its target; --nnodes/--node-rank are for runs here"
         )
+    if run.status == RunStatus.QUEUED:
+        # Waiting there (a Slurm queue, an engine starting): it starts by itself, and the
+        # contact below would wait with it.
+        where = (run.placement.get("slurm") or {}).get("reason")
+        said = f" (Slurm: {where})" if where else ""
+        raise UserError(
+            f"run {run.id} is queued on target '{run.target}'{said}: it has not started "
+            f"yet and starts by itself; follow it with `stagelab watch {run.id}`, or end it "
+            f"with `stagelab stop {run.id}`"
+        )
     if run.status not in RESUMABLE:
         # What this machine last heard may be old (no mirror ran since): the next contact
         # tells, as `watch` would (an engine gone there makes the run interrupted).

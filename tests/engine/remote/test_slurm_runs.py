@@ -196,6 +196,10 @@ def test_over_ssh_a_waiting_run_shows_slurms_reason_and_stop_cancels_its_job(
     # The mirror keeps Slurm's word on the waiting job in the local record.
     wait_for(lambda: slurm_said().get("reason") == "BeginTime", 60, "Slurm's reason here")
     assert show(ws, run_id)["status"] == "queued"
+    # Resume of a waiting run is refused at once (it starts by itself).
+    early = stagelab(ws, "resume", run_id, check=False, timeout=60)
+    assert early.returncode == 2 and "has not started yet" in early.stderr
+    assert "BeginTime" in early.stderr
     stopped = stagelab(ws, "stop", run_id)
     assert f"Slurm job {slurm_said()['job_id']} cancelled" in stopped.stdout
     assert show(ws, run_id)["status"] == "stopped"
