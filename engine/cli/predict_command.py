@@ -62,7 +62,8 @@ def resolve_output(args: argparse.Namespace) -> Path:
             names = ", ".join(s.name for s in stages) or "none"
             raise UserError(f"run {run.id} has no stage '{stage_name}' (its stages: {names})")
         stage = named[0]
-        _refuse_remote(run, stage.name)
+        if _fetch_home(args, run, stage):
+            stage = next(s for s in queries.list_stages(store, run.id) if s.name == stage.name)
         if not stage.output_dir:
             raise UserError(
                 f"stage '{stage.name}' of run {run.id} has no output yet ({stage.status}); "
@@ -72,20 +73,36 @@ def resolve_output(args: argparse.Namespace) -> Path:
     finished = [s for s in stages if s.output_dir]
     if not finished:
         raise UserError(f"run {run.id} has no finished stage yet; wait for one, or name a folder")
-    _refuse_remote(run, finished[-1].name)
-    return _member_output(Path(finished[-1].output_dir), finished[-1].name, member)
+    last = finished[-1]
+    if _fetch_home(args, run, last):
+        last = next(s for s in queries.list_stages(store, run.id) if s.name == last.name)
+    return _member_output(Path(last.output_dir), last.name, member)
 
 
-def _refuse_remote(run, stage: str) -> None:
-    """A stage trained on a target predicts here once its output is fetched home."""
-    from engine.cli.cli_args import UserError
+def _fetch_home(args: argparse.Namespace, run, stage) -> bool:
+    """A stage trained on a target predicts here: its output is fetched home first (as
+    `stagelab fetch RUN:STAGE` does, said on stderr), once. True if it was fetched."""
+    from engine.cli.cli_args import UserError, open_workspace
 
     outputs = (run.placement or {}).get("outputs") or {}
-    if run.target and outputs.get(stage) != "local":
+    if not run.target or outputs.get(stage.name) == "local" or not stage.output_dir:
+        return False
+    from engine.remote.fetch import FetchError, fetch_outputs
+    from engine.remote.shell import ShellError
+
+    workspace, store = open_workspace(args)
+    print(
+        f"fetching stage '{stage.name}' of run {run.id} from target '{run.target}'…",
+        file=sys.stderr,
+    )
+    try:
+        fetch_outputs(workspace, store, run.id, stage.name)
+    except (FetchError, ShellError) as exc:
         raise UserError(
-            f"stage '{stage}' of run {run.id} trained on target '{run.target}' and its output "
-            f"is there; bring it here with `stagelab fetch {run.id}:{stage}`, then predict"
-        )
+            f"stage '{stage.name}' of run {run.id} trained on target '{run.target}' and "
+            f"could not be fetched: {exc}"
+        ) from None
+    return True
 
 
 def _member_output(folder: Path, stage: str, member: str) -> Path:

@@ -110,3 +110,14 @@ def test_a_changed_file_or_a_gone_output_leaves_nothing_half_fetched(sshd, tmp_p
     shutil.rmtree(there)
     assert stagelab(workspace.root, "fetch", f"{run_id}:lm") == 2
     assert "is no longer on target 'box'" in capsys.readouterr().err
+
+
+def test_predict_on_a_remote_stage_fetches_its_output_first(sshd, tmp_path, capsys):
+    workspace, store, run_id, remote_ws = remote_run(tmp_path, sshd)
+    # The output here is no model (random bytes): predict fetches it, then says so.
+    stagelab(workspace.root, "predict", f"{run_id}:lm", "--text", "hi")
+    err = capsys.readouterr().err
+    assert f"fetching stage 'lm' of run {run_id} from target 'box'" in err
+    assert queries.get_run(store, run_id).placement["outputs"] == {"lm": "local"}
+    (lm,) = [s for s in queries.list_stages(store, run_id) if s.name == "lm"]
+    assert lm.output_dir == str(workspace.run_dir(run_id) / "stages" / "0-lm" / "output")

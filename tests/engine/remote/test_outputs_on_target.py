@@ -1,5 +1,5 @@
 """A stage trained on a target keeps its output there until `stagelab fetch`: the stage
-cache of this machine does not reuse it, and `stagelab predict` says to fetch it first.
+cache of this machine does not reuse it, and `stagelab predict` fetches it first (or says why it cannot).
 The target's folder may even look present here (a shared file system, or loopback)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def _run_with_output(root, target):
         gpus="cpu",
         runs_dir=ws.runs_dir,
         target=target,
+        placement={"kind": "ssh", "remote_workspace": str(root / "there")},
     )
     output = root / "there" / "out"
     output.mkdir(parents=True)
@@ -44,9 +45,10 @@ def test_the_stage_cache_reuses_a_target_output_only_once_fetched(tmp_path):
     assert queries.find_reusable_stage(store, "f" * 64)[0] == run
 
 
-def test_predict_on_a_target_output_says_to_fetch_it(tmp_path, capsys):
+def test_predict_on_an_output_that_cannot_be_fetched_says_why(tmp_path, capsys):
     ws, store, run = _run_with_output(tmp_path, target="box")
     code = main(["--workspace", str(ws.root), "predict", f"{run}:cls", "--text", "hi"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "trained on target 'box'" in err and f"stagelab fetch {run}:cls" in err
+    assert "trained on target 'box' and could not be fetched" in err
+    assert "stagelab target add box" in err  # the target is no longer stored here
