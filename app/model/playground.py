@@ -70,16 +70,18 @@ def ensemble_members(folder: str | Path) -> list[str] | None:
 
 
 def finished_outputs(store: Store) -> list[OutputChoice]:
-    """Every stage output of the workspace whose folder still exists, newest run first: a
-    model folder, an ensemble (its manifest), or a joint stage's line with its members'
-    models under it."""
+    """Every stage output of the workspace whose folder still exists here, newest run
+    first: a model folder, an ensemble (its manifest), or a joint stage's line with its
+    members' models under it. A run on a target's outputs count once fetched home (Fetch
+    outputs): its rows name the target's folders until then."""
     from engine.store import queries
 
     choices = []
     for run in reversed(queries.list_runs(store)):
         experiment = queries.get_experiment(store, run.experiment_id)
+        fetched = (run.placement or {}).get("outputs") or {}
         for stage in queries.list_stages(store, run.id):
-            if not stage.output_dir:
+            if not stage.output_dir or (run.target and fetched.get(stage.name) != "local"):
                 continue
             label = f"{experiment.name} #{run.number} · {stage.name} ({stage.kind})"
             folder = Path(stage.output_dir)

@@ -52,3 +52,12 @@ def test_predict_on_an_output_that_cannot_be_fetched_says_why(tmp_path, capsys):
     assert code == 2
     assert "trained on target 'box' and could not be fetched" in err
     assert "stagelab target add box" in err  # the target is no longer stored here
+
+
+def test_the_playground_offers_a_target_output_once_fetched(tmp_path):
+    from app.model.playground import finished_outputs
+
+    _, store, run = _run_with_output(tmp_path, target="box")
+    assert finished_outputs(store) == []
+    queries.set_placement(store, run, outputs={"cls": "local"})
+    assert [c.stage for c in finished_outputs(store)] == ["cls"]
