@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine.store import series
 from engine.store.db import Store
+from engine.store.metrics import rebuild_latest
 from engine.store.models import SqlEvent, SqlLatestMetric, SqlMetricChunk, SqlRun, SqlStage
 from engine.store.runs import STAGE_FIELDS
 from engine.store.status import ENDED
@@ -147,24 +148,6 @@ def _append(s: Session, run_id: str, points: list[tuple[Any, ...]], *, latest: b
         where=upsert.excluded.step >= SqlLatestMetric.step,
     )
     s.execute(upsert, newest)
-
-
-def rebuild_latest(s: Session, run_id: str) -> None:
-    """The latest-value table of the run from its series (after points were dropped)."""
-    s.execute(delete(SqlLatestMetric).where(SqlLatestMetric.run_id == run_id))
-    rows = [
-        {
-            "run_id": run_id,
-            "stage_idx": stage,
-            "key": key,
-            "step": step,
-            "value": _sql_float(value),
-            "wall_ms": wall,
-        }
-        for (stage, key), (step, value, wall) in series.last_points(s, run_id).items()
-    ]
-    if rows:
-        s.execute(insert(SqlLatestMetric), rows)
 
 
 def _sql_float(value: float) -> float | None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from engine.store import series
 from engine.store.db import Store
@@ -73,20 +74,26 @@ def truncate_metrics_after(store: Store, run_id: str, stage_idx: int, step: int)
     the latest values: what a resumed run will write again."""
     with store.session(immediate=True) as s:
         series.truncate_after(s, run_id, stage_idx, step)
-        s.execute(delete(SqlLatestMetric).where(SqlLatestMetric.run_id == run_id))
-        rows = [
-            {
-                "run_id": run_id,
-                "stage_idx": stage,
-                "key": key,
-                "step": st,
-                "value": _sql_float(value),
-                "wall_ms": wall,
-            }
-            for (stage, key), (st, value, wall) in series.last_points(s, run_id).items()
-        ]
-        if rows:
-            s.execute(insert(SqlLatestMetric), rows)
+        rebuild_latest(s, run_id)
+
+
+def rebuild_latest(s: Session, run_id: str) -> None:
+    """The latest-value table of the run from its series (after points were dropped), in
+    the caller's transaction."""
+    s.execute(delete(SqlLatestMetric).where(SqlLatestMetric.run_id == run_id))
+    rows = [
+        {
+            "run_id": run_id,
+            "stage_idx": stage,
+            "key": key,
+            "step": step,
+            "value": _sql_float(value),
+            "wall_ms": wall,
+        }
+        for (stage, key), (step, value, wall) in series.last_points(s, run_id).items()
+    ]
+    if rows:
+        s.execute(insert(SqlLatestMetric), rows)
 
 
 def latest_metrics(store: Store, run_id: str) -> list[MetricInfo]:
