@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         app.processEvents()
         window.lr_preview.refresh()
+        window.inspector.refresh_memory()  # the start leaves it to after the first paint
         ok = window.grab().save(str(args.screenshot))
         print(f"saved {args.screenshot}" if ok else f"could not write {args.screenshot}")
         window.close()

@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.files = FileActions(self)
         self._build_actions()
         self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.inspector.estimate_after_paint()
         self._follow(doc)
         QTimer.singleShot(50, lambda: self.lr_preview)  # after the first paint
         self.resize(1400, 880)

@@ -1,6 +1,7 @@
 """The window's first paint loads no more than it shows (issue 32, cold start; timing is
 bench/gui_start.py's): the store (SQLAlchemy, Alembic), pyqtgraph, numpy and engine.remote
-wait for first use, and the Devices dock still lists the stored targets."""
+wait for first use, the inspector's memory estimate for after the paint, and the Devices
+dock still lists the stored targets."""
 
 from __future__ import annotations
 
@@ -20,12 +21,16 @@ from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from app import create_main_window
 w = create_main_window(sys.argv[1])
+seen = {}
 def ready():  # the event loop's first idle moment after show, as bench/gui_start.py's READY
     combo = w.target_picker.combo
-    print(json.dumps({
-        "modules": sorted(sys.modules),
-        "targets": [combo.itemText(i) for i in range(combo.count())],
-    }))
+    seen["modules"] = sorted(sys.modules)
+    seen["targets"] = [combo.itemText(i) for i in range(combo.count())]
+    seen["memory_at_ready"] = w.inspector.memory_line.text()
+    QTimer.singleShot(1000, later)
+def later():  # what waited for the paint is there soon after it
+    seen["memory_line"] = w.inspector.memory_line.text()
+    print(json.dumps(seen))
     app.quit()
 w.show()
 QTimer.singleShot(0, ready)
@@ -49,3 +54,5 @@ def test_the_first_paint_opens_no_store_and_lists_the_targets(tmp_path):
     loaded = {m for m in seen["modules"] for d in DEFERRED if m == d or m.startswith(d + ".")}
     assert not loaded, sorted(loaded)[:10]
     assert seen["targets"] == ["This machine", "box"]
+    assert seen["memory_at_ready"] == ""  # the estimate reads the corpus: after the paint
+    assert "params" in seen["memory_line"] and "MB" in seen["memory_line"]

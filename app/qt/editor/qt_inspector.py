@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
@@ -75,6 +75,7 @@ class QtStageInspector(QScrollArea):
         self._group_problems: dict[tuple[str, ...], QLabel] = {}
         # (free bytes, 'GPU 0') of the chosen GPU, (None, '') on the CPU: the window sets it.
         self.free_memory = lambda: (None, "")
+        self._memory_after_paint = False
         self.set_document(doc)
 
     def set_document(self, doc: PlanDocument) -> None:
@@ -225,8 +226,17 @@ class QtStageInspector(QScrollArea):
 
     # -- following the plan -----------------------------------------------------------------
 
+    def estimate_after_paint(self) -> None:
+        """The next memory line waits for the window's first paint: the estimate reads the
+        stage's data for its vocabulary (~0.1-0.2 s for the demo) at every cold start."""
+        self._memory_after_paint = True
+
     def refresh_memory(self) -> None:
         """The size and memory line (also when the chosen GPUs change)."""
+        if self._memory_after_paint:
+            self._memory_after_paint = False
+            QTimer.singleShot(50, self.refresh_memory)  # as the LR preview: after the paint
+            return
         if self._kind is not None and 0 <= self.index < len(self.doc.stages):
             free, device = self.free_memory()
             self.memory_line.show_stage(
