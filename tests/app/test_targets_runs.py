@@ -63,6 +63,16 @@ def test_monitor_shows_a_queued_slurm_run_with_its_reason_and_script(window, qtb
     fetch = monitor.export_button.menu().findChild(QAction, "fetchOutputsAction")
     monitor.export_button.menu().aboutToShow.emit()
     assert fetch.isEnabled()  # its outputs are on the cluster
+    # It ran and ended between two polls, its mirror's channel gone before the monitor got
+    # there (a short job): the monitor reads the stored record whole.
+    points = [(0, "train/loss", step, 1.0 / step, 0, step) for step in (1, 2, 3)]
+    queries.add_metrics(window.store(), run_id, points)
+    queries.set_run_status(window.store(), run_id, "finished")
+
+    def shown_whole() -> bool:
+        return "● finished" in monitor.badge.text() and monitor.run.point_count("train/loss") == 3
+
+    qtbot.waitUntil(shown_whole, timeout=10_000)
 
     # A run of this machine: no place, no reason, no script, nothing to fetch.
     local = record_run(window)

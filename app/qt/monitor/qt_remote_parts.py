@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.store.status import RunStatus
+from engine.store.status import NOT_ENDED, RunStatus
 
 
 def where_text(info: Any) -> str:
@@ -150,6 +150,16 @@ class RemoteParts:
         view = QtScriptView(self.info.id, job, script, self.monitor)
         view.show()
         return view
+
+    def ended_unseen(self, info: Any, shown: str, live: Any) -> bool:
+        """A run on a target that its record says has ended while the monitor, still showing
+        it live, has not got all of its stream: the mirror's channel came and went before
+        the monitor's follower reached it (a short run, a queued one that ran at once)."""
+        if not info.target or info.status in NOT_ENDED or shown not in NOT_ENDED:
+            return False
+        from engine.store import queries
+
+        return queries.max_seq(self.monitor.store(), info.id) > live.cursor_seen
 
     def can_cancel(self, status: str | None) -> bool:
         """Stop of a queued Slurm run cancels its job (none is being cancelled now)."""

@@ -242,6 +242,9 @@ class QtRunMonitor(QWidget):
 
         info = queries.get_run(self.store(), self.run.run_id)
         self.info = info
+        if self.remote.ended_unseen(info, self.run.status, self.live):
+            self.open_run(info.id)  # its stored record, whole
+            return
         self._load_new_reused()  # a reuse whose row was not yet written when it was said
         starting = time.monotonic() < self.starting_until
         if info.status in LIVE:
