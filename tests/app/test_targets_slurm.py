@@ -1,4 +1,5 @@
-"""Run on a Slurm target from the window, on a real one-node cluster (slurm_fixtures.py):
+"""Run on a Slurm target from the window, on a real one-node cluster (slurm_fixtures.py),
+through a real sshd for slurm+ssh://:
 the batch script is shown before anything is sent (Cancel sends and records nothing,
 Submit sends), the monitor shows `queued` with Slurm's reason, Stop of the queued run
 cancels its job; a short plan trains as a job and is followed to `finished` with every
@@ -6,6 +7,7 @@ point equal to the job's own record."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from engine.remote.mirror_process import mirror_running
 from engine.remote.shell import LocalShell
 from engine.store import Store, queries
 from tests.app.test_targets_runs import plan_folder
+from tests.engine.remote.conftest import sshd  # noqa: F401 - the fixture
 from tests.engine.remote.slurm_fixtures import slurm_cluster  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -33,13 +36,22 @@ def cluster(slurm_cluster, monkeypatch):  # noqa: F811
     return slurm_cluster
 
 
-def slurm_target(window, tmp_path, name: str, sbatch: str = "") -> str:
-    """A slurm:// target added through the form (this machine is the login node)."""
+def slurm_target(window, tmp_path, name: str, sbatch: str = "", server=None) -> str:  # noqa: ANN001
+    """A Slurm target added through the form: slurm:// (this machine is the login node), or
+    slurm+ssh:// through the test's sshd (`server`), which passes SLURM_CONF on."""
     form = QtAddTargetDialog(window.store, window)
     form.name_edit.setText(name)
-    form.url_edit.setText("slurm://")
     form.workdir_edit.setText(str(tmp_path / "cluster-home"))
     form.python_edit.setText(sys.executable)
+    if server is None:
+        form.url_edit.setText("slurm://")
+    else:
+        form.url_edit.setText(server.url.replace("ssh://", "slurm+ssh://"))
+        form.identity_edit.setText(str(server.identity))
+        conf = os.environ["SLURM_CONF"]
+        form.options_edit.setText(
+            f"UserKnownHostsFile={server.known_hosts}, BatchMode=yes, SetEnv=SLURM_CONF={conf}"
+        )
     form.slurm_edits["partition"].setText("debug")
     form.slurm_edits["time"].setText("30")
     form.sbatch_edit.setPlainText(sbatch)
@@ -58,9 +70,14 @@ def script_shown(window, qtbot):
 
 
 def test_stop_of_a_queued_slurm_run_from_the_window_cancels_its_job(
-    window, cluster, tmp_path, qtbot
+    window,
+    cluster,
+    sshd,  # noqa: F811
+    tmp_path,
+    qtbot,
 ):
-    slurm_target(window, tmp_path, "later", sbatch="--begin=now+1hour")
+    # slurm+ssh://: the script, sbatch and scancel go through OpenSSH to the login node.
+    slurm_target(window, tmp_path, "later", sbatch="--begin=now+1hour", server=sshd)
     window.set_document(PlanDocument.from_file(plan_folder(tmp_path) / "plan.yaml"))
     window.target_picker.choose("later")
     # Cancel: nothing sent, nothing recorded.
