@@ -198,6 +198,13 @@ class QtCurveLegend(QScrollArea):
             column = max(70, min(wanted, int(width * 0.4)))
             total = row * len(self.entries)
             scroll = total > height - 8
+            # The bar is shown by this decision, not by Qt's: a bar that Qt shows and hides
+            # as the area resizes can feed back into the plot's layout.
+            self.setVerticalScrollBarPolicy(
+                Qt.ScrollBarPolicy.ScrollBarAlwaysOn
+                if scroll
+                else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+            )
             self.inner.resize(column, total)
             for i, entry in enumerate(self.entries):
                 entry.setGeometry(0, i * row, column, row)
@@ -210,6 +217,11 @@ class QtCurveLegend(QScrollArea):
         lines = math.ceil(len(self.entries) / columns)
         total = lines * row
         room = min(total, max(row, int(height * 0.4)))
+        self.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAlwaysOn
+            if total > room
+            else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
         self.inner.resize(columns * column, total)
         for i, entry in enumerate(self.entries):
             entry.setGeometry((i % columns) * column, (i // columns) * row, column, row)

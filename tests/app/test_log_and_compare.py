@@ -46,6 +46,25 @@ def test_the_log_keeps_following_while_hidden_and_past_its_line_limit(qtbot):
     assert qt_run_log.MAX_LINES >= 10_000
 
 
+def test_the_logs_width_does_not_depend_on_how_many_lines_it_holds(qtbot):
+    """The log wraps its lines to its width; a scroll bar that appeared once the lines
+    filled the view narrowed it, the narrower log rewrapped (and for a moment held no
+    lines), the bar went, and so on: the window hung at 100 % CPU (a CI run, when a
+    killed run's lines came in). Its width, and so its wrapping, must not move."""
+    from app.qt.monitor.qt_run_log import QtRunLog
+
+    log = QtRunLog()
+    qtbot.addWidget(log)
+    log.resize(300, 120)
+    log.show()
+    qtbot.wait(5)
+    empty = (log.viewport().width(), log.columns())
+    for n in range(30):  # from no scroll bar needed to a full view
+        log.append_lines(f"12:00:{n:02d}  status  " + "word " * (n % 9))
+        qtbot.wait(1)
+        assert (log.viewport().width(), log.columns()) == empty, f"after {n + 1} lines"
+
+
 def test_log_lines_keep_their_columns():
     from app.qt.monitor.qt_run_log import log_line as _log_line
 

@@ -96,6 +96,10 @@ class QtRunLog(QPlainTextEdit):
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # columns
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # wrapped by `wrap_line`
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always shown: a bar that comes and goes changes the width, the width rewraps the
+        # lines, and rewrapping a log at the edge of needing the bar hid and showed it
+        # again forever (the window hung at 100 % CPU when a killed run's lines came in).
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.following = True
         self.raw: deque[str] = deque(maxlen=MAX_LINES)
         self._columns = 0
