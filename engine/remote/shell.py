@@ -6,6 +6,7 @@ is stored (a prompt passes through to the terminal), sockets stay owner-only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -152,7 +153,11 @@ class SshShell(Shell):
         for option in t.ssh_options:
             cmd += ["-o", option]
         if shared:
-            cmd += ["-o", f"ControlPath={control_dir()}/%C", "-o", "ControlMaster=auto"]
+            # One master per set of options, not per user@host:port (%C): a session through
+            # another target's master would run with that target's options (its SetEnv,
+            # its key), as OpenSSH applies the master's, not the client's.
+            key = hashlib.sha256(repr((t.ssh_options, t.identity)).encode()).hexdigest()[:10]
+            cmd += ["-o", f"ControlPath={control_dir()}/{key}-%C", "-o", "ControlMaster=auto"]
             cmd += ["-o", "ControlPersist=300"]
         else:
             cmd += ["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes"]
