@@ -24,6 +24,7 @@ from engine.remote.shell import Shell, ShellError, shell_for
 from engine.remote.slurm import SlurmError
 from engine.remote.sync import HashCache, Progress, sync_plan
 from engine.remote.targets import Target, TargetError, get_target
+from engine.store.status import RunStatus
 
 if TYPE_CHECKING:
     from engine.store.db import Store
@@ -148,7 +149,7 @@ def start_remote_run(
                 passed=request["env"],
             )
     except (ShellError, SetupError, SlurmError) as exc:
-        queries.set_run_status(store, run_id, "failed", error=str(exc))
+        queries.set_run_status(store, run_id, RunStatus.FAILED, error=str(exc))
         return RemoteStart(run_id=run_id, problems=(str(exc),))
     queries.set_placement(store, run_id, remote_run_id=run_id, host=answer.get("host"))
     clock["started"] = time.monotonic()

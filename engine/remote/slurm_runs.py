@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.remote import slurm
 from engine.remote.slurm_script import SlurmOptions
+from engine.store.status import RunStatus
 
 if TYPE_CHECKING:
     from engine.remote.setup import RemoteSide
@@ -269,14 +270,14 @@ def _with_job(line: dict[str, Any], job: slurm.Job | None) -> dict[str, Any]:
     """The pulled run line as its job makes it (see JobAwareTransport)."""
     status, alive = line.get("status"), line.get("alive")
     if job is not None and job.active:
-        if status in ("stopped", "interrupted") and not alive:
-            return {**line, "status": "queued"}
+        if status in (RunStatus.STOPPED, RunStatus.INTERRUPTED) and not alive:
+            return {**line, "status": RunStatus.QUEUED}
         return line
-    if status == "queued":
+    if status == RunStatus.QUEUED:
         if job is not None and job.state == "CANCELLED":
-            return {**line, "status": "stopped"}
+            return {**line, "status": RunStatus.STOPPED}
         said = f"ended {job.state}" if job is not None else "is gone"
-        return {**line, "status": "failed", "error": f"its Slurm job {said} before it ran"}
+        return {**line, "status": RunStatus.FAILED, "error": f"its Slurm job {said} before it ran"}
     return line
 
 
