@@ -26,8 +26,8 @@ stages:
     model: {builtin: bert-tiny, vocab_size: 200}
     data: {path: sentiment.csv, max_length: 16, eval_ratio: 0.2}
     batch_size: 8
-    max_steps: 48
-    checkpoint: {every_steps: 4}
+    max_steps: 400
+    checkpoint: {every_steps: 50}
 """
 
 
@@ -58,12 +58,13 @@ def test_resume_of_a_run_on_a_target_runs_off_the_gui_thread(
     def steps() -> list[int]:
         return queries.read_series(store, run_id, "train/loss", stage_idx=0)[0]
 
-    # Stopped as soon as its mirror says it runs there (waiting for mirrored steps let a
-    # fast machine finish the run first).
+    # Stopped as soon as its mirror says it runs there. 400 steps take seconds even on an
+    # idle machine, so the mirror (about 1 s behind) sees `running` first: with 48 steps an
+    # idle machine finished before the first mirrored status and the wait timed out.
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "running", timeout=240_000)
     assert stagelab("stop", run_id) == 0
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "stopped", timeout=60_000)
-    assert len(steps()) < 48
+    assert len(steps()) < 400
 
     # A target gone: one sentence, nothing resumed.
     gone = f"ssh://{sshd.user}@127.0.0.1:{free_port()}"
@@ -97,5 +98,5 @@ def test_resume_of_a_run_on_a_target_runs_off_the_gui_thread(
     there = Store.open(workdir / "workspace" / "stagelab.db")
     assert queries.get_run(there, run_id).resume_count == 1
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "finished", timeout=30_000)
-    assert steps() == list(range(1, 49))
+    assert steps() == list(range(1, 401))
     monitor.close_run()
