@@ -4,19 +4,33 @@ and GPUs that cannot share a stage's batch are refused before anything is record
 from __future__ import annotations
 
 
-def answer_live_run_question(qtbot, button: str) -> None:
-    """Click `button` of the 'this plan is running' question once it shows."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QPushButton
+class LiveRunAnswer:
+    """Clicks `button` of the 'this plan is running' question once it shows (`clicked`
+    says whether it did); `stop()` ends the looking, so a question that never came cannot
+    click a later test's box (one armed and never answered polled on through the rest of a
+    CI run)."""
 
-    def click() -> None:
+    def __init__(self, button: str):
+        from PySide6.QtCore import QTimer
+
+        self.button, self.clicked, self.stopped = button, False, False
+        QTimer.singleShot(0, self._look)
+
+    def _look(self) -> None:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication, QPushButton
+
+        if self.stopped:
+            return
         box = QApplication.activeModalWidget()
         if box is None or box.objectName() != "liveRunQuestion":
-            QTimer.singleShot(20, click)
+            QTimer.singleShot(20, self._look)
             return
-        box.findChild(QPushButton, button).click()
+        box.findChild(QPushButton, self.button).click()
+        self.clicked, self.stopped = True, True
 
-    QTimer.singleShot(0, click)
+    def stop(self) -> None:
+        self.stopped = True
 
 
 def test_run_asks_before_starting_a_second_engine_for_a_live_plan(window, qtbot, monkeypatch):
@@ -28,13 +42,15 @@ def test_run_asks_before_starting_a_second_engine_for_a_live_plan(window, qtbot,
     window.run_plan()
     assert len(started) == 1
     window.runs.show_tab(0)
-    answer_live_run_question(qtbot, "watchRunning")
+    asked = LiveRunAnswer("watchRunning")
     window.run_plan()  # the engine is still starting: watch it, start nothing
+    assert asked.clicked
     assert len(started) == 1
     assert window.runs.tabs.currentIndex() == 2
     assert window.runs.monitor.run.run_id == started[0]
-    answer_live_run_question(qtbot, "startAnother")
+    asked = LiveRunAnswer("startAnother")
     window.run_plan()
+    assert asked.clicked
     assert len(started) == 2 and started[0] != started[1]
     assert len(queries.list_runs(window.store())) == 2
     window.runs.monitor.close_run()
@@ -92,16 +108,19 @@ def test_running_an_untitled_plan_keeps_it_in_its_experiment(window, qtbot, monk
     assert not doc.is_dirty and "recorded by its run" in window.windowTitle()
     assert window.files.maybe_save()  # no question: nothing would be lost
     window.runs.show_tab(0)
-    answer_live_run_question(qtbot, "startAnother")
+    asked = LiveRunAnswer("startAnother")
     window.run_plan()  # the same plan again: the same experiment, run 2
+    assert asked.clicked
     first = queries.get_run(window.store(), started[0]).experiment_id
     assert queries.get_run(window.store(), started[1]).experiment_id == first
     assert [r.number for r in queries.get_experiment(window.store(), first).runs] == [1, 2]
     window.runs.show_tab(0)
     window.undo_stack.push(SetPlanValue(doc, "description", "longer settings"))
     assert "unsaved" in window.windowTitle()
-    answer_live_run_question(qtbot, "startAnother")
+    asked = LiveRunAnswer("startAnother")  # were it asked, run_plan would wait
     window.run_plan()  # edited: a child experiment, under a name of its own
+    asked.stop()
+    assert not asked.clicked  # another plan than the running one: nothing to ask
     child = queries.get_experiment(
         window.store(), queries.get_run(window.store(), started[2]).experiment_id
     )
