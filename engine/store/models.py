@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from engine.store.status import RunStatus, StageStatus, SweepStatus, TrialStatus
+from engine.store.status import QueueStatus, RunStatus, StageStatus, SweepStatus, TrialStatus
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -116,11 +116,24 @@ class SqlRun(Base):
     # Where and how it trained, JSON: kind, host, processes, nodes, gpus, remote_workspace,
     # remote_run_id, slurm {job_id, node_list, script, partition, reason}; all optional.
     placement: Mapped[str] = mapped_column(Text, nullable=False, default="{}", server_default="{}")
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     __table_args__ = (
         UniqueConstraint("experiment_id", "number", name="uq_runs_experiment_id_number"),
         CheckConstraint(f"status IN ({_in(RUN_STATUSES)})", name="status"),
         Index("ix_runs_experiment_id", "experiment_id"),
         Index("ix_runs_status", "status"),
+    )
+
+
+class SqlRunTag(Base):
+    """A tag of a run (`stagelab tag RUN NAME`, the runs table's search `tag:NAME`)."""
+
+    __tablename__ = "run_tags"
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "tag", name="pk_run_tags"),
+        Index("ix_run_tags_tag", "tag"),
     )
 
 
@@ -305,4 +318,33 @@ class SqlSweepTrial(Base):
     __table_args__ = (
         PrimaryKeyConstraint("sweep_id", "number", name="pk_sweep_trials"),
         CheckConstraint(f"status IN ({_in(TRIAL_STATUSES)})", name="status"),
+    )
+
+
+QUEUE_STATUSES = tuple(QueueStatus)
+
+
+class SqlQueueItem(Base):
+    """A plan waiting in the queue (`stagelab queue add`), run in `position` order by
+    `stagelab queue run`; its run once started."""
+
+    __tablename__ = "queue_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    plan_path: Mapped[str] = mapped_column(Text, nullable=False)
+    target: Mapped[str | None] = mapped_column(String(64))
+    gpus: Mapped[str] = mapped_column(
+        String(100), nullable=False, default="cpu", server_default="cpu"
+    )
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    run_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(QUEUE_STATUSES)})", name="status"),
+        Index("ix_queue_items_status_position", "status", "position"),
     )

@@ -116,3 +116,15 @@ def effective_status(
     if heartbeat_ms is None or now_ms - heartbeat_ms > HEARTBEAT_TIMEOUT_MS:
         return RunStatus.INTERRUPTED
     return status
+
+
+class QueueStatus(StrEnum):
+    """A queued plan's status (`queue_items.status`): waiting its turn, running as
+    `run_id`, done (its run finished), failed (its run did not finish, or it could not
+    start: `error` says why), removed (`stagelab queue rm`; kept for the record)."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REMOVED = "removed"

@@ -48,7 +48,7 @@ def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     assert (
         current_revision(store.engine)
         == head_revision(store.engine)
-        == "0007_targets_and_placement"
+        == "0008_tags_notes_queue"
     )
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -73,11 +73,14 @@ def test_older_database_is_upgraded_on_open_and_keeps_its_data(tmp_path):
     engine.dispose()
     assert "resume_count" not in schema_sql(db)
     store = Store.open(db)
-    assert current_revision(store.engine) == "0007_targets_and_placement"
+    assert current_revision(store.engine) == "0008_tags_notes_queue"
     run = queries.get_run(store, "r00000000001")
     assert run.resume_count == 0 and run.status == "finished" and run.nproc == 1
     assert run.target is None and run.placement == {}
     assert queries.get_experiment(store, "old one").id == "abcdef123456"
+    with store.engine.connect() as conn:  # 0008: an old run has an empty note, no tags
+        assert conn.exec_driver_sql("SELECT note FROM runs").scalar() == ""
+        assert conn.exec_driver_sql("SELECT count(*) FROM run_tags").scalar() == 0
 
 
 def test_points_and_events_from_before_the_stream_seq_get_their_insertion_order(tmp_path):
