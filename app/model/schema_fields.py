@@ -34,6 +34,8 @@ LABELS = {
     "eval_ratio": "Held out for eval",
     "max_length": "Max tokens",
     "limit": "Use at most N rows",
+    "samples": "Sample outputs",
+    "samples_max_new_tokens": "Sample length (new tokens)",
 }
 
 

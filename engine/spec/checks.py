@@ -20,6 +20,7 @@ from engine.spec.model_config import check_remote_code
 from engine.spec.model_heads import check_model_heads
 from engine.spec.problems import Problem
 from engine.spec.relevance import allowed_metrics
+from engine.spec.sample_checks import check_samples
 from engine.spec.settings import DataSource, ModelSource
 from engine.spec.stages import RUNNABLE_KINDS, Stage, StageBase
 
@@ -327,6 +328,7 @@ def _check_stage(
     if stage.epochs is None and stage.max_steps is None:
         problems.append(Problem(f"{p}.epochs", "give epochs or max_steps"))
     problems += check_llm_settings(stages, i, stage)
+    problems += check_samples(stage, p)
     problems += check_hub_models(stage, i, plan_dir)
     problems += check_model_heads(stages, i, stage, objective, plan_dir)
     problems += check_remote_code(stages, i, stage, plan_dir)

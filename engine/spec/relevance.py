@@ -58,10 +58,13 @@ _EVALUATION_ONLY = frozenset(
         ("checkpoint",),
         ("batching",),
         ("eval", "every_steps"),
+        ("eval", "samples"),
     }
 )
 NOT_FOR_KIND: dict[str, frozenset[tuple[str, ...]]] = {
     "ensemble": _EVALUATION_ONLY,
+    # Sample outputs follow one model (engine.spec.sample_checks).
+    "joint": frozenset({("eval", "samples")}),
     # Token noise would change only the chosen response (engine.spec.checks says so).
     "preference": frozenset({("augmentation",)}),
 }
@@ -90,6 +93,8 @@ ONLY_FOR_TASKS: dict[tuple[str, ...], frozenset[str]] = {
     ("data", "messages_column"): frozenset({"causal_lm_sft"}),
     ("data", "chosen_column"): frozenset({"preference"}),
     ("data", "rejected_column"): frozenset({"preference"}),
+    # Only a stage that generates its samples adds tokens to them.
+    ("eval", "samples_max_new_tokens"): frozenset({"causal_lm", "causal_lm_sft", "preference"}),
 }
 
 # Settings that only mean something for one choice of another setting:

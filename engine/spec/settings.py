@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BUILTIN_ARCHITECTURES = ("bert", "gpt2", "llama", "qwen2", "mistral", "gpt_neox")
 BUILTIN_SIZES = ("tiny", "mini", "small", "medium", "base")
@@ -27,6 +27,9 @@ EVAL_METRICS = (
     "confusion_matrix",
 )
 # The metrics that apply to a classification head and to a regression head.
+# Sample outputs per evaluation (eval.samples) and the tokens a generated one adds, at most.
+MAX_SAMPLES = 64
+MAX_SAMPLE_TOKENS = 256
 CLASSIFICATION_METRICS = {"loss", "accuracy", "precision", "recall", "f1", "confusion_matrix"}
 REGRESSION_METRICS = {"loss", "mae", "rmse", "pearson", "spearman"}
 
@@ -305,6 +308,15 @@ class Evaluation(Settings):
         "perplexity, accuracy; preference: loss, accuracy).",
     )
     max_batches: int | None = Field(None, ge=1, description="Cap the batches per evaluation.")
+    samples: int | list[str] | None = Field(
+        None,
+        description="Sample outputs recorded at every evaluation: a number N (the first N "
+        "eval rows) or a list of input texts. Classifiers give the label and its "
+        "probability, masked LM the fill of its masks, causal LM the greedy continuation.",
+    )
+    samples_max_new_tokens: int = Field(
+        32, ge=1, le=MAX_SAMPLE_TOKENS, description="Tokens a sample's generation adds at most."
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Evaluation:
@@ -315,6 +327,29 @@ class Evaluation(Settings):
                 f"choose from {', '.join(EVAL_METRICS)}"
             )
         return self
+
+    @field_validator("samples", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: object) -> object:
+        # One sentence instead of an error per member of the union (`true` is no count).
+        counted = isinstance(value, int) and not isinstance(value, bool)
+        texts = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if value is not None and not counted and not texts:
+            raise ValueError(f"give a number of eval rows or a list of input texts (got {value!r})")
+        return value
+
+    @field_validator("samples")
+    @classmethod
+    def _few_samples(cls, samples: int | list[str] | None) -> int | list[str] | None:
+        # Samples run at every evaluation: a few rows keep their cost next to nothing.
+        if samples is None:
+            return None
+        count = samples if isinstance(samples, int) else len(samples)
+        if not 1 <= count <= MAX_SAMPLES:
+            raise ValueError(f"give 1 to {MAX_SAMPLES} rows or input texts (got {samples!r})")
+        if isinstance(samples, list) and not all(text.strip() for text in samples):
+            raise ValueError("an input text is empty; remove it or write one")
+        return samples
 
 
 class Checkpointing(Settings):
