@@ -78,6 +78,8 @@ class RunInfo:
     # Where and how it trained (kind, host, processes, nodes, gpus, remote_workspace,
     # remote_run_id, slurm); `queries.set_placement` merges into it.
     placement: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # sorted (`stagelab tag`)
+    note: str = ""  # free text (`stagelab note`)
 
 
 @dataclass(frozen=True)

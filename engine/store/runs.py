@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from engine.store.db import Store
 from engine.store.experiments import new_id, now_ms
-from engine.store.models import SqlRun, SqlStage
+from engine.store.models import SqlRun, SqlRunTag, SqlStage
 from engine.store.records import Ambiguous, NotFound, RunBusy, RunInfo, StageInfo
 from engine.store.status import ENDED, LIVE, STAGE_DONE, RunStatus, StageStatus, effective_status
 
 
-def _info(row: SqlRun) -> RunInfo:
+def _info(row: SqlRun, tags: tuple[str, ...] = ()) -> RunInfo:
     return RunInfo(
         id=row.id,
         experiment_id=row.experiment_id,
@@ -43,7 +43,19 @@ def _info(row: SqlRun) -> RunInfo:
         nproc=row.nproc or 1,
         target=row.target,
         placement=json.loads(row.placement or "{}"),
+        tags=tags,
+        note=row.note or "",
     )
+
+
+def _tags(session: Session, run_id: str | None = None) -> dict[str, tuple[str, ...]]:
+    query = select(SqlRunTag.run_id, SqlRunTag.tag).order_by(SqlRunTag.tag)
+    if run_id is not None:
+        query = query.where(SqlRunTag.run_id == run_id)
+    out: dict[str, tuple[str, ...]] = {}
+    for rid, tag in session.execute(query):
+        out[rid] = (*out.get(rid, ()), tag)
+    return out
 
 
 def create_run(
@@ -116,7 +128,8 @@ def get_run(store: Store, ref: str) -> RunInfo:
         Ambiguous: several runs match.
     """
     with store.session() as s:
-        return _info(_resolve(s, ref))
+        row = _resolve(s, ref)
+        return _info(row, _tags(s, row.id).get(row.id, ()))
 
 
 def list_runs(store: Store, experiment_id: str | None = None) -> list[RunInfo]:
@@ -125,7 +138,8 @@ def list_runs(store: Store, experiment_id: str | None = None) -> list[RunInfo]:
         query = select(SqlRun).order_by(SqlRun.created_ms, SqlRun.id)
         if experiment_id is not None:
             query = query.where(SqlRun.experiment_id == experiment_id)
-        return [_info(r) for r in s.scalars(query)]
+        tags = _tags(s)
+        return [_info(r, tags.get(r.id, ())) for r in s.scalars(query)]
 
 
 def claim_run(
