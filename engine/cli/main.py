@@ -23,6 +23,8 @@ examples:
   stagelab run plan.yaml --gpus 0 --detach  start a run in the background, print its id
   stagelab run plan.yaml --nproc 2          two processes (torchrun, gloo); --gpus 0,1: NCCL
   stagelab ls                               experiments and their runs
+  stagelab ls --where "tag:best eval/accuracy>0.9 lr<1e-3"   runs a search matches
+  stagelab tag RUN baseline / untag / note RUN "text"          a run's tags and note
   stagelab show RUN --json                  one run and its stages
   stagelab watch RUN                        follow a live run (progress, metrics) until it ends
   stagelab pause RUN / stagelab stop RUN    hold a live run / checkpoint it and stop
@@ -160,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ls", help="experiments and their runs")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--where",
+        metavar="QUERY",
+        help='only the runs a search matches, e.g. "tag:best status:finished '
+        'eval/accuracy>0.9 lr<1e-3" (docs/cli.md, Search)',
+    )
 
     p = sub.add_parser("show", help="one run and its stages")
     p.add_argument("run")
@@ -194,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: the window's start does without them (~0.3 s).
     from engine.cli.fetch_command import add_fetch_parser
     from engine.cli.predict_command import add_predict_parser
+    from engine.cli.tag_commands import add_tag_parsers
     from engine.cli.target_commands import add_target_parser
 
+    add_tag_parsers(sub)
     add_predict_parser(sub)
     add_target_parser(sub)
     add_fetch_parser(sub)

@@ -51,6 +51,8 @@ def run_json(store: Store, run: Any) -> dict[str, Any]:
         "ended_ms": run.ended_ms,
         "run_dir": run.run_dir,
         "error": run.error,
+        "tags": list(run.tags),
+        "note": run.note,
         # Problems of the record itself (failed database writes, set-aside rows).
         "warnings": [
             {"level": e.level, "message": e.message, "wall_ms": e.wall_ms}
@@ -122,7 +124,11 @@ def where_words(where: dict[str, Any]) -> list[str]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """`stagelab ls [--json]`."""
+    """`stagelab ls [--json] [--where QUERY]`."""
+    if getattr(args, "where", None) is not None:
+        from engine.cli.tag_commands import runs_where
+
+        return runs_where(args)
     _, store = open_workspace(args)
     experiments = queries.list_experiments(store)
     rows = []
@@ -142,6 +148,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                         "status": r.status,
                         "created_ms": r.created_ms,
                         "ended_ms": r.ended_ms,
+                        "tags": list(r.tags),
                     }
                     for r in runs
                 ],
@@ -157,7 +164,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         parent = f"  (clone of {exp['parent_id']})" if exp["parent_id"] else ""
         print(f"{exp['id']}  {exp['name']}{parent}")
         for r in exp["runs"]:
-            print(f"    run {r['number']:>3}  {r['id']}  {r['status']}")
+            tags = f"  [{', '.join(r['tags'])}]" if r["tags"] else ""
+            print(f"    run {r['number']:>3}  {r['id']}  {r['status']}{tags}")
     if sweeps:
         print("sweeps:")
     for sw in sweeps:
@@ -198,6 +206,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  pid {data['pid']} on {data['host']}, gpus {data['gpus']}, folder {data['run_dir']}")
     for line in where_words(data["where"]):
         print(f"  {line}")
+    if data["tags"]:
+        print(f"  tags: {', '.join(data['tags'])}")
+    if data["note"]:
+        print(f"  note: {data['note']}")
     if data["error"]:
         print(f"  error: {data['error']}")
     for warning in data["warnings"]:

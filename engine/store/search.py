@@ -7,7 +7,8 @@ this machine) and `experiment:` (name or id prefix) are fields; `KEY OP VALUE` w
 of < <= > >= = != compares a metric (a key with `/`: its final value, in the last stage
 that records it) or a plan setting (a dotted path, matched at its end: `lr`,
 `optimizer.lr`, `stages.0.optimizer.lr`, `stages.sentiment.optimizer.lr`); any other word
-is looked for in the experiment's name, the run's note and the run and experiment ids.
+is looked for in the experiment's name and notes, the run's note and tags, and the run
+and experiment ids.
 Everything but plan settings and the live statuses compiles to one SQL query; settings
 are read from each distinct plan text once (cached), after SQL has narrowed the runs.
 """
@@ -133,6 +134,9 @@ def _sql(term: Term):
                 for column in (SqlExperiment.name, SqlRun.note, SqlExperiment.notes, SqlRun.id)
             ),
             SqlExperiment.id.ilike(pattern, escape="\\"),
+            exists().where(
+                SqlRunTag.run_id == SqlRun.id, SqlRunTag.tag.ilike(pattern, escape="\\")
+            ),
         )
     if term.kind == "metric":
         final = (
@@ -229,7 +233,7 @@ def plan_settings(plan_text: str) -> tuple[tuple[tuple[str, ...], Any], ...]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         plan = yaml.load(plan_text, Loader=loader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return ()
     out: list[tuple[tuple[str, ...], Any]] = []
 
@@ -245,7 +249,10 @@ def plan_settings(plan_text: str) -> tuple[tuple[tuple[str, ...], Any], ...]:
         else:
             out.append((path, node))
 
-    walk(plan, ())
+    try:
+        walk(plan, ())
+    except RecursionError:  # a plan nested thousands deep has no setting worth a search
+        return ()
     return tuple(out)
 
 

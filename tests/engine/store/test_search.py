@@ -83,6 +83,7 @@ def test_search_fields_metrics_settings_and_words(few):
     assert ids("stages.sentiment.optimizer.name=AdamW") == {a, b, c}
     assert ids("optimizer.lr<1e-4") == {c}
     assert ids("diverged") == {b}  # the note, any case
+    assert ids("basel") == {a, c}  # a tag
     assert ids("gamma tag:baseline") == {c}  # the experiment's name
     assert ids(a[:8]) == {a}
     assert ids("experiment:bet") == {b}
