@@ -1,6 +1,7 @@
 """`python -m engine run --workspace DIR --run ID [--resume]`: the engine process; `sweep`
 the sweep process; `record` prints a run's record for a mirror elsewhere; `mirror` is the
-local mirror of a run that trains on a target (engine/remote/mirror.py)."""
+local mirror of a run that trains on a target (engine/remote/mirror.py); `queue` the queue
+runner (engine/queue/runner.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     mirror = sub.add_parser("mirror", help="mirror a run that trains on a target")
     mirror.add_argument("--workspace", required=True, type=Path)
     mirror.add_argument("--run", required=True, dest="run_id")
+    queue = sub.add_parser("queue", help="run the workspace's queue of plans")
+    queue.add_argument("--workspace", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.command == "queue":
+        from engine.queue.runner import run_queue
+
+        return run_queue(args.workspace, lambda line: print(line, flush=True))
     if args.command == "record":
         from engine.remote.record_dump import dump_record
 

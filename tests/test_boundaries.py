@@ -64,7 +64,7 @@ def loaded_after(statement: str) -> set[str]:
         (
             "import engine.cli.main, engine.cli.commands, engine.cli.show_commands, engine.cli.watch, engine.cli.follow, "
             "engine.cli.desktop, engine.launch.runs, engine.channel.client, engine.resources, "
-            "engine.sweep.driver",
+            "engine.sweep.driver, engine.queue.runner, engine.cli.queue_commands",
             HEAVY + QT,
         ),
         # The window's whole widget tree loads without torch.

@@ -20,6 +20,7 @@ from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
 )
 from engine.cli.fetch_command import cmd_fetch  # noqa: F401
 from engine.cli.predict_command import cmd_predict  # noqa: F401
+from engine.cli.queue_commands import cmd_queue  # noqa: F401
 from engine.cli.show_commands import cmd_export, cmd_ls, cmd_show, run_json  # noqa: F401
 from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
 from engine.cli.tag_commands import cmd_note, cmd_tag, cmd_untag  # noqa: F401

@@ -39,6 +39,7 @@ examples:
   stagelab target add box ssh://me@box      a machine to train on; then: target check box
   stagelab run plan.yaml --target box       train there, followed here (docs/targets.md)
   stagelab fetch RUN:STAGE                  copy a remote run's stage output here
+  stagelab queue add plan.yaml; stagelab queue run --detach   plans run one after another
 
 On a machine without a screen, `stagelab run --demo` runs the demo with progress bars.
 Data lives in the workspace: $STAGELAB_HOME, or --workspace DIR, or the per-user data folder.
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: the window's start does without them (~0.3 s).
     from engine.cli.fetch_command import add_fetch_parser
     from engine.cli.predict_command import add_predict_parser
+    from engine.cli.queue_commands import add_queue_parser
     from engine.cli.tag_commands import add_tag_parsers
     from engine.cli.target_commands import add_target_parser
 
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(sub)
     add_target_parser(sub)
     add_fetch_parser(sub)
+    add_queue_parser(sub)
     return parser
 
 
