@@ -27,6 +27,7 @@ from engine.process.ending import (
     settle_checkpoint,
 )
 from engine.process.environment import environment_record
+from engine.process.notify import attach_notifier
 from engine.process.setup import (
     RunLocked,
     forward_logs,
@@ -96,6 +97,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
     install_signal_handlers(control, dist)
     recorder = Recorder(store, run_id, run_dir=run_dir)
     recorder.start()
+    notifier = attach_notifier(workspace.root, run_id, recorder)  # the notify hook
     writer = CheckpointWriter()  # one writer thread for every stage's checkpoints
     create_stage_rows(store, run_id, plan)
     channel = open_channel(recorder, control, run_dir, device)
@@ -141,6 +143,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             # the others; the run continues with `stagelab resume`.
             recorder.event("interrupted", f"a process of the run is gone: {exc}", level="error")
             error = f"a process of the run is gone: {exc}"
+            notifier.ended(RunStatus.INTERRUPTED, error)
             unwritten = close_recorder(recorder, run_dir)
             end_run(
                 store,
@@ -162,6 +165,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
             level="error",
             data={"traceback": where},
         )
+        notifier.ended(RunStatus.FAILED, error)
         unwritten = close_recorder(recorder, run_dir)
         end_run(
             store,
@@ -174,6 +178,7 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         return EXIT_FAILED
     finally:
         lock.close()
+    notifier.ended(status)
     unwritten = close_recorder(recorder, run_dir)
     if unwritten:  # never `finished` with data the database does not have
         end_run(store, run_id, channel, RunStatus.FAILED, unwritten)
