@@ -52,6 +52,7 @@ from engine.recipes.heads import (
     align_logits,
     count_labelled,
     one_eval_set,
+    sample_source,
 )
 from engine.recipes.teacher import DistillError, load_teacher, record_models, teacher_dir
 from engine.runtime.context import StageContext
@@ -320,7 +321,8 @@ class DistillRecipe(OneSourceStage):
     def eval_sets(self, prefix: str) -> list[EvalSet]:
         """The student on the eval (test) rows."""
         rows = self.test_rows if prefix == "test" else self.eval_rows
-        return one_eval_set(self.ctx, rows, self.predict, self.labels)
+        answers = sample_source(self.task, self.model, self.tokenizer, self.labels)
+        return one_eval_set(self.ctx, rows, self.predict, self.labels, samples=answers)
 
     def _teacher_predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's logits on the same rows and masks."""

@@ -13,7 +13,15 @@ from engine.runtime.context import StageContext
 from engine.spec.schedule import stage_steps
 from engine.train.batches import Streams
 from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
-from engine.train.recipe import Batch, Drawn, EvalSet, LoopSettings, StepLoss, one_model_settings
+from engine.train.recipe import (
+    Batch,
+    Drawn,
+    EvalSet,
+    LoopSettings,
+    SampleSource,
+    StepLoss,
+    one_model_settings,
+)
 
 # The data source of a stage with one: its training split.
 TRAIN_SOURCE = "train"
@@ -68,9 +76,10 @@ def one_eval_set(
     labels: list[str] | None,
     *,
     regression: bool = False,
+    samples: SampleSource | None = None,
 ) -> list[EvalSet]:
     """The evaluation of a one-model stage: `rows` through `predict`, with the stage's
-    metrics (no rows: nothing is evaluated)."""
+    metrics (no rows: nothing is evaluated), and its sample outputs when the plan asks."""
     return [
         EvalSet(
             rows=rows,
@@ -79,8 +88,34 @@ def one_eval_set(
             labels=labels,
             metrics=ctx.stage.eval.metrics,
             regression=regression,
+            samples=samples if ctx.stage.eval.samples is not None else None,
         )
     ]
+
+
+# How a model trained on each objective answers a sample input.
+SAMPLE_TASKS = {
+    "sequence_classification": "classify",
+    "token_classification": "classify",
+    "sequence_regression": "classify",
+    "masked_lm": "fill",
+    "causal_lm": "generate",
+    "causal_lm_sft": "generate",
+    "preference": "generate",
+}
+
+
+def sample_source(
+    objective: str, model: torch.nn.Module, tokenizer: Any, labels: list[str] | None
+) -> SampleSource:
+    """What a one-model stage's sample outputs need (engine.train.samples)."""
+    return SampleSource(
+        task=SAMPLE_TASKS[objective],
+        model=model,
+        tokenizer=tokenizer,
+        labels=labels,
+        tokens=objective == "token_classification",
+    )
 
 
 def mask_tokens(

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from engine.data.encode import IGNORE
 from engine.recipes.common import prepare_stage, save_output, special_ids
-from engine.recipes.heads import OneSourceStage, one_eval_set
+from engine.recipes.heads import OneSourceStage, one_eval_set, sample_source
 from engine.runtime.context import StageContext
 from engine.train.losses import (
     dpo_rewards,
@@ -170,7 +170,8 @@ class PreferenceRecipe(OneSourceStage):
     def eval_sets(self, prefix: str) -> list[EvalSet]:
         """The eval (test) pairs, scored by their rewards."""
         rows = self.test_rows if prefix == "test" else self.eval_rows
-        return one_eval_set(self.ctx, rows, self.predict, None)
+        answers = sample_source("preference", self.model, self.tokenizer, None)
+        return one_eval_set(self.ctx, rows, self.predict, None, samples=answers)
 
     def save(self) -> list[Path]:
         """Write the aligned model and its tokenizer."""

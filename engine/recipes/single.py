@@ -30,6 +30,7 @@ from engine.recipes.heads import (
     one_eval_set,
     regression_loss,
     regression_predict,
+    sample_source,
 )
 from engine.runtime.context import StageContext
 from engine.train.recipe import (
@@ -124,7 +125,15 @@ class SingleModelRecipe(OneSourceStage):
     def eval_sets(self, prefix: str) -> list[EvalSet]:
         """The eval (test) rows through `predict`."""
         rows = self.test_rows if prefix == "test" else self.eval_rows
-        return one_eval_set(self.ctx, rows, self.predict, self.labels, regression=self.regression)
+        answers = sample_source(self.objective, self.model, self.tokenizer, self.labels)
+        return one_eval_set(
+            self.ctx,
+            rows,
+            self.predict,
+            self.labels,
+            regression=self.regression,
+            samples=answers,
+        )
 
     def save(self) -> list[Path]:
         """Write the stage output (model + tokenizer, label names in the config)."""

@@ -14,6 +14,7 @@ from engine.data.encode import pad_batch
 from engine.train.batches import row_length
 from engine.train.feed import pad_multiple
 from engine.train.metrics import EvalAccumulator, RegressionAccumulator
+from engine.train.samples import record_samples
 
 if TYPE_CHECKING:
     from engine.runtime.context import StageContext
@@ -61,6 +62,9 @@ def evaluate(
     values: dict[str, float] = {}
     for each in sets:
         values.update(_evaluate_set(ctx, recipe, step, each, prefix))
+        if prefix == "eval" and each.samples is not None:
+            with torch.no_grad(), autocast_for(ctx):
+                record_samples(ctx, recipe, step, each)
     for module in trained:
         module.train()
     named = [s for s in sets if s.name]

@@ -107,6 +107,18 @@ def one_model_settings(stage: Any, model: torch.nn.Module) -> LoopSettings:
 
 
 @dataclass
+class SampleSource:
+    """What sample outputs (`eval.samples`) ask of a one-model stage: the model and its
+    tokenizer, and how it answers (`classify` a label, `fill` masks, `generate` text)."""
+
+    task: str
+    model: torch.nn.Module
+    tokenizer: Any
+    labels: list[str] | None = None  # a classifier's label names (none: a regression head)
+    tokens: bool = False  # a label per word (token classification)
+
+
+@dataclass
 class EvalSet:
     """Rows evaluated with one forward: the stage's, or one member's of a joint stage."""
 
@@ -118,6 +130,7 @@ class EvalSet:
     regression: bool = False
     name: str = ""  # a member's name: its metrics are recorded as <prefix>/<metric>/<name>
     weight: float = 1.0  # its share of the stage's total <prefix>/loss
+    samples: SampleSource | None = None  # sample outputs of eval.samples (a one-model stage)
 
 
 @dataclass
