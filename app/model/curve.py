@@ -1,15 +1,15 @@
 """One series drawn over the global step of a whole run (`Curve`): x/y and smoothed y grown
 by the new points only, NaN/±inf points noted as bands, a break at each stage boundary;
-and the debiased exponential moving average (`ema`) it smooths with. Qt-free."""
+smoothed with the debiased exponential moving average (app/model/smoothing.py). Qt-free."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.model.series import Series
+from app.model.smoothing import ema  # the monitor's smoothing, re-exported for callers
 
 if TYPE_CHECKING:
     from app.model.run_series import RunSeries
@@ -117,38 +117,3 @@ class Curve:
         """x (global step) and y of the curve."""
         series = self.smooth if smoothed and self.weight > 0 else self.raw
         return series.steps, series.values
-
-
-def ema(
-    values: np.ndarray, weight: float, state: float = 0.0, count: int = 0
-) -> tuple[np.ndarray, tuple[float, int]]:
-    """Debiased exponential moving average (TensorBoard's smoothing), vectorised in blocks
-    so a million points take milliseconds. A NaN (a stage boundary) restarts it. Continues
-    from (state, count) and returns the state to continue from."""
-    out = np.empty_like(values)
-    gaps = np.flatnonzero(np.isnan(values))
-    start = 0
-    for end in [*gaps.tolist(), len(values)]:
-        if end > start:
-            out[start:end], state, count = _ema_segment(values[start:end], weight, state, count)
-        if end < len(values):
-            out[end] = np.nan
-            state, count = 0.0, 0
-        start = end + 1
-    return out, (state, count)
-
-
-def _ema_segment(
-    x: np.ndarray, a: float, state: float, count: int
-) -> tuple[np.ndarray, float, int]:
-    # y_t = a*y_{t-1} + (1-a)*x_t, solved in closed form per block: a^-k stays below 1e150.
-    block = max(1, min(len(x), int(150 * math.log(10) / -math.log(a))))
-    raw = np.empty_like(x)
-    for lo in range(0, len(x), block):
-        chunk = x[lo : lo + block]
-        powers = a ** np.arange(1, len(chunk) + 1, dtype=np.float64)
-        raw[lo : lo + len(chunk)] = powers * (state + np.cumsum((1 - a) * chunk / powers))
-        state = raw[lo + len(chunk) - 1]
-    # Debias: the average starts from 0, so the t-th value is scaled by 1 - a^t.
-    t = np.arange(count + 1, count + len(x) + 1, dtype=np.float64)
-    return raw / (1 - a**t), float(state), count + len(x)

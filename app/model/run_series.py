@@ -78,6 +78,8 @@ class RunSeries:
     ensembles: dict[int, dict[str, Any]] = field(default_factory=dict)
     gpu: dict[int, dict[str, Series]] = field(default_factory=dict)
     gpu_names: dict[int, str] = field(default_factory=dict)
+    # Wall time (s) at each stage step seen, by stage: the x axis by wall time.
+    clock: dict[int, Series] = field(default_factory=dict)
     progress: Progress = field(default_factory=Progress)  # the latest one
     dirty: set[str] = field(default_factory=set)  # series changed since the last redraw
     new_events: list[dict[str, Any]] = field(default_factory=list)
@@ -175,6 +177,16 @@ class RunSeries:
             series.extend(steps, values)
             self.dirty.add(key)
 
+    def add_clock(self, stage: int, steps: Any, walls_s: Any) -> None:
+        """When (epoch seconds) steps of a stage were recorded; steps not after the last
+        one held are ignored."""
+        clock = self.clock.setdefault(stage, Series())
+        steps, walls = np.asarray(steps, np.float64), np.asarray(walls_s, np.float64)
+        keep = steps > (clock.steps[-1] if clock.size else -np.inf)
+        if keep.any():
+            clock.extend(steps[keep], walls[keep])
+            self.dirty.add("@clock")
+
     def add_event(self, event: dict[str, Any], live: bool = True) -> None:
         """An event; a live `truncated` one drops the points the resumed engine retrains
         (stored history has them dropped already)."""
@@ -223,6 +235,8 @@ class RunSeries:
         """One channel message, typed at the client (`engine.channel.messages`)."""
         if isinstance(message, Metrics):
             self.add_points([(p.stage, p.key, p.step, p.value) for p in message.points])
+            for p in message.points:
+                self.add_clock(p.stage, [p.step], [p.wall_ms / 1000])
         elif isinstance(message, Event):
             self.add_event(message.record())
         elif isinstance(message, Welcome):

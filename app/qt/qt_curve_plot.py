@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -22,6 +22,9 @@ COLOURS = PALETTE[:8]  # one per run in compare, in order
 
 class QtCurvePlot(pg.PlotWidget):
     """Curves by name; `set_curve` creates a curve item once and updates it after."""
+
+    # x under the mouse (None: it left the plot): the panels' shared crosshair follows it.
+    hovered = Signal(object)
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class QtCurvePlot(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._hover)
         self._empty: bool | None = None
         self._log_y = False
+        self.x_name = x_label  # what the readout calls an x value
         self._show_empty()
 
     # -- the legend's room, the empty hint ---------------------------------------------------
@@ -323,15 +327,31 @@ class QtCurvePlot(pg.PlotWidget):
     def _hover(self, pos) -> None:
         box = self.getPlotItem().vb
         if not self.curves or not box.sceneBoundingRect().contains(pos):
+            self.show_cursor(None)
+            self.hovered.emit(None)
+            return
+        x = box.mapSceneToView(pos).x()
+        self.show_cursor(x)
+        self.hovered.emit(x)
+
+    def show_cursor(self, x: float | None) -> None:
+        """The crosshair at x with every curve's value there (None hides it): the plot
+        under the mouse and, through `hovered`, every other panel of the run."""
+        if x is None or not self.curves:
             self._cursor.setVisible(False)
             self._readout.setText("")
             return
-        x = box.mapSceneToView(pos).x()
+        box = self.getPlotItem().vb
         self._cursor.setPos(x)
         self._cursor.setVisible(True)
         self._readout.setText(self.values_at(x))
         left, top = box.viewRange()[0][0], box.viewRange()[1][1]
         self._readout.setPos(left, top)
+
+    def set_x_name(self, name: str, label: str) -> None:
+        """The x axis' label and the word the readout uses for an x value."""
+        self.x_name = name
+        self.getPlotItem().setLabel("bottom", label)
 
     def values_at(self, x: float) -> str:
         """Each curve's point nearest to x, as the hover readout shows it."""
@@ -349,5 +369,6 @@ class QtCurvePlot(pg.PlotWidget):
                 continue
             if np.isnan(ys[i]) and i + 1 < len(ys):
                 i += 1
-            lines.append(f"{name}: {ys[i]:.5g}  (step {xs[i]:.0f})")
+            at = f"{xs[i]:.0f}" if self.x_name == "step" else f"{xs[i]:.4g}"
+            lines.append(f"{name}: {ys[i]:.5g}  ({self.x_name} {at})")
         return "\n".join(lines)

@@ -13,15 +13,19 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSlider,
     QSplitter,
+    QTabWidget,
     QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
-from app.model.curve import Curve
+from app.model.panels import default_layout
 from app.model.plan_diff import Change, plan_changes, plan_diff_html, same_layout
 from app.model.run_series import RunSeries
+from app.model.smoothing import smoothed
+from app.qt.compare.qt_compare_panels import ComparePanelsMixin, QtComparePanels, smoothed_xy
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 
@@ -30,6 +34,10 @@ EMPTY_TEXT = "No runs yet: select two or more runs under Experiments and press C
 
 class _Loader(QObject):
     loaded = Signal(object)  # list of (label, RunSeries, plan text)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.experiments: dict[str, str] = {}  # run id -> its experiment's name
 
     def load(self, store, run_ids: list[str]) -> None:
         from app.model.run_series import read_reused
@@ -41,6 +49,7 @@ class _Loader(QObject):
             for run_id in run_ids:
                 info = queries.get_run(store, run_id)
                 exp = queries.get_experiment(store, info.experiment_id)
+                self.experiments[run_id] = exp.name
                 run = RunSeries(run_id, status=info.status)
                 for stage in queries.list_stages(store, run_id):
                     run.update_stage(stage.__dict__)
@@ -57,7 +66,7 @@ class _Loader(QObject):
         threading.Thread(target=work, name="stagelab-compare", daemon=True).start()
 
 
-class QtCompareView(QWidget):
+class QtCompareView(ComparePanelsMixin, QWidget):
     """Shows the runs given to `compare`."""
 
     def __init__(self, store_factory, parent: QWidget | None = None):
@@ -83,6 +92,28 @@ class QtCompareView(QWidget):
         # Run labels are long: listed under the axis, three to a row on this wide plot.
         self.plot = QtCurvePlot("Compare", "", legend="below", legend_columns=3)
         self.plot.setObjectName("comparePlot")
+        self.panels = QtComparePanels()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("compareTabs")
+        self.tabs.addTab(self.plot, "Metric")
+        self.tabs.addTab(self.panels, "Panels")
+        self.tabs.currentChanged.connect(lambda _: self.draw())
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setObjectName("compareSmoothing")
+        self.smoothing.setAccessibleName("Smoothing")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setMaximumWidth(120)
+        self.smoothing.setToolTip(
+            "Debiased exponential moving average, as in the monitor; raw curves faint behind"
+        )
+        self.smoothing.valueChanged.connect(self.draw)
+        self.panels_button = QPushButton("Panels…")
+        self.panels_button.setObjectName("comparePanelsButton")
+        self.panels_button.setToolTip(
+            "Choose the panels (the first run's experiment's, shared with the monitor)"
+        )
+        self.panels_button.clicked.connect(self.edit_panels)
+        self.panel_layout = default_layout()
         self.status = QLabel(EMPTY_TEXT)
         self.status.setObjectName("compareStatus")
         self.status.setWordWrap(True)
@@ -116,6 +147,9 @@ class QtCompareView(QWidget):
         bar.addWidget(self.metric_box)
         bar.addWidget(QLabel("Align by"))
         bar.addWidget(self.align)
+        bar.addWidget(QLabel("Smoothing"))
+        bar.addWidget(self.smoothing)
+        bar.addWidget(self.panels_button)
         bar.addStretch(1)
         bar.addWidget(self.status)
         diff_bar = QHBoxLayout()
@@ -136,7 +170,7 @@ class QtCompareView(QWidget):
         diff_layout.addWidget(texts, 1)
         split = QSplitter(Qt.Orientation.Vertical)
         split.setChildrenCollapsible(False)  # a small window never hides a part
-        split.addWidget(self.plot)
+        split.addWidget(self.tabs)
         split.addWidget(diff)
         split.setSizes([520, 300])
         layout = QVBoxLayout(self)
@@ -174,11 +208,16 @@ class QtCompareView(QWidget):
             self.align.addItem(f"Stage {idx + 1}: {' / '.join(names[idx])}", idx)
         self.align.blockSignals(False)
         self.right.setCurrentIndex(min(1, len(runs) - 1))
+        self.panel_layout = self._saved_panels()
         self.status.setText(f"{len(runs)} runs" if runs else EMPTY_TEXT)
         self.draw()
         self.diff()
 
     def draw(self) -> None:
+        weight = self.smoothing.value() / 100
+        if self.tabs.currentWidget() is self.panels:
+            self.panels.draw(self.runs, self.panel_layout, weight)
+            return
         key, stage = self.metric_box.currentText(), self.align.currentData()
         self.plot.clear_curves()
         self.plot.getPlotItem().setTitle(key)
@@ -188,7 +227,7 @@ class QtCompareView(QWidget):
         ends = {}
         for i, (label, run, _) in enumerate(self.runs):
             colour = QColor(COLOURS[i % len(COLOURS)])
-            trained, reused = self._run_xy(run, key, stage)
+            trained, reused = self._run_xy(run, key, stage, weight)
             if len(trained[0]):
                 self.plot.set_curve(label, *trained, colour=colour, symbols=key.startswith("eval/"))
                 ends[label] = float(trained[0][-1])
@@ -216,19 +255,17 @@ class QtCompareView(QWidget):
         self.plot.set_boundaries(self.boundary_marks() if stage is None else [])
 
     @staticmethod
-    def _run_xy(run: RunSeries, key: str, stage: int | None) -> tuple[tuple, tuple]:
-        """(x, y) of what the run trained and of what it reused, by global step or by step
-        within one stage."""
+    def _run_xy(run: RunSeries, key: str, stage: int | None, weight: float = 0.0):
+        """(x, y, raw y or None) of what the run trained and of what it reused, by global
+        step or by step within one stage, smoothed by `weight`."""
         if stage is not None:
-            xy = run.stage_xy(key, stage)
-            empty = (np.empty(0), np.empty(0))
+            x, y = run.stage_xy(key, stage)
+            sparse = key.startswith(("eval/", "test/", "teacher/")) or key == "train/lr"
+            xy = (x, smoothed(y, weight), y) if weight and not sparse else (x, y, None)
+            empty = (np.empty(0), np.empty(0), None)
             return (empty, xy) if run.is_reused(stage) else (xy, empty)
-        out = []
-        for part in ("trained", "reused"):
-            curve = Curve(key, part=part)
-            curve.sync(run, 0.0)
-            out.append(curve.arrays())
-        return out[0], out[1]
+        trained = smoothed_xy(run, key, weight, "trained")
+        return trained, smoothed_xy(run, key, weight, "reused")
 
     def boundary_marks(self) -> list[tuple[float, str, str | None]]:
         """Stage starts of every run: one neutral line where all runs share it, else a

@@ -1,5 +1,6 @@
 """Exports from the run monitor: the metrics as CSV (every stored point, as
-`stagelab export` writes them), the plots as PNG, the run's plan as YAML; and, for a run
+`stagelab export` writes them), the panels' series as drawn (smoothed) as CSV, the plots
+as PNG (smoothed curves, raw faint behind), the run's plan as YAML; and, for a run
 that trained on a target, Fetch outputs (the window brings them home: app/qt/remote)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def export_menu(monitor: QtRunMonitor) -> QMenu:
     menu = QMenu(monitor)
     for text, suffix, write in (
         ("Metrics as CSV…", "csv", write_metrics_csv),
+        ("Panel data as CSV…", "csv", write_panels_csv),
         ("Plots as PNG…", "png", write_plot_png),
         ("Plan as YAML…", "yaml", write_plan_yaml),
     ):
@@ -63,6 +65,28 @@ def write_metrics_csv(monitor: QtRunMonitor, path: Path) -> None:
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
         write(monitor.store(), monitor.run.run_id, fh)
+
+
+def write_panels_csv(monitor: QtRunMonitor, path: Path) -> None:
+    """What the panels draw: each series of each panel on the chosen x axis, raw and as
+    smoothed (the monitor's smoothing; equal to raw where none is applied)."""
+    import csv
+
+    import numpy as np
+
+    plots = monitor.plots
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["panel", "metric", plots.panel_layout.x_axis, "value", "smoothed"])
+        for panel in plots.panel_layout.panels:
+            for key in sorted(plots.plots[panel.title].sources):
+                if key not in plots.curves:
+                    continue
+                x, y, raw = plots.curve_data(key)
+                raw = y if raw is None else raw
+                for xi, ri, yi in zip(x.tolist(), raw.tolist(), y.tolist(), strict=True):
+                    if not (np.isnan(ri) and np.isnan(yi)):  # the breaks between stages
+                        out.writerow([panel.title, key, f"{xi:.10g}", f"{ri:.10g}", f"{yi:.10g}"])
 
 
 def write_plot_png(monitor: QtRunMonitor, path: Path) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.model.browser_rows import STARTING
 from app.model.run_series import RunSeries
 from app.qt.monitor.qt_history_loader import HistoryLoader
 from app.qt.monitor.qt_live_follow import QtLiveFollow
+from app.qt.monitor.qt_monitor_drawing import MonitorDrawing, record_warning_label
 from app.qt.monitor.qt_monitor_side import QtMonitorSide
 from app.qt.monitor.qt_progress_panel import QtProgressPanel
 from app.qt.monitor.qt_reused_veils import ReusedVeils
@@ -38,7 +38,7 @@ REDRAW_MS = 100
 POLL_MS = 2000  # how often the store is asked whether a silent engine is still alive
 
 
-class QtRunMonitor(QWidget):
+class QtRunMonitor(MonitorDrawing, QWidget):
     """Shows one run at a time (`open_run`)."""
 
     statusChanged = Signal(str, str)  # run id, status
@@ -83,6 +83,7 @@ class QtRunMonitor(QWidget):
         self.progress = QtProgressPanel()
         self.plots = QtRunPlots()
         self.plots.smoothingChanged.connect(lambda _: self._redraw())
+        self.plots.layoutChanged.connect(self._save_layout)
         self.side = QtMonitorSide()
         side = self.side  # its parts, as the monitor's tests and exports name them
         self.confusion, self.ensemble, self.console = side.confusion, side.ensemble, side.console
@@ -96,17 +97,7 @@ class QtRunMonitor(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([1000, 380])
-        # Problems of the record itself (database writes failing, rows set aside): said
-        # above the curves, not only in the log, since they decide what the curves hold.
-        self.record_warning = QLabel()
-        self.record_warning.setObjectName("recordWarning")
-        self.record_warning.setAccessibleName("Record warning")
-        self.record_warning.setWordWrap(True)
-        self.record_warning.setStyleSheet(
-            "QLabel { background: #fde9e7; color: #7a1c12; border: 1px solid #d55e00;"
-            " border-radius: 3px; padding: 4px 6px; }"
-        )
-        self.record_warning.hide()
+        self.record_warning = record_warning_label()
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self.record_warning)
@@ -147,6 +138,7 @@ class QtRunMonitor(QWidget):
         self._show_title()
         self.progress.clear()
         self.plots.clear()
+        self._show_layout(())
         self.side.clear_run(on_gpu=self.info.gpus not in ("", "cpu"))
         self.record_warning.hide()
         self.loading, self._opened_at = True, time.perf_counter()
@@ -167,11 +159,37 @@ class QtRunMonitor(QWidget):
 
     def _history_header(self, run_id: str, planned: list, stages: list, events: list) -> None:
         if self.run is not None and self.loading and run_id == self.run.run_id:
+            self._show_layout([kind for _, kind, _ in planned])
             self.run.plan_stages(planned)
             for stage in stages:
                 self.run.update_stage(stage)
             for event in events:
                 self.run.add_event(event, live=False)
+
+    def _workspace(self):
+        path = getattr(self.store(), "path", None)  # the workspace's stagelab.db
+        return path.parent if path is not None else None
+
+    def _show_layout(self, kinds) -> None:
+        """The experiment's saved panels, else the default for its plan's stage kinds."""
+        from app.model.panels import default_layout, saved_layout
+
+        self.plots.default_panels = default_layout(kinds)
+        chosen = saved_layout(self._workspace(), self.experiment.name)
+        chosen = chosen or default_layout(kinds)
+        if chosen.to_dict() != self.plots.panel_layout.to_dict():
+            self.plots.set_panel_layout(chosen, save=False)
+
+    def _save_layout(self, chosen) -> None:
+        """A view changed: kept for the experiment in the workspace, not in its plan."""
+        from app.model.panels import save_layout
+
+        root = self._workspace()
+        if root is not None and self.info is not None:
+            try:
+                save_layout(root, self.experiment.name, chosen)
+            except OSError as exc:
+                self.console.append_lines(f"Could not keep the panels: {exc}")
 
     def _history_series(self, stage: int, key: str, steps, values) -> None:
         if self.run is not None and self.loading:
@@ -297,64 +315,6 @@ class QtRunMonitor(QWidget):
             else "Continue this run from its last checkpoint (same run, curves continue)"
         )
         self.export_button.setEnabled(self.run is not None)
-
-    # -- drawing ----------------------------------------------------------------------------
-
-    def _redraw(self) -> None:
-        run = self.run
-        if run is None:
-            return
-        dirty = run.take_dirty()
-        self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
-        if "@stages" in dirty:
-            self._show_reused(run.reused_spans())
-            self.veils.raise_lines(self.plots.plots.values())
-        if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
-            self.progress.show_progress(run)
-        if "@confusion" in dirty:
-            stage = run.stages.get(run.confusion.get("stage"))
-            self.confusion.show_matrix(run.confusion, stage.name if stage else "")
-        if "@ensemble" in dirty:
-            self.side.show_ensembles(run)
-        if "@gpu" in dirty:
-            self.side.draw_gpu(run)
-        events = run.take_new_events()
-        if events:
-            self.console.append_lines("\n".join(log_line(e) for e in events))
-            self._show_record_warning(events)
-        self.live.note_shown()
-
-    def _show_reused(self, spans: list[tuple[float, float, str]]) -> None:
-        """Veil the steps of reused stages: their curves are the source run's points,
-        drawn faded; the stage's boundary label names the source ("reused from run 2")."""
-        base = self.palette().color(QPalette.ColorRole.Base)
-        self.veils.show_spans(spans, self.plots.plots.values(), base)
-
-    @property
-    def reused_spans(self) -> list[tuple[float, float, str]]:
-        """(x0, x1, label) of the reused stages veiled."""
-        return self.veils.spans
-
-    @property
-    def _veils(self) -> list:
-        return self.veils.items
-
-    @property
-    def channel(self):
-        """The live channel followed (None while not following)."""
-        return self.live.channel
-
-    def _show_record_warning(self, events: list[dict]) -> None:
-        # Problems of the record, a model that starts partly untrained, steps with nothing to
-        # learn from (gaps in train/loss): each changes how the curves must be read, so they
-        # stay in view, not only in the log.
-        titles = {"store": "Record", "model": "Model", "empty_step": "Training"}
-        loud = [e for e in events if e.get("kind") in titles and e.get("level") != "info"]
-        if loud:
-            last = loud[-1]
-            self.record_warning.setText(f"{titles[last['kind']]}: {last['message']}")
-            self.record_warning.setToolTip(last["message"])
-            self.record_warning.show()
 
     # -- commands ---------------------------------------------------------------------------
 

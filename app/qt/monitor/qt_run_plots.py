@@ -1,53 +1,25 @@
-"""The monitor's plots: loss (train and eval) large, learning rate, gradient norm, throughput
-and evaluation metrics small and linked on the global-step axis, GPU memory and
-utilisation over time; smoothing and log-scale controls. Redrawn from the run model on the
-monitor's timer, only the series that changed."""
+"""The monitor's panels: the plots a person chose (`PanelLayout`, app/model/panels.py),
+the first one large, the others in rows under it, all on the same x (global step, wall
+time or tokens seen) and linked in zoom, with one crosshair across them; smoothing, log
+scale and the panel controls above. Redrawn from the run model on the monitor's timer,
+only the series that changed."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSlider,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from app.model.curve import Curve
+from app.model.panels import X_LABELS, Panel, PanelLayout, default_layout
 from app.model.run_series import RunSeries
+from app.model.x_axis import x_map
+from app.qt.monitor.qt_plots_bar import QtPlotsBar
 from app.qt.qt_curve_legend import SeriesColours
 from app.qt.qt_curve_plot import ODD_COLOUR, QtCurvePlot
-from app.qt.qt_elided_label import QtElidedLabel
 
-# Which plot shows a series; evaluation points are few, so they are drawn with markers.
-# A distillation's parts (task, KD, hidden-state) are drawn beside its loss.
-LOSS_KEYS = ("train/loss", "eval/loss", "train/loss_task", "train/loss_kd", "train/loss_hidden")
 # Scores of a distillation's teacher on the same eval rows, once per stage, and of the
 # held-out test split, once at the end of a stage: markers beside the eval/ curves.
-TEACHER = "teacher/"
-ONCE = (TEACHER, "test/")
-# A preference stage's rewards and log-probabilities, per step, beside its win rate.
-PREFERENCE_KEYS = tuple(
-    f"train/{k}"
-    for k in (
-        "reward_margin",
-        "reward_accuracy",
-        "reward_chosen",
-        "reward_rejected",
-        "logp_chosen",
-        "logp_rejected",
-    )
-)
-SMALL_PLOTS = (
-    ("Learning rate", "lr", ("train/lr",)),
-    ("Gradient norm", "norm", ("train/grad_norm",)),
-    ("Throughput", "samples/s", ("perf/samples_per_s",)),
-    ("Evaluation", "", ()),  # every eval/ key but the loss
-)
+ONCE = ("teacher/", "test/")
 # What an empty plot says instead of showing bare axes.
 HINTS = {
     "Loss": "The loss appears here once the run logs its first step.",
@@ -56,12 +28,12 @@ HINTS = {
     "Throughput": "No throughput logged yet.",
     "Evaluation": "No evaluation yet.",
 }
-
-
 # Evaluation metrics between 0 and 1, shown at first; the others start hidden (legend click).
 RATES = ("accuracy", "f1", "precision", "recall", "reward_accuracy", "reward_margin")
 # Metrics that are probabilities: their plot's y axis stays within [0, 1].
 UNIT = ("accuracy", "f1", "precision", "recall", "reward_accuracy")
+X_NAMES = {"step": "step", "wall": "min", "tokens": "tokens"}  # in the crosshair's readout
+PER_ROW = 4  # small panels side by side under the first
 
 
 def is_probability(key: str) -> bool:
@@ -70,135 +42,167 @@ def is_probability(key: str) -> bool:
 
 
 def plot_for(key: str) -> str | None:
-    """Title of the plot a series belongs to."""
-    # A joint stage's member losses (train/loss/<member>, eval/loss/<member>) and its
-    # mutual term beside the total.
-    if key in LOSS_KEYS or key.startswith(
-        ("train/loss/", "eval/loss/", "train/loss_mutual", "test/loss")
-    ):
-        return "Loss"
-    for title, _, keys in SMALL_PLOTS:
-        if key in keys:
-            return title
-    if key in PREFERENCE_KEYS:
-        return "Evaluation"
-    if key.startswith("eval/") or (key.startswith(ONCE) and key != "teacher/parameters"):
-        return "Evaluation"
-    return None
+    """Title of the default panel a series belongs to."""
+    return next((p.title for p in default_layout().panels_for(key)), None)
+
+
+def is_sparse(key: str) -> bool:
+    """Evaluation points are few: drawn with markers, never smoothed."""
+    return key.startswith(("eval/", *ONCE))
+
+
+def legend_strip(panel: Panel) -> str:
+    """The prefix every metric of the panel shares, which its legend leaves out."""
+    if panel.title == "Evaluation":
+        return "eval/"
+    heads = {p.split("/")[0] for p in panel.patterns if not p.startswith("!")}
+    return f"{heads.pop()}/" if len(heads) == 1 and len(panel.patterns) > 1 else ""
 
 
 class QtRunPlots(QWidget):
-    """All curves of one run."""
+    """All panels of one run."""
 
     smoothingChanged = Signal(float)
+    layoutChanged = Signal(object)  # PanelLayout: the monitor saves it for the experiment
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, layout: PanelLayout | None = None):
         super().__init__(parent)
-        # One colour per series for the whole run, the same in every plot.
+        # One colour per series for the whole run, the same in every panel.
         self.colours = SeriesColours(reserved=(ODD_COLOUR,))
-        self.loss = QtCurvePlot(
-            "Loss", "loss", legend="right", hint=HINTS["Loss"], colours=self.colours
-        )
-        self.loss.setObjectName("lossPlot")
-        self.loss.setAccessibleName("Loss curves")
         self._first_colours()
-        self.plots: dict[str, QtCurvePlot] = {"Loss": self.loss}
-        grid = QGridLayout()
-        grid.setContentsMargins(0, 0, 0, 0)
-        for column, (title, unit, _) in enumerate(SMALL_PLOTS):
-            # One curve each, named by the title, except Evaluation: its several metrics are
-            # listed beside the plot, so no legend covers the points.
-            evaluation = title == "Evaluation"
-            plot = QtCurvePlot(
-                title,
-                unit,
-                legend="right" if evaluation else "none",
-                strip="eval/" if evaluation else "",
-                hint=HINTS[title],
-                colours=self.colours,
-            )
-            plot.setMinimumHeight(170)  # its width: what its axes need (minimumSizeHint)
-            self.plots[title] = plot
-            grid.addWidget(plot, 0, column)
-            grid.setColumnStretch(column, 5 if evaluation else 3)  # room for its legend
-            # The small plots show the loss plot's steps, never their own autorange.
-            plot.getViewBox().enableAutoRange(x=False)
+        self.panel_layout = layout or default_layout()
+        self.default_panels = default_layout()  # the plan's stage kinds' (the monitor sets it)
+        self.plots: dict[str, QtCurvePlot] = {}
         self.curves: dict[str, Curve] = {}
         self.weight = 0.0
-        # Every plot shows the same steps: zooming or panning one moves the others (by
-        # value: pyqtgraph's own link maps screen positions, wrong for plots side by side).
+        self.run: RunSeries | None = None
         self._linking = False
-        for plot in self.plots.values():
-            plot.getViewBox().sigXRangeChanged.connect(
-                lambda box, x_range, source=plot: self._follow_zoom(source, x_range)
-            )
+        self.bar = QtPlotsBar(self)
+        # The bar's parts, as the monitor's callers and tests name them.
+        self.smoothing, self.smoothing_value = self.bar.smoothing, self.bar.smoothing_value
+        self.log_y, self.x_axis, self.help = self.bar.log_y, self.bar.x_axis, self.bar.help
+        self.grid = QGridLayout()
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.bar)
+        outer.addLayout(self.grid, 1)
+        self._build_panels()
+        self.bar.show_layout(self.panel_layout)
 
-        self.smoothing = QSlider(Qt.Orientation.Horizontal)
-        self.smoothing.setObjectName("smoothingSlider")
-        self.smoothing.setAccessibleName("Smoothing")
-        self.smoothing.setRange(0, 99)
-        self.smoothing.setMinimumWidth(80)  # a usable handle on a small screen
-        self.smoothing.setMaximumWidth(160)
-        self.smoothing.setToolTip("Exponential moving average of the curves (0 = raw points)")
-        self.smoothing_value = QLabel("0.00")
-        self.smoothing.valueChanged.connect(
-            lambda v: (
-                self.smoothing_value.setText(f"{v / 100:.2f}"),
-                self.smoothingChanged.emit(v / 100),
-            )
-        )
-        self.log_y = QCheckBox("Log scale")
-        self.log_y.setObjectName("logScale")
-        self.log_y.toggled.connect(self.set_log_y)
-        reset = QPushButton("Show all")
-        reset.setToolTip("Zoom out to the whole run (the view then follows new points)")
-        reset.clicked.connect(self.show_all)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Smoothing"))
-        bar.addWidget(self.smoothing)
-        bar.addWidget(self.smoothing_value)
-        bar.addSpacing(16)
-        bar.addWidget(self.log_y)
-        bar.addWidget(reset)
-        bar.addSpacing(16)
-        self.help = QtElidedLabel(
-            "Drag to pan, wheel to zoom, hover for values; click a legend entry to hide a curve."
-        )
-        bar.addWidget(self.help, 1)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.loss, 3)
-        layout.addLayout(grid, 2)
+    @property
+    def loss(self) -> QtCurvePlot:
+        """The first (large) panel: its autorange leads the others' x."""
+        return next(iter(self.plots.values()))
 
     def _first_colours(self) -> None:
         # The main curves take the first colours whatever arrives first.
         for key in ("train/loss", "eval/loss"):
             self.colours.colour(key)
 
+    # -- panels -----------------------------------------------------------------------------
+
+    def _build_panels(self) -> None:
+        for plot in self.plots.values():
+            self.grid.removeWidget(plot)
+            plot.hide()
+            plot.deleteLater()
+        self.plots = {}
+        for row in range(self.grid.rowCount()):
+            self.grid.setRowStretch(row, 0)
+        for column in range(self.grid.columnCount()):
+            self.grid.setColumnStretch(column, 0)
+        self._shown_axis = "step"
+        panels = self.panel_layout.panels
+        small = panels[1:]
+        columns = max(1, min(PER_ROW, len(small)))
+        for i, panel in enumerate(panels):
+            several = len(panel.patterns) > 1 or any(c in "*?[" for c in "".join(panel.patterns))
+            plot = QtCurvePlot(
+                panel.title,
+                panel.unit,
+                legend="right" if several or i == 0 else "none",
+                strip=legend_strip(panel),
+                hint=HINTS.get(panel.title, f"Nothing matching {', '.join(panel.patterns)} yet."),
+                colours=self.colours,
+            )
+            self.plots[panel.title] = plot
+            if i == 0:
+                plot.setObjectName("lossPlot" if panel.title == "Loss" else plot.objectName())
+                plot.setAccessibleName(f"{panel.title} curves")
+                self.grid.addWidget(plot, 0, 0, 1, columns)
+            else:
+                row, column = 1 + (i - 1) // columns, (i - 1) % columns
+                plot.setMinimumHeight(170)  # its width: what its axes need (minimumSizeHint)
+                self.grid.addWidget(plot, row, column)
+                self.grid.setColumnStretch(column, 5 if several else 3)  # room for its legend
+                plot.getViewBox().enableAutoRange(x=False)  # the first panel's steps
+            plot.hovered.connect(self._crosshair)
+            # Every panel shows the same x: zooming or panning one moves the others (by
+            # value: pyqtgraph's own link maps screen positions, wrong for plots side by side).
+            plot.getViewBox().sigXRangeChanged.connect(
+                lambda box, x_range, source=plot: self._follow_zoom(source, x_range)
+            )
+        rows = 1 + -(-len(small) // columns)
+        self.grid.setRowStretch(0, 3 if len(panels) > 1 else 1)
+        for row in range(1, rows):
+            self.grid.setRowStretch(row, 2)
+        self.set_log_y(self.log_y.isChecked())
+
+    def set_panel_layout(self, layout: PanelLayout, save: bool = True) -> None:
+        """Show `layout`'s panels (and its x axis and smoothing), redrawn from the run."""
+        self.panel_layout = layout
+        self.curves.clear()
+        self._build_panels()
+        self.bar.show_layout(layout)
+        if self.run is not None:
+            self.redraw(self.run, set(self.run.series) | {"@stages"}, self.weight, force=True)
+        if save:
+            self.layoutChanged.emit(layout)
+
+    def set_x_axis(self, axis: str) -> None:
+        if axis != self.panel_layout.x_axis:
+            self.panel_layout.x_axis = axis
+            self.set_panel_layout(self.panel_layout)
+
+    def panel_of(self, key: str) -> list[QtCurvePlot]:
+        return [self.plots[p.title] for p in self.panel_layout.panels_for(key)]
+
+    # -- zoom, crosshair ----------------------------------------------------------------------
+
     def set_log_y(self, on: bool) -> None:
-        for title in ("Loss", "Gradient norm"):
-            self.plots[title].set_log_y(on)
+        for title, plot in self.plots.items():
+            if title not in ("Learning rate", "Throughput", "Evaluation"):
+                plot.set_log_y(on)
+
+    def _crosshair(self, x) -> None:
+        for plot in self.plots.values():
+            if plot is not self.sender():
+                plot.show_cursor(x)
+
+    def values_at(self, x: float) -> dict[str, str]:
+        """Every panel's readout at x, by panel title (what the crosshair shows)."""
+        return {title: plot.values_at(x) for title, plot in self.plots.items()}
 
     def _follow_zoom(self, source: QtCurvePlot, x_range) -> None:
-        """The loss plot leads (its autorange covers the run); a small plot zoomed by hand
-        takes the loss plot, and so every plot, to its range."""
-        if self._linking:
+        """The first panel leads (its autorange covers the run); another zoomed by hand
+        takes the first, and so every panel, to its range."""
+        if self._linking or source not in self.plots.values():
             return
         self._linking = True
+        lead = self.loss
         try:
-            if source is not self.loss:
+            if source is not lead:
                 if source.getViewBox().autoRangeEnabled()[0]:  # its own "A" button
                     source.getViewBox().enableAutoRange(x=False)
-                    self.loss.enableAutoRange(x=True)
-                    x_range = self.loss.getViewBox().viewRange()[0]
+                    lead.enableAutoRange(x=True)
+                    x_range = lead.getViewBox().viewRange()[0]
                 else:
-                    self.loss.setXRange(*x_range, padding=0)
+                    lead.setXRange(*x_range, padding=0)
             for plot in self.plots.values():
-                if plot is not self.loss and plot is not source:
+                if plot is not lead and plot is not source:
                     plot.setXRange(*x_range, padding=0)
-            if source is not self.loss:
+            if source is not lead:
                 source.setXRange(*x_range, padding=0)
         finally:
             self._linking = False
@@ -210,6 +214,7 @@ class QtRunPlots(QWidget):
         self._follow_zoom(self.loss, self.loss.getViewBox().viewRange()[0])
 
     def clear(self) -> None:
+        self.run = None
         self.curves.clear()
         self.colours.clear()
         self._first_colours()
@@ -217,52 +222,80 @@ class QtRunPlots(QWidget):
             plot.clear_curves()
             plot.set_boundaries([])
 
-    def redraw(self, run: RunSeries, dirty: set[str], weight: float) -> int:
+    # -- drawing ------------------------------------------------------------------------------
+
+    def curve_data(self, key: str):
+        """(x on the chosen axis, smoothed y, raw y or None) of a series as drawn."""
+        curve = self.curves[key]
+        x, y = curve.arrays(smoothed=True)
+        mapping = x_map(self.run, self.panel_layout.x_axis) if self.run is not None else None
+        return (mapping(x) if mapping else x), y, curve.raw.values if curve.weight > 0 else None
+
+    def redraw(self, run: RunSeries, dirty: set[str], weight: float, force: bool = False) -> int:
         """Update the curves of the changed series; returns how many were redrawn."""
-        if weight != self.weight:
-            self.weight, dirty = weight, set(run.series) | dirty
-        if "@stages" in dirty:
+        self.run = run
+        if dirty:
+            self.bar.show_axes(run)
+        mapping = x_map(run, self.panel_layout.x_axis)
+        shown = self.panel_layout.x_axis if mapping is not None else "step"
+        if shown != self._shown_axis:  # an axis the run can (or can no longer) be drawn by
+            self._shown_axis, force = shown, True
+            for plot in self.plots.values():
+                plot.set_x_name(X_NAMES[shown], X_LABELS[shown])
+        moved = "@clock" in dirty or any(not k.startswith("@") for k in dirty)
+        if weight != self.weight or (mapping is not None and moved):
+            # A new weight, or an x axis by time or tokens (a new point moves the mapping).
+            self.weight, dirty, force = weight, set(run.series) | dirty, True
+        if "@stages" in dirty or force:
             dirty |= set(run.series)
             marks = run.boundaries()
-            for title, plot in self.plots.items():
-                plot.set_boundaries(marks if len(marks) > 1 else [], labels=title == "Loss")
+            if mapping is not None:
+                marks = [(float(mapping([x])[0]), name) for x, name in marks]
+            for i, plot in enumerate(self.plots.values()):
+                plot.set_boundaries(marks if len(marks) > 1 else [], labels=i == 0)
         drawn = 0
         # train/ before eval/: colours follow first appearance, and train/loss is the main curve.
         for key in sorted(
             (k for k in dirty if not k.startswith("@")),
             key=lambda k: (not k.startswith("train/"), k),
         ):
-            title = plot_for(key)
-            if title is None:
+            plots = self.panel_of(key)
+            if not plots:
                 continue
             curve = self.curves.setdefault(key, Curve(key))
             # Sparse evaluation points and the schedule's learning rate are never smoothed.
-            smooth = key not in ("train/lr",) and not key.startswith(("eval/", *ONCE))
+            smooth = key != "train/lr" and not is_sparse(key)
             change = curve.sync(run, weight if smooth else 0.0)
-            if not change:
+            if not change and not force:
                 continue
             x, y = curve.arrays(smoothed=True)
             shadow = curve.raw.values if curve.weight > 0 else None
-            evaluation = key.startswith(("eval/", *ONCE))
-            plot = self.plots[title]
-            new = key not in plot.curves
-            # A test score is a marker in the colour of its eval/ curve, out of the legend
-            # (the hover names it): a joint stage's members would double the legend.
-            twin = "eval/" + key.removeprefix("test/") if key.startswith("test/") else None
-            marker = twin is not None and twin in plot.curves
-            plot.set_curve(
-                key,
-                x,
-                y,
-                shadow,
-                grown=change == "grown",
-                symbols=evaluation,
-                colour=self.colours.colour(twin if marker else key),
-                legend=not marker,
-                unit=is_probability(key),
-            )
-            plot.set_odd_bands(key, curve.odd_bands())
-            if new and title == "Evaluation" and key.split("/")[1] not in RATES:
-                plot.curves[key].setVisible(False)  # perplexity & co. would flatten the rates
+            bands = curve.odd_bands()
+            if mapping is not None:
+                x = mapping(x)
+                bands = [(*mapping([a, b]).tolist(), label) for a, b, label in bands]
+            for plot in plots:
+                self._draw(plot, key, x, y, shadow, change == "grown" and not force, bands)
             drawn += 1
         return drawn
+
+    def _draw(self, plot: QtCurvePlot, key, x, y, shadow, grown: bool, bands) -> None:
+        new = key not in plot.curves
+        # A test score is a marker in the colour of its eval/ curve, out of the legend
+        # (the hover names it): a joint stage's members would double the legend.
+        twin = "eval/" + key.removeprefix("test/") if key.startswith("test/") else None
+        marker = twin is not None and twin in plot.curves
+        plot.set_curve(
+            key,
+            x,
+            y,
+            shadow,
+            grown=grown,
+            symbols=is_sparse(key),
+            colour=self.colours.colour(twin if marker else key),
+            legend=not marker,
+            unit=is_probability(key),
+        )
+        plot.set_odd_bands(key, bands)
+        if new and plot.accessibleName() == "Evaluation" and key.split("/")[1] not in RATES:
+            plot.curves[key].setVisible(False)  # perplexity & co. would flatten the rates

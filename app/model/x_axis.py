@@ -1,0 +1,71 @@
+"""The x axis of a run's panels: the global step, the wall time since the run's first
+recorded step, or the tokens seen (when the record has a tokens metric). Curves are kept
+by global step (`Curve`); `x_map` turns those steps into the chosen axis. Qt-free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.model.panels import TOKEN_KEYS
+
+if TYPE_CHECKING:
+    from app.model.run_series import RunSeries
+
+NO_TOKENS = (
+    "This run records no tokens-seen metric ({}), so its curves can only be drawn "
+    "by step or wall time."
+).format(", ".join(TOKEN_KEYS))
+NO_CLOCK = "No step of this run has been recorded yet, so there is no wall time to draw by."
+
+
+def _global(run: RunSeries, per_stage: dict) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for idx in sorted(per_stage):
+        series = per_stage[idx]
+        if series.size:
+            xs.append(series.steps + run.offset(idx))
+            ys.append(series.values)
+    if not xs:
+        return np.empty(0), np.empty(0)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    order = np.argsort(x, kind="stable")
+    return x[order], y[order]
+
+
+def tokens_key(run: RunSeries) -> str | None:
+    return next((k for k in TOKEN_KEYS if run.point_count(k)), None)
+
+
+def why_not(run: RunSeries | None, axis: str) -> str:
+    """Why `axis` cannot be drawn for `run` ("" when it can)."""
+    if axis == "tokens" and (run is None or tokens_key(run) is None):
+        return NO_TOKENS
+    if axis == "wall" and run is not None and not any(s.size for s in run.clock.values()):
+        return NO_CLOCK
+    return ""
+
+
+def x_map(run: RunSeries, axis: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function from global steps to `axis` (None: the step itself, or an axis the run
+    cannot be drawn by). Steps between two known ones are interpolated; outside them the
+    nearest known value is used."""
+    if axis == "step" or why_not(run, axis):
+        return None
+    if axis == "wall":
+        steps, values = _global(run, run.clock)
+        values = (values - values.min()) / 60.0  # minutes since the first recorded step
+    else:
+        steps, values = _global(run, run.series.get(tokens_key(run), {}))
+        finite = np.isfinite(values)
+        steps, values = steps[finite], values[finite]
+        if not steps.size:
+            return None
+        values = np.maximum.accumulate(values)  # seen tokens never go back
+
+    def mapped(x: np.ndarray) -> np.ndarray:
+        return np.interp(np.asarray(x, np.float64), steps, values)
+
+    return mapped

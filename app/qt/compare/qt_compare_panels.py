@@ -1,0 +1,138 @@
+"""Compare's panels (`QtComparePanels`): the panels chosen for the first run's experiment
+(the monitor's, app/model/panels.py), each drawing its metrics for every run compared:
+one colour per run in every panel, one line style per metric within a panel (solid,
+dashed, dotted …), smoothed as the monitor smooths, with the raw curve faint behind."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from app.model.curve import Curve
+from app.model.panels import PanelLayout, default_layout, save_layout, saved_layout
+from app.model.run_series import RunSeries
+from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
+
+STYLES = (
+    Qt.PenStyle.SolidLine,
+    Qt.PenStyle.DashLine,
+    Qt.PenStyle.DotLine,
+    Qt.PenStyle.DashDotLine,
+    Qt.PenStyle.DashDotDotLine,
+)
+PER_ROW = 2
+
+
+def run_colour(i: int) -> QColor:
+    return QColor(COLOURS[i % len(COLOURS)])
+
+
+def smoothed_xy(run: RunSeries, key: str, weight: float, part: str = "all"):
+    """(x by global step, smoothed y, raw y or None) of one run's series; evaluation
+    points (few) and the learning rate are never smoothed."""
+    sparse = key.startswith(("eval/", "test/", "teacher/")) or key == "train/lr"
+    curve = Curve(key, part=part)
+    curve.sync(run, 0.0 if sparse else weight)
+    x, y = curve.arrays(smoothed=True)
+    return x, y, (curve.raw.values if curve.weight > 0 else None)
+
+
+class QtComparePanels(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("comparePanels")
+        self.panel_layout = default_layout()
+        self.plots: dict[str, QtCurvePlot] = {}
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+
+    def draw(self, runs: list[tuple[str, RunSeries, str]], layout: PanelLayout, weight: float):
+        """Every panel of `layout`, every matching series of every run."""
+        if layout.to_dict()["panels"] != self.panel_layout.to_dict()["panels"] or not self.plots:
+            self._build(layout)
+        self.panel_layout = layout
+        keys = sorted({k for _, run, _ in runs for k in run.keys()})
+        for panel in layout.panels:
+            plot = self.plots[panel.title]
+            plot.clear_curves()
+            held = [k for k in keys if panel.holds(k)]
+            for i, (label, run, _) in enumerate(runs):
+                for j, key in enumerate(held):
+                    x, y, shadow = smoothed_xy(run, key, weight)
+                    if not x.size:
+                        continue
+                    name = label if len(held) == 1 else f"{label} · {key}"
+                    plot.set_curve(
+                        name,
+                        x,
+                        y,
+                        shadow,
+                        colour=run_colour(i),
+                        dashed=False,
+                        symbols=key.startswith("eval/"),
+                    )
+                    pen = plot.curves[name].opts["pen"]
+                    pen.setStyle(STYLES[j % len(STYLES)])
+                    plot.curves[name].setPen(pen)
+
+    def _build(self, layout: PanelLayout) -> None:
+        for plot in self.plots.values():
+            self.grid.removeWidget(plot)
+            plot.hide()
+            plot.deleteLater()
+        self.plots = {}
+        for n, panel in enumerate(layout.panels):
+            plot = QtCurvePlot(
+                panel.title,
+                panel.unit,
+                legend="below",
+                hint=f"No run compared has {', '.join(panel.patterns)}.",
+            )
+            plot.setMinimumHeight(160)
+            self.plots[panel.title] = plot
+            self.grid.addWidget(plot, n // PER_ROW, n % PER_ROW)
+
+    def values_at(self, x: float) -> dict[str, str]:
+        return {title: plot.values_at(x) for title, plot in self.plots.items()}
+
+
+class ComparePanelsMixin:
+    """Compare's panel layout: the first run's experiment's (shared with the monitor),
+    edited with the monitor's panel editor and kept in the workspace."""
+
+    def _experiment(self) -> str | None:
+        if not self.runs:
+            return None
+        return self.loader.experiments.get(self.runs[0][1].run_id)
+
+    def _workspace(self):
+        path = getattr(self.store(), "path", None)
+        return path.parent if path is not None else None
+
+    def _saved_panels(self):
+        name, root = self._experiment(), self._workspace()
+        kinds = [s.kind for s in self.runs[0][1].stages.values()] if self.runs else []
+        return (saved_layout(root, name) if name else None) or default_layout(kinds)
+
+    def edit_panels(self) -> None:
+        """The panel editor on the shared layout; OK draws and keeps it."""
+        import copy
+
+        from app.qt.monitor.qt_panels_dialog import QtPanelsDialog
+
+        keys = sorted({k for _, run, _ in self.runs for k in run.keys()})
+        self.dialog = QtPanelsDialog(copy.deepcopy(self.panel_layout), keys, None, self)
+        self.dialog.accepted.connect(lambda: self.set_panel_layout(self.dialog.chosen))
+        self.dialog.open()
+
+    def set_panel_layout(self, chosen) -> None:
+        self.panel_layout = chosen
+        name, root = self._experiment(), self._workspace()
+        if name and root is not None:
+            try:
+                save_layout(root, name, chosen)
+            except OSError as exc:
+                self.status.setText(f"Could not keep the panels: {exc}")
+        self.tabs.setCurrentWidget(self.panels)
+        self.draw()
