@@ -223,22 +223,32 @@ def test_smoothing_is_drawn_exported_and_compared_with_the_raw_curve_faint_behin
 def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp_path):
     from app.qt.monitor.qt_run_monitor import QtRunMonitor
     from engine.store import Store, queries
+    from engine.store.metrics import add_metrics
     from tests.many_runs import build
 
     store = Store.open(build(tmp_path / "ws", runs=2))
     monitor = QtRunMonitor(lambda: store)
     qtbot.addWidget(monitor)
     run_ids = [r.id for r in queries.list_runs(store)]
+    # The loss of the second stage, a point every 5 s: the x axis by wall time dates it.
+    add_metrics(
+        store, run_ids[0], [(1, "train/loss", s, 1 / s, 10_000 + 5000 * s) for s in range(1, 13)]
+    )
     monitor.open_run(run_ids[0])
     qtbot.waitUntil(lambda: not monitor.loading, timeout=30_000)
     assert monitor.plots.panel_layout == default_layout(["pretrain", "train"])
-    chosen = PanelLayout([Panel("Accuracy", ["eval/accuracy*"])], smoothing=0.3)
+    monitor.plots.x_axis.setCurrentIndex(1)  # wall time, read from the record
+    x = monitor.plots.loss.sources["train/loss"][0].x
+    assert x[0] == 0 and x[-1] == pytest.approx(11 * 5 / 60)
+    chosen = PanelLayout([Panel("Accuracy", ["eval/accuracy*"])], "wall", 0.3)
     monitor.plots.set_panel_layout(chosen)
     path = tmp_path / "ws" / "views" / "exp-0.json"
-    assert json.loads(path.read_text())["panels"][0]["metrics"] == ["eval/accuracy*"]
+    saved = json.loads(path.read_text())
+    assert saved["panels"][0]["metrics"] == ["eval/accuracy*"] and saved["x_axis"] == "wall"
     monitor.open_run(run_ids[1])  # another run of the same experiment: the same view
     qtbot.waitUntil(lambda: not monitor.loading, timeout=30_000)
     assert list(monitor.plots.plots) == ["Accuracy"] and monitor.plots.smoothing.value() == 30
+    assert monitor.plots.x_axis.currentData() == "wall"
     assert "eval/accuracy" in monitor.plots.plots["Accuracy"].curves
     assert (
         queries.get_run(store, run_ids[1]).plan_text == queries.get_run(store, run_ids[0]).plan_text

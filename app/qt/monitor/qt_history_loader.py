@@ -12,6 +12,10 @@ from PySide6.QtCore import QObject, Signal
 
 from app.model.run_series import RunSeries
 
+# Series that date a stage's steps: the loss, logged every few steps of a training stage;
+# the evaluation loss for a stage that only evaluates.
+CLOCK_KEYS = ("train/loss", "eval/loss")
+
 
 class HistoryLoader(QObject):
     """Reads a run's stored record on a worker thread: stages and events first, then the
@@ -22,6 +26,7 @@ class HistoryLoader(QObject):
     # run id, reused stage, its source's name ("reused from run 2"), the source's series
     reused = Signal(str, int, str, object)
     done = Signal(str, int)  # run id, stream position loaded up to
+    clock = Signal(int, object, object)  # stage, steps, wall seconds (the x axis by time)
 
     def load(self, store, run_id: str) -> None:
         from engine.store import queries
@@ -40,6 +45,8 @@ class HistoryLoader(QObject):
             for stage, key, steps, values in read_history(store, run_id, upto):
                 self.series.emit(stage, key, steps.astype(np.float64), values)
                 time.sleep(0.0005)
+            for stage, steps, walls in read_clock(store, run_id):
+                self.clock.emit(stage, steps, walls)
             # Reused stages were trained by another run: their curves are its points.
             run = RunSeries(run_id)
             for stage in stages:
@@ -66,6 +73,19 @@ class HistoryLoader(QObject):
             experiment = queries.get_run(store, run_id).experiment_id
             for stage, label, series in read_reused(store, experiment, sources):
                 self.reused.emit(run_id, stage, label, series)
+
+
+def read_clock(store, run_id: str):
+    """When steps of the run were recorded, by stage: (stage, steps, wall seconds), from
+    the series of CLOCK_KEYS (the run model keeps the first that dates a stage's steps)."""
+    from engine.store import series
+
+    with store.session() as s:
+        for key in CLOCK_KEYS:
+            for (stage, _), block in series.read_series_blocks(
+                s, run_id, key=key, fields=("steps", "walls")
+            ):
+                yield stage, block.steps.astype(np.float64), block.walls / 1000.0
 
 
 def planned_stages(info) -> list[tuple[str, str, int]]:

@@ -109,6 +109,9 @@ class QtRunMonitor(MonitorDrawing, QWidget):
         self.loader.series.connect(self._history_series)
         self.loader.reused.connect(self._reused_series)
         self.loader.done.connect(self._history_done)
+        self.loader.clock.connect(
+            lambda stage, steps, walls: self.run and self.run.add_clock(stage, steps, walls)
+        )
         self.redraw_timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
         self.poll_timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
         self._update_buttons()
