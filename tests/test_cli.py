@@ -23,7 +23,7 @@ stages:
     data: {path: reviews.csv, max_length: 16}
     batch_size: 8
     max_steps: 3
-    eval: {every_steps: 2, metrics: [loss, accuracy]}
+    eval: {every_steps: 2, metrics: [loss, accuracy], samples: 2}
 """
 BROKEN = """
 name: broken
@@ -167,6 +167,26 @@ def test_export_writes_every_point(finished_run, tmp_path):
     losses = [int(r["step"]) for r in rows if r["key"] == "train/loss"]
     assert losses == [1, 2, 3]
     assert {r["stage"] for r in rows} == {"only"}
+
+
+@pytest.mark.slow
+def test_export_samples_writes_a_line_per_stage_step_and_row(finished_run, tmp_path):
+    ws, run_id, _ = finished_run
+    out = tmp_path / "s.jsonl"
+    proc = stagelab("export", run_id, "--samples", str(out), ws=ws)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 4 sample outputs" in proc.stdout
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    # Evaluations at step 2 and at the end (3), two eval rows each (issue 31, item 3).
+    assert [(d["stage"], d["step"], d["row"]) for d in lines] == [
+        ("only", 2, 0),
+        ("only", 2, 1),
+        ("only", 3, 0),
+        ("only", 3, 1),
+    ]
+    assert all(d["task"] == "classify" and d["output"] in ("neg", "pos") for d in lines)
+    assert all(d["target"] in ("neg", "pos") and 0.5 <= d["score"] <= 1 for d in lines)
+    assert lines[0]["input"] == lines[2]["input"] and lines[0]["input"].startswith("item ")
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ examples:
   stagelab run EXPERIMENT                   run an experiment's stored plan again
   stagelab clone EXP --set stages.cls.optimizer.lr=3e-4   clone with a changed setting
   stagelab export RUN --plan plan.yaml      the plan a run used
+  stagelab export RUN --samples out.jsonl   its sample outputs at each evaluation
   stagelab sweep plan.yaml --trials 8       search settings (the plan's sweep: section)
   stagelab show SWEEP --json                a sweep's trials and its best trial
   stagelab predict RUN:STAGE --text "…"     try a stage output: labels, generated text
@@ -183,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--metrics", type=Path, metavar="FILE.csv", help="metric points as CSV")
     p.add_argument("--plan", type=Path, metavar="FILE.yaml", help="the plan the run used")
+    p.add_argument(
+        "--samples", type=Path, metavar="FILE.jsonl", help="sample outputs, a line per row"
+    )
 
     p = sub.add_parser(
         "sweep", help="search a plan's settings toward an objective (the plan's sweep: section)"

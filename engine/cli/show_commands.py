@@ -19,6 +19,7 @@ from engine.cli.sweep_commands import show_sweep, sweep_summary
 from engine.spec.outputs import output_folders
 from engine.store import Store, queries
 from engine.store.export import write_metrics_csv
+from engine.store.samples import write_samples_jsonl
 from engine.store.status import StageStatus
 
 
@@ -261,10 +262,13 @@ def _reused_words(store: Store, run: Any, source: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time)
-    and/or `--plan FILE` (the plan text the run used, as stored)."""
-    if not args.metrics and not args.plan:
-        raise UserError("say what to export: --metrics FILE.csv and/or --plan FILE.yaml")
+    """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time),
+    `--plan FILE` (the plan text the run used, as stored) and/or `--samples FILE.jsonl`
+    (a line per stage, step and sample input)."""
+    if not args.metrics and not args.plan and not args.samples:
+        raise UserError(
+            "say what to export: --metrics FILE.csv, --plan FILE.yaml and/or --samples FILE.jsonl"
+        )
     _, store = open_workspace(args)
     run = lookup(queries.get_run, store, args.run)
     if args.plan:
@@ -276,6 +280,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         with open_for_writing(args.metrics) as fh:
             count = write_metrics_csv(store, run.id, fh)
         print(f"wrote {count} metric points of run {run.id} to {args.metrics}")
+    if args.samples:
+        with open_for_writing(args.samples) as fh:
+            count = write_samples_jsonl(store, run.id, fh)
+        said = "" if count else " (none: the plan sets no eval.samples, or no evaluation ran)"
+        print(f"wrote {count} sample outputs of run {run.id} to {args.samples}{said}")
     return EXIT_OK
 
 

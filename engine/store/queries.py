@@ -41,6 +41,7 @@ from engine.store.runs import (
     set_socket_address,
     upsert_stage,
 )
+from engine.store.samples import list_samples as list_samples  # issue 31: sample outputs
 from engine.store.status import effective_status
 from engine.store.stream import max_seq, stream_after
 from engine.store.sweeps import (
