@@ -28,6 +28,7 @@ from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
 from app.qt.qt_look import CompactTabs, app_icon
+from app.qt.qt_queue_panel import QueueActions
 from app.qt.qt_run_actions import RunActions
 from app.qt.qt_run_buttons import RunButtons
 from app.qt.qt_run_start import RunStart
@@ -209,6 +210,8 @@ class MainWindow(QMainWindow):
             run_menu, "&Targets…", "", lambda: self.target_picker.edit_targets()
         )
         self.targets_action.setObjectName("targetsAction")
+        run_menu.addSeparator()
+        self.queue_actions = QueueActions(self, run_menu)  # Add to queue, the Queue panel
         view = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())

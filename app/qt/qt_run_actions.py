@@ -23,6 +23,9 @@ class RunActions:
     def __init__(self, window: MainWindow, tabs: QTabWidget):
         self.window, self.tabs = window, tabs
         self._browser = self._monitor = self._compare = self._sweeps = None
+        from app.qt.qt_notify import WindowNotifier
+
+        self.notifier = WindowNotifier(window)  # says when a watched run ends
         tabs.addTab(QLabel("Loading experiments…"), "Experiments")
         tabs.addTab(QLabel("Loading the monitor…"), "Monitor")
         tabs.addTab(
@@ -66,6 +69,7 @@ class RunActions:
             monitor = QtRunMonitor(self.window.store)
             monitor.resumeRequested.connect(self.resume_run)
             monitor.statusChanged.connect(self._status_changed)
+            monitor.statusChanged.connect(self.notifier.status_changed)
             monitor.fetchRequested.connect(self.fetch_outputs)
             self._monitor = self._swap(MONITOR_TAB, monitor, "Monitor")
         return self._monitor

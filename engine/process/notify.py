@@ -1,4 +1,4 @@
-"""The notify hook (docs/monitor.md, "Notifications"): the engine process runs the
+"""The notify hook (docs/cli.md, "Notifications"): the engine process runs the
 workspace's `notify: {command: …}` when its run finishes or fails, and when a loss turns
 NaN or infinite or a stage stops early. The engine runs it, not the window, so it works
 headless, in the queue and on a target (with that workspace's settings).

@@ -1,4 +1,4 @@
-"""The workspace's settings file, `<workspace>/settings.yaml` (docs/monitor.md,
+"""The workspace's settings file, `<workspace>/settings.yaml` (docs/cli.md,
 "Notifications"). Today it holds the notifications:
 
     notify:
