@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
 from app.model.panels import default_layout
 from app.model.plan_diff import Change, plan_changes, plan_diff_html, same_layout
 from app.model.run_series import RunSeries
+from app.model.samples import NO_SAMPLES, compare_table
 from app.model.smoothing import smoothed
 from app.qt.compare.qt_compare_panels import ComparePanelsMixin, QtComparePanels, smoothed_xy
+from app.qt.monitor.qt_samples import QtSamplesTable
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
 from app.qt.qt_elided_label import QtElidedLabel
 
@@ -43,6 +45,7 @@ class _Loader(QObject):
         from app.model.run_series import read_reused
         from engine.store import queries
         from engine.store.browse import read_history
+        from engine.store.stream import read_events
 
         def work() -> None:
             out = []
@@ -55,6 +58,7 @@ class _Loader(QObject):
                     run.update_stage(stage.__dict__)
                 for stage, key, steps, values in read_history(store, run_id, 2**62):
                     run.add_series(key, stage, steps, values)
+                run.events = read_events(store, run_id, 2**62)  # the Samples tab reads them
                 # A reused stage's curves are the points of the run that trained it.
                 for idx, source, series in read_reused(
                     store, info.experiment_id, run.reused_sources()
@@ -97,6 +101,8 @@ class QtCompareView(ComparePanelsMixin, QWidget):
         self.tabs.setObjectName("compareTabs")
         self.tabs.addTab(self.plot, "Metric")
         self.tabs.addTab(self.panels, "Panels")
+        self.samples = QtSamplesTable(empty=NO_SAMPLES)  # the same inputs across the runs
+        self.tabs.addTab(self.samples, "Samples")
         self.tabs.currentChanged.connect(lambda _: self.draw())
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setObjectName("compareSmoothing")
@@ -185,6 +191,7 @@ class QtCompareView(ComparePanelsMixin, QWidget):
 
     def _loaded(self, runs) -> None:
         self.runs = runs
+        self.samples.set_table(compare_table((label, run.events) for label, run, _ in runs))
         keys = sorted({k for _, run, _ in runs for k in run.keys()}, key=_metric_order)
         for combo, items in (
             (self.metric_box, keys),

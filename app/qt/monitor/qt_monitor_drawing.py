@@ -48,6 +48,7 @@ class MonitorDrawing:
             self.side.show_ensembles(run)
         if "@gpu" in dirty:
             self.side.draw_gpu(run)
+        self.side.samples.follow(run.events)  # reads only the events it has not seen
         events = run.take_new_events()
         if events:
             self.console.append_lines("\n".join(log_line(e) for e in events))

@@ -1,5 +1,6 @@
 """The monitor's side tabs (`QtMonitorSide`): the latest confusion matrix, the GPU graphs,
-the run's log, and an ensemble stage's report (its tab shown once one has reported)."""
+the run's log, an ensemble stage's report (its tab shown once one has reported) and the
+sample outputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from app.model.run_series import RunSeries
 from app.qt.monitor.qt_confusion import QtConfusionMatrix
 from app.qt.monitor.qt_ensemble_report import QtEnsembleReport
 from app.qt.monitor.qt_run_log import QtRunLog
+from app.qt.monitor.qt_samples import QtSamplesTable
 from app.qt.qt_curve_plot import QtCurvePlot
 
 ENSEMBLE_TAB = 3
@@ -40,11 +42,14 @@ class QtMonitorSide(QTabWidget):
         # An ensemble stage reports a table, not curves: its tab shows once one has.
         self.addTab(self.ensemble, "Ensemble")
         self.setTabVisible(ENSEMBLE_TAB, False)
+        self.samples = QtSamplesTable()  # the answers on eval.samples (issue 31)
+        self.addTab(self.samples, "Samples")
         self.setCurrentIndex(2)
 
     def clear_run(self, on_gpu: bool) -> None:
         """Empty for another run; the GPU graphs say whether it trains on a GPU."""
         self.console.clear_lines()
+        self.samples.clear_samples()
         self.ensemble.show_reports({})
         self.setTabVisible(ENSEMBLE_TAB, False)
         self.gpu_memory.clear_curves()
