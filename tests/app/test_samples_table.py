@@ -4,6 +4,8 @@ Compare, each run's last answers on the same inputs side by side."""
 
 from __future__ import annotations
 
+import json
+
 from app.qt.monitor.qt_run_monitor import QtRunMonitor
 from engine.store import Store, Workspace, queries
 
@@ -78,7 +80,9 @@ def _cells(table) -> list[list[str]]:
     ]
 
 
-def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(qtbot, tmp_path):
+def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(
+    qtbot, tmp_path, monkeypatch
+):
     store, run_id = samples_run(tmp_path / "ws")
     monitor = QtRunMonitor(lambda: store)
     qtbot.addWidget(monitor)
@@ -129,6 +133,18 @@ def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(qtbot
     monitor._redraw()
     assert grid.horizontalHeaderItem(grid.columnCount() - 1).text() == "cls\nstep 40"
     assert _cells(table)[3][-1].startswith("positive")
+
+    # The Export menu writes them as `stagelab export --samples` does.
+    out = tmp_path / "samples.jsonl"
+    monkeypatch.setattr(
+        "app.qt.monitor.qt_run_exports.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(out), ""),
+    )
+    [action] = [a for a in monitor.export_button.menu().actions() if "Sample" in a.text()]
+    action.trigger()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 2 + 3 * 3  # the record's; the live one is only in the window
+    assert (lines[0]["stage"], lines[0]["step"], lines[0]["output"]) == ("mlm", 20, "a")
 
     # Another run, without samples: the table is emptied for it.
     exp = queries.create_experiment(store, "plain", "name: plain\nstages: []\n", str(tmp_path))

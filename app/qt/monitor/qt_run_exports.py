@@ -21,6 +21,7 @@ def export_menu(monitor: QtRunMonitor) -> QMenu:
         ("Panel data as CSV…", "csv", write_panels_csv),
         ("Plots as PNG…", "png", write_plot_png),
         ("Plan as YAML…", "yaml", write_plan_yaml),
+        ("Sample outputs as JSONL…", "jsonl", write_samples_jsonl),
     ):
         action = menu.addAction(text)
         action.triggered.connect(lambda _=False, s=suffix, w=write: _ask_and_write(monitor, s, w))
@@ -96,3 +97,11 @@ def write_plot_png(monitor: QtRunMonitor, path: Path) -> None:
 
 def write_plan_yaml(monitor: QtRunMonitor, path: Path) -> None:
     path.write_text(monitor.info.plan_text, encoding="utf-8")
+
+
+def write_samples_jsonl(monitor: QtRunMonitor, path: Path) -> None:
+    """The sample outputs, a line per stage, step and input (`stagelab export --samples`)."""
+    from engine.store.samples import write_samples_jsonl as write
+
+    with open(path, "w", encoding="utf-8") as fh:
+        write(monitor.store(), monitor.run.run_id, fh)
