@@ -183,3 +183,36 @@ def test_compare_shows_the_same_inputs_across_runs(qtbot, tmp_path):
     assert cells[2][0] == TEXTS[1]
     # The second input is right only in the run that learned more (best=2).
     assert cells[2][3].startswith("positive") and cells[2][5].startswith("negative")
+
+
+def test_the_inspector_edits_eval_samples_where_they_apply(qtbot, window):
+    from app.model.plan_document import PlanDocument
+    from engine.resources import resources_dir
+
+    plan = resources_dir() / "plans" / "llm.yaml"
+    window.set_document(PlanDocument.from_file(plan, as_template=True))
+    inspector = window.inspector
+    window.plan_view.select_row(0)  # causal-LM pretraining: texts it continues, and how far
+
+    def shown(keys):
+        form, editor = inspector._rows[keys]
+        return form.isRowVisible(editor)
+
+    assert shown(("eval", "samples")) and shown(("eval", "samples_max_new_tokens"))
+    editor = inspector.editors[("eval", "samples")]
+    editor.input.setPlainText("- Once upon a time\n- The market\n")
+    editor._finished()
+    assert window.doc.stages[0]["eval"]["samples"] == ["Once upon a time", "The market"]
+    editor.input.setPlainText("4")
+    editor._finished()
+    assert window.doc.stages[0]["eval"]["samples"] == 4
+    editor.input.setPlainText("- ''\n")
+    editor._finished()
+    # A wrong value is said under the field, in the validator's words.
+    qtbot.waitUntil(lambda: "input text is empty" in editor._problem.text(), timeout=10_000)
+    window.plan_view.select_row(1)  # SFT generates too; a classifier does not
+    assert shown(("eval", "samples_max_new_tokens"))
+    demo = resources_dir() / "plans" / "demo.yaml"
+    window.set_document(PlanDocument.from_file(demo, as_template=True))
+    window.plan_view.select_row(2)
+    assert shown(("eval", "samples")) and not shown(("eval", "samples_max_new_tokens"))
