@@ -22,6 +22,7 @@ from engine.store.metrics import (
     read_series,
     truncate_metrics_after,
 )
+from engine.store.queue import list_queue as list_queue  # issue 31: more in store/queue.py
 from engine.store.records import Ambiguous, NotFound, RunBusy, StoreError
 from engine.store.runs import (
     check_stage_fields,
