@@ -69,7 +69,9 @@ class QtCurvePlot(pg.PlotWidget):
         # Decimation is ours (app/model/peaks.py): each curve gets what its visible range needs.
         box = item.getViewBox()
         box.sigXRangeChanged.connect(self._redecimate)
-        box.sigRangeChanged.connect(lambda *_: self._place_boundary_labels())
+        box.sigRangeChanged.connect(
+            lambda *_: (self._place_boundary_labels(), self._place_readout())
+        )
         box.setAutoVisible(y=True)  # zoomed in, y fits the points in view
         self._strip = strip
         self._legend_kind = legend
@@ -341,12 +343,17 @@ class QtCurvePlot(pg.PlotWidget):
             self._cursor.setVisible(False)
             self._readout.setText("")
             return
-        box = self.getPlotItem().vb
         self._cursor.setPos(x)
         self._cursor.setVisible(True)
         self._readout.setText(self.values_at(x))
-        left, top = box.viewRange()[0][0], box.viewRange()[1][1]
-        self._readout.setPos(left, top)
+        self._place_readout()
+
+    def _place_readout(self) -> None:
+        # The view's top left corner, again whenever the range moves (a crosshair set
+        # from another panel may come before this one's autorange).
+        if "_cursor" in self.__dict__ and self._cursor.isVisible():
+            box = self.getPlotItem().vb
+            self._readout.setPos(box.viewRange()[0][0], box.viewRange()[1][1])
 
     def set_x_name(self, name: str, label: str) -> None:
         """The x axis' label and the word the readout uses for an x value."""

@@ -118,10 +118,13 @@ class QtRunPlots(QWidget):
         columns = max(1, min(PER_ROW, len(small)))
         for i, panel in enumerate(panels):
             several = len(panel.patterns) > 1 or any(c in "*?[" for c in "".join(panel.patterns))
+            # One curve named by its title needs no legend (the default small plots); a
+            # panel of one's own choosing lists even a single metric.
+            named = not several and panel.title in HINTS
             plot = QtCurvePlot(
                 panel.title,
                 panel.unit,
-                legend="right" if several or i == 0 else "none",
+                legend="none" if named and i > 0 else "right",
                 strip=legend_strip(panel),
                 hint=HINTS.get(panel.title, f"Nothing matching {', '.join(panel.patterns)} yet."),
                 colours=self.colours,
