@@ -21,7 +21,7 @@ STYLES = (
     Qt.PenStyle.DashDotLine,
     Qt.PenStyle.DashDotDotLine,
 )
-PER_ROW = 2
+PER_ROW = 3
 
 
 def run_colour(i: int) -> QColor:
@@ -52,7 +52,11 @@ class QtComparePanels(QWidget):
         if layout.to_dict()["panels"] != self.panel_layout.to_dict()["panels"] or not self.plots:
             self._build(layout)
         self.panel_layout = layout
-        keys = sorted({k for _, run, _ in runs for k in run.keys()})
+        # train/ first: a panel's first metric is drawn solid, the training loss above all.
+        keys = sorted(
+            {k for _, run, _ in runs for k in run.keys()},
+            key=lambda k: (not k.startswith("train/"), k),
+        )
         for panel in layout.panels:
             plot = self.plots[panel.title]
             plot.clear_curves()
@@ -89,7 +93,7 @@ class QtComparePanels(QWidget):
                 legend="below",
                 hint=f"No run compared has {', '.join(panel.patterns)}.",
             )
-            plot.setMinimumHeight(160)
+            plot.setMinimumHeight(110)  # the Panels tab never makes Compare taller
             self.plots[panel.title] = plot
             self.grid.addWidget(plot, n // PER_ROW, n % PER_ROW)
 
