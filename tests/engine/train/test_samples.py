@@ -104,9 +104,10 @@ def test_a_masked_lm_fills_its_masks(train_stage_of, folders):
 
 
 def test_sft_generates_after_the_prompt_within_the_length(train_stage_of):
+    # With LoRA, as the shipped llm plan fine-tunes: the adapted model answers.
     plan = PLAN.format(
         kind="train",
-        task="task: causal_lm_sft",
+        task="task: causal_lm_sft\n    adapter: {kind: lora, rank: 4}",
         model=GPT,
         data=INSTRUCTIONS,
         samples=2,
