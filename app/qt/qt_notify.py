@@ -1,7 +1,8 @@
 """The window's notifications (docs/gui.md, "Notifications"): when a run the monitor
 watches ends (finished, failed, its engine gone) the window says so on the desktop through
 Qt's tray icon (QSystemTrayIcon.showMessage: the platform's own notifications, no extra
-library), or, where there is no tray, in a toast at the window's bottom right. The
+library), or, where there is no tray, in a toast at the window's top right (a click
+dismisses it). The
 message says when the run's loss went NaN/infinite or a stage stopped early.
 
 Off for runs shorter than the workspace's `notify.min_seconds` (60) and when
@@ -49,10 +50,16 @@ class Toast(QLabel):
         parent = self.parentWidget()
         self.setFixedWidth(min(420, max(parent.width() // 3, 240)))
         self.adjustSize()
-        self.move(parent.width() - self.width() - 16, parent.height() - self.height() - 40)
+        # Top right, under the toolbar: the buttons along the bottom stay reachable.
+        top = parent.centralWidget().y() if hasattr(parent, "centralWidget") else 0
+        self.move(parent.width() - self.width() - 16, top + 8)
         self.show()
         self.raise_()
         self.timer.start(TOAST_MS)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - a click dismisses it
+        self.hide()
+        event.accept()
 
 
 class WindowNotifier:

@@ -42,6 +42,8 @@ class QtQueuePanel(QWidget):
         self.table.setObjectName("queueTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
+        rows = self.table.verticalHeader()
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 8)  # compact rows
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -205,6 +207,6 @@ class QueueActions:
         self.dock.show()
         self.dock.raise_()
         if first:  # a strip under the plan, not half the window
-            height = max(140, self.window.height() // 5)
+            height = max(150, self.window.height() // 4)
             self.window.resizeDocks([self.dock], [height], Qt.Orientation.Vertical)
         self.panel.refresh()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from PySide6.QtCore import Qt
+
 from app.model.plan_document import PlanDocument
 from engine.store import queries
 from engine.store.queue import list_queue
@@ -105,6 +107,8 @@ def test_a_watched_run_that_ends_is_notified(window, qtbot, tmp_path):
     (window.workspace.root / "settings.yaml").write_text(
         "notify: {min_seconds: 0, desktop: false}\n"
     )
+    qtbot.mouseClick(notifier.toast, Qt.MouseButton.LeftButton)  # a click dismisses it
+    assert not notifier.toast.isVisible()
     said = len(notifier.shown)
     off = finished_run(window, nan=False)
     monitor.statusChanged.emit(off, "running")
