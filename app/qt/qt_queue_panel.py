@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.store.status import QueueStatus
+
 REFRESH_MS = 2000
 COLUMNS = ("#", "Status", "Plan", "Where", "Run", "Added", "Why")
 
@@ -111,7 +113,7 @@ class QtQueuePanel(QWidget):
                 self.table.setItem(row, col, cell)
             if chosen is not None and item.id == chosen.id:
                 self.table.selectRow(row)
-        waiting = sum(i.status == "waiting" for i in self.items)
+        waiting = sum(i.status == QueueStatus.WAITING for i in self.items)
         alive = runner_alive(self.workspace.root)
         self.runner_label.setText(
             f"Queue running · {waiting} waiting"
@@ -129,7 +131,7 @@ class QtQueuePanel(QWidget):
 
     def _update_buttons(self) -> None:
         item = self.selected_item()
-        self.remove_button.setEnabled(item is not None and item.status == "waiting")
+        self.remove_button.setEnabled(item is not None and item.status == QueueStatus.WAITING)
 
     def remove_selected(self) -> None:
         """Take the selected waiting item out of the queue."""
