@@ -42,20 +42,25 @@ class QueueBusy(RuntimeError):
     """Another queue runner holds the workspace's queue."""
 
 
-def lock_queue(root: Path) -> Any:
+def lock_queue(root: Path, tries: int = 10) -> Any:
     """The held lock of the workspace's queue (keep it open while running). Raises
     QueueBusy with the holder's pid when another runner has it."""
     handle = open(root / LOCK_FILE, "a+")  # noqa: SIM115 - held while the runner runs
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for attempt in range(tries):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt + 1 < tries:  # a window's runner_alive may hold it for a moment
+                time.sleep(0.1)
+    else:
         handle.seek(0)
         pid = handle.read().strip() or "?"
         handle.close()
         raise QueueBusy(
             f"a queue runner already runs in this workspace (pid {pid}); it starts what "
             "you add, `stagelab queue ls` shows it"
-        ) from None
+        )
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -64,11 +69,17 @@ def lock_queue(root: Path) -> Any:
 
 
 def runner_alive(root: Path) -> bool:
-    """Whether a queue runner holds the workspace's queue now."""
-    try:
-        lock_queue(root).close()
-    except QueueBusy:
-        return True
+    """Whether a queue runner holds the workspace's queue now (a moment's probe of its
+    lock, which leaves the holder's pid in the file alone)."""
+    path = root / LOCK_FILE
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
     return False
 
 
@@ -113,7 +124,12 @@ class QueueRunner:
                 self.following[item.id] = Following(item, item.run_id)
                 self.say(f"queue item {item.id}: following run {item.run_id} again")
             else:
-                end_queue_item(self.store, item.id, QueueStatus.FAILED, error="never started")
+                end_queue_item(
+                    self.store,
+                    item.id,
+                    QueueStatus.FAILED,
+                    error="its runner stopped while starting it; add the plan again",
+                )
         while True:
             for item_id in list(self.following):
                 ended = self._check(self.following[item_id])
