@@ -218,6 +218,8 @@ def test_smoothing_is_drawn_exported_and_compared_with_the_raw_curve_faint_behin
     assert pens["a · train/loss"].color() != pens["b · train/loss"].color()
     assert pens["a · train/loss"].style() != pens["a · eval/loss"].style()
     np.testing.assert_allclose(loss.sources["a · train/loss"][0].y[:20], ema(first, 0.6)[0])
+    loss.hovered.emit(30.0)  # the crosshair of one panel in the others
+    assert "b: 0.5  (step 30)" in view.panels.plots["Evaluation"]._readout.toPlainText()
 
 
 def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp_path):

@@ -96,6 +96,13 @@ class QtComparePanels(QWidget):
             plot.setMinimumHeight(110)  # the Panels tab never makes Compare taller
             self.plots[panel.title] = plot
             self.grid.addWidget(plot, n // PER_ROW, n % PER_ROW)
+            plot.hovered.connect(lambda x, source=plot: self._crosshair(source, x))
+
+    def _crosshair(self, source: QtCurvePlot, x) -> None:
+        """One crosshair across the panels, as in the monitor."""
+        for plot in self.plots.values():
+            if plot is not source:
+                plot.show_cursor(x)
 
     def values_at(self, x: float) -> dict[str, str]:
         return {title: plot.values_at(x) for title, plot in self.plots.items()}
