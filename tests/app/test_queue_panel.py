@@ -5,6 +5,7 @@ there is no tray, as offscreen)."""
 from __future__ import annotations
 
 import math
+import os
 
 from PySide6.QtCore import Qt
 
@@ -53,6 +54,8 @@ def test_add_to_queue_remove_and_start_queue(window, qtbot, tmp_path):
     plan.unlink()
     assert panel.start_button.isEnabled()
     panel.start_button.click()
+    runner = panel.runner_process
+    assert runner is not None and os.getsid(runner.pid) == runner.pid  # its own session
     store = window.store()
     qtbot.waitUntil(lambda: list_queue(store)[0].status == "failed", timeout=120_000)
     qtbot.waitUntil(
