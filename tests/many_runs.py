@@ -6,7 +6,7 @@ bench/runs_table.py; every value follows from the run's index, so tests can coun
 Run i (0-based): experiment i // 10, named "exp-<e>", plan lr = (e % 10 + 1) * 1e-4,
 batch_size 16 or 32 (e even or odd); status failed if i % 7 == 0, else finished; tags
 `baseline` if i % 10 == 0 and `sweep` if i % 3 == 0; note "note <i>"; final
-eval/accuracy of stage 1 = (i % 100) / 100, its best 0.05 higher; eval/loss in both stages.
+eval/accuracy of stage 1 = (i % 100) / 100, its best 0.05 higher (at most 1); eval/loss in both stages.
 """
 
 from __future__ import annotations
@@ -85,10 +85,19 @@ def build(root: Path, runs: int = 10_000) -> Path:
             (run_id, 1, "eval/loss", 100, 1.0 - accuracy / 2, created),
             (run_id, 1, "eval/accuracy", 100, accuracy, created),
             (run_id, 1, "train/loss", 100, 0.5, created),
+            (run_id, 1, "eval/f1", 100, accuracy, created),
         ]
+        # What a real run also records, so a read by key has as many rows to pass over.
+        latest += [
+            (run_id, idx, key, 100, 1.0, created)
+            for idx in (0, 1)
+            for key in ("train/lr", "train/grad_norm", "perf/tokens_per_s", "perf/samples_per_s")
+        ]
+        latest.append((run_id, 0, "train/loss", 100, 2.5, created))
         steps = np.arange(10, 110, 10, dtype="<i8")
-        values = np.full(10, accuracy, dtype="<f8")
-        values[4] = accuracy + 0.05  # the best, mid-run
+        values = np.full(10, accuracy * 0.9, dtype="<f8")
+        values[4] = min(accuracy + 0.05, 1.0)  # the best, mid-run
+        values[-1] = accuracy  # the final value, as latest_metrics has it
         chunks.append(
             (
                 run_id,

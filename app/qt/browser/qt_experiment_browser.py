@@ -18,12 +18,14 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from app.model.browser_rows import COLUMNS, STATUS_COLOURS, STATUSES, Row, table
+from app.qt.browser.qt_runs_table import QtRunsTable
 from engine.store.status import RESUMABLE
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -164,9 +166,22 @@ class QtExperimentBrowser(QWidget):
         split.addWidget(details)
         split.setStretchFactor(0, 3)
         split.setSizes([1000, 360])
+        experiments = QWidget()
+        inner = QVBoxLayout(experiments)
+        inner.addLayout(bar)
+        inner.addWidget(split, 1)
+        # Every run in one table, searchable (issue 31): app/qt/browser/qt_runs_table.py.
+        self.runs_table = QtRunsTable(store_factory)
+        self.runs_table.openRun.connect(self.openRun)
+        self.runs_table.compareRuns.connect(self.compareRuns)
+        self.views = QTabWidget()
+        self.views.setObjectName("browserViews")
+        self.views.setDocumentMode(True)
+        self.views.addTab(experiments, "Experiments")
+        self.views.addTab(self.runs_table, "Runs")
         layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(split, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.views, 1)
         self._items: dict[str, list[QStandardItem]] = {}
         self.experiments: dict[str, object] = {}
         self.refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh)
