@@ -85,7 +85,10 @@ class QtCurvePlot(pg.PlotWidget):
         self._boundaries: list[pg.InfiniteLine] = []
         self._odd = OddBands(self)
         self._marks: tuple[list, bool] = ([], True)
-        self._readout = pg.TextItem(anchor=(0, 0), color=self._fg)
+        # The values under the crosshair on the canvas' colour: readable over the curves.
+        veil = QColor(pal.color(QPalette.ColorRole.Base))
+        veil.setAlpha(225)
+        self._readout = pg.TextItem(anchor=(0, 0), color=self._fg, fill=veil)
         self._readout.setZValue(10)
         self.addItem(self._readout, ignoreBounds=True)
         self._cursor = pg.InfiniteLine(
