@@ -30,6 +30,11 @@ def main() -> int:
         action="store_true",
         help="cap the demo's stages at 60/30/60 steps (evaluating more often) for a busy machine",
     )
+    parser.add_argument(
+        "--panels-only",
+        action="store_true",
+        help="only the demo's run and the monitor with chosen panels (monitor-panels.png)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -63,7 +68,8 @@ def main() -> int:
             window.fit_docks(fresh=True)  # the large shots keep the large layout
 
     window.plan_view.select_row(2)
-    shot(window, "editor-demo.png")
+    if not args.panels_only:
+        shot(window, "editor-demo.png")
     freezing = window.inspector._groups[("freezing",)]
     window.inspector.ensureWidgetVisible(freezing, 0, 40)
     top = freezing.mapTo(window.inspector.widget(), freezing.rect().topLeft()).y()
@@ -82,7 +88,7 @@ def main() -> int:
     shot(window, "invalid-plan.png")
     doc._saved_text = doc.to_yaml()  # nothing to save: the window closes without asking
     if not args.editor_only:
-        runs_shots(app, window, shot, quick=args.quick)
+        runs_shots(app, window, shot, quick=args.quick, panels_only=args.panels_only)
     window.close()
     return 0
 
@@ -113,7 +119,7 @@ def quicken(doc) -> None:
     doc._saved_text = doc.to_yaml()  # nothing to save: Clone later opens without asking
 
 
-def runs_shots(app, window, shot, quick: bool = False) -> None:
+def runs_shots(app, window, shot, quick: bool = False, panels_only: bool = False) -> None:
     """The demo trains in the window's workspace: the monitor mid-run, then a clone with a
     gentler fine-tuning learning rate, then the browser and the compare view."""
     from app.model.plan_document import PlanDocument
@@ -138,10 +144,14 @@ def runs_shots(app, window, shot, quick: bool = False) -> None:
     )
     monitor.plots.smoothing.setValue(60)
     monitor.side.setCurrentIndex(0)
-    shot(window, "monitor-live.png")
-    monitor.side.setCurrentIndex(2)
-    shot(window, "monitor-log.png")
+    if not panels_only:
+        shot(window, "monitor-live.png")
+        monitor.side.setCurrentIndex(2)
+        shot(window, "monitor-log.png")
     wait_until(app, lambda: monitor.run.status == "finished", 900, "the demo to finish")
+    panels_shot(window, shot)
+    if panels_only:
+        return
 
     # A clone whose fine-tuning uses a lower learning rate, run to the end.
     window.runs.show_tab(1)
@@ -168,6 +178,36 @@ def runs_shots(app, window, shot, quick: bool = False) -> None:
     view.metric_box.setCurrentText("eval/accuracy")
     shot(window, "compare.png")
     diverged_shot(app, window, shot)
+
+
+def panels_shot(window, shot) -> None:
+    """The monitor with panels a person chose (issue 31): the losses, accuracy and F1 of
+    every stage by pattern, the learning rate and gradient norm; smoothed, raw faint
+    behind, and the crosshair at a step of the last stage with every value there."""
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from app.model.panels import Panel, PanelLayout
+
+    monitor = window.runs.monitor
+    monitor._redraw()
+    chosen = PanelLayout(
+        [
+            Panel("Loss", ["train/loss", "eval/loss"], "loss"),
+            Panel("Accuracy and F1", ["eval/accuracy*", "eval/f1*"]),
+            Panel("Learning rate", ["train/lr"], "lr"),
+            Panel("Gradient norm", ["train/grad_norm"], "norm"),
+        ],
+        smoothing=0.6,
+    )
+    monitor.plots.set_panel_layout(chosen)
+    monitor.side.setCurrentIndex(0)
+    for toast in window.findChildren(QWidget, "notifyToast"):
+        toast.hide()  # "run finished" would sit over the last panel
+    QApplication.processEvents()
+    x = 0.8 * max(monitor.run.boundaries()[-1][0], 1) + 0.2 * monitor.run.overall()[0]
+    monitor.plots.loss.show_cursor(x)
+    monitor.plots.loss.hovered.emit(x)
+    shot(window, "monitor-panels.png")
 
 
 # SGD at lr 10 with momentum and no clipping: the loss overflows to inf, then NaN.
