@@ -1,7 +1,7 @@
 """The notify hook (docs/cli.md, "Notifications"): the engine process runs the
 workspace's `notify: {command: …}` when its run finishes or fails, and when a loss turns
 NaN or infinite or a stage stops early. The engine runs it, not the window, so it works
-headless, in the queue and on a target (with that workspace's settings).
+headless, in the queue and on a target (the desktop's settings travel with the run).
 
 The command gets STAGELAB_RUN, STAGELAB_STATUS, STAGELAB_EVENT (finished, failed, nan,
 early_stop) and STAGELAB_MESSAGE. A command that fails or hangs is a warning event of the

@@ -45,6 +45,14 @@ class RemoteStart:
     seconds: dict[str, float] | None = None  # how long each step took
 
 
+def passed_env(workspace: Workspace) -> dict[str, str]:
+    """What travels to the engine there: the Hub switches and the notify settings."""
+    from engine.store.settings import notify_env
+
+    hub = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    return {**hub, **notify_env(workspace.root)}
+
+
 def remote_workspace(side: RemoteSide) -> str:
     """The target's Stagelab workspace: an ordinary one inside the workdir."""
     return f"{side.workdir}/workspace"
@@ -131,7 +139,7 @@ def start_remote_run(
         "gpus": gpus,
         "nproc": processes(gpus, nproc),
         "use_cache": use_cache,
-        "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
+        "env": passed_env(workspace),
         "start": jobs is None,  # a Slurm job's engine starts when Slurm runs it
     }
     try:
@@ -202,7 +210,7 @@ def resume_remote_run(
             "workspace": placement["remote_workspace"],
             "resume": True,
             "nproc": nproc,
-            "env": {k: os.environ[k] for k in PASSED_ENV if k in os.environ},
+            "env": passed_env(workspace),
             "start": not slurm_runs.is_slurm(target),
         }
         if slurm_runs.is_slurm(target):

@@ -174,10 +174,9 @@ def dry_run(
 ) -> tuple[str | None, tuple[str, ...]]:
     """The batch script a run of the plan would send (`--dry-run`), or every problem: the
     plan is checked and the target asked where its Stagelab is; nothing is sent or recorded."""
-    import os
 
     from engine.launch.runs import checked_plan
-    from engine.remote.runs import PASSED_ENV, remote_workspace
+    from engine.remote.runs import passed_env, remote_workspace
     from engine.remote.setup import SetupError, ready
     from engine.remote.shell import ShellError, shell_for
     from engine.remote.slurm_script import ScriptProblem
@@ -189,7 +188,7 @@ def dry_run(
         return None, problems
     try:
         side = ready(shell_for(target), target, workspace.root / "cache" / "wheels", install=False)
-        passed = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        passed = passed_env(workspace)
         text = script_for(
             target, side, remote_workspace(side), nproc=nproc, name=name or plan.name, passed=passed
         )

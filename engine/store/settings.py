@@ -7,15 +7,19 @@
       desktop: true       # the window's desktop notifications (default true)
 
 A missing file is the defaults; a broken one is the defaults and one sentence saying why,
-so a typo never stops a run.
+so a typo never stops a run. A run started on a target carries the desktop's settings in
+`STAGELAB_NOTIFY` (JSON), which its engine there reads before any file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SETTINGS_FILE = "settings.yaml"
+NOTIFY_ENV = "STAGELAB_NOTIFY"
 DEFAULT_MIN_SECONDS = 60.0
 
 
@@ -34,10 +38,15 @@ def notify_settings(root: Path) -> NotifySettings:
     import yaml
 
     path = Path(root) / SETTINGS_FILE
-    if not path.is_file():
+    carried = os.environ.get(NOTIFY_ENV)
+    if not carried and not path.is_file():
         return NotifySettings()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if carried:  # the desktop's, travelling with a run on a target
+            path = Path(NOTIFY_ENV)
+            data = {"notify": json.loads(carried)}
+        else:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError("it must be a mapping with a notify: section")
         notify = data.get("notify") or {}
@@ -48,6 +57,16 @@ def notify_settings(root: Path) -> NotifySettings:
             raise ValueError("notify.command must be one shell command line (a string)")
         min_seconds = float(notify.get("min_seconds", DEFAULT_MIN_SECONDS))
         return NotifySettings(command or None, min_seconds, bool(notify.get("desktop", True)))
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # JSONDecodeError too
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return NotifySettings(problem=f"{path} was not used ({reason}); fix it to get notified")
+
+
+def notify_env(root: Path) -> dict[str, str]:
+    """The environment that carries this workspace's notify settings to a run's engine on a
+    target (empty when there is no command to run)."""
+    settings = notify_settings(root)
+    if not settings.command:
+        return {}
+    fields = {k: v for k, v in asdict(settings).items() if k != "problem"}
+    return {NOTIFY_ENV: json.dumps(fields)}

@@ -93,3 +93,15 @@ def test_a_nan_is_notified_while_the_run_goes_on(tmp_path):
     assert calls(tmp_path) == ["nan running"]
     notifier.ended("finished")
     assert calls(tmp_path) == ["nan running", "finished finished"]
+
+
+def test_the_desktops_settings_travel_in_the_environment(tmp_path, monkeypatch):
+    from engine.store.settings import NOTIFY_ENV, notify_env
+
+    assert notify_env(tmp_path) == {}  # no command: nothing travels
+    (tmp_path / "settings.yaml").write_text("notify: {command: 'echo hi', min_seconds: 5}\n")
+    carried = notify_env(tmp_path)
+    there = tmp_path / "there"
+    there.mkdir()
+    monkeypatch.setenv(NOTIFY_ENV, carried[NOTIFY_ENV])
+    assert notify_settings(there) == NotifySettings("echo hi", 5.0)

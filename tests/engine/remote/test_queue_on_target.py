@@ -1,7 +1,7 @@
 """`stagelab queue add PLAN --target NAME`: the queue runner starts the plan on the target
 (the real OpenSSH server on 127.0.0.1) and follows the record its mirror writes here until
 the run ends; an unreachable target's item fails with the start's sentence and the queue
-goes on."""
+goes on. The desktop's notify hook runs in the engine there."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def test_a_queued_plan_runs_on_its_target_after_an_unreachable_one(
     plan = tmp_path / "plan" / "plan.yaml"
     plan.write_text(PLAN)
     add_target(ws, "box", sshd.url, *sshd.target_args(workdir, bare_python))
+    # The desktop's notify settings travel with the run: its engine there runs the hook
+    # (the loopback target writes the file here).
+    said = tmp_path / "said.txt"
+    hook = f'echo "$STAGELAB_RUN $STAGELAB_EVENT" >> {said}'
+    (ws / "settings.yaml").write_text(f"notify: {{min_seconds: 0, command: '{hook}'}}\n")
     # Nothing listens there: the start fails with one sentence, before anything is recorded.
     gone = f"ssh://{sshd.user}@127.0.0.1:{free_port()}"
     add_target(ws, "gone", gone, *sshd.target_args(tmp_path / "nowhere", bare_python))
@@ -63,3 +68,4 @@ def test_a_queued_plan_runs_on_its_target_after_an_unreachable_one(
     shown = json.loads(cli(ws, "show", items[1]["run_id"], "--json").stdout)
     assert shown["status"] == "finished"
     assert shown["where"]["target"] == "box" and shown["where"]["kind"] == "ssh"
+    assert said.read_text().split() == [items[1]["run_id"], "finished"]
