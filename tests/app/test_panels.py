@@ -222,7 +222,7 @@ def test_smoothing_is_drawn_exported_and_compared_with_the_raw_curve_faint_behin
     assert "b: 0.5  (step 30)" in view.panels.plots["Evaluation"]._readout.toPlainText()
 
 
-def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp_path):
+def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp_path, monkeypatch):
     from app.qt.monitor.qt_run_monitor import QtRunMonitor
     from engine.store import Store, queries
     from engine.store.metrics import add_metrics
@@ -255,5 +255,14 @@ def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp
     assert (
         queries.get_run(store, run_ids[1]).plan_text == queries.get_run(store, run_ids[0]).plan_text
     )
+    # Export -> Panel data as CSV… writes what the panels draw, where the person chose.
+    target = tmp_path / "panels.csv"
+    monkeypatch.setattr(
+        "PySide6.QtWidgets.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), "")
+    )
+    [action] = [a for a in monitor.export_button.menu().actions() if a.text().startswith("Panel")]
+    action.trigger()
+    rows = list(csv.DictReader(target.open(encoding="utf-8")))
+    assert {r["metric"] for r in rows} == {"eval/accuracy"} and rows[0]["panel"] == "Accuracy"
     monitor.close_run()
     store.close()
