@@ -4,8 +4,10 @@ one per run (10,000 runs open in well under 200 ms: bench/runs_table.py)."""
 
 from __future__ import annotations
 
+import gc
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -46,6 +48,19 @@ def higher_is_better(key: str) -> bool:
     return len(parts) > 1 and parts[1] in HIGHER_IS_BETTER
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The collector paused while tens of thousands of small tuples and dicts are made: in
+    the window's heap its passes cost a third of the read (measured: 182 -> 123 ms CPU)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def table_runs(
     store: Store,
     metrics: Iterable[str] = (),
@@ -57,6 +72,11 @@ def table_runs(
     """Runs newest first with the final values of `metrics` and the best of `best`; with
     `plans` their plan texts too (for plan-setting columns). `run_ids` limits the read
     (a refresh of the runs still live)."""
+    with _no_gc():
+        return _table_runs(store, metrics, best, plans, run_ids)
+
+
+def _table_runs(store, metrics, best, plans, run_ids) -> list[TableRun]:
     metrics, best = sorted(set(metrics)), sorted(set(best))
     ids = None if run_ids is None else list(run_ids)
 

@@ -210,12 +210,17 @@ def search_runs(store: Store, text: str) -> list[str]:
         rows = s.execute(query).all()
     if not later:
         return [r.id for r in rows]
-    return [r.id for r in rows if all(_python(t, r) != t.negated for t in later)]
+    seen: dict[tuple[int, str], bool] = {}  # runs of one experiment share their plan text
+    return [r.id for r in rows if all(_python(t, r, seen) != t.negated for t in later)]
 
 
-def _python(term: Term, row) -> bool:
+def _python(term: Term, row, seen: dict[tuple[int, str], bool]) -> bool:
     if term.kind == "setting":
-        return setting_matches(plan_settings(row.plan_text), term)
+        key = (id(term), row.plan_text)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = setting_matches(plan_settings(row.plan_text), term)
+        return found
     status = effective_status(
         row.status, row.pid, row.host, row.heartbeat_ms, mirrored=row.target is not None
     )
