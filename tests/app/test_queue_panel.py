@@ -117,3 +117,19 @@ def test_a_watched_run_that_ends_is_notified(window, qtbot, tmp_path):
     monitor.statusChanged.emit(off, "running")
     monitor.statusChanged.emit(off, "failed")
     assert len(notifier.shown) == said  # desktop: false
+
+
+def test_double_clicking_an_item_with_a_run_opens_it(window, qtbot):
+    from engine.store.queue import add_queue_item, start_queue_item
+
+    run = finished_run(window, nan=False)
+    item = add_queue_item(window.store(), "/plans/a.yaml", target=None, gpus="cpu")
+    start_queue_item(window.store(), item.id, run)
+    window.queue_actions.show_action.trigger()
+    panel = window.queue_actions.panel
+    assert panel.table.item(0, 4).text() == run
+    with qtbot.waitSignal(panel.openRun, timeout=5000) as opened:
+        panel.table.cellDoubleClicked.emit(0, 1)
+    assert opened.args == [run]
+    qtbot.waitUntil(lambda: window.runs.monitor.run is not None, timeout=30_000)
+    assert window.runs.monitor.run.run_id == run
