@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app import create_main_window
-from app.model.runs_table import Column
+from app.model.runs_table import DEFAULT_COLUMNS, Column
 from app.qt.browser.qt_runs_table import QtRunsTable
 from app.qt.qt_run_actions import EXPERIMENTS_TAB
 from engine.store import Store, queries
@@ -156,3 +156,15 @@ def test_the_experiments_view_has_the_runs_tab(qtbot, ws):
     browser.views.setCurrentWidget(browser.runs_table)
     qtbot.waitUntil(lambda: browser.runs_table.model.rowCount() == RUNS, timeout=10_000)
     assert browser.views.tabText(1) == "Runs"
+    # the chosen columns are kept in the workspace's window settings
+    browser.runs_table.toggle_column(Column("setting", "batch_size"), True)
+    win.settings.sync()
+    again = create_main_window(ws)
+    qtbot.addWidget(again, before_close_func=mark_saved)
+    again.show()
+    again.runs.show_tab(EXPERIMENTS_TAB)
+    table = again.runs.browser.runs_table
+    again.runs.browser.views.setCurrentWidget(table)
+    qtbot.waitUntil(lambda: table.model.rowCount() == RUNS, timeout=10_000)
+    assert table.model.columns[-1] == Column("setting", "batch_size")
+    assert table.model.columns[:-1] == list(DEFAULT_COLUMNS)

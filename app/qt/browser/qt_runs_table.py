@@ -31,6 +31,7 @@ from app.qt.browser.qt_runs_model import RunsModel, fill_columns_menu
 from engine.store.status import NOT_ENDED
 
 REFRESH_MS = 3000
+COLUMNS_KEY = "runsTable/columns"
 SEARCH_DELAY_MS = 250
 
 
@@ -225,8 +226,25 @@ class QtRunsTable(QWidget):
         self.model.order = (-1, False)
         self.view.horizontalHeader().setSortIndicatorShown(False)
         self.model.columns = list(columns)
+        settings = self._settings()
+        if settings is not None:
+            settings.setValue(COLUMNS_KEY, [c.ident for c in columns])
         self.reload()
         self.fit_columns()
+
+    def _settings(self):
+        """The window's settings (the workspace's gui.ini), where the chosen columns live;
+        None for a table outside the main window."""
+        return getattr(self.window(), "settings", None)
+
+    def _restore_columns(self) -> None:
+        settings = self._settings()
+        saved = settings.value(COLUMNS_KEY) if settings is not None else None
+        if isinstance(saved, str):  # one item comes back as a plain string
+            saved = [saved]
+        columns = [c for c in (Column.parse(str(i)) for i in saved or ()) if c is not None]
+        if columns:
+            self.model.columns = columns
 
     def fit_columns(self) -> None:
         header = self.view.horizontalHeader()
@@ -248,6 +266,8 @@ class QtRunsTable(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802
         first = self._states is None
+        if first:
+            self._restore_columns()
         self.refresh()
         if first:
             self.fit_columns()
