@@ -266,3 +266,28 @@ def test_the_monitor_keeps_the_panels_per_experiment_in_the_workspace(qtbot, tmp
     assert {r["metric"] for r in rows} == {"eval/accuracy"} and rows[0]["panel"] == "Accuracy"
     monitor.close_run()
     store.close()
+
+
+def test_reused_steps_stay_veiled_in_new_panels_and_on_another_axis(qtbot):
+    from app.qt.monitor.qt_run_monitor import QtRunMonitor
+
+    monitor = QtRunMonitor(lambda: None)
+    qtbot.addWidget(monitor)
+    run = two_stage_run()
+    run.update_stage({"idx": 0, "status": "reused", "reused_from": {"run": "x", "stage": 0}})
+    monitor.run = run
+    monitor._redraw()
+
+    def veiled():
+        return {id(plot) for plot, _ in monitor._veils}
+
+    assert veiled() == {id(p) for p in monitor.plots.plots.values()} and len(veiled()) == 5
+    chosen = PanelLayout([Panel("Loss", ["*/loss"]), Panel("LR", ["train/lr"])])
+    monitor.plots.set_panel_layout(chosen)
+    monitor._redraw()
+    assert veiled() == {id(p) for p in monitor.plots.plots.values()} and len(veiled()) == 2
+    monitor.plots.x_axis.setCurrentIndex(1)  # by wall time: the veil moves with the steps
+    monitor._redraw()
+    x0, x1, _ = monitor.reused_spans[0]
+    assert (x0, x1) == (0.0, pytest.approx(19 * 6 / 60))  # steps 1..20, 6 s apart
+    monitor.close_run()

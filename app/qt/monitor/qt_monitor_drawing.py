@@ -37,7 +37,7 @@ class MonitorDrawing:
         dirty = run.take_dirty()
         self.plots.redraw(run, dirty, self.plots.smoothing.value() / 100)
         if "@stages" in dirty:
-            self._show_reused(run.reused_spans())
+            self._show_reused(self.plots.mapped_spans(run.reused_spans()))
             self.veils.raise_lines(self.plots.plots.values())
         if dirty & {"@stages", "@progress", "@status"} or not self.progress.rows:
             self.progress.show_progress(run)

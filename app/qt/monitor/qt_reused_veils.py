@@ -19,11 +19,15 @@ class ReusedVeils:
 
     def show_spans(self, spans: list[tuple[float, float, str]], plots, base: QColor) -> None:
         """Veil `spans` in every plot of `plots`, in the canvas colour `base` (faded)."""
-        if spans == self.spans:
-            return
+        plots = list(plots)
+        if spans == self.spans and [p for p, _ in self.items[: len(plots)]] == plots:
+            return  # the same spans over the same panels (new panels are veiled again)
         self.spans = spans
         for plot, veil in self.items:
-            plot.removeItem(veil)
+            try:
+                plot.removeItem(veil)
+            except RuntimeError:
+                pass  # a panel removed with its veils
         self.items = []
         fade = QColor(base)
         fade.setAlpha(150)

@@ -160,6 +160,7 @@ class QtRunPlots(QWidget):
         self.bar.show_layout(layout)
         if self.run is not None:
             self.redraw(self.run, set(self.run.series) | {"@stages"}, self.weight, force=True)
+            self.run.dirty.add("@stages")  # the monitor veils the new panels' reused steps
         if save:
             self.layoutChanged.emit(layout)
 
@@ -167,6 +168,13 @@ class QtRunPlots(QWidget):
         if axis != self.panel_layout.x_axis:
             self.panel_layout.x_axis = axis
             self.set_panel_layout(self.panel_layout)
+
+    def mapped_spans(self, spans: list[tuple[float, float, str]]) -> list:
+        """(x0, x1, label) spans of global steps on the x axis shown."""
+        mapping = x_map(self.run, self.panel_layout.x_axis) if self.run is not None else None
+        if mapping is None:
+            return spans
+        return [(*mapping([x0, x1]).tolist(), label) for x0, x1, label in spans]
 
     def panel_of(self, key: str) -> list[QtCurvePlot]:
         return [self.plots[p.title] for p in self.panel_layout.panels_for(key)]
