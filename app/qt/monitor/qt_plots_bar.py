@@ -113,10 +113,13 @@ class QtPlotsBar(QWidget):
             item = model.item(i)
             if item.isEnabled() == bool(why):
                 item.setEnabled(not why)
-            item.setToolTip(why)
+            if item.toolTip() != why:  # redraws come ten times a second
+                item.setToolTip(why)
             if why:
                 tips.append(f"{AXIS_NAMES[axis]}: {why}")
-        self.x_axis.setToolTip("\n".join(["Draw the curves by step, wall time or tokens", *tips]))
+        tip = "\n".join(["Draw the curves by step, wall time or tokens", *tips])
+        if self.x_axis.toolTip() != tip:
+            self.x_axis.setToolTip(tip)
 
     def edit_panels(self) -> None:
         """Open the panel editor on a copy of the layout; OK shows (and keeps) it."""
