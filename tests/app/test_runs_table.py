@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from app import create_main_window
 from app.model.runs_table import DEFAULT_COLUMNS, Column
+from app.qt.browser.qt_runs_model import run_menu
 from app.qt.browser.qt_runs_table import QtRunsTable
 from app.qt.qt_run_actions import EXPERIMENTS_TAB
 from engine.store import Store, queries
@@ -132,6 +133,32 @@ def test_tags_and_note_are_saved_and_open_compare_emit(qtbot, table, ws):
     with qtbot.waitSignal(table.compareRuns) as compared:
         qtbot.mouseClick(table.compare_button, Qt.MouseButton.LeftButton)
     assert sorted(compared.args[0]) == ["r00000000005", "r00000000006"]
+
+
+def test_context_menu_tags_several_runs_at_once(qtbot, table, ws):
+    store = Store.open(ws / "stagelab.db")
+    chosen = ["r00000000013", "r00000000014", "r00000000016"]  # no tag yet
+    table.select(chosen)
+    menu = run_menu(table)
+    field = menu.findChild(type(table.search_box), "addTagField")
+    field.setText("triple")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert [queries.get_run(store, r).tags for r in chosen] == [("triple",)] * 3
+    assert {r.id for r in table.model.all_rows if "triple" in r.tags} == set(chosen)
+    table.select(chosen[:2])
+    menu = run_menu(table)
+    assert [a.text() for a in menu.actions()[:2]] == ["Open", "Compare"]
+    assert not menu.actions()[0].isEnabled() and menu.actions()[1].isEnabled()
+    remove = menu.findChild(type(menu), "removeTagMenu")
+    next(a for a in remove.actions() if a.objectName() == "removeTag:triple").trigger()
+    assert [queries.get_run(store, r).tags for r in chosen] == [(), (), ("triple",)]
+    table.select(chosen[:1])
+    menu = run_menu(table)
+    field = menu.findChild(type(table.search_box), "addTagField")
+    field.setText("no good")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert "cannot be a tag" in table.search_error.text()
+    assert not menu.findChild(type(menu), "removeTagMenu").isEnabled()
 
 
 def test_refresh_reads_again_a_run_changed_elsewhere(qtbot, table, ws):

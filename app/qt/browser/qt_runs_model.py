@@ -118,3 +118,49 @@ def _add_setting(menu: QMenu, table, path: str) -> None:
     if path:
         menu.close()
         table.toggle_column(Column("setting", path), True)
+
+
+def run_menu(table) -> QMenu:
+    """The runs table's context menu on the selection: Open, Compare, a field that adds a
+    tag to every selected run (Enter), and Remove tag with the tags they have."""
+    runs = table.selected_runs()
+    menu = QMenu(table)
+    menu.addAction("Open", table._open).setEnabled(len(runs) == 1)
+    menu.addAction("Compare", table._compare).setEnabled(len(runs) >= 2)
+    menu.addSeparator()
+    field = QLineEdit()
+    field.setObjectName("addTagField")
+    field.setPlaceholderText(f"add a tag to {len(runs)} run(s) ⏎")
+    field.setEnabled(bool(runs))
+    field.returnPressed.connect(lambda: (menu.close(), edit_tags(table, runs, add=field.text())))
+    holder = QWidgetAction(menu)
+    holder.setDefaultWidget(field)
+    menu.addAction(holder)
+    chosen = set(runs)
+    present = sorted({t for r in table.model.all_rows if r.id in chosen for t in r.tags})
+    remove = menu.addMenu("Remove tag")
+    remove.setObjectName("removeTagMenu")
+    remove.setEnabled(bool(present))
+    for tag in present:
+        action = remove.addAction(tag)
+        action.setObjectName(f"removeTag:{tag}")
+        action.triggered.connect(lambda _=False, t=tag: edit_tags(table, runs, remove=t))
+    return menu
+
+
+def edit_tags(table, run_ids: list[str], add: str = "", remove: str = "") -> None:
+    """Add or remove one tag on several runs; a bad name is said in the table's red line."""
+    from engine.store.tags import TagError, tag_run, untag_run
+
+    store = table.store()
+    try:
+        for run_id in run_ids:
+            tags = tag_run(store, run_id, [add]) if add else untag_run(store, run_id, [remove])
+            table._replace(run_id, tags=tags)
+            if run_id == table._editing:
+                table.tags_edit.setText(", ".join(tags))
+    except TagError as exc:
+        table.search_error.setText(str(exc))
+        table.search_error.show()
+        return
+    table.search_error.hide()

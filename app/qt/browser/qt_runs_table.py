@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.runs_table import Column, wanted_reads
-from app.qt.browser.qt_runs_model import RunsModel, fill_columns_menu
+from app.qt.browser.qt_runs_model import RunsModel, fill_columns_menu, run_menu
 from engine.store.status import NOT_ENDED
 
 REFRESH_MS = 3000
@@ -64,6 +64,10 @@ class QtRunsTable(QWidget):
         header.setResizeContentsPrecision(60)  # widths from the rows in view, not 1000
         header.sectionClicked.connect(self._header_clicked)
         self.view.doubleClicked.connect(lambda _: self._open())
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(
+            lambda point: run_menu(self).exec(self.view.viewport().mapToGlobal(point))
+        )
         self.view.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
 
         self.search_box = QLineEdit()
