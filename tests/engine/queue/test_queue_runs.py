@@ -46,7 +46,7 @@ stages:
     model: {builtin: bert-tiny, vocab_size: 300}
     data: {path: DATA/corpus.txt, max_length: 24, eval_ratio: 0.1}
     batch_size: 16
-    max_steps: 12
+    max_steps: 16
     log_every_steps: 4
     max_grad_norm: null
     optimizer: {name: sgd, lr: 10.0, momentum: 0.9}
