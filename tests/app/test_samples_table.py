@@ -73,9 +73,11 @@ def samples_run(root, name: str = "samples", best: int = 2) -> tuple[Store, str]
 
 
 def _cells(table) -> list[list[str]]:
+    """Each row: its input (the row's header), then its cells."""
     grid = table.grid
     return [
-        [grid.item(r, c).text() if grid.item(r, c) else "" for c in range(grid.columnCount())]
+        [grid.verticalHeaderItem(r).text()]
+        + [grid.item(r, c).text() if grid.item(r, c) else "" for c in range(grid.columnCount())]
         for r in range(grid.rowCount())
     ]
 
@@ -96,7 +98,6 @@ def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(
     grid = table.grid
     headers = [grid.horizontalHeaderItem(c).text() for c in range(grid.columnCount())]
     assert headers == [
-        "Input",
         "Target",
         "mlm\nstep 20",
         "mlm\nstep 40",
@@ -110,7 +111,7 @@ def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(
     # The first classifier input turns right at step 20 and stays so; the answer is seen
     # changing across the plan, green when it is the target.
     assert [c.split()[0] for c in cells[1][4:]] == ["negative", "positive", "positive"]
-    right, wrong = grid.item(1, 5).background().color(), grid.item(1, 4).background().color()
+    right, wrong = grid.item(1, 4).background().color(), grid.item(1, 3).background().color()
     assert right.green() > right.red() and wrong.red() > wrong.green()
     assert (
         "3 inputs" not in table.caption.text()
@@ -132,6 +133,14 @@ def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(
     )
     monitor._redraw()
     assert grid.horizontalHeaderItem(grid.columnCount() - 1).text() == "cls\nstep 40"
+    monitor.side.setCurrentWidget(table)  # the newest checkpoint is scrolled into view
+    bar = grid.horizontalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=5_000)
+    # … until the person scrolls back to look at an earlier one: it stays there.
+    bar.triggerAction(bar.SliderAction.SliderToMinimum)
+    qtbot.waitUntil(lambda: not table.pinned, timeout=5_000)
+    monitor.resize(1300, 880)
+    qtbot.waitUntil(lambda: bar.value() == 0 and bar.maximum() > 0, timeout=5_000)
     assert _cells(table)[3][-1].startswith("positive")
 
     # The Export menu writes them as `stagelab export --samples` does.
@@ -173,7 +182,7 @@ def test_compare_shows_the_same_inputs_across_runs(qtbot, tmp_path):
     grid = view.samples.grid
     headers = [grid.horizontalHeaderItem(c).text() for c in range(grid.columnCount())]
     # Each run's last checkpoint of each stage.
-    assert headers[2:] == [
+    assert headers[1:] == [
         f"first · run 1 ({first[:6]})\nmlm\nstep 40",
         f"first · run 1 ({first[:6]})\ncls\nstep 30",
         f"second · run 1 ({second[:6]})\nmlm\nstep 40",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -24,12 +24,14 @@ EMPTY = (
     "No sample outputs yet. Set eval.samples on a stage (a number of eval rows, or a list "
     "of input texts) to see the model's answers at every evaluation."
 )
-INPUT_WIDTH = 220  # the input column, in pixels; the full text is in its tooltip
+INPUT_WIDTH, MIN_INPUT_WIDTH = 220, 110  # the inputs' column (pixels); the text: its tooltip
+ELIDE = Qt.TextElideMode.ElideRight
 RIGHT, WRONG = QColor.fromHsvF(0.33, 0.18, 1.0), QColor.fromHsvF(0.0, 0.16, 1.0)
 
 
 class QtSamplesTable(QWidget):
-    """Inputs down, checkpoints across; the target beside the input when the rows hold one.
+    """Inputs down (the rows' headers), checkpoints across; the target first when the rows
+    hold one.
     An answer that equals its target is tinted green, one that differs red."""
 
     def __init__(self, parent: QWidget | None = None, empty: str = EMPTY):
@@ -45,9 +47,18 @@ class QtSamplesTable(QWidget):
         self.grid.setObjectName("samplesGrid")
         self.grid.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.grid.setWordWrap(False)
-        self.grid.verticalHeader().setVisible(False)
+        # The inputs are the rows' headers: they stay in view while the checkpoints scroll.
+        rows = self.grid.verticalHeader()
+        self.input_width = INPUT_WIDTH
+        rows.setMaximumWidth(self.input_width)
+        rows.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.grid.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft)
         self.grid.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.pinned = True
+        bar = self.grid.horizontalScrollBar()
+        bar.rangeChanged.connect(self._range_changed)
+        # After the action has moved the bar (actionTriggered comes before the move).
+        bar.actionTriggered.connect(lambda _: QTimer.singleShot(0, self, self._scrolled))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.caption)
@@ -56,6 +67,7 @@ class QtSamplesTable(QWidget):
     def clear_samples(self) -> None:
         """Empty, for another run."""
         self.samples.clear()
+        self.pinned = True
         self.show_table()
 
     def follow(self, events: list[dict[str, Any]]) -> None:
@@ -63,9 +75,25 @@ class QtSamplesTable(QWidget):
         checkpoint is scrolled into view)."""
         if self.samples.add_events(events):
             self.show_table()
-            if self.grid.columnCount():
-                last = self.grid.columnCount() - 1
-                self.grid.scrollToItem(self.grid.item(0, last) or QTableWidgetItem())
+
+    def _range_changed(self, _low: int, high: int) -> None:
+        # The newest checkpoint stays in view (new columns, a resize, the tab shown) until
+        # the person scrolls away from it; scrolling back to the end pins it again.
+        if self.pinned:
+            self.grid.horizontalScrollBar().setValue(high)
+
+    def _scrolled(self) -> None:
+        bar = self.grid.horizontalScrollBar()
+        self.pinned = bar.value() >= bar.maximum()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        # The inputs take at most 40% of a narrow panel, so checkpoints stay in view.
+        width = max(MIN_INPUT_WIDTH, min(INPUT_WIDTH, int(self.width() * 0.4)))
+        if width != self.input_width:
+            self.input_width = width
+            self.grid.verticalHeader().setMaximumWidth(width)
+            self.show_table()
 
     def set_table(self, samples: SamplesTable) -> None:
         """Show a table made elsewhere (Compare: the same inputs across runs)."""
@@ -81,15 +109,17 @@ class QtSamplesTable(QWidget):
             grid.setColumnCount(0)
             self.caption.setText(self.empty)
             return
-        fixed = ["Input"] + (["Target"] if table.has_targets else [])
+        fixed = ["Target"] if table.has_targets else []
         grid.setColumnCount(len(fixed) + len(table.columns))
         grid.setRowCount(len(table.inputs))
         grid.setHorizontalHeaderLabels(fixed + [c.heading for c in table.columns])
+        metrics = grid.verticalHeader().fontMetrics()
         for r, text in enumerate(table.inputs):
-            grid.setItem(r, 0, _item(text, text))
+            shown = metrics.elidedText(text.replace("\n", " ⏎ "), ELIDE, self.input_width - 14)
+            grid.setVerticalHeaderItem(r, _item(shown, text))
             if table.has_targets:
                 target = table.target(r)
-                grid.setItem(r, 1, _item(target, target or "no target for this input"))
+                grid.setItem(r, 0, _item(target, target or "no target for this input"))
             for c, column in enumerate(table.columns):
                 cell = table.cells.get((column, text))
                 if cell is None:
@@ -105,9 +135,9 @@ class QtSamplesTable(QWidget):
         header = grid.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         grid.resizeColumnsToContents()
-        grid.setColumnWidth(0, min(grid.columnWidth(0), INPUT_WIDTH))
-        for c in range(1, grid.columnCount()):
-            grid.setColumnWidth(c, min(grid.columnWidth(c), 160))
+        widest = 240 if any(c.run for c in table.columns) else 160  # Compare names runs
+        for c in range(grid.columnCount()):
+            grid.setColumnWidth(c, min(grid.columnWidth(c), widest))
         steps = len(table.columns)
         self.caption.setText(
             f"{len(table.inputs)} input{'s' if len(table.inputs) != 1 else ''} × "
