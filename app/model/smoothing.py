@@ -41,12 +41,18 @@ def _ema_segment(
 ) -> tuple[np.ndarray, float, int]:
     # y_t = a*y_{t-1} + (1-a)*x_t, solved in closed form per block: a^-k stays below 1e150.
     block = max(1, min(len(x), int(150 * math.log(10) / -math.log(a))))
+    powers = a ** np.arange(1, block + 1, dtype=np.float64)  # the same for every block
     raw = np.empty_like(x)
     for lo in range(0, len(x), block):
         chunk = x[lo : lo + block]
-        powers = a ** np.arange(1, len(chunk) + 1, dtype=np.float64)
-        raw[lo : lo + len(chunk)] = powers * (state + np.cumsum((1 - a) * chunk / powers))
+        p = powers[: len(chunk)]
+        raw[lo : lo + len(chunk)] = p * (state + np.cumsum((1 - a) * chunk / p))
         state = raw[lo + len(chunk) - 1]
-    # Debias: the average starts from 0, so the t-th value is scaled by 1 - a^t.
-    t = np.arange(count + 1, count + len(x) + 1, dtype=np.float64)
-    return raw / (1 - a**t), float(state), count + len(x)
+    # Debias: the average starts from 0, so the t-th value is scaled by 1 - a^t; past the
+    # first few hundred steps a^t is below double precision and the scale is exactly 1.
+    settled = math.ceil(math.log(1e-18) / math.log(a)) if a > 0 else 1
+    head = max(0, min(len(x), settled - count))
+    if head:
+        t = np.arange(count + 1, count + head + 1, dtype=np.float64)
+        raw[:head] /= 1 - a**t
+    return raw, float(state), count + len(x)
