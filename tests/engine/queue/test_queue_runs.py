@@ -111,6 +111,13 @@ def test_a_failing_middle_plan_does_not_stop_the_queue(ran):
     assert items[0]["ended_ms"] <= items[1]["started_ms"] <= items[1]["ended_ms"]
     assert items[1]["ended_ms"] <= items[2]["started_ms"]
     assert "nothing left to run" in proc.stdout
+    listed = cli(ws, "queue", "ls").stdout.splitlines()
+    assert [line.split("\t")[:2] for line in listed if not line.startswith("\t")] == [
+        ["1", "done"],
+        ["2", "failed"],
+        ["3", "done"],
+    ]
+    assert listed[2] == "\t" + items[1]["error"]  # why, under the failed item
 
 
 def test_the_notify_hook_ran_in_the_engine_on_finish_failure_and_nan(ran):
