@@ -167,6 +167,16 @@ def test_x_axis_by_wall_time_or_tokens_only_when_the_run_has_them(qtbot):
     assert x[0] == 0 and x[-1] == pytest.approx(39 * 6 / 60)
     assert plots.loss.getPlotItem().getAxis("bottom").labelText == "wall time (min)"
     assert plots.panel_layout.x_axis == "wall"
+    # Live, by wall time: a new point redraws every curve, so not more often than that
+    # costs a few times over; the points that came meanwhile are drawn by the next redraw.
+    run.add_points([(1, "train/loss", 21, 0.5)])
+    run.add_clock(1, [21], [1000.0 + 41 * 6])
+    plots._remap_after = float("inf")  # within the wait after the last full redraw
+    assert plots.redraw(run, run.take_dirty(), 0.0) == 0
+    assert plots.loss.sources["train/loss"][0].x[-1] == pytest.approx(39 * 6 / 60)
+    plots._remap_after = 0.0
+    assert plots.redraw(run, run.take_dirty(), 0.0) > 0  # nothing new: what was held back
+    assert plots.loss.sources["train/loss"][0].x[-1] == pytest.approx(40 * 6 / 60)
     run = two_stage_run(tokens=True)
     plots.redraw(run, set(run.series) | {"@stages"}, 0.0)
     assert plots.x_axis.model().item(2).isEnabled()

@@ -6,6 +6,8 @@ only the series that changed."""
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
@@ -77,6 +79,7 @@ class QtRunPlots(QWidget):
         self.weight = 0.0
         self.run: RunSeries | None = None
         self._linking = False
+        self._remap_after, self._remap_pending = 0.0, False  # redraws by time or tokens
         self.bar = QtPlotsBar(self)
         # The bar's parts, as the monitor's callers and tests name them.
         self.smoothing, self.smoothing_value = self.bar.smoothing, self.bar.smoothing_value
@@ -254,9 +257,18 @@ class QtRunPlots(QWidget):
             for plot in self.plots.values():
                 plot.set_x_name(X_NAMES[shown], X_LABELS[shown])
         moved = "@clock" in dirty or any(not k.startswith("@") for k in dirty)
-        if weight != self.weight or (mapping is not None and moved):
-            # A new weight, or an x axis by time or tokens (a new point moves the mapping).
+        remap = mapping is not None and (moved or self._remap_pending)
+        if remap and not force and weight == self.weight:
+            # By time or tokens a new point moves the mapping, so every curve is drawn
+            # again: at most every few times what that costs, so a big live run's redraws
+            # never take the event loop over (the next one draws all that came meanwhile).
+            if time.perf_counter() < self._remap_after:
+                self._remap_pending = True
+                return 0
+        started = time.perf_counter()
+        if weight != self.weight or remap:
             self.weight, dirty, force = weight, set(run.series) | dirty, True
+            self._remap_pending = False
         if "@stages" in dirty or force:
             dirty |= set(run.series)
             marks = run.boundaries()
@@ -288,6 +300,9 @@ class QtRunPlots(QWidget):
             for plot in plots:
                 self._draw(plot, key, x, y, shadow, change == "grown" and not force, bands)
             drawn += 1
+        if mapping is not None:
+            cost = time.perf_counter() - started
+            self._remap_after = time.perf_counter() + min(10.0, max(0.2, 5 * cost))
         return drawn
 
     def _draw(self, plot: QtCurvePlot, key, x, y, shadow, grown: bool, bands) -> None:
