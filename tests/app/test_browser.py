@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app import create_main_window
+from app.model.runs_table import Column
 from engine.store import Store, queries
 from tests.app.conftest import mark_saved
 from tests.app.test_monitor import DATA_DIR
@@ -96,6 +97,23 @@ def test_table_lists_runs_with_results_and_filters(window, finished_ws):
     assert visible_rows(browser) == []
     browser.status_filter.setCurrentIndex(browser.status_filter.findData("finished"))
     assert len(visible_rows(browser)) == 4
+
+
+def test_runs_table_shows_real_runs_final_and_best(qtbot, window, finished_ws):
+    """The Runs view (issue 31, item 4) on runs the engine recorded: final and best
+    eval/accuracy of the classifier stage, and a plan-setting search."""
+    browser = window.runs.browser
+    table = browser.runs_table
+    browser.views.setCurrentWidget(table)
+    qtbot.waitUntil(lambda: table.model.rowCount() == 2, timeout=10_000)
+    c = table.model.columns.index(Column("final", "eval/accuracy"))
+    assert all(table.model.index(r, c).data().endswith(" (cls)") for r in range(2))
+    for run in table.model.shown:
+        final, best = run.final["eval/accuracy"], run.best["eval/accuracy"]
+        assert final[1] == best[1] == 1 and best[0] >= final[0]
+    table.search_box.setText("cls.max_steps>=30 status:finished")
+    table.apply_search()
+    assert [r.id for r in table.model.shown] == [finished_ws[1][1]]
 
 
 def test_tags_and_notes_are_saved(qtbot, window, finished_ws):
