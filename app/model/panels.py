@@ -6,6 +6,7 @@ the plan a new experiment. Qt-free."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -122,8 +123,11 @@ def default_layout(kinds: Iterable[str] = ()) -> PanelLayout:
 
 
 def layout_path(workspace: Path, experiment: str) -> Path:
-    """Where an experiment's view is kept: `<workspace>/views/<experiment>.json`."""
+    """Where an experiment's view is kept: `<workspace>/views/<experiment>.json` (a name
+    with characters a file name cannot hold gets them replaced and a short hash added)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    if safe != experiment:  # "a/b" and "a_b" must not share a file
+        safe += "-" + hashlib.sha1(experiment.encode("utf-8")).hexdigest()[:8]
     return Path(workspace) / "views" / f"{safe}.json"
 
 

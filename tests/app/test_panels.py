@@ -51,6 +51,7 @@ def test_a_layout_round_trips_through_the_workspace(tmp_path):
     layout.x_axis, layout.smoothing = "wall", 0.6
     path = save_layout(tmp_path, "my exp/1", layout)
     assert path == layout_path(tmp_path, "my exp/1") and path.parent.name == "views"
+    assert path.name.startswith("my_exp_1-") and layout_path(tmp_path, "my_exp_1") != path
     back = load_layout(tmp_path, "my exp/1")
     assert back == layout and back.titles()[0] == "Accuracy"
     assert back.panels[0].holds("eval/accuracy/tiny")
