@@ -361,7 +361,10 @@ class QtCurvePlot(pg.PlotWidget):
     def set_x_name(self, name: str, label: str) -> None:
         """The x axis' label and the word the readout uses for an x value."""
         self.x_name = name
-        self.getPlotItem().setLabel("bottom", label)
+        item = self.getPlotItem()
+        item.setLabel("bottom", label)
+        if self._empty:
+            item.showAxis("bottom", False)  # setLabel shows it: an empty plot shows its hint
 
     def values_at(self, x: float) -> str:
         """Each curve's point nearest to x, as the hover readout shows it."""

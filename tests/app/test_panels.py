@@ -229,6 +229,16 @@ def test_smoothing_is_drawn_exported_and_compared_with_the_raw_curve_faint_behin
     assert pens["a · train/loss"].color() != pens["b · train/loss"].color()
     assert pens["a · train/loss"].style() != pens["a · eval/loss"].style()
     np.testing.assert_allclose(loss.sources["a · train/loss"][0].y[:20], ema(first, 0.6)[0])
+    # By wall time (each run's own clock); tokens: no run has them, so it is greyed out.
+    assert not view.panels.x_axis.model().item(2).isEnabled()
+    view.panels.x_axis.setCurrentIndex(1)
+    loss = view.panels.plots["Loss"]
+    assert loss.sources["b · train/loss"][0].x[-1] == pytest.approx(39 * 6 / 60)
+    assert view.panel_layout.x_axis == "wall"
+    empty = view.panels.plots["Gradient norm"]  # no run has it: its hint, not bare axes
+    assert not empty.hint.isHidden() and not empty.getPlotItem().getAxis("bottom").isVisible()
+    view.panels.x_axis.setCurrentIndex(0)
+    loss = view.panels.plots["Loss"]
     loss.hovered.emit(30.0)  # the crosshair of one panel in the others
     assert "b: 0.5  (step 30)" in view.panels.plots["Evaluation"]._readout.toPlainText()
 

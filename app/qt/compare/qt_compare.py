@@ -43,6 +43,7 @@ class _Loader(QObject):
 
     def load(self, store, run_ids: list[str]) -> None:
         from app.model.run_series import read_reused
+        from app.qt.monitor.qt_history_loader import read_clock
         from engine.store import queries
         from engine.store.browse import read_history
         from engine.store.stream import read_events
@@ -58,6 +59,8 @@ class _Loader(QObject):
                     run.update_stage(stage.__dict__)
                 for stage, key, steps, values in read_history(store, run_id, 2**62):
                     run.add_series(key, stage, steps, values)
+                for stage, steps, walls in read_clock(store, run_id):  # x by wall time
+                    run.add_clock(stage, steps, walls)
                 run.events = read_events(store, run_id, 2**62)  # the Samples tab reads them
                 # A reused stage's curves are the points of the run that trained it.
                 for idx, source, series in read_reused(
@@ -97,6 +100,7 @@ class QtCompareView(ComparePanelsMixin, QWidget):
         self.plot = QtCurvePlot("Compare", "", legend="below", legend_columns=3)
         self.plot.setObjectName("comparePlot")
         self.panels = QtComparePanels()
+        self.panels.axisChosen.connect(self.set_panel_layout)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("compareTabs")
         self.tabs.addTab(self.plot, "Metric")

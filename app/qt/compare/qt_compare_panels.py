@@ -5,13 +5,23 @@ dashed, dotted …), smoothed as the monitor smooths, with the raw curve faint b
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.model.curve import Curve
-from app.model.panels import PanelLayout, default_layout, save_layout, saved_layout
+from app.model.panels import (
+    X_AXES,
+    X_LABELS,
+    PanelLayout,
+    default_layout,
+    save_layout,
+    saved_layout,
+)
 from app.model.run_series import RunSeries
+from app.model.x_axis import why_not, x_map
+from app.qt.monitor.qt_plots_bar import AXIS_NAMES
+from app.qt.monitor.qt_run_plots import X_NAMES
 from app.qt.qt_curve_plot import COLOURS, QtCurvePlot
 
 STYLES = (
@@ -39,19 +49,61 @@ def smoothed_xy(run: RunSeries, key: str, weight: float, part: str = "all"):
 
 
 class QtComparePanels(QWidget):
+    axisChosen = Signal(object)  # the layout with its new x axis: Compare keeps and draws it
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("comparePanels")
         self.panel_layout = default_layout()
         self.plots: dict[str, QtCurvePlot] = {}
-        self.grid = QGridLayout(self)
+        self.runs: list = []
+        # The x axis of the panels (kept in the shared layout): a choice that some run
+        # compared cannot be drawn by is greyed out with the reason.
+        self.x_axis = QComboBox()
+        self.x_axis.setObjectName("compareXAxis")
+        self.x_axis.setAccessibleName("X axis")
+        for axis in X_AXES:
+            self.x_axis.addItem(AXIS_NAMES[axis], axis)
+        self.x_axis.currentIndexChanged.connect(self._axis_chosen)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("x:"))
+        bar.addWidget(self.x_axis)
+        bar.addStretch(1)
+        self.grid = QGridLayout()
         self.grid.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(bar)
+        outer.addLayout(self.grid, 1)
+
+    def _axis_chosen(self, index: int) -> None:
+        axis = self.x_axis.itemData(index)
+        if index >= 0 and axis != self.panel_layout.x_axis:
+            self.panel_layout.x_axis = axis
+            self.axisChosen.emit(self.panel_layout)
+
+    def _show_axes(self, runs) -> str:
+        """Grey out the axes some run lacks; returns the axis drawn."""
+        model = self.x_axis.model()
+        for i, axis in enumerate(X_AXES):
+            why = next((w for _, run, _ in runs if (w := why_not(run, axis))), "")
+            model.item(i).setEnabled(not why)
+            model.item(i).setToolTip(why)
+        self.x_axis.blockSignals(True)
+        self.x_axis.setCurrentIndex(X_AXES.index(self.panel_layout.x_axis))
+        self.x_axis.blockSignals(False)
+        wanted = self.panel_layout.x_axis
+        ok = not any(why_not(run, wanted) for _, run, _ in runs)
+        return wanted if ok else "step"
 
     def draw(self, runs: list[tuple[str, RunSeries, str]], layout: PanelLayout, weight: float):
         """Every panel of `layout`, every matching series of every run."""
         if layout.to_dict()["panels"] != self.panel_layout.to_dict()["panels"] or not self.plots:
             self._build(layout)
         self.panel_layout = layout
+        axis = self._show_axes(runs)
+        maps = [x_map(run, axis) for _, run, _ in runs]
+        self._label(axis)
         # train/ first: a panel's first metric is drawn solid, the training loss above all.
         keys = sorted(
             {k for _, run, _ in runs for k in run.keys()},
@@ -66,6 +118,7 @@ class QtComparePanels(QWidget):
                     x, y, shadow = smoothed_xy(run, key, weight)
                     if not x.size:
                         continue
+                    x = maps[i](x) if maps[i] is not None else x
                     name = label if len(held) == 1 else f"{label} · {key}"
                     plot.set_curve(
                         name,
@@ -79,6 +132,10 @@ class QtComparePanels(QWidget):
                     pen = plot.curves[name].opts["pen"]
                     pen.setStyle(STYLES[j % len(STYLES)])
                     plot.curves[name].setPen(pen)
+
+    def _label(self, axis: str) -> None:
+        for plot in self.plots.values():
+            plot.set_x_name(X_NAMES[axis], X_LABELS[axis])
 
     def _build(self, layout: PanelLayout) -> None:
         for plot in self.plots.values():
