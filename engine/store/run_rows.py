@@ -200,6 +200,16 @@ def stage_names(store: Store, run_ids: Iterable[str]) -> dict[tuple[str, int], s
         }
 
 
+def run_count(store: Store) -> int:
+    """How many runs the workspace holds."""
+    with store.session() as s:
+        return (
+            s.connection()
+            .connection.dbapi_connection.execute("SELECT count(*) FROM runs")
+            .fetchone()[0]
+        )
+
+
 def metric_keys(store: Store) -> list[str]:
     """Every metric key any run records, sorted (the column chooser's list)."""
     with store.session() as s:

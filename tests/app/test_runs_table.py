@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from app import create_main_window
 from app.model.runs_table import DEFAULT_COLUMNS, Column
+from app.qt.browser import qt_runs_model
 from app.qt.browser.qt_runs_model import run_menu
 from app.qt.browser.qt_runs_table import QtRunsTable
 from app.qt.qt_run_actions import EXPERIMENTS_TAB
@@ -183,6 +184,7 @@ def test_the_experiments_view_has_the_runs_tab(qtbot, ws):
     browser.views.setCurrentWidget(browser.runs_table)
     qtbot.waitUntil(lambda: browser.runs_table.model.rowCount() == RUNS, timeout=10_000)
     assert browser.views.tabText(1) == "Runs"
+    assert not browser.refresh_timer.isActive()  # the tree polls only while it shows
     # the chosen columns are kept in the workspace's window settings
     browser.runs_table.toggle_column(Column("setting", "batch_size"), True)
     win.settings.sync()
@@ -195,3 +197,19 @@ def test_the_experiments_view_has_the_runs_tab(qtbot, ws):
     qtbot.waitUntil(lambda: table.model.rowCount() == RUNS, timeout=10_000)
     assert table.model.columns[-1] == Column("setting", "batch_size")
     assert table.model.columns[:-1] == list(DEFAULT_COLUMNS)
+
+
+def test_a_big_workspace_opens_on_the_runs_view(qtbot, ws, monkeypatch):
+    monkeypatch.setattr(qt_runs_model, "MANY_RUNS", RUNS - 1)  # 10,000 in life
+    win = create_main_window(ws)
+    qtbot.addWidget(win, before_close_func=mark_saved)
+    win.show()
+    win.runs.show_tab(EXPERIMENTS_TAB)
+    browser = win.runs.browser
+    assert browser.views.currentWidget() is browser.runs_table
+    qtbot.waitUntil(lambda: browser.runs_table.model.rowCount() == RUNS, timeout=10_000)
+    assert browser.model.rowCount() == 0 and not browser.refresh_timer.isActive()
+    browser.refresh()  # a run started elsewhere asks; the tree waits until it shows
+    assert browser.model.rowCount() == 0
+    browser.views.setCurrentIndex(0)
+    assert browser.model.rowCount() == RUNS // 10 and browser.refresh_timer.isActive()

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.browser_rows import COLUMNS, STATUS_COLOURS, STATUSES, Row, table
-from app.qt.browser.qt_runs_table import QtRunsTable
+from app.qt.browser.qt_runs_table import QtRunsTable, column_of, many_runs
 from engine.store.status import RESUMABLE
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -166,19 +166,16 @@ class QtExperimentBrowser(QWidget):
         split.addWidget(details)
         split.setStretchFactor(0, 3)
         split.setSizes([1000, 360])
-        experiments = QWidget()
-        inner = QVBoxLayout(experiments)
-        inner.addLayout(bar)
-        inner.addWidget(split, 1)
+        experiments = column_of(bar, split)
         # Every run in one table, searchable (issue 31): app/qt/browser/qt_runs_table.py.
         self.runs_table = QtRunsTable(store_factory)
         self.runs_table.openRun.connect(self.openRun)
         self.runs_table.compareRuns.connect(self.compareRuns)
-        self.views = QTabWidget()
-        self.views.setObjectName("browserViews")
-        self.views.setDocumentMode(True)
+        self.views = QTabWidget(objectName="browserViews", documentMode=True)
         self.views.addTab(experiments, "Experiments")
         self.views.addTab(self.runs_table, "Runs")
+        self.views.currentChanged.connect(lambda _: self._tree_shown())
+        self._many: bool | None = None  # more runs than the tree reads quickly
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.views, 1)
@@ -198,7 +195,9 @@ class QtExperimentBrowser(QWidget):
     # -- contents ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read the store again; rows are updated in place, so selection and expansion stay."""
+        """Read the store again (not while the Runs view shows); rows are updated in place."""
+        if self.views.currentIndex() != 0:
+            return
         from engine.store import queries
         from engine.store.browse import browse_runs
 
@@ -251,9 +250,20 @@ class QtExperimentBrowser(QWidget):
         self.view.expandAll()
 
     def showEvent(self, event) -> None:  # noqa: N802
-        self.refresh()
-        self.refresh_timer.start()
+        if self._many is None:  # a big workspace opens on the Runs view (the tree is slow)
+            self._many = many_runs(self.store())
+            if self._many:
+                self.views.setCurrentWidget(self.runs_table)
         super().showEvent(event)
+        self._tree_shown()
+
+    def _tree_shown(self) -> None:
+        """The tree reads and polls the store only while it is the view shown."""
+        if self.views.currentIndex() == 0 and self.isVisible():
+            self.refresh()
+            self.refresh_timer.start()
+        else:
+            self.refresh_timer.stop()
 
     def hideEvent(self, event) -> None:  # noqa: N802
         self.refresh_timer.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import QLineEdit, QMenu, QWidgetAction
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMenu, QVBoxLayout, QWidget, QWidgetAction
 
 from app.model.browser_rows import STATUS_COLOURS
 from app.model.runs_table import DEFAULT_COLUMNS, FIXED, Column, cell, chooser_settings, sort_rows
@@ -164,3 +164,25 @@ def edit_tags(table, run_ids: list[str], add: str = "", remove: str = "") -> Non
         table.search_error.show()
         return
     table.search_error.hide()
+
+
+# Above this many runs the Experiments tab opens on the Runs view: the experiment tree reads
+# every run's evaluation history and makes an item per cell (~5 s of CPU for 10,000 runs).
+MANY_RUNS = 2000
+
+
+def many_runs(store) -> bool:
+    """Whether the workspace has more runs than the experiment tree shows quickly."""
+    from engine.store.run_rows import run_count
+
+    return run_count(store) > MANY_RUNS
+
+
+def column_of(*parts) -> QWidget:
+    """A widget holding layouts and widgets one under the other, the last stretched."""
+    holder = QWidget()
+    box = QVBoxLayout(holder)
+    for i, part in enumerate(parts):
+        stretch = 1 if i == len(parts) - 1 else 0
+        box.addLayout(part) if isinstance(part, QHBoxLayout) else box.addWidget(part, stretch)
+    return holder

@@ -27,7 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.model.runs_table import Column, wanted_reads
-from app.qt.browser.qt_runs_model import RunsModel, fill_columns_menu, run_menu
+from app.qt.browser.qt_runs_model import (  # noqa: F401 - column_of, many_runs: the browser's
+    RunsModel,
+    column_of,
+    fill_columns_menu,
+    many_runs,
+    run_menu,
+)
 from engine.store.status import NOT_ENDED
 
 REFRESH_MS = 3000
