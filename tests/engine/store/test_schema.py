@@ -45,11 +45,7 @@ def insert_finished_run(conn, experiment_id: str, name: str, run_id: str) -> Non
 
 def test_new_database_is_wal_at_head_and_matches_the_snapshot(tmp_path):
     store = Store.open(tmp_path / "s.db")
-    assert (
-        current_revision(store.engine)
-        == head_revision(store.engine)
-        == "0008_tags_notes_queue"
-    )
+    assert current_revision(store.engine) == head_revision(store.engine) == "0008_tags_notes_queue"
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
