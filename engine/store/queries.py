@@ -57,6 +57,7 @@ from engine.store.sweeps import (
     sweep_of_run,
     update_trial,
 )
+from engine.store.tags import tag_run as tag_run  # issue 31: tags, notes in store/tags.py
 from engine.store.targets import add_target, get_target, list_targets, remove_target
 
 __all__ = [
