@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMenu, QVBoxLayout, QWidget, QWidgetAction
+from PySide6.QtWidgets import QLayout, QLineEdit, QMenu, QVBoxLayout, QWidget, QWidgetAction
 
 from app.model.browser_rows import STATUS_COLOURS
 from app.model.runs_table import DEFAULT_COLUMNS, FIXED, Column, cell, chooser_settings, sort_rows
@@ -184,5 +184,5 @@ def column_of(*parts) -> QWidget:
     box = QVBoxLayout(holder)
     for i, part in enumerate(parts):
         stretch = 1 if i == len(parts) - 1 else 0
-        box.addLayout(part) if isinstance(part, QHBoxLayout) else box.addWidget(part, stretch)
+        box.addLayout(part) if isinstance(part, QLayout) else box.addWidget(part, stretch)
     return holder
