@@ -35,6 +35,23 @@ def _global(run: RunSeries, per_stage: dict) -> tuple[np.ndarray, np.ndarray]:
     return x[order], y[order]
 
 
+def _tokens(run: RunSeries, per_stage: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens seen by the run: the engine counts each stage's own (checkpointed with the
+    stage), so a stage starts where the earlier stages' last counts add up to."""
+    xs, ys, before = [], [], 0.0
+    for idx in sorted(per_stage):
+        series = per_stage[idx]
+        finite = np.isfinite(series.values)
+        steps, values = series.steps[finite], series.values[finite]
+        if steps.size:
+            xs.append(steps + run.offset(idx))
+            ys.append(np.maximum.accumulate(values) + before)  # seen tokens never go back
+            before = float(ys[-1][-1])
+    if not xs:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def tokens_key(run: RunSeries) -> str | None:
     return next((k for k in TOKEN_KEYS if run.point_count(k)), None)
 
@@ -58,12 +75,9 @@ def x_map(run: RunSeries, axis: str) -> Callable[[np.ndarray], np.ndarray] | Non
         steps, values = _global(run, run.clock)
         values = (values - values.min()) / 60.0  # minutes since the first recorded step
     else:
-        steps, values = _global(run, run.series.get(tokens_key(run), {}))
-        finite = np.isfinite(values)
-        steps, values = steps[finite], values[finite]
+        steps, values = _tokens(run, run.series.get(tokens_key(run), {}))
         if not steps.size:
             return None
-        values = np.maximum.accumulate(values)  # seen tokens never go back
 
     def mapped(x: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(x, np.float64), steps, values)

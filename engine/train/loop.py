@@ -49,6 +49,7 @@ class LoopState:
     best_value: float | None = None  # best evaluation of the watched metric …
     best_step: int | None = None  # … and its step (weights under runs/<id>/best/)
     empty_steps: int = 0  # steps whose batches had no labelled position (no update)
+    tokens_seen: int = 0  # real tokens of every batch drawn so far (the monitor's x axis)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> LoopState:
@@ -215,7 +216,12 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
         ctx.recorder.metrics(
             ctx.index,
             step_ids[-1],
-            {"perf/samples_per_s": samples / elapsed, "perf/tokens_per_s": tokens / elapsed},
+            {
+                "perf/samples_per_s": samples / elapsed,
+                "perf/tokens_per_s": tokens / elapsed,
+                # Checkpointed with the state, so a resumed stage counts on exactly.
+                "perf/tokens_seen": float(state.tokens_seen),
+            },
         )
         ctx.recorder.stage(ctx.index, steps_done=step_ids[-1])
         pending.clear()
@@ -251,6 +257,7 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
             state.micro_step += 1
         samples += sum(m.samples for m in micros)
         tokens += sum(m.tokens for m in micros)
+        state.tokens_seen += sum(m.tokens for m in micros)
         # Counted per source (a multi-task stage divides each member's loss by its own).
         targets = Targets.of_step((m.source, m.targets) for m in micros)
         learns = targets.total > 0

@@ -75,11 +75,12 @@ def export(ws: Path, run_id: str, out: Path) -> list[tuple]:
     stagelab(ws, "export", run_id, "--metrics", str(out))
     with open(out) as fh:
         rows = list(csv.DictReader(fh))
-    # Wall times and throughput are measurements, not training results.
+    # Wall times and throughput are measurements, not training results; the tokens seen
+    # are counted (and checkpointed), so a resumed run must equal the uninterrupted one.
     return [
         (r["stage"], int(r["step"]), r["key"], r["value"])
         for r in rows
-        if not r["key"].startswith("perf/")
+        if not r["key"].startswith("perf/") or r["key"] == "perf/tokens_seen"
     ]
 
 
@@ -158,6 +159,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     resumed_at = [e for e in queries.list_events(store, run_id, kind="resume")]
     assert resumed_at and "step 0" not in resumed_at[0].message  # continued mid-stage
     keys = {(stage, key) for stage, _, key, _ in ours}
+    for stage in {stage for stage, _ in keys}:  # tokens seen grow within each stage
+        seen = [float(v) for st, _, k, v in ours if (st, k) == (stage, "perf/tokens_seen")]
+        assert seen and seen[0] > 0 and seen == sorted(set(seen)), seen
     for stage, key in keys:  # no repeated and no missing steps
         steps = [s for st, s, k, _ in ours if (st, k) == (stage, key)]
         assert len(steps) == len(set(steps))
