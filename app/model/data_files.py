@@ -162,7 +162,7 @@ def rows_line(stage: dict[str, Any], seen: DataPreview) -> RowsLine:
     if total is None:
         return RowsLine(f"{counts} rows")
     test, held, rest = _hold_outs(data, total)
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         # Scored on the test rows, else on the eval rows; learned weights fit the eval rows.
         scored = f"{test:,} rows to evaluate on (the test rows)" if test else ""
         scored = scored or f"{held:,} rows to evaluate on (the eval rows)"

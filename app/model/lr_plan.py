@@ -44,7 +44,7 @@ def plan_curve(stages: list[Any], plan_dir: Path) -> list[StageCurve]:
 
 def stage_curve(stage: dict[str, Any], plan_dir: Path, start: int, name: str) -> StageCurve:
     """One stage's curve; settings that are invalid fall back to their defaults."""
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         return StageCurve(name=name, start=start, steps=0)  # evaluation only: no steps
     schedule = _valid(Schedule, stage.get("schedule"))
     peak = _valid(Optimizer, stage.get("optimizer")).lr

@@ -222,9 +222,12 @@ def members_text(stage: Any) -> str:
     """The members on a stage card: 'shared encoder · sentiment (classification, w 1) +
     intensity (regression, w 0.5)', 'members: a, b, c · vote'."""
     members = members_of(stage)
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         names = ", ".join(source_name(m) for m in members) or "none yet"
-        return f"members: {names} · {stage.get('combiner', 'average')}"
+        how = stage.get("combiner", "average")
+        if stage.get("kind") == "merge":
+            how = f"merged by {str(stage.get('method', 'average')).replace('_', ' ')}"
+        return f"members: {names} · {how}"
     head = "mutual learning" if is_mutual(stage) else "shared encoder"
     parts = []
     for member in members:

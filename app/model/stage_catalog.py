@@ -30,6 +30,7 @@ _LOOK = {
     "ensemble": ("Ensemble", "#c9475d", "E"),
     "grow": ("Grow", "#7a8a2e", "G"),
     "preference": ("Preference", "#2f8f9d", "A"),  # A: alignment (P is pretrain's)
+    "merge": ("Merge", "#5d6fc9", "M"),
 }
 
 
@@ -88,6 +89,8 @@ def new_stage(
         stage.update(coupling="shared_backbone", model=start, members=members)
     elif kind == "ensemble":
         stage.update(members=[{"from_stage": n} for n in names_before[-2:]])
+    elif kind == "merge":
+        stage.update(members=[{"from_stage": n} for n in names_before[-2:]], method="average")
     elif kind == "preference":
         # Alignment follows fine-tuning of a causal LM; alone it starts from a tiny GPT-2.
         stage.update(loss="dpo", model=start if previous else {"builtin": "gpt2-tiny"})

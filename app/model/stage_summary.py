@@ -46,7 +46,7 @@ def _get(stage: dict[str, Any], *keys: str, default: Any = None) -> Any:
 
 def settings_text(stage: dict[str, Any]) -> str:
     """Length, batch, optimizer, schedule and precision in one line."""
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         # Evaluated, never trained: only its combiner and batch matter.
         return f"evaluation only · batch {_get(stage, 'batch_size', default=16)}"
     if _get(stage, "max_steps"):
@@ -193,7 +193,7 @@ def model_line(stages: list[Any], index: int) -> str:
         return (
             f"{growth_text(stages, index)} · teacher {model_text(stage.get('teacher'))}    {data}"
         )
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         return f"{members_text(stage)}    {data}"
     if stage.get("kind") == "joint":
         text = members_text(stage)

@@ -238,7 +238,7 @@ def _progress_words(stage: dict[str, Any]) -> str:
     """A stage's steps in words that are true for it: "12/30 steps", "30 steps planned"
     before it starts, "evaluation only" for an ensemble (it has no steps), nothing where
     nothing is known yet."""
-    if stage["kind"] == "ensemble":
+    if stage["kind"] in ("ensemble", "merge"):
         return "evaluation only"
     done, total = stage["steps_done"] or 0, stage["total_steps"]
     if stage["status"] == StageStatus.PENDING:

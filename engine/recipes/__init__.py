@@ -11,6 +11,7 @@ from collections.abc import Callable
 from engine.recipes.distill import DistillRecipe
 from engine.recipes.ensemble import EnsembleRecipe
 from engine.recipes.joint import JointRecipe
+from engine.recipes.merge import MergeRecipe
 from engine.recipes.preference import PreferenceRecipe
 from engine.recipes.single import SingleModelRecipe
 from engine.runtime.context import StageContext
@@ -24,6 +25,7 @@ RECIPES: dict[str, Callable[[StageContext], Recipe]] = {
     "preference": PreferenceRecipe,
     "ensemble": EnsembleRecipe,
     "joint": JointRecipe,
+    "merge": MergeRecipe,
 }
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "EnsembleRecipe",
     "EvaluationRecipe",
     "JointRecipe",
+    "MergeRecipe",
     "PreferenceRecipe",
     "Recipe",
     "SingleModelRecipe",

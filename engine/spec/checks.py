@@ -16,6 +16,7 @@ from engine.spec.hub_cache import check_hub_models
 from engine.spec.joint_checks import check_joint, check_member_reference
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
+from engine.spec.merge_checks import check_merge
 from engine.spec.model_config import check_remote_code
 from engine.spec.model_heads import check_model_heads
 from engine.spec.problems import Problem
@@ -49,7 +50,7 @@ def check_files(data: dict[str, Any], plan_dir: Path) -> list[Problem]:
             continue
         named = [
             (f"stages[{i}].{field}", field, stage.get(field))
-            for field in ("data", "model", "teacher")
+            for field in ("data", "model", "teacher", "base")
         ]
         members = stage.get("members")
         for k, member in enumerate(members if isinstance(members, list) else []):
@@ -100,7 +101,7 @@ def check_partial(data: dict[str, Any], plan_dir: Path | None = None) -> list[Pr
         if stage is not None or not isinstance(item, dict):
             continue
         # A stage that could not be read at all still has its references checked.
-        for field in ("model", "teacher"):
+        for field in ("model", "teacher", "base"):
             source = item.get(field)
             ref = source.get("from_stage") if isinstance(source, dict) else None
             if isinstance(ref, str):
@@ -214,7 +215,7 @@ def _check_stage(
                 "replace this stage",
             )
         )
-    for field in ("model", "teacher"):
+    for field in ("model", "teacher", "base"):
         source = getattr(stage, field, None)
         if source is not None and source.from_stage:
             problems += _check_reference(names, i, source.from_stage, f"{p}.{field}.from_stage")
@@ -341,6 +342,8 @@ def _check_stage(
         problems += check_ensemble(stages, i, stage, plan_dir)
     if stage.kind == "joint":
         problems += check_joint(stages, i, stage, plan_dir)
+    if stage.kind == "merge":
+        problems += check_merge(stages, i, stage, plan_dir)
     return problems
 
 

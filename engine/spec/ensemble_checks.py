@@ -23,6 +23,16 @@ def _task_of(stage: Any) -> str:
 def check_ensemble(stages: list[Any], i: int, stage: Any, plan_dir: Path | None) -> list[Problem]:
     """Problems of ensemble stage `i` (`stages` may hold None for invalid stages)."""
     p = f"stages[{i}]"
+    problems = classifier_member_problems(stages, i, stage, plan_dir, "an ensemble combines")
+    return problems + _weights_and_rows(stage, p)
+
+
+def classifier_member_problems(
+    stages: list[Any], i: int, stage: Any, plan_dir: Path | None, verb: str
+) -> list[Problem]:
+    """Members from earlier stages that are not sequence classifiers of the stage's label
+    set (an ensemble's or a merge's); `verb` says what the stage does with them."""
+    p = f"stages[{i}]"
     problems: list[Problem] = []
     names = [getattr(s, "name", None) for s in stages]
     labels = data_labels(stage, plan_dir)
@@ -40,8 +50,8 @@ def check_ensemble(stages: list[Any], i: int, stage: Any, plan_dir: Path | None)
             problems.append(
                 Problem(
                     f"{p}.members[{k}]",
-                    f"stage '{member.from_stage}' makes a {task.replace('_', ' ')} model; an "
-                    "ensemble combines sequence classifiers",
+                    f"stage '{member.from_stage}' makes a {task.replace('_', ' ')} model; "
+                    f"{verb} sequence classifiers",
                 )
             )
             continue
@@ -60,10 +70,15 @@ def check_ensemble(stages: list[Any], i: int, stage: Any, plan_dir: Path | None)
             problems.append(
                 Problem(
                     f"{p}.members[{k}]",
-                    f"stage '{member.from_stage}' has another label set than the ensemble's "
-                    f"data ({detail}); members must predict the same labels",
+                    f"stage '{member.from_stage}' has another label set than the {stage.kind} "
+                    f"stage's data ({detail}); members must predict the same labels",
                 )
             )
+    return problems
+
+
+def _weights_and_rows(stage: Any, p: str) -> list[Problem]:
+    problems: list[Problem] = []
     if stage.weights is not None:
         if stage.combiner != "average":
             problems.append(

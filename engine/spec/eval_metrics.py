@@ -47,7 +47,7 @@ def default_eval_metrics(kind: str, objective: str | None, member_tasks: list[st
     """
     if kind == "preference":
         return objective_defaults("preference")
-    if kind == "ensemble":
+    if kind in ("ensemble", "merge"):
         return objective_defaults("sequence_classification")
     if kind == "joint":
         merged: list[str] = []

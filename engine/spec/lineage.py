@@ -12,7 +12,7 @@ def objective_of(stage: StageBase) -> str:
     """'masked_lm', 'causal_lm', or the supervised task of the stage."""
     if stage.kind == "preference":
         return "preference"
-    if stage.kind == "ensemble":
+    if stage.kind in ("ensemble", "merge"):
         return "sequence_classification"
     if stage.kind == "joint":
         return "joint"

@@ -110,7 +110,7 @@ def check_model_heads(
             source = member.model or stage.model
             where = f"{p}.members[{k}].model" if member.model else f"{p}.model"
             wanted.append((where, source, member.task))
-    elif stage.kind == "ensemble":
+    elif stage.kind in ("ensemble", "merge"):
         wanted += [(f"{p}.members[{k}]", m, objective) for k, m in enumerate(stage.members)]
     else:
         wanted.append((f"{p}.model", getattr(stage, "model", None), objective))

@@ -36,7 +36,7 @@ def planned_steps(stage: dict[str, Any], plan_dir: Path) -> tuple[int, str]:
     """A raw stage's optimizer steps and why the count is a guess ('' when it is exact).
     An evaluation-only stage (ensemble) has none; settings that are invalid count with
     their defaults."""
-    if stage.get("kind") == "ensemble":
+    if stage.get("kind") in ("ensemble", "merge"):
         return 0, ""
     loop = _loop(stage)
     if loop.max_steps:

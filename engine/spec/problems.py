@@ -93,7 +93,9 @@ def _message(err: dict[str, Any]) -> str:
             f"unknown stage kind {_show(ctx.get('tag'))}; use one of {ctx.get('expected_tags', '')}"
         )
     if kind == "union_tag_not_found":
-        return "needs a 'kind' (pretrain, train, distill, joint, ensemble or grow)"
+        return (
+            "needs a 'kind' (pretrain, train, distill, grow, preference, joint, ensemble or merge)"
+        )
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     if kind in simple:

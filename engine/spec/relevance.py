@@ -63,6 +63,7 @@ _EVALUATION_ONLY = frozenset(
 )
 NOT_FOR_KIND: dict[str, frozenset[tuple[str, ...]]] = {
     "ensemble": _EVALUATION_ONLY,
+    "merge": _EVALUATION_ONLY,
     # Sample outputs follow one model (engine.spec.sample_checks).
     "joint": frozenset({("eval", "samples")}),
     # Token noise would change only the chosen response (engine.spec.checks says so).
@@ -124,6 +125,7 @@ _DEFAULT_TASK = {
     "distill": "sequence_classification",
     "preference": "preference",
     "ensemble": "sequence_classification",
+    "merge": "sequence_classification",
     "joint": "joint",
 }
 # A distillation with alpha 0 reads no labels: its rows are text only.

@@ -9,7 +9,7 @@ from engine.spec.problems import Problem
 
 # Stages that record no samples: a joint stage has several models (a sample per member
 # would need its own inputs), an ensemble scores once and has no evaluations to follow.
-NO_SAMPLES = {"joint": "a joint stage", "ensemble": "an ensemble"}
+NO_SAMPLES = {"joint": "a joint stage", "ensemble": "an ensemble", "merge": "a merge stage"}
 
 
 def check_samples(stage: Any, p: str) -> list[Problem]:

@@ -15,5 +15,5 @@ def batch_problems(plan: Any, world: int) -> list[str]:
         f"stages[{i}] '{stage.name}': batch_size {stage.batch_size} cannot be split over "
         f"{world} processes (batch_size is the global batch; use a multiple of {world})."
         for i, stage in enumerate(plan.stages)
-        if stage.kind != "ensemble" and getattr(stage, "batch_size", 0) % world
+        if stage.kind not in ("ensemble", "merge") and getattr(stage, "batch_size", 0) % world
     ]

@@ -176,6 +176,7 @@ def test_every_stage_kind_of_the_format_runs_and_a_joint_stage_checks_its_coupli
         "ensemble",
         "grow",
         "preference",
+        "merge",
     }
     second = {
         "name": "b",
