@@ -225,7 +225,11 @@ class SqlLatestMetric(Base):
     # NULL is NaN: SQLite has no NaN (±inf it keeps).
     value: Mapped[float | None] = mapped_column(Float)
     wall_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    __table_args__ = (PrimaryKeyConstraint("run_id", "stage_idx", "key", name="pk_latest_metrics"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "stage_idx", "key", name="pk_latest_metrics"),
+        # The runs table and its search read one metric for every run.
+        Index("ix_latest_metrics_key_run_id", "key", "run_id"),
+    )
 
 
 class SqlCheckpoint(Base):

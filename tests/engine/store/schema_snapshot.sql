@@ -6,6 +6,7 @@ CREATE TABLE experiments ( id VARCHAR(32) NOT NULL, name VARCHAR(200) NOT NULL, 
 CREATE INDEX ix_events_run_id_id ON events (run_id, id);
 CREATE INDEX ix_events_run_id_seq ON events (run_id, seq);
 CREATE INDEX ix_experiments_name ON experiments (name);
+CREATE INDEX ix_latest_metrics_key_run_id ON latest_metrics ("key", run_id);
 CREATE INDEX ix_metric_chunks_run_id_key ON metric_chunks (run_id, "key");
 CREATE INDEX ix_metric_chunks_run_id_max_seq ON metric_chunks (run_id, max_seq);
 CREATE INDEX ix_queue_items_status_position ON queue_items (status, position);

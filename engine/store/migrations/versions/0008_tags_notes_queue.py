@@ -1,5 +1,5 @@
-"""Run tags and notes (the runs table and its search), and the queue of plans waiting to
-run one after another (issue 31).
+"""Run tags and notes (the runs table and its search, with an index to read one metric of
+every run), and the queue of plans waiting to run one after another (issue 31).
 
 Revision ID: 0008_tags_notes_queue
 Revises: 0007_targets_and_placement
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "tag", name="pk_run_tags"),
     )
     op.create_index("ix_run_tags_tag", "run_tags", ["tag"])
+    op.create_index("ix_latest_metrics_key_run_id", "latest_metrics", ["key", "run_id"])
     # A column only: SQLite adds it in place (see 0007).
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("note", sa.Text(), nullable=False, server_default=""))
@@ -57,5 +58,6 @@ def downgrade() -> None:
     op.drop_table("queue_items")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("note")
+    op.drop_index("ix_latest_metrics_key_run_id", table_name="latest_metrics")
     op.drop_index("ix_run_tags_tag", table_name="run_tags")
     op.drop_table("run_tags")
