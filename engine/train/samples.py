@@ -50,10 +50,12 @@ def record_samples(ctx: StageContext, recipe: TrainingRecipe, step: int, each: E
     inputs = answering.inputs(each.rows or [], asked)
     if not inputs:
         return
-    answer = {"classify": answering.classify, "fill": answering.fill}.get(
-        source.task, answering.generate
-    )
-    rows = [{"row": i, **_cut(answer(sample, i))} for i, sample in enumerate(inputs)]
+    if source.task == "generate":  # one batch: the cost is the tokens, not the rows
+        answers = answering.generate(inputs)
+    else:
+        answer = answering.classify if source.task == "classify" else answering.fill
+        answers = [answer(sample, i) for i, sample in enumerate(inputs)]
+    rows = [{"row": i, **_cut(a)} for i, a in enumerate(answers)]
     data = {"step": step, "stage": ctx.stage.name, "task": source.task, "rows": rows}
     ctx.recorder.event(
         "samples",
@@ -191,52 +193,81 @@ class _Answering:
             "target": words(gold) if gold is not None else None,
         }
 
-    def generate(self, sample: Sample, i: int) -> dict[str, Any]:
-        """Greedy continuation of the prompt, at most `samples_max_new_tokens` tokens,
-        ending at eos or a chat template's end of turn. An eval row's prompt is what
+    def generate(self, samples: list[Sample]) -> list[dict[str, Any]]:
+        """Greedy continuations of the prompts, at most `samples_max_new_tokens` tokens,
+        each ending at eos or a chat template's end of turn. An eval row's prompt is what
         precedes its answer (SFT, preference: the chosen response is the target); a row
         without one (plain text) is cut in half and its second half is the target."""
-        ids: list[int] = list(sample.row["input_ids"])
-        gold, most = sample.gold, self.ctx.stage.eval.samples_max_new_tokens
-        target = None
-        answer_at = next((p for p, g in enumerate(gold or []) if g != IGNORE), None)
-        if isinstance(gold, list) and answer_at:
-            target = self._text(ids[answer_at:])
-            ids = ids[:answer_at]
-        elif not sample.asked:
-            half = max(1, len(ids) // 2)
-            target = self._text(ids[half : half + most])
-            ids = ids[:half]
+        most = self.ctx.stage.eval.samples_max_new_tokens
         config = self.model.config
         limit = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
         )
-        if limit:  # room for the new tokens: a long prompt loses its start
-            ids = ids[-max(1, limit - most) :]
-        new, confidence = self._greedy(ids, most)
-        score = sum(confidence) / len(confidence) if confidence else None
-        return {
-            "input": self._text(ids),
-            "output": self._text(new),
-            "score": score,
-            "target": target,
-        }
+        prompts, targets = [], []
+        for sample in samples:
+            ids, gold, target = list(sample.row["input_ids"]), sample.gold, None
+            answer_at = next((p for p, g in enumerate(gold or []) if g != IGNORE), None)
+            if isinstance(gold, list) and answer_at:
+                target = self._text(ids[answer_at:])
+                ids = ids[:answer_at]
+            elif not sample.asked:
+                half = max(1, len(ids) // 2)
+                target = self._text(ids[half : half + most])
+                ids = ids[:half]
+            if limit:  # room for the new tokens: a long prompt loses its start
+                ids = ids[-max(1, limit - most) :]
+            prompts.append(ids or [self.recipe.pad_id])
+            targets.append(target)
+        answers = []
+        for ids, target, (new, confidence) in zip(
+            prompts, targets, self._greedy(prompts, most), strict=True
+        ):
+            score = sum(confidence) / len(confidence) if confidence else None
+            output = self._text(new)
+            answers.append(
+                {"input": self._text(ids), "output": output, "score": score, "target": target}
+            )
+        return answers
 
-    def _greedy(self, ids: list[int], most: int) -> tuple[list[int], list[float]]:
-        """Up to `most` greedy tokens after `ids` (the key/value cache kept between
-        steps), and the probability each had."""
-        device = self.ctx.device
-        step_ids = torch.tensor([ids], device=device)
-        past, new, confidence = None, [], []
+    def _greedy(self, prompts: list[list[int]], most: int) -> list[tuple[list[int], list[float]]]:
+        """Up to `most` greedy tokens after each prompt and the probability each had: the
+        prompts as one batch, padded on the left (positions counted from each row's first
+        token), the key/value cache kept between steps, so the cost is `most` forwards
+        whatever the number of rows."""
+        device, rows = self.ctx.device, len(prompts)
+        width = max(len(p) for p in prompts)
+        ids = torch.full((rows, width), self.recipe.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
+        for r, prompt in enumerate(prompts):
+            ids[r, width - len(prompt) :] = torch.tensor(prompt)
+            mask[r, width - len(prompt) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        past, step_ids = None, ids
+        new: list[list[int]] = [[] for _ in prompts]
+        confidence: list[list[float]] = [[] for _ in prompts]
+        open_rows = set(range(rows))
         for _ in range(most):
             # transformers 5 names the key/value cache `cache` (past_key_values before).
-            out = self.model(input_ids=step_ids, cache=past, use_cache=True)
+            out = self.model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=past,
+                use_cache=True,
+            )
             past = out.cache
-            probs = torch.softmax(out.logits[0, -1].float(), -1)
-            token = int(probs.argmax())
-            if token in self.stops:
+            best = torch.softmax(out.logits[:, -1].float(), -1).max(-1)
+            tokens, probs = best.indices.tolist(), best.values.tolist()
+            for r in list(open_rows):
+                if tokens[r] in self.stops:
+                    open_rows.discard(r)
+                else:
+                    new[r].append(tokens[r])
+                    confidence[r].append(probs[r])
+            if not open_rows:
                 break
-            new.append(token)
-            confidence.append(float(probs[token]))
-            step_ids = torch.tensor([[token]], device=device)
-        return new, confidence
+            step_ids = best.indices[:, None]
+            positions = positions[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], 1)
+        return list(zip(new, confidence, strict=True))

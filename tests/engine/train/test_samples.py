@@ -61,6 +61,28 @@ def _same_inputs(events: list[dict]) -> list[dict]:
     return last["rows"]
 
 
+def _batched_as_alone(result) -> None:
+    """The prompts are generated as one left-padded batch: each row's tokens and their
+    probabilities are the ones it gets alone (positions counted from its own first token;
+    GPT-2's absolute positions would show any shift, rotary ones would not)."""
+    import torch
+
+    from engine.train.samples import _Answering
+
+    [each] = result.recipe.eval_sets("eval")
+    answering = _Answering(result.ctx, result.recipe, each.samples)
+    answering.stops = set()  # the whole length, to compare every position
+    rows = result.recipe.eval_rows
+    prompts = [list(r["input_ids"][:n]) for r, n in zip(rows, (3, 9, 5), strict=False)]
+    result.recipe.model.eval()
+    with torch.no_grad():
+        together = answering._greedy(prompts, 6)
+        alone = [answering._greedy([p], 6)[0] for p in prompts]
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    for (_, p), (_, q) in zip(together, alone, strict=True):
+        assert p == pytest.approx(q, abs=1e-4)
+
+
 def test_a_classifier_gives_the_label_its_probability_and_the_gold_one(train_stage_of):
     plan = PLAN.format(kind="train", task="", model=BERT, data=SENTIMENT, samples=3, extra="")
     result = train_stage_of(plan)
@@ -123,6 +145,7 @@ def test_sft_generates_after_the_prompt_within_the_length(train_stage_of):
         assert row["input"].startswith("mood of ") and row["input"].endswith("?")
         assert row["target"] in ("positive", "negative")
         assert len(tokenizer(row["output"], add_special_tokens=False)["input_ids"]) <= 3
+    _batched_as_alone(result)
 
 
 def test_a_causal_lm_of_a_real_family_continues_a_text(train_stage_of, folders):
@@ -135,9 +158,11 @@ def test_a_causal_lm_of_a_real_family_continues_a_text(train_stage_of, folders):
         samples="[the good day, 'and then']",
         extra=", samples_max_new_tokens: 4",
     )
-    rows = _same_inputs(_samples(train_stage_of(plan)))
+    result = train_stage_of(plan)
+    rows = _same_inputs(_samples(result))
     assert [r["input"] for r in rows] == ["the good day", "and then"]
     assert all(r["target"] is None and isinstance(r["output"], str) for r in rows)
+    _batched_as_alone(result)
 
 
 def test_preference_generates_from_the_prompt_with_the_chosen_answer_as_target(
