@@ -106,6 +106,7 @@ class MergeRecipe:
                 "(or eval_ratio)"
             )
         self.report_split = "test" if data.test is not None else "eval"
+        self.report_rows = report  # the rows every score is on
         self.work = copy.deepcopy(models[0])
         self.weights: list[float] | None = None
         merged = self._merge(states, data)
