@@ -136,6 +136,9 @@ def test_the_monitor_shows_answers_across_checkpoints_and_follows_new_ones(
     monitor.side.setCurrentWidget(table)  # the newest checkpoint is scrolled into view
     bar = grid.horizontalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum(), timeout=5_000)
+    last = grid.columnCount() - 1
+    left = grid.columnViewportPosition(last)
+    assert 0 <= left and left + grid.columnWidth(last) <= grid.viewport().width()
     # … until the person scrolls back to look at an earlier one: it stays there.
     bar.triggerAction(bar.SliderAction.SliderToMinimum)
     qtbot.waitUntil(lambda: not table.pinned, timeout=5_000)

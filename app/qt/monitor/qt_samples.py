@@ -55,6 +55,9 @@ class QtSamplesTable(QWidget):
         self.grid.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft)
         self.grid.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.pinned = True
+        # By pixel: a range that follows every column width, so the header and the cells
+        # move together when the newest checkpoint is pinned into view.
+        self.grid.setHorizontalScrollMode(QTableWidget.ScrollMode.ScrollPerPixel)
         bar = self.grid.horizontalScrollBar()
         bar.rangeChanged.connect(self._range_changed)
         # After the action has moved the bar (actionTriggered comes before the move).
