@@ -42,6 +42,10 @@ This page is generated from the schema by `python packaging/plan_reference.py`.
 - Where outputs are tokens (masked-LM, causal LM, token classification), a teacher and
   its student, or mutual members, read one vocabulary; classifiers and regressors may
   each read with their own tokenizer (docs/models.md, "Different tokenizers").
+- A `merge` stage's members are sequence classifiers of its data's label set, fine-tuned
+  from one model (one architecture and size, followed through `from_stage`); `base` is
+  required by `task_arithmetic` and `ties` and read by no other method, `weights` only by
+  `weighted` (one per member). Folders and Hub ids are compared when the stage loads them.
 """
 
 

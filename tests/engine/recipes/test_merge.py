@@ -145,3 +145,23 @@ def test_bad_merge_plans_are_refused_with_one_sentence_each(data_dir):
     assert any("stages[4].members[0]" in p and "a merge stage merges" in p for p in found), found
     unknown = plan().replace("{from_stage: c}]", "{from_stage: nowhere}]")
     assert any("stages[4].members[2].from_stage" in p for p in problems(unknown, data_dir))
+
+
+def test_stagelab_validate_exits_2_on_a_bad_merge_plan(tmp_path, data_dir):
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("corpus.txt", "sentiment.csv"):
+        shutil.copy(data_dir / name, tmp_path / name)
+    path = tmp_path / "merge.yaml"
+    path.write_text(plan("task_arithmetic"))
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert "stages[4].base" in out and "task_arithmetic merges" in out and "Traceback" not in out
