@@ -19,7 +19,9 @@ from typing import Any
 from app.model.plan_document import UNSET, set_in, stage_references
 from app.model.stage_catalog import unique_name
 
-MEMBER_KINDS = ("joint", "ensemble")
+MEMBER_KINDS = ("joint", "ensemble", "merge")
+# Kinds whose members are model sources (trained models), not joint members.
+SOURCE_MEMBER_KINDS = ("ensemble", "merge")
 TASK_WORDS = {
     "sequence_classification": "classification",
     "token_classification": "token classification",
@@ -154,15 +156,15 @@ def _sources(stage: Any) -> list[dict[str, Any]]:
 def drop_refusal(stages: list[Any], index: int, source_row: int) -> str:
     """Why stage `source_row` cannot become a member of stage `index` ('' when it can)."""
     stage = stages[index] if 0 <= index < len(stages) else None
-    if not isinstance(stage, dict) or stage.get("kind") != "ensemble":
-        return "Only an ensemble's members take stages dropped on them"
+    if not isinstance(stage, dict) or stage.get("kind") not in SOURCE_MEMBER_KINDS:
+        return "Only an ensemble's or a merge's members take stages dropped on them"
     if not 0 <= source_row < len(stages) or not isinstance(stages[source_row], dict):
         return "That stage is not in this plan"
     name = str(stages[source_row].get("name") or "")
     if source_row >= index:
         return (
-            f"Stage '{name}' does not come before '{stage.get('name')}': an ensemble combines "
-            "earlier stages"
+            f"Stage '{name}' does not come before '{stage.get('name')}': an {stage['kind']} "
+            "stage takes earlier stages"
         )
     if not name:
         return "That stage has no name to refer to"
@@ -204,7 +206,7 @@ def _num(value: Any) -> str:
 
 def member_text(stage: Any, member: Any) -> str:
     """One row of the members list: 'sentiment · classification · w 1 · reviews.csv'."""
-    if isinstance(stage, dict) and stage.get("kind") == "ensemble":
+    if isinstance(stage, dict) and stage.get("kind") in SOURCE_MEMBER_KINDS:
         return source_name(member)
     if not isinstance(member, dict):
         return "(not a member mapping)"

@@ -114,6 +114,9 @@ APPLIES_WHEN: dict[tuple[str, ...], tuple[tuple[str, ...], str, tuple[str, ...]]
     ("mutual_temperature",): (("coupling",), "shared_backbone", ("mutual",)),
     # ensemble stages: vote counts labels, weighted learns its own weights
     ("weights",): (("combiner",), "average", ("average",)),
+    # merge stages: density trims TIES's task vectors, scale weighs task vectors
+    ("density",): (("method",), "average", ("ties",)),
+    ("scale",): (("method",), "average", ("task_arithmetic", "ties")),
 }
 
 # The task of each kind when the plan leaves it out (the schema's defaults).
@@ -196,6 +199,9 @@ def applies(stage: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
     tasks = ONLY_FOR_TASKS.get(keys)
     if tasks is not None and data_task(stage) not in tasks:
         return False
+    if kind == "merge" and keys == ("weights",):  # a merge's weights follow its method
+        method = _value(stage, ("method",))
+        return method == "weighted"
     return applies_when(keys, lambda k: _value(stage, k))
 
 

@@ -24,6 +24,7 @@ from app.qt.qt_look import PROBLEM_COLOR
 from app.qt.sweep.qt_sweep_form import add_sweep_menu
 from engine.spec import STAGE_CLASSES
 from engine.spec.eval_metrics import raw_eval_metrics
+from engine.spec.merge_stage import TASK_VECTOR_METHODS
 from engine.spec.settings import DataSource
 from engine.spec.stages import StageBase
 
@@ -131,18 +132,18 @@ class QtStageInspector(QScrollArea):
         cls = STAGE_CLASSES[kind]
         own = [k for k in cls.model_fields if k not in StageBase.model_fields and k != "kind"]
         general = ["name", "description"] + [
-            k for k in own if k not in ("model", "teacher", "data", "members")
+            k for k in own if k not in ("model", "teacher", "base", "data", "members")
         ]
         layout.addWidget(self._form_box("Stage", [field_spec(k, cls) for k in general], ()))
-        for key in ("teacher", "model"):
+        for key in ("teacher", "model", "base"):
             if key in cls.model_fields:
-                picker = QtModelSource("Teacher" if key == "teacher" else "Model")
+                picker = QtModelSource(key.capitalize())
                 picker.setObjectName(f"{key}Picker")
                 if key == "model" and "teacher" in cls.model_fields:
                     picker.take_teacher_vocabulary()
                 picker.edited.connect(lambda value, k=key: self._set((k,), value))
                 self.model_pickers[key] = picker
-                title = "Teacher" if key == "teacher" else "Model"
+                title = key.capitalize() if key != "base" else "Base (task_arithmetic, ties)"
                 box = boxed("Shared encoder" if kind == "joint" else title, picker)
                 self._model_boxes[key] = box
                 layout.addWidget(box)
@@ -156,7 +157,7 @@ class QtStageInspector(QScrollArea):
         if "data" in cls.model_fields:
             layout.addWidget(self._data_box())
         # An ensemble trains nothing: of these it reads the batch size and the seed.
-        training = "Scoring" if kind == "ensemble" else "Training"
+        training = "Scoring" if kind in ("ensemble", "merge") else "Training"
         layout.addWidget(self._form_box(training, [field_spec(k, cls) for k in TRAINING_KEYS], ()))
         for key, title in GROUP_TITLES.items():
             spec = field_spec(key, cls)
@@ -282,6 +283,10 @@ class QtStageInspector(QScrollArea):
         if self._kind == "joint":  # mutual: a model per member, none for the stage
             self._model_boxes["model"].setVisible(
                 not is_mutual(stage) or stage.get("model") is not None
+            )
+        if self._kind == "merge":  # only the task-vector methods read a base
+            self._model_boxes["base"].setVisible(
+                stage.get("method") in TASK_VECTOR_METHODS or stage.get("base") is not None
             )
         if self.data_picker is not None:
             self.data_picker.show_value(

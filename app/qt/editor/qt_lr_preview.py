@@ -127,5 +127,5 @@ def boundary_label(names: list[str], steps: int, kind: str = "") -> str:
     only" for an ensemble). pyqtgraph formats the label, so braces in a (malformed) name
     are doubled to stay text."""
     short = " · ".join(n if len(n) <= LABEL_CHARS else n[: LABEL_CHARS - 1] + "…" for n in names)
-    length = "evaluation only" if kind == "ensemble" and not steps else f"{steps} steps"
+    length = "evaluation only" if kind in ("ensemble", "merge") and not steps else f"{steps} steps"
     return f"{short} · {length}".replace("{", "{{").replace("}", "}}")

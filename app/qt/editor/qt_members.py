@@ -61,7 +61,7 @@ class QtMembers(QWidget):
         self._problems: dict[int, list[tuple[str, str]]] = {}
 
         self.problem = _problem_label()
-        self.list = _MemberList(accepts_stages=kind == "ensemble")
+        self.list = _MemberList(accepts_stages=kind in m.SOURCE_MEMBER_KINDS)
         self.list.setObjectName("membersList")
         self.list.setAccessibleName("Members")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -111,7 +111,7 @@ class QtMembers(QWidget):
         layout.addWidget(self.problem)
         layout.addWidget(self.list)
         layout.addLayout(buttons)
-        if kind == "ensemble":
+        if kind in m.SOURCE_MEMBER_KINDS:
             hint = QLabel("<small>Drag a stage card here to add its model.</small>")
             hint.setWordWrap(True)
             layout.addWidget(hint)
@@ -210,7 +210,7 @@ class QtMembers(QWidget):
         ]
         joint = m.joint_members(self._stages[: self._index])
         problems = self._problems.get(self.row, [])
-        if self.kind == "ensemble":
+        if self.kind in m.SOURCE_MEMBER_KINDS:
             self.detail_title.setText(f"<b>Member {self.row + 1}</b> · {m.source_name(member)}")
             self.model_picker.show_value(member, earlier, str(self._plan_dir), joint)
             self.model_picker.show_problem("\n".join(t for _, t in problems))
