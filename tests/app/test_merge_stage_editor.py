@@ -74,3 +74,40 @@ def test_the_inspector_edits_a_merge_stage(merge_window):
     for size in ((1400, 880), (1024, 640)):
         window.resize(*size)
         window.grab().save(str(SHOTS / f"merge-inspector-{size[0]}.png"))
+
+
+def test_the_monitor_shows_a_merges_members_beside_the_merged_model(qtbot):
+    from app.qt.monitor.qt_ensemble_report import QtEnsembleReport
+
+    view = QtEnsembleReport()
+    qtbot.addWidget(view)
+    view.resize(700, 520)
+    view.show()
+    # What merge.yaml's greedy soup recorded (engine.recipes.merge's `ensemble` event).
+    members = {
+        "0-tune-a": {"loss": 0.3816, "accuracy": 0.8542},
+        "1-tune-b": {"loss": 0.3452, "accuracy": 0.8708},
+        "2-tune-c": {"loss": 0.3879, "accuracy": 0.8625},
+    }
+    view.show_reports(
+        {
+            "greedy": {
+                "combiner": "merge (greedy soup)",
+                "method": "greedy_soup",
+                "split": "test",
+                "rows": 240,
+                "members": members,
+                "ensemble": {"loss": 0.3452, "accuracy": 0.8708},
+                "weights": {"0-tune-a": 0.0, "1-tune-b": 1.0, "2-tune-c": 0.0},
+                "labels": ["negative", "positive"],
+            }
+        }
+    )
+    rows = [view.table.verticalHeaderItem(r).text() for r in range(view.table.rowCount())]
+    assert rows == ["0-tune-a", "1-tune-b", "2-tune-c", "merged"]
+    assert view.table.item(3, 0).font().bold()
+    assert view.caption.text().startswith("greedy: merge (greedy soup) of 3 members on 240 test")
+    weight = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
+    assert view.table.item(0, weight.index("weight")).text() == "0.0000"
+    qtbot.wait(200)  # let the bars' axis lay out its names before the screenshot
+    view.grab().save(str(SHOTS / "merge-report.png"))

@@ -83,7 +83,10 @@ class QtEnsembleReport(QWidget):
             return
         members: dict[str, dict[str, float]] = report.get("members") or {}
         weights: dict[str, float] = report.get("weights") or {}
-        rows = [*members.items(), ("ensemble", report.get("ensemble") or {})]
+        # A merge stage reports as an ensemble does (engine.recipes.merge): its row is the
+        # merged model.
+        own = "merged" if report.get("method") else "ensemble"
+        rows = [*members.items(), (own, report.get("ensemble") or {})]
         shown = [m for m in METRICS if any(m in values for _, values in rows)]
         columns = shown + (["weight"] if weights else [])
         # The bars show accuracy, else the first metric that was evaluated (said in words).
@@ -106,7 +109,7 @@ class QtEnsembleReport(QWidget):
                 item = QTableWidgetItem("—" if value is None else f"{value:.4f}")
                 if value is None and column != "weight":
                     item.setToolTip(f"{row} has no {column}: not recorded")
-                if row == "ensemble":
+                if row == own:
                     item.setFont(bold)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
@@ -124,7 +127,8 @@ class QtEnsembleReport(QWidget):
         ]
         widths = [w for _, w, _ in bars]
         # Members in the train stages' colour, the ensemble in its own.
-        brushes = [kind_color("ensemble" if row == "ensemble" else "train") for _, _, row in bars]
+        combined = "merge" if own == "merged" else "ensemble"
+        brushes = [kind_color(combined if row == own else "train") for _, _, row in bars]
         if bars:
             self.bars.addItem(
                 pg.BarGraphItem(

@@ -95,7 +95,7 @@ class QtProgressPanel(QWidget):
         name, bar, text = self.rows[stage.idx]
         name.setText(f"{stage.idx + 1}. {stage.name or '…'}")
         done, total = stage.done_and_total(progress)
-        if stage.kind == "ensemble":  # evaluation only: no steps to count
+        if stage.kind in ("ensemble", "merge"):  # evaluation only: no steps to count
             finished = stage.status in STAGE_DONE
             bar.setRange(0, 1)
             bar.setValue(int(finished))
