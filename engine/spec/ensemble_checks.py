@@ -17,6 +17,8 @@ _CLASSIFIER_TASK = "sequence_classification"
 def _task_of(stage: Any) -> str:
     if getattr(stage, "kind", None) == "ensemble":
         return "ensemble"
+    if getattr(stage, "kind", None) == "merge":
+        return _CLASSIFIER_TASK  # a merge's output is one plain classifier
     return getattr(stage, "task", None) or getattr(stage, "objective", None) or ""
 
 

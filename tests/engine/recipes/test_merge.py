@@ -143,6 +143,12 @@ def test_bad_merge_plans_are_refused_with_one_sentence_each(data_dir):
     pretrained = plan().replace("members: [{from_stage: a}", "members: [{from_stage: mlm}")
     found = problems(pretrained, data_dir)
     assert any("stages[4].members[0]" in p and "a merge stage merges" in p for p in found), found
+    # A merge's output is a plain classifier: a later merge or ensemble may take it.
+    later = MERGE.format(method="average").replace("name: merged", "name: again")
+    later = later.replace("{from_stage: a}", "{from_stage: merged}")
+    ensemble = later.replace("name: again", "name: vote").replace("kind: merge", "kind: ensemble")
+    ensemble = ensemble.replace("method: average", "combiner: vote")
+    assert problems(plan() + later + ensemble, data_dir) == []
     unknown = plan().replace("{from_stage: c}]", "{from_stage: nowhere}]")
     assert any("stages[4].members[2].from_stage" in p for p in problems(unknown, data_dir))
 
