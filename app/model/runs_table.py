@@ -9,12 +9,10 @@ end, as the search matches it). Rows are `engine.store.run_rows.TableRun`s.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
-from app.model.browser_rows import created_text
+from app.model.browser_rows import created_text, run_seconds
 from app.model.formatting import duration
-from engine.store.status import LIVE
 
 
 @dataclass(frozen=True)
@@ -67,18 +65,6 @@ DEFAULT_COLUMNS = (
 )
 
 
-def seconds(run, now_ms: int | None = None) -> float | None:
-    """How long a run trained: to its end, or until now while it is live."""
-    if run.started_ms is None:
-        return None
-    end = run.ended_ms
-    if end is None:
-        end = now_ms or int(time.time() * 1000)
-        if run.status not in LIVE:
-            end = run.heartbeat_ms or run.started_ms
-    return max(end - run.started_ms, 0) / 1000
-
-
 def _metric(found: tuple[float | None, int] | None, stage: str) -> tuple[str, object]:
     if found is None:
         return "", None
@@ -117,7 +103,7 @@ def cell(run, column: Column, names=None) -> tuple[str, object]:
     if kind == "created":
         return created_text(run.created_ms), run.created_ms
     if kind == "duration":
-        secs = seconds(run)
+        secs = run_seconds(run)
         return duration(secs), secs
     if kind == "tags":
         return ", ".join(run.tags), ", ".join(run.tags) or None
