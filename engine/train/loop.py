@@ -183,6 +183,7 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
 
     # (step, loss, grad norm, loss parts) of the steps since the last log, on the device.
     pending: list[tuple[int, torch.Tensor | None, torch.Tensor | None, dict]] = []
+    seen: list[int] = []  # the tokens seen after each pending step
     samples = tokens = 0
     interval_start = time.perf_counter()
     frozen = None
@@ -216,15 +217,14 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
         ctx.recorder.metrics(
             ctx.index,
             step_ids[-1],
-            {
-                "perf/samples_per_s": samples / elapsed,
-                "perf/tokens_per_s": tokens / elapsed,
-                # Checkpointed with the state, so a resumed stage counts on exactly.
-                "perf/tokens_seen": float(state.tokens_seen),
-            },
+            {"perf/samples_per_s": samples / elapsed, "perf/tokens_per_s": tokens / elapsed},
         )
+        # Every step's count, like the loss: a point per log would depend on when a stop or
+        # a checkpoint flushed; the count is checkpointed, so a resumed stage counts on.
+        ctx.recorder.series(ctx.index, "perf/tokens_seen", step_ids, [float(n) for n in seen])
         ctx.recorder.stage(ctx.index, steps_done=step_ids[-1])
         pending.clear()
+        seen.clear()
         samples = tokens = 0
         interval_start = time.perf_counter()
 
@@ -315,6 +315,7 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         pending.append((state.step, step_loss, grad_norm, parts))
+        seen.append(state.tokens_seen)
         ctx.recorder.metrics(ctx.index, state.step, {"train/lr": lr})
 
         # --- log, evaluate, checkpoint, stop ---------------------------------------------
