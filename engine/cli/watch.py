@@ -28,7 +28,7 @@ from engine.channel.messages import (
 from engine.channel.progress import StageSteps, run_done_and_total, with_progress
 from engine.cli.follow import SHOWN, planned_steps_of
 from engine.store import Store, queries
-from engine.store.status import RunStatus
+from engine.store.status import ENDED, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 ATTACH_WAIT_S = 60.0  # a mirror's first contact: an SSH login, a pull, the forward
@@ -146,7 +146,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     run = attached(store, run)
     follower = RunFollower(Path(run.run_dir), name="stagelab watch")
     try:
-        welcome = follower.connect()
+        welcome = _first_contact(store, run, follower)
     except (ChannelUnavailable, ChannelClosed):
         run = queries.get_run(store, run.id)
         print(f"run {run.id} is not running: {run.status}")
@@ -159,6 +159,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
     wait_until_mirrored(run)
     print(f"run {run.id} {status}")
     return EXIT_FAILED if status == RunStatus.FAILED else EXIT_OK
+
+
+def _first_contact(store: Store, run: Any, follower: RunFollower, wait: float = 15.0) -> Welcome:
+    """The follower's first welcome. A run the record calls live is tried for `wait`
+    seconds: a mirror that was just started may drop its first forward and write the
+    connection file again (seen in CI: `watch` gave up on a running run), and an engine
+    between two stages reopens its channel."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return follower.connect()
+        except (ChannelUnavailable, ChannelClosed):
+            run = queries.get_run(store, run.id)
+            if run.status in ENDED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 class TerminalView:
