@@ -176,6 +176,10 @@ def mirror_main(workspace: Path, run_id: str) -> int:
     if lock is None:
         print(f"stagelab mirror: another mirror follows run {run.id}")
         return 0
+    if run.target is not None:  # through ssh: a killed mirror's forward may outlive it
+        from engine.remote.mirror_shell import end_left_forward
+
+        end_left_forward((run.placement or {}).get("remote_run_id") or run.id)
 
     def log(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)

@@ -41,8 +41,7 @@ class ShellTransport:
         self.shell, self.python, self.env = shell, python, dict(env)
         self.workspace, self.run_id = workspace, run_id
         self.forwarder: subprocess.Popen | None = None
-        self.local_socket = private_socket_dir() / f"mirror-{run_id[:16]}.sock"
-        self.pid_file = self.local_socket.with_suffix(".pid")
+        self.local_socket, self.pid_file = forward_paths(run_id)
 
     def _command(self, argv: list[str]) -> str:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
@@ -108,6 +107,21 @@ class ShellTransport:
 
     def close(self) -> None:
         self._stop_forward()
+
+
+def forward_paths(run_id: str) -> tuple[Path, Path]:
+    """The local socket of a run's forward and the pid file of its ssh process."""
+    local_socket = private_socket_dir() / f"mirror-{run_id[:16]}.sock"
+    return local_socket, local_socket.with_suffix(".pid")
+
+
+def end_left_forward(run_id: str) -> None:
+    """End the forward of a mirror of `run_id` that was killed: the new mirror may never
+    forward again (a run that ended meanwhile is only pulled), and the ssh process would
+    listen on forever. Call it holding the run's mirror lock."""
+    local_socket, pid_file = forward_paths(run_id)
+    _end_left_forward(pid_file, local_socket)
+    pid_file.unlink(missing_ok=True)
 
 
 def _end_left_forward(pid_file: Path, local_socket: Path) -> None:
