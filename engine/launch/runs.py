@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.store.workspace import Workspace
@@ -23,6 +24,20 @@ def module_command(module: str) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, f"--{module}"]
     return [sys.executable, "-m", module]
+
+
+def start_in_own_session(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Start `cmd` in a session of its own (closing the terminal or the window does not
+    stop it), its output appended to `log_path`: the sweep, queue and mirror processes."""
+    with open(log_path, "ab") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            start_new_session=True,
+        )
 
 
 def experiment_for(

@@ -11,6 +11,7 @@ import socket
 import subprocess
 from typing import TYPE_CHECKING, Any
 
+from engine.launch.runs import start_in_own_session
 from engine.store.status import SweepStatus
 
 if TYPE_CHECKING:
@@ -70,18 +71,7 @@ def start_sweep_process(workspace: Workspace, sweep_id: str) -> subprocess.Popen
     claims the sweep (owner pid and heartbeat) within a second or two."""
     folder = workspace.root / "sweeps"
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / f"{sweep_id}.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            sweep_command(workspace, sweep_id),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
-    finally:
-        log.close()  # the child has its own copy
+    return start_in_own_session(sweep_command(workspace, sweep_id), folder / f"{sweep_id}.log")
 
 
 def why_not_resumable(info: SweepInfo) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.launch.runs import module_command, start_run
+from engine.launch.runs import module_command, start_in_own_session, start_run
 from engine.queue.decide import gpu_set, startable
 from engine.store import Store, Workspace, queries
 from engine.store.queue import (
@@ -87,15 +87,7 @@ def start_detached(root: Path) -> subprocess.Popen:
     """Start `python -m engine queue` in a session of its own (closing the window or the
     terminal does not stop it), its output going to `<workspace>/queue.log`."""
     cmd = [*module_command("engine"), "queue", "--workspace", str(root)]
-    with open(root / LOG_FILE, "ab") as log:
-        return subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
+    return start_in_own_session(cmd, root / LOG_FILE)
 
 
 @dataclass

@@ -9,7 +9,6 @@ lock when the process dies, even by SIGKILL). `stagelab watch`, the window's mon
 from __future__ import annotations
 
 import fcntl
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.channel.address import CONNECTION_FILE
-from engine.launch.runs import module_command
+from engine.launch.runs import module_command, start_in_own_session
 from engine.store.status import ENDED, RunStatus
 from engine.store.workspace import Workspace
 
@@ -68,16 +67,7 @@ def start_mirror(workspace: Workspace | str | Path, run_id: str) -> subprocess.P
     # Left by a mirror that was killed: it points at a forward that is gone.
     (run_dir / CONNECTION_FILE).unlink(missing_ok=True)
     cmd = [*module_command("engine"), "mirror", "--workspace", str(ws.root), "--run", run_id]
-    log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
-    with log:
-        return subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
+    return start_in_own_session(cmd, run_dir / LOG_FILE)
 
 
 def attach(run: Any, wait: float = 0.0, say: Callable[[str], None] | None = None) -> bool:
