@@ -9,7 +9,7 @@
    packed arrays), read and drawn by the same monitor widget, and both layouts' ingest
    rate; then the monitor's own open (worker thread) until every curve is drawn, and the
    longest the event loop went without running (a 5 ms timer's largest gap) meanwhile.
-3. Latency from engine to curve: a real recorder, store and channel server in a separate
+3. Latency from engine to curve (bench/monitor_latency.py): a real recorder, store and channel server in a separate
    process record a point every 10 ms whose value is its wall-clock time; the monitor's
    redraw hands it to the plot; p50/p99 of (drawn − recorded) over 15 s (the first
    second, recorded before the monitor attached, left out), and the longest event-loop
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -317,90 +315,13 @@ def open_side_by_side(app, points: int) -> None:
     )
 
 
-def serve(root: str, seconds: float) -> None:
-    """The engine side of the latency bench (a separate process): records one point every
-    10 ms whose value is the time it was recorded."""
-    from engine.channel.server import ChannelServer
-    from engine.runtime.context import Control
-    from engine.runtime.recorder import Recorder
-    from engine.store import Store, queries
-
-    store = Store.open(Path(root) / "stagelab.db")
-    run_id = (Path(root) / "run").read_text()
-    run_dir = Path(queries.get_run(store, run_id).run_dir)
-    queries.claim_run(store, run_id, pid=os.getpid(), host=socket.gethostname())
-    recorder = Recorder(store, run_id, flush_every=1.0)
-    recorder.start()
-    server = ChannelServer(recorder, Control(), run_dir)
-    server.start()
-    recorder.listeners.append(server.publish)
-    recorder.stage(0, status="running", total_steps=int(seconds * 100), global_step_start=0)
-    end, step = time.time() + seconds, 0
-    while time.time() < end:
-        step += 1
-        recorder.metrics(0, step, {"train/loss": time.time()})
-        time.sleep(0.01)
-    recorder.close()
-    server.close("finished")
-
-
-def latency(app, seconds: float) -> None:
-    from app.qt.monitor.qt_run_monitor import QtRunMonitor
-    from engine.store import Store, Workspace, queries
-
-    root = Path(tempfile.mkdtemp(prefix="stagelab-bench-latency-"))
-    ws = Workspace.open(root)
-    store = Store.open(ws.db_path)
-    exp = queries.create_experiment(store, "latency", "", str(root))
-    run_id = queries.create_run(
-        store, exp, plan_text="", plan_dir=str(root), gpus="cpu", runs_dir=ws.runs_dir
-    )
-    queries.upsert_stage(store, run_id, 0, name="points", kind="train", status="pending")
-    (root / "run").write_text(run_id)
-    engine = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(seconds)])
-    while queries.get_run(store, run_id).status != "running":
-        time.sleep(0.05)
-    monitor = QtRunMonitor(lambda: store)
-    monitor.resize(1400, 900)
-    monitor.show()
-    lags: list[float] = []
-    seen = [0]
-    redraw = monitor._redraw
-
-    def measured_redraw():
-        redraw()
-        series = monitor.run.series.get("train/loss", {}).get(0) if monitor.run else None
-        if series is not None and series.size > seen[0]:
-            now = time.time()
-            lags.extend(now - series.values[seen[0] : series.size])
-            seen[0] = series.size
-
-    monitor.redraw_timer.timeout.disconnect()
-    monitor.redraw_timer.timeout.connect(measured_redraw)
-    monitor.open_run(run_id)
-    watch = Stalls()
-    while engine.poll() is None:
-        wait(app, 0.05)
-    wait(app, 0.5)
-    lags = sorted(lags[100:])  # the first second: recorded before the monitor attached
-    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99)]
-    print(
-        f"engine -> curve latency ({len(lags)} points at 100/s, redraw every "
-        f"{monitor.redraw_timer.interval()} ms): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
-        f"longest event-loop gap {watch.worst * 1000:.0f} ms"
-    )
-    monitor.close_run()
-
-
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], float(sys.argv[3]))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=10_000_000)
     parser.add_argument("--open-points", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     args = parser.parse_args()
+    from monitor_latency import latency  # bench/: the script's own folder
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
