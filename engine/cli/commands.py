@@ -56,6 +56,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.gpus == "cpu":  # what the plan asks of a GPU (kernels: liger)
+        from engine.spec.kernel_checks import device_problems
+
+        on_cpu = device_problems(plan, "cpu")
+        if on_cpu:
+            print(f"{args.plan}: {len(on_cpu)} problem(s) on the CPU:", file=sys.stderr)
+            for problem in on_cpu:
+                print(f"  {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     print(f"{args.plan}: valid plan '{plan.name}' with {len(plan.stages)} stage(s)")
     if args.gpu_memory is not None or args.gpus != "cpu":
         from engine.cli.memory_check import warn_memory

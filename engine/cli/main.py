@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gpus",
         default="cpu",
-        help="warn when a stage's memory estimate exceeds the free memory of these GPUs "
-        "(indices such as '0,1', read through NVML)",
+        help="the GPUs the plan will train on (default cpu, where kernels: liger is refused); "
+        "warn when a stage's memory estimate exceeds their free memory (indices such as "
+        "'0,1', read through NVML)",
     )
     p.add_argument(
         "--gpu-memory",

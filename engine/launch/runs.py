@@ -249,6 +249,10 @@ def start_run(
     """
     nodes = nodes or Nodes()
     plan, problems = checked_plan(plan_text, plan_dir, processes(gpus, nproc) * nodes.count, source)
+    if plan is not None and gpus == "cpu":  # what needs a GPU (kernels: liger)
+        from engine.spec.kernel_checks import device_problems
+
+        problems = tuple(str(p) for p in device_problems(plan, "cpu"))
     if problems:
         return RunStart(problems=problems)
     run_id = record_run(

@@ -107,9 +107,14 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
         environment["distributed"] = dist.describe()
     queries.set_run_environment(store, run_id, environment)
     try:
+        from engine.spec.kernel_checks import device_problems
         from engine.spec.world import batch_problems
 
-        problems = batch_problems(plan, dist.world)
+        # Checked again here: the GPUs asked for may have no CUDA on this machine.
+        problems = [
+            *batch_problems(plan, dist.world),
+            *map(str, device_problems(plan, device.type)),
+        ]
         if problems:
             raise ValueError(" ".join(problems))
         for stale in run_dir.glob("rank*.error"):  # a failure of another process, an earlier try

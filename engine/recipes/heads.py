@@ -12,6 +12,7 @@ from engine.data.encode import IGNORE
 from engine.runtime.context import StageContext
 from engine.spec.schedule import stage_steps
 from engine.train.batches import Streams
+from engine.train.kernels import fused_causal_loss, fuses_loss
 from engine.train.losses import cross_entropy_sum, labelled_count, squared_error
 from engine.train.recipe import (
     Batch,
@@ -211,6 +212,8 @@ def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) 
     the micro-batches split them."""
     batch = dict(batch)
     labels = batch.pop("labels")
+    if causal and fuses_loss(model):  # kernels: liger — the logits are never materialised
+        return StepLoss(fused_causal_loss(model, batch, labels, targets))
     logits, labels = align_logits(model(**batch).logits, labels, causal)
     return StepLoss(cross_entropy_sum(logits, labels) / targets)
 

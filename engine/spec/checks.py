@@ -14,6 +14,7 @@ from engine.spec.ensemble_checks import check_ensemble
 from engine.spec.grow_distill_checks import check_distill, check_grow
 from engine.spec.hub_cache import check_hub_models
 from engine.spec.joint_checks import check_joint, check_member_reference
+from engine.spec.kernel_checks import check_kernels
 from engine.spec.lineage import objective_of, root_architecture, root_layers
 from engine.spec.llm_checks import check_llm_settings
 from engine.spec.merge_checks import check_merge
@@ -227,6 +228,7 @@ def _check_stage(
             problems += _check_reference(names, i, source.from_stage, f"{where}.from_stage")
             problems += check_member_reference(stages, names, source, where)
 
+    problems += check_kernels(stages, i, stage, plan_dir)
     objective = objective_of(stage)
     data = getattr(stage, "data", None)
     # A preference stage reads a prompt and two responses (chosen, rejected columns).

@@ -49,6 +49,7 @@ _EVALUATION_ONLY = frozenset(
         ("max_grad_norm",),
         ("precision",),
         ("compile",),
+        ("kernels",),
         ("log_every_steps",),
         ("optimizer",),
         ("schedule",),

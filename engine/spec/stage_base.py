@@ -69,6 +69,13 @@ class StageBase(Settings):
         description="torch.compile the stage's models: faster steps after the first ones "
         "are compiled; batches of new lengths compile again (then shapes are marked dynamic).",
     )
+    kernels: Literal["none", "liger"] = Field(
+        "none",
+        description="Fused kernels on a CUDA GPU. 'liger': Liger's fused linear "
+        "cross-entropy (causal LM), RMSNorm, RoPE and SwiGLU for decoder families (llama, "
+        "mistral, qwen2, gemma, phi3 ...); needs pip install 'stagelab[gpu]'. 'none': the "
+        "model's own layers.",
+    )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed of every random generator.")
     log_every_steps: int = Field(
         10, ge=1, description="Read the training loss from the device every N steps."

@@ -26,6 +26,7 @@ from engine.train.early_stopping import count_patience
 from engine.train.evaluation import autocast_for, evaluate
 from engine.train.feed import Feed
 from engine.train.freezing import apply_freezing
+from engine.train.kernels import apply_kernels
 from engine.train.optim import build_optimizer, build_scheduler, l1_penalty
 from engine.train.recipe import Targets
 
@@ -71,6 +72,9 @@ def use_speed_settings(ctx: StageContext, modules: list[torch.nn.Module]) -> Non
         torch.backends.cuda.matmul.allow_tf32 = stage.tf32
         torch.backends.cudnn.allow_tf32 = stage.tf32
         said.append(f"TF32 matmuls {'on' if stage.tf32 else 'off'}")
+    kernels = apply_kernels(stage, modules[0], ctx.device)  # before compiling: it swaps layers
+    if kernels:
+        said.append(kernels)
     if stage.compile:
         for module in modules:
             module.compile()
@@ -80,7 +84,11 @@ def use_speed_settings(ctx: StageContext, modules: list[torch.nn.Module]) -> Non
             "speed",
             "; ".join(said),
             stage_idx=ctx.index,
-            data={"tf32": stage.tf32 and ctx.device.type == "cuda", "compile": stage.compile},
+            data={
+                "tf32": stage.tf32 and ctx.device.type == "cuda",
+                "compile": stage.compile,
+                "kernels": stage.kernels,
+            },
         )
 
 
