@@ -190,10 +190,11 @@ def _pad(
     batch: dict[str, torch.Tensor] = {key: _filled(seqs, width, pad_id)}
     lengths = torch.tensor([len(s) for s in seqs])
     batch[f"{prefix}attention_mask"] = (torch.arange(width) < lengths[:, None]).long()
-    if f"{prefix}token_type_ids" in rows[0]:
-        batch[f"{prefix}token_type_ids"] = _filled(
-            [r[f"{prefix}token_type_ids"] for r in rows], width, 0
-        )
+    # Zero-filled: token types, and a packed row's positions and row numbers
+    # (engine.train.packing; padding is row 0).
+    for name in ("token_type_ids", "position_ids", "segment_ids"):
+        if f"{prefix}{name}" in rows[0]:
+            batch[f"{prefix}{name}"] = _filled([r[f"{prefix}{name}"] for r in rows], width, 0)
     if f"{prefix}labels" in rows[0]:
         first = rows[0][f"{prefix}labels"]
         if isinstance(first, list):

@@ -33,6 +33,7 @@ from engine.recipes.heads import (
     sample_source,
 )
 from engine.runtime.context import StageContext
+from engine.train.packing import model_inputs, pack_stage_rows
 from engine.train.recipe import (
     Batch,
     EvalSet,
@@ -82,6 +83,8 @@ class SingleModelRecipe(OneSourceStage):
         self.pad_id = self.tokenizer.pad_token_id
         self.mask_id = self.tokenizer.mask_token_id
         self.special_ids = special_ids(self.tokenizer)
+        if self.ctx.stage.packing:  # rows into full sequences (engine.train.packing)
+            self.train_rows = pack_stage_rows(self.ctx, self.model, self.train_rows, self.causal)
         if before:
             record_growth(self.ctx, *before[0], parameter_count(self.model))
 
@@ -114,6 +117,8 @@ class SingleModelRecipe(OneSourceStage):
         labelled token or example."""
         if self.regression:
             return regression_loss(self.model, batch, targets.total)
+        if self.ctx.stage.packing:
+            batch = model_inputs(batch, self.model, self.causal)
         return head_loss(self.model, batch, targets.total, self.causal)
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,7 @@ from engine.spec.llm_checks import check_llm_settings
 from engine.spec.merge_checks import check_merge
 from engine.spec.model_config import check_remote_code
 from engine.spec.model_heads import check_model_heads
+from engine.spec.packing_checks import check_packing
 from engine.spec.problems import Problem
 from engine.spec.relevance import allowed_metrics
 from engine.spec.sample_checks import check_samples
@@ -268,6 +269,7 @@ def _check_stage(
             )
         )
 
+    problems += check_packing(stages, i, stage, plan_dir)
     layers = root_layers(stages, i)
     if layers is not None and stage.freezing.layers > layers:
         problems.append(

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.spec.packing_checks import PACKING_OBJECTIVES
 from engine.spec.plan import parse_plan_text
 from engine.spec.problems import PlanInvalid
 from engine.spec.rows import FORMAT_BY_SUFFIX, count_kept, needed_columns, stage_objective
@@ -21,6 +22,7 @@ from engine.spec.settings import DataSource
 from engine.spec.stages import StageBase
 
 UNKNOWN_SIZE_STEPS = 100  # drawn for a stage whose data size cannot be known here
+PACKED_ESTIMATE = "packing: at most this many; the run counts its packed sequences"
 LOOP_KEYS = ("epochs", "max_steps", "batch_size", "grad_accum")
 
 
@@ -43,9 +45,14 @@ def planned_steps(stage: dict[str, Any], plan_dir: Path) -> tuple[int, str]:
         return loop.max_steps, ""
     if stage.get("kind") == "joint":
         return _joint_steps(stage, plan_dir)
-    rows, estimate = _train_rows(stage.get("data"), plan_dir, stage_objective(stage))
+    objective = stage_objective(stage)
+    rows, estimate = _train_rows(stage.get("data"), plan_dir, objective)
     if rows is None:
         return UNKNOWN_SIZE_STEPS, estimate
+    if stage.get("packing") is True and objective in PACKING_OBJECTIVES:
+        # Packed sequences depend on token lengths, which only the run's tokenizer knows
+        # (a built-in one learns from the data): the unpacked count is an upper bound.
+        return stage_steps(loop, rows), PACKED_ESTIMATE
     return stage_steps(loop, rows), estimate
 
 

@@ -75,6 +75,8 @@ NOT_FOR_KIND: dict[str, frozenset[tuple[str, ...]]] = {
 # engine.spec.rows.needed_columns).
 ONLY_FOR_TASKS: dict[tuple[str, ...], frozenset[str]] = {
     ("mlm_probability",): frozenset({"masked_lm"}),
+    # Rows pack for language modelling (engine.spec.packing_checks).
+    ("packing",): frozenset({"masked_lm", "causal_lm", "causal_lm_sft"}),
     ("data", "text_column"): frozenset(
         {
             "masked_lm",

@@ -94,6 +94,13 @@ class StageBase(Settings):
     batching: Batching = Field(
         default_factory=Batching, description="Building, padding and grouping of batches."
     )
+    packing: bool = Field(
+        False,
+        description="Pack the training rows into sequences of max_length tokens, attention "
+        "kept within each row (no padding: fewer, fuller batches; batch_size counts packed "
+        "sequences). Language modelling and instruction tuning (causal_lm, causal_lm_sft, "
+        "masked_lm) on bert, gpt2, llama, qwen2, mistral and gpt_neox models.",
+    )
 
     @field_validator("name")
     @classmethod
