@@ -35,6 +35,8 @@ TRAINING_KEYS = (
     "grad_accum",
     "max_grad_norm",
     "precision",
+    "compile",
+    "kernels",
     "seed",
     "log_every_steps",
 )
