@@ -3,6 +3,7 @@ the CPU when there is none. The GUI never imports torch to find them. Qt-free.""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,9 @@ class GpuMonitor:
     def __init__(self) -> None:
         self.available = False
         self.reason = ""
+        if not nvml_library_present():  # importing pynvml costs the window's start ~40 ms
+            self.reason = "NVML Shared Library Not Found"  # pynvml's words for it
+            return
         try:
             import pynvml
 
@@ -69,6 +73,20 @@ class GpuMonitor:
             self.reason = str(exc)
             return []
         return gpus
+
+
+def nvml_library_present() -> bool:
+    """Whether the NVML library pynvml loads is there (Linux: libnvidia-ml.so.1); True
+    elsewhere, where pynvml looks in several places and is left to decide."""
+    if sys.platform[:3] == "win":
+        return True
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def gpus_in_use(store: Store | None) -> dict[int, str]:

@@ -3,7 +3,7 @@ picker to one plan document and one undo stack. Parts live in their own modules.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -23,7 +23,6 @@ from app.qt.editor.qt_plan_header import QtPlanHeader
 from app.qt.editor.qt_plan_view import QtPlanView
 from app.qt.editor.qt_problems import QtProblemsList
 from app.qt.editor.undo import InsertStage, RemoveStage
-from app.qt.playground.qt_playground import QtPlayground
 from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
@@ -93,8 +92,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(centre, "Plan")
         self.runs = RunActions(self, self.tabs)
         self.run_start = RunStart(self)
-        self.playground = QtPlayground(self.store)  # its workers start when an output is picked
-        self.tabs.addTab(self.playground, "Playground")
+        self._playground = None  # made when first shown (start-up time)
+        self._playground_tab = self.tabs.addTab(QLabel("Loading the playground…"), "Playground")
         self.setCentralWidget(self.tabs)
         self.experiment_id: str | None = None  # the experiment the plan was opened from
         # A clone is recorded as an experiment on its first run, not when Clone is pressed
@@ -116,7 +115,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.inspector.estimate_after_paint()
         self._follow(doc)
-        QTimer.singleShot(50, lambda: self.lr_preview)  # after the first paint
+        self.tabs.installEventFilter(self)  # its first paint starts what waited for it
         self.resize(1400, 880)
         geometry = settings.value("window/geometry")
         if isinstance(geometry, QByteArray):
@@ -138,6 +137,29 @@ class MainWindow(QMainWindow):
             self.bottom_tabs.insertTab(0, self._lr_preview, "Learning rate")
             self.bottom_tabs.setCurrentIndex(current)
         return self._lr_preview
+
+    @property
+    def playground(self):
+        """The Playground tab's widget, made on first use; its workers start when an output
+        is picked."""
+        if self._playground is None:
+            from app.qt.playground.qt_playground import QtPlayground
+
+            self._playground = QtPlayground(self.store)
+            self.runs.swap_tab(self._playground_tab, self._playground, "Playground")
+        return self._playground
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        if watched is self.tabs and event.type() == QEvent.Type.Paint:
+            self.tabs.removeEventFilter(self)
+            QTimer.singleShot(0, self, self._after_first_paint)  # once this paint is shown
+        return super().eventFilter(watched, event)
+
+    def _after_first_paint(self) -> None:
+        """What the first paint did without: the memory estimate (~0.1 s), then the LR
+        preview (pyqtgraph), each in its own turn of the event loop so each shows at once."""
+        self.inspector.first_paint_done()
+        QTimer.singleShot(0, self, lambda: self.lr_preview)  # not if the window is gone
 
     def store(self):
         """The workspace's experiment store, opened on first use (not at start-up)."""
@@ -277,6 +299,8 @@ class MainWindow(QMainWindow):
         )
 
     def _on_tab_changed(self, index: int) -> None:
+        if index == self._playground_tab:
+            _ = self.playground
         self.undo_actions.set_plan_visible(index == 0)
         self._update_state()
 
@@ -349,5 +373,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.gpu_picker.timer.stop()
         self.runs.close()
-        self.playground.close_workers()
+        if self._playground is not None:
+            self._playground.close_workers()
         event.accept()

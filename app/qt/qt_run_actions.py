@@ -36,7 +36,8 @@ class RunActions:
 
     # -- the tabs' widgets, made on first use -------------------------------------------------
 
-    def _swap(self, index: int, widget: QWidget, title: str) -> QWidget:
+    def swap_tab(self, index: int, widget: QWidget, title: str) -> QWidget:
+        """Put a page made on first use in place of its placeholder tab."""
         current = self.tabs.currentIndex()
         self.tabs.blockSignals(True)
         self.tabs.removeTab(index)
@@ -58,7 +59,7 @@ class RunActions:
             browser.compareRuns.connect(self.compare)
             browser.deleteExperiments.connect(self.delete_experiments)
             browser.fetchOutputs.connect(self.fetch_outputs)
-            self._browser = self._swap(EXPERIMENTS_TAB, browser, "Experiments")
+            self._browser = self.swap_tab(EXPERIMENTS_TAB, browser, "Experiments")
         return self._browser
 
     @property
@@ -71,7 +72,7 @@ class RunActions:
             monitor.statusChanged.connect(self._status_changed)
             monitor.statusChanged.connect(self.notifier.status_changed)
             monitor.fetchRequested.connect(self.fetch_outputs)
-            self._monitor = self._swap(MONITOR_TAB, monitor, "Monitor")
+            self._monitor = self.swap_tab(MONITOR_TAB, monitor, "Monitor")
         return self._monitor
 
     @property
@@ -79,7 +80,7 @@ class RunActions:
         if self._compare is None:
             from app.qt.compare.qt_compare import QtCompareView
 
-            self._compare = self._swap(COMPARE_TAB, QtCompareView(self.window.store), "Compare")
+            self._compare = self.swap_tab(COMPARE_TAB, QtCompareView(self.window.store), "Compare")
         return self._compare
 
     @property
@@ -94,7 +95,7 @@ class RunActions:
             view.openRun.connect(self.open_run)
             view.stopRequested.connect(self.stop_sweep)
             view.resumeRequested.connect(self.resume_sweep)
-            self._sweeps = self._swap(SWEEPS_TAB, view, "Sweeps")
+            self._sweeps = self.swap_tab(SWEEPS_TAB, view, "Sweeps")
         return self._sweeps
 
     def open_plan(self, text: str, plan_dir: str, name: str) -> None:

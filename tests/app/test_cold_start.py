@@ -1,7 +1,8 @@
 """The window's first paint loads no more than it shows (issue 32, cold start; timing is
-bench/gui_start.py's): the store (SQLAlchemy, Alembic), pyqtgraph, numpy and engine.remote
-wait for first use, the inspector's memory estimate for after the paint, and the Devices
-dock still lists the stored targets."""
+bench/gui_start.py's): the store (SQLAlchemy, Alembic), pyqtgraph, numpy, engine.remote,
+the Playground tab and (without the NVML library) pynvml wait for first use, the
+inspector's memory estimate and the LR preview for after the paint, and the Devices dock
+still lists the stored targets."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.model.devices import nvml_library_present
 from engine.store import Store, Workspace, queries
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFERRED = ("sqlalchemy", "alembic", "pyqtgraph", "numpy", "engine.remote", "torch")
+DEFERRED = (
+    ("sqlalchemy", "alembic", "pyqtgraph", "numpy", "engine.remote", "torch")
+    + ("app.qt.playground", "app.qt.editor.qt_lr_preview")
+    + (() if nvml_library_present() else ("pynvml",))  # with it, the GPUs are listed at once
+)
 FIRST_PAINT = """
 import json, sys
 from PySide6.QtCore import QTimer
@@ -27,9 +33,11 @@ def ready():  # the event loop's first idle moment after show, as bench/gui_star
     seen["modules"] = sorted(sys.modules)
     seen["targets"] = [combo.itemText(i) for i in range(combo.count())]
     seen["memory_at_ready"] = w.inspector.memory_line.text()
+    seen["preview_at_ready"] = w._lr_preview is not None
     QTimer.singleShot(1000, later)
 def later():  # what waited for the paint is there soon after it
     seen["memory_line"] = w.inspector.memory_line.text()
+    seen["preview"] = w._lr_preview is not None
     print(json.dumps(seen))
     app.quit()
 w.show()
@@ -56,3 +64,25 @@ def test_the_first_paint_opens_no_store_and_lists_the_targets(tmp_path):
     assert seen["targets"] == ["This machine", "box"]
     assert seen["memory_at_ready"] == ""  # the estimate reads the corpus: after the paint
     assert "params" in seen["memory_line"] and "MB" in seen["memory_line"]
+    assert not seen["preview_at_ready"] and seen["preview"]
+
+
+def test_what_waits_for_the_first_paint_waits_for_it_and_the_playground_for_its_tab(
+    qtbot, tmp_path
+):
+    from app import create_main_window
+    from app.qt.playground.qt_playground import QtPlayground
+    from tests.app.conftest import mark_saved
+
+    win = create_main_window(tmp_path / "ws")
+    qtbot.addWidget(win, before_close_func=mark_saved)
+    qtbot.wait(300)  # unshown: nothing painted, so nothing that waits for a paint starts
+    assert win._lr_preview is None and win.inspector.memory_line.text() == ""
+    assert win._playground is None and win.tabs.tabText(win._playground_tab) == "Playground"
+    assert not win.tabs.findChildren(QtPlayground)
+    win.show()
+    qtbot.waitUntil(lambda: win._lr_preview is not None, timeout=30_000)
+    assert "params" in win.inspector.memory_line.text()
+    win.tabs.setCurrentIndex(win._playground_tab)  # the person opens the tab
+    assert isinstance(win.tabs.widget(win._playground_tab), QtPlayground)
+    assert win.tabs.currentIndex() == win._playground_tab and win.playground.isVisible()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
@@ -78,7 +78,7 @@ class QtStageInspector(QScrollArea):
         self._group_problems: dict[tuple[str, ...], QLabel] = {}
         # (free bytes, 'GPU 0') of the chosen GPU, (None, '') on the CPU: the window sets it.
         self.free_memory = lambda: (None, "")
-        self._memory_after_paint = False
+        self._memory_after_paint = self._memory_waiting = False
         self.set_document(doc)
 
     def set_document(self, doc: PlanDocument) -> None:
@@ -230,15 +230,21 @@ class QtStageInspector(QScrollArea):
     # -- following the plan -----------------------------------------------------------------
 
     def estimate_after_paint(self) -> None:
-        """The next memory line waits for the window's first paint: the estimate reads the
-        stage's data for its vocabulary (~0.1-0.2 s for the demo) at every cold start."""
+        """The next memory line waits for the window's first paint (first_paint_done): the
+        estimate reads the stage's data for its vocabulary (~0.1-0.2 s for the demo) at
+        every cold start. Later refreshes are immediate, as always."""
         self._memory_after_paint = True
+
+    def first_paint_done(self) -> None:
+        """The window has painted: the memory line that waited for it is filled now."""
+        if self._memory_waiting:
+            self.refresh_memory()
 
     def refresh_memory(self) -> None:
         """The size and memory line (also when the chosen GPUs change)."""
+        self._memory_waiting = self._memory_after_paint
         if self._memory_after_paint:
             self._memory_after_paint = False
-            QTimer.singleShot(50, self.refresh_memory)  # as the LR preview: after the paint
             return
         if self._kind is not None and 0 <= self.index < len(self.doc.stages):
             free, device = self.free_memory()
