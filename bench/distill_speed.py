@@ -5,6 +5,7 @@ in one process on the same models, batches and optimizer.
     python bench/distill_speed.py                     # CPU: bert-mini teacher → bert-tiny
     python bench/distill_speed.py --teacher bert-base --student bert-small \\
         --precision bf16 --steps 100                  # GPU (the goal: ratio ≤ 1.5)
+    python bench/distill_speed.py --json              # the figures as one JSON object
 
 The engine's step runs the whole loop (store writer on, KD loss and its parts, clipping,
 the teacher as a frozen module under no_grad and autocast). Prints the median steps/s and
@@ -14,6 +15,7 @@ the ratio  engine distill step ÷ (student train step + teacher forward).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -156,7 +158,7 @@ def bench_teacher(ctx: StageContext, recipe: DistillRecipe) -> float:
     return ctx.stage.max_steps / (time.perf_counter() - start)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--teacher", default="bert-mini")
     parser.add_argument("--student", default="bert-tiny")
@@ -166,7 +168,8 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         first = make_context(args, root, 0, {})
@@ -185,6 +188,24 @@ def main() -> int:
             results["teacher"].append(bench_teacher(ctx, recipe))
         ctx.recorder.close()
     med = {k: statistics.median(v) for k, v in results.items()}
+    budget = 1 / med["student"] + 1 / med["teacher"]  # seconds per step, both together
+    if args.json:  # bench/gpu_figures.py reads this
+        print(
+            json.dumps(
+                {
+                    "device": args.device,
+                    "teacher": args.teacher,
+                    "student": args.student,
+                    "batch": args.batch,
+                    "max_length": args.max_length,
+                    "precision": args.precision,
+                    "per_s": med,
+                    "rounds": results,
+                    "distill_vs_student_and_teacher": (1 / med["distill"]) / budget,
+                }
+            )
+        )
+        return 0
     print(
         f"device {args.device}, teacher {args.teacher} → student {args.student}, batch "
         f"{args.batch}, seq ≤ {args.max_length}, {args.steps} steps × {args.rounds} rounds, "
@@ -197,7 +218,6 @@ def main() -> int:
     ):
         rounds = ", ".join(f"{v:.2f}" for v in results[name])
         print(f"  {label:20s} {med[name]:8.2f} /s   (rounds: {rounds})")
-    budget = 1 / med["student"] + 1 / med["teacher"]  # seconds per step, both together
     print(f"  distill ÷ (student step + teacher forward): {(1 / med['distill']) / budget:.3f}")
     return 0
 
