@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a working Stagelab:
 #   bash packaging/bootstrap.sh run [stagelab arguments]   install, then open Stagelab
-#   bash packaging/bootstrap.sh test [pytest arguments]    install, then run every test
+#   bash packaging/bootstrap.sh test [pytest arguments]    install, then run every test (on several workers)
 # It creates .venv/ beside the checkout and installs only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,9 @@ case "$action" in
     ;;
   test)
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-    exec .venv/bin/python -m pytest "$@"
+    # Several test workers (pytest-xdist): most tests wait on engine subprocesses, so more
+    # workers than cores pay. STAGELAB_TEST_WORKERS=0 runs in one process; a later -n wins.
+    exec .venv/bin/python -m pytest -n "${STAGELAB_TEST_WORKERS:-4}" "$@"
     ;;
   *)
     echo "usage: bash packaging/bootstrap.sh run|test [arguments]" >&2

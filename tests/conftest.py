@@ -1,7 +1,15 @@
-"""Test-wide settings: no network, no screen, and a private workspace per test session."""
+"""Test-wide settings: no network, no screen, and a private workspace per test session;
+what lets the suite run on several pytest-xdist workers (packaging/bootstrap.sh test
+passes -n): daemon tests kept on one worker, trained fixtures made once for all workers."""
 
+import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 # Set before anything imports Qt or datasets: hub names must fail at once, not after ~47 s.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -10,3 +18,53 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never write to the person's own workspace.
 os.environ["STAGELAB_HOME"] = tempfile.mkdtemp(prefix="stagelab-test-home-")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers share the cores: one torch thread per worker and per engine it starts
+    # (they inherit it), not each of them spinning on every core.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Tests that start the session's sshd or Slurm daemons run on one worker: the daemons
+# start once, and never twice on ports picked by two workers at the same moment.
+DAEMON_FIXTURES = {"sshd", "slurm_cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("daemons"))
+
+
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]
+) -> dict:
+    """What `build(folder)` returns (JSON), built once for the whole run: under xdist the
+    first worker to ask builds it in the run's shared temporary folder while the others
+    wait on a file lock, then every worker reads the same result."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    folder, done = root / name, root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder)))
+    return json.loads(done.read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_outputs(tmp_path_factory: pytest.TempPathFactory):
+    """tests/tiny_outputs.py's four trained stage outputs, trained once per test run."""
+    from tests.tiny_outputs import TinyOutputs, train_tiny_outputs
+
+    def build(folder: Path) -> dict:
+        made = train_tiny_outputs(folder)
+        folders = {name: str(path) for name, path in made.folders.items()}
+        return {"workspace": str(made.workspace), "run_id": made.run_id, "folders": folders}
+
+    made = made_once(tmp_path_factory, "tiny-outputs", build)
+    folders = {name: Path(path) for name, path in made["folders"].items()}
+    return TinyOutputs(Path(made["workspace"]), made["run_id"], folders)

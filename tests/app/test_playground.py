@@ -12,14 +12,14 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.model.playground import PaneState, ranked_labels
-from tests.tiny_outputs import ROOT, train_tiny_outputs
+from tests.tiny_outputs import ROOT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return train_tiny_outputs(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_outputs):
+    return tiny_outputs  # trained once per test run (tests/conftest.py)
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from engine.predict.folder import OutputError, read_output, task_of
 from engine.predict.predictor import Predictor, Sampling
 from engine.predict.serve import serve
-from tests.tiny_outputs import ROOT, stagelab, train_tiny_outputs
+from tests.tiny_outputs import ROOT, stagelab
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return train_tiny_outputs(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_outputs):
+    return tiny_outputs  # trained once per test run (tests/conftest.py)
 
 
 def test_the_task_comes_from_the_saved_architecture(tiny):
