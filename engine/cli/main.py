@@ -34,6 +34,7 @@ examples:
   stagelab clone EXP --set stages.cls.optimizer.lr=3e-4   clone with a changed setting
   stagelab export RUN --plan plan.yaml      the plan a run used
   stagelab export RUN --samples out.jsonl   its sample outputs at each evaluation
+  stagelab export RUN:STAGE --format onnx OUT   a stage's model as safetensors, ONNX or GGUF
   stagelab sweep plan.yaml --trials 8       search settings (the plan's sweep: section)
   stagelab show SWEEP --json                a sweep's trials and its best trial
   stagelab predict RUN:STAGE --text "…"     try a stage output: labels, generated text
@@ -181,13 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--uninstall", action="store_true", help="remove it again")
 
-    p = sub.add_parser("export", help="export a run's metric points, or the plan it ran")
-    p.add_argument("run")
+    p = sub.add_parser(
+        "export", help="export a stage's model (--format), a run's metric points, or its plan"
+    )
+    # RUN and, for a model export, OUT: one list (main() adds an OUT written after the
+    # options, which argparse leaves over).
+    p.add_argument(
+        "run",
+        nargs="+",
+        metavar="RUN [OUT]",
+        help="RUN; with --format: RUN[:STAGE[:MEMBER]] or a folder, then the OUT folder",
+    )
     p.add_argument("--metrics", type=Path, metavar="FILE.csv", help="metric points as CSV")
     p.add_argument("--plan", type=Path, metavar="FILE.yaml", help="the plan the run used")
     p.add_argument(
         "--samples", type=Path, metavar="FILE.jsonl", help="sample outputs, a line per row"
     )
+    from engine.cli.export_command import add_export_model_arguments
+
+    add_export_model_arguments(p)
 
     p = sub.add_parser(
         "sweep", help="search a plan's settings toward an objective (the plan's sweep: section)"
@@ -286,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     args = window_args(argv)
     if args is not None:
         return open_gui(args)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "export" and not extra[0].startswith("-"):
+        args.run += extra  # `export RUN --format F OUT`: OUT comes after the options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command = args.command or "gui"
     if command == "gui":  # not reached for valid window starts, kept as the full parser's
         if not hasattr(args, "plan"):

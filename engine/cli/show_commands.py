@@ -264,7 +264,13 @@ def _reused_words(store: Store, run: Any, source: dict[str, Any]) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     """`stagelab export RUN --metrics FILE.csv` (columns: stage, step, key, value, time),
     `--plan FILE` (the plan text the run used, as stored) and/or `--samples FILE.jsonl`
-    (a line per stage, step and sample input)."""
+    (a line per stage, step and sample input). With --format: a stage's model
+    (engine/cli/export_command.py)."""
+    from engine.cli.export_command import cmd_export_model, split_targets
+
+    split_targets(args)
+    if getattr(args, "format", None) or args.out is not None:
+        return cmd_export_model(args)
     if not args.metrics and not args.plan and not args.samples:
         raise UserError(
             "say what to export: --metrics FILE.csv, --plan FILE.yaml and/or --samples FILE.jsonl"
