@@ -35,6 +35,7 @@ from engine.train.losses import (
     response_logps,
     simpo_rewards,
 )
+from engine.train.packing import SEGMENTS, model_inputs, pack_stage_rows, pair_count, pair_sums
 from engine.train.recipe import (
     Batch,
     EvalSet,
@@ -53,7 +54,9 @@ def pair_logps(
     model: torch.nn.Module, batch: Batch, pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """log π of the chosen and the rejected responses and their lengths, in one forward
-    over both halves of the batch (padded to one width)."""
+    over both halves of the batch (padded to one width), or over its packed sequences."""
+    if SEGMENTS in batch:
+        return packed_pair_logps(model, batch)
     width = max(batch["input_ids"].shape[1], batch["rejected_input_ids"].shape[1])
     ids = torch.cat(
         [
@@ -78,6 +81,18 @@ def pair_logps(
     return logps[:n], logps[n:], counts[:n], counts[n:]
 
 
+def packed_pair_logps(
+    model: torch.nn.Module, batch: Batch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`pair_logps` of packed pairs (engine.train.packing.pack_pairs): one forward over the
+    sequences, each response's token log-probabilities summed within its own row."""
+    logits = model(**model_inputs(batch, model, causal=True)).logits[:, :-1].float()
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0)[..., None])
+    return pair_sums(picked.squeeze(-1), keep, batch[SEGMENTS][:, 1:])
+
+
 class PreferenceRecipe(OneSourceStage):
     """DPO or SimPO on prompt / chosen / rejected rows (see `engine.train.recipe`)."""
 
@@ -100,6 +115,8 @@ class PreferenceRecipe(OneSourceStage):
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         self.special_ids = special_ids(self.tokenizer)
+        if self.ctx.stage.packing:  # pairs into full sequences (engine.train.packing)
+            self.train_rows = pack_stage_rows(self.ctx, self.model, self.train_rows, True)
         if self.ctx.stage.regularization.dropout is None:
             for module in self.model.modules():
                 if isinstance(module, torch.nn.Dropout):
@@ -126,6 +143,8 @@ class PreferenceRecipe(OneSourceStage):
 
     def count_targets(self, batch: Batch) -> int:
         """Pairs: every pair weighs the same in the step's mean loss."""
+        if SEGMENTS in batch:
+            return pair_count(batch[SEGMENTS])
         return int(batch["input_ids"].shape[0])
 
     def _rewards(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

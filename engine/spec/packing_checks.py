@@ -10,9 +10,10 @@ from engine.spec.lineage import objective_of
 from engine.spec.model_config import root_source, source_config
 from engine.spec.problems import Problem
 
-# Objectives whose rows pack: language modelling and instruction tuning on one model.
-PACKING_OBJECTIVES = ("causal_lm", "causal_lm_sft", "masked_lm")
-PACKING_KINDS = ("pretrain", "train", "grow")
+# Objectives whose rows pack: language modelling, instruction tuning and preference pairs
+# on one model.
+PACKING_OBJECTIVES = ("causal_lm", "causal_lm_sft", "masked_lm", "preference")
+PACKING_KINDS = ("pretrain", "train", "grow", "preference")
 # Model types that take a block-diagonal 4-D attention mask as given (SDPA and eager) and
 # restart positions from `position_ids` (checked against transformers by
 # tests/engine/train/test_packing.py).
@@ -46,8 +47,8 @@ def check_packing(
         return [
             Problem(
                 where,
-                f"packing is for causal-LM, instruction tuning (causal_lm_sft) and masked-LM "
-                f"pretrain, train and grow stages, not {what.replace('_', ' ')}; remove packing",
+                "packing is for causal-LM, instruction tuning (causal_lm_sft), masked-LM and "
+                f"preference stages, not {what.replace('_', ' ')}; remove packing",
             )
         ]
     family = stage_family(stages, stage, plan_dir)

@@ -76,7 +76,7 @@ NOT_FOR_KIND: dict[str, frozenset[tuple[str, ...]]] = {
 ONLY_FOR_TASKS: dict[tuple[str, ...], frozenset[str]] = {
     ("mlm_probability",): frozenset({"masked_lm"}),
     # Rows pack for language modelling (engine.spec.packing_checks).
-    ("packing",): frozenset({"masked_lm", "causal_lm", "causal_lm_sft"}),
+    ("packing",): frozenset({"masked_lm", "causal_lm", "causal_lm_sft", "preference"}),
     ("data", "text_column"): frozenset(
         {
             "masked_lm",

@@ -98,8 +98,9 @@ class StageBase(Settings):
         False,
         description="Pack the training rows into sequences of max_length tokens, attention "
         "kept within each row (no padding: fewer, fuller batches; batch_size counts packed "
-        "sequences). Language modelling and instruction tuning (causal_lm, causal_lm_sft, "
-        "masked_lm) on bert, gpt2, llama, qwen2, mistral and gpt_neox models.",
+        "sequences; a preference pair's two responses share a sequence of 2 × max_length). "
+        "causal_lm, causal_lm_sft, masked_lm and preference stages on bert, gpt2, llama, "
+        "qwen2, mistral and gpt_neox models.",
     )
 
     @field_validator("name")

@@ -36,22 +36,44 @@ def pack_rows(rows: list[dict[str, Any]], length: int, *, causal: bool) -> list[
     """Encoded rows packed into sequences of at most `length` tokens (best fit, longest
     rows first). Causal rows get labels (their own ids where they have none) whose first
     token is not a target; masked-LM rows get none (the masking adds them)."""
-    lengths = [len(r["input_ids"]) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: (-lengths[i], i))
-    # by_room[r]: packed sequences with exactly r tokens of room left, oldest first.
+    bins = best_fit([len(r["input_ids"]) for r in rows], length)
+    return [_join([rows[i] for i in members], causal) for members in bins]
+
+
+def pack_pairs(rows: list[dict[str, Any]], length: int) -> list[dict[str, list]]:
+    """Preference pairs packed into sequences of at most 2 × `length` tokens: each pair
+    whole, its chosen response then its rejected one (rows 2k−1 and 2k of the sequence)."""
+    sizes = [len(r["input_ids"]) + len(r["rejected_input_ids"]) for r in rows]
+    out = []
+    for members in best_fit(sizes, 2 * length):
+        pieces = []
+        for i in members:
+            row = rows[i]
+            pieces.append({"input_ids": row["input_ids"], "labels": row["labels"]})
+            pieces.append(
+                {"input_ids": row["rejected_input_ids"], "labels": row["rejected_labels"]}
+            )
+        out.append(_join(pieces, causal=True))
+    return out
+
+
+def best_fit(sizes: list[int], length: int) -> list[list[int]]:
+    """Indices of `sizes` in bins of at most `length` (best fit decreasing; ties by index)."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    # by_room[r]: bins with exactly r of room left, oldest first.
     by_room: list[deque[int]] = [deque() for _ in range(length + 1)]
     bins: list[list[int]] = []
     for i in order:
-        need = min(lengths[i], length)
+        need = min(sizes[i], length)
         room = next((r for r in range(need, length + 1) if by_room[r]), None)
-        if room is None or room == length:
+        if room is None:
             b, room = len(bins), length
             bins.append([])
         else:
             b = by_room[room].popleft()
         bins[b].append(i)
         by_room[room - need].append(b)
-    return [_join([rows[i] for i in members], causal) for members in bins]
+    return bins
 
 
 def _join(rows: list[dict[str, Any]], causal: bool) -> dict[str, list]:
@@ -75,7 +97,31 @@ def _join(rows: list[dict[str, Any]], causal: bool) -> dict[str, list]:
 
 def packed_count(rows: list[dict[str, Any]], length: int) -> int:
     """Packed sequences `pack_rows` makes of `rows` (the stage's rows per epoch)."""
-    return len(pack_rows([{"input_ids": r["input_ids"]} for r in rows], length, causal=False))
+    return len(best_fit([len(r["input_ids"]) for r in rows], length))
+
+
+def pair_count(segments: torch.Tensor) -> int:
+    """Pairs in a batch of packed preference sequences (two rows each)."""
+    return int((segments.max(dim=1).values // 2).sum())
+
+
+def pair_sums(
+    values: torch.Tensor, keep: torch.Tensor, segments: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token `values` [batch, width] summed over each pair's chosen and rejected
+    response tokens (`keep`), with their counts: the pairs in order, sequence by sequence."""
+    per_row = segments.max(dim=1).values // 2
+    first = torch.cumsum(per_row, 0) - per_row  # the index of each sequence's first pair
+    pair = first[:, None] + (segments - 1).clamp(min=0) // 2
+    chosen = (segments % 2 == 1) & keep
+    rejected = (segments % 2 == 0) & (segments > 0) & keep
+    n = int(per_row.sum())
+    out = []
+    for side in (chosen, rejected):
+        sums = values.new_zeros(n).index_add(0, pair[side], values[side])
+        counts = torch.zeros(n, dtype=torch.long, device=values.device)
+        out.append((sums, counts.index_add(0, pair[side], torch.ones_like(pair[side]))))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
 def attention_kind(model: torch.nn.Module) -> str:
@@ -125,13 +171,17 @@ def pack_stage_rows(ctx: Any, model: torch.nn.Module, rows: list[dict], causal: 
             f"{', '.join(PACKABLE)}); remove packing from the stage"
         )
     length = ctx.stage.data.max_length
-    packed = pack_rows(rows, length, causal=causal)
-    tokens = sum(len(r["input_ids"]) for r in rows)
+    pairs = bool(rows) and "rejected_input_ids" in rows[0]
+    if pairs:  # a pair's two responses go into one sequence, twice as long
+        packed, length = pack_pairs(rows, length), 2 * length
+    else:
+        packed = pack_rows(rows, length, causal=causal)
+    tokens = sum(len(r["input_ids"]) + len(r.get("rejected_input_ids", ())) for r in rows)
     fill = tokens / max(len(packed) * length, 1)
     ctx.recorder.event(
         "data",
-        f"packing: {len(rows)} rows in {len(packed)} sequences of up to {length} tokens "
-        f"({fill:.0%} filled)",
+        f"packing: {len(rows)} {'pairs' if pairs else 'rows'} in {len(packed)} sequences of "
+        f"up to {length} tokens ({fill:.0%} filled)",
         stage_idx=ctx.index,
         data={"rows": len(rows), "sequences": len(packed), "length": length, "fill": fill},
     )

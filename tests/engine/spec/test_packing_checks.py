@@ -57,6 +57,7 @@ def test_language_modelling_on_packable_families_is_valid(plan_dir):
     assert problems(stage("pretrain", "{builtin: llama-tiny}", LM), plan_dir) == []
     assert problems(stage("pretrain", "{builtin: bert-tiny}", MLM), plan_dir) == []
     assert problems(stage("train", "{path: qwen}", SFT), plan_dir) == []
+    assert problems(stage("preference", "{builtin: llama-tiny}", PAIRS), plan_dir) == []
     assert (
         problems(stage("grow", "{builtin: gpt2-tiny}", LM + "\n    target_layers: 4"), plan_dir)
         == []
@@ -66,11 +67,18 @@ def test_language_modelling_on_packable_families_is_valid(plan_dir):
 def test_other_kinds_and_tasks_are_refused_in_one_sentence(plan_dir):
     (task,) = problems(stage("train", "{builtin: bert-tiny}", CLASSIFY), plan_dir)
     assert task == (
-        "stages[0].packing: packing is for causal-LM, instruction tuning (causal_lm_sft) and "
-        "masked-LM pretrain, train and grow stages, not sequence classification; remove packing"
+        "stages[0].packing: packing is for causal-LM, instruction tuning (causal_lm_sft), "
+        "masked-LM and preference stages, not sequence classification; remove packing"
     )
-    (pairs,) = problems(stage("preference", "{builtin: llama-tiny}", PAIRS), plan_dir)
-    assert "not preference stages; remove packing" in pairs
+    distill, _teacher = problems(
+        stage(
+            "distill",
+            "{builtin: gpt2-tiny}",
+            LM.replace("objective", "task") + "\n    teacher: {builtin: gpt2-tiny}",
+        ),
+        plan_dir,
+    )
+    assert "not distill stages; remove packing" in distill
     assert problems(stage("train", "{builtin: bert-tiny}", CLASSIFY, packing=False), plan_dir) == []
 
 

@@ -1,6 +1,7 @@
 """Padding-free packing (issue 32, item 2): rows packed into full sequences keep to
 themselves, so the loss per token and one step's gradients equal the unpacked batch's,
-for every model family validation lets pack, with SDPA and eager attention."""
+for every model family validation lets pack, with SDPA and eager attention; packed
+preference pairs get the log-probabilities they get unpacked."""
 
 from __future__ import annotations
 
@@ -151,3 +152,34 @@ def test_flash_attention_packed_loss_equals_unpacked_on_cuda():
         model, model_inputs(packed, model, True), count_labelled(packed["labels"], True), True
     ).loss
     assert b.item() == pytest.approx(a.item(), rel=2e-2)
+
+
+def pairs(n: int = 9) -> list[dict]:
+    """Preference rows: a prompt (no target) then a chosen and a rejected response."""
+    out = []
+    for k, (chosen, rejected) in enumerate(zip(rows(n, seed=2), rows(n, seed=3), strict=True)):
+        prompt = [5 + k % 7] * (2 + k % 4)
+        row = {}
+        for prefix, response in (("", chosen), ("rejected_", rejected)):
+            row[f"{prefix}input_ids"] = prompt + response["input_ids"]
+            row[f"{prefix}labels"] = [IGNORE] * len(prompt) + response["input_ids"]
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_preference_pairs_score_as_unpacked(attention):
+    from engine.recipes.preference import pair_logps
+    from engine.train.packing import best_fit, pack_pairs, pair_count
+
+    model = tiny("llama", attention)
+    source = pairs()
+    packed = pad_batch(pack_pairs(source, 24), 0)
+    assert len(packed["input_ids"]) < len(source) and pair_count(packed[SEGMENTS]) == len(source)
+    plain = pair_logps(model, pad_batch(source, 0), 0)
+    got = pair_logps(model, packed, 0)
+    # Pairs come out in packing order: match them by the chosen response's length and sum.
+    sizes = [len(r["input_ids"]) + len(r["rejected_input_ids"]) for r in source]
+    order = [i for members in best_fit(sizes, 48) for i in members]
+    for mine, theirs in zip(got, plain, strict=True):
+        torch.testing.assert_close(mine, theirs[order], rtol=1e-5, atol=1e-5)
