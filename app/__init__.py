@@ -21,6 +21,9 @@ def create_main_window(
     """
     from PySide6.QtCore import QSettings
 
+    from app.qt.qt_import_tax import quicker_source_check
+
+    quicker_source_check()  # before the window's modules are imported
     from app.model.plan_document import PlanDocument
     from app.qt.qt_main_window import MainWindow
     from engine.resources import demo_plan_path

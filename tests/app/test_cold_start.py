@@ -86,3 +86,23 @@ def test_what_waits_for_the_first_paint_waits_for_it_and_the_playground_for_its_
     win.tabs.setCurrentIndex(win._playground_tab)  # the person opens the tab
     assert isinstance(win.tabs.widget(win._playground_tab), QtPlayground)
     assert win.tabs.currentIndex() == win._playground_tab and win.playground.isVisible()
+
+
+def test_the_quicker_source_check_answers_as_pysides_own(qtbot, tmp_path):
+    """PySide6 asks of every module imported after it whether its source mentions PySide6;
+    the window starts with a quicker check (app/qt/qt_import_tax.py) that must say the same."""
+    import pyqtgraph  # noqa: F401 (many modules, some of them PySide6's users)
+
+    from app import create_main_window
+    from tests.app.conftest import mark_saved
+
+    win = create_main_window(tmp_path / "ws")
+    qtbot.addWidget(win, before_close_func=mark_saved)
+    quick = sys.modules["shibokensupport.feature"]._mod_uses_pyside
+    slow = quick.pyside_check  # installed by the window's start
+    names = [n for n in sorted(sys.modules) if n.startswith(("app", "engine.spec", "pyqtgraph"))]
+    names += ["json", "csv", "sqlite3", "_sqlite3", "shiboken6", "PySide6.QtCore", "yaml"]
+    modules = [sys.modules[n] for n in names if n in sys.modules]
+    answers = {m.__name__: (quick(m), slow(m)) for m in modules}
+    assert len(answers) > 150 and any(q for q, _ in answers.values())
+    assert {n: a for n, a in answers.items() if a[0] != a[1]} == {}
