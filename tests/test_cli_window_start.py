@@ -28,6 +28,9 @@ DEFERRED = (
     "engine.cli.cli_args",
     "torch",
     "PySide6",
+    "engine.launch.runs",  # module_command is in engine.launch.command (stdlib only)
+    "subprocess",
+    "dataclasses",
 )
 HANDOVER = """
 import json, os, sys

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -274,7 +273,7 @@ def open_gui(args: argparse.Namespace) -> int:
         build_parser().print_help()
         print("\nNo screen found: run the demo headless with `stagelab run --demo`.")
         return EXIT_OK
-    from engine.launch.runs import module_command
+    from engine.launch.command import module_command  # stdlib only: the handover is quick
 
     cmd = module_command("app")
     if args.plan:
@@ -287,6 +286,8 @@ def open_gui(args: argparse.Namespace) -> int:
         # Replace this process: the window starts ~0.1 s sooner and signals reach it directly.
         sys.stdout.flush()
         os.execv(sys.executable, cmd)
+    import subprocess
+
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:

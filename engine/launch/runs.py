@@ -1,6 +1,6 @@
 """Starting a run: check it, record it and start its engine process. Shared by the CLI and the GUI,
 neither of which trains in its own process. Importing it is cheap (the queries load on
-first use): `stagelab` needs `module_command` before it hands over to the window."""
+first use). `module_command` lives in engine.launch.command (re-exported here)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.launch.command import module_command
 from engine.store.workspace import Workspace
 
 if TYPE_CHECKING:
     from engine.store.db import Store
-
-
-def module_command(module: str) -> list[str]:
-    """How to start `python -m <module>` (engine or app) from this program: in a frozen
-    bundle the executable itself is re-invoked with `--<module>` (packaging/bundle_entry.py),
-    since there is no interpreter to hand `-m` to."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, f"--{module}"]
-    return [sys.executable, "-m", module]
 
 
 def start_in_own_session(cmd: list[str], log_path: Path) -> subprocess.Popen:
