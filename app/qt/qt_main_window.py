@@ -42,7 +42,6 @@ class MainWindow(QMainWindow):
     def __init__(self, doc: PlanDocument, workspace: Workspace, settings: QSettings):
         super().__init__()
         self.setObjectName("mainWindow")
-        self.setWindowIcon(app_icon())
         self.workspace, self.settings = workspace, settings
         self._store = None
         self.undo_stack = QUndoStack(self)
@@ -156,10 +155,15 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     def _after_first_paint(self) -> None:
-        """What the first paint did without: the memory estimate (~0.1 s), then the LR
-        preview (pyqtgraph), each in its own turn of the event loop so each shows at once."""
+        """What the first paint did without: the memory estimate (~0.1 s), then the window
+        icon and the LR preview (pyqtgraph), each in its own turn of the event loop so each
+        shows at once."""
         self.inspector.first_paint_done()
-        QTimer.singleShot(0, self, lambda: self.lr_preview)  # not if the window is gone
+        QTimer.singleShot(0, self, self._after_memory_line)  # not if the window is gone
+
+    def _after_memory_line(self) -> None:
+        self.setWindowIcon(app_icon())  # reads 9 files, loads the SVG plugin: ~10 ms
+        _ = self.lr_preview
 
     def store(self):
         """The workspace's experiment store, opened on first use (not at start-up)."""

@@ -78,11 +78,12 @@ def test_what_waits_for_the_first_paint_waits_for_it_and_the_playground_for_its_
     qtbot.addWidget(win, before_close_func=mark_saved)
     qtbot.wait(300)  # unshown: nothing painted, so nothing that waits for a paint starts
     assert win._lr_preview is None and win.inspector.memory_line.text() == ""
+    assert win.windowIcon().isNull()  # its files are read after the paint too
     assert win._playground is None and win.tabs.tabText(win._playground_tab) == "Playground"
     assert not win.tabs.findChildren(QtPlayground)
     win.show()
     qtbot.waitUntil(lambda: win._lr_preview is not None, timeout=30_000)
-    assert "params" in win.inspector.memory_line.text()
+    assert "params" in win.inspector.memory_line.text() and not win.windowIcon().isNull()
     win.tabs.setCurrentIndex(win._playground_tab)  # the person opens the tab
     assert isinstance(win.tabs.widget(win._playground_tab), QtPlayground)
     assert win.tabs.currentIndex() == win._playground_tab and win.playground.isVisible()
