@@ -16,6 +16,7 @@ weights) and their difference, and the machine's load before and after.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -157,10 +158,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--workloads", default="sft,causal_lm")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
+    found: dict[str, dict[str, float]] = {}  # by workload, for --json (bench/gpu.sh)
+    load_before = os.getloadavg()[0]
     datasets.disable_progress_bars()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
-    print(f"load before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; device {args.device}")
+    if not args.json:
+        print(f"load before: {load_before:.2f} on {os.cpu_count()} CPUs; device {args.device}")
     with tempfile.TemporaryDirectory() as tmp:
         for workload in args.workloads.split(","):
             pair = {
@@ -183,16 +188,27 @@ def main() -> int:
                 / (args.steps * pair[p][0].stage.batch_size * pair[p][0].stage.data.max_length)
                 for p in pair
             }
+            found[workload] = {
+                "tokens_per_s_unpacked": statistics.median(speeds[False]),
+                "tokens_per_s_packed": statistics.median(speeds[True]),
+                "packed_vs_unpacked": statistics.median(ratios),
+                "loss_per_token_difference": diff,
+            }
             print(
                 f"{workload}: tokens/s unpacked {statistics.median(speeds[False]):,.0f}, packed "
                 f"{statistics.median(speeds[True]):,.0f}; packed ÷ unpacked "
                 f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{x:.2f}' for x in ratios)}); "
                 f"real tokens per step {tokens[False] // args.steps} vs {tokens[True] // args.steps} "
                 f"(fill of batch × max_length {fills[False]:.0%} vs {fills[True]:.0%}); "
-                f"loss per token unpacked {plain:.6f}, packed {packed:.6f}, difference {diff:.1e}"
+                f"loss per token unpacked {plain:.6f}, packed {packed:.6f}, difference {diff:.1e}",
+                file=sys.stderr if args.json else sys.stdout,
             )
             for ctx, _ in pair.values():
                 ctx.recorder.close()
+    if args.json:
+        load = {"load_before": load_before, "load_after": os.getloadavg()[0]}
+        print(json.dumps({"device": args.device, "workloads": found, **load}))
+        return 0
     print(f"load after: {os.getloadavg()[0]:.2f}")
     return 0
 
