@@ -5,19 +5,19 @@ this on a lent GPU machine (see bench/gpu.sh for the wheels it carries there).
     python bench/gpu_figures.py --smoke          # CPU, tiny configurations: the plumbing
     python bench/gpu_figures.py --json out.json  # the table and every bench's own figures
 
-Sections, each the existing bench with the issue's arguments (run in this process, one
+Sections, in this order, each the existing bench with the issue's arguments (run in this process, one
 after another, so that torch and transformers are imported once):
   bert, gpt2  bench/engine_speed.py --json: engine vs bare loop vs HF Trainer, eager and
               compiled, on BERT-base MLM (seq 128, batch 64) and GPT-2 CLM (seq 1024,
               batch 16), full-length rows (--pack), bf16 autocast, fused AdamW; MFU from
               the engine's steps/s (6 · parameters · tokens/s over the card's bf16 peak).
-  packing     bench/packing.py --json: real tokens/s with `packing: true` ÷ without, on
-              instruction tuning and causal-LM pretraining (llama-small on the GPU), and
-              the loss per token packed − unpacked.
   memory      one engine run of each of the two: peak allocated memory against the
               estimate the window and `stagelab validate` show (engine/spec/memory).
   distill     bench/distill_speed.py --json: distill step ÷ (student step + teacher
               forward), BERT-base teacher → BERT-small student.
+  packing     bench/packing.py --json: real tokens/s with `packing: true` ÷ without, on
+              instruction tuning and causal-LM pretraining (llama-small on the GPU), and
+              the loss per token packed − unpacked.
   liger       a Llama-style decoder (seq 1024, batch 16) with `kernels: none`, then
               `kernels: liger` (its RoPE patch is module-wide, so not interleaved):
               steps/s and peak memory; only on CUDA with liger-kernel installed.
@@ -50,7 +50,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
-SECTIONS = ("bert", "gpt2", "packing", "memory", "distill", "liger")
+# In order of weight: what the --budget-s leaves out comes last.
+SECTIONS = ("bert", "gpt2", "memory", "distill", "packing", "liger")
 # The configurations, and tiny ones for --smoke (CPU, seconds).
 SPEED = {
     "bert": {"builtin": "bert-base", "objective": "masked_lm", "batch": 64, "max_length": 128},
