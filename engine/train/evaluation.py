@@ -12,6 +12,7 @@ import torch
 
 from engine.data.encode import pad_batch
 from engine.train.batches import row_length
+from engine.train.compiled import eager
 from engine.train.feed import pad_multiple
 from engine.train.metrics import EvalAccumulator, RegressionAccumulator
 from engine.train.samples import record_samples
@@ -56,6 +57,15 @@ def evaluate(
     sets = [s for s in (recipe.eval_sets(prefix) if sets is None else sets) if s.rows]
     if not sets:
         return {}
+    # A compiled model evaluates eager: its own graphs for eval mode, no_grad, the last
+    # batch and generate would be compiled for a few forwards (engine.train.compiled).
+    with eager():
+        return _evaluate(ctx, recipe, step, prefix, sets)
+
+
+def _evaluate(
+    ctx: StageContext, recipe: TrainingRecipe, step: int, prefix: str, sets: list[EvalSet]
+) -> dict[str, float]:
     trained = recipe.trained_modules().values()
     for module in trained:
         module.eval()

@@ -21,6 +21,7 @@ import torch
 from engine.runtime.checkpoint import load_checkpoint, rng_state, set_rng_state
 from engine.runtime.distributed import hold_between_steps, no_sync, share_state
 from engine.train.best import prune_best, prune_best_before, restore_best, track_best
+from engine.train.compiled import allow_freezing_recompiles, steady_shapes
 from engine.train.ddp import StepLossModule
 from engine.train.early_stopping import count_patience
 from engine.train.evaluation import autocast_for, evaluate
@@ -123,6 +124,8 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
     micro_batches = settings.micro_batches_per_step
     optimizer = build_optimizer(trained, stage.optimizer, device, settings.lr_multipliers)
     steps = recipe.steps()
+    if stage.compile and stage.freezing.unfreeze:
+        allow_freezing_recompiles(stage.freezing, steps)
     scheduler = build_scheduler(optimizer, stage.schedule, steps)
     scaler = torch.amp.GradScaler(
         "cuda", enabled=device.type == "cuda" and stage.precision == "fp16"
@@ -273,6 +276,8 @@ def train_stage(ctx: StageContext, recipe: TrainingRecipe, resume_from: Path | N
         parts: dict[str, torch.Tensor] = {}
         for i, micro in enumerate(micros if learns else ()):
             batch = {k: v.to(device, non_blocking=True) for k, v in micro.batch.items()}
+            if stage.compile:
+                steady_shapes(batch)  # one graph for every padded length
             if dist.active:
                 # This process's rows; the target count is the global batch's.
                 with no_sync(ddp, last=i == len(micros) - 1):
