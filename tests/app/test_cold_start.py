@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFERRED = (
     ("sqlalchemy", "alembic", "pyqtgraph", "numpy", "engine.remote", "torch")
     + ("app.qt.playground", "app.qt.editor.qt_lr_preview")
+    + ("importlib.resources.readers",)  # engine.resources finds its folder by import spec
     + (() if nvml_library_present() else ("pynvml",))  # with it, the GPUs are listed at once
 )
 FIRST_PAINT = """
