@@ -47,7 +47,7 @@ def export(request: Request, say: Callable[[str], None] = print) -> list[str]:
             found, _ = _one(member, request, where, texts, what)
             figures += [f"member '{entry['name']}': {line}" for line in found]
     else:
-        say(f"[2/{steps}] exporting {source.folder.name}")
+        say(f"[2/{steps}] exporting {request.provenance.stage or source.folder.name}")
         figures, notes = _one(source, request, out, texts, what)
     say(f"[{steps}/{steps}] writing the model card")
     (out / "README.md").write_text(

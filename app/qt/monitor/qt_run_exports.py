@@ -1,13 +1,15 @@
 """Exports from the run monitor: the metrics as CSV (every stored point, as
 `stagelab export` writes them), the panels' series as drawn (smoothed) as CSV, the plots
-as PNG (smoothed curves, raw faint behind), the run's plan as YAML; and, for a run
-that trained on a target, Fetch outputs (the window brings them home: app/qt/remote)."""
+as PNG (smoothed curves, raw faint behind), the run's plan as YAML; Export model… (a
+finished output as safetensors, ONNX or GGUF: qt_export_model.py); and, for a run that
+trained on a target, Fetch outputs (the window brings them home: app/qt/remote)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 if TYPE_CHECKING:
@@ -26,6 +28,10 @@ def export_menu(monitor: QtRunMonitor) -> QMenu:
         action = menu.addAction(text)
         action.triggered.connect(lambda _=False, s=suffix, w=write: _ask_and_write(monitor, s, w))
     menu.addSeparator()
+    model = menu.addAction("Export model…")
+    model.setObjectName("exportModelAction")
+    model.setToolTip("A finished output as safetensors, ONNX or GGUF (stagelab export)")
+    model.triggered.connect(lambda: open_export_model(monitor))
     fetch = menu.addAction("Fetch outputs from the target")
     fetch.setObjectName("fetchOutputsAction")
     fetch.setToolTip("Copy this run's finished stage outputs here (stagelab fetch)")
@@ -41,6 +47,21 @@ def export_menu(monitor: QtRunMonitor) -> QMenu:
     menu.aboutToShow.connect(enable)
     enable()
     return menu
+
+
+def open_export_model(monitor: QtRunMonitor):
+    """The Export model dialog on this run's finished outputs (modeless: an export may
+    take a while); returns it."""
+    from app.model.playground import finished_outputs
+    from app.qt.monitor.qt_export_model import QtExportModelDialog
+
+    run_id = monitor.run.run_id if monitor.run else ""
+    choices = [c for c in finished_outputs(monitor.store()) if c.run_id == run_id]
+    dialog = QtExportModelDialog(choices, monitor._workspace(), monitor)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    monitor.export_dialog = dialog
+    return dialog
 
 
 def _ask_and_write(monitor: QtRunMonitor, suffix: str, write) -> None:
