@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.model.data_files import preview, rows_line
 from app.model.plan_document import UNSET
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 
 FILE_FILTER = "Data files (*.csv *.tsv *.json *.jsonl *.parquet *.txt);;All files (*)"
 
@@ -77,7 +77,7 @@ class QtDataPicker(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
-        self.problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(self.problem)
         self.problem.hide()
 
         file_row = QWidget()

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.model.plan_document import UNSET
 from app.model.schema_fields import FieldSpec, format_value, parse_number
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 
 
 class FieldEditor(QWidget):
@@ -37,7 +37,7 @@ class FieldEditor(QWidget):
         self.setObjectName(f"field_{spec.key}")
         self._problem = QLabel()
         self._problem.setWordWrap(True)
-        self._problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(self._problem)
         self._problem.hide()
         self._reset = QToolButton()
         self._reset.setText("↺")
@@ -74,7 +74,8 @@ class FieldEditor(QWidget):
         self._problem.setText(text)
         self._problem.setVisible(bool(text))
         self.input.setProperty("invalid", bool(text))
-        self.input.setStyleSheet(f"border: 1px solid {PROBLEM_COLOR.name()};" if text else "")
+        if text or self.input.styleSheet():  # an empty one still costs the input a style
+            self.input.setStyleSheet(f"border: 1px solid {PROBLEM_COLOR.name()};" if text else "")
 
     # subclasses
     def _make_input(self) -> QWidget:

@@ -20,7 +20,7 @@ from app.qt.editor.qt_memory_line import QtMemoryLine
 from app.qt.editor.qt_model_source import QtModelSource
 from app.qt.editor.qt_setting_boxes import QtCollapsible, boxed, narrowable
 from app.qt.editor.undo import EditStages, RenameStage, SetStageValue
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import in_problem_color
 from app.qt.sweep.qt_sweep_form import add_sweep_menu
 from engine.spec import STAGE_CLASSES
 from engine.spec.eval_metrics import raw_eval_metrics
@@ -114,7 +114,7 @@ class QtStageInspector(QScrollArea):
         self.header.setTextFormat(Qt.TextFormat.RichText)
         self.stage_problem = QLabel()
         self.stage_problem.setWordWrap(True)
-        self.stage_problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(self.stage_problem)
         layout.addWidget(self.header)
         self.memory_line = QtMemoryLine()
         layout.addWidget(self.memory_line)
@@ -204,7 +204,7 @@ class QtStageInspector(QScrollArea):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         problem = QLabel()
         problem.setWordWrap(True)
-        problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(problem)
         problem.hide()
         form.addRow(problem)
         self._group_problems[prefix] = problem

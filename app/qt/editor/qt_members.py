@@ -34,7 +34,7 @@ from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_model_source import QtModelSource
 from app.qt.editor.qt_plan_view import STAGE_MIME
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 from engine.spec.settings import DataSource
 from engine.spec.stages import JointMember
 
@@ -390,6 +390,6 @@ def _bold(text: str) -> QLabel:
 def _problem_label() -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
-    label.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+    in_problem_color(label)
     label.hide()
     return label

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import in_problem_color
 from engine.spec.settings import BUILTIN_ARCHITECTURES, BUILTIN_SIZES
 
 SOURCES = (
@@ -94,7 +94,7 @@ class QtModelSource(QWidget):
         self.pages.addWidget(_form(("Folder", folder)))
         self.problem = QLabel()
         self.problem.setWordWrap(True)
-        self.problem.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(self.problem)
         self.problem.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.model.playground import SAMPLING_DEFAULTS, OutputChoice, PaneState, folder_choice
 from app.qt.playground.qt_predict_worker import QtPredictWorker
 from app.qt.playground.qt_probability_bars import QtProbabilityBars
-from app.qt.qt_look import PROBLEM_COLOR
+from app.qt.qt_look import in_problem_color
 
 SPIN_RANGES = {  # (least, most, step, decimals)
     "max_new_tokens": (1, 2048, 8, 0),
@@ -116,7 +116,7 @@ class QtOutputPane(QFrame):
         self.text.setReadOnly(True)
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {PROBLEM_COLOR.name()};")
+        in_problem_color(self.error)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
