@@ -66,8 +66,8 @@ class StageBase(Settings):
     )
     compile: bool = Field(
         False,
-        description="torch.compile the stage's models: faster steps after the first ones "
-        "are compiled; batches of new lengths compile again (then shapes are marked dynamic).",
+        description="torch.compile the stage's models: faster steps once the first step has "
+        "compiled them; one graph serves every padded length, evaluation runs them eager.",
     )
     kernels: Literal["none", "liger"] = Field(
         "none",
