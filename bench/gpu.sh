@@ -43,13 +43,15 @@ missing() {
 print(" ".join(n for n in sys.argv[1:] if u.find_spec(n) is None))' \
         torch transformers accelerate datasets pydantic sqlalchemy alembic
 }
-if [[ -n "$(missing)" ]] && compgen -G ".whl/*.whl" > /dev/null; then
+lacking=$(missing)
+if [[ -n "$lacking" ]] && compgen -G ".whl/*.whl" > /dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/stagelab-site .whl/*.whl
     export PYTHONPATH="/tmp/stagelab-site:$PYTHONPATH"
+    lacking=$(missing)
 fi
-if [[ -n "$(missing)" ]]; then
-    echo "bench/gpu.sh: missing $(missing): run \`bash bench/gpu.sh --wheels\` where pip reaches PyPI and bring .whl/ along" >&2
+if [[ -n "$lacking" ]]; then
+    echo "bench/gpu.sh: missing $lacking: run \`bash bench/gpu.sh --wheels\` where pip reaches PyPI and bring .whl/ along" >&2
     exit 2
 fi
 

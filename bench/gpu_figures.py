@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:  # compiled rounds run their code paths without compiling
         torch._dynamo.config.disable = True
         torch.set_num_threads(1)  # tiny models: threads only wait for each other
+        bench_module("engine_speed").WARMUP = 0  # nothing compiles, so nothing to warm up
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     table, started = Table(goals=not args.smoke), time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
