@@ -29,7 +29,7 @@ def _permute(weights: Any, heads: int) -> Any:
     )
 
 
-def _tokenizer_fields(writer: Any, folder: Path, tokenizer: Any) -> str:
+def _tokenizer_fields(writer: Any, folder: Path, tokenizer: Any, vocab_size: int) -> str:
     """Write the vocabulary; returns the GGUF tokenizer model written ('' if none)."""
     try:
         spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
@@ -54,6 +54,11 @@ def _tokenizer_fields(writer: Any, folder: Path, tokenizer: Any) -> str:
         if added[1] == len(tokens):
             tokens.append(added[0])
             scores = None if scores is None else [*scores, 0.0]
+    # llama.cpp wants a token for every embedding row, as its converter pads them.
+    for i in range(len(tokens), vocab_size):
+        tokens.append(f"[PAD{i}]")
+        scores = None if scores is None else [*scores, 0.0]
+        specials.add(i)
     unk = tokenizer.unk_token_id
     types = [
         TOKEN_UNKNOWN if i == unk else TOKEN_CONTROL if i in specials else TOKEN_NORMAL
@@ -95,7 +100,7 @@ def write_gguf(model: Any, tokenizer: Any, folder: Path, path: Path, kind: str, 
     file_type = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
     writer.add_file_type(file_type[kind])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    written = _tokenizer_fields(writer, folder, tokenizer)
+    written = _tokenizer_fields(writer, folder, tokenizer, cfg.vocab_size)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     for hf_name, tensor in model.state_dict().items():
         if cfg.tie_word_embeddings and hf_name == "lm_head.weight":
