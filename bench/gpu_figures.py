@@ -148,8 +148,8 @@ def speed_section(table: Table, name: str, config: dict, args: argparse.Namespac
         if isinstance(found.get(key), int | float):
             table.add(label, key.replace("_", " "), f"{found[key]:.3f}", GOALS.get((name, key), ""))
     rate, which = engine_rate(found)
-    parameters = found.get("parameters")
     peak = peak_tflops(torch.device(args.device))
+    parameters = found.get("parameters") or (model_parameters(config, args) if peak else None)
     if rate and parameters and peak:
         tokens = rate * config["batch"] * config["max_length"]
         mfu = 6 * parameters * tokens / peak / 1e12
@@ -158,6 +158,23 @@ def speed_section(table: Table, name: str, config: dict, args: argparse.Namespac
     else:
         why = "CPU" if args.device == "cpu" else "no steps/s or GPU peak known"
         table.add(label, "engine MFU", f"n/a ({why})")
+
+
+def model_parameters(config: dict, args: argparse.Namespace) -> int:
+    """Parameters of the model engine_speed.py trains for `config` (its tokenizer learns
+    the vocabulary from the demo corpus, so the count is known once it is built)."""
+    from engine.recipes import SingleModelRecipe
+
+    speed = bench_module("engine_speed")
+    with tempfile.TemporaryDirectory() as tmp:
+        given = SimpleNamespace(**config, steps=1, pack=True, device="cpu", precision="fp32")
+        ctx = speed.make_context(given, Path(tmp))
+        try:
+            recipe = SingleModelRecipe(ctx)
+            recipe.setup()
+            return sum(p.numel() for p in recipe.model.parameters())
+        finally:
+            ctx.recorder.close()
 
 
 def engine_rate(found: dict[str, Any]) -> tuple[float | None, str]:
