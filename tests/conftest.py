@@ -28,11 +28,37 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 DAEMON_FIXTURES = {"sshd", "slurm_cluster"}
 
 
+def worker_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test: the daemons' group, else its module's where it uses a
+    module-scoped fixture (made once on one worker rather than once on each)."""
+    names = set(getattr(item, "fixturenames", ()))
+    if DAEMON_FIXTURES & names:
+        return "daemons"
+    info = getattr(item, "_fixtureinfo", None)
+    for name in names:
+        defs = info.name2fixturedefs.get(name) if info is not None else None
+        if defs and defs[-1].scope in ("module", "class"):
+            return item.nodeid.split("::")[0]
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("daemons"))
+        group = worker_group(item)
+        if group and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(item, "_id"):
+                # xdist 3.8 groups by a "@group" suffix it writes to item._nodeid, which
+                # pytest 9.2 no longer reads (the id is item._id): write it where it counts.
+                from _pytest.nodeid import NodeId
+
+                item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Modules with slow tests first (each kept in one piece, in its order): the workers
+        # hand out tests in this order, and a slow one handed out last is a lone tail.
+        slow = {i.module for i in items if i.get_closest_marker("slow") and hasattr(i, "module")}
+        items.sort(key=lambda i: getattr(i, "module", None) not in slow)
 
 
 def made_once(
