@@ -1,5 +1,7 @@
 """Cold start of the window: from starting the process to an interactive window (shown,
-first paint done, event loop idle), median of several starts, next to a bare Python start.
+the event loop's first idle moment, which both platforms tried, offscreen and xcb, reach
+just before the first paint's event: its drawing is not in the figure, for either code),
+median of several starts, next to a bare Python start.
 Measured the way people start it (`stagelab`, which hands over to the window process) and
 as the window process alone (`python -m app`).
 
