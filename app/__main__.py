@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -21,7 +22,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # The start allocates much and frees little: no cyclic garbage collection until the
+    # window is up with its LR preview (~20 ms of the first paint, ~50 ms of the preview).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return open_window(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
 
+
+def open_window(args: argparse.Namespace, collecting: bool) -> int:
+    """Build and show the window (or its screenshot); `collecting`: turn the garbage
+    collector on again once the window's start is complete."""
     # The plan schema first: once PySide6 is loaded, its import hook reads the source of every
     # module imported after it, which makes pydantic's ~200 modules ~0.1 s slower to load.
     from engine.spec import PlanInvalid  # noqa: I001 (before PySide6 on purpose)
@@ -52,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saved {args.screenshot}" if ok else f"could not write {args.screenshot}")
         window.close()
         return 0 if ok else 1
+    if collecting:
+        from PySide6.QtCore import QTimer
+
+        window.startCompleted.connect(gc.enable)
+        QTimer.singleShot(10_000, gc.enable)  # also when the window is never painted
     window.show()
     if args.report_start or os.environ.get(
         "STAGELAB_REPORT_START"

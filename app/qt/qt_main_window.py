@@ -3,7 +3,7 @@ picker to one plan document and one undo stack. Parts live in their own modules.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -38,6 +38,8 @@ from engine.store.workspace import Workspace
 
 class MainWindow(QMainWindow):
     """Stagelab's window with one plan open."""
+
+    startCompleted = Signal()  # painted, memory line filled, LR preview made (app/__main__)
 
     def __init__(self, doc: PlanDocument, workspace: Workspace, settings: QSettings):
         super().__init__()
@@ -164,6 +166,7 @@ class MainWindow(QMainWindow):
     def _after_memory_line(self) -> None:
         self.setWindowIcon(app_icon())  # reads 9 files, loads the SVG plugin: ~10 ms
         _ = self.lr_preview
+        self.startCompleted.emit()
 
     def store(self):
         """The workspace's experiment store, opened on first use (not at start-up)."""

@@ -7,6 +7,7 @@ still lists the stored targets."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,40 @@ def test_the_quicker_source_check_answers_as_pysides_own(qtbot, tmp_path):
     answers = {m.__name__: (quick(m), slow(m)) for m in modules}
     assert len(answers) > 150 and any(q for q, _ in answers.values())
     assert {n: a for n, a in answers.items() if a[0] != a[1]} == {}
+
+
+GC_DURING_START = """
+import gc, json, sys
+from app import __main__ as start
+seen = {}
+def report(app, window):
+    from PySide6.QtCore import QTimer
+    def ready():
+        seen["at_ready"] = gc.isenabled()
+    def done():
+        seen["after_start"] = gc.isenabled()
+        window.doc._saved_text = window.doc.to_yaml()
+        app.quit()
+    QTimer.singleShot(0, ready)
+    window.startCompleted.connect(lambda: QTimer.singleShot(0, done))
+start.report_start = report
+code = start.main(["--workspace", sys.argv[1], "--report-start"])
+seen["after_main"] = gc.isenabled()
+print(json.dumps(seen))
+"""
+
+
+def test_no_garbage_collection_until_the_window_has_started(tmp_path):
+    """The start allocates much and frees little: the window process collects no cyclic
+    garbage until the window is up with its LR preview, then collects as usual."""
+    proc = subprocess.run(
+        [sys.executable, "-c", GC_DURING_START, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen == {"at_ready": False, "after_start": True, "after_main": True}
