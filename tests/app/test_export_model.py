@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
@@ -35,6 +36,7 @@ def export_and_wait(qtbot, dialog, fmt: str, folder: Path) -> None:
     qtbot.waitUntil(lambda: dialog.process is None, timeout=120_000)
 
 
+@pytest.mark.slow
 def test_export_model_dialog_exports_refuses_stops_and_closes(
     qtbot, tiny_outputs, tmp_path, monkeypatch
 ):

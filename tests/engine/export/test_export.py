@@ -14,6 +14,8 @@ import pytest
 
 from tests.tiny_outputs import DATA, stagelab
 
+pytestmark = pytest.mark.slow  # one real run of five stages, shared by the module
+
 PLAN = """
 name: export-tiny
 stages:
