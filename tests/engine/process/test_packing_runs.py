@@ -1,6 +1,7 @@
-"""A packed instruction-tuning stage through the real CLI and engine subprocess (issue 32,
-item 2): it trains the steps it counted before its first step (fewer than unpacked: its
-packed sequences), and SIGKILL in the middle, then resume, equals an uninterrupted run."""
+"""A packed instruction-tuning stage (LoRA, as llm.yaml's) through the real CLI and engine
+subprocess (issue 32, item 2): it trains the steps it counted before its first step (fewer
+than unpacked: its packed sequences), and SIGKILL in the middle, then resume, equals an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ stages:
     model: {builtin: gpt2-tiny, vocab_size: 300}
     data: {path: instructions.jsonl, prompt_column: prompt, response_column: response, max_length: 32, eval_ratio: 0.2}
     packing: true
+    adapter: {rank: 4}
     epochs: 2
     batch_size: 4
     log_every_steps: 2
