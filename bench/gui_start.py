@@ -124,14 +124,16 @@ def measure(here: str, baseline: str | None, runs: int) -> None:
     window = {name: [] for name in ways}
     drawn = {name: [] for name in ways if name.startswith("stagelab")}
     cpu = {name: [] for name in ways}
+    drawn_cpu = {name: [] for name in drawn}
     bare = []
     for _ in range(runs):  # interleaved, so drift hits every way alike
         for name, (cwd, way) in ways.items():
-            ready, ready_cpu, preview, _ = time_child(*way, cwd=cwd)
+            ready, ready_cpu, preview, preview_cpu = time_child(*way, cwd=cwd)
             window[name].append(ready)
             cpu[name].append(ready_cpu)
             if name in drawn:
                 drawn[name].append(preview)
+                drawn_cpu[name].append(preview_cpu)
         bare.append(time_child("-c", "pass")[0])
     for name, times in window.items():
         print(
@@ -140,7 +142,10 @@ def measure(here: str, baseline: str | None, runs: int) -> None:
             f"{statistics.median(cpu[name]):.2f} s"
         )
     for name, times in drawn.items():
-        print(f"LR preview drawn, {name + ':':28s} median {statistics.median(times):.2f} s")
+        print(
+            f"LR preview drawn, {name + ':':28s} median {statistics.median(times):.2f} s, "
+            f"CPU {statistics.median(drawn_cpu[name]):.2f} s"
+        )
     for name in [n for n in window if n + " (baseline)" in window]:
         ours, theirs = (statistics.median(window[n]) for n in (name, name + " (baseline)"))
         mine, base = (statistics.median(cpu[n]) for n in (name, name + " (baseline)"))
@@ -150,7 +155,11 @@ def measure(here: str, baseline: str | None, runs: int) -> None:
         )
         if name in drawn:
             ours, theirs = (statistics.median(drawn[n]) for n in (name, name + " (baseline)"))
-            print(f"ratio to the baseline, LR preview drawn, {name}: {ours / theirs:.2f}")
+            mine, base = (statistics.median(drawn_cpu[n]) for n in (name, name + " (baseline)"))
+            print(
+                f"ratio to the baseline, LR preview drawn, {name}: {ours / theirs:.2f} "
+                f"(CPU {mine / base:.2f})"
+            )
     print(f"bare python start:{'':29s} median {statistics.median(bare):.2f} s")
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
