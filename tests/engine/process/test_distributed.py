@@ -60,6 +60,17 @@ def plan_file(data_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def one_process(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
+    """PLAN on one process (workspace, run id): what the runs on two processes or two
+    machines must equal (trained once for the module)."""
+    plan = data_dir / "ddp-one.yaml"
+    plan.write_text(PLAN)
+    ws = tmp_path_factory.mktemp("one") / "ws"
+    stagelab(ws, "run", str(plan), "--name", "one", "--no-cache")
+    return ws, run_id_of(ws, "one")
+
+
 def run_id_of(ws: Path, name: str) -> str:
     for exp in json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]:
         if exp["name"] == name:
@@ -80,9 +91,9 @@ def assert_close(ours: dict, theirs: dict, rel: float, abs_: float = 1e-6) -> No
         assert ours[key] == pytest.approx(value, rel=rel, abs=abs_), key
 
 
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file):
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file, one_process):
     ws = tmp_path / "ws"
-    stagelab(ws, "run", str(plan_file), "--name", "one", "--no-cache")
+    one_ws, one_id = one_process
     # The second stage's batches come from a loader worker in each process (its own rows
     # of the global batch, pinned and counted as the whole): the same numbers.
     workers = plan_file.with_name(f"workers-{plan_file.name}")
@@ -93,12 +104,12 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file)
     )
     two = stagelab(ws, "run", str(workers), "--name", "two", "--nproc", "2", "--no-cache")
     assert "finished" in two.stdout
-    one_id, two_id = run_id_of(ws, "one"), run_id_of(ws, "two")
+    two_id = run_id_of(ws, "two")
     data = show(ws, two_id)
     assert data["status"] == "finished"
     assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
     ours = points(ws, two_id, tmp_path / "two.csv")
-    theirs = points(ws, one_id, tmp_path / "one.csv")
+    theirs = points(one_ws, one_id, tmp_path / "one.csv")
     assert any(k[2] == "train/loss" for k in ours) and any(k[2] == "eval/f1" for k in ours)
     assert_close(ours, theirs, REL_TOL)
     from engine.store import Store, queries
@@ -156,7 +167,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_local_machines_through_the_c10d_rendezvous(tmp_path, plan_file):
+def test_two_local_machines_through_the_c10d_rendezvous(tmp_path, plan_file, one_process):
     node0, node1 = tmp_path / "node0", tmp_path / "node1"
     rdzv = f"127.0.0.1:{free_port()}"
     common = ["--nnodes", "2", "--rdzv", rdzv, "--no-cache"]
@@ -186,10 +197,9 @@ def test_two_local_machines_through_the_c10d_rendezvous(tmp_path, plan_file):
     assert run.environment["distributed"]["world_size"] == 2
     # Only node 0's workspace records the run.
     assert not (node1 / "stagelab.db").exists()
-    stagelab(node0, "run", str(plan_file), "--name", "single", "--no-cache")
     assert_close(
         points(node0, run_id, tmp_path / "nodes.csv"),
-        points(node0, run_id_of(node0, "single"), tmp_path / "single.csv"),
+        points(*one_process, tmp_path / "single.csv"),
         REL_TOL,
     )
 

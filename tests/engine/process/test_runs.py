@@ -67,6 +67,18 @@ def plan_file(data_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def finished(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
+    """One uninterrupted run of PLAN (workspace, run id): the outputs, the environment and
+    the reference of the resume test are read from it (trained once, not once each)."""
+    plan = data_dir / "chain-finished.yaml"
+    plan.write_text(PLAN)
+    ws = tmp_path_factory.mktemp("finished") / "ws"
+    proc = stagelab(ws, "run", str(plan), "--name", "reference")
+    assert "finished" in proc.stdout
+    return ws, json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
+
+
 def show(ws: Path, run_id: str) -> dict:
     return json.loads(stagelab(ws, "show", run_id, "--json").stdout)
 
@@ -94,12 +106,8 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_run_hands_over_between_stages_and_outputs_load_in_transformers(tmp_path, plan_file):
-    ws = tmp_path / "ws"
-    proc = stagelab(ws, "run", str(plan_file))
-    assert "finished" in proc.stdout
-    listing = json.loads(stagelab(ws, "ls", "--json").stdout)
-    run_id = listing["experiments"][0]["runs"][0]["id"]
+def test_run_hands_over_between_stages_and_outputs_load_in_transformers(finished):
+    ws, run_id = finished
     data = show(ws, run_id)
     assert data["status"] == "finished"
     assert [s["status"] for s in data["stages"]] == ["finished", "finished"]
@@ -133,13 +141,11 @@ print(model.config.id2label)
     )
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file, finished):
     ws = tmp_path / "ws"
-    reference = stagelab(ws, "run", str(plan_file), "--name", "reference")
-    assert reference.returncode == 0
-    ref_id = json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
+    ref_ws, ref_id = finished
 
-    # --no-cache: the same plan again would otherwise reuse the reference's stages.
+    # --no-cache: a stage cache must not hand this run anything.
     run_id = stagelab(
         ws, "run", str(plan_file), "--name", "killed", "--detach", "--no-cache"
     ).stdout.strip()
@@ -154,7 +160,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, plan_file):
     assert "finished" in resumed.stdout
     assert show(ws, run_id)["status"] == "finished"
     ours = export(ws, run_id, tmp_path / "resumed.csv")
-    theirs = export(ws, ref_id, tmp_path / "reference.csv")
+    theirs = export(ref_ws, ref_id, tmp_path / "reference.csv")
     assert len(ours) > 300 and ours == theirs
     resumed_at = [e for e in queries.list_events(store, run_id, kind="resume")]
     assert resumed_at and "step 0" not in resumed_at[0].message  # continued mid-stage
@@ -225,11 +231,10 @@ def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
     wait_for(lambda: show(ws, run_id)["status"] == "stopped", 120, "the run to stop")
 
 
-def test_environment_is_recorded(tmp_path, plan_file):
+def test_environment_is_recorded(finished):
     from engine.store import Store, queries
 
-    ws = tmp_path / "ws"
-    stagelab(ws, "run", str(plan_file))
+    ws, _ = finished
     store = Store.open(ws / "stagelab.db")
     run = queries.list_runs(store)[0]
     env = run.environment if isinstance(run.environment, dict) else json.loads(run.environment)
