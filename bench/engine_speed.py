@@ -13,7 +13,9 @@ listener attached.
         --batch 16 --max-length 1024 --pack --steps 50 --compile
 
 Prints the median steps/s and samples/s of each, the ratios engine ÷ bare and engine ÷
-Trainer, and with --pack the model FLOPs utilisation (6·parameters·tokens/s over the GPU's
+Trainer (each the median of the rounds' own ratios: a round's three loops run back to back,
+so load that drifts between rounds cancels); `--json` prints them as one JSON object
+(`engine_vs_bare`, `engine_vs_trainer`, with --compile `engine_compiled_vs_bare_compiled`), and with --pack the model FLOPs utilisation (6·parameters·tokens/s over the GPU's
 peak, `--peak-tflops`, default from the device name). Compiled rounds (the engine's
 `compile: true`, `torch.compile` of the bare loop, Trainer's `torch_compile`) are timed
 after their first `WARMUP` steps, so compilation is left out.
@@ -22,6 +24,7 @@ after their first `WARMUP` steps, so compilation is left out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -243,6 +246,22 @@ def bench_trainer(
 WARMUP = 10  # steps a compiled loop takes before it is timed (the engine logs every 10)
 
 
+def round_ratios(results: dict[str, list[float]]) -> dict[str, float]:
+    """Each ratio as the median of the rounds' own ratios (interleaved rounds)."""
+    pairs = {
+        "engine_vs_bare": ("engine", "bare"),
+        "engine_vs_trainer": ("engine", "trainer"),
+        "engine_compiled_vs_bare_compiled": ("engine compiled", "bare compiled"),
+        "engine_compiled_vs_trainer_compiled": ("engine compiled", "trainer compiled"),
+        "engine_compiled_vs_trainer": ("engine compiled", "trainer"),
+    }
+    return {
+        name: statistics.median(a / b for a, b in zip(results[x], results[y], strict=True))
+        for name, (x, y) in pairs.items()
+        if x in results and y in results
+    }
+
+
 def peak_tflops(device: torch.device, given: float | None) -> float | None:
     if given or device.type != "cuda":
         return given
@@ -268,7 +287,12 @@ def main() -> int:
     parser.add_argument("--pack", action="store_true", help="rows of exactly max_length tokens")
     parser.add_argument("--compile", action="store_true", help="add compiled bare/Trainer rounds")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, for MFU")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--no-compiled-trainer", action="store_true", help="with --compile: no Trainer rounds"
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ctx = make_context(args, root)
@@ -277,7 +301,9 @@ def main() -> int:
         parameters = sum(p.numel() for p in recipe.model.parameters())
         results: dict[str, list[float]] = {"engine": [], "bare": [], "trainer": []}
         if args.compile:
-            results |= {"engine compiled": [], "bare compiled": [], "trainer compiled": []}
+            results |= {"engine compiled": [], "bare compiled": []}
+            if not args.no_compiled_trainer:
+                results["trainer compiled"] = []
         for _ in range(args.rounds):  # interleaved, so drift hits all alike
             results["engine"].append(bench_engine(ctx, recipe))
             results["bare"].append(bench_bare(ctx, recipe))
@@ -285,12 +311,31 @@ def main() -> int:
             if args.compile:
                 results["engine compiled"].append(bench_engine(ctx, recipe, compiled=True))
                 results["bare compiled"].append(bench_bare(ctx, recipe, compiled=True))
-                results["trainer compiled"].append(
-                    bench_trainer(ctx, recipe, root / "trainer", compiled=True)
-                )
+                if not args.no_compiled_trainer:
+                    results["trainer compiled"].append(
+                        bench_trainer(ctx, recipe, root / "trainer", compiled=True)
+                    )
+            # Each round as it ends (stderr): a long run on a loaded machine shows progress.
+            print({k: round(v[-1], 3) for k, v in results.items() if v}, file=sys.stderr)
         ctx.recorder.close()
         points = len(queries.export_metrics_rows(ctx.store, ctx.run_id) or [])
     med = {k: statistics.median(v) for k, v in results.items()}
+    ratios = round_ratios(results)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **{k: round(v, 4) for k, v in ratios.items()},
+                    "steps_per_s": {k: round(v, 3) for k, v in med.items()},
+                    "rounds": {k: [round(x, 3) for x in v] for k, v in results.items()},
+                    "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                    "setup": f"{args.builtin} {args.objective}, batch {args.batch}, "
+                    f"seq {'=' if args.pack else '≤'} {args.max_length}, {args.steps} steps × "
+                    f"{args.rounds} rounds, {args.precision}, {args.device}",
+                }
+            )
+        )
+        return 0
     peak = peak_tflops(torch.device(args.device), args.peak_tflops)
     print(
         f"device {args.device}, {args.builtin} {args.objective} ({parameters / 1e6:.1f} M "
@@ -305,14 +350,17 @@ def main() -> int:
             mfu = 6 * parameters * samples * args.max_length / (peak * 1e12)
             line += f"   MFU {mfu:6.1%}"
         print(f"{line}   (rounds: {', '.join(f'{v:.2f}' for v in results[name])})")
-    print(f"  engine ÷ bare PyTorch loop : {med['engine'] / med['bare']:.3f}")
-    print(f"  engine ÷ HF Trainer        : {med['engine'] / med['trainer']:.3f}")
+    print(f"  engine ÷ bare PyTorch loop : {ratios['engine_vs_bare']:.3f}")
+    print(f"  engine ÷ HF Trainer        : {ratios['engine_vs_trainer']:.3f}")
     if args.compile:
-        ratio = med["engine compiled"] / med["trainer compiled"]
-        print(f"  compiled engine ÷ compiled Trainer : {ratio:.3f}")
         print(
-            f"  compiled engine ÷ eager Trainer    : {med['engine compiled'] / med['trainer']:.3f}"
+            f"  compiled engine ÷ compiled bare  : {ratios['engine_compiled_vs_bare_compiled']:.3f}"
         )
+        if "engine_compiled_vs_trainer_compiled" in ratios:
+            ratio = ratios["engine_compiled_vs_trainer_compiled"]
+            print(f"  compiled engine ÷ compiled Trainer : {ratio:.3f}")
+        print(f"  compiled engine ÷ eager Trainer  : {ratios['engine_compiled_vs_trainer']:.3f}")
+    print(f"  load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"  metric points stored by the engine during the bench: {points}")
     return 0
 
