@@ -39,7 +39,7 @@ from engine.store.workspace import Workspace
 class MainWindow(QMainWindow):
     """Stagelab's window with one plan open."""
 
-    startCompleted = Signal()  # painted, memory line filled, LR preview made (app/__main__)
+    startCompleted = Signal()  # painted, memory line filled, LR preview made (app/__main__.py)
 
     def __init__(self, doc: PlanDocument, workspace: Workspace, settings: QSettings):
         super().__init__()
