@@ -3,8 +3,11 @@ resume, bad peers, stop at a checkpoint, and `stagelab resume` finishing the run
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed, RunFollower
 from engine.channel.protocol import encode_frame
+from tests.engine.process.live_kill import pause_after_checkpoint
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
@@ -42,14 +46,15 @@ stages:
 class Follow(threading.Thread):
     """A client following the run in the background, keeping every message."""
 
-    def __init__(self, run_dir: Path, name: str):
+    def __init__(self, run_dir: Path, name: str, reconnect_for: float = 15.0):
         super().__init__(daemon=True)
         self.follower = RunFollower(run_dir, name=name)
         self.follower.connect()
+        self.reconnect_for = reconnect_for
         self.messages: list = []  # typed (engine.channel.messages)
 
     def run(self) -> None:
-        for message in self.follower.messages():
+        for message in self.follower.messages(reconnect_for=self.reconnect_for):
             self.messages.append(message)
 
     def steps(self, stage: int, key: str = "train/lr") -> list[int]:
@@ -133,9 +138,31 @@ def test_watch_follows_a_detached_run_to_its_end(tmp_path, data_dir):
     ws = tmp_path / "ws"
     run_id = stagelab(ws, "run", str(plan), "--detach").stdout.strip()
     wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the engine to start")
-    proc = stagelab(ws, "watch", run_id, timeout=300)
-    assert f"run {run_id} finished" in proc.stdout
-    assert "stage 'cls' finished" in proc.stderr
+    # Held until watch follows it: on a loaded machine the 40 steps could end first.
+    stagelab(ws, "pause", run_id)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(ws), "watch", run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    said = bytearray()  # stderr as it comes: tqdm's bars end in "\r", not in lines
+
+    def pump() -> None:
+        while chunk := os.read(watch.stderr.fileno(), 4096):
+            said.extend(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: b"overall" in said, 120, "watch to follow the run")
+        stagelab(ws, "resume", run_id)  # the paused engine goes on
+        watch.wait(timeout=300)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    reader.join(60)
+    assert f"run {run_id} finished" in watch.stdout.read().decode()
+    assert "stage 'cls' finished" in said.decode(errors="replace")
     assert show(ws, run_id)["status"] == "finished"
     again = stagelab(ws, "watch", run_id)
     assert "is not running: finished" in again.stdout
@@ -153,10 +180,23 @@ def test_a_follower_survives_an_engine_killed_and_resumed(tmp_path, data_dir):
     run_id = stagelab(ws, "run", str(plan), "--detach").stdout.strip()
     run_dir = Path(show(ws, run_id)["run_dir"])
     wait_for(lambda: (run_dir / "channel.json").exists(), 60, "the channel to open")
-    follow = Follow(run_dir, "survivor")
+    # The resumed engine's channel opens after torch's import: 15 s (the default) is too
+    # short on a loaded machine.
+    follow = Follow(run_dir, "survivor", reconnect_for=300)
     follow.start()
-    wait_for(lambda: len(follow.steps(1)) >= 60, 180, "stage 2 to pass step 60")
-    os.kill(show(ws, run_id)["pid"], signal.SIGKILL)
+    # Held right after stage 2's first checkpoint (step 40) until the follower is there,
+    # then let go and killed at once, 120 steps before the stage's end (polling for a step
+    # and then killing raced the engine, which could finish first on a loaded machine).
+    pid = pause_after_checkpoint(ws, run_id, 1)
+    wait_for(lambda: len(follow.steps(1)) >= 40, 180, "the follower to reach step 40")
+    stagelab(ws, "resume", run_id)
+
+    def going_again() -> bool:
+        said = [m.status for m in list(follow.messages) if m.type == "status"]
+        return "paused" in said and said[-1] == "running"
+
+    wait_for(going_again, 60, "the follower to see the run going again")
+    os.kill(pid, signal.SIGKILL)
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 15, "status interrupted")
     stagelab(ws, "resume", run_id, "--detach")
     follow.join(300)
