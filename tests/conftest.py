@@ -18,10 +18,6 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests never write to the person's own workspace.
 os.environ["STAGELAB_HOME"] = tempfile.mkdtemp(prefix="stagelab-test-home-")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # The workers share the cores: one torch thread per worker and per engine it starts
-    # (they inherit it), not each of them spinning on every core.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Tests that start the session's sshd or Slurm daemons run on one worker: the daemons
 # start once, and never twice on ports picked by two workers at the same moment.
