@@ -70,10 +70,20 @@ class RunStart:
         store = win.store()
         gpus = win.gpu_picker.selection()
         # Several GPUs train one global batch split among them: refuse before recording.
-        _, split = checked_plan(plan_text, plan_dir, processes(gpus, 1))
+        checked, split = checked_plan(plan_text, plan_dir, processes(gpus, 1))
         if split:
             show_batch_split_problem(win, gpus, split)
             return
+        picker = getattr(win, "target_picker", None)
+        on_target = picker is not None and picker.target_name()
+        if checked is not None and gpus == "cpu" and not on_target:
+            # What needs a GPU (kernels: liger), refused before a clone's experiment is made.
+            from engine.spec.kernel_checks import device_problems
+
+            needs_gpu = [str(p) for p in device_problems(checked, "cpu")]
+            if needs_gpu:
+                show_needs_gpu_problem(win, needs_gpu)
+                return
         live = live_run_of(store, plan_text, plan_dir)
         if live is not None:
             answer = ask_about_live_run(win, live)
@@ -88,8 +98,7 @@ class RunStart:
 
             win.experiment_id = queries.clone_experiment(store, win.clone_of, name=name)
             win.clone_of = None
-        picker = getattr(win, "target_picker", None)
-        if picker is not None and picker.target_name():  # a target of the Devices dock
+        if on_target:  # a target of the Devices dock
             from app.qt.remote.qt_remote_start import start_on_target
 
             def started(run_id: str) -> None:
@@ -218,6 +227,20 @@ def show_batch_split_problem(parent: QWidget, gpus: str, split: Sequence[str]) -
         "their batch evenly. Change the batch size or pick other GPUs."
     )
     box.setInformativeText("\n".join(split))
+    box.exec()
+
+
+def show_needs_gpu_problem(parent: QWidget, problems: Sequence[str]) -> None:
+    """Say that nothing was started: these stages need a CUDA GPU and the CPU is picked."""
+    box = QMessageBox(parent)
+    box.setObjectName("needsGpuProblem")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("This plan needs a GPU")
+    box.setText(
+        f"Nothing was started: {len(problems)} stage(s) need a CUDA GPU. Pick a GPU in the "
+        "Devices dock, or set their kernels to none."
+    )
+    box.setInformativeText("\n".join(problems))
     box.exec()
 
 
