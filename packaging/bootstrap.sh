@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a working Stagelab:
 #   bash packaging/bootstrap.sh run [stagelab arguments]   install, then open Stagelab
-#   bash packaging/bootstrap.sh test [pytest arguments]    install, then run every test (on several workers)
+#   bash packaging/bootstrap.sh test [pytest arguments]    install, then run every test
 # It creates .venv/ beside the checkout and installs only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +29,10 @@ case "$action" in
     ;;
   test)
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-    # Several test workers (pytest-xdist): most tests wait on engine subprocesses, so more
-    # workers than cores pay. STAGELAB_TEST_WORKERS=0 runs in one process; a later -n wins.
-    exec .venv/bin/python -m pytest -n "${STAGELAB_TEST_WORKERS:-4}" "$@"
+    # One process unless STAGELAB_TEST_WORKERS=N asks for pytest-xdist workers (a later -n
+    # wins): on 2 cores four workers were slower than one process and lost timing races
+    # (README, "Test").
+    exec .venv/bin/python -m pytest -n "${STAGELAB_TEST_WORKERS:-0}" "$@"
     ;;
   *)
     echo "usage: bash packaging/bootstrap.sh run|test [arguments]" >&2
