@@ -1,7 +1,8 @@
 """`python -m engine run --workspace DIR --run ID [--resume]`: the engine process; `sweep`
 the sweep process; `record` prints a run's record for a mirror elsewhere; `mirror` is the
 local mirror of a run that trains on a target (engine/remote/mirror.py); `queue` the queue
-runner (engine/queue/runner.py)."""
+runner (engine/queue/runner.py); `serve` the engine server, which forks a ready engine for each
+run (engine/process/server.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     mirror.add_argument("--run", required=True, dest="run_id")
     queue = sub.add_parser("queue", help="run the workspace's queue of plans")
     queue.add_argument("--workspace", required=True, type=Path)
+    serve = sub.add_parser("serve", help="fork ready engines for runs (engine server)")
+    serve.add_argument("--socket", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from engine.process.server import serve_main
+
+        job = serve_main(args.socket)  # in a forked engine: its own arguments
+        return 0 if job is None else main(job)
     if args.command == "queue":
         from engine.queue.runner import run_queue
 

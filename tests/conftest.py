@@ -90,3 +90,27 @@ def tiny_outputs(tmp_path_factory: pytest.TempPathFactory):
     made = made_once(tmp_path_factory, "tiny-outputs", build)
     folders = {name: Path(path) for name, path in made["folders"].items()}
     return TinyOutputs(Path(made["workspace"]), made["run_id"], folders)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_server(tmp_path_factory: pytest.TempPathFactory):
+    """An engine server for the whole run (engine/process/server.py): every run a test
+    starts (in this process, through the CLI or the window) is forked ready to train,
+    instead of spending ~6 s of CPU importing torch and transformers. Until it is ready, and
+    for a test that changes the environment it was started with, engines start as processes
+    of their own, as they do without a server (tests/engine/process/test_engine_server.py
+    covers both ways). STAGELAB_TEST_ENGINE_SERVER=0 runs the suite without one."""
+    if os.environ.get("STAGELAB_TEST_ENGINE_SERVER") == "0":
+        yield None
+        return
+    from engine.launch.served import SERVER_ENV, start_server
+
+    folder = Path(tempfile.mkdtemp(prefix="stagelab-server-"))  # short: a socket path is
+    socket_path = folder / "engine.sock"  # limited to 107 bytes
+    server = start_server(socket_path, folder / "server.log")
+    os.environ[SERVER_ENV] = str(socket_path)
+    yield socket_path
+    os.environ.pop(SERVER_ENV, None)
+    server.terminate()  # engines it forked, in sessions of their own, are not touched
+    server.wait()
+    shutil.rmtree(folder, ignore_errors=True)

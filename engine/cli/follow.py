@@ -3,6 +3,7 @@ store that the engine writes (so it works for any engine, attached or not)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.channel.progress import StageSteps, run_done_and_total
+from engine.launch.served import ServedEngine
 from engine.spec.plan_steps import recorded_plan_steps
 from engine.store import Store, queries
 from engine.store.status import NOT_ENDED, STAGE_DONE
@@ -105,6 +107,8 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
         except KeyboardInterrupt:
             if not interrupted:
                 interrupted = True
+                if isinstance(proc, ServedEngine):  # its own session: the terminal's Ctrl-C
+                    proc.send_signal(signal.SIGINT)  # reached only this process
                 print("\nstopping: writing a checkpoint (Ctrl-C again to quit at once)", file=out)
                 continue
             if proc is not None:

@@ -138,7 +138,9 @@ def start_engine(
     """Start the engine process of a run, its output going to the run's engine.log.
 
     A run of several processes (`nproc`, or several GPUs) starts under torchrun. A detached
-    engine gets its own session, so closing the terminal (or the GUI) does not stop it.
+    engine gets its own session, so closing the terminal (or the GUI) does not stop it. With
+    an engine server (engine.launch.served) a one-process run is forked by it, ready to
+    train, in a session of its own (the CLI passes Ctrl-C on to it).
     """
     from engine.store import Store, queries
 
@@ -149,9 +151,16 @@ def start_engine(
     cmd = engine_command(
         workspace, run_id, resume=resume, gpus=run.gpus, nproc=run.nproc, nodes=nodes
     )
-    extra = launch_env(run.gpus) if distributed(run.gpus, run.nproc, nodes) else {}
-    log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
+    several = distributed(run.gpus, run.nproc, nodes)
+    extra = launch_env(run.gpus) if several else {}
     env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
+    if not several:
+        from engine.launch.served import start_served
+
+        served = start_served(cmd[len(module_command("engine")) :], env, run_dir / "engine.log")
+        if served is not None:
+            return served  # type: ignore[return-value] - Popen's interface, see ServedEngine
+    log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
         cmd,
         stdout=log,

@@ -15,8 +15,13 @@ from engine.store.migrate import upgrade_to_head
 
 # How long a statement waits for another process's write lock before "database is
 # locked". STAGELAB_BUSY_TIMEOUT_MS changes it (a slow network disk wants more; the
-# write-failure tests want less).
-BUSY_TIMEOUT_MS = int(os.environ.get("STAGELAB_BUSY_TIMEOUT_MS", "30000"))
+# write-failure tests want less); read at every connection, not at import (an engine forked
+# by the engine server takes its environment after the imports).
+DEFAULT_BUSY_TIMEOUT_MS = 30000
+
+
+def busy_timeout_ms() -> int:
+    return int(os.environ.get("STAGELAB_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS))
 
 
 def _configure(engine: Engine) -> None:
@@ -27,7 +32,7 @@ def _configure(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

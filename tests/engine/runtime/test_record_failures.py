@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from engine.runtime.recorder import Recorder
-from engine.store import Store, Workspace, db, queries
+from engine.store import Store, Workspace, queries
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -37,7 +37,7 @@ def wait_for(predicate, timeout: float, what: str):
 @pytest.fixture
 def run(tmp_path, monkeypatch):
     """A store that gives up on a held lock after 0.2 s, and a run with one stage."""
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setenv("STAGELAB_BUSY_TIMEOUT_MS", "200")
     ws = Workspace.open(tmp_path / "ws")
     store = Store.open(ws.db_path)
     exp = queries.create_experiment(store, "e", "name: e\nstages: []\n", str(tmp_path))

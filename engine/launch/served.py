@@ -1,0 +1,149 @@
+"""Engines forked by the engine server (engine/process/server.py) instead of started as
+fresh processes: the same engine, minus the ~6 s of CPU a fresh one spends importing torch
+and transformers before its first step. Standard library only (the window imports it).
+
+A launcher asks the server named by `STAGELAB_ENGINE_SERVER` (its socket) and gets a
+`ServedEngine`, which answers what the launchers ask of a `subprocess.Popen` (pid, poll,
+wait, signals); without a server, or when it refuses (another Python, an environment it
+was not started with), the launcher starts the engine itself, as always.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.launch.command import module_command
+
+# The server's socket, for every launcher in this process and its children.
+SERVER_ENV = "STAGELAB_ENGINE_SERVER"
+# Exit code of an engine whose server ended before it did (its real code is lost).
+LOST = 255
+
+
+class ServedEngine:
+    """An engine process forked by the server, with Popen's pid, returncode, poll, wait,
+    send_signal, terminate and kill. Its exit code comes over the server connection;
+    signals go through a pidfd, so they never reach another process that reused the pid."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, conn: socket.socket, pid: int, args: list[str]):
+        self.args, self.pid, self.returncode = args, pid, None
+        self._conn, self._buffer = conn, b""
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # ended (and collected) already: its code is on the way
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        return self._collect(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._collect(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None and self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _collect(self, timeout: float | None) -> int | None:
+        """The exit code once the server has sent it, waiting up to `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not select.select([self._conn], [], [], left)[0]:
+                return None
+            chunk = self._conn.recv(4096)
+            if not chunk:  # the server ended first: wait for the engine itself
+                self._wait_pidfd(deadline)
+                if self.returncode is None:
+                    return None
+                break
+            self._buffer += chunk
+            if b"\n" in self._buffer:
+                self.returncode = int(json.loads(self._buffer.split(b"\n")[0])["exit"])
+        self._close()
+        return self.returncode
+
+    def _wait_pidfd(self, deadline: float | None) -> None:
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        if self._pidfd is None or select.select([self._pidfd], [], [], left)[0]:
+            self.returncode = LOST
+
+    def _close(self) -> None:
+        self._conn.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def __del__(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+
+
+def start_served(argv: list[str], env: dict[str, str], log_path: Path) -> ServedEngine | None:
+    """`python -m engine <argv>` forked by the server, with `env`, its output appended to
+    `log_path`; None where there is no server or it refused (a line in the log says why)."""
+    path = os.environ.get(SERVER_ENV)
+    if not path or getattr(sys, "frozen", False):
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(10)
+    request = {
+        "argv": argv,
+        "env": env,
+        "cwd": os.getcwd(),
+        "log": str(log_path),
+        "python": sys.executable,
+    }
+    try:
+        conn.connect(path)
+        conn.sendall((json.dumps(request) + "\n").encode())
+        reply = json.loads(conn.makefile("rb").readline() or b"{}")
+    except (OSError, ValueError):
+        conn.close()
+        return None  # not running (yet): a process of its own
+    if "pid" not in reply:
+        conn.close()
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"engine server: {reply.get('refused', 'no answer')}; started on its own\n")
+        return None
+    conn.settimeout(None)
+    return ServedEngine(conn, int(reply["pid"]), [*module_command("engine"), *argv])
+
+
+def start_server(socket_path: Path, log_path: Path | None = None) -> subprocess.Popen:
+    """Start an engine server on `socket_path` (it ends when the returned process's stdin
+    closes, or with it); launchers use it once it prints `ready` and `SERVER_ENV` names it.
+    Until then they start engines as processes of their own."""
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [*module_command("engine"), "serve", "--socket", str(socket_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+    finally:
+        if log_path:
+            log.close()

@@ -1,0 +1,212 @@
+"""The engine server: one process that has imported torch, transformers and the engine
+once, and forks a ready engine for each run it is asked for (`python -m engine serve`).
+
+An engine process spends most of a short run importing (~6 s of CPU on a laptop core
+before its first step); a fork of this process starts training at once. The window, the
+sweep process and the test suite start a server and hand its socket to the launchers in
+the environment (`STAGELAB_ENGINE_SERVER`, engine.launch.served); without one, or for a
+request it cannot serve as a fresh process would run it, the engine starts as a process of
+its own as always.
+
+Protocol (one Unix socket, one connection per engine, JSON lines):
+  → {"argv": [...], "env": {...}, "cwd": "...", "log": "...", "python": "..."}
+  ← {"pid": N} then, when that engine exits, {"exit": code} (a signal as -number)
+  ← {"refused": "why"} when the request cannot be served (the launcher starts it itself)
+
+The server stays single-threaded (a fork copies only the forking thread, and no lock may be
+held by another), never touches a GPU or a database, and ends when its standard input
+closes: the process that started it went away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Variables a fork may differ in from the server: none of them is read when a module is
+# imported, so the forked engine, which takes the asked-for environment, behaves as a fresh
+# process started with it. Anything else (HF_*, CUDA_*, OMP_*, PYTHON* …) may have been read
+# at import: a request that changes it is refused and starts cold.
+RUN_TIME_PREFIXES = ("STAGELAB_", "PYTEST_")
+RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM"}
+
+# The models' modules of the built-in families: imported once here, not by every engine.
+PRELOADED = (
+    "transformers.models.bert.modeling_bert",
+    "transformers.models.gpt2.modeling_gpt2",
+    "transformers.models.llama.modeling_llama",
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a forked engine runs: `python -m engine <argv>` in `cwd` with `env`, its output
+    appended to `log`."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    log: str
+
+
+def refusal(request: dict, env: dict[str, str]) -> str | None:
+    """Why the request cannot run as a fork of this server, or None."""
+    if request.get("python") != sys.executable:
+        return f"another Python ({request.get('python')})"
+    wanted = request.get("env") or {}
+    for name in set(wanted) ^ set(env) | {k for k in wanted if wanted[k] != env.get(k)}:
+        if not (name.startswith(RUN_TIME_PREFIXES) or name in RUN_TIME_NAMES):
+            return f"environment variable {name} differs from the server's"
+    if not request.get("argv") or request["argv"][0] != "run":
+        return "only `run` is served"
+    return None
+
+
+def _preload() -> None:
+    """Import what every engine run imports, so that a fork skips it."""
+    import importlib
+
+    # As `python -m engine run` sets before datasets is imported.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import engine.process.runner  # noqa: F401
+
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
+def serve(socket_path: Path, env: dict[str, str]) -> Job | None:
+    """Answer requests until standard input closes (returns None), or, in a forked child,
+    return the job it is to run. `env`: the environment the server was started with."""
+    server = os.getpid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket_path.unlink(missing_ok=True)
+    listener.bind(str(socket_path))
+    listener.listen(16)
+    # A child's end interrupts the wait through this pipe (signal.set_wakeup_fd).
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "listen")
+    selector.register(wake_r, selectors.EVENT_READ, "child")
+    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
+    engines: dict[int, socket.socket] = {}  # pid → the connection that asked for it
+    print("ready", flush=True)
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.data == "stdin" and not os.read(sys.stdin.fileno(), 4096):
+                    return None
+                if key.data == "child":
+                    _drain(wake_r)
+                    _reap(engines)
+                if key.data == "listen":
+                    conn, _ = listener.accept()
+                    job = _answer(conn, env, engines)
+                    if job is not None:  # the forked child: leave the server behind
+                        selector.close()
+                        listener.close()
+                        for other in engines.values():
+                            other.close()
+                        os.close(wake_r)
+                        os.close(wake_w)
+                        return job
+    finally:
+        if os.getpid() == server:
+            socket_path.unlink(missing_ok=True)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _answer(conn: socket.socket, env: dict[str, str], engines: dict) -> Job | None:
+    """Read one request; fork its engine (returning the job in the child) or refuse."""
+    try:
+        conn.settimeout(10)
+        request = json.loads(conn.makefile("r", encoding="utf-8").readline() or "{}")
+        why = refusal(request, env)
+    except (OSError, ValueError) as err:
+        why, request = f"unreadable request ({err})", {}
+    if why is not None:
+        _send(conn, {"refused": why})
+        conn.close()
+        return None
+    job = Job(list(request["argv"]), dict(request["env"]), request["cwd"], request["log"])
+    pid = os.fork()
+    if pid == 0:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        conn.close()
+        return job
+    engines[pid] = conn
+    _send(conn, {"pid": pid})
+    return None
+
+
+def _reap(engines: dict[int, socket.socket]) -> None:
+    """Collect every ended engine and tell its launcher the exit code."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = engines.pop(pid, None)
+        if conn is not None:
+            _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+            conn.close()
+
+
+def _send(conn: socket.socket, message: dict) -> None:
+    try:
+        conn.sendall((json.dumps(message) + "\n").encode())
+    except OSError:
+        pass  # the launcher went away; the engine runs on, recorded in the store
+
+
+def become(job: Job) -> None:
+    """Turn the forked child into the engine process a launcher would have started: its own
+    session (closing the window or the terminal does not stop it), the asked-for directory
+    and environment, its output appended to the run's engine.log."""
+    os.setsid()
+    os.chdir(job.cwd)
+    os.environ.clear()
+    os.environ.update(job.env)
+    log = os.open(job.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    # The server ignored nothing; the engine installs its own handlers when it starts.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.argv = [sys.argv[0], *job.argv]
+
+
+def serve_main(socket_path: Path) -> list[str] | None:
+    """`python -m engine serve --socket PATH`: None once the server ends; in a fork, the
+    engine's arguments, which engine.__main__ then runs as `python -m engine` would."""
+    env = dict(os.environ)  # before _preload sets its own
+    _preload()
+    job = serve(Path(socket_path), env)
+    if job is None:
+        return None
+    become(job)
+    return job.argv

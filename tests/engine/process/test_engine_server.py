@@ -1,0 +1,139 @@
+"""The engine server (engine/process/server.py): a run it forks trains exactly as an engine
+started on its own does; what it cannot serve as a fresh process would run starts on its
+own, with a line in the log; the launcher sees the engine's signals and exit codes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.launch.runs import start_run
+from engine.launch.served import LOST, SERVER_ENV, ServedEngine, start_server
+from engine.process.server import refusal
+from engine.store import Store, Workspace, queries
+from engine.store.status import RunStatus
+
+DATA = Path(__file__).resolve().parents[3] / "resources" / "data"
+
+PLAN = f"""
+name: served
+stages:
+  - name: mlm
+    kind: pretrain
+    model: {{builtin: bert-tiny, vocab_size: 300}}
+    data: {{path: {DATA / "corpus.txt"}, format: text, max_length: 24, eval_ratio: 0.02}}
+    batch_size: 8
+    max_steps: 4
+    log_every_steps: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server of this module's own (the session's one may not be ready yet)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sl-srv-"))
+    proc = start_server(folder / "e.sock", folder / "server.log")
+    assert proc.stdout.readline().strip() == b"ready", (folder / "server.log").read_text()
+    yield folder / "e.sock", proc
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def _start(ws: Workspace, store: Store, steps: int = 4):
+    plan = PLAN.replace("max_steps: 4", f"max_steps: {steps}")
+    started = start_run(ws, store, plan_text=plan, plan_dir=str(DATA), use_cache=False)
+    assert not started.problems, started.problems
+    return started
+
+
+def _losses(store: Store, run_id: str) -> list[float]:
+    rows = queries.export_metrics_rows(store, run_id)
+    return [value for _, _, key, value, _ in rows if key == "train/loss"]
+
+
+def test_a_served_run_trains_as_an_engine_of_its_own_does(tmp_path, server, monkeypatch):
+    socket_path, _ = server
+    monkeypatch.setenv(SERVER_ENV, str(socket_path))
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+    # A variable the server was not started with (and libraries may read on import): the
+    # server refuses, and the engine starts as a process of its own.
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    alone = _start(ws, store)
+    assert isinstance(alone.proc, subprocess.Popen)
+    assert alone.proc.wait(timeout=600) == 0
+    log = (ws.run_dir(alone.run_id) / "engine.log").read_text()
+    assert "engine server: environment variable HF_HUB_DISABLE_TELEMETRY differs" in log
+
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY")
+    monkeypatch.setenv("STAGELAB_SOMETHING", "run-time only")  # a variable it may differ in
+    served = _start(ws, store)
+    assert isinstance(served.proc, ServedEngine)
+    assert served.proc.wait(timeout=600) == 0
+    assert "engine server" not in (ws.run_dir(served.run_id) / "engine.log").read_text()
+    assert queries.get_run(store, served.run_id).status == RunStatus.FINISHED
+    first, second = _losses(store, alone.run_id), _losses(store, served.run_id)
+    assert len(first) == 4 and first == second  # same seed, same steps: the same numbers
+
+
+def test_the_launcher_sees_signals_and_exit_codes(tmp_path, server, monkeypatch):
+    socket_path, _ = server
+    monkeypatch.setenv(SERVER_ENV, str(socket_path))
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+    proc = _start(ws, store, steps=100_000).proc  # killed long before its end
+    assert isinstance(proc, ServedEngine)
+    assert proc.poll() is None
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.1)
+    proc.kill()
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    proc.kill()  # after its end: nothing happens, as with Popen
+
+
+def test_an_engine_outlives_its_server(tmp_path, monkeypatch):
+    """The window (or the suite) that started the server closes while a run trains: the
+    engine trains on; its launcher, if still there, learns that it ended."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sl-srv-"))
+    proc = start_server(folder / "e.sock")
+    assert proc.stdout.readline().strip() == b"ready"
+    monkeypatch.setenv(SERVER_ENV, str(folder / "e.sock"))
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+    engine = _start(ws, store, steps=100_000).proc
+    assert isinstance(engine, ServedEngine)
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert not (folder / "e.sock").exists()
+    time.sleep(0.5)
+    assert engine.poll() is None  # still training
+    engine.kill()
+    assert engine.wait(timeout=60) == LOST  # its code went with the server
+    # With no server, launchers start engines themselves.
+    alone = _start(ws, store, steps=100_000).proc
+    assert isinstance(alone, subprocess.Popen)
+    alone.kill()
+    alone.wait(timeout=60)
+
+
+def test_what_a_fork_cannot_take_is_refused():
+    env = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "1", "PYTEST_CURRENT_TEST": "a"}
+    ask = {"python": sys.executable, "argv": ["run", "--run", "x"]}
+    # Variables no library reads on import may differ, appear or go.
+    same = dict(env, PYTEST_CURRENT_TEST="b", STAGELAB_HOME="/tmp/h")
+    assert refusal(dict(ask, env=same), env) is None
+    assert "HF_HUB_OFFLINE" in refusal(dict(ask, env=dict(env, HF_HUB_OFFLINE="0")), env)
+    assert "CUDA_VISIBLE_DEVICES" in refusal(
+        dict(ask, env=dict(env, CUDA_VISIBLE_DEVICES="1")), env
+    )
+    assert "another Python" in refusal(dict(ask, env=env, python="/usr/bin/python3"), env)
+    assert "only `run`" in refusal(dict(ask, env=env, argv=["sweep"]), env)
