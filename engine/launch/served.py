@@ -13,17 +13,23 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.launch.command import module_command
 
 # The server's socket, for every launcher in this process and its children.
 SERVER_ENV = "STAGELAB_ENGINE_SERVER"
+# Its value that turns the server off (no launcher asks, none is started).
+OFF = "0"
 # Exit code of an engine whose server ended before it did (its real code is lost).
 LOST = 255
 
@@ -104,7 +110,7 @@ def start_served(argv: list[str], env: dict[str, str], log_path: Path) -> Served
     """`python -m engine <argv>` forked by the server, with `env`, its output appended to
     `log_path`; None where there is no server or it refused (a line in the log says why)."""
     path = os.environ.get(SERVER_ENV)
-    if not path or getattr(sys, "frozen", False):
+    if not path or path == OFF or getattr(sys, "frozen", False):
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(10)
@@ -132,10 +138,10 @@ def start_served(argv: list[str], env: dict[str, str], log_path: Path) -> Served
 
 
 def start_server(socket_path: Path, log_path: Path | None = None) -> subprocess.Popen:
-    """Start an engine server on `socket_path` (it ends when the returned process's stdin
-    closes, or with it); launchers use it once it prints `ready` and `SERVER_ENV` names it.
+    """Start an engine server on `socket_path`, its messages to `log_path` or this process's
+    stderr (it ends when the returned process's stdin closes, or with it); launchers use it once it prints `ready` and `SERVER_ENV` names it.
     Until then they start engines as processes of their own."""
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - None: this process's
     try:
         return subprocess.Popen(
             [*module_command("engine"), "serve", "--socket", str(socket_path)],
@@ -147,3 +153,25 @@ def start_server(socket_path: Path, log_path: Path | None = None) -> subprocess.
     finally:
         if log_path:
             log.close()
+
+
+@contextmanager
+def engine_server_kept(log_path: Path | None = None) -> Iterator[subprocess.Popen | None]:
+    """An engine server for this process's launchers while the block runs (the sweep
+    process, the queue runner, the window), unless the environment names one already
+    or turns it off (`STAGELAB_ENGINE_SERVER=0`). Engines still training when the block
+    ends go on; the server's memory (an engine's imports, ~0.7 GB) is given back. Yields
+    the server's process (None when none was started)."""
+    if os.environ.get(SERVER_ENV) or getattr(sys, "frozen", False):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="stagelab-"))  # short: socket paths stop at 107 bytes
+    server = start_server(folder / "engine.sock", log_path)
+    os.environ[SERVER_ENV] = str(folder / "engine.sock")
+    try:
+        yield server
+    finally:
+        os.environ.pop(SERVER_ENV, None)
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from engine.data.load import fingerprint_file, resolve_path
+from engine.process.server import FORKED_ENV
 from engine.spec.plan import Plan
 
 PACKAGES = (
@@ -76,6 +78,11 @@ def environment_record(plan: Plan, plan_dir: Path, device: torch.device) -> dict
         "device": str(device),
         "gpus": gpus,
         "cpu_threads": torch.get_num_threads(),
+        # How the engine began: forked by an engine server (engine/process/server.py) or
+        # started as a process of its own; the training is the same either way.
+        "engine_start": "forked by the engine server"
+        if os.environ.get(FORKED_ENV)
+        else "a process of its own",
         "git_revision": _git_revision(plan_dir),
         "data_fingerprints": data,
         "seeds": {stage.name: stage.seed for stage in plan.stages},

@@ -36,6 +36,9 @@ from pathlib import Path
 RUN_TIME_PREFIXES = ("STAGELAB_", "PYTEST_")
 RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM"}
 
+# Set in a forked engine: the server's pid.
+FORKED_ENV = "STAGELAB_FORKED_BY"
+
 # The models' modules of the built-in families: imported once here, not by every engine.
 PRELOADED = (
     "transformers.models.bert.modeling_bert",
@@ -186,6 +189,7 @@ def become(job: Job) -> None:
     os.chdir(job.cwd)
     os.environ.clear()
     os.environ.update(job.env)
+    os.environ[FORKED_ENV] = str(os.getppid())  # the run's environment record says so
     log = os.open(job.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     sys.stdout.flush()

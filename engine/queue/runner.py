@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.launch.runs import module_command, start_in_own_session, start_run
+from engine.launch.served import engine_server_kept
 from engine.queue.decide import gpu_set, startable
 from engine.store import Store, Workspace, queries
 from engine.store.queue import (
@@ -253,7 +254,9 @@ def run_queue(root: Path, say: Callable[[str], None] = print) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        failed = runner.run()
+        # Runs after the first start forked from a ready engine (engine.launch.served).
+        with engine_server_kept():
+            failed = runner.run()
     finally:
         lock.close()
     say("queue: stopped; its runs go on" if runner.stop_requested else "queue: nothing left to run")

@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 
 from engine.launch.runs import start_engine, start_run
+from engine.launch.served import engine_server_kept
 from engine.spec.plan import parse_plan_text
 from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
@@ -380,7 +381,9 @@ def run_sweep(workspace_root: Path, sweep_id: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        status = driver.run()
+        # Trials after the first start forked from a ready engine (engine.launch.served).
+        with engine_server_kept():
+            status = driver.run()
     except Exception as exc:  # noqa: BLE001 - recorded, then reported
         queries.end_sweep(store, sweep_id, SweepStatus.FAILED, f"{type(exc).__name__}: {exc}")
         print(f"stagelab sweep: sweep {sweep_id} failed: {exc}", file=sys.stderr)

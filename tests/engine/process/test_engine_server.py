@@ -4,6 +4,7 @@ own, with a line in the log; the launcher sees the engine's signals and exit cod
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from engine.launch.runs import start_run
-from engine.launch.served import LOST, SERVER_ENV, ServedEngine, start_server
+from engine.launch.served import (
+    LOST,
+    SERVER_ENV,
+    ServedEngine,
+    engine_server_kept,
+    start_server,
+)
 from engine.process.server import refusal
 from engine.store import Store, Workspace, queries
 from engine.store.status import RunStatus
@@ -81,6 +88,14 @@ def test_a_served_run_trains_as_an_engine_of_its_own_does(tmp_path, server, monk
     assert queries.get_run(store, served.run_id).status == RunStatus.FINISHED
     first, second = _losses(store, alone.run_id), _losses(store, served.run_id)
     assert len(first) == 4 and first == second  # same seed, same steps: the same numbers
+    began = {
+        r: queries.get_run(store, r).environment["engine_start"]
+        for r in (alone.run_id, served.run_id)
+    }
+    assert began == {
+        alone.run_id: "a process of its own",
+        served.run_id: "forked by the engine server",
+    }
 
 
 def test_the_launcher_sees_signals_and_exit_codes(tmp_path, server, monkeypatch):
@@ -98,33 +113,6 @@ def test_the_launcher_sees_signals_and_exit_codes(tmp_path, server, monkeypatch)
     proc.kill()  # after its end: nothing happens, as with Popen
 
 
-def test_an_engine_outlives_its_server(tmp_path, monkeypatch):
-    """The window (or the suite) that started the server closes while a run trains: the
-    engine trains on; its launcher, if still there, learns that it ended."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="sl-srv-"))
-    proc = start_server(folder / "e.sock")
-    assert proc.stdout.readline().strip() == b"ready"
-    monkeypatch.setenv(SERVER_ENV, str(folder / "e.sock"))
-    ws = Workspace.open(tmp_path / "ws")
-    store = Store.open(ws.db_path)
-    engine = _start(ws, store, steps=100_000).proc
-    assert isinstance(engine, ServedEngine)
-    proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
-    assert not (folder / "e.sock").exists()
-    time.sleep(0.5)
-    assert engine.poll() is None  # still training
-    engine.kill()
-    assert engine.wait(timeout=60) == LOST  # its code went with the server
-    # With no server, launchers start engines themselves.
-    alone = _start(ws, store, steps=100_000).proc
-    assert isinstance(alone, subprocess.Popen)
-    alone.kill()
-    alone.wait(timeout=60)
-
-
 def test_what_a_fork_cannot_take_is_refused():
     env = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "1", "PYTEST_CURRENT_TEST": "a"}
     ask = {"python": sys.executable, "argv": ["run", "--run", "x"]}
@@ -137,3 +125,30 @@ def test_what_a_fork_cannot_take_is_refused():
     )
     assert "another Python" in refusal(dict(ask, env=env, python="/usr/bin/python3"), env)
     assert "only `run`" in refusal(dict(ask, env=env, argv=["sweep"]), env)
+
+
+def test_the_sweep_and_queue_processes_keep_a_server_of_their_own(tmp_path, monkeypatch):
+    """engine_server_kept (around a sweep's or the queue's runs): a server while the block
+    runs, none after; one already named in the environment is used instead. An engine still
+    training when its server ends trains on; its launcher learns that it ended."""
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+    with engine_server_kept() as server:
+        assert server.stdout.readline().strip() == b"ready"
+        socket_path = os.environ[SERVER_ENV]
+        engine = _start(ws, store, steps=100_000).proc
+        assert isinstance(engine, ServedEngine)
+        with engine_server_kept() as inner:  # a sweep started by the window: the window's
+            assert inner is None and os.environ[SERVER_ENV] == socket_path
+    assert SERVER_ENV not in os.environ and not Path(socket_path).exists()
+    assert server.returncode is not None
+    time.sleep(0.5)
+    assert engine.poll() is None  # still training
+    engine.kill()
+    assert engine.wait(timeout=60) == LOST  # its code went with the server
+    # With no server, launchers start engines themselves.
+    alone = _start(ws, store, steps=100_000).proc
+    assert isinstance(alone, subprocess.Popen)
+    alone.kill()
+    alone.wait(timeout=60)
