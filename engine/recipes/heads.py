@@ -1,6 +1,12 @@
 """Batches, losses and evaluation forwards of a model with a head (MLM masks, next-token
 targets, the token-weighted cross-entropy, regression), and the data of a stage with one
-source, as plain functions the recipes share."""
+source, as plain functions the recipes share.
+
+A masked-LM training loss projects onto the vocabulary only the positions that carry a
+target (`masked_width`, `sparse_head_loss`; docs/engine.md, "The masked-LM head on the
+masked positions"): the projection is the biggest matmul of a small model and ~15 % of
+the positions are targets.
+"""
 
 from __future__ import annotations
 
@@ -206,16 +212,120 @@ def align_logits(
     return shift_for_causal(logits, labels) if causal else (logits, labels)
 
 
-def head_loss(model: torch.nn.Module, batch: Batch, targets: int, causal: bool) -> StepLoss:
+def head_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    targets: int,
+    causal: bool,
+    *,
+    width: int | None = None,
+) -> StepLoss:
     """Summed cross-entropy of the model's head over the labelled positions, divided by
     the step's count of them: every labelled token (or example) weighs the same however
-    the micro-batches split them."""
+    the micro-batches split them.
+
+    Args:
+        width: at least the most labelled positions of any row (`masked_width`): the head
+            then projects only that many positions per row (`sparse_head_loss`); None:
+            every position.
+    """
     batch = dict(batch)
     labels = batch.pop("labels")
     if causal and fuses_loss(model):  # kernels: liger — the logits are never materialised
         return StepLoss(fused_causal_loss(model, batch, labels, targets))
+    if width is not None and not causal:
+        return StepLoss(sparse_head_loss(model, batch, labels, width) / targets)
     logits, labels = align_logits(model(**batch).logits, labels, causal)
     return StepLoss(cross_entropy_sum(logits, labels) / targets)
+
+
+# --- the masked-LM head on the masked positions ------------------------------------------
+
+
+def masked_width(probability: float, length: int) -> int | None:
+    """The most targets `mask_tokens` picks in a row `length` wide (round(n·p) of n ≤ length
+    tokens, at least 1, is at most ⌊length·p⌋ + 1 whatever the float rounding), or None
+    when that is the whole row (nothing to save). Augmentation only moves or drops
+    targets, so it holds after it too; it needs the batch's width only, a host number."""
+    width = int(length * probability) + 1
+    return width if width < length else None
+
+
+def labelled_columns(labels: torch.Tensor, width: int) -> torch.Tensor:
+    """[rows, width] columns: each row's labelled positions left to right, then unlabelled
+    ones (whose labels are IGNORE) to fill the width. A stable sort on the device: a static
+    shape and no device sync, where `nonzero` or a boolean index would wait for the
+    device to count."""
+    labelled = (labels != IGNORE).to(torch.uint8)
+    return labelled.sort(dim=1, descending=True, stable=True).indices[:, :width]
+
+
+def sparse_head_loss(
+    model: torch.nn.Module, batch: Batch, labels: torch.Tensor, width: int
+) -> torch.Tensor:
+    """Summed cross-entropy of a masked-LM head over the labelled positions, with the
+    output embedding (the vocabulary projection) applied to `width` picked positions per
+    row instead of all of them: equal to the full head's loss, and its gradients.
+
+    A model whose output embedding never sees [rows, length, hidden] (none, or a head that
+    projects otherwise) returns every position's logits, which then count as usual.
+    """
+    if not _picks_positions(model):
+        return cross_entropy_sum(model(**batch).logits, labels)
+    columns = labelled_columns(labels, width)
+    # A compiled model: the width changes with the batch's, one graph serves every width.
+    torch._dynamo.maybe_mark_dynamic(columns, 1)
+    _PICKING.columns = columns
+    try:
+        logits = model(**batch).logits
+    finally:
+        _PICKING.columns = None
+    if logits.shape[1] != width:  # the hook did not apply: every position's logits
+        return cross_entropy_sum(logits, labels)
+    return cross_entropy_sum(logits, labels.gather(1, columns))
+
+
+class _Picking:
+    """The columns ([rows, width]) the output embedding of the model in a sparse forward
+    projects; None outside one (evaluation, samples, a model handed on: the head is the
+    model's own). One forward at a time: the training thread's."""
+
+    columns: torch.Tensor | None = None
+
+
+# A module global, not an attribute of the hook: torch.compile reads a tensor reached
+# through a module (as the hook is) with fixed shapes, and would compile again for every
+# new width; read from here it is an input whose width is dynamic.
+_PICKING = _Picking()
+
+
+def _pick_positions(module: torch.nn.Module, args: tuple) -> tuple | None:
+    """Forward pre-hook of an output embedding: its [rows, length, hidden] input becomes
+    the picked columns' only, so the model returns [rows, width, vocabulary] logits."""
+    columns = _PICKING.columns
+    if columns is None or not args:
+        return None
+    hidden = args[0]
+    if hidden.dim() != 3 or hidden.shape[0] != columns.shape[0]:
+        return None  # not per position of the batch's rows (e.g. unpadded tokens)
+    index = columns.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+    return (hidden.gather(1, index), *args[1:])
+
+
+def _picks_positions(model: torch.nn.Module) -> bool:
+    """Whether the model has an output embedding module (BERT's cls.predictions.decoder,
+    RoBERTa's lm_head.decoder, DistilBERT's vocab_projector; a peft model's, its base
+    model's), with the position-picking hook put on it if not there yet: on the first
+    training loss, before a compiled forward traces the model (a hook added after tracing
+    would be left out of the graph). Looked up on the module itself, so a copy of a model
+    or another wrapper of the same one never gets a second hook."""
+    get_output = getattr(model, "get_output_embeddings", None)
+    head = get_output() if callable(get_output) else None
+    if not isinstance(head, torch.nn.Module):
+        return False
+    if not any(hook is _pick_positions for hook in head._forward_pre_hooks.values()):
+        head.register_forward_pre_hook(_pick_positions)
+    return True
 
 
 def regression_loss(model: torch.nn.Module, batch: Batch, targets: int) -> StepLoss:

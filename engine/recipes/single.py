@@ -27,6 +27,7 @@ from engine.recipes.heads import (
     count_labelled,
     head_loss,
     head_predict,
+    masked_width,
     one_eval_set,
     regression_loss,
     regression_predict,
@@ -117,9 +118,12 @@ class SingleModelRecipe(OneSourceStage):
         labelled token or example."""
         if self.regression:
             return regression_loss(self.model, batch, targets.total)
+        width = None
+        if self.objective == "masked_lm":  # the head on the masked positions only
+            width = masked_width(self.ctx.stage.mlm_probability, batch["input_ids"].shape[1])
         if self.ctx.stage.packing:
             batch = model_inputs(batch, self.model, self.causal)
-        return head_loss(self.model, batch, targets.total, self.causal)
+        return head_loss(self.model, batch, targets.total, self.causal, width=width)
 
     def predict(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's logits (a regression head's numbers) and the targets they predict."""
