@@ -1,17 +1,19 @@
 """What every `stagelab` command needs: the workspace named on the command line, the
-person-facing error, exit codes and argument checks. No torch here."""
+person-facing error, exit codes and argument checks. No torch here, and nothing heavy at
+import: the parser's modules import this one, and the store (SQLAlchemy) loads only when a
+command opens the workspace (issue 32: `stagelab --help` and the window start do without)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import alembic.util
-import sqlalchemy.exc
+from engine.store.workspace import default_workspace_root  # stdlib only
 
-from engine.store import Store, Workspace, queries
-from engine.store.workspace import default_workspace_root
+if TYPE_CHECKING:
+    from engine.store import Store, Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -20,12 +22,20 @@ class UserError(Exception):
     """Bad input from the person; the message says what to do."""
 
 
+class LiveError(Exception):
+    """The run cannot be reached live; the message says why and what to do."""
+
+
 def open_workspace(args: argparse.Namespace) -> tuple[Workspace, Store]:
     """The workspace named on the command line, in $STAGELAB_HOME, or the default one.
 
     Raises:
         UserError: if the folder cannot be created or its database cannot be opened.
     """
+    import sqlalchemy.exc
+
+    from engine.store import Store, Workspace
+
     root = args.workspace
     named = root or default_workspace_root()
     where = "with --workspace DIR" + ("" if root else " or $STAGELAB_HOME")
@@ -55,16 +65,25 @@ def open_workspace(args: argparse.Namespace) -> tuple[Workspace, Store]:
             f"the workspace database {db} cannot be opened ({reason}); check the folder's "
             f"permissions or choose another workspace {where}"
         ) from None
-    except alembic.util.CommandError as exc:
-        raise UserError(
-            f"the workspace database {db} cannot be read by this version of Stagelab ({exc}); "
-            f"update Stagelab or choose another workspace {where}"
-        ) from None
     except OSError as exc:
         raise UserError(
             f"the workspace database {db} cannot be opened ({exc.strerror or exc}); "
             f"choose another workspace {where}"
         ) from None
+    except Exception as exc:
+        if not _is_alembic_command_error(exc):
+            raise
+        raise UserError(
+            f"the workspace database {db} cannot be read by this version of Stagelab ({exc}); "
+            f"update Stagelab or choose another workspace {where}"
+        ) from None
+
+
+def _is_alembic_command_error(exc: Exception) -> bool:
+    """Alembic's refusal of a database it has no migration for (a newer Stagelab's). The
+    store imports Alembic only to migrate; where it is not imported, it raised nothing."""
+    alembic_util = sys.modules.get("alembic.util")
+    return alembic_util is not None and isinstance(exc, alembic_util.CommandError)
 
 
 def _first_non_folder(path: Path) -> Path | None:
@@ -102,9 +121,11 @@ def open_for_writing(path: Path) -> Any:
 
 
 def lookup(fn: Any, store: Store, ref: str) -> Any:
+    from engine.store.records import StoreError
+
     try:
         return fn(store, ref)
-    except queries.StoreError as exc:
+    except StoreError as exc:
         raise UserError(str(exc)) from None
 
 

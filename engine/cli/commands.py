@@ -1,38 +1,44 @@
-"""The `stagelab` commands other than the window. Each returns an exit code:
-0 ok, 1 the run failed, 2 bad input. No torch here: training is a child process."""
+"""`stagelab validate`, `run`, `resume`, `clone` and `desktop-install`. Each returns an
+exit code: 0 ok, 1 the run failed, 2 bad input. No torch here: training is a child
+process. The other commands live in their own modules (engine/cli/main.py: COMMAND_MODULES),
+and the store loads only in the commands that open it: `validate` reads the plan alone."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.cli.cli_args import (  # noqa: F401 - UserError is caught by main
+from engine.cli.cli_args import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
     UserError,
     lookup,
-    open_for_writing,
     open_workspace,
     parse_gpus,
 )
-from engine.cli.fetch_command import cmd_fetch  # noqa: F401
-from engine.cli.predict_command import cmd_predict  # noqa: F401
-from engine.cli.queue_commands import cmd_queue  # noqa: F401
-from engine.cli.show_commands import cmd_export, cmd_ls, cmd_show, run_json  # noqa: F401
-from engine.cli.sweep_commands import cmd_sweep, cmd_sweep_resume, show_sweep, sweep_summary  # noqa: F401
-from engine.cli.tag_commands import cmd_note, cmd_tag, cmd_untag  # noqa: F401
-from engine.cli.target_commands import cmd_target  # noqa: F401
-from engine.cli.watch import LiveError, cmd_pause, cmd_stop, cmd_watch, resume_live  # noqa: F401
-from engine.launch.runs import Nodes, processes, start_engine, start_run
+from engine.launch.runs import Nodes, processes, start_engine, start_run  # stdlib only
 from engine.resources import demo_plan_path
 from engine.spec import PlanInvalid, load_plan, load_plan_text
 from engine.spec.plan import read_plan_file
 from engine.spec.world import batch_problems
-from engine.store import Store, queries
 from engine.store.status import RESUMABLE, RunStatus
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+# Names that moved to the command's own module, still found here (PEP 562).
+_MOVED = {"run_json": "engine.cli.show_commands"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module 'engine.cli.commands' has no attribute {name!r}")
+    return getattr(importlib.import_module(_MOVED[name]), name)
+
 
 # Why a run cannot be resumed, by its status.
 NOT_RESUMABLE = {
@@ -175,6 +181,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     nodes = _nodes(args, gpus)
     if nodes.rank > 0:
         return _run_worker(gpus, args.nproc, nodes)
+    from engine.store import queries
+
     workspace, store = open_workspace(args)
     exp = lookup(queries.get_experiment, store, args.plan)
     started = start_run(
@@ -200,6 +208,7 @@ def _follow(store: Store, run_id: str, proc, *, detach: bool) -> int:
         print(run_id)
         return EXIT_OK
     from engine.cli.follow import follow_run
+    from engine.store import queries
 
     code = follow_run(store, run_id, proc)
     run = queries.get_run(store, run_id)
@@ -238,6 +247,8 @@ def _follow(store: Store, run_id: str, proc, *, detach: bool) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """`stagelab resume RUN`: continue an interrupted or stopped run from its checkpoint."""
+    from engine.store import queries
+
     workspace, store = open_workspace(args)
     run = lookup(queries.get_run, store, args.run)
     nodes = _nodes(args, run.gpus)
@@ -254,6 +265,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
         return resume_on_target(args, workspace, store, run, _follow)
     if run.status == RunStatus.PAUSED:
+        from engine.cli.watch import resume_live
+
         return resume_live(run)
     if run.status not in RESUMABLE:
         hint = NOT_RESUMABLE.get(run.status, f"its status is {run.status}")
@@ -264,6 +277,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_clone(args: argparse.Namespace) -> int:
     """`stagelab clone EXPERIMENT [--name N] [--set PATH=VALUE ...]`: prints the new id."""
+    from engine.store import queries
+
     _, store = open_workspace(args)
     source = lookup(queries.get_experiment, store, args.experiment)
     if not args.set:

@@ -8,11 +8,37 @@ such as `validate` and `ls` answer at once.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+# The module under engine.cli that holds each command's `cmd_<command>` function.
+COMMAND_MODULES = {
+    "validate": "commands",
+    "run": "commands",
+    "resume": "commands",
+    "clone": "commands",
+    "desktop-install": "commands",
+    "ls": "show_commands",
+    "show": "show_commands",
+    "export": "show_commands",
+    "watch": "watch",
+    "pause": "watch",
+    "stop": "watch",
+    "sweep": "sweep_commands",
+    "sweep-resume": "sweep_commands",
+    "tag": "tag_commands",
+    "untag": "tag_commands",
+    "note": "tag_commands",
+    "predict": "predict_command",
+    "target": "target_commands",
+    "fetch": "fetch_command",
+    "queue": "queue_commands",
+}
 
 EPILOG = """\
 examples:
@@ -311,14 +337,21 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "plan"):
             args.plan, args.screenshot = None, None
         return open_gui(args)
-    from engine.cli import commands  # not for the window: it costs ~0.8 s (pydantic, SQLAlchemy)
+    from engine.cli.cli_args import LiveError, UserError  # stdlib only
 
-    handler = getattr(commands, f"cmd_{command.replace('-', '_')}")
+    handler = command_handler(command)
     try:
         return handler(args)
-    except (commands.UserError, commands.LiveError) as exc:
+    except (UserError, LiveError) as exc:
         print(f"stagelab {command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def command_handler(command: str) -> Callable[[argparse.Namespace], int]:
+    """The function of `command`, its module imported now: each command loads what it
+    needs, no more (`ls` neither the plan schema nor Alembic nor the predictor; issue 32)."""
+    module = importlib.import_module(f"engine.cli.{COMMAND_MODULES[command]}")
+    return getattr(module, f"cmd_{command.replace('-', '_')}")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.predict.folder import OutputError, read_output
-from engine.spec.outputs import member_folders
-
-# `stagelab` builds its parser from this module before it knows the command: the store
-# and the argument helpers (SQLAlchemy, ~0.5 s) load inside the command only.
+# `stagelab` builds its parser from this module before it knows the command: the store,
+# the output reader and the plan package under it (SQLAlchemy, pydantic: ~0.5 s) load
+# inside the command only.
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "seed", "fills")
@@ -108,6 +106,7 @@ def _fetch_home(args: argparse.Namespace, run, stage) -> bool:
 def _member_output(folder: Path, stage: str, member: str) -> Path:
     """A joint stage's output holds a model per member: the one named after a second ':'."""
     from engine.cli.cli_args import UserError
+    from engine.spec.outputs import member_folders
 
     members = member_folders(folder)
     if not members:
@@ -141,6 +140,7 @@ def _texts(args: argparse.Namespace) -> list[str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     """`stagelab predict OUTPUT --text T [--file F] [--json] [sampling options]`."""
     from engine.cli.cli_args import UserError
+    from engine.predict.folder import OutputError, read_output
 
     folder = resolve_output(args)
     texts = _texts(args)

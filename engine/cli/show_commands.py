@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.channel.protocol import json_safe
 from engine.cli.cli_args import (
@@ -16,15 +16,20 @@ from engine.cli.cli_args import (
     open_workspace,
 )
 from engine.cli.sweep_commands import show_sweep, sweep_summary
-from engine.spec.outputs import output_folders
-from engine.store import Store, queries
-from engine.store.export import write_metrics_csv
-from engine.store.samples import write_samples_jsonl
 from engine.store.status import StageStatus
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+# `ls` imports only the store modules it reads (experiments, runs, sweeps); the others
+# import `queries`, whose metric modules load numpy (~0.2 s), inside their functions.
 
 
 def run_json(store: Store, run: Any) -> dict[str, Any]:
     """The documented JSON of one run (docs/cli.md)."""
+    from engine.spec.outputs import output_folders  # the plan package: not for `ls`
+    from engine.store import queries
+
     experiment = queries.get_experiment(store, run.experiment_id)
     stages = queries.list_stages(store, run.id)
     # What a stage warned about while it trained (weights that started random, …).
@@ -130,11 +135,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
         from engine.cli.tag_commands import runs_where
 
         return runs_where(args)
+    from engine.store.experiments import list_experiments
+    from engine.store.runs import list_runs
+    from engine.store.sweeps import list_sweeps
+
     _, store = open_workspace(args)
-    experiments = queries.list_experiments(store)
+    experiments = list_experiments(store)
     rows = []
     for exp in experiments:
-        runs = queries.list_runs(store, exp.id)
+        runs = list_runs(store, exp.id)
         rows.append(
             {
                 "id": exp.id,
@@ -155,7 +164,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 ],
             }
         )
-    sweeps = [sweep_summary(sw) for sw in queries.list_sweeps(store)]
+    sweeps = [sweep_summary(sw) for sw in list_sweeps(store)]
     if args.json:
         print(json.dumps(json_safe({"experiments": rows, "sweeps": sweeps}), indent=2))
         return EXIT_OK
@@ -183,6 +192,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """`stagelab show RUN|SWEEP [--json]`."""
+    from engine.store import queries
+
     _, store = open_workspace(args)
     try:
         run = queries.get_run(store, args.run)
@@ -251,6 +262,8 @@ def _progress_words(stage: dict[str, Any]) -> str:
 def _reused_words(store: Store, run: Any, source: dict[str, Any]) -> str:
     """Which run's stage a reused stage is: "reused from run 1 (ab12…) stage 0", with the
     experiment's name when it is another experiment's run."""
+    from engine.store import queries
+
     try:
         info = queries.get_run(store, source["run"])
     except queries.NotFound:
@@ -267,6 +280,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     (a line per stage, step and sample input). With --format: a stage's model
     (engine/cli/export_command.py)."""
     from engine.cli.export_command import cmd_export_model, split_targets
+    from engine.store import queries
+    from engine.store.export import write_metrics_csv
+    from engine.store.samples import write_samples_jsonl
 
     split_targets(args)
     if getattr(args, "format", None) or args.out is not None:

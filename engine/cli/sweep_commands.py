@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.channel.protocol import json_safe
 from engine.cli.cli_args import (
@@ -18,14 +18,19 @@ from engine.cli.cli_args import (
     open_workspace,
     parse_gpus,
 )
-from engine.spec import PlanInvalid
-from engine.spec.plan import read_plan_file
-from engine.store import Store, Workspace, queries
 from engine.store.status import StageStatus
+
+if TYPE_CHECKING:
+    from engine.store import Store, Workspace
+
+# The plan package (pydantic, ~0.3 s) loads in `sweep` only, and `queries` (numpy, ~0.2 s)
+# in the functions that use it: `ls` lists sweeps with the sweeps module alone.
 
 
 def sweep_summary(info: Any) -> dict[str, Any]:
-    best = queries.best_trial(info)
+    from engine.store.sweeps import best_trial
+
+    best = best_trial(info)
     objective = info.spec["objective"]
     return {
         "id": info.id,
@@ -45,6 +50,8 @@ def sweep_summary(info: Any) -> dict[str, Any]:
 
 def sweep_json(store: Store, info: Any) -> dict[str, Any]:
     """The documented JSON of one sweep (docs/sweeps.md)."""
+    from engine.store import queries
+
     experiment = queries.get_experiment(store, info.experiment_id)
     objective = info.spec["objective"]
     trials = []
@@ -142,7 +149,8 @@ def load_sweep_plan(path: Path, trials: int | None = None) -> tuple[dict[str, An
     Raises:
         PlanInvalid: the file cannot be read, or has no sweep.
     """
-    from engine.spec import parse_plan_text
+    from engine.spec import PlanInvalid, parse_plan_text
+    from engine.spec.plan import read_plan_file
     from engine.spec.problems import Problem
 
     data = parse_plan_text(read_plan_file(path), source=Path(path).name)
@@ -170,7 +178,7 @@ def load_sweep_plan(path: Path, trials: int | None = None) -> tuple[dict[str, An
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """`stagelab sweep PLAN [--trials N] [--parallel N] [--gpus G] [--detach] [--no-cache]`."""
-    from engine.spec import plan_from_data
+    from engine.spec import PlanInvalid, plan_from_data
     from engine.spec.plan import dump_yaml
 
     if args.trials is not None and args.trials < 1:
@@ -218,6 +226,8 @@ def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
 
 def cmd_sweep_resume(args: argparse.Namespace) -> int:
     """`stagelab sweep-resume SWEEP`: continue a killed or stopped sweep where it was."""
+    from engine.store import queries
+
     workspace, store = open_workspace(args)
     info = lookup(queries.get_sweep, store, args.sweep)
     from engine.launch.sweeps import why_not_resumable

@@ -26,6 +26,7 @@ from engine.channel.messages import (
     Welcome,
 )
 from engine.channel.progress import StageSteps, run_done_and_total, with_progress
+from engine.cli.cli_args import LiveError  # main catches it without importing this module
 from engine.cli.follow import SHOWN, planned_steps_of
 from engine.store import Store, queries
 from engine.store.status import ENDED, RunStatus
@@ -33,10 +34,6 @@ from engine.store.status import ENDED, RunStatus
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 ATTACH_WAIT_S = 60.0  # a mirror's first contact: an SSH login, a pull, the forward
 LOUD_EVENTS = ("stage", "eval", "early_stop", "checkpoint", "resume", "error", "unfreeze")
-
-
-class LiveError(Exception):
-    """The run cannot be reached live; the message says why and what to do."""
 
 
 def _run(args: argparse.Namespace) -> tuple[Store, Any]:
