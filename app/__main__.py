@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 
@@ -38,7 +40,8 @@ def open_window(args: argparse.Namespace, collecting: bool) -> int:
     collector on again once the window's start is complete."""
     # The plan schema first: once PySide6 is loaded, its import hook reads the source of every
     # module imported after it, which makes pydantic's ~200 modules ~0.1 s slower to load.
-    from engine.spec import PlanInvalid  # noqa: I001 (before PySide6 on purpose)
+    with no_pydantic_plugins():
+        from engine.spec import PlanInvalid  # noqa: I001 (before PySide6 on purpose)
 
     from PySide6.QtWidgets import QApplication
 
@@ -77,6 +80,28 @@ def open_window(args: argparse.Namespace, collecting: bool) -> int:
     ):  # bench/gui_start.py: when the window is usable, then complete
         report_start(app, window)
     return app.exec()
+
+
+@contextlib.contextmanager
+def no_pydantic_plugins():
+    """Build the plan schema's models without looking for pydantic plugins: the search
+    imports importlib.metadata (email, zipfile, socket …) and reads the entry points of
+    every installed distribution (~100 in the engine's environment), ~15 ms of each start,
+    and plugins (observability tools) have nothing to watch in the window. Only for this
+    import: models built later find the plugins as usual, and the processes the window
+    starts inherit nothing of it."""
+    name = "pydantic.plugin._loader"  # where pydantic's validators ask for the plugins
+    if name in sys.modules:  # imported already: nothing left to save
+        yield
+        return
+    loader = types.ModuleType(name, "No pydantic plugins while the window starts.")
+    loader.get_plugins = lambda: ()
+    sys.modules[name] = loader
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is loader:
+            del sys.modules[name]
 
 
 def report_start(app, window) -> None:

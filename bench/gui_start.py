@@ -12,6 +12,11 @@ interleaved rounds: a folder, or a git commit/tag of this repository, checked ou
 temporary folder for the run, e.g. the round-1 code: `--baseline f852a79`. Each way's
 median is then also given as a ratio to the baseline's.
 
+--instructions counts instead the machine instructions `python -m app` executes up to the
+window's first idle moment (valgrind's callgrind, one start each after a warm-up; hash seed
+fixed): the same count on every try and whatever the machine's load, so a change of 1 %
+shows where timing on a busy machine cannot (each start takes ~1 min under valgrind).
+
 The children may write and read bytecode caches (__pycache__), as every start after the
 first does on a user's machine (pip compiles an installed wheel), even where the
 environment sets PYTHONDONTWRITEBYTECODE (this one does: a checkout without caches then
@@ -35,13 +40,17 @@ from pathlib import Path
 # (stagelab's part included: an exec keeps the count) had used by then, which a loaded
 # machine changes far less than the wall time. Any checkout's window prints those lines.
 CPU_STAMP = """
-import sys, time
+import os, sys, time
 class _Stamped:
     def __init__(self, out):
         self._out = out
     def write(self, text):
         if text.startswith(("READY ", "PREVIEW ")):
             text += f" {time.process_time():.4f}"
+        if text.startswith("READY ") and os.environ.get("STAGELAB_BENCH_EXIT_AT_READY"):
+            self._out.write(text + "\\n")
+            self._out.flush()
+            os._exit(0)
         return self._out.write(text)
     def __getattr__(self, name):
         return getattr(self._out, name)
@@ -90,6 +99,11 @@ def main() -> None:
     parser.add_argument(
         "--source", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if it is set"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the instructions of python -m app to READY (valgrind) instead of timing",
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if not args.source:
@@ -105,11 +119,36 @@ def main() -> None:
         baseline = checkout(baseline, here)
         print(f"baseline: {args.baseline} checked out in {baseline}")
     try:
-        measure(here, baseline, args.runs)
+        if args.instructions:
+            count_instructions(here, baseline)
+        else:
+            measure(here, baseline, args.runs)
     finally:
         if baseline and baseline != args.baseline:
             shutil.rmtree(baseline, ignore_errors=True)
         shutil.rmtree(stamp, ignore_errors=True)
+
+
+def count_instructions(here: str, baseline: str | None) -> None:
+    """Instructions `python -m app` executes to READY, for this code and the baseline's."""
+    counts = {}
+    for label, cwd in {"": here, " (baseline)": baseline}.items():
+        if cwd is None:
+            continue
+        workspace = tempfile.mkdtemp(prefix="stagelab-bench-")
+        env = {**os.environ, "STAGELAB_BENCH_EXIT_AT_READY": "1", "PYTHONHASHSEED": "0"}
+        app = [sys.executable, "-m", "app", "--workspace", workspace]
+        env["STAGELAB_REPORT_START"] = "1"
+        subprocess.run(app, cwd=cwd, env=env, capture_output=True, check=True)  # caches
+        grind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        done = subprocess.run(grind + app, cwd=cwd, env=env, capture_output=True, text=True)
+        assert "READY" in done.stdout, done.stderr[-2000:]
+        line = next(x for x in done.stderr.splitlines() if "Collected :" in x)
+        counts[label] = int(line.split(":")[-1])
+        print(f"instructions to READY, python -m app{label}: {counts[label] / 1e9:.3f} G")
+    if len(counts) == 2:
+        print(f"ratio to the baseline: {counts[''] / counts[' (baseline)']:.3f}")
+    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def measure(here: str, baseline: str | None, runs: int) -> None:

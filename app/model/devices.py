@@ -7,13 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.store.status import RunStatus
-
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads on first use, not at start-up
     from engine.store.db import Store
-
-# Runs that hold (or are about to hold) their GPUs.
-ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 
 
 @dataclass(frozen=True)
@@ -95,9 +90,11 @@ def gpus_in_use(store: Store | None) -> dict[int, str]:
     if store is None:
         return used
     from engine.store import queries
+    from engine.store.status import RunStatus
 
+    active = {RunStatus.QUEUED, RunStatus.RUNNING}  # runs that hold (or will) their GPUs
     for run in queries.list_runs(store):
-        if run.status in ACTIVE and run.gpus and run.gpus != "cpu":
+        if run.status in active and run.gpus and run.gpus != "cpu":
             for part in run.gpus.split(","):
                 if part.strip().isdigit():
                     used.setdefault(int(part), run.id)

@@ -3,13 +3,17 @@ an About box with the versions a bug report needs."""
 
 from __future__ import annotations
 
-import platform
-from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QUrl, qVersion
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QUrl
+
+# What the menu's entries open is imported when one is chosen: each Qt class's first import
+# makes its enums (QUrl, QDesktopServices: ~1.5 ms of every start).
 
 DOCS_URL = "https://github.com/stagelab/stagelab/tree/main/docs"
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
@@ -18,6 +22,10 @@ DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 def versions() -> dict[str, str]:
     """Versions of Stagelab and of the libraries the window runs on (no torch: the window
     never imports it; the engine records its own with every run)."""
+    import platform
+
+    from PySide6.QtCore import qVersion
+
     out = {"Stagelab": _version("stagelab"), "Python": platform.python_version()}
     out["Qt"] = qVersion()
     for name in ("PySide6", "pyqtgraph", "pydantic", "SQLAlchemy"):
@@ -26,6 +34,8 @@ def versions() -> dict[str, str]:
 
 
 def _version(package: str) -> str:
+    from importlib import metadata  # ~10 ms to import: not at start-up
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -58,7 +68,7 @@ def build_help_menu(window: QMainWindow) -> QMenu:
     menu = window.menuBar().addMenu("&Help")
     docs = menu.addAction("&Documentation")
     docs.setObjectName("helpDocs")
-    docs.triggered.connect(lambda: QDesktopServices.openUrl(docs_url()))
+    docs.triggered.connect(lambda: open_docs())
     keys = menu.addAction("&Keyboard shortcuts")
     keys.setObjectName("helpShortcuts")
     keys.triggered.connect(lambda: show_shortcuts(window))
@@ -68,14 +78,24 @@ def build_help_menu(window: QMainWindow) -> QMenu:
     return menu
 
 
+def open_docs() -> None:
+    from PySide6.QtGui import QDesktopServices
+
+    QDesktopServices.openUrl(docs_url())
+
+
 def docs_url() -> QUrl:
     """The docs beside the code when they are there (a source checkout), else online."""
+    from PySide6.QtCore import QUrl
+
     if (DOCS_DIR / "gui.md").exists():
         return QUrl.fromLocalFile(str(DOCS_DIR))
     return QUrl(DOCS_URL)
 
 
 def show_shortcuts(window: QMainWindow) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
     rows = "".join(
         f"<tr><td>{name}</td><td>&nbsp;&nbsp;<b>{keys}</b></td></tr>"
         for name, keys in shortcut_lines(window)
@@ -84,6 +104,8 @@ def show_shortcuts(window: QMainWindow) -> None:
 
 
 def show_about(window: QMainWindow) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
     rows = "".join(f"<tr><td>{k}</td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in versions().items())
     QMessageBox.about(
         window,

@@ -24,8 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.store.status import QueueStatus
-
 REFRESH_MS = 2000
 COLUMNS = ("#", "Status", "Plan", "Where", "Run", "Added", "Why")
 
@@ -93,6 +91,7 @@ class QtQueuePanel(QWidget):
         """Read the queue and whether a runner holds it."""
         from engine.queue.runner import runner_alive
         from engine.store.queue import list_queue
+        from engine.store.status import QueueStatus
 
         if self.runner_process is not None and self.runner_process.poll() is not None:
             self.runner_process = None
@@ -131,6 +130,8 @@ class QtQueuePanel(QWidget):
 
     def _update_buttons(self) -> None:
         item = self.selected_item()
+        from engine.store.status import QueueStatus
+
         self.remove_button.setEnabled(item is not None and item.status == QueueStatus.WAITING)
 
     def remove_selected(self) -> None:
@@ -168,11 +169,10 @@ class QueueActions:
 
     def __init__(self, window: Any, run_menu: Any):
         self.window = window
-        self.panel = QtQueuePanel(window.store, window.workspace)
-        self.panel.openRun.connect(lambda run_id: window.runs.open_run(run_id))
+        self._panel: QtQueuePanel | None = None  # made when the dock is first shown
         self.dock = QDockWidget("Queue", window)
-        self.dock.setObjectName("dock_queuePanel")
-        self.dock.setWidget(self.panel)
+        self.dock.setObjectName("dock_queuePanel")  # made now: a saved layout may show it
+        self.dock.visibilityChanged.connect(lambda shown: shown and self.panel)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
         self.dock.hide()  # opened by Run → Queue or Add to queue
         self.add_action = QAction("Add to &queue", window)
@@ -183,6 +183,15 @@ class QueueActions:
         self.show_action.setObjectName("showQueueAction")
         self.show_action.triggered.connect(self.show_queue)
         run_menu.addActions([self.add_action, self.show_action])
+
+    @property
+    def panel(self) -> QtQueuePanel:
+        """The panel in the dock, made on first use: its table is hidden at start-up."""
+        if self._panel is None:
+            self._panel = QtQueuePanel(self.window.store, self.window.workspace)
+            self._panel.openRun.connect(lambda run_id: self.window.runs.open_run(run_id))
+            self.dock.setWidget(self._panel)
+        return self._panel
 
     def add_plan(self) -> None:
         """Add the plan's file (saved first) with the picked target or GPUs."""

@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QTabWidget, QWidget
 
-from app.model.browser_rows import STARTING
-from engine.store.status import LIVE, RESUMABLE, RunStatus
-
 if TYPE_CHECKING:
     from app.qt.qt_main_window import MainWindow
 
@@ -23,9 +20,7 @@ class RunActions:
     def __init__(self, window: MainWindow, tabs: QTabWidget):
         self.window, self.tabs = window, tabs
         self._browser = self._monitor = self._compare = self._sweeps = None
-        from app.qt.qt_notify import WindowNotifier
-
-        self.notifier = WindowNotifier(window)  # says when a watched run ends
+        self._notifier = None
         tabs.addTab(QLabel("Loading experiments…"), "Experiments")
         tabs.addTab(QLabel("Loading the monitor…"), "Monitor")
         tabs.addTab(
@@ -46,6 +41,16 @@ class RunActions:
         self.tabs.blockSignals(False)
         self._size_by_current_page()
         return widget
+
+    @property
+    def notifier(self):
+        """Says when a watched run ends; made with the monitor, which tells it (its module
+        and the tray icon class are no part of the start)."""
+        if self._notifier is None:
+            from app.qt.qt_notify import WindowNotifier
+
+            self._notifier = WindowNotifier(self.window)
+        return self._notifier
 
     @property
     def browser(self):
@@ -148,6 +153,7 @@ class RunActions:
         """Continue a stopped, interrupted or failed run in a new engine (same run)."""
         from engine.launch.runs import start_engine
         from engine.store import queries
+        from engine.store.status import RESUMABLE
 
         store = self.window.store()
         run = queries.get_run(store, run_id)
@@ -249,6 +255,7 @@ class RunActions:
     def delete_experiments(self, experiment_ids: list[str]) -> None:
         """Delete experiments, their runs and the runs' folders, after asking."""
         from engine.store import queries
+        from engine.store.status import LIVE
 
         store = self.window.store()
         experiments = [queries.get_experiment(store, e) for e in experiment_ids]
@@ -281,6 +288,9 @@ class RunActions:
         self.browser.refresh()
 
     def _status_changed(self, run_id: str, status: str) -> None:
+        from app.model.browser_rows import STARTING
+        from engine.store.status import RunStatus
+
         self.tabs.setTabText(MONITOR_TAB, f"Monitor · {status}")
         bar = self.window.statusBar()
         if run_id in bar.currentMessage() and status not in (STARTING, RunStatus.QUEUED):

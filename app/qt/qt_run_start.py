@@ -11,9 +11,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtWidgets import QMessageBox, QStatusBar, QWidget
 
-from app.model.browser_rows import STARTING
-from engine.store.status import LIVE, RunStatus, SweepStatus
-
 if TYPE_CHECKING:
     from app.model.plan_document import PlanDocument
     from app.qt.qt_gpu_picker import QtGpuPicker
@@ -184,6 +181,7 @@ def live_run_of(store, plan_text: str, plan_dir: str):
     """The newest run of exactly this plan that is training, paused, stopping or still
     starting (recorded but not yet claimed by its engine), or None."""
     from engine.store import queries
+    from engine.store.status import LIVE, RunStatus
 
     now_ms = time.time() * 1000
     for run in reversed(queries.list_runs(store)):
@@ -200,6 +198,7 @@ def live_run_of(store, plan_text: str, plan_dir: str):
 def live_sweep_of(store, plan_text: str, plan_dir: str):
     """The newest sweep of exactly this plan that runs or is still starting, or None."""
     from engine.store import queries
+    from engine.store.status import SweepStatus
 
     now_ms = time.time() * 1000
     plans = {e.id: (e.plan_text, e.plan_dir) for e in queries.list_experiments(store)}
@@ -246,6 +245,9 @@ def show_needs_gpu_problem(parent: QWidget, problems: Sequence[str]) -> None:
 
 def ask_about_live_run(parent: QWidget, run) -> str:
     """'watch', 'another' or 'cancel': what to do when this plan is already running."""
+    from app.model.browser_rows import STARTING
+    from engine.store.status import RunStatus
+
     box = QMessageBox(parent)
     box.setObjectName("liveRunQuestion")
     box.setWindowTitle("This plan is running")

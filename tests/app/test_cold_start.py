@@ -1,8 +1,10 @@
 """The window's first paint loads no more than it shows (issue 32, cold start; timing is
 bench/gui_start.py's): the store (SQLAlchemy, Alembic), pyqtgraph, numpy, engine.remote,
-the Playground tab and (without the NVML library) pynvml wait for first use, the
-inspector's memory estimate and the LR preview for after the paint, and the Devices dock
-still lists the stored targets."""
+the Playground tab, the sweep form, the members editor, the run notifier and (without the
+NVML library) pynvml wait for first use, folded inspector sections, problem lines and the
+Queue panel for being shown, the inspector's memory estimate and the LR preview for after
+the paint, pydantic's plugin search for a model built after the start, and the Devices
+dock still lists the stored targets."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from engine.store import Store, Workspace, queries
 ROOT = Path(__file__).resolve().parents[2]
 DEFERRED = (
     ("sqlalchemy", "alembic", "pyqtgraph", "numpy", "engine.remote", "torch")
-    + ("app.qt.playground", "app.qt.editor.qt_lr_preview")
+    + ("app.qt.playground", "app.qt.editor.qt_lr_preview", "app.model.size_line")
+    + ("app.qt.sweep.qt_sweep_form", "app.qt.editor.qt_members", "app.qt.qt_notify")
+    + ("engine.store.status", "app.model.browser_rows")  # run states: on a run's first use
     + ("importlib.resources.readers",)  # engine.resources finds its folder by import spec
     + (() if nvml_library_present() else ("pynvml",))  # with it, the GPUs are listed at once
 )
@@ -72,6 +76,8 @@ def test_the_first_paint_opens_no_store_and_lists_the_targets(tmp_path):
 def test_what_waits_for_the_first_paint_waits_for_it_and_the_playground_for_its_tab(
     qtbot, tmp_path
 ):
+    from PySide6.QtWidgets import QToolButton
+
     from app import create_main_window
     from app.qt.playground.qt_playground import QtPlayground
     from tests.app.conftest import mark_saved
@@ -83,9 +89,21 @@ def test_what_waits_for_the_first_paint_waits_for_it_and_the_playground_for_its_
     assert win.windowIcon().isNull()  # its files are read after the paint too
     assert win._playground is None and win.tabs.tabText(win._playground_tab) == "Playground"
     assert not win.tabs.findChildren(QtPlayground)
+    assert win.queue_actions._panel is None  # its dock is hidden
+    inspector = win.inspector  # stage 1 sets no regularization: its section is folded
+    assert not [k for k in inspector.editors if k[0] == "regularization"]
+    assert all(e._problem_line is None for e in inspector.editors.values())  # no problems
     win.show()
     qtbot.waitUntil(lambda: win._lr_preview is not None, timeout=30_000)
     assert "params" in win.inspector.memory_line.text() and not win.windowIcon().isNull()
+    inspector.findChild(QToolButton, "toggle_regularization").click()  # the person opens it
+    dropout = inspector.editors[("regularization", "dropout")]
+    assert dropout.isVisibleTo(inspector) and dropout.input.placeholderText() == "default: none"
+    dropout.edited.emit(-1.0)  # its problem line is made for its first problem
+    assert "-1" in str(inspector.doc.value(0, ("regularization", "dropout")))
+    assert dropout._problem.isVisibleTo(inspector) and dropout._problem.text()
+    win.queue_actions.show_queue()
+    assert win.queue_actions.dock.widget() is win.queue_actions.panel
     win.tabs.setCurrentIndex(win._playground_tab)  # the person opens the tab
     assert isinstance(win.tabs.widget(win._playground_tab), QtPlayground)
     assert win.tabs.currentIndex() == win._playground_tab and win.playground.isVisible()
@@ -146,3 +164,42 @@ def test_no_garbage_collection_until_the_window_has_started(tmp_path):
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert seen == {"at_ready": False, "after_start": True, "after_main": True}
+
+
+PLUGINS_AFTER_START = """
+import json, sys
+from app import __main__ as start
+seen = {}
+def report(app, window):
+    from PySide6.QtCore import QTimer
+    def ready():
+        seen["metadata_at_ready"] = "importlib.metadata" in sys.modules
+        window.doc._saved_text = window.doc.to_yaml()
+        app.quit()
+    QTimer.singleShot(0, ready)
+start.report_start = report
+start.main(["--workspace", sys.argv[1], "--report-start"])
+from pydantic import BaseModel
+class Later(BaseModel):  # a model built after the start looks for plugins as usual
+    x: int = 0
+seen["loader_after"] = getattr(sys.modules["pydantic.plugin._loader"], "__file__", None)
+print(json.dumps(seen))
+"""
+
+
+def test_pydantic_looks_for_plugins_only_after_the_window_has_started(tmp_path):
+    """The plan schema's models are built without pydantic's plugin search (it imports
+    importlib.metadata and reads every installed distribution's entry points); models
+    built later search as usual."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PLUGINS_AFTER_START, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["metadata_at_ready"] is False
+    assert seen["loader_after"] and seen["loader_after"].endswith("_loader.py")

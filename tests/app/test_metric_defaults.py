@@ -17,6 +17,8 @@ stages:
 
 
 def ticked(window) -> list[str]:
+    # The person opens the section (folded: the plan sets no eval; its rows are made then).
+    window.inspector._sections["eval"].button.setChecked(True)
     editor = window.inspector.editors[("eval", "metrics")]
     return [name for name, box in editor._boxes.items() if box.isChecked()]
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.model.data_files import preview, rows_line
 from app.model.plan_document import UNSET
+from app.qt.editor.qt_setting_boxes import narrow_combo, narrow_form
 from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 
 FILE_FILTER = "Data files (*.csv *.tsv *.json *.jsonl *.parquet *.txt);;All files (*)"
@@ -44,7 +45,7 @@ class QtDataPicker(QWidget):
         self._stage: dict[str, Any] = {}
         self.warning = ""  # a hint about the rows and the stage's settings, '' if none
         self.plan_dir = Path(".")
-        self.source = QComboBox()
+        self.source = narrow_combo(QComboBox())
         self.source.addItems(["Local file or folder", "Hugging Face Hub data set"])
         self.source.setAccessibleName("Data source")
         self.source.activated.connect(self._source_chosen)
@@ -85,7 +86,7 @@ class QtDataPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.path, 1)
         row.addWidget(self.browse)
-        self.form = QFormLayout()
+        self.form = narrow_form(QFormLayout())
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.addRow("Source", self.source)
         self.form.addRow("File", file_row)
@@ -197,7 +198,7 @@ class QtDataPicker(QWidget):
 
 
 def _column_combo(name: str) -> QComboBox:
-    combo = QComboBox()
+    combo = narrow_combo(QComboBox())
     combo.setEditable(True)
     combo.setAccessibleName(name)
     return combo

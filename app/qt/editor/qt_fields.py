@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.model.plan_document import UNSET
 from app.model.schema_fields import FieldSpec, format_value, parse_number
+from app.qt.editor.qt_setting_boxes import narrow_combo
 from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 
 
@@ -35,33 +36,51 @@ class FieldEditor(QWidget):
         super().__init__(parent)
         self.spec = spec
         self.setObjectName(f"field_{spec.key}")
-        self._problem = QLabel()
-        self._problem.setWordWrap(True)
-        in_problem_color(self._problem)
-        self._problem.hide()
-        self._reset = QToolButton()
-        self._reset.setText("↺")
-        self._reset.setToolTip("Back to the default")
-        self._reset.setAutoRaise(True)
-        self._reset.clicked.connect(lambda: self.edited.emit(UNSET))
+        # The reset button and the problem line are made when first shown: most settings
+        # keep their default and have no problem, and the inspector's ~80 hidden ones were
+        # ~10 % of building its form at every start.
+        self._reset_button: QToolButton | None = None
+        self._problem_line: QLabel | None = None
         self.input = self._make_input()
         self.input.setAccessibleName(spec.label)
         tip = spec.help + (f" Allowed: {spec.range_text()}." if spec.range_text() else "")
         self.input.setToolTip(tip)
-        row = QHBoxLayout()
+        self._row = row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.input, 1)
-        row.addWidget(self._reset)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(row)
-        layout.addWidget(self._problem)
+
+    @property
+    def _reset(self) -> QToolButton:
+        """The button beside the input that sets the default again."""
+        if self._reset_button is None:
+            self._reset_button = QToolButton()
+            self._reset_button.setText("↺")
+            self._reset_button.setToolTip("Back to the default")
+            self._reset_button.setAutoRaise(True)
+            self._reset_button.clicked.connect(lambda: self.edited.emit(UNSET))
+            self._row.addWidget(self._reset_button)
+        return self._reset_button
+
+    @property
+    def _problem(self) -> QLabel:
+        """The problem line under the input."""
+        if self._problem_line is None:
+            self._problem_line = QLabel()
+            self._problem_line.setWordWrap(True)
+            in_problem_color(self._problem_line)
+            self._problem_line.hide()
+            self.layout().addWidget(self._problem_line)
+        return self._problem_line
 
     def show_value(self, value: Any, default: Any = None) -> None:
         """Show the plan's value (UNSET: the default; `default` when the stage's default
         differs from the schema's, as eval metrics follow the task)."""
-        self._reset.setVisible(value is not UNSET)
+        if value is not UNSET or self._reset_button is not None:
+            self._reset.setVisible(value is not UNSET)
         self.input.blockSignals(True)
         shown = self.spec.default if default is None else default
         try:
@@ -71,8 +90,9 @@ class FieldEditor(QWidget):
 
     def show_problem(self, text: str) -> None:
         """Show problems of this setting under it ('' hides them)."""
-        self._problem.setText(text)
-        self._problem.setVisible(bool(text))
+        if text or self._problem_line is not None:
+            self._problem.setText(text)
+            self._problem.setVisible(bool(text))
         self.input.setProperty("invalid", bool(text))
         if text or self.input.styleSheet():  # an empty one still costs the input a style
             self.input.setStyleSheet(f"border: 1px solid {PROBLEM_COLOR.name()};" if text else "")
@@ -127,7 +147,7 @@ class ChoiceEditor(FieldEditor):
     """One of the schema's choices."""
 
     def _make_input(self) -> QWidget:
-        combo = QComboBox()
+        combo = narrow_combo(QComboBox())
         combo.addItems([str(c) for c in self.spec.choices])
         combo.activated.connect(lambda i: self.edited.emit(self.spec.choices[i]))
         return combo

@@ -3,7 +3,7 @@ with problems shown inline. Edits become undo commands."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
@@ -15,18 +15,20 @@ from app.model.problem_owners import DATA_PICKER_KEYS, problems_by_owner
 from app.model.schema_fields import FieldSpec, field_spec, model_fields, offered_metrics, shown
 from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
-from app.qt.editor.qt_members import QtMembers
 from app.qt.editor.qt_memory_line import QtMemoryLine
 from app.qt.editor.qt_model_source import QtModelSource
-from app.qt.editor.qt_setting_boxes import QtCollapsible, boxed, narrowable
+from app.qt.editor.qt_setting_boxes import QtCollapsible, boxed, narrow_form
 from app.qt.editor.undo import EditStages, RenameStage, SetStageValue
 from app.qt.qt_look import in_problem_color
-from app.qt.sweep.qt_sweep_form import add_sweep_menu
+from app.qt.sweep.qt_sweep_menu import add_sweep_menu
 from engine.spec import STAGE_CLASSES
 from engine.spec.eval_metrics import raw_eval_metrics
 from engine.spec.merge_stage import TASK_VECTOR_METHODS
 from engine.spec.settings import DataSource
 from engine.spec.stages import StageBase
+
+if TYPE_CHECKING:
+    from app.qt.editor.qt_members import QtMembers
 
 TRAINING_KEYS = (
     "epochs",
@@ -80,6 +82,7 @@ class QtStageInspector(QScrollArea):
         # (free bytes, 'GPU 0') of the chosen GPU, (None, '') on the CPU: the window sets it.
         self.free_memory = lambda: (None, "")
         self._memory_after_paint = self._memory_waiting = False
+        self._refreshing = False
         self.set_document(doc)
 
     def set_document(self, doc: PlanDocument) -> None:
@@ -151,6 +154,8 @@ class QtStageInspector(QScrollArea):
                 self._model_boxes[key] = box
                 layout.addWidget(box)
         if kind in MEMBER_KINDS:
+            from app.qt.editor.qt_members import QtMembers  # only these kinds have members
+
             self.members = QtMembers(kind)
             self.members.edited.connect(self._members_edited)
             self.members.refused.connect(self.message)
@@ -163,20 +168,30 @@ class QtStageInspector(QScrollArea):
         training = "Scoring" if kind in ("ensemble", "merge") else "Training"
         layout.addWidget(self._form_box(training, [field_spec(k, cls) for k in TRAINING_KEYS], ()))
         for key, title in GROUP_TITLES.items():
-            spec = field_spec(key, cls)
-            box = self._form_box(title, list(spec.fields), (key,))
-            section = self._collapsible(box, key)
+            # A folded section's settings are made when it is first opened: most stay
+            # folded, and their rows were a fifth of the form's cost at every start.
+            box = self._form_box(title, [], (key,))
+            fields = list(field_spec(key, cls).fields)
+            section = self._collapsible(
+                box, key, lambda b=box, f=fields, k=key: self._fill(b, f, k)
+            )
             self._section_widgets[key] = section
             layout.addWidget(section)
         layout.addStretch(1)
-        narrowable(body)
         self.setWidget(body)
 
-    def _collapsible(self, box: QGroupBox, key: str) -> QWidget:
-        section = QtCollapsible(box, key)
+    def _collapsible(self, box: QGroupBox, key: str, fill) -> QWidget:
+        section = QtCollapsible(box, key, fill)
         section.foldedByPerson.connect(self._folded.__setitem__)
         self._sections[key] = section
         return section
+
+    def _fill(self, box: QGroupBox, specs: list[FieldSpec], key: str) -> None:
+        """The rows of a section opened for the first time, showing the stage's values
+        (unless the refresh that opened it is about to)."""
+        self._add_rows(box.layout(), specs, (key,))
+        if not self._refreshing:
+            self.refresh()
 
     def _fold_sections(self) -> None:
         # Open: what the person opened, else what the stage sets; always what has problems.
@@ -200,7 +215,7 @@ class QtStageInspector(QScrollArea):
         box = QGroupBox(title)
         box.setObjectName(f"section_{'_'.join(prefix) or title.lower()}")
         self._groups[prefix] = box
-        form = QFormLayout(box)
+        form = narrow_form(QFormLayout(box))
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         problem = QLabel()
         problem.setWordWrap(True)
@@ -208,6 +223,10 @@ class QtStageInspector(QScrollArea):
         problem.hide()
         form.addRow(problem)
         self._group_problems[prefix] = problem
+        self._add_rows(form, specs, prefix)
+        return box
+
+    def _add_rows(self, form: QFormLayout, specs: list[FieldSpec], prefix: tuple[str, ...]) -> None:
         for spec in specs:
             keys = (*prefix, spec.key)
             if spec.kind == "group":
@@ -226,7 +245,6 @@ class QtStageInspector(QScrollArea):
             add_sweep_menu(self, label, keys, spec)
             form.addRow(label, editor)
             self._rows[keys] = (form, editor)
-        return box
 
     # -- following the plan -----------------------------------------------------------------
 
@@ -259,6 +277,11 @@ class QtStageInspector(QScrollArea):
             return
         stage = self.doc.stages[self.index]
         names = self.doc.stage_names()
+        self._refreshing = True
+        try:
+            self._fold_sections()  # first: a section opened now makes its rows
+        finally:
+            self._refreshing = False
         self.header.setText(
             f"<b>Stage {self.index + 1} of {len(names)}</b> · {self._kind}"
             f"<br><small>Empty fields use the default shown in grey; ↺ goes back to it.</small>"
@@ -280,7 +303,6 @@ class QtStageInspector(QScrollArea):
             form.setRowVisible(editor, self._shown(stage, keys))
         for key, section in self._section_widgets.items():
             section.setVisible(self._shown(stage, (key,)))
-        self._fold_sections()
         for keys, box in self._groups.items():
             if box.isCheckable():
                 box.blockSignals(True)

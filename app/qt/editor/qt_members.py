@@ -34,6 +34,7 @@ from app.qt.editor.qt_data_picker import QtDataPicker
 from app.qt.editor.qt_fields import FieldEditor, make_editor
 from app.qt.editor.qt_model_source import QtModelSource
 from app.qt.editor.qt_plan_view import STAGE_MIME
+from app.qt.editor.qt_setting_boxes import narrow_form
 from app.qt.qt_look import PROBLEM_COLOR, in_problem_color
 from engine.spec.settings import DataSource
 from engine.spec.stages import JointMember
@@ -118,7 +119,7 @@ class QtMembers(QWidget):
         layout.addWidget(self.detail)
 
     def _build_joint(self, detail: QVBoxLayout) -> None:
-        form = QFormLayout()
+        form = narrow_form(QFormLayout())
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key in MEMBER_KEYS:
@@ -142,7 +143,7 @@ class QtMembers(QWidget):
         picker.replaced.connect(lambda value: self._set(("data",), value, "data"))
         self.data_picker = picker
         detail.addWidget(picker)
-        rest = QFormLayout()
+        rest = narrow_form(QFormLayout())
         rest.setContentsMargins(0, 0, 0, 0)
         rest.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key in MEMBER_DATA_KEYS:

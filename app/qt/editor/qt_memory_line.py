@@ -10,7 +10,6 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel
 
-from app.model.size_line import SizeLine, size_line
 from app.qt.qt_look import PROBLEM_COLOR
 
 
@@ -28,6 +27,9 @@ class QtMemoryLine(QLabel):
         self, stages: list[Any], index: int, plan_dir: Path, free_bytes: float | None, device: str
     ) -> None:
         """Estimate stage `index`; warn if it exceeds `free_bytes` of `device` (None: CPU)."""
+        # Imported here: the first line is drawn after the window's first paint.
+        from app.model.size_line import SizeLine, size_line
+
         try:
             line = size_line(stages, index, plan_dir)
         except (TypeError, ValueError, ArithmeticError):  # a half-typed plan: no line yet

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.qt.editor.qt_setting_boxes import narrow_combo, narrow_form
 from app.qt.qt_look import in_problem_color
 from engine.spec.settings import BUILTIN_ARCHITECTURES, BUILTIN_SIZES
 
@@ -41,17 +42,17 @@ class QtModelSource(QWidget):
         self._value: dict[str, Any] = {}
         self._earlier: list[str] = []
         self._joint: dict[str, list[str]] = {}
-        self.source = QComboBox()
+        self.source = narrow_combo(QComboBox())
         self.source.setAccessibleName(f"{label} source")
         for _, text in SOURCES:
             self.source.addItem(text)
         self.source.activated.connect(self._source_chosen)
         self.pages = _Pages()
 
-        self.stage = QComboBox()
+        self.stage = narrow_combo(QComboBox())
         self.stage.setAccessibleName("Earlier stage")
         self.stage.activated.connect(lambda _: self._stage_chosen(self.stage.currentText()))
-        self.member = QComboBox()
+        self.member = narrow_combo(QComboBox())
         self.member.setObjectName("memberChoice")
         self.member.setAccessibleName("Member of the joint stage")
         self.member.setToolTip("A joint stage trains a model per member: the one to take.")
@@ -60,7 +61,7 @@ class QtModelSource(QWidget):
                 from_stage=self.stage.currentText(), member=self.member.currentText()
             )
         )
-        self.builtin = QComboBox()
+        self.builtin = narrow_combo(QComboBox())
         self.builtin.addItems(BUILTINS)
         self.builtin.setAccessibleName("Built-in model")
         self.builtin.activated.connect(lambda _: self._emit(builtin=self.builtin.currentText()))
@@ -208,7 +209,7 @@ class QtModelSource(QWidget):
 
 def _form(*rows: tuple[str, QWidget]) -> QWidget:
     page = QWidget()
-    form = QFormLayout(page)
+    form = narrow_form(QFormLayout(page))
     form.setContentsMargins(0, 4, 0, 0)
     for label, widget in rows:
         form.addRow(label, widget)

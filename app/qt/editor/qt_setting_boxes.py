@@ -1,6 +1,6 @@
 """The boxes the inspector lays a stage's settings in: a settings group that folds under
-its title (`QtCollapsible`), a titled box around one widget (`boxed`), and a form made
-narrow enough for a small screen (`narrowable`)."""
+its title (`QtCollapsible`), a titled box around one widget (`boxed`), and forms and choice
+boxes narrow enough for a small screen (`narrow_form`, `narrow_combo`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ class QtCollapsible(QWidget):
 
     foldedByPerson = Signal(str, bool)  # key, folded: the person clicked the title
 
-    def __init__(self, box: QGroupBox, key: str, parent: QWidget | None = None):
+    def __init__(self, box: QGroupBox, key: str, fill=None, parent: QWidget | None = None):
+        """`fill`: called once, when the section is first opened, to make the box's rows."""
         super().__init__(parent)
         self.setObjectName(f"collapsible_{key}")
-        self.key, self.box = key, box
+        self.key, self.box, self._fill = key, box, fill
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -35,10 +36,13 @@ class QtCollapsible(QWidget):
         self.button.toggled.connect(self._toggled)
 
     def _toggled(self, on: bool) -> None:
+        self.foldedByPerson.emit(self.key, not on)  # first: opening may refresh the form
         self._fold(on)
-        self.foldedByPerson.emit(self.key, not on)
 
     def _fold(self, on: bool) -> None:
+        if on and self._fill is not None:
+            fill, self._fill = self._fill, None
+            fill()
         self.box.setVisible(on)
         self.button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
@@ -58,12 +62,19 @@ def boxed(title: str, widget: QWidget) -> QGroupBox:
     return box
 
 
-def narrowable(body: QWidget) -> None:
-    """Let the form shrink to the inspector's minimum on a small screen: long rows put the
-    field under its label, and choice boxes no longer ask for their longest choice's width
-    (the dock has no sideways scrolling, so anything wider was cut off)."""
-    for form in body.findChildren(QFormLayout):
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-    for combo in body.findChildren(QComboBox):
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(8)
+# The inspector's forms shrink to its minimum on a small screen (the dock has no sideways
+# scrolling, so anything wider was cut off). Set where each is made: a search of the built
+# form (findChildren) wraps every one of its widgets for Python, ~3 ms of each start.
+
+
+def narrow_form(form: QFormLayout) -> QFormLayout:
+    """`form`, whose long rows put the field under its label."""
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
+
+
+def narrow_combo(combo: QComboBox) -> QComboBox:
+    """`combo`, no longer asking for its longest choice's width."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
+    return combo

@@ -1,13 +1,13 @@
 """Adding a sweep to the plan in the editor: a small form for the sweep section (objective,
-budget, sampler, and the space: one row per setting, `qt_sweep_space.py`) and
-"Sweep this setting" on the inspector's field labels. Each change is one undoable plan edit
-(`SetPlanValue`); the plan's validation lists the section's problems like any other."""
+budget, sampler, and the space: one row per setting, `qt_sweep_space.py`) and what
+"Sweep this setting" on the inspector's field labels does (the menu: `qt_sweep_menu.py`).
+Each change is one undoable plan edit (`SetPlanValue`); the plan's validation lists the
+section's problems like any other."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMenu,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -27,7 +26,6 @@ from PySide6.QtWidgets import (
 from app.model.plan_document import UNSET, PlanDocument
 from app.model.schema_fields import FieldSpec
 from app.model.sweep_edit import (
-    SWEEPABLE_KINDS,
     default_sweep,
     suggested_distribution,
     sweep_with_setting,
@@ -182,23 +180,6 @@ def edit_sweep(doc: PlanDocument, undo_stack: Any, parent: QWidget | None = None
         return False
     undo_stack.push(SetPlanValue(doc, "sweep", form.result_sweep))
     return True
-
-
-def add_sweep_menu(inspector: Any, widget: QWidget, keys: tuple[str, ...], spec: FieldSpec) -> None:
-    """ "Sweep this setting" in the context menu of a field's label in the inspector."""
-    if spec.kind not in SWEEPABLE_KINDS:
-        return
-    widget.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-
-    def show_menu(pos) -> None:
-        menu = QMenu(widget)
-        action = menu.addAction("Sweep this setting")
-        action.setObjectName("sweepThisSetting")
-        action.triggered.connect(lambda: sweep_setting(inspector, keys, spec))
-        menu.exec(widget.mapToGlobal(pos))
-
-    widget.customContextMenuRequested.connect(show_menu)
-    widget.setToolTip(f"{widget.toolTip()}\nRight click: sweep this setting".strip())
 
 
 def sweep_setting(inspector: Any, keys: tuple[str, ...], spec: FieldSpec) -> None:
