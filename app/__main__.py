@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib
 import os
 import sys
 import time
@@ -96,6 +97,13 @@ def no_pydantic_plugins():
         return
     loader = types.ModuleType(name, "No pydantic plugins while the window starts.")
     loader.get_plugins = lambda: ()
+
+    def real_loader(attr: str):  # a pydantic that wants more of it gets its own loader
+        if sys.modules.get(name) is loader:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attr)
+
+    loader.__getattr__ = real_loader
     sys.modules[name] = loader
     try:
         yield
