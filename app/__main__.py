@@ -99,6 +99,8 @@ def no_pydantic_plugins():
     loader.get_plugins = lambda: ()
 
     def real_loader(attr: str):  # a pydantic that wants more of it gets its own loader
+        if attr.startswith("__"):  # the import system's questions (__path__ …)
+            raise AttributeError(attr)
         if sys.modules.get(name) is loader:
             del sys.modules[name]
         return getattr(importlib.import_module(name), attr)
