@@ -80,7 +80,37 @@ def open_window(args: argparse.Namespace, collecting: bool) -> int:
         "STAGELAB_REPORT_START"
     ):  # bench/gui_start.py: when the window is usable, then complete
         report_start(app, window)
+    else:
+        keep_engine_server(app, window)
     return app.exec()
+
+
+# After the window's start is complete: the server's imports (~6 s of one core) must not
+# slow the first seconds, when people look around before they press Run.
+SERVER_DELAY_MS = 3000
+
+
+def keep_engine_server(app, window) -> contextlib.ExitStack:
+    """An engine server from a few seconds after the window's start until it quits: runs
+    started from the window then train at once, not ~6 s later (engine.launch.served,
+    docs/engine.md). None where the environment names one already or turns it off
+    (`STAGELAB_ENGINE_SERVER=0`). Returns what closes it (also done when the app quits)."""
+    from PySide6.QtCore import QTimer
+
+    kept = contextlib.ExitStack()
+    started = []  # once; and never after the close (a quit within the delay)
+    kept.callback(started.append, "closed")
+
+    def start() -> None:
+        from engine.launch.served import engine_server_kept  # standard library only
+
+        if not started:
+            started.append("server")
+            kept.enter_context(engine_server_kept())
+
+    window.startCompleted.connect(lambda: QTimer.singleShot(SERVER_DELAY_MS, start))
+    app.aboutToQuit.connect(kept.close)
+    return kept
 
 
 @contextlib.contextmanager
