@@ -16,6 +16,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One OpenMP thread per process (pytest, the engine server and its engines, torchrun's
+# workers): the tests' tiny models gain nothing from more, and several processes share the
+# cores; with two threads each, a busy machine spends its time in threads waiting for each
+# other (bench/run_start.py at load 6: first step 3.4 s with two threads, 1.3 s with one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Tests never write to the person's own workspace.
 os.environ["STAGELAB_HOME"] = tempfile.mkdtemp(prefix="stagelab-test-home-")
 
