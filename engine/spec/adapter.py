@@ -1,7 +1,7 @@
 """The `adapter:` setting of a stage: parameter-efficient training with LoRA or QLoRA
 (through peft), and what the stage writes as its output (docs/engine.md, "Adapters")."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 from typing import Annotated, Literal
 

@@ -2,7 +2,7 @@
 into one model (docs/engine.md, "Merge stages"); engine.spec.merge_checks checks it
 against the plan, engine.recipes.merge runs it."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 from typing import Literal
 

@@ -1,6 +1,6 @@
 """The stage plan: a YAML/JSON document listing stages, loaded, saved and validated whole."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 import json
 from pathlib import Path

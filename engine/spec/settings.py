@@ -5,7 +5,8 @@ Plain pydantic models holding plain values, so that a plan round-trips through Y
 and the GUI inspector can be generated from the schema (descriptions are the help text).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in the model modules: pydantic would compile and
+# evaluate every field's annotation string when it builds the class (issue 32).
 
 from typing import Literal
 
@@ -70,7 +71,7 @@ class ModelSource(Settings):
     )
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> ModelSource:
+    def _exactly_one_source(self) -> "ModelSource":
         given = [k for k in ("hub", "path", "builtin", "from_stage") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
@@ -165,7 +166,7 @@ class DataSource(Settings):
     limit: int | None = Field(None, ge=1, description="Use at most this many training rows.")
 
     @model_validator(mode="after")
-    def _exactly_one_place(self) -> DataSource:
+    def _exactly_one_place(self) -> "DataSource":
         if bool(self.path) == bool(self.hub):
             raise ValueError("give exactly one of path or hub")
         held_out = (0 if self.eval_split else self.eval_ratio) + (
@@ -195,7 +196,7 @@ class Optimizer(Settings):
     nesterov: bool = Field(False, description="SGD with Nesterov momentum (needs momentum > 0).")
 
     @model_validator(mode="after")
-    def _check(self) -> Optimizer:
+    def _check(self) -> "Optimizer":
         if any(not 0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must each be in [0, 1) (got {list(self.betas)})")
         if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
@@ -221,7 +222,7 @@ class Schedule(Settings):
     gamma: float = Field(0.5, gt=0, le=1, description="step: factor applied at each decay.")
 
     @model_validator(mode="after")
-    def _one_warmup(self) -> Schedule:
+    def _one_warmup(self) -> "Schedule":
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         return self
@@ -287,7 +288,7 @@ class Freezing(Settings):
     unfreeze: Unfreezing | None = Field(None, description="Gradual unfreezing schedule.")
 
     @model_validator(mode="after")
-    def _something_to_unfreeze(self) -> Freezing:
+    def _something_to_unfreeze(self) -> "Freezing":
         if self.unfreeze is not None and not (self.layers or self.embeddings):
             raise ValueError("unfreeze needs frozen layers or embeddings to release")
         return self
@@ -319,7 +320,7 @@ class Evaluation(Settings):
     )
 
     @model_validator(mode="after")
-    def _known_metrics(self) -> Evaluation:
+    def _known_metrics(self) -> "Evaluation":
         unknown = [m for m in self.metrics or [] if m not in EVAL_METRICS]
         if unknown:
             raise ValueError(

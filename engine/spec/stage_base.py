@@ -2,7 +2,7 @@
 stage is trained (engine.spec.stages holds the kinds; merge_stage imports this without
 importing them)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 import re
 from typing import Literal
@@ -109,7 +109,7 @@ class StageBase(Settings):
         return simple_name(value)
 
     @model_validator(mode="after")
-    def _task_metrics(self) -> StageBase:
+    def _task_metrics(self) -> "StageBase":
         """`eval.metrics` left out: the task's defaults (engine.spec.eval_metrics), kept out
         of the fields set so that the plan is saved as written."""
         evaluation = self.eval

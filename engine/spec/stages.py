@@ -1,6 +1,6 @@
 """The stage kinds of a plan (DESIGN.md §3), one model per kind, told apart by `kind`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 from typing import Annotated, Literal
 

@@ -14,7 +14,7 @@ every path names a setting, every range is legal for its kind, and every value t
 can produce (each choice, both ends of a range) makes a valid plan.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see engine/spec/settings.py.
 
 import itertools
 import math
@@ -105,7 +105,7 @@ class Sweep(Settings):
         return space
 
     @model_validator(mode="after")
-    def _grid_needs_countable_space(self) -> Sweep:
+    def _grid_needs_countable_space(self) -> "Sweep":
         if self.sampler == "grid":
             loose = [p for p, d in self.space.items() if _kind(d) in ("uniform", "log_uniform")]
             if loose:
