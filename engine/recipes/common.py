@@ -89,7 +89,8 @@ def prepare_stage(
     def corpus():
         # Built-in tokenizers learn from the training split only, never from eval rows.
         for column in columns:
-            for value in data.train[column]:
+            # One read of the column (a slice), not one arrow lookup per row: ~10× faster.
+            for value in data.train[column][:]:
                 if column == stage.data.messages_column:
                     yield message_texts(value)
                 else:
