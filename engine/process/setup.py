@@ -38,6 +38,11 @@ def lock_run(run_dir: Path) -> Any:
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
+    # A fork of the engine (a batch-loader worker) shares the locked file and would hold
+    # the lock after the engine dies, until it notices (seconds): a resume right after a
+    # SIGKILL was refused. Each child closes its copy (never unlocking: that is the
+    # parent's lock too).
+    os.register_at_fork(after_in_child=lambda: handle.closed or handle.close())
     return handle
 
 
