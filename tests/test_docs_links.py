@@ -106,7 +106,7 @@ def test_the_check_finds_moved_modules_missing_docs_and_gone_functions():
         "See docs/store.md and engine/process/context.py; the contract is engine.recipes.base."
         " engine/channel/progress.no_such_total counts; engine/runtime/recorder.py records"
         " (docs/engine.md, [sweeps](sweeps.md), [gone](nowhere.md)) and"
-        " engine.spec.plan_problems checks; `app/qt/**/qt_*.py` are widgets; engine.begin()."
+        " engine.spec.plan.plan_problems checks; `app/qt/**/qt_*.py` are widgets; engine.begin()."
     )
     assert missing_references(text, ROOT / "docs" / "x.md") == [
         "docs/store.md",

@@ -4,7 +4,7 @@ train, `EvaluationRecipe` for those that only score (an ensemble).
 `pretrain`, `train` and `grow` share one recipe (`SingleModelRecipe`: one model, one
 source, its head's loss), differing only in what each reads from its stage. A new stage
 kind is a module here plus its entry in `RECIPES`, and its name in
-`engine.spec.RUNNABLE_KINDS` (a test checks that the two agree)."""
+`engine.spec.stages.RUNNABLE_KINDS` (a test checks that the two agree)."""
 
 from collections.abc import Callable
 

@@ -28,7 +28,7 @@ its `scores()` are recorded once, as an evaluation's are, and `save()` writes it
 
 Recipes share code through plain functions (`engine.recipes.common`), never through a
 base class: this module defines the contracts only. `RECIPES` in `engine.recipes` maps
-every kind of `engine.spec.RUNNABLE_KINDS` to its recipe (a test checks both ways).
+every kind of `engine.spec.stages.RUNNABLE_KINDS` to its recipe (a test checks both ways).
 """
 
 from __future__ import annotations
