@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.live_kill import kill_mid_stage, pause_after_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -187,13 +187,9 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
     ids = lambda: json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]  # noqa: E731
     wait_for(lambda: ids() and ids()[0]["runs"], 60, "the run to be recorded")
     run_id = ids()[0]["runs"][0]["id"]
-    # Any stage training (on a loaded machine the 12-step first stage can be over before a
-    # poll sees it running).
-    wait_for(
-        lambda: any(s["status"] == "running" for s in show(ws, run_id)["stages"]),
-        120,
-        "training to start",
-    )
+    # Held at its first checkpoint, however fast it trains (a forked engine ends the whole
+    # run in seconds): the Ctrl-C then always finds it training.
+    pause_after_checkpoint(ws, run_id, 0)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     out, err = proc.communicate(timeout=120)
     data = show(ws, run_id)
@@ -205,6 +201,8 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
 
 def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
     ws = tmp_path / "ws"
+    # Trains until stopped: still training when the second engine has imported.
+    plan_file.write_text(PLAN.replace("max_steps: 150", "max_steps: 100000"))
     run_id = stagelab(ws, "run", str(plan_file), "--detach").stdout.strip()
     wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the run to start")
     second = subprocess.run(
