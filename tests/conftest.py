@@ -97,9 +97,9 @@ def engine_server(tmp_path_factory: pytest.TempPathFactory):
     """With STAGELAB_TEST_ENGINE_SERVER=1, an engine server for the whole run
     (engine/process/server.py): every run a test starts (in this process, through the CLI
     or the window) is forked ready to train, instead of spending ~6 s of CPU importing
-    torch and transformers. Off by default for now: with it, three tests that race a
-    2-stage run's end lost the race (the run ends in ~3 s), and the SSH target's
-    value-for-value test compares with an engine of its own (docs/engine.md). Off, no
+    torch and transformers. Off by default for now: with it, tests that race a short
+    run's end lost the race (the run ends in ~3 s); two are fixed (test_runs.py), the
+    remote-commands one is not yet (docs/engine.md). Off, no
     process (the window, the sweep and queue runners) starts one either; the server's own
     tests start theirs (tests/engine/process/test_engine_server.py)."""
     from engine.launch.served import OFF, SERVER_ENV, start_server
