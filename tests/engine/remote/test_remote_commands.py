@@ -44,7 +44,7 @@ stages:
     model: {from_stage: mlm}
     data: {path: sentiment.csv, max_length: 24, eval_ratio: 0.2}
     batch_size: 8
-    max_steps: 48
+    max_steps: 240
     eval: {every_steps: 12, metrics: [loss, accuracy]}
     checkpoint: {every_steps: 6}
 """
@@ -87,7 +87,7 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
     assert stagelab("stop", run_id) == 0, capsys.readouterr().err
     wait_for(lambda: status() == "stopped", 60)
     stopped = len(points(there, run_id))
-    assert stopped < 48, "the run ended before the stop"
+    assert stopped < 240, "the run ended before the stop"
     assert queries.get_run(there, run_id).status == "stopped"
 
     clock = time.monotonic()
@@ -108,7 +108,7 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
         os.kill(mirror, signal.SIGKILL)
     wait_for(lambda: not processes_with(f"--workspace\0{ws}\0--run\0{run_id}"), 30)
     os.kill(pid, signal.SIGKILL)
-    assert status() == "paused" and len(points(there, run_id)) < 48
+    assert status() == "paused" and len(points(there, run_id)) < 240
     assert stagelab("resume", run_id, "--detach") == 0, capsys.readouterr().err
     assert stagelab("watch", run_id) == 0
     assert status() == "finished"
@@ -117,7 +117,7 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
     assert local.proc.wait(300) == 0
     expected = series_of(here, local.run_id)
     assert series_of(here, run_id) == expected == series_of(there, run_id)
-    assert points(here, run_id) == list(range(1, 49))
+    assert points(here, run_id) == list(range(1, 241))
 
     assert stagelab("show", run_id) == 0
     assert f"run {run_id} of 'commands': finished" in capsys.readouterr().out
@@ -133,5 +133,5 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
         rows = list(csv.DictReader(fh))
     assert len(rows) == counts(there, run_id)[0]
     cls_loss = [int(r["step"]) for r in rows if r["key"] == "train/loss" and r["stage"] == "cls"]
-    assert cls_loss == list(range(1, 49))
+    assert cls_loss == list(range(1, 241))
     assert str(plan_dir / "corpus.txt") in out_plan.read_text()  # the local paths
