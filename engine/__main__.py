@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return mirror_main(args.workspace, args.run_id)
     if args.command == "sweep":
-        from engine.sweep.driver import run_sweep
+        from engine.sweep.process import run_sweep
 
         return run_sweep(args.workspace, args.sweep_id)
     # The engine's log is a file; progress bars of datasets would only fill it.

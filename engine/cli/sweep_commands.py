@@ -217,7 +217,7 @@ def _start_sweep(workspace: Workspace, sweep_id: str, *, detach: bool) -> int:
 
         start_sweep_process(workspace, sweep_id)
         return EXIT_OK
-    from engine.sweep.driver import run_sweep
+    from engine.sweep.process import run_sweep
 
     code = run_sweep(workspace.root, sweep_id)
     print(f"see: stagelab show {sweep_id}")

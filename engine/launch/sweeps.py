@@ -1,7 +1,7 @@
 """Starting, stopping and resuming a sweep: record it, then start its sweep process
 detached. Shared by `stagelab sweep` / `sweep-resume` and the window, neither of which runs
 the sweep in its own process when it detaches. No Optuna and no torch here (the window
-imports it): the sweep process itself is `python -m engine sweep` (engine.sweep.driver)."""
+imports it): the sweep process itself is `python -m engine sweep` (engine.sweep.process)."""
 
 from __future__ import annotations
 

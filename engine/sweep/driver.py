@@ -1,6 +1,7 @@
-"""The sweep process: asks Optuna for a trial's settings, records the trial as a run of
-the sweep's experiment, starts its engine, follows it through the store (reporting the
-objective's evaluations to the pruner), and tells Optuna the result.
+"""The sweep driver (engine/sweep/process.py runs it): asks Optuna for a trial's settings,
+records the trial as a run of the sweep's experiment, starts its engine, follows it
+through the store (reporting the objective's evaluations to the pruner), and tells Optuna
+the result.
 
 The store is the record; Optuna's study lives in memory and is rebuilt from the recorded
 trials when a killed sweep resumes. A trial left running by a killed sweep is followed
@@ -13,23 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
 
 from engine.launch.runs import start_engine, start_run
-from engine.launch.served import engine_server_kept
 from engine.spec.plan import parse_plan_text
 from engine.spec.sweep import Sweep, grid
 from engine.store import Store, Workspace, queries
 from engine.store.status import LIVE, RESUMABLE, STAGE_DONE, RunStatus, SweepStatus, TrialStatus
-from engine.store.sweeps import best_trial
 from engine.sweep.sampling import pruner, sampler
 from engine.sweep.space import distributions, trial_plan_text
 
@@ -358,44 +354,3 @@ def _show(params: dict[str, Any]) -> str:
     return ", ".join(
         f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in params.items()
     )
-
-
-def run_sweep(workspace_root: Path, sweep_id: str) -> int:
-    """The sweep process: claim the sweep, run it, record how it ended. Exit code 0 when
-    it finished or was stopped, 1 when it failed, 2 when it is owned by another process."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    workspace = Workspace.open(workspace_root)
-    store = Store.open(workspace.db_path)
-    try:
-        queries.claim_sweep(store, sweep_id, pid=os.getpid(), host=socket.gethostname())
-    except queries.StoreError as exc:
-        print(f"stagelab sweep: {exc}", file=sys.stderr)
-        return 2
-    driver = SweepDriver(workspace, store, sweep_id)
-
-    def on_signal(_signum: int, _frame: Any) -> None:
-        if driver.stop_requested:
-            raise KeyboardInterrupt
-        driver.stop_requested = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        # Trials after the first start forked from a ready engine (engine.launch.served).
-        with engine_server_kept():
-            status = driver.run()
-    except Exception as exc:  # noqa: BLE001 - recorded, then reported
-        queries.end_sweep(store, sweep_id, SweepStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        print(f"stagelab sweep: sweep {sweep_id} failed: {exc}", file=sys.stderr)
-        return 1
-    reason = driver.reason or ("stopped on request" if status == SweepStatus.STOPPED else "done")
-    queries.end_sweep(store, sweep_id, status, reason)
-    best = best_trial(queries.get_sweep(store, sweep_id))
-    print(f"sweep {sweep_id} {status}: {reason}", flush=True)
-    if best is not None:
-        print(
-            f"best: trial {best.number} (run {best.run_id}) "
-            f"{driver.sweep.objective.key} = {best.objective:.4g}  {_show(best.params)}",
-            flush=True,
-        )
-    return 0
