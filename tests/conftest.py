@@ -118,3 +118,35 @@ def engine_server(tmp_path_factory: pytest.TempPathFactory):
     server.terminate()  # engines it forked, in sessions of their own, are not touched
     server.wait()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (/proc/stat): with one pytest
+    process on an otherwise idle machine, its rise over a test is what the test cost,
+    engines, daemons and other subprocesses included (which no rusage of this process sees)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """With STAGELAB_TEST_CPU_LOG=FILE, one JSON line per test: its wall seconds and the
+    machine's CPU seconds over it (bench/suite_profile.py sums them): where the suite's CPU
+    goes, and which tests only wait."""
+    log = os.environ.get("STAGELAB_TEST_CPU_LOG")
+    if not log:
+        return (yield)
+    import time
+
+    wall, cpu = time.monotonic(), _machine_cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        line = {
+            "test": item.nodeid,
+            "wall": round(time.monotonic() - wall, 3),
+            "cpu": round(_machine_cpu_seconds() - cpu, 3),
+        }
+        with open(log, "a") as out:
+            out.write(json.dumps(line) + "\n")
