@@ -139,8 +139,11 @@ def start_engine(
 
     A run of several processes (`nproc`, or several GPUs) starts under torchrun. A detached
     engine gets its own session, so closing the terminal (or the GUI) does not stop it. With
-    an engine server (engine.launch.served) a one-process run is forked by it, ready to
-    train, in a session of its own (the CLI passes Ctrl-C on to it).
+    an engine server (engine.launch.served) a run on this machine is forked by it, ready to
+    train, in a session of its own (the CLI passes Ctrl-C on to it); a run of several
+    processes as a group of forks that torchrun's standalone launcher would have started
+    (engine/process/group.py). GPU runs of several processes name their devices in
+    CUDA_VISIBLE_DEVICES, which the server refuses: they start under torchrun.
     """
     from engine.store import Store, queries
 
@@ -154,10 +157,17 @@ def start_engine(
     several = distributed(run.gpus, run.nproc, nodes)
     extra = launch_env(run.gpus) if several else {}
     env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
-    if not several:
+    if nodes.count == 1:  # several machines meet through torchrun's rendezvous
         from engine.launch.served import start_served
 
-        served = start_served(cmd[len(module_command("engine")) :], env, run_dir / "engine.log")
+        # The one-process command line; the server forks the ranks torchrun would start.
+        one = engine_command(workspace, run_id, resume=resume)
+        served = start_served(
+            one[len(module_command("engine")) :],
+            env,
+            run_dir / "engine.log",
+            nproc=processes(run.gpus, run.nproc),
+        )
         if served is not None:
             return served  # type: ignore[return-value] - Popen's interface, see ServedEngine
     log = open(run_dir / "engine.log", "ab")  # noqa: SIM115 - handed to the child

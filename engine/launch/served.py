@@ -106,9 +106,12 @@ class ServedEngine:
             os.close(self._pidfd)
 
 
-def start_served(argv: list[str], env: dict[str, str], log_path: Path) -> ServedEngine | None:
+def start_served(
+    argv: list[str], env: dict[str, str], log_path: Path, nproc: int = 1
+) -> ServedEngine | None:
     """`python -m engine <argv>` forked by the server, with `env`, its output appended to
-    `log_path`; None where there is no server or it refused (a line in the log says why)."""
+    `log_path` (`nproc` > 1: that many ranks, as torchrun --standalone would start them);
+    None where there is no server or it refused (a line in the log says why)."""
     path = os.environ.get(SERVER_ENV)
     if not path or path == OFF or getattr(sys, "frozen", False):
         return None
@@ -120,6 +123,7 @@ def start_served(argv: list[str], env: dict[str, str], log_path: Path) -> Served
         "cwd": os.getcwd(),
         "log": str(log_path),
         "python": sys.executable,
+        "nproc": nproc,
     }
     try:
         conn.connect(path)

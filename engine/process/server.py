@@ -6,10 +6,11 @@ before its first step); a fork of this process starts training at once. The wind
 sweep process and the test suite start a server and hand its socket to the launchers in
 the environment (`STAGELAB_ENGINE_SERVER`, engine.launch.served); without one, or for a
 request it cannot serve as a fresh process would run it, the engine starts as a process of
-its own as always.
+its own as always. A run of several processes on this machine (`nproc` > 1) is one fork
+that forks its ranks, as torchrun would start them (engine/process/group.py).
 
 Protocol (one Unix socket, one connection per engine, JSON lines):
-  → {"argv": [...], "env": {...}, "cwd": "...", "log": "...", "python": "..."}
+  → {"argv": [...], "env": {...}, "cwd": "...", "log": "...", "python": "...", "nproc": N}
   ← {"pid": N} then, when that engine exits, {"exit": code} (a signal as -number)
   ← {"refused": "why"} when the request cannot be served (the launcher starts it itself)
 
@@ -56,6 +57,7 @@ class Job:
     env: dict[str, str]
     cwd: str
     log: str
+    nproc: int = 1  # processes of the run on this machine (engine/process/group.py)
 
 
 def refusal(request: dict, env: dict[str, str]) -> str | None:
@@ -68,6 +70,8 @@ def refusal(request: dict, env: dict[str, str]) -> str | None:
             return f"environment variable {name} differs from the server's"
     if not request.get("argv") or request["argv"][0] != "run":
         return "only `run` is served"
+    if not isinstance(request.get("nproc", 1), int) or request.get("nproc", 1) < 1:
+        return f"not a number of processes: {request.get('nproc')!r}"
     return None
 
 
@@ -152,7 +156,13 @@ def _answer(conn: socket.socket, env: dict[str, str], engines: dict) -> Job | No
         _send(conn, {"refused": why})
         conn.close()
         return None
-    job = Job(list(request["argv"]), dict(request["env"]), request["cwd"], request["log"])
+    job = Job(
+        list(request["argv"]),
+        dict(request["env"]),
+        request["cwd"],
+        request["log"],
+        request.get("nproc", 1),
+    )
     pid = os.fork()
     if pid == 0:
         signal.set_wakeup_fd(-1)
@@ -211,11 +221,18 @@ def become(job: Job) -> None:
 
 def serve_main(socket_path: Path) -> list[str] | None:
     """`python -m engine serve --socket PATH`: None once the server ends; in a fork, the
-    engine's arguments, which engine.__main__ then runs as `python -m engine` would."""
+    engine's arguments, which engine.__main__ then runs as `python -m engine` would (in a
+    rank of a run of several processes; their group process exits once they have)."""
     env = dict(os.environ)  # before _preload sets its own
     _preload()
     job = serve(Path(socket_path), env)
     if job is None:
         return None
     become(job)
+    if job.nproc > 1:
+        from engine.process.group import start_ranks
+
+        code = start_ranks(job.nproc)
+        if code is not None:  # the group process, once its ranks ended
+            sys.exit(code)
     return job.argv

@@ -1,7 +1,8 @@
-"""Runs of several processes under torchrun (CPU, gloo): the same numbers as one process
-with the same global batch, every point recorded once, a killed process ends the run
-`interrupted` and resume finishes it, two local "machines" through the c10d rendezvous.
-Real CLI, real engine subprocesses, a tiny model (docs/distributed.md)."""
+"""Runs of several processes (CPU, gloo), under torchrun and as the engine server's group
+of forks (engine/process/group.py): the same numbers as one process with the same global
+batch, every point recorded once, a killed process ends the run `interrupted` and resume
+finishes it, two local "machines" through the c10d rendezvous. Real CLI, real engine
+subprocesses, a tiny model (docs/distributed.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.launch.served import OFF, SERVER_ENV
 from tests.engine.process.live_kill import pause_after_checkpoint
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
@@ -102,7 +104,19 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file,
             "grad_accum: 2\n", "grad_accum: 2\n    batching: {workers: 1}\n"
         )
     )
-    two = stagelab(ws, "run", str(workers), "--name", "two", "--nproc", "2", "--no-cache")
+    # Under torchrun, whether or not the session has an engine server (the other runs of
+    # several processes here are its forks when it has).
+    two = stagelab(
+        ws,
+        "run",
+        str(workers),
+        "--name",
+        "two",
+        "--nproc",
+        "2",
+        "--no-cache",
+        env={SERVER_ENV: OFF},
+    )
     assert "finished" in two.stdout
     two_id = run_id_of(ws, "two")
     data = show(ws, two_id)
@@ -117,6 +131,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, plan_file,
     run = queries.get_run(Store.open(ws / "stagelab.db"), two_id)
     assert run.nproc == 2
     assert run.environment["distributed"]["world_size"] == 2
+    assert run.environment["engine_start"] == "a process of its own"
     # Only the owner writes: one checkpoint row per checkpoint, the other rank's pid file.
     assert (Path(run.run_dir) / "rank1.pid").exists()
 
@@ -146,7 +161,10 @@ def test_sigkill_of_one_process_interrupts_the_run_and_resume_finishes_it(tmp_pa
     from engine.store import Store, queries
 
     store = Store.open(ws / "stagelab.db")
-    assert queries.get_run(store, run_id).stored_status == "interrupted"
+    run = queries.get_run(store, run_id)
+    assert run.stored_status == "interrupted"
+    if os.environ.get(SERVER_ENV, OFF) != OFF:  # the ranks were the server's forks
+        assert run.environment["engine_start"] == "forked by the engine server"
     resumed = stagelab(ws, "resume", run_id)
     assert "finished" in resumed.stdout
     assert show(ws, run_id)["status"] == "finished"

@@ -53,9 +53,9 @@ def server(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def _start(ws: Workspace, store: Store, steps: int = 4):
+def _start(ws: Workspace, store: Store, steps: int = 4, nproc: int = 1):
     plan = PLAN.replace("max_steps: 4", f"max_steps: {steps}")
-    started = start_run(ws, store, plan_text=plan, plan_dir=str(DATA), use_cache=False)
+    started = start_run(ws, store, plan_text=plan, plan_dir=str(DATA), use_cache=False, nproc=nproc)
     assert not started.problems, started.problems
     return started
 
@@ -113,6 +113,58 @@ def test_the_launcher_sees_signals_and_exit_codes(tmp_path, server, monkeypatch)
     proc.kill()  # after its end: nothing happens, as with Popen
 
 
+def _ranks(ws: Workspace, store: Store, run_id: str) -> list[int]:
+    """The pids of a run's two processes once both have started: the owner's (the run's
+    record) and the other's (its pid file)."""
+    other = ws.run_dir(run_id) / "rank1.pid"
+    deadline = time.monotonic() + 120
+    while not (other.exists() and other.read_text().strip() and queries.get_run(store, run_id).pid):
+        assert time.monotonic() < deadline, "the run's processes never started"
+        time.sleep(0.1)
+    return [queries.get_run(store, run_id).pid, int(other.read_text())]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too (its parent reaps it)
+        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_served_group_ends_with_a_rank_and_its_ranks_with_it(tmp_path, server, monkeypatch):
+    """A run of two processes is one fork that forks its ranks (engine/process/group.py): a
+    failed rank ends the other and the group exits 1, as torchrun does; a group killed by
+    its launcher leaves no rank training on."""
+    socket_path, _ = server
+    monkeypatch.setenv(SERVER_ENV, str(socket_path))
+    ws = Workspace.open(tmp_path / "ws")
+    store = Store.open(ws.db_path)
+
+    failing = _start(ws, store, steps=100_000, nproc=2)
+    assert isinstance(failing.proc, ServedEngine)
+    owner, other = _ranks(ws, store, failing.run_id)
+    assert failing.proc.pid not in (owner, other)  # the group is a process of its own
+    os.kill(other, signal.SIGKILL)
+    assert failing.proc.wait(timeout=120) == 1
+    assert _gone(owner)
+    log = (ws.run_dir(failing.run_id) / "engine.log").read_text()
+    assert "engine group: a process ended with -9; ending the others" in log
+    run = queries.get_run(store, failing.run_id)
+    assert run.status == RunStatus.INTERRUPTED
+    assert run.environment["engine_start"] == "forked by the engine server"
+
+    killed = _start(ws, store, steps=100_000, nproc=2)
+    ranks = _ranks(ws, store, killed.run_id)
+    killed.proc.kill()
+    assert killed.proc.wait(timeout=60) == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while not all(_gone(pid) for pid in ranks):
+        assert time.monotonic() < deadline, "a rank trained on after its group was killed"
+        time.sleep(0.1)
+
+
 def test_what_a_fork_cannot_take_is_refused():
     env = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "1", "PYTEST_CURRENT_TEST": "a"}
     ask = {"python": sys.executable, "argv": ["run", "--run", "x"]}
@@ -125,6 +177,8 @@ def test_what_a_fork_cannot_take_is_refused():
     )
     assert "another Python" in refusal(dict(ask, env=env, python="/usr/bin/python3"), env)
     assert "only `run`" in refusal(dict(ask, env=env, argv=["sweep"]), env)
+    assert refusal(dict(ask, env=env, nproc=2), env) is None
+    assert "not a number of processes" in refusal(dict(ask, env=env, nproc=0), env)
 
 
 def test_the_sweep_and_queue_processes_keep_a_server_of_their_own(tmp_path, monkeypatch):

@@ -45,13 +45,15 @@ stages:
 
 
 def stagelab(
-    ws: Path, *args: str, check: bool = True, timeout: float = 600
+    ws: Path, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own; `env`: variables to add to this one's."""
     proc = subprocess.run(
         [sys.executable, "-m", "engine.cli", "--workspace", str(ws), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=dict(os.environ, **env) if env else None,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
