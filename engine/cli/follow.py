@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -54,66 +55,80 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
     """Show progress bars until the run's engine exits; returns its exit code.
 
     Ctrl-C is passed on to the engine (same process group), which writes a checkpoint and
-    stops; this function keeps waiting for that to finish.
+    stops; this function keeps waiting for that to finish. A second Ctrl-C kills the engine.
     """
+    # Ctrl-C is counted by a handler rather than met as KeyboardInterrupt: raised inside a
+    # finalizer (a database connection's, a progress bar's) the exception is printed and
+    # dropped, and the engine would never hear of the Ctrl-C (seen in the test suite).
+    presses: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: presses.append(1)) if main else None
+    try:
+        return _follow_loop(store, run_id, proc, presses)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _follow_loop(
+    store: Store, run_id: str, proc: subprocess.Popen | None, presses: list[int]
+) -> int:
     bars: dict[int, tqdm] = {}
     overall: tqdm | None = None
     planned: list[int | None] | None = None
     code: int | None = None
-    interrupted = False
+    handled = 0  # Ctrl-C presses acted on
     out = sys.stderr
     while True:
-        try:
-            stages = queries.list_stages(store, run_id)
-            latest = {(m.stage_idx, m.key): m.value for m in queries.latest_metrics(store, run_id)}
-            if planned is None:
-                planned = planned_steps_of(store, run_id)
-            overall_done, total = run_progress(stages, planned)
-            if overall is None and stages:
-                overall = tqdm(
-                    total=0, desc="overall", position=0, file=out, unit="step", dynamic_ncols=True
+        if len(presses) > handled:
+            handled = len(presses)
+            if handled > 1:
+                if proc is not None:
+                    proc.kill()
+                raise KeyboardInterrupt
+            if isinstance(proc, ServedEngine):  # its own session: the terminal's Ctrl-C
+                proc.send_signal(signal.SIGINT)  # reached only this process
+            print("\nstopping: writing a checkpoint (Ctrl-C again to quit at once)", file=out)
+        stages = queries.list_stages(store, run_id)
+        latest = {(m.stage_idx, m.key): m.value for m in queries.latest_metrics(store, run_id)}
+        if planned is None:
+            planned = planned_steps_of(store, run_id)
+        overall_done, total = run_progress(stages, planned)
+        if overall is None and stages:
+            overall = tqdm(
+                total=0, desc="overall", position=0, file=out, unit="step", dynamic_ncols=True
+            )
+        for s in stages:
+            if s.total_steps and s.idx not in bars:
+                bars[s.idx] = tqdm(
+                    total=s.total_steps,
+                    desc=f"[{s.idx}] {s.name}",
+                    position=s.idx + 1,
+                    file=out,
+                    unit="step",
+                    dynamic_ncols=True,
                 )
-            for s in stages:
-                if s.total_steps and s.idx not in bars:
-                    bars[s.idx] = tqdm(
-                        total=s.total_steps,
-                        desc=f"[{s.idx}] {s.name}",
-                        position=s.idx + 1,
-                        file=out,
-                        unit="step",
-                        dynamic_ncols=True,
-                    )
-                bar = bars.get(s.idx)
-                if bar is not None:
-                    done = min(s.steps_done or 0, bar.total)
-                    if s.status in STAGE_DONE:
-                        done = bar.total = s.steps_done or bar.total
-                    bar.update(done - bar.n)
-                    bar.set_postfix_str(_postfix(latest, s.idx), refresh=True)
-            if overall is not None:
-                overall.total = max(total or 0, overall_done, 1)
-                overall.update(overall_done - overall.n)
-            if proc is None:
-                run = queries.get_run(store, run_id)
-                if run.status not in NOT_ENDED:
-                    break
-            elif code is not None:
+            bar = bars.get(s.idx)
+            if bar is not None:
+                done = min(s.steps_done or 0, bar.total)
+                if s.status in STAGE_DONE:
+                    done = bar.total = s.steps_done or bar.total
+                bar.update(done - bar.n)
+                bar.set_postfix_str(_postfix(latest, s.idx), refresh=True)
+        if overall is not None:
+            overall.total = max(total or 0, overall_done, 1)
+            overall.update(overall_done - overall.n)
+        if proc is None:
+            run = queries.get_run(store, run_id)
+            if run.status not in NOT_ENDED:
                 break
-            if proc is not None:
-                code = proc.poll()
-                if code is not None:
-                    continue  # one more refresh shows the final numbers
-            time.sleep(POLL_SECONDS)
-        except KeyboardInterrupt:
-            if not interrupted:
-                interrupted = True
-                if isinstance(proc, ServedEngine):  # its own session: the terminal's Ctrl-C
-                    proc.send_signal(signal.SIGINT)  # reached only this process
-                print("\nstopping: writing a checkpoint (Ctrl-C again to quit at once)", file=out)
-                continue
-            if proc is not None:
-                proc.kill()
-            raise
+        elif code is not None:
+            break
+        if proc is not None:
+            code = proc.poll()
+            if code is not None:
+                continue  # one more refresh shows the final numbers
+        time.sleep(POLL_SECONDS)
     for bar in [*bars.values(), overall]:
         if bar is not None:
             bar.close()
