@@ -29,10 +29,10 @@ case "$action" in
     ;;
   test)
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-    # One process unless STAGELAB_TEST_WORKERS=N asks for pytest-xdist workers (a later -n
-    # wins): on 2 cores four workers were slower than one process and lost timing races
-    # (README, "Test").
-    exec .venv/bin/python -m pytest -n "${STAGELAB_TEST_WORKERS:-0}" "$@"
+    # Two pytest-xdist workers unless STAGELAB_TEST_WORKERS=N says otherwise (0: one
+    # process; a later -n wins). Each keeps an engine server (tests/conftest.py), so the
+    # workers overlap training and waiting rather than imports (README, "Test").
+    exec .venv/bin/python -m pytest -n "${STAGELAB_TEST_WORKERS:-2}" "$@"
     ;;
   *)
     echo "usage: bash packaging/bootstrap.sh run|test [arguments]" >&2

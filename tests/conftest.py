@@ -94,17 +94,17 @@ def tiny_outputs(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session", autouse=True)
 def engine_server(tmp_path_factory: pytest.TempPathFactory):
-    """With STAGELAB_TEST_ENGINE_SERVER=1, an engine server for the whole run
-    (engine/process/server.py): every run a test starts (in this process, through the CLI
-    or the window) is forked ready to train, instead of spending ~6 s of CPU importing
-    torch and transformers. Off by default for now: with it, tests that race a short
-    run's end lost the race (the run ends in ~3 s); two are fixed (test_runs.py), the
-    remote-commands one is not yet (docs/engine.md). Off, no
-    process (the window, the sweep and queue runners) starts one either; the server's own
-    tests start theirs (tests/engine/process/test_engine_server.py)."""
+    """An engine server for the whole run (engine/process/server.py; under xdist, one per
+    worker): every run a test starts (in this process, through the CLI or the window),
+    one process or several, is forked ready to train instead of spending ~6 s of CPU per
+    process importing torch and transformers. STAGELAB_TEST_ENGINE_SERVER=0 turns it off:
+    then no process the tests start (the window, the sweep and queue runners) keeps one
+    either, and every engine starts as a process of its own. The server's own tests start
+    theirs (tests/engine/process/test_engine_server.py); test_distributed.py trains one
+    run under torchrun whichever way the session runs."""
     from engine.launch.served import OFF, SERVER_ENV, start_server
 
-    if os.environ.get("STAGELAB_TEST_ENGINE_SERVER") != "1":
+    if os.environ.get("STAGELAB_TEST_ENGINE_SERVER", "1") == "0":
         os.environ.setdefault(SERVER_ENV, OFF)
         yield None
         return
