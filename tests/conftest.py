@@ -16,6 +16,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: an engine of each with two OpenMP threads oversubscribes
+    # the machine (threads spin for one another and every test ran ~2x slower). One thread
+    # each, set before torch is imported here or by the engine server; the test SSH server
+    # passes it on to the target's engines (tests/engine/remote/conftest.py), so runs there
+    # add up their floats as the runs here do.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Tests never write to the person's own workspace.
 os.environ["STAGELAB_HOME"] = tempfile.mkdtemp(prefix="stagelab-test-home-")
 

@@ -88,6 +88,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     authorized.write_text(Path(f"{user_key}.pub").read_text())
     authorized.chmod(0o600)
     port = free_port()
+    threads = os.environ.get("OMP_NUM_THREADS")
     config = root / "sshd_config"
     # sshd re-executes itself with -f: the path must be absolute.
     config.write_text(
@@ -108,6 +109,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
                 # A slurm+ssh:// target's client passes the test cluster's config
                 # (SetEnv=SLURM_CONF=…); a real login node has /etc/slurm/slurm.conf.
                 "AcceptEnv SLURM_CONF",
+                # The session's OpenMP threads (tests/conftest.py) for the target's engines.
+                *([f"SetEnv OMP_NUM_THREADS={threads}"] if threads else []),
                 "MaxStartups 50",
                 "LogLevel ERROR",
                 "",
