@@ -113,10 +113,11 @@ class ChannelClient:
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one message."""
-        if self.sock is None:
+        sock = self.sock
+        if sock is None:
             raise ChannelClosed("not connected")
         try:
-            self.sock.sendall(encode_frame(message))
+            sock.sendall(encode_frame(message))
         except OSError as exc:
             raise ChannelClosed(f"the engine went away: {exc}") from None
 
@@ -155,16 +156,17 @@ class ChannelClient:
         """
         if self._inbox:
             return self._inbox.popleft()
-        if self.sock is None:
+        sock = self.sock  # `close` from another thread sets it to None: this one reads on
+        if sock is None:  # a closed socket and gets OSError, not AttributeError
             raise ChannelClosed("not connected")
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._inbox:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            self.sock.settimeout(left)
             try:
-                data = self.sock.recv(65536)
+                sock.settimeout(left)
+                data = sock.recv(65536)
             except TimeoutError:
                 return None
             except OSError as exc:
@@ -211,10 +213,15 @@ class ChannelClient:
             self._inbox.extendleft(reversed(held))
 
     def close(self) -> None:
-        """Close the connection (the run goes on)."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        """Close the connection (the run goes on). Safe from another thread than the one
+        reading: the shutdown wakes its recv, which then raises ChannelClosed."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected any more
+            sock.close()
 
 
 class RunFollower:

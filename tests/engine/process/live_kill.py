@@ -62,6 +62,33 @@ def pause_after_checkpoint(ws: Path, run_id: str, stage: int, timeout: float = 3
     return queries.get_run(store, run_id).pid
 
 
+def pause_now(ws: Path, run_id: str, timeout: float = 300) -> None:
+    """Hold run `run_id` at its next step boundary, as soon as its engine answers (polled in
+    this process: a served engine trains a short test plan in seconds, faster than a CLI
+    process can start to ask), and wait until the store says `paused`."""
+    store = Store.open(ws / "stagelab.db")
+    deadline = time.monotonic() + timeout
+    client = _connect(store, run_id, deadline)
+    try:
+        client.control("pause")
+    finally:
+        client.close()
+    while queries.get_run(store, run_id).status != "paused":
+        assert time.monotonic() < deadline, f"run {run_id} was never paused"
+        time.sleep(0.05)
+
+
+def first_run_id(ws: Path, timeout: float = 120) -> str:
+    """The id of the first run recorded in workspace `ws`, as soon as it is recorded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (ws / "stagelab.db").exists():
+            for run in queries.list_runs(Store.open(ws / "stagelab.db")):
+                return run.id
+        time.sleep(0.05)
+    raise AssertionError(f"no run was recorded in {ws}")
+
+
 def kill_mid_stage(ws: Path, run_id: str, stage: int, timeout: float = 300) -> None:
     """SIGKILL run `run_id`'s engine while stage `stage` runs, after one of its checkpoints."""
     pid = pause_after_checkpoint(ws, run_id, stage, timeout)

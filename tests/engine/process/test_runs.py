@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.process.live_kill import kill_mid_stage, pause_after_checkpoint
+from tests.engine.process.live_kill import (
+    first_run_id,
+    kill_mid_stage,
+    pause_now,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -186,12 +190,11 @@ def test_ctrl_c_stops_at_a_checkpoint_and_resume_finishes(tmp_path, plan_file):
         text=True,
         start_new_session=True,
     )
-    ids = lambda: json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]  # noqa: E731
-    wait_for(lambda: ids() and ids()[0]["runs"], 60, "the run to be recorded")
-    run_id = ids()[0]["runs"][0]["id"]
-    # Held at its first checkpoint, however fast it trains (a forked engine ends the whole
-    # run in seconds): the Ctrl-C then always finds it training.
-    pause_after_checkpoint(ws, run_id, 0)
+    # Held as soon as it answers, however fast it trains (a forked engine ends the whole
+    # run in seconds, faster than a CLI process polling for it could start): the Ctrl-C
+    # then always finds it training.
+    run_id = first_run_id(ws)
+    pause_now(ws, run_id)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     out, err = proc.communicate(timeout=120)
     data = show(ws, run_id)
