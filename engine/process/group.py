@@ -56,13 +56,13 @@ def start_ranks(nproc: int) -> int | None:
     the engine) and, in the group process, the group's exit code once every rank ended."""
     port = _free_port()
     group = os.getpid()
-    ranks: dict[int, int] = {}  # pid → rank
+    ranks: set[int] = set()  # their pids
     for rank in range(nproc):
         pid = os.fork()
         if pid == 0:
             _become_rank(rank, nproc, port, group)
             return None
-        ranks[pid] = rank
+        ranks.add(pid)
     return _watch(ranks)
 
 
@@ -84,7 +84,7 @@ def _become_rank(rank: int, nproc: int, port: int, group: int) -> None:
         torch.set_num_threads(1)
 
 
-def _watch(ranks: dict[int, int]) -> int:
+def _watch(ranks: set[int]) -> int:
     """Wait for every rank; the first that fails, or a signal to the group, ends the rest."""
     received: list[int] = []
     for sig in FORWARDED:
@@ -92,10 +92,9 @@ def _watch(ranks: dict[int, int]) -> int:
     failed = False
     stop_deadline: float | None = None
     while ranks:
-        for signum in received:
-            _signal_all(ranks, signum)
+        while received:  # popped one by one: a signal that comes meanwhile is not lost
+            _signal_all(ranks, received.pop(0))
             stop_deadline = stop_deadline or time.monotonic() + STOP_WAIT_S
-        received.clear()
         if stop_deadline is not None and time.monotonic() > stop_deadline:
             _signal_all(ranks, signal.SIGKILL)
         try:
@@ -105,7 +104,7 @@ def _watch(ranks: dict[int, int]) -> int:
         if pid == 0:
             time.sleep(0.05)
             continue
-        ranks.pop(pid, None)
+        ranks.discard(pid)
         if os.waitstatus_to_exitcode(status) != 0:
             failed = True
             if stop_deadline is None and ranks:
@@ -120,7 +119,7 @@ def _watch(ranks: dict[int, int]) -> int:
     return 1 if failed else 0
 
 
-def _signal_all(ranks: dict[int, int], signum: int) -> None:
+def _signal_all(ranks: set[int], signum: int) -> None:
     for pid in ranks:
         try:
             os.kill(pid, signum)
