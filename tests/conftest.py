@@ -2,6 +2,7 @@
 what lets the suite run on several pytest-xdist workers (packaging/bootstrap.sh test
 passes -n): daemon tests kept on one worker, trained fixtures made once for all workers."""
 
+import gc
 import json
 import os
 import shutil
@@ -84,6 +85,12 @@ def made_once(
     return json.loads(done.read_text())
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the test modules imported (torch, transformers, Qt …) lives all session: frozen,
+    # the collector's full passes never walk it again, nor the last one at exit (~1.5 s).
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def tiny_outputs(tmp_path_factory: pytest.TempPathFactory):
     """tests/tiny_outputs.py's four trained stage outputs, trained once per test run."""
@@ -119,6 +126,10 @@ def engine_server(tmp_path_factory: pytest.TempPathFactory):
     folder = Path(tempfile.mkdtemp(prefix="stagelab-server-"))  # short: a socket path is
     socket_path = folder / "engine.sock"  # limited to 107 bytes
     server = start_server(socket_path, folder / "server.log")
+    # Ready before the first test: a run started sooner would import torch on its own
+    # (CPU spent twice) and tests that check a run was forked would see it was not.
+    if server.stdout.readline().strip() != b"ready":
+        pytest.fail(f"the engine server did not start: {(folder / 'server.log').read_text()}")
     os.environ[SERVER_ENV] = str(socket_path)
     yield socket_path
     os.environ.pop(SERVER_ENV, None)

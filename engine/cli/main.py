@@ -8,6 +8,8 @@ such as `validate` and `ls` answer at once.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
 import os
 import sys
@@ -322,6 +324,10 @@ def open_gui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `stagelab` command; returns its exit code (0 ok, 1 run failed, 2 bad input)."""
+    if argv is None:  # the process's own command: it ends after this
+        # No exit-time collection walking what `predict` or `export` imported from torch
+        # (~1.3 s of CPU; engine/__main__.py). Callers in-process keep their collector.
+        atexit.register(gc.freeze)
     argv = sys.argv[1:] if argv is None else argv
     args = window_args(argv)
     if args is not None:

@@ -21,6 +21,7 @@ closes: the process that started it went away.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -36,6 +37,10 @@ from pathlib import Path
 # at import: a request that changes it is refused and starts cold.
 RUN_TIME_PREFIXES = ("STAGELAB_", "PYTEST_")
 RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM"}
+# Read when a compiled stage compiles, not at import; torch sets the first in the
+# environment of any process that compiled (a launcher that did lost its forks: every run
+# the test workers started after a compile test imported torch again).
+RUN_TIME_NAMES |= {"TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"}
 
 # Set in a forked engine: the server's pid.
 FORKED_ENV = "STAGELAB_FORKED_BY"
@@ -225,6 +230,10 @@ def serve_main(socket_path: Path) -> list[str] | None:
     rank of a run of several processes; their group process exits once they have)."""
     env = dict(os.environ)  # before _preload sets its own
     _preload()
+    # The imported objects live as long as the server and every fork: frozen, the forks'
+    # collections (and the one at each engine's exit, ~1.3 s) never walk them, and the
+    # collector never writes to their pages, which stay shared with the server.
+    gc.freeze()
     job = serve(Path(socket_path), env)
     if job is None:
         return None
