@@ -43,8 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from engine.process.server import serve_main
 
-        job = serve_main(args.socket)  # in a forked engine: its own arguments
-        return 0 if job is None else main(job)
+        job = serve_main(args.socket)  # in a fork: what it is to run
+        if job is None:
+            return 0
+        if job.module == "engine.predict":  # a playground worker
+            from engine.predict.__main__ import main as predict_main
+
+            return predict_main(job.argv)
+        return main(job.argv)
     if args.command == "queue":
         from engine.queue.runner import run_queue
 

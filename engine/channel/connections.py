@@ -13,6 +13,7 @@ import os
 import selectors
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ class Connections:
         self._wake_w.setblocking(False)
         self._listener: socket.socket | None = None
         self.socket_path: Path | None = None
+        # A fork of the engine (a batch-loader worker) would keep the listening socket
+        # open after the engine died, until it noticed (~5 s): a client then connected and
+        # waited for a welcome that never came, while the resumed engine ran unheard.
+        ours = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (c := ours()) is None or c.leave_to_parent())
 
     def listen(self, run_id: str) -> dict[str, Any]:
         """Open the listening socket; returns how to reach it (transport and path, or
@@ -141,6 +147,13 @@ class Connections:
         if want != peer.events:
             peer.events = want
             self._sel.modify(peer.sock, want, peer)
+
+    def leave_to_parent(self) -> None:
+        """In a forked child: close this process's copies of the sockets (the engine's
+        stay open; the socket file stays)."""
+        for sock in [self._listener, self._wake_r, self._wake_w, *self.peers]:
+            if sock is not None:
+                sock.close()
 
     def close(self) -> None:
         """Drop every client and close the sockets and the selector (the I/O thread, at

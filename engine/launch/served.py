@@ -107,11 +107,16 @@ class ServedEngine:
 
 
 def start_served(
-    argv: list[str], env: dict[str, str], log_path: Path, nproc: int = 1
+    argv: list[str],
+    env: dict[str, str],
+    log_path: Path | None,
+    nproc: int = 1,
+    module: str = "engine",
 ) -> ServedEngine | None:
-    """`python -m engine <argv>` forked by the server, with `env`, its output appended to
-    `log_path` (`nproc` > 1: that many ranks, as torchrun --standalone would start them);
-    None where there is no server or it refused (a line in the log says why)."""
+    """`python -m <module> <argv>` forked by the server, with `env`, its output appended to
+    `log_path` (`nproc` > 1: that many ranks, as torchrun --standalone would start them), or,
+    without a log, with this process's standard streams (a playground worker); None where
+    there is no server or it refused (a line in the log, or on stderr, says why)."""
     path = os.environ.get(SERVER_ENV)
     if not path or path == OFF or getattr(sys, "frozen", False):
         return None
@@ -121,24 +126,32 @@ def start_served(
         "argv": argv,
         "env": env,
         "cwd": os.getcwd(),
-        "log": str(log_path),
+        "log": None if log_path is None else str(log_path),
         "python": sys.executable,
         "nproc": nproc,
+        "module": module,
     }
+    data = (json.dumps(request) + "\n").encode()
     try:
         conn.connect(path)
-        conn.sendall((json.dumps(request) + "\n").encode())
+        if log_path is None:  # the streams travel with the request's first bytes
+            data = data[socket.send_fds(conn, [data], [0, 1, 2]) :]
+        conn.sendall(data)
         reply = json.loads(conn.makefile("rb").readline() or b"{}")
     except (OSError, ValueError):
         conn.close()
         return None  # not running (yet): a process of its own
     if "pid" not in reply:
         conn.close()
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"engine server: {reply.get('refused', 'no answer')}; started on its own\n")
+        line = f"engine server: {reply.get('refused', 'no answer')}; started on its own\n"
+        if log_path is None:
+            sys.stderr.write(line)
+        else:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(line)
         return None
     conn.settimeout(None)
-    return ServedEngine(conn, int(reply["pid"]), [*module_command("engine"), *argv])
+    return ServedEngine(conn, int(reply["pid"]), [*module_command(module), *argv])
 
 
 def start_server(socket_path: Path, log_path: Path | None = None) -> subprocess.Popen:

@@ -11,6 +11,9 @@ that forks its ranks, as torchrun would start them (engine/process/group.py).
 
 Protocol (one Unix socket, one connection per engine, JSON lines):
   → {"argv": [...], "env": {...}, "cwd": "...", "log": "...", "python": "...", "nproc": N}
+    and "module": "engine.predict" for a playground worker (`python -m engine.predict
+    serve`), sent with the launcher's standard input, output and error (SCM_RIGHTS), which
+    the fork takes in place of the log (engine/launch/served_exec.py)
   ← {"pid": N} then, when that engine exits, {"exit": code} (a signal as -number)
   ← {"refused": "why"} when the request cannot be served (the launcher starts it itself)
 
@@ -53,16 +56,22 @@ PRELOADED = (
 )
 
 
+# What a fork may become: `python -m MODULE FIRST-ARGUMENT …`.
+SERVED = {"engine": "run", "engine.predict": "serve"}
+
+
 @dataclass(frozen=True)
 class Job:
-    """What a forked engine runs: `python -m engine <argv>` in `cwd` with `env`, its output
-    appended to `log`."""
+    """What a forked engine runs: `python -m <module> <argv>` in `cwd` with `env`, its output
+    appended to `log`, or with the launcher's standard streams `stdio` (three descriptors)."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: str
-    log: str
+    log: str | None
     nproc: int = 1  # processes of the run on this machine (engine/process/group.py)
+    module: str = "engine"
+    stdio: tuple[int, ...] = ()
 
 
 def refusal(request: dict, env: dict[str, str]) -> str | None:
@@ -73,8 +82,11 @@ def refusal(request: dict, env: dict[str, str]) -> str | None:
     for name in set(wanted) ^ set(env) | {k for k in wanted if wanted[k] != env.get(k)}:
         if not (name.startswith(RUN_TIME_PREFIXES) or name in RUN_TIME_NAMES):
             return f"environment variable {name} differs from the server's"
-    if not request.get("argv") or request["argv"][0] != "run":
-        return "only `run` is served"
+    module = request.get("module", "engine")
+    if module not in SERVED or not request.get("argv") or request["argv"][0] != SERVED[module]:
+        return "only `python -m engine run` and `python -m engine.predict serve` are served"
+    if module != "engine" and (request.get("nproc", 1) != 1 or not request.get("stdio")):
+        return "a playground worker is one process that takes its launcher's streams"
     if not isinstance(request.get("nproc", 1), int) or request.get("nproc", 1) < 1:
         return f"not a number of processes: {request.get('nproc')!r}"
     return None
@@ -149,24 +161,41 @@ def _drain(fd: int) -> None:
         pass
 
 
+def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One JSON line and the descriptors that came with it."""
+    data, fds = b"", []
+    while b"\n" not in data:
+        chunk, got, _flags, _address = socket.recv_fds(conn, 65536, 3)
+        fds += got
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data.split(b"\n", 1)[0] or b"{}"), fds
+
+
 def _answer(conn: socket.socket, env: dict[str, str], engines: dict) -> Job | None:
     """Read one request; fork its engine (returning the job in the child) or refuse."""
+    fds: list[int] = []
     try:
         conn.settimeout(10)
-        request = json.loads(conn.makefile("r", encoding="utf-8").readline() or "{}")
-        why = refusal(request, env)
+        request, fds = _read_request(conn)
+        why = refusal(dict(request, stdio=len(fds) == 3), env)
     except (OSError, ValueError) as err:
         why, request = f"unreadable request ({err})", {}
     if why is not None:
         _send(conn, {"refused": why})
         conn.close()
+        for fd in fds:
+            os.close(fd)
         return None
     job = Job(
         list(request["argv"]),
         dict(request["env"]),
         request["cwd"],
-        request["log"],
+        request.get("log"),
         request.get("nproc", 1),
+        request.get("module", "engine"),
+        tuple(fds),
     )
     pid = os.fork()
     if pid == 0:
@@ -174,6 +203,8 @@ def _answer(conn: socket.socket, env: dict[str, str], engines: dict) -> Job | No
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         conn.close()
         return job
+    for fd in fds:  # the fork has them
+        os.close(fd)
     engines[pid] = conn
     _send(conn, {"pid": pid})
     return None
@@ -204,30 +235,33 @@ def _send(conn: socket.socket, message: dict) -> None:
 def become(job: Job) -> None:
     """Turn the forked child into the engine process a launcher would have started: its own
     session (closing the window or the terminal does not stop it), the asked-for directory
-    and environment, its output appended to the run's engine.log."""
+    and environment, its output appended to the run's engine.log (a playground worker:
+    its launcher's standard streams)."""
     os.setsid()
     os.chdir(job.cwd)
     os.environ.clear()
     os.environ.update(job.env)
     os.environ[FORKED_ENV] = str(os.getppid())  # the run's environment record says so
-    log = os.open(job.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(null)
+    if job.stdio:
+        streams = list(job.stdio)
+    else:
+        log = os.open(job.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        streams = [os.open(os.devnull, os.O_RDONLY), log, log]
+    for target, fd in enumerate(streams):
+        os.dup2(fd, target)
+    for fd in set(streams):
+        os.close(fd)
     # The server ignored nothing; the engine installs its own handlers when it starts.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = [sys.argv[0], *job.argv]
 
 
-def serve_main(socket_path: Path) -> list[str] | None:
-    """`python -m engine serve --socket PATH`: None once the server ends; in a fork, the
-    engine's arguments, which engine.__main__ then runs as `python -m engine` would (in a
-    rank of a run of several processes; their group process exits once they have)."""
+def serve_main(socket_path: Path) -> Job | None:
+    """`python -m engine serve --socket PATH`: None once the server ends; in a fork, its
+    job, which engine.__main__ then runs as `python -m <module>` would (in a rank of a run
+    of several processes; their group process exits once they have)."""
     env = dict(os.environ)  # before _preload sets its own
     _preload()
     # The imported objects live as long as the server and every fork: frozen, the forks'
@@ -244,4 +278,4 @@ def serve_main(socket_path: Path) -> list[str] | None:
         code = start_ranks(job.nproc)
         if code is not None:  # the group process, once its ranks ended
             sys.exit(code)
-    return job.argv
+    return job

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,3 +97,18 @@ def kill_mid_stage(ws: Path, run_id: str, stage: int, timeout: float = 300) -> N
     os.kill(pid, signal.SIGKILL)
     store = Store.open(ws / "stagelab.db")
     assert queries.list_stages(store, run_id)[stage].status == "running"
+
+
+def resume_and_kill_mid_stage(ws: Path, run_id: str, stage: int, timeout: float = 300) -> None:
+    """`stagelab resume RUN --detach`, then `kill_mid_stage`, the channel watched while the
+    command still runs: a forked engine can train a short plan to its end before a command
+    started after the resume could ask (seen on a loaded two-core machine)."""
+    command = [sys.executable, "-m", "engine.cli", "--workspace", str(ws), "resume", run_id]
+    resume = subprocess.Popen(
+        [*command, "--detach"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        kill_mid_stage(ws, run_id, stage, timeout)
+    finally:
+        _, errors = resume.communicate(timeout=120)
+    assert resume.returncode == 0, errors

@@ -4,6 +4,7 @@ own, with a line in the log; the launcher sees the engine's signals and exit cod
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -179,7 +180,10 @@ def test_what_a_fork_cannot_take_is_refused():
         dict(ask, env=dict(env, CUDA_VISIBLE_DEVICES="1")), env
     )
     assert "another Python" in refusal(dict(ask, env=env, python="/usr/bin/python3"), env)
-    assert "only `run`" in refusal(dict(ask, env=env, argv=["sweep"]), env)
+    assert "only `python -m engine run`" in refusal(dict(ask, env=env, argv=["sweep"]), env)
+    worker = dict(ask, env=env, module="engine.predict", argv=["serve", "out"])
+    assert refusal(dict(worker, stdio=True), env) is None
+    assert "launcher's streams" in refusal(worker, env)  # came without its streams
     assert refusal(dict(ask, env=env, nproc=2), env) is None
     assert "not a number of processes" in refusal(dict(ask, env=env, nproc=0), env)
 
@@ -209,3 +213,73 @@ def test_the_sweep_and_queue_processes_keep_a_server_of_their_own(tmp_path, monk
     assert isinstance(alone, subprocess.Popen)
     alone.kill()
     alone.wait(timeout=60)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _worker(folder: Path) -> subprocess.Popen:
+    """A playground worker as the window starts one (app/model/playground.py)."""
+    command = [sys.executable, "-m", "engine.launch.served_exec", "engine.predict", "serve"]
+    return subprocess.Popen(
+        [*command, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _ask(worker: subprocess.Popen, text: str) -> dict:
+    assert json.loads(worker.stdout.readline())["event"] == "ready"
+    worker.stdin.write(json.dumps({"id": 1, "text": text}) + "\n")
+    worker.stdin.flush()
+    return json.loads(worker.stdout.readline())
+
+
+def test_a_playground_worker_is_forked_on_its_launchers_streams(server, tiny_outputs, monkeypatch):
+    socket_path, proc = server
+    monkeypatch.setenv(SERVER_ENV, str(socket_path))
+    folder = tiny_outputs.folders["sentiment"]
+    served = _worker(folder)
+    answer = _ask(served, "the staff were lovely")
+    (fork,) = _children(proc.pid)  # the server's fork answers, on the launcher's pipes
+    assert fork != served.pid
+    assert "served_exec" in Path(f"/proc/{served.pid}/cmdline").read_text()
+    served.stdin.close()  # the window closes its pipe: the worker leaves, so does its launcher
+    assert served.wait(timeout=60) == 0 and _gone(fork)
+
+    # Refused (an environment the server was not started with): the worker runs in place.
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    alone = _worker(folder)
+    assert _ask(alone, "the staff were lovely")["result"] == answer["result"]
+    # The launcher became the worker (exec: same pid, same pipes).
+    assert Path(f"/proc/{alone.pid}/cmdline").read_text().split("\0")[1:3] == [
+        "-m",
+        "engine.predict",
+    ]
+    assert not _children(proc.pid)
+    alone.stdin.close()
+    assert alone.wait(timeout=60) == 0
+    assert "environment variable HF_HUB_DISABLE_TELEMETRY differs" in alone.stderr.read()
+
+    # SIGTERM to the launcher (QProcess.terminate) reaches the fork.
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY")
+    served = _worker(folder)
+    _ask(served, "the staff were lovely")
+    (fork,) = _children(proc.pid)
+    served.terminate()
+    assert served.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while not _gone(fork):
+        assert time.monotonic() < deadline, "the fork outlived SIGTERM"
+        time.sleep(0.05)

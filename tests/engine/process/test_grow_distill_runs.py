@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.live_kill import kill_mid_stage, resume_and_kill_mid_stage
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
@@ -79,8 +79,7 @@ def test_sigkill_in_grow_and_in_distill_then_resume_equals_an_uninterrupted_run(
     run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
     kill_mid_stage(ws, run_id, 1)  # mid-grow, after a checkpoint
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
-    stagelab(ws, "resume", run_id, "--detach")
-    kill_mid_stage(ws, run_id, 3)  # mid-distill
+    resume_and_kill_mid_stage(ws, run_id, 3)  # mid-distill
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
     resumed = stagelab(ws, "resume", run_id)
     assert "finished" in resumed.stdout

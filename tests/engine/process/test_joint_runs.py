@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.live_kill import kill_mid_stage, resume_and_kill_mid_stage
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
@@ -61,8 +61,7 @@ def test_sigkill_in_joint_stages_then_resume_equals_an_uninterrupted_run(tmp_pat
     run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
     kill_mid_stage(ws, run_id, 0)  # mid shared-encoder stage, after a checkpoint
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
-    stagelab(ws, "resume", run_id, "--detach")
-    kill_mid_stage(ws, run_id, 1)  # mid mutual stage
+    resume_and_kill_mid_stage(ws, run_id, 1)  # mid mutual stage
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
     assert "finished" in stagelab(ws, "resume", run_id).stdout
 

@@ -16,7 +16,7 @@ from engine.data.encode import pad_batch
 from engine.train.batches import grouped_order
 from engine.train.feed import Feed
 from engine.train.recipe import Targets
-from tests.engine.process.live_kill import kill_mid_stage
+from tests.engine.process.live_kill import kill_mid_stage, resume_and_kill_mid_stage
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
 MLM = """
@@ -175,8 +175,7 @@ stages:
     run_id = stagelab(ws, "run", str(plan_file), "--name", "killed", "--detach").stdout.strip()
     kill_mid_stage(ws, run_id, 0)
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
-    stagelab(ws, "resume", run_id, "--detach")
-    kill_mid_stage(ws, run_id, 1)
+    resume_and_kill_mid_stage(ws, run_id, 1)
     wait_for(lambda: show(ws, run_id)["status"] == "interrupted", 10, "status interrupted")
     assert "finished" in stagelab(ws, "resume", run_id).stdout
 
