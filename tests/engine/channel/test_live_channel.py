@@ -112,6 +112,9 @@ def test_follow_pause_resume_stop_then_resume_finishes(tmp_path, data_dir):
 
     stagelab(ws, "resume", run_id)  # a paused run continues in the same engine
     wait_for(lambda: len(a.steps(1)) > held + 10, 60, "training to continue")
+    # Held again at once from here (a command's process, on a loaded machine, started
+    # after the rest of the stage had trained); a stop ends a pause.
+    pause_now(ws, run_id)
     stagelab(ws, "stop", run_id)  # waits until the engine has checkpointed and exited
     a.join(30)
     b.join(30)

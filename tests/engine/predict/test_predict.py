@@ -120,7 +120,9 @@ def test_the_worker_answers_json_lines(tiny, tmp_path):
     assert lines[-1]["event"] == "error" and lines[-1]["id"] is None
 
 
-def test_stagelab_predict_by_run_and_stage_and_by_folder(tiny, tmp_path):
+def test_stagelab_predict_by_run_and_stage_and_by_folder(tiny, tmp_path, capsys):
+    # The command in a process of its own once; the other forms in this process (each
+    # process of its own would import torch again, ~5 s).
     done = stagelab(
         "predict",
         f"{tiny.run_id}:sentiment",
@@ -135,34 +137,23 @@ def test_stagelab_predict_by_run_and_stage_and_by_folder(tiny, tmp_path):
     assert answer["text"] == "lovely staff" and answer["task"] == "sequence_classification"
     assert sum(x["probability"] for x in answer["labels"]) == pytest.approx(1.0, abs=1e-6)
 
+    def predict(*args: str) -> str:
+        from engine.cli.main import main
+
+        capsys.readouterr()
+        assert main(["--workspace", str(tiny.workspace), "predict", *args]) == 0
+        return capsys.readouterr().out
+
     texts = tmp_path / "texts.txt"
     texts.write_text("the room was\n\nthe lab\n")
     args = ("--max-new-tokens", "6", "--seed", "1", "--temperature", "0.9", "--json")
-    first = stagelab(
-        "predict",
-        str(tiny.folders["writer"]),
-        "--file",
-        str(texts),
-        *args,
-        workspace=tiny.workspace,
-    )
-    again = stagelab(
-        "predict",
-        str(tiny.folders["writer"]),
-        "--file",
-        str(texts),
-        *args,
-        workspace=tiny.workspace,
-    )
-    assert first.returncode == 0, first.stderr
-    assert [json.loads(x)["text"] for x in first.stdout.splitlines()] == ["the room was", "the lab"]
-    assert first.stdout == again.stdout
+    first = predict(str(tiny.folders["writer"]), "--file", str(texts), *args)
+    again = predict(str(tiny.folders["writer"]), "--file", str(texts), *args)
+    assert [json.loads(x)["text"] for x in first.splitlines()] == ["the room was", "the lab"]
+    assert first == again
 
     # Without a stage: the run's last stage (the masked LM).
-    plain = stagelab(
-        "predict", tiny.run_id, "--text", "the [MASK] was fine", workspace=tiny.workspace
-    )
-    assert plain.returncode == 0 and "mask at token" in plain.stdout, plain.stderr
+    assert "mask at token" in predict(tiny.run_id, "--text", "the [MASK] was fine")
 
 
 @pytest.mark.parametrize(
