@@ -103,7 +103,7 @@ def sweep_window(qtbot, tmp_path):
 def test_run_sweep_starts_the_sweep_process_and_stop_and_resume_work_from_the_window(
     qtbot, sweep_window
 ):
-    from tests.engine.process.live_kill import pause_after_checkpoint
+    from tests.engine.process.live_kill import first_run_id, pause_now
 
     win = sweep_window
     data = yaml.safe_load(PLAN)
@@ -126,10 +126,13 @@ def test_run_sweep_starts_the_sweep_process_and_stop_and_resume_work_from_the_wi
     qtbot.waitUntil(view.stop_button.isEnabled, timeout=10_000)
     assert not view.resume_button.isEnabled()
 
-    # Trial 0 trains; hold it after its first checkpoint so that Stop finds it mid-stage.
+    # Trial 0 trains; held as soon as its engine answers (polled here: a forked engine
+    # trains its 24 steps before the view's next refresh), so that Stop finds it mid-stage
+    # (a stop writes its checkpoint).
+    run0 = first_run_id(win.workspace.root)
+    pause_now(win.workspace.root, run0, timeout=120)
     qtbot.waitUntil(lambda: len(view.model.rows) == 1, timeout=60_000)
-    run0 = view.model.rows[0].run_id
-    pause_after_checkpoint(win.workspace.root, run0, 0, timeout=120)
+    assert view.model.rows[0].run_id == run0
     qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.model.status == "stopped", timeout=60_000)
     assert [r.status for r in view.model.rows] == ["stopped"]
