@@ -116,7 +116,7 @@ def folder_choice(folder: str) -> OutputChoice:
 
 def worker_command(folder: str) -> list[str]:
     """Program and arguments of the worker process for one output: forked ready by the
-    window's engine server where it keeps one (ready in ~0.5 s, not ~5 s), else a process
+    window's engine server where it keeps one (ready in ~0.15 s, not ~5 s), else a process
     of its own (engine/launch/served_exec.py)."""
     from engine.launch.command import module_command
     from engine.launch.served import OFF, SERVER_ENV

@@ -3,7 +3,7 @@ this process's standard input, output and error, forked ready by the engine serv
 one is named and serves it, else run in place of this process (same pid, same streams).
 
 The playground's workers start so (app/model/playground.py): a fresh one spends ~5 s
-importing torch and transformers before it answers, a fork ~0.5 s. This process stays
+importing torch and transformers before it answers, a fork ~0.15 s. This process stays
 between the window and the fork: it passes SIGTERM, SIGINT and SIGHUP on and exits with
 the fork's code; when it is killed, the window closes the pipes and the worker, reading
 end of input, leaves by itself. Standard library only (starts in ~40 ms).
