@@ -23,6 +23,7 @@ from app.qt.editor.qt_plan_header import QtPlanHeader
 from app.qt.editor.qt_plan_view import QtPlanView
 from app.qt.editor.qt_problems import QtProblemsList
 from app.qt.editor.undo import InsertStage, RemoveStage
+from app.qt.qt_collector import collect_on_gui_thread
 from app.qt.qt_file_actions import FileActions
 from app.qt.qt_gpu_picker import QtGpuPicker
 from app.qt.qt_help_menu import build_help_menu
@@ -44,6 +45,8 @@ class MainWindow(QMainWindow):
     def __init__(self, doc: PlanDocument, workspace: Workspace, settings: QSettings):
         super().__init__()
         self.setObjectName("mainWindow")
+        # Qt objects must never be collected by a worker thread (app/qt/qt_collector.py).
+        collect_on_gui_thread(self.startCompleted)
         self.workspace, self.settings = workspace, settings
         self._store = None
         self.undo_stack = QUndoStack(self)

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from app import create_main_window
 from app.model.plan_document import PlanDocument
+
+
+@pytest.fixture(autouse=True)
+def collector_back_on():
+    """A window turns automatic garbage collection off for its process (it collects on the
+    GUI thread: app/qt/qt_collector.py); after its test, once its windows are closed, the
+    garbage goes here, and the tests after it get the collector as it was."""
+    enabled = gc.isenabled()
+    yield
+    gc.collect()
+    if enabled:
+        gc.enable()
 
 
 @pytest.fixture
