@@ -39,11 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     queue.add_argument("--workspace", required=True, type=Path)
     serve = sub.add_parser("serve", help="fork ready engines for runs (engine server)")
     serve.add_argument("--socket", required=True, type=Path)
+    serve.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="S",
+        help="end after S seconds without a request or a running engine (standard input "
+        "is not watched)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         from engine.process.server import serve_main
 
-        job = serve_main(args.socket)  # in a fork: what it is to run
+        job = serve_main(args.socket, args.idle_exit)  # in a fork: what it is to run
         if job is None:
             return 0
         if job.module == "engine.predict":  # a playground worker

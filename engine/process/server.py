@@ -19,7 +19,9 @@ Protocol (one Unix socket, one connection per engine, JSON lines):
 
 The server stays single-threaded (a fork copies only the forking thread, and no lock may be
 held by another), never touches a GPU or a database, and ends when its standard input
-closes: the process that started it went away.
+closes: the process that started it went away; or, kept by a target's agent
+(`--idle-exit S`, engine/launch/kept_server.py), once it has had no request and no running
+engine for S seconds.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from pathlib import Path
 # imported, so the forked engine, which takes the asked-for environment, behaves as a fresh
 # process started with it. Anything else (HF_*, CUDA_*, OMP_*, PYTHON* …) may have been read
 # at import: a request that changes it is refused and starts cold.
-RUN_TIME_PREFIXES = ("STAGELAB_", "PYTEST_")
-RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM"}
+# SSH_* and XDG_SESSION_ID: each login to a target has its own, and the server the target's
+# agent keeps serves every login's runs (engine/launch/kept_server.py).
+RUN_TIME_PREFIXES = ("STAGELAB_", "PYTEST_", "SSH_")
+RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM", "XDG_SESSION_ID"}
 # Read when a compiled stage compiles, not at import; torch sets the first in the
 # environment of any process that compiled (a launcher that did lost its forks: every run
 # the test workers started after a compile test imported torch again).
@@ -109,9 +113,11 @@ def _preload() -> None:
         mapping.get_checkpoint_conversion_mapping("bert")
 
 
-def serve(socket_path: Path, env: dict[str, str]) -> Job | None:
+def serve(socket_path: Path, env: dict[str, str], idle_exit: float | None = None) -> Job | None:
     """Answer requests until standard input closes (returns None), or, in a forked child,
-    return the job it is to run. `env`: the environment the server was started with."""
+    return the job it is to run. `env`: the environment the server was started with.
+    `idle_exit`: standard input is not watched; the server ends after that many seconds
+    without a request while none of its engines runs."""
     server = os.getpid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     socket_path.unlink(missing_ok=True)
@@ -126,12 +132,16 @@ def serve(socket_path: Path, env: dict[str, str]) -> Job | None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "listen")
     selector.register(wake_r, selectors.EVENT_READ, "child")
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
+    if idle_exit is None:
+        selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
     engines: dict[int, socket.socket] = {}  # pid → the connection that asked for it
     print("ready", flush=True)
     try:
         while True:
-            for key, _ in selector.select():
+            events = selector.select(None if idle_exit is None or engines else idle_exit)
+            if not events and not engines:
+                return None  # idle: a later request starts a new server
+            for key, _ in events:
                 if key.data == "stdin" and not os.read(sys.stdin.fileno(), 4096):
                     return None
                 if key.data == "child":
@@ -258,7 +268,7 @@ def become(job: Job) -> None:
     sys.argv = [sys.argv[0], *job.argv]
 
 
-def serve_main(socket_path: Path) -> Job | None:
+def serve_main(socket_path: Path, idle_exit: float | None = None) -> Job | None:
     """`python -m engine serve --socket PATH`: None once the server ends; in a fork, its
     job, which engine.__main__ then runs as `python -m <module>` would (in a rank of a run
     of several processes; their group process exits once they have)."""
@@ -268,7 +278,7 @@ def serve_main(socket_path: Path) -> Job | None:
     # collections (and the one at each engine's exit, ~1.3 s) never walk them, and the
     # collector never writes to their pages, which stay shared with the server.
     gc.freeze()
-    job = serve(Path(socket_path), env)
+    job = serve(Path(socket_path), env, idle_exit)
     if job is None:
         return None
     become(job)

@@ -1,7 +1,8 @@
 """The target's side of `stagelab run --target` and `resume`: `python -m engine.remote.agent`
 reads a JSON request on stdin, records the run with the id the desktop chose in the target's
 workspace (or, with "resume", marks it queued again) and starts its engine detached (the
-ordinary engine: it records there, the desktop's mirror follows it). Prints JSON:
+ordinary engine: it records there, the desktop's mirror follows it), forked by the engine
+server the target keeps (engine/launch/kept_server.py). Prints JSON:
 {run_id, pid, host, workspace, run_dir}.
 """
 
@@ -12,8 +13,11 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
+from engine.launch.kept_server import ensure_server
 from engine.launch.runs import experiment_for, start_engine
+from engine.launch.served import SERVER_ENV
 from engine.store import Store, Workspace, queries
 from engine.store.status import RESUMABLE, RunStatus
 
@@ -56,6 +60,7 @@ def start_here(request: dict) -> dict:
             "workspace": str(workspace.root),
             "run_dir": str(workspace.run_dir(run_id)),
         }
+    _keep_server(workspace.run_dir(run_id) / "engine.log")
     proc = start_engine(workspace, run_id, resume=resume, detach=True)
     if resume:
         _wait_for_claim(store, workspace, run_id, proc)
@@ -66,6 +71,19 @@ def start_here(request: dict) -> dict:
         "workspace": str(workspace.root),
         "run_dir": str(workspace.run_dir(run_id)),
     }
+
+
+def _keep_server(log_path: Path) -> None:
+    """Fork the engine from this machine's kept server (engine/launch/kept_server.py); where
+    none answers yet, the engine starts on its own and a server is started for the next."""
+    if os.environ.get(SERVER_ENV):  # named on the target, or turned off with 0
+        return
+    path, said = ensure_server(dict(os.environ, PYTHONUNBUFFERED="1"))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(said + "\n")
+    if path is not None:
+        os.environ[SERVER_ENV] = str(path)
 
 
 def _queue_again(store: Store, run_id: str, nproc: int | None, job: bool = False) -> None:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from engine.launch.kept_server import ensure_server, server_key
 from engine.launch.runs import start_run
 from engine.launch.served import (
     LOST,
@@ -174,7 +177,10 @@ def test_what_a_fork_cannot_take_is_refused():
     # torch writes its compile cache folder into the environment of a process that compiled
     # (a launcher that did is still served: the fork's compiler reads it when it compiles).
     same["TORCHINDUCTOR_CACHE_DIR"] = "/tmp/torchinductor_me"
+    # Each login to a target has its own (the server its agent keeps serves them all).
+    same |= {"SSH_CONNECTION": "127.0.0.1 5 127.0.0.1 22", "XDG_SESSION_ID": "7"}
     assert refusal(dict(ask, env=same), env) is None
+    assert server_key(same) == server_key(env) != server_key(dict(env, HF_HUB_OFFLINE="0"))
     assert "HF_HUB_OFFLINE" in refusal(dict(ask, env=dict(env, HF_HUB_OFFLINE="0")), env)
     assert "CUDA_VISIBLE_DEVICES" in refusal(
         dict(ask, env=dict(env, CUDA_VISIBLE_DEVICES="1")), env
@@ -213,6 +219,66 @@ def test_the_sweep_and_queue_processes_keep_a_server_of_their_own(tmp_path, monk
     assert isinstance(alone, subprocess.Popen)
     alone.kill()
     alone.wait(timeout=60)
+
+
+def test_a_kept_server_is_started_once_shared_and_ends_when_idle(monkeypatch):
+    """ensure_server (a target's agent): two runs asking at once start one server (and
+    their engines on their own); later runs are its forks; it ends on its own once idle."""
+    import threading
+
+    folder = Path(tempfile.mkdtemp(prefix="stagelab-kept-"))  # socket paths stop at 107 bytes
+    monkeypatch.setenv("STAGELAB_SERVER_DIR", str(folder))
+    monkeypatch.setenv("STAGELAB_TARGET_SERVER_IDLE_S", "3")
+    answers: list[tuple[Path | None, str]] = []
+
+    def ask() -> None:
+        answers.append(ensure_server(dict(os.environ)))
+
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    assert [path for path, _ in answers] == [None, None]
+    assert sorted(said for _, said in answers) == [
+        "engine server: started for the next runs; this run starts on its own",
+        "engine server: still starting; this run starts on its own",
+    ]
+    deadline = time.monotonic() + 120
+    while (kept := ensure_server(dict(os.environ)))[0] is None:
+        assert "still starting" in kept[1] and time.monotonic() < deadline, kept
+        time.sleep(0.2)
+    path, said = kept
+    assert said == "engine server: kept on this machine" and path.parent == folder
+    pids = _processes_with(str(path))
+    assert len(pids) == 1
+    while path.exists() or _running(pids[0]):
+        assert time.monotonic() < deadline, "the idle server did not end"
+        time.sleep(0.2)
+    assert "ready" in (folder / f"{path.stem}.log").read_text()
+    # A folder others may enter is not used: a socket there could be anyone's.
+    folder.chmod(0o755)
+    assert ensure_server(dict(os.environ))[0] is None
+    shutil.rmtree(folder)
+
+
+def _running(pid: int) -> bool:
+    """Not ended (an ended child of this process stays a zombie until collected)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _processes_with(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
 
 
 def _children(pid: int) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.engine.remote.mirror_checks import processes_with
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -45,6 +48,7 @@ class Sshd:
     known_hosts: Path  # `[127.0.0.1]:PORT <host key>`
     host_key_pub: Path
     root: Path
+    servers: Path  # where the target keeps its engine servers (engine/launch/kept_server.py)
 
     @property
     def url(self) -> str:
@@ -88,7 +92,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     authorized.write_text(Path(f"{user_key}.pub").read_text())
     authorized.chmod(0o600)
     port = free_port()
-    threads = os.environ.get("OMP_NUM_THREADS")
+    # The session's OpenMP threads (tests/conftest.py) for the target's engines; the
+    # server the target's agent keeps (engine/launch/kept_server.py) in this session's
+    # folder, ended with it, or none when the session runs without one.
+    servers = tmp_path_factory.getbasetemp() / "target-servers"  # one for every sshd here
+    target_env = {"STAGELAB_SERVER_DIR": str(servers)}
+    if os.environ.get("OMP_NUM_THREADS"):
+        target_env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+    if os.environ.get("STAGELAB_TEST_ENGINE_SERVER", "1") == "0":
+        target_env["STAGELAB_ENGINE_SERVER"] = "0"
     config = root / "sshd_config"
     # sshd re-executes itself with -f: the path must be absolute.
     config.write_text(
@@ -109,8 +121,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
                 # A slurm+ssh:// target's client passes the test cluster's config
                 # (SetEnv=SLURM_CONF=…); a real login node has /etc/slurm/slurm.conf.
                 "AcceptEnv SLURM_CONF",
-                # The session's OpenMP threads (tests/conftest.py) for the target's engines.
-                *([f"SetEnv OMP_NUM_THREADS={threads}"] if threads else []),
+                "SetEnv " + " ".join(f"{k}={v}" for k, v in target_env.items()),
                 "MaxStartups 50",
                 "LogLevel ERROR",
                 "",
@@ -135,12 +146,17 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     key_type, key = host_pub.read_text().split()[:2]
     known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key}\n")
     user = os.environ.get("USER") or "root"
-    yield Sshd(port, user, user_key, known_hosts, host_pub, root)
+    yield Sshd(port, user, user_key, known_hosts, host_pub, root, servers)
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    for pid in processes_with(str(servers)):  # kept servers and their engines
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from engine.cli.main import main
+from engine.launch.kept_server import server_answers
 from engine.launch.runs import start_run
 from engine.remote.mirror_store import counts
 from engine.store import Store, Workspace, queries
@@ -90,12 +91,20 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
     assert stopped < 240, "the run ended before the stop"
     assert queries.get_run(there, run_id).status == "stopped"
 
+    # The server the target keeps for the runs after its first (engine/launch/kept_server.py)
+    # answers by now, or soon: this resume is its fork.
+    wait_for(lambda: any(map(server_answers, sshd.servers.glob("*.sock"))), 120)
     clock = time.monotonic()
     assert stagelab("resume", run_id, "--detach") == 0, capsys.readouterr().err
     owned = time.monotonic() - clock  # the engine there owns the run when resume returns
     assert status() == "queued"
     wait_for(lambda: len(points(there, run_id)) > stopped, 240)
     took = time.monotonic() - clock
+    log = (workdir / "workspace" / "runs" / run_id / "engine.log").read_text()
+    assert "engine server: kept on this machine" in log
+    assert (
+        queries.get_run(there, run_id).environment["engine_start"] == "forked by the engine server"
+    )
     with capsys.disabled():
         print(
             f"\nresume to the first resumed step on the target: {took:.2f} s ({owned:.2f} s to return)"
