@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.cli.main import main
 from tests.engine.process.live_kill import kill_mid_stage, resume_and_kill_mid_stage
 from tests.engine.process.test_runs import export, show, stagelab, wait_for
 
@@ -51,7 +52,9 @@ stages:
 """
 
 
-def test_sigkill_in_joint_stages_then_resume_equals_an_uninterrupted_run(tmp_path, scored_csv):
+def test_sigkill_in_joint_stages_then_resume_equals_an_uninterrupted_run(
+    tmp_path, scored_csv, capsys
+):
     plan_file = tmp_path / "joint.yaml"
     plan_file.write_text(plan_text(scored_csv))
     ref_ws, ws = tmp_path / "reference", tmp_path / "ws"
@@ -100,11 +103,17 @@ print(json.dumps([model.config.problem_type, model(**enc).logits.shape[-1]]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == ["regression", 1]
 
-    said = stagelab(ws, "predict", f"{run_id}:mutual:second", "--text", "a great day", "--json")
-    assert json.loads(said.stdout.splitlines()[0])["labels"]
-    number = stagelab(ws, "predict", f"{run_id}:multitask:strength", "--text", "a great day")
-    assert number.stdout.splitlines()[1].split()[0] == "value"  # a number, not a label
-    float(number.stdout.splitlines()[1].split()[1])
-    refused = stagelab(ws, "predict", f"{run_id}:mutual", "--text", "x", check=False)
-    assert refused.returncode == 2
-    assert "joint stage with a model per member (first, second)" in refused.stderr
+    # `stagelab predict` in this process (its own process: tests/engine/predict).
+    def predict(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--workspace", str(ws), "predict", *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, said, _ = predict(f"{run_id}:mutual:second", "--text", "a great day", "--json")
+    assert code == 0 and json.loads(said.splitlines()[0])["labels"]
+    code, number, _ = predict(f"{run_id}:multitask:strength", "--text", "a great day")
+    assert code == 0 and number.splitlines()[1].split()[0] == "value"  # not a label
+    float(number.splitlines()[1].split()[1])
+    code, _, refused = predict(f"{run_id}:mutual", "--text", "x")
+    assert code == 2 and "joint stage with a model per member (first, second)" in refused

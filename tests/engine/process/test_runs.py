@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.channel.client import ChannelClient
 from tests.engine.process.live_kill import (
     first_run_id,
     kill_mid_stage,
@@ -209,7 +210,8 @@ def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
     # Trains until stopped: still training when the second engine has imported.
     plan_file.write_text(PLAN.replace("max_steps: 150", "max_steps: 100000"))
     run_id = stagelab(ws, "run", str(plan_file), "--detach").stdout.strip()
-    wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the run to start")
+    # Held (it keeps its lock) while the second engine starts: no core trains for nothing.
+    pause_now(ws, run_id)
     second = subprocess.run(
         [
             sys.executable,
@@ -228,6 +230,10 @@ def test_two_engines_never_train_the_same_run(tmp_path, plan_file):
     )
     assert second.returncode == 2
     assert "already" in second.stderr
+    live = ChannelClient.for_run(show(ws, run_id)["run_dir"], name="test")
+    live.control("resume")
+    live.close()
+    wait_for(lambda: show(ws, run_id)["status"] == "running", 60, "the run to go on")
     refused = stagelab(ws, "resume", run_id, check=False)
     assert refused.returncode == 2 and "running" in refused.stderr
     os.kill(show(ws, run_id)["pid"], signal.SIGTERM)

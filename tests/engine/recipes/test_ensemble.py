@@ -98,7 +98,9 @@ def members(train_stage_of):
 
 
 @pytest.mark.parametrize("combiner", ["vote", "average", "weighted"])
-def test_the_stage_scores_members_and_ensemble_on_the_test_rows(train_stage_of, members, combiner):
+def test_the_stage_scores_members_and_ensemble_on_the_test_rows(
+    train_stage_of, members, combiner, capsys
+):
     # The vote lists no eval.metrics (issue 27: it scored "accuracy nan, best member nan").
     result = train_stage_of(plan(combiner, metrics=combiner != "vote"), index=3, outputs=members)
     assert result.outcome == "finished"
@@ -135,18 +137,14 @@ def test_the_stage_scores_members_and_ensemble_on_the_test_rows(train_stage_of, 
     # `stagelab predict` takes the ensemble's output like any stage output.
     if combiner == "weighted":
         import json
-        import subprocess
-        import sys
 
-        done = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "predict", str(recipe.save()[0])]
-            + ["--text", texts[0], "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        answer = json.loads(done.stdout.splitlines()[-1])
+        from engine.cli.main import main
+
+        capsys.readouterr()
+        code = main(["predict", str(recipe.save()[0]), "--text", texts[0], "--json"])
+        done = capsys.readouterr()
+        assert code == 0, done.err
+        answer = json.loads(done.out.splitlines()[-1])
         shown = [x["probability"] for x in answer["labels"]]
         assert shown == pytest.approx(probs[0].tolist(), abs=1e-5)
         assert set(answer["members"]) == {"0-a", "1-b", "2-c"}
