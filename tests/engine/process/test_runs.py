@@ -3,7 +3,9 @@ plain transformers loads, exact resume after SIGKILL, truthful status, one engin
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -87,7 +89,15 @@ def finished(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
 
 
 def show(ws: Path, run_id: str) -> dict:
-    return json.loads(stagelab(ws, "show", run_id, "--json").stdout)
+    """`stagelab show RUN --json`, in this process: tests poll it, and a process each time
+    cost ~0.4 s of CPU (its imports), 2 cores' worth while a run trained beside it."""
+    from engine.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--workspace", str(ws), "show", run_id, "--json"])
+    assert code == 0, f"stagelab show {run_id} exited {code}"
+    return json.loads(out.getvalue())
 
 
 def export(ws: Path, run_id: str, out: Path) -> list[tuple]:
