@@ -18,7 +18,7 @@ import pytest
 
 from engine.launch.served import OFF, SERVER_ENV
 from tests.engine.process.live_kill import pause_after_checkpoint
-from tests.engine.process.test_runs import export, show, stagelab, wait_for
+from tests.engine.process.test_runs import export, in_process, show, stagelab, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def one_process(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
 
 
 def run_id_of(ws: Path, name: str) -> str:
-    for exp in json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"]:
+    for exp in json.loads(in_process(ws, "ls", "--json"))["experiments"]:
         if exp["name"] == name:
             return exp["runs"][0]["id"]
     raise AssertionError(f"no experiment {name}")

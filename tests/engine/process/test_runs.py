@@ -88,20 +88,24 @@ def finished(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
     return ws, json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
 
 
-def show(ws: Path, run_id: str) -> dict:
-    """`stagelab show RUN --json`, in this process: tests poll it, and a process each time
-    cost ~0.4 s of CPU (its imports), 2 cores' worth while a run trained beside it."""
+def in_process(ws: Path, *args: str) -> str:
+    """A `stagelab` command that only reads the record, run in this process (its output):
+    tests poll `show`, and a process each time cost ~0.4 s of CPU for its imports."""
     from engine.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["--workspace", str(ws), "show", run_id, "--json"])
-    assert code == 0, f"stagelab show {run_id} exited {code}"
-    return json.loads(out.getvalue())
+        code = main(["--workspace", str(ws), *args])
+    assert code == 0, f"stagelab {' '.join(args)} exited {code}"
+    return out.getvalue()
+
+
+def show(ws: Path, run_id: str) -> dict:
+    return json.loads(in_process(ws, "show", run_id, "--json"))
 
 
 def export(ws: Path, run_id: str, out: Path) -> list[tuple]:
-    stagelab(ws, "export", run_id, "--metrics", str(out))
+    in_process(ws, "export", run_id, "--metrics", str(out))
     with open(out) as fh:
         rows = list(csv.DictReader(fh))
     # Wall times and throughput are measurements, not training results; the tokens seen
