@@ -1,6 +1,6 @@
 """Steps per second of the Stagelab engine on one masked-LM or causal-LM stage, measured
 side by side in one process against (a) a bare PyTorch loop and (b) Hugging Face `Trainer`,
-on the same model, data, batch size and optimizer (AdamW, fused on CUDA). The engine runs
+on the same model, data, batch size and optimizer (AdamW, fused on CUDA and CPU). The engine runs
 with its store writer on (metric points batched into a real SQLite database) and a live
 listener attached.
 
@@ -162,7 +162,8 @@ def bench_bare(ctx: StageContext, recipe: SingleModelRecipe, compiled: bool = Fa
     if compiled:
         model = torch.compile(model)
     fused = ctx.device.type == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, fused=fused or None)
+    # The engine's optimizer is fused on the CPU too (engine/train/optim.py).
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, fused=ctx.device.type in ("cuda", "cpu"))
     stream = BatchStream(recipe.train_rows, ctx.stage.batch_size, 0, recipe.pad_id, [0, 0])
     autocast = torch.autocast(
         "cuda", dtype=torch.bfloat16, enabled=ctx.stage.precision == "bf16" and fused
@@ -213,7 +214,7 @@ def bench_trainer(
         output_dir=str(out),
         max_steps=ctx.stage.max_steps + warmup,
         torch_compile=compiled,
-        optim="adamw_torch_fused" if ctx.device.type == "cuda" else "adamw_torch",
+        optim="adamw_torch_fused" if ctx.device.type in ("cuda", "cpu") else "adamw_torch",
         per_device_train_batch_size=ctx.stage.batch_size,
         learning_rate=5e-4,
         logging_steps=10,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import yaml
 
 from engine.spec import PlanInvalid, plan_from_data
 from engine.spec.sweep import grid
-from tests.engine.process.live_kill import kill_mid_stage, pause_after_checkpoint
+from tests.engine.process.live_kill import first_run_id, kill_mid_stage, pause_after_checkpoint
 
 BASE = """
 name: tiny
@@ -229,6 +231,7 @@ def test_sweep_resumes_after_sigkill_of_a_trial_engine_and_of_the_sweep(tmp_path
 
 @pytest.mark.slow
 def test_parallel_trials_share_the_stages_before_the_space(tmp_path, data_dir):
+    from engine.channel.client import ChannelClient
     from engine.store import Store, queries
     from tests.engine.process.test_runs import stagelab
 
@@ -244,14 +247,36 @@ def test_parallel_trials_share_the_stages_before_the_space(tmp_path, data_dir):
             "space": {"stages.cls.optimizer.lr": {"log_uniform": [1e-4, 1e-2]}},
         },
     )
-    sweep_id = stagelab(ws, "sweep", str(plan), "--parallel", "2").stdout.splitlines()[0]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--workspace", str(ws)]
+        + ["sweep", str(plan), "--parallel", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Trial 0 held in its cls stage (its mlm is in the cache by then) until another trial
+    # has started: forked trials train 24 steps in about a second, and one could end
+    # before the sweep's next look (every 0.5 s) started the other.
+    first = first_run_id(ws)
+    pause_after_checkpoint(ws, first, 1)
+    store = Store.open(ws / "stagelab.db")
+    wait_for(
+        lambda: any(r.id != first and r.started_ms for r in queries.list_runs(store)),
+        120,
+        "a second trial to start",
+    )
+    held = ChannelClient.for_run(queries.get_run(store, first).run_dir, name="test")
+    held.control("resume")
+    held.close()
+    out, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err
+    sweep_id = out.splitlines()[0]
     data = json.loads(stagelab(ws, "show", sweep_id, "--json").stdout)
     assert [t["status"] for t in data["trials"]] == ["finished"] * 3
     assert data["parallel"] == 2
     # The first trial trained mlm; the others waited for it and reused it.
     assert data["trials"][0]["reused_stages"] == []
     assert all(t["reused_stages"] == ["mlm"] for t in data["trials"][1:])
-    store = Store.open(ws / "stagelab.db")
     runs = [queries.get_run(store, t["run"]) for t in data["trials"]]
     # Two trials ran at the same time.
     assert any(
