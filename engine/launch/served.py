@@ -41,9 +41,10 @@ class ServedEngine:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, conn: socket.socket, pid: int, args: list[str]):
+    def __init__(self, conn: socket.socket, pid: int, args: list[str], received: bytes = b""):
         self.args, self.pid, self.returncode = args, pid, None
-        self._conn, self._buffer = conn, b""
+        # `received`: what the server sent after the pid line, read with it.
+        self._conn, self._buffer = conn, received
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:  # ended (and collected) already: its code is on the way
@@ -75,6 +76,9 @@ class ServedEngine:
         """The exit code once the server has sent it, waiting up to `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
+            if b"\n" in self._buffer:
+                self.returncode = int(json.loads(self._buffer.split(b"\n")[0])["exit"])
+                break
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             if not select.select([self._conn], [], [], left)[0]:
                 return None
@@ -85,8 +89,6 @@ class ServedEngine:
                     return None
                 break
             self._buffer += chunk
-            if b"\n" in self._buffer:
-                self.returncode = int(json.loads(self._buffer.split(b"\n")[0])["exit"])
         self._close()
         return self.returncode
 
@@ -137,7 +139,8 @@ def start_served(
         if log_path is None:  # the streams travel with the request's first bytes
             data = data[socket.send_fds(conn, [data], [0, 1, 2]) :]
         conn.sendall(data)
-        reply = json.loads(conn.makefile("rb").readline() or b"{}")
+        line, rest = first_line(conn)
+        reply = json.loads(line or b"{}")
     except (OSError, ValueError) as err:
         conn.close()
         if log_path is None:  # a worker's stderr, read only if it fails: say why anyway
@@ -153,7 +156,21 @@ def start_served(
                 log.write(line)
         return None
     conn.settimeout(None)
-    return ServedEngine(conn, int(reply["pid"]), [*module_command(module), *argv])
+    return ServedEngine(conn, int(reply["pid"]), [*module_command(module), *argv], rest)
+
+
+def first_line(conn: socket.socket) -> tuple[bytes, bytes]:
+    """The server's first line and what came after it in the same reads: a buffered reader
+    (`makefile`) would keep the second line, the exit code of an engine that ended at once,
+    and drop it with itself."""
+    data = b""
+    while b"\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
 
 
 def start_server(socket_path: Path, log_path: Path | None = None) -> subprocess.Popen:

@@ -23,6 +23,7 @@ from engine.launch.served import (
     SERVER_ENV,
     ServedEngine,
     engine_server_kept,
+    start_served,
     start_server,
 )
 from engine.process.server import refusal
@@ -167,6 +168,34 @@ def test_a_served_group_ends_with_a_rank_and_its_ranks_with_it(tmp_path, server,
     while not all(_gone(pid) for pid in ranks):
         assert time.monotonic() < deadline, "a rank trained on after its group was killed"
         time.sleep(0.1)
+
+
+def test_an_exit_sent_with_the_pid_is_the_engines_code(tmp_path, monkeypatch):
+    """An engine that ends at once (refused, say) has its exit line sent right after its pid
+    line: both arrive in one read, and the launcher must not lose the second (it read 255,
+    "the server ended first", for the engine's 2)."""
+    import socket
+    import threading
+
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def server() -> None:  # answers as engine/process/server.py does, both lines at once
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(f'{{"pid": {os.getpid()}}}\n{{"exit": 2}}\n'.encode())
+        conn.close()
+
+    answering = threading.Thread(target=server)
+    answering.start()
+    monkeypatch.setenv(SERVER_ENV, str(path))
+    engine = start_served(["run", "--run", "x"], dict(os.environ), tmp_path / "engine.log")
+    answering.join()
+    listener.close()
+    assert isinstance(engine, ServedEngine)
+    assert engine.wait(timeout=10) == 2
 
 
 def test_what_a_fork_cannot_take_is_refused():
