@@ -29,6 +29,7 @@ from engine.launch.served import (
 from engine.process.server import refusal
 from engine.store import Store, Workspace, queries
 from engine.store.status import RunStatus
+from tests.engine.remote.mirror_checks import processes_with
 
 DATA = Path(__file__).resolve().parents[3] / "resources" / "data"
 
@@ -279,7 +280,7 @@ def test_a_kept_server_is_started_once_shared_and_ends_when_idle(monkeypatch):
         time.sleep(0.2)
     path, said = kept
     assert said == "engine server: kept on this machine" and path.parent == folder
-    pids = _processes_with(str(path))
+    pids = processes_with(str(path))
     assert len(pids) == 1
     while path.exists() or _running(pids[0]):
         assert time.monotonic() < deadline, "the idle server did not end"
@@ -297,17 +298,6 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return found
 
 
 def _children(pid: int) -> list[int]:
