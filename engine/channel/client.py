@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -240,6 +241,10 @@ class RunFollower:
         self.client: ChannelClient | None = None
         self.status: RunStatus | None = None
         self.ended = False
+        # Set by close(): a reader waiting for an engine that has not started (or is away)
+        # stops at once instead of polling on to `reconnect_for`; the window joins it on the
+        # GUI thread when the monitor leaves such a run.
+        self._closed = threading.Event()
         self._malformed_before = 0  # dropped by earlier connections
         self._last_malformed = ""
 
@@ -310,14 +315,20 @@ class RunFollower:
 
     def _reconnect(self, wait: float) -> Welcome | None:
         deadline = time.monotonic() + wait
-        while True:
+        while not self._closed.is_set():
             try:
-                return self.connect()
+                welcome = self.connect()
             except (ChannelUnavailable, ChannelClosed):
                 if time.monotonic() > deadline:
                     self.ended = True
                     return None
-                time.sleep(0.25)
+                self._closed.wait(0.25)
+                continue
+            if self._closed.is_set():  # closed while connecting: nobody reads this one
+                self.close()
+                return None
+            return welcome
+        return None
 
     def control(self, command: str) -> Ack:
         """Send a command on the current connection."""
@@ -328,6 +339,7 @@ class RunFollower:
     def close(self) -> None:
         """Stop following (safe from another thread than the one reading)."""
         self.ended = True
+        self._closed.set()
         client, self.client = self.client, None
         if client is not None:
             client.close()

@@ -49,6 +49,8 @@ def main() -> int:
     palette, view = window.palette_list, window.plan_view
     before = window.doc.stage_names()
 
+    workers: list[threading.Thread] = []
+
     def start() -> None:
         item = palette.visualItemRect(palette.item(1))  # "Train"
         source = palette.viewport().mapToGlobal(item.center())
@@ -59,6 +61,7 @@ def main() -> int:
         worker = threading.Thread(
             target=drag, args=([(source.x(), source.y()), (target.x(), target.y())],)
         )
+        workers.append(worker)
         worker.start()
 
     def finish() -> None:
@@ -67,7 +70,16 @@ def main() -> int:
         window.doc._saved_text = window.doc.to_yaml()
         app.quit()
 
+    def dropped() -> None:
+        # Done once the button is up and the drop has changed the plan (the drop is handled
+        # by the GUI thread after the release); a drop that never lands ends at the limit.
+        if workers and not workers[0].is_alive() and window.doc.stage_names() != before:
+            finish()
+
     QTimer.singleShot(1500, start)
+    poll = QTimer(window)
+    poll.timeout.connect(dropped)
+    poll.start(100)
     QTimer.singleShot(9000, finish)
     app.exec()
     return 0

@@ -230,3 +230,17 @@ def test_a_follower_survives_an_engine_killed_and_resumed(tmp_path, data_dir):
     mine = {k: v for k, v in series.items() if k[1] == "perf/tokens_seen" or k[1][:5] != "perf/"}
     assert mine == stored
     assert [k[2] for k in sorted(mine) if k[:2] == (1, "train/lr")] == list(range(1, 161))
+
+
+def test_closing_a_follower_that_waits_for_its_engine_ends_its_reader_at_once(tmp_path):
+    # The window closes the follower of a run whose engine has not started (the monitor
+    # moved on) and joins its reader on the GUI thread: the reader was polling on for its
+    # 15 s of reconnecting and the window froze for the join's 2 s each time.
+    follower = RunFollower(tmp_path, name="closed while waiting")
+    reader = threading.Thread(target=lambda: list(follower.messages()), daemon=True)
+    reader.start()
+    time.sleep(0.3)  # inside its wait for the engine's connection file
+    clock = time.monotonic()
+    follower.close()
+    reader.join(timeout=5)
+    assert not reader.is_alive() and time.monotonic() - clock < 1.0
