@@ -21,8 +21,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("log")
     parser.add_argument("--tests", type=int, default=30, help="how many of the costliest tests")
+    parser.add_argument(
+        "--timeline", action="store_true", help="each worker's span, gaps and last tests"
+    )
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.log) if line.strip()]
+    if args.timeline:
+        timeline(rows)
+        return
     wall = sum(r["wall"] for r in rows)
     cpu = sum(r["cpu"] for r in rows)
     cores = os.cpu_count() or 1
@@ -44,6 +50,25 @@ def main() -> None:
         print(
             f"{r['wall']:8.1f} {r['cpu']:8.1f} {r['cpu'] / max(r['wall'], 1e-9):8.2f}  {r['test']}"
         )
+
+
+def timeline(rows: list[dict]) -> None:
+    """Under xdist: when each worker started and ended, its time between tests, and the
+    tests it ran last (a long one there is the run's tail)."""
+    rows = [r for r in rows if "start" in r]
+    if not rows:
+        raise SystemExit("no start times in the log (written since the suite_profile timeline)")
+    zero = min(r["start"] for r in rows)
+    workers: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        workers[r["worker"]].append(r)
+    for name, tests in sorted(workers.items()):
+        tests.sort(key=lambda r: r["start"])
+        end = max(r["start"] + r["wall"] for r in tests) - zero
+        busy = sum(r["wall"] for r in tests)
+        print(f"{name}: {len(tests)} tests, ends at {end:.0f} s, in tests {busy:.0f} s")
+        for r in tests[-5:]:
+            print(f"    {r['start'] - zero:7.1f} {r['wall']:6.1f}  {r['test']}")
 
 
 if __name__ == "__main__":

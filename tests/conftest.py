@@ -157,12 +157,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         return (yield)
     import time
 
-    wall, cpu = time.monotonic(), _machine_cpu_seconds()
+    start, wall, cpu = time.time(), time.monotonic(), _machine_cpu_seconds()
     try:
         return (yield)
     finally:
         line = {
             "test": item.nodeid,
+            # When and where: bench/suite_profile.py --timeline shows each worker's gaps.
+            "start": round(start, 3),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
             "wall": round(time.monotonic() - wall, 3),
             "cpu": round(_machine_cpu_seconds() - cpu, 3),
         }
