@@ -35,6 +35,10 @@ from engine.store import queries
 from engine.store.status import RunStatus
 
 CATCH_UP_CHUNK = 2000  # items read from the store per catch-up step
+# How long the I/O thread waits for sockets when nothing else is due: new records and
+# commands wake it at once, and a client ready for its next catch-up chunk is served
+# without waiting (else a long history came at one chunk per wait: 20,000 points ~3 s).
+IDLE_POLL_S = 0.25
 
 
 class ChannelServer:
@@ -136,7 +140,7 @@ class ChannelServer:
     def _serve(self) -> None:
         try:
             while not self._closing.is_set():
-                self._conn.poll(0.25, self._service)
+                self._conn.poll(0 if self._catch_up_due() else IDLE_POLL_S, self._service)
                 self._distribute()
                 self._housekeeping()
             self._say_goodbye()
@@ -282,6 +286,16 @@ class ChannelServer:
                 if peer.state == "live" and peer.unsent <= self.queue_bytes:
                     for frame in extra:
                         peer.send(frame)
+
+    def _catch_up_due(self) -> bool:
+        """Whether a lagging or catching-up client has room for what housekeeping would
+        send it next (the same thresholds as `_housekeeping`)."""
+        for peer in self._peers.values():
+            if peer.state == "lagging" and peer.unsent < self.queue_bytes // 8:
+                return True
+            if peer.state == "catching_up" and peer.unsent < self.queue_bytes // 2:
+                return True
+        return False
 
     def _catch_up(self, peer: Peer) -> None:
         """Send the next part of what `peer` is missing; go live once nothing is left."""

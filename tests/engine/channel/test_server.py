@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.channel import server as server_module
 from engine.channel.address import read_connection_file
 from engine.channel.client import ChannelClient, ChannelClosed
 from engine.channel.protocol import encode_frame
@@ -112,7 +113,12 @@ def test_subscribing_after_a_position_sends_only_what_follows(live):
     assert points[0][0] == cursor + 1 and points[-1][3] == 120
 
 
-def test_a_client_that_never_reads_never_blocks_recording_and_catches_up_later(tmp_path):
+def test_a_client_that_never_reads_never_blocks_recording_and_catches_up_later(
+    tmp_path, monkeypatch
+):
+    # Catch-up is not paced by the I/O thread's idle wait: at 5 s a wait, the ten chunks
+    # of history would take 50 s (they came one per wait, 20,000 points in ~3 s at 0.25 s).
+    monkeypatch.setattr(server_module, "IDLE_POLL_S", 5.0)
     live = Live(tmp_path / "ws", queue_bytes=64 * 1024)
     try:
         stalled = live.client()
@@ -122,7 +128,7 @@ def test_a_client_that_never_reads_never_blocks_recording_and_catches_up_later(t
         assert live.server.dropped_frames > 0
         # Once it reads again it gets everything, once, from the store and the buffer.
         steps, dropped = [], None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 20
         while (not steps or steps[-1] < 20_000) and time.monotonic() < deadline:
             message = stalled.recv(1)
             if message is None:
