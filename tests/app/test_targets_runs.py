@@ -44,6 +44,7 @@ def test_monitor_shows_a_queued_slurm_run_with_its_reason_and_script(window, qtb
     placement = {"kind": "slurm", "remote_workspace": "/scratch/ws", "slurm": slurm}
     run_id = record_run(window, "cluster", placement)
     monitor = opened(window, qtbot, run_id)
+    monitor.poll_timer.setInterval(200)  # what a poll shows, not how often it comes (2 s)
     assert "● queued" in monitor.badge.text() and "Slurm: Resources" in monitor.badge.text()
     assert monitor.title.text().endswith(f"{run_id} · on cluster, Slurm job 42")
     assert monitor.remote.script_button.isVisibleTo(monitor)
