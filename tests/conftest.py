@@ -158,11 +158,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     import time
 
     start, wall, cpu = time.time(), time.monotonic(), _machine_cpu_seconds()
+    own = time.process_time()
     try:
         return (yield)
     finally:
         line = {
             "test": item.nodeid,
+            # This pytest process's own CPU (in-process training, Qt), without its children.
+            "own": round(time.process_time() - own, 3),
             # When and where: bench/suite_profile.py --timeline shows each worker's gaps.
             "start": round(start, 3),
             "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
