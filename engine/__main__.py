@@ -2,7 +2,8 @@
 the sweep process; `record` prints a run's record for a mirror elsewhere; `mirror` is the
 local mirror of a run that trains on a target (engine/remote/mirror.py); `queue` the queue
 runner (engine/queue/runner.py); `serve` the engine server, which forks a ready engine for each
-run (engine/process/server.py)."""
+run (engine/process/server.py); `ranks` forks a run's processes on one node after importing
+once (a Slurm job of one node)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         help="end after S seconds without a request or a running engine (standard input "
         "is not watched)",
     )
+    ranks = sub.add_parser(
+        "ranks", help="import once, then fork the processes of a run on this node and run it"
+    )
+    ranks.add_argument("--nproc", required=True, type=int)
+    ranks.add_argument("argv", nargs=argparse.REMAINDER, help="the run command, e.g. run ...")
     args = parser.parse_args(argv)
+    if args.command == "ranks":
+        return _ranks(args.nproc, args.argv)
     if args.command == "serve":
         from engine.process.server import serve_main
 
@@ -82,6 +90,22 @@ def main(argv: list[str] | None = None) -> int:
 
     workspace = None if args.worker else args.workspace
     return run_engine(workspace, args.run_id, resume=args.resume)
+
+
+def _ranks(nproc: int, argv: list[str]) -> int:
+    """`python -m engine ranks --nproc N run …`: a run's N processes on one node without
+    torchrun, as the engine server starts them (engine/process/group.py): the imports are
+    done once here and the ranks are forks, instead of torchrun and N fresh interpreters
+    each importing torch and transformers. A Slurm job of one node starts its run so."""
+    from engine.process.group import start_ranks
+    from engine.process.server import preload
+
+    preload()
+    gc.freeze()  # as in the server: the forks' collections never walk the imports
+    code = start_ranks(nproc)
+    if code is not None:  # the group, once its ranks ended
+        return code
+    return main(argv)
 
 
 if __name__ == "__main__":

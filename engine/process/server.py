@@ -96,7 +96,7 @@ def refusal(request: dict, env: dict[str, str]) -> str | None:
     return None
 
 
-def _preload() -> None:
+def preload() -> None:
     """Import what every engine run imports, so that a fork skips it."""
     import importlib
 
@@ -272,8 +272,8 @@ def serve_main(socket_path: Path, idle_exit: float | None = None) -> Job | None:
     """`python -m engine serve --socket PATH`: None once the server ends; in a fork, its
     job, which engine.__main__ then runs as `python -m <module>` would (in a rank of a run
     of several processes; their group process exits once they have)."""
-    env = dict(os.environ)  # before _preload sets its own
-    _preload()
+    env = dict(os.environ)  # before preload sets its own
+    preload()
     # The imported objects live as long as the server and every fork: frozen, the forks'
     # collections (and the one at each engine's exit, ~1.3 s) never walk them, and the
     # collector never writes to their pages, which stay shared with the server.

@@ -4,6 +4,9 @@ window's "Show script").
 One task per node (`srun`); on each, PyTorch's launcher (torchrun) starts the node's
 processes, meeting the other nodes through a c10d rendezvous on the first node. The first
 node's launcher runs the engine that owns the run (`--workspace`), the others run workers.
+A job of one node needs no rendezvous: `python -m engine ranks` imports torch and
+transformers once and forks its processes (engine/process/group.py), as the engine server
+does for a local run, instead of torchrun and one fresh interpreter per process.
 A job Slurm restarts (`--requeue`: node failure, `scontrol requeue`, the time limit near)
 resumes the run from its last checkpoint (`SLURM_RESTART_COUNT` > 0).
 
@@ -188,10 +191,14 @@ def batch_script(
 def _node_command(python: str, workspace: str, run_id: str, nodes: int, per_node: int) -> str:
     """What `srun` runs on each node (`$STAGELAB_RESUME`, `$STAGELAB_RDZV` from the script)."""
     py = shlex.quote(python)
-    owner = f"-m engine run --workspace {shlex.quote(workspace)} --run-id {shlex.quote(run_id)}"
+    run = f"run --workspace {shlex.quote(workspace)} --run-id {shlex.quote(run_id)}"
+    owner = f"-m engine {run}"
     # SIGUSR1 is the owner's alone: the launcher and the other processes inherit 'ignore'.
     if nodes == 1 and per_node == 1:  # one process: the engine itself, no launcher
         return f'trap "" USR1; exec {py} {owner} $STAGELAB_RESUME'
+    if nodes == 1:  # imports once, then forks the ranks (no torchrun: no rendezvous to meet)
+        ranks = f"-m engine ranks --nproc {per_node} {run}"
+        return f'trap "" USR1; exec {py} {ranks} $STAGELAB_RESUME'
     launcher = (
         f"exec {py} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={per_node}"
         " --max-restarts=0 --rdzv-backend=c10d --rdzv-endpoint=$STAGELAB_RDZV"

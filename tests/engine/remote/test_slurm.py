@@ -85,8 +85,13 @@ def test_one_cpu_process_runs_the_engine_itself():
     assert "exec /opt/py/bin/python -m engine run --workspace /w/ws --run-id abc" in text
     assert "export STAGELAB_RESUME=--resume" in text
     assert "--cpus-per-task=1" in sbatch_lines(text)
+    # Two on one node: imported once and forked (no torchrun, no rendezvous).
     two = script(SlurmOptions(), nproc=2)
-    assert "--nnodes=1 --nproc-per-node=2" in two and "STAGELAB_DIST_BACKEND=gloo" in two
+    assert "torch.distributed.run" not in two and "STAGELAB_DIST_BACKEND=gloo" in two
+    assert (
+        "exec /opt/py/bin/python -m engine ranks --nproc 2 run --workspace /w/ws --run-id abc"
+        " $STAGELAB_RESUME" in two
+    )
 
 
 def test_time_limits_and_the_signal_before_them():

@@ -1,7 +1,9 @@
 """Runs as jobs of a real one-node Slurm cluster on 127.0.0.1 (slurm_fixtures.py): the batch
-script's srun + torchrun (c10d rendezvous, 2 processes on gloo) trains a demo-sized plan
-equal value for value to a local run of it; a job signalled before its time limit and one
-requeued with `scontrol requeue` resume from their checkpoints with every step once."""
+script's srun + `python -m engine ranks` (2 processes forked after one import, on gloo)
+trains a demo-sized plan equal value for value to a local run of it; a job signalled before
+its time limit and one requeued with `scontrol requeue` resume from their checkpoints with
+every step once. (torchrun's c10d rendezvous, which jobs of several nodes use, is run by
+tests/engine/process/test_distributed.py.)"""
 
 from __future__ import annotations
 
@@ -114,7 +116,9 @@ def test_run_on_a_slurm_target_shows_its_script_then_trains_as_a_local_run_does(
              sys.executable, "--partition", "debug", "--time", "30")  # fmt: skip
     dry = stagelab(ws, "run", str(plan_file), "--target", "cl", "--nproc", "2", "--dry-run")
     assert dry.stdout.startswith("#!/bin/bash\n#SBATCH --job-name=stagelab-RUN_ID\n")
-    assert "#SBATCH --partition=debug" in dry.stdout and "--nproc-per-node=2" in dry.stdout
+    assert (
+        "#SBATCH --partition=debug" in dry.stdout and "-m engine ranks --nproc 2 run" in dry.stdout
+    )
     # Nothing sent, nothing recorded.
     assert not (workdir / "workspace").exists() and not any((ws / "runs").glob("*"))
     submitted_ms = time.time() * 1000
