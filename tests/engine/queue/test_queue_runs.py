@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.process.test_runs import cli_here
+
 GOOD = """
 name: queued-good
 stages:
@@ -61,6 +63,8 @@ HOOK = (
 
 
 def cli(ws: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    if args[0] == "show" or args[:2] in (("queue", "add"), ("queue", "rm"), ("queue", "ls")):
+        return cli_here(["--workspace", str(ws), *args])  # they return at once
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", "--workspace", str(ws), *args],
         capture_output=True,
