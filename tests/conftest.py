@@ -24,10 +24,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # passes it on to the target's engines (tests/engine/remote/conftest.py), so runs there
     # add up their floats as the runs here do.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-# Inductor compiles in a pool of worker processes, one per core; each starts by importing
-# torch. On two cores the pool cost more than it saved: the compiled stage of
-# test_stage_settings.py took 30 s with it and 11 s compiling in its own process.
-os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 # Tests never write to the person's own workspace.
 os.environ["STAGELAB_HOME"] = tempfile.mkdtemp(prefix="stagelab-test-home-")
 
