@@ -265,10 +265,10 @@ class ChannelServer:
         for peer in list(self._peers.values()):
             if not peer.authenticated and now > peer.deadline:
                 self._conn.refuse(peer, "timeout", "no 'hello' within the handshake time")
-            elif peer.state == "lagging" and peer.unsent < self.queue_bytes // 8:
+            elif peer.state == "lagging" and self._drained(peer):
                 peer.send({"type": "dropped", "count": peer.dropped, "after": peer.sent_upto})
                 peer.start_catch_up(peer.sent_upto)
-            if peer.state == "catching_up" and peer.unsent < self.queue_bytes // 2:
+            if peer.state == "catching_up" and self._room_for_chunk(peer):
                 self._catch_up(peer)
             if peer.sock in self._peers:
                 if not peer.write():
@@ -287,15 +287,21 @@ class ChannelServer:
                     for frame in extra:
                         peer.send(frame)
 
+    def _drained(self, peer: Peer) -> bool:
+        """A lagging client has read enough of its queue to start catching up."""
+        return peer.unsent < self.queue_bytes // 8
+
+    def _room_for_chunk(self, peer: Peer) -> bool:
+        """A catching-up client has room for the next chunk of its history."""
+        return peer.unsent < self.queue_bytes // 2
+
     def _catch_up_due(self) -> bool:
-        """Whether a lagging or catching-up client has room for what housekeeping would
-        send it next (the same thresholds as `_housekeeping`)."""
-        for peer in self._peers.values():
-            if peer.state == "lagging" and peer.unsent < self.queue_bytes // 8:
-                return True
-            if peer.state == "catching_up" and peer.unsent < self.queue_bytes // 2:
-                return True
-        return False
+        """Whether housekeeping has something to send a lagging or catching-up client now."""
+        return any(
+            (peer.state == "lagging" and self._drained(peer))
+            or (peer.state == "catching_up" and self._room_for_chunk(peer))
+            for peer in self._peers.values()
+        )
 
     def _catch_up(self, peer: Peer) -> None:
         """Send the next part of what `peer` is missing; go live once nothing is left."""

@@ -115,13 +115,11 @@ def cli_here(argv: list[str]) -> subprocess.CompletedProcess:
 def in_process(ws: Path, *args: str) -> str:
     """A `stagelab` command that only reads the record, run in this process (its output):
     tests poll `show`, and a process each time cost ~0.4 s of CPU for its imports."""
-    from engine.cli.main import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["--workspace", str(ws), *args])
-    assert code == 0, f"stagelab {' '.join(args)} exited {code}"
-    return out.getvalue()
+    done = cli_here(["--workspace", str(ws), *args])
+    assert done.returncode == 0, (
+        f"stagelab {' '.join(args)} exited {done.returncode}: {done.stderr}"
+    )
+    return done.stdout
 
 
 def show(ws: Path, run_id: str) -> dict:
