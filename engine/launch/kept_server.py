@@ -1,7 +1,8 @@
 """The engine server a target keeps for its runs: the agent that starts a run there
-(engine/remote/agent.py) finds or starts it, so that every run after the first on that
-machine is a fork, ready to train, instead of a process that spends its first seconds
-importing torch and transformers (engine/process/server.py). Standard library only.
+(engine/remote/agent.py) finds or starts it, so that every run on that machine is a fork,
+ready to train, instead of a process that spends its first seconds importing torch and
+transformers (engine/process/server.py); the first run waits for the server's imports.
+Standard library only.
 
 One server per user, Python and environment (the variables read at import; see
 `RUN_TIME_PREFIXES` in the server), and per installed code: a reinstalled package or an
@@ -23,11 +24,15 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 from engine.launch.command import module_command
 
 IDLE_EXIT_S = 1800.0
+# How long a run waits for a server that is importing (a loaded machine) before it starts
+# its engine on its own.
+SERVER_WAIT_S = 120.0
 
 
 def server_dir() -> Path | None:
@@ -88,11 +93,12 @@ def _starting(pid_file: Path, path: Path) -> bool:
         return False
 
 
-def ensure_server(env: dict[str, str]) -> tuple[Path | None, str]:
+def ensure_server(env: dict[str, str], wait_s: float = SERVER_WAIT_S) -> tuple[Path | None, str]:
     """The socket of this user's server for `env`, or None: then the run starts its engine
-    on its own, and a server is started, detached, for the runs after it (waiting for its
-    imports would make the first run later than an engine of its own). The second value
-    says what happened, for the run's engine.log."""
+    on its own. Where none answers, one is started, detached, and the run waits for its
+    imports and is its first fork: one import rather than two side by side, which on a
+    machine of few cores takes longer than one. The second value says what happened, for
+    the run's engine.log."""
     folder = server_dir()
     if folder is None:
         return None, "engine server: none kept (no private folder for it on this machine)"
@@ -100,24 +106,37 @@ def ensure_server(env: dict[str, str]) -> tuple[Path | None, str]:
     path, log = folder / f"engine-{key}.sock", folder / f"engine-{key}.log"
     pid_file = folder / f"engine-{key}.pid"
     with open(folder / f"engine-{key}.lock", "w") as lock:
-        # Two runs started at once start one server.
+        # Two runs started at once start one server: the second waits here for the first.
         fcntl.flock(lock, fcntl.LOCK_EX)
         if server_answers(path):
             return path, "engine server: kept on this machine"
-        if _starting(pid_file, path):
-            return None, "engine server: still starting; this run starts on its own"
-        idle = os.environ.get("STAGELAB_TARGET_SERVER_IDLE_S") or str(IDLE_EXIT_S)
-        with open(log, "ab") as out:
-            server = subprocess.Popen(
-                [*module_command("engine"), "serve", "--socket", str(path), "--idle-exit", idle],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                # The first entry of its forks' sys.path (`python -m`): no modules there,
-                # whichever working folder the run's target has.
-                cwd=folder,
-                start_new_session=True,  # outlives the login that started it
-            )
-        pid_file.write_text(str(server.pid))
-        return None, "engine server: started for the next runs; this run starts on its own"
+        server = None
+        if not _starting(pid_file, path):  # else an asker that gave up waiting started it
+            idle = os.environ.get("STAGELAB_TARGET_SERVER_IDLE_S") or str(IDLE_EXIT_S)
+            with open(log, "ab") as out:
+                server = subprocess.Popen(
+                    [*module_command("engine"), "serve", "--socket", str(path)]
+                    + ["--idle-exit", idle],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    # The first entry of its forks' sys.path (`python -m`): no modules
+                    # there, whichever working folder the run's target has.
+                    cwd=folder,
+                    start_new_session=True,  # outlives the login that started it
+                )
+            pid_file.write_text(str(server.pid))
+        deadline = time.monotonic() + wait_s
+        while not server_answers(path):
+            if server is not None and server.poll() is not None:
+                return None, (
+                    f"engine server: it could not start (exit {server.returncode}; its log: "
+                    f"{log}); this run starts on its own"
+                )
+            if time.monotonic() > deadline or (server is None and not _starting(pid_file, path)):
+                return None, (
+                    f"engine server: not answering after {wait_s:.0f} s; this run starts on its own"
+                )
+            time.sleep(0.1)
+        return path, "engine server: started on this machine for this run and the next"

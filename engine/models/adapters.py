@@ -13,26 +13,28 @@ import importlib.util
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
 from engine.models.build import AUTO_CLASS, ModelError
 from engine.spec.adapter import DEFAULT_TARGET_MODULES, QLORA_NEEDS, Adapter
 
+if TYPE_CHECKING:  # peft is imported where adapters are used: engines without start ~1 s sooner
+    from peft import PeftModel
+
 ADAPTER_RECORD = "stagelab-adapter.json"
 PEFT_CONFIG = "adapter_config.json"
 
-# peft's task types add the head to the trained modules (`modules_to_save`): a new
-# classification head trains beside the adapters; language-model heads stay fixed.
+# peft's task types (peft.TaskType's values) add the head to the trained modules
+# (`modules_to_save`): a new classification head trains beside the adapters; language-model
+# heads stay fixed.
 TASK_TYPES = {
-    "causal_lm": TaskType.CAUSAL_LM,
-    "causal_lm_sft": TaskType.CAUSAL_LM,
-    "preference": TaskType.CAUSAL_LM,
-    "sequence_classification": TaskType.SEQ_CLS,
-    "token_classification": TaskType.TOKEN_CLS,
+    "causal_lm": "CAUSAL_LM",
+    "causal_lm_sft": "CAUSAL_LM",
+    "preference": "CAUSAL_LM",
+    "sequence_classification": "SEQ_CLS",
+    "token_classification": "TOKEN_CLS",
 }
 
 
@@ -99,6 +101,8 @@ def target_modules(model: torch.nn.Module, adapter: Adapter) -> list[str]:
     for fused in FUSED_QKV:
         if fused in linear:
             return [fused]
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
     found = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(family)
     if not found:
         raise ModelError(
@@ -114,14 +118,17 @@ def attach_adapter(model: torch.nn.Module, adapter: Adapter, objective: str) -> 
 
     Call after seeding: the adapters' first matrices come from torch's RNG.
     """
+    from peft import LoraConfig, TaskType, get_peft_model
+
     targets = target_modules(model, adapter)
     refuse_tied_targets(model, targets)
+    task_type = TASK_TYPES.get(objective)
     config = LoraConfig(
         r=adapter.rank,
         lora_alpha=adapter.alpha,
         lora_dropout=adapter.dropout,
         target_modules=targets,
-        task_type=TASK_TYPES.get(objective),
+        task_type=TaskType(task_type) if task_type else None,
         # GPT-2 keeps its linear weights transposed (Conv1D).
         fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
     )
@@ -155,6 +162,8 @@ def refuse_tied_targets(model: torch.nn.Module, targets: list[str]) -> None:
 
 def continue_adapter(model: torch.nn.Module, folder: Path | str) -> PeftModel:
     """Load the adapters of an earlier stage's adapter output onto its base, trainable."""
+    from peft import PeftModel
+
     return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
 
 
@@ -191,6 +200,8 @@ def merged_model(folder: Path | str) -> torch.nn.Module:
     """An adapter output's base with its adapters merged in: a plain transformers model."""
     record = adapter_record(folder)
     base = AUTO_CLASS[record["objective"]].from_pretrained(record["base"])
+    from peft import PeftModel
+
     return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
 
 

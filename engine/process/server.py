@@ -52,11 +52,13 @@ RUN_TIME_NAMES |= {"TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"}
 # Set in a forked engine: the server's pid.
 FORKED_ENV = "STAGELAB_FORKED_BY"
 
-# The models' modules of the built-in families: imported once here, not by every engine.
+# The models' modules of the built-in families, and peft (which an engine imports only for
+# a stage with adapters): imported once here, not by every engine.
 PRELOADED = (
     "transformers.models.bert.modeling_bert",
     "transformers.models.gpt2.modeling_gpt2",
     "transformers.models.llama.modeling_llama",
+    "peft",
 )
 
 

@@ -74,8 +74,9 @@ def start_here(request: dict) -> dict:
 
 
 def _keep_server(log_path: Path) -> None:
-    """Fork the engine from this machine's kept server (engine/launch/kept_server.py); where
-    none answers yet, the engine starts on its own and a server is started for the next."""
+    """Fork the engine from this machine's kept server (engine/launch/kept_server.py),
+    started (and waited for) where none answers; where it cannot start, the engine starts
+    on its own."""
     if os.environ.get(SERVER_ENV):  # named on the target, or turned off with 0
         return
     path, said = ensure_server(dict(os.environ, PYTHONUNBUFFERED="1"))
