@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.resources import demo_plan_path
-from engine.spec import PlanInvalid, Problem, parse_plan_text, plan_from_data, plan_problems
+from engine.spec import PlanInvalid, Problem, parse_plan_text, plan_problems
 from engine.spec.plan import dump_yaml
 
 DEMO = yaml.safe_load(demo_plan_path().read_text(encoding="utf-8"))
@@ -120,16 +120,9 @@ def assert_problems(problems: Any) -> None:
 )
 @given(mutants())
 def test_mutated_plans_give_problems_with_paths_never_exceptions(data):
-    problems = plan_problems(data, PLAN_DIR)
-    assert_problems(problems)
-    if isinstance(data, dict):
-        # the same answer whether asked for problems or for the plan
-        try:
-            plan_from_data(data, PLAN_DIR)
-        except PlanInvalid as exc:
-            assert exc.problems == problems
-        else:
-            assert problems == []
+    # plan_problems is plan_from_data's PlanInvalid as a list (engine/spec/plan.py): one
+    # validation per mutant, the fuzz's cost.
+    assert_problems(plan_problems(data, PLAN_DIR))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
