@@ -70,6 +70,14 @@ def follow_run(store: Store, run_id: str, proc: subprocess.Popen | None = None) 
             signal.signal(signal.SIGINT, previous)
 
 
+def _exit_within(proc: subprocess.Popen | ServedEngine, seconds: float) -> int | None:
+    """The engine's exit code once it ends within `seconds`, else None."""
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def _follow_loop(
     store: Store, run_id: str, proc: subprocess.Popen | None, presses: list[int]
 ) -> int:
@@ -125,9 +133,9 @@ def _follow_loop(
         elif code is not None:
             break
         if proc is not None:
-            code = proc.poll()
-            if code is not None:
-                continue  # one more refresh shows the final numbers
+            # Waits on the engine itself: its end is seen at once, not at the next poll.
+            code = _exit_within(proc, POLL_SECONDS)
+            continue  # with a code: one more refresh shows the final numbers
         time.sleep(POLL_SECONDS)
     for bar in [*bars.values(), overall]:
         if bar is not None:
