@@ -58,7 +58,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     )
     wheel = next((root / "dist").glob("stagelab-*.whl"))
     venv = root / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], cwd=root, env=env)
+    # No pip of its own (ensurepip is ~3 s): this venv's pip installs into it (--python).
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=root, env=env)
     python = venv / "bin" / "python"
     site = Path(
         run(
@@ -69,7 +70,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     )
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+        + ["--no-index", str(wheel)],
         cwd=root,
         env=env,
     )
