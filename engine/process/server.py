@@ -48,6 +48,10 @@ RUN_TIME_NAMES = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM", "XD
 # environment of any process that compiled (a launcher that did lost its forks: every run
 # the test workers started after a compile test imported torch again).
 RUN_TIME_NAMES |= {"TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"}
+# Set by threadpoolctl and scikit-learn when imported, and read only when a second OpenMP
+# runtime loads, which a fork of a loaded server never does: a launcher that imported them
+# after its server started lost its forks (seen in a test worker: runs started cold).
+RUN_TIME_NAMES |= {"KMP_DUPLICATE_LIB_OK"}
 
 # Set in a forked engine: the server's pid.
 FORKED_ENV = "STAGELAB_FORKED_BY"
