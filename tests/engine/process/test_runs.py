@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,27 +52,21 @@ stages:
 """
 
 
-# Commands that return at once (they read the record, send a command, or start a detached
-# run): run in this process, since a process of their own spent ~0.45 s of CPU importing.
-# The rest (a run or resume followed to its end, stop) keep a process and its timeout.
-AT_ONCE = {"ls", "show", "export", "pause", "target", "tag"}
-
-
 def stagelab(
     ws: Path, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """The CLI as a person runs it (`env`: variables to add to this process's, in a process
-    of its own)."""
+    """The CLI as a person runs it, in this process (a process of its own spent ~0.5 s of
+    CPU importing, ~75 times a suite); `env`: variables to add, in a process of its own."""
     argv = ["--workspace", str(ws), *args]
-    if env is None and (args[0] in AT_ONCE or (args[0] == "run" and "--detach" in args)):
-        proc = cli_here(argv)
+    if env is None:
+        proc = cli_here(argv, timeout)
     else:
         proc = subprocess.run(
             [sys.executable, "-m", "engine.cli", *argv],
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=dict(os.environ, **env) if env else None,
+            env=dict(os.environ, **env),
         )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -99,16 +94,29 @@ def finished(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
     return ws, json.loads(stagelab(ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
 
 
-def cli_here(argv: list[str]) -> subprocess.CompletedProcess:
-    """`stagelab ARGV` run by this process, as subprocess.run would report it."""
+def cli_here(argv: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`stagelab ARGV` run by this process, as subprocess.run would report it; a command
+    still running after `timeout` seconds fails the test (SIGALRM, on the main thread)."""
     from engine.cli.main import main
 
+    def too_long(*_) -> None:
+        raise AssertionError(f"stagelab {' '.join(argv)} did not end within {timeout} s")
+
+    alarm = timeout is not None and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGALRM, too_long) if alarm else None
+    if alarm:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse's usage errors
-            code = exc.code if isinstance(exc.code, int) else 2
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
