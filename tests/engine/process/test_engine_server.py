@@ -207,6 +207,9 @@ def test_what_a_fork_cannot_take_is_refused():
     # torch writes its compile cache folder into the environment of a process that compiled
     # (a launcher that did is still served: the fork's compiler reads it when it compiles).
     same["TORCHINDUCTOR_CACHE_DIR"] = "/tmp/torchinductor_me"
+    # scikit-learn and threadpoolctl set this when imported (read only when a second OpenMP
+    # runtime loads, which a fork never does).
+    same["KMP_DUPLICATE_LIB_OK"] = "True"
     # Each login to a target has its own (the server its agent keeps serves them all).
     same |= {"SSH_CONNECTION": "127.0.0.1 5 127.0.0.1 22", "XDG_SESSION_ID": "7"}
     assert refusal(dict(ask, env=same), env) is None
