@@ -99,20 +99,9 @@ def test_every_shipped_plan_smoke_runs(path, tmp_path):
         stage.get("regularization", {}).pop("early_stopping", None)
     small = tmp_path / path.name
     small.write_text(yaml.safe_dump(data))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "--workspace",
-            str(tmp_path / "ws"),
-            "run",
-            str(small),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    from tests.engine.process.test_runs import cli_here  # `stagelab run`, in this process
+
+    proc = cli_here(["--workspace", str(tmp_path / "ws"), "run", str(small)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished" in proc.stdout
 
