@@ -134,7 +134,12 @@ def ensure_server(env: dict[str, str], wait_s: float = SERVER_WAIT_S) -> tuple[P
                     f"engine server: it could not start (exit {server.returncode}; its log: "
                     f"{log}); this run starts on its own"
                 )
-            if time.monotonic() > deadline or (server is None and not _starting(pid_file, path)):
+            if server is None and not _starting(pid_file, path):
+                return (
+                    None,
+                    "engine server: the one starting here ended; this run starts on its own",
+                )
+            if time.monotonic() > deadline:
                 return None, (
                     f"engine server: not answering after {wait_s:.0f} s; this run starts on its own"
                 )

@@ -294,6 +294,17 @@ def test_a_kept_server_is_started_once_shared_and_ends_when_idle(monkeypatch):
     assert said.startswith("engine server: it could not start (exit 2") and said.endswith(
         "this run starts on its own"
     )
+    # A server another asker started (and stopped waiting for) that ends before it answers.
+    key = server_key(dict(os.environ))
+    starting = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(1)", str(folder / f"engine-{key}.sock")]
+    )
+    (folder / f"engine-{key}.pid").write_text(str(starting.pid))
+    failed, said = ensure_server(dict(os.environ))
+    assert failed is None and said == (
+        "engine server: the one starting here ended; this run starts on its own"
+    ), said
+    starting.wait()
     # A folder others may enter is not used: a socket there could be anyone's.
     folder.chmod(0o755)
     assert ensure_server(dict(os.environ))[0] is None
