@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from engine.resources import plan_templates, resources_dir
+from tests.engine.process.test_runs import cli_here  # `stagelab run` in this process
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = resources_dir() / "data"
@@ -99,8 +100,6 @@ def test_every_shipped_plan_smoke_runs(path, tmp_path):
         stage.get("regularization", {}).pop("early_stopping", None)
     small = tmp_path / path.name
     small.write_text(yaml.safe_dump(data))
-    from tests.engine.process.test_runs import cli_here  # `stagelab run`, in this process
-
     proc = cli_here(["--workspace", str(tmp_path / "ws"), "run", str(small)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished" in proc.stdout

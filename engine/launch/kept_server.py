@@ -93,7 +93,7 @@ def _starting(pid_file: Path, path: Path) -> bool:
         return False
 
 
-def ensure_server(env: dict[str, str], wait_s: float = SERVER_WAIT_S) -> tuple[Path | None, str]:
+def ensure_server(env: dict[str, str]) -> tuple[Path | None, str]:
     """The socket of this user's server for `env`, or None: then the run starts its engine
     on its own. Where none answers, one is started, detached, and the run waits for its
     imports and is its first fork: one import rather than two side by side, which on a
@@ -127,7 +127,7 @@ def ensure_server(env: dict[str, str], wait_s: float = SERVER_WAIT_S) -> tuple[P
                     start_new_session=True,  # outlives the login that started it
                 )
             pid_file.write_text(str(server.pid))
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + SERVER_WAIT_S
         while not server_answers(path):
             if server is not None and server.poll() is not None:
                 return None, (
@@ -141,7 +141,7 @@ def ensure_server(env: dict[str, str], wait_s: float = SERVER_WAIT_S) -> tuple[P
                 )
             if time.monotonic() > deadline:
                 return None, (
-                    f"engine server: not answering after {wait_s:.0f} s; this run starts on its own"
+                    f"engine server: not answering after {SERVER_WAIT_S:.0f} s; this run starts on its own"
                 )
             time.sleep(0.1)
         return path, "engine server: started on this machine for this run and the next"
