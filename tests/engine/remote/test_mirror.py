@@ -119,6 +119,11 @@ def test_mirror_follows_a_run_across_a_drop_and_a_new_mirror(tmp_path, data_dir)
     assert wait_for_channel(pair.b_dir, proc, 60)
     assert mirror_store.counts(pair.sb, pair.id) >= missed  # back-filled before following
     assert queries.get_run(pair.sb, pair.id).status == "paused"
+    # Resumed once the mirror has subscribed (it writes the connection file just before):
+    # else a fast engine may train the rest while the mirror catches up, and no point
+    # comes live to measure the lag of (seen once in seven fresh-clone runs).
+    log = pair.b_dir / "mirror.log"
+    wait_for(lambda: log.exists() and "following engine" in log.read_text(), 30, "it to follow")
     pair.control("resume")
     assert proc.wait(240) == 0
     assert pair.proc.wait(60) == 0
