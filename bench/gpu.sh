@@ -8,6 +8,7 @@
 #   bash bench/gpu.sh                   # there (CUDA): the figures, under 8 minutes on an H100
 #   bash bench/gpu.sh --json out.json   # also every figure as JSON
 #   bash bench/gpu.sh --smoke           # CPU, tiny models, seconds: the plumbing only
+#   bash bench/gpu.sh --shapes          # the real models at batch 2, 2 steps: the pre-flight
 #
 # The lent machine (docs: the device tool) has CUDA PyTorch, transformers, accelerate and
 # peft, no internet, and not the rest of Stagelab's dependencies: carry .whl/ to it.

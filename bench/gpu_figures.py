@@ -3,6 +3,7 @@ this on a lent GPU machine (see bench/gpu.sh for the wheels it carries there).
 
     python bench/gpu_figures.py                  # CUDA: the issue's configurations
     python bench/gpu_figures.py --smoke          # CPU, tiny configurations: the plumbing
+    python bench/gpu_figures.py --shapes         # the issue's models at batch 2, 2 steps, compiled
     python bench/gpu_figures.py --json out.json  # the table and every bench's own figures
 
 Sections, in this order, each the existing bench with the issue's arguments (run in this process, one
@@ -24,7 +25,10 @@ after another, so that torch and transformers are imported once):
 
 A section that fails prints its error in the table and the exit code is 1; a section left
 out (no CUDA, no liger-kernel, the time budget spent) says why. `--smoke` runs compiled
-rounds with TorchDynamo disabled: it proves the script, not the figures.
+rounds with TorchDynamo disabled: it proves the script, not the figures. `--shapes` runs
+the issue's own models, sequence lengths, precision and compilation at batch 2 for 2 steps
+(one round, no warm-up): on the CPU, the check before a lent GPU's scarce minutes that the
+real configurations build, compile, train and are measured (its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -134,7 +138,12 @@ def peak_tflops(device: torch.device) -> float | None:
 def speed_section(table: Table, name: str, config: dict, args: argparse.Namespace) -> None:
     steps, rounds = ("3", "1") if args.smoke else (str(args.steps[name]), str(args.rounds))
     argv = ["--builtin", config["builtin"], "--objective", config["objective"]]
-    argv += ["--batch", str(config["batch"]), "--max-length", str(config["max_length"])]
+    argv += [
+        "--batch",
+        str(args.batch or config["batch"]),
+        "--max-length",
+        str(config["max_length"]),
+    ]
     argv += ["--steps", steps, "--rounds", rounds, "--pack", "--compile", "--device", args.device]
     argv += ["--precision", "fp32" if args.smoke else "bf16"]
     found = table.raw[name] = run_bench("engine_speed", argv)
@@ -189,7 +198,8 @@ def engine_rate(found: dict[str, Any]) -> tuple[float | None, str]:
 
 def packing_section(table: Table, args: argparse.Namespace) -> None:
     argv = ["--device", args.device, "--rounds", "1" if args.smoke else str(args.rounds)]
-    argv += ["--steps", "2"] if args.smoke else ["--builtin", "llama-small", "--steps", "100"]
+    steps = str(args.steps["packing"])
+    argv += ["--steps", "2"] if args.smoke else ["--builtin", "llama-small", "--steps", steps]
     argv += [] if args.smoke else ["--precision", "bf16"]
     found = table.raw["packing"] = run_bench("packing", argv)
     for workload, figures in found["workloads"].items():
@@ -207,9 +217,10 @@ def engine_run(config: dict, args: argparse.Namespace, root: Path, kernels: str 
     from engine.spec.memory.estimate import stage_estimate
 
     speed = bench_module("engine_speed")
-    steps = 3 if args.smoke else 20
+    steps = 3 if args.smoke else args.steps["memory"]
     root.mkdir(parents=True, exist_ok=True)
     given = SimpleNamespace(**config, steps=steps, pack=True, device=args.device)
+    given.batch = args.batch or config["batch"]
     given.precision = "fp32" if args.smoke else "bf16"
     ctx = speed.make_context(given, root)
     try:
@@ -251,8 +262,16 @@ def distill_section(table: Table, args: argparse.Namespace) -> None:
         argv = ["--teacher", "bert-mini", "--student", "bert-tiny", "--batch", "4"]
         argv += ["--max-length", "32", "--steps", "3", "--rounds", "1"]
     else:
-        argv = ["--teacher", "bert-base", "--student", "bert-small", "--batch", "64"]
-        argv += ["--max-length", "128", "--steps", "50", "--rounds", str(args.rounds)]
+        argv = [
+            "--teacher",
+            "bert-base",
+            "--student",
+            "bert-small",
+            "--batch",
+            str(args.batch or 64),
+        ]
+        argv += ["--max-length", "128", "--steps", str(args.steps["distill"])]
+        argv += ["--rounds", str(args.rounds)]
         argv += ["--precision", "bf16"]
     found = table.raw["distill"] = run_bench("distill_speed", [*argv, "--device", args.device])
     label = f"distill {found['teacher']} → {found['student']}"
@@ -286,19 +305,26 @@ def device_words(device: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny configurations")
+    parser.add_argument(
+        "--shapes", action="store_true", help="the issue's models at batch 2, 2 steps, 1 round"
+    )
     parser.add_argument("--only", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per bench")
     parser.add_argument("--budget-s", type=float, default=450, help="no section starts later")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the table and figures")
     args = parser.parse_args(argv)
-    args.steps = {"bert": 50, "gpt2": 30}
+    args.steps = {"bert": 50, "gpt2": 30, "packing": 100, "memory": 20, "distill": 50}
+    args.batch = None  # each configuration's own
+    if args.shapes:  # every real configuration, as little of it as proves it runs
+        args.steps, args.batch, args.rounds = dict.fromkeys(args.steps, 2), 2, 1
+        bench_module("engine_speed").WARMUP = 0
     args.device = "cpu" if args.smoke or not torch.cuda.is_available() else "cuda"
     if args.smoke:  # compiled rounds run their code paths without compiling
         torch._dynamo.config.disable = True
         torch.set_num_threads(1)  # tiny models: threads only wait for each other
         bench_module("engine_speed").WARMUP = 0  # nothing compiles, so nothing to warm up
     chosen = args.only.split(",") if args.only else list(SECTIONS)
-    table, started = Table(goals=not args.smoke), time.perf_counter()
+    table, started = Table(goals=not (args.smoke or args.shapes)), time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for section in chosen:
@@ -331,13 +357,22 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.empty_cache()
             print(f"[{section}: {time.perf_counter() - begun:.0f} s]", file=sys.stderr)
     mode = (
-        "smoke (tiny models, compiled rounds not compiled)" if args.smoke else "bf16, fused AdamW"
+        "smoke (tiny models, compiled rounds not compiled)"
+        if args.smoke
+        else "shapes (batch 2, 2 steps: no figure means anything)"
+        if args.shapes
+        else "bf16, fused AdamW"
     )
     header = f"GPU figures — {device_words(args.device)} — {mode}"
     print(table.text(header))
     print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
-        blob = {"device": device_words(args.device), "smoke": args.smoke, "rows": table.rows}
+        blob = {
+            "device": device_words(args.device),
+            "smoke": args.smoke,
+            "shapes": args.shapes,
+            "rows": table.rows,
+        }
         args.json.write_text(json.dumps({**blob, "figures": table.raw}, indent=1, default=str))
     return 1 if table.failed else 0
 
