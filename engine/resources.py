@@ -24,7 +24,7 @@ def resources_dir() -> Path:
     # is a real path that data loaders and Qt can open.
     spec = importlib.util.find_spec("stagelab_resources")
     if spec is None or not spec.submodule_search_locations:
-        return Path(__file__).resolve().parents[2] / "resources"
+        return Path(__file__).resolve().parents[1] / "resources"  # <checkout>/engine/..
     return Path(spec.submodule_search_locations[0])
 
 

@@ -35,6 +35,17 @@ def test_demo_data_regenerates_byte_for_byte(tmp_path):
         assert shipped.read_bytes() == path.read_bytes(), shipped
 
 
+def test_a_checkout_that_was_never_installed_finds_its_own_resources():
+    # As on a GPU machine given the checkout on PYTHONPATH (bench/gpu.sh): no site-packages
+    # (-S), so no installed or editable `stagelab_resources` to find.
+    code = "from engine.resources import resources_dir; print(resources_dir())"
+    found = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert Path(found) == ROOT / "resources"
+    assert (Path(found) / "plans" / "demo.yaml").is_file()
+
+
 def naive_bayes_accuracy(rows: list[tuple[str, str]]) -> tuple[float, float]:
     """Accuracy of bag-of-words Naive Bayes (80/20 split) and of the majority class."""
     cut = int(len(rows) * 0.8)
