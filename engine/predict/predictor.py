@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from engine.data.chat import chat_prompt, end_of_turn, stop_ids
 from engine.models.ensemble import combine
+from engine.models.kv_cache import cache_name
 from engine.predict.folder import OutputError, OutputInfo, read_output
 from engine.spec.model_config import remote_code_reason
 from engine.spec.outputs import chat_template_of, end_of_turn_of, trusts_remote_code
@@ -275,9 +276,8 @@ class Predictor:
             if ids.shape[1] + len(new) >= limit:
                 finish = "context"
                 break
-            # transformers 5 names the key/value cache `cache` (past_key_values before).
-            out = self.model(input_ids=step_ids, cache=past, use_cache=True)
-            past = out.cache
+            out = self.model(input_ids=step_ids, use_cache=True, **{cache_name(): past})
+            past = getattr(out, cache_name())
             token = next_token(out.logits[0, -1].float(), sampling, generator)
             if token in self.stop_ids:
                 finish = "end"

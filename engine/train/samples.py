@@ -18,6 +18,7 @@ import torch
 
 from engine.data.chat import chat_prompt, end_of_turn, stop_ids
 from engine.data.encode import IGNORE, pad_batch
+from engine.models.kv_cache import cache_name
 
 if TYPE_CHECKING:
     from engine.runtime.context import StageContext
@@ -248,15 +249,14 @@ class _Answering:
         confidence: list[list[float]] = [[] for _ in prompts]
         open_rows = set(range(rows))
         for _ in range(most):
-            # transformers 5 names the key/value cache `cache` (past_key_values before).
             out = self.model(
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                cache=past,
                 use_cache=True,
+                **{cache_name(): past},
             )
-            past = out.cache
+            past = getattr(out, cache_name())
             best = torch.softmax(out.logits[:, -1].float(), -1).max(-1)
             tokens, probs = best.indices.tolist(), best.values.tolist()
             for r in list(open_rows):
