@@ -138,12 +138,8 @@ def peak_tflops(device: torch.device) -> float | None:
 def speed_section(table: Table, name: str, config: dict, args: argparse.Namespace) -> None:
     steps, rounds = ("3", "1") if args.smoke else (str(args.steps[name]), str(args.rounds))
     argv = ["--builtin", config["builtin"], "--objective", config["objective"]]
-    argv += [
-        "--batch",
-        str(args.batch or config["batch"]),
-        "--max-length",
-        str(config["max_length"]),
-    ]
+    batch = args.batch or config["batch"]
+    argv += ["--batch", str(batch), "--max-length", str(config["max_length"])]
     argv += ["--steps", steps, "--rounds", rounds, "--pack", "--compile", "--device", args.device]
     argv += ["--precision", "fp32" if args.smoke else "bf16"]
     found = table.raw[name] = run_bench("engine_speed", argv)
@@ -262,16 +258,9 @@ def distill_section(table: Table, args: argparse.Namespace) -> None:
         argv = ["--teacher", "bert-mini", "--student", "bert-tiny", "--batch", "4"]
         argv += ["--max-length", "32", "--steps", "3", "--rounds", "1"]
     else:
-        argv = [
-            "--teacher",
-            "bert-base",
-            "--student",
-            "bert-small",
-            "--batch",
-            str(args.batch or 64),
-        ]
-        argv += ["--max-length", "128", "--steps", str(args.steps["distill"])]
-        argv += ["--rounds", str(args.rounds)]
+        argv = ["--teacher", "bert-base", "--student", "bert-small"]
+        argv += ["--batch", str(args.batch or 64), "--max-length", "128"]
+        argv += ["--steps", str(args.steps["distill"]), "--rounds", str(args.rounds)]
         argv += ["--precision", "bf16"]
     found = table.raw["distill"] = run_bench("distill_speed", [*argv, "--device", args.device])
     label = f"distill {found['teacher']} → {found['student']}"
