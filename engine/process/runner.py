@@ -188,8 +188,10 @@ def run_engine(workspace_root: Path | None, run_id: str | None, *, resume: bool 
     if unwritten:  # never `finished` with data the database does not have
         end_run(store, run_id, channel, RunStatus.FAILED, unwritten)
         print(f"stagelab engine: run {run_id} failed: {unwritten}", file=sys.stderr)
+        dist.leave()
         return EXIT_FAILED
     end_run(store, run_id, channel, status)
+    dist.leave()  # once recorded: the others wait for it in theirs
     return EXIT_OK
 
 

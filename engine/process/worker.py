@@ -75,6 +75,7 @@ def follow(dist: Dist) -> int:
         while True:
             word = dist.broadcast(None)
             if isinstance(word, End):
+                dist.leave()
                 return 0
             if not isinstance(word, TrainStage):
                 raise TypeError(f"unknown word from the owner: {word!r}")

@@ -74,6 +74,16 @@ class Dist:
         if self.active:
             torch.distributed.barrier(group=self.group)
 
+    def leave(self) -> None:
+        """After the run's last word: wait for every process, then destroy the process
+        groups while the interpreter is whole. Left to its finalization, gloo's worker
+        threads (still holding tensors) can abort a process that has finished ('terminate
+        called without an active exception', pytorch/pytorch#190489), and a node's run
+        then fails after training."""
+        if self.active and torch.distributed.is_initialized():
+            torch.distributed.barrier(group=self.group)
+            torch.distributed.destroy_process_group()
+
     def gather(self, obj: Any) -> list[Any] | None:
         """Every process's `obj` by rank, on the owner (None elsewhere)."""
         if not self.active:
