@@ -98,6 +98,9 @@ class ScriptedOwner:
     def barrier(self):
         pass
 
+    def leave(self):
+        self.left = True
+
 
 def test_a_non_owning_process_follows_typed_words_from_the_owner(tmp_path, monkeypatch):
     from engine.process import worker
@@ -111,7 +114,9 @@ def test_a_non_owning_process_follows_typed_words_from_the_owner(tmp_path, monke
         run_dir=str(tmp_path),
         cache_dir=str(tmp_path / "cache"),
     )
-    assert worker.follow(ScriptedOwner([run, worker.End()])) == 0
+    owner = ScriptedOwner([run, worker.End()])
+    assert worker.follow(owner) == 0
+    assert owner.left  # its process groups go before the interpreter's end (Dist.leave)
     assert (tmp_path / "rank1.pid").exists()
     # A word it does not know is its error, written for the owner to report.
     assert worker.follow(ScriptedOwner([run, ("end",)])) == 1
