@@ -235,25 +235,16 @@ def test_a_run_whose_data_cannot_be_written_never_ends_finished(tmp_path, data_d
         text=True,
         env={**os.environ, "STAGELAB_BUSY_TIMEOUT_MS": "200", "STAGELAB_FINAL_FLUSH_S": "2"},
     )
+    from tests.engine.process.live_kill import _connect, first_run_id, pause_after_checkpoint
+
+    # Held over the live channel from the run's first moments, so the run cannot finish its
+    # steps before the database is locked, however fast the machine (polling the store for
+    # its first steps lost that race on a CI machine: all 48 were done before the test asked).
+    run_id = first_run_id(ws, timeout=300)
+    pause_after_checkpoint(ws, run_id, stage=0)
     store = Store.open(Workspace.open(ws).db_path)
-
-    def training() -> str | None:
-        for exp in queries.list_experiments(store):
-            for r in queries.list_runs(store, exp.id):
-                done = [s.steps_done for s in queries.list_stages(store, r.id)]
-                if done and done[0] >= 4:
-                    return r.id
-        return None
-
-    run_id = wait_for(training, 300, "the run to train its first steps")
-    # Held over the live channel while the database is locked, so the run cannot finish
-    # its steps first on a fast machine (the race this test once lost).
-    import time
-
-    from tests.engine.process.live_kill import _connect
-
+    wait_for(lambda: queries.get_run(store, run_id).status == "paused", 60, "the pause")
     client = _connect(store, run_id, time.monotonic() + 60)
-    client.control("pause")
     holder = sqlite3.connect(Workspace.open(ws).db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # from now on the engine can write nothing
     client.control("resume")
