@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 from engine.cli.main import main
 from engine.store import Store, queries
 from tests.engine.conftest import data_dir  # noqa: F401 - the fixture
+from tests.engine.process.live_kill import pause_after_checkpoint
 from tests.engine.remote.conftest import free_port, sshd  # noqa: F401 - the fixture
 
 PLAN = """\
@@ -26,7 +27,7 @@ stages:
     model: {builtin: bert-tiny, vocab_size: 200}
     data: {path: sentiment.csv, max_length: 16, eval_ratio: 0.2}
     batch_size: 8
-    max_steps: 400
+    max_steps: 120
     checkpoint: {every_steps: 50}
 """
 
@@ -58,13 +59,14 @@ def test_resume_of_a_run_on_a_target_runs_off_the_gui_thread(
     def steps() -> list[int]:
         return queries.read_series(store, run_id, "train/loss", stage_idx=0)[0]
 
-    # Stopped as soon as its mirror says it runs there. 400 steps take seconds even on an
-    # idle machine, so the mirror (about 1 s behind) sees `running` first: with 48 steps an
-    # idle machine finished before the first mirrored status and the wait timed out.
-    qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "running", timeout=240_000)
+    # Held there at its first checkpoint over the engine's own channel (the target is this
+    # machine), then stopped through its mirror once the mirror says `paused`: the stop
+    # lands mid-stage however fast the machine trains.
+    pause_after_checkpoint(workdir / "workspace", run_id, stage=0)
+    qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "paused", timeout=240_000)
     assert stagelab("stop", run_id) == 0
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "stopped", timeout=60_000)
-    assert len(steps()) < 400
+    assert len(steps()) < 120
 
     # A target gone: one sentence, nothing resumed.
     gone = f"ssh://{sshd.user}@127.0.0.1:{free_port()}"
@@ -98,5 +100,5 @@ def test_resume_of_a_run_on_a_target_runs_off_the_gui_thread(
     there = Store.open(workdir / "workspace" / "stagelab.db")
     assert queries.get_run(there, run_id).resume_count == 1
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "finished", timeout=30_000)
-    assert steps() == list(range(1, 401))
+    assert steps() == list(range(1, 121))
     monitor.close_run()
