@@ -31,9 +31,12 @@ def _connect(store: Store, run_id: str, deadline: float) -> ChannelClient:
     raise AssertionError(f"run {run_id}'s engine never answered on its live channel")
 
 
-def pause_after_checkpoint(ws: Path, run_id: str, stage: int, timeout: float = 300) -> int:
-    """Hold run `run_id` right after the first checkpoint of stage `stage` and
-    return its engine's pid; the checkpoint's row is stored by then."""
+def pause_after_checkpoint(
+    ws: Path, run_id: str, stage: int, timeout: float = 300, beyond: int = 0
+) -> int:
+    """Hold run `run_id` right after the first checkpoint of stage `stage` past step `beyond`
+    (a resumed engine's channel replays the checkpoints before its start) and return its
+    engine's pid; the checkpoint's row is stored by then."""
     store = Store.open(ws / "stagelab.db")
     deadline = time.monotonic() + timeout
     client = _connect(store, run_id, deadline)
@@ -47,7 +50,7 @@ def pause_after_checkpoint(ws: Path, run_id: str, stage: int, timeout: float = 3
             if message is None:
                 continue
             if message.get("type") == "event" and message.get("kind") == "checkpoint":
-                if message.get("stage") == stage:
+                if message.get("stage") == stage and message["data"]["step"] > beyond:
                     step = message["data"]["step"]
                     client.control("pause")
                     break
@@ -62,6 +65,26 @@ def pause_after_checkpoint(ws: Path, run_id: str, stage: int, timeout: float = 3
         assert time.monotonic() < deadline, f"the checkpoint at step {step} was never stored"
         time.sleep(0.05)
     return queries.get_run(store, run_id).pid
+
+
+def trained_past(ws: Path, run_id: str, stage: int, step: int, timeout: float = 60) -> None:
+    """Return once run `run_id`'s engine has sent a point of stage `stage` beyond `step`:
+    heard on its live channel at once, where the store has it only after its write batch."""
+    store = Store.open(ws / "stagelab.db")
+    deadline = time.monotonic() + timeout
+    client = _connect(store, run_id, deadline)
+    try:
+        client.subscribe(after=0)
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no step of stage {stage} after {step} within {timeout:.0f} s"
+            message = client.recv(left)
+            if message and message.get("type") == "metrics":
+                # A point is [seq, stage, key, step, value, wall].
+                if any(p[1] == stage and p[3] > step for p in message["points"]):
+                    return
+    finally:
+        client.close()
 
 
 def pause_now(ws: Path, run_id: str, timeout: float = 300) -> None:

@@ -23,7 +23,8 @@ from engine.launch.kept_server import server_answers
 from engine.launch.runs import start_run
 from engine.remote.mirror_store import counts
 from engine.store import Store, Workspace, queries
-from tests.engine.process.live_kill import pause_after_checkpoint
+from engine.store.metrics import export_metrics_rows
+from tests.engine.process.live_kill import pause_after_checkpoint, trained_past
 from tests.engine.remote.conftest import add_target
 from tests.engine.remote.mirror_checks import processes_with
 from tests.engine.remote.test_ssh_runs import series_of, wait_for
@@ -79,12 +80,17 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
     def status() -> str:
         return queries.get_run(here, run_id).status
 
-    wait_for(lambda: points(here, run_id), 240)
-    assert stagelab("pause", run_id) == 0, capsys.readouterr().err
-    wait_for(lambda: status() == "paused", 30)
-    held = len(points(there, run_id))
+    # Held there at stage 1's first checkpoint over the engine's own channel (the target is
+    # this machine), so that pause, resume and stop through the mirror each find the run
+    # mid-stage however fast the machine trains (stage 1 takes ~2 s on an idle 2-core one).
+    there_ws = workdir / "workspace"
+    pause_after_checkpoint(there_ws, run_id, stage=1)
+    wait_for(lambda: status() == "paused", 60)
+    held = points(there, run_id)[-1]
     assert stagelab("resume", run_id) == 0, capsys.readouterr().err  # live, same engine
-    wait_for(lambda: len(points(there, run_id)) > held, 60)
+    trained_past(there_ws, run_id, stage=1, step=held)
+    assert stagelab("pause", run_id) == 0, capsys.readouterr().err  # while it trains
+    wait_for(lambda: queries.get_run(there, run_id).status == "paused", 30)
     assert stagelab("stop", run_id) == 0, capsys.readouterr().err
     wait_for(lambda: status() == "stopped", 60)
     stopped = len(points(there, run_id))
@@ -94,12 +100,19 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
     # The server the target keeps for the runs after its first (engine/launch/kept_server.py)
     # answers by now, or soon: this resume is its fork.
     wait_for(lambda: any(map(server_answers, sshd.servers.glob("*.sock"))), 120)
-    clock = time.monotonic()
+    clock, wall = time.monotonic(), time.time()
     assert stagelab("resume", run_id, "--detach") == 0, capsys.readouterr().err
     owned = time.monotonic() - clock  # the engine there owns the run when resume returns
     assert status() == "queued"
-    wait_for(lambda: len(points(there, run_id)) > stopped, 240)
-    took = time.monotonic() - clock
+    # Held again at its next checkpoint as soon as it answers; the time to its first resumed
+    # step is read from that point's own wall time.
+    pid = pause_after_checkpoint(there_ws, run_id, stage=1, beyond=stopped)
+    wait_for(lambda: len(points(there, run_id)) > stopped, 60)
+    resumed = [
+        w for name, step, key, _, w in export_metrics_rows(there, run_id)
+        if name == "cls" and key == "train/loss" and step > stopped
+    ]  # fmt: skip
+    took = min(resumed) / 1000 - wall
     log = (workdir / "workspace" / "runs" / run_id / "engine.log").read_text()
     assert "engine server: kept on this machine" in log
     assert (
@@ -111,7 +124,6 @@ def test_pause_stop_resume_watch_show_export_on_a_run_on_a_target(sshd, data_dir
         )
     # The desktop goes away (its mirror killed), then the engine there is killed: this
     # machine still says `paused`; resume's contact finds it interrupted and continues it.
-    pid = pause_after_checkpoint(workdir / "workspace", run_id, stage=1)
     wait_for(lambda: status() == "paused", 30)
     for mirror in processes_with(f"mirror\0--workspace\0{ws}\0--run\0{run_id}"):
         os.kill(mirror, signal.SIGKILL)
