@@ -168,15 +168,18 @@ class RunActions:
         if run.target is not None:  # continued there, off the GUI thread (ssh)
             from app.qt.remote.qt_resume import resume_in_window
 
-            self.resume_task = resume_in_window(self.window, run_id, self._follow_resumed)
+            claims = run.resume_count
+            self.resume_task = resume_in_window(
+                self.window, run_id, lambda rid: self._follow_resumed(rid, claims)
+            )
             return
         start_engine(self.window.workspace, run_id, resume=True, detach=True)
-        self._follow_resumed(run_id)
+        self._follow_resumed(run_id, run.resume_count)
 
-    def _follow_resumed(self, run_id: str) -> None:
+    def _follow_resumed(self, run_id: str, claims_before: int) -> None:
         if self.monitor.run is None or self.monitor.run.run_id != run_id:
             self.monitor.open_run(run_id)
-        self.monitor.resumed()
+        self.monitor.resumed(claims_before)
         self.show_tab(MONITOR_TAB)
         self.window.statusBar().showMessage(f"Run {run_id} resumes from its last checkpoint")
 

@@ -193,7 +193,8 @@ class Mirror:
                 # Sent live, never stored there: the remote record is the truth.
                 mirror_store.drop_after(self.store, self.run_id, run["max_seq"])
         mirror_store.write(self.store, self.run_id, record["items"], record["stages"])
-        fields = {k: run.get(k) for k in ("error", "started_ms", "environment", "host")}
+        kept = ("error", "started_ms", "environment", "host", "resume_count")
+        fields = {k: run[k] for k in kept if k in run}
         if status not in ENDED:
             if status in LIVE:
                 fields["heartbeat_ms"] = _now_ms()

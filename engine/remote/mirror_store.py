@@ -32,7 +32,10 @@ from engine.store.status import ENDED
 # `queries.stream_after` and of the channel's history.
 Item = tuple[Any, ...]
 # Run-row fields a mirror copies from the remote run.
-RUN_FIELDS = ("status", "error", "started_ms", "ended_ms", "environment", "host", "heartbeat_ms")
+RUN_FIELDS = (
+    "status", "error", "started_ms", "ended_ms", "environment", "host", "heartbeat_ms",
+    "resume_count",
+)  # fmt: skip
 
 
 def cursor(s: Session, run_id: str) -> int:

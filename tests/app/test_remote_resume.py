@@ -99,6 +99,7 @@ def test_resume_of_a_run_on_a_target_runs_off_the_gui_thread(
     qtbot.waitUntil(lambda: "finished" in monitor.badge.text(), timeout=240_000)
     there = Store.open(workdir / "workspace" / "stagelab.db")
     assert queries.get_run(there, run_id).resume_count == 1
+    assert queries.get_run(store, run_id).resume_count == 1  # mirrored here
     qtbot.waitUntil(lambda: queries.get_run(store, run_id).status == "finished", timeout=30_000)
     assert steps() == list(range(1, 121))
     monitor.close_run()

@@ -281,6 +281,34 @@ def test_status_words_agree_after_resume_pause_and_finish(window, qtbot):
     monitor.close_run()
 
 
+def test_a_resumed_run_that_ends_between_two_polls_is_shown_ended_at_once(window, qtbot):
+    """The new engine claims the run and ends it before the monitor's next look (the short
+    rest of a run, or a failure at once): the monitor shows the ended run with its record
+    at the next poll, not "starting…" until the claim's two-minute wait runs out (a fresh
+    CI run waited the whole 120 s in a resume over SSH)."""
+    import os
+    import socket
+
+    from engine.store import queries
+
+    run_id = record_demo_run(window)
+    store = window.store()
+    queries.set_run_status(store, run_id, "stopped")
+    window.runs.open_run(run_id)
+    monitor = window.runs.monitor
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    monitor.resumed(claims_before=0)
+    monitor._poll()  # still `stopped`: the new engine has not claimed the run yet
+    assert "starting" in monitor.badge.text()
+    queries.claim_run(store, run_id, pid=os.getpid(), host=socket.gethostname(), resuming=True)
+    queries.set_run_status(store, run_id, "finished")
+    monitor._poll()
+    qtbot.waitUntil(lambda: not monitor.loading, timeout=10_000)
+    assert "finished" in monitor.badge.text()
+    assert not monitor.resume_button.isEnabled()
+    monitor.close_run()
+
+
 def test_inspector_sections_fold_and_open_where_the_stage_has_settings(window, qtbot):
     from PySide6.QtWidgets import QToolButton
 

@@ -57,6 +57,7 @@ class QtRunMonitor(MonitorDrawing, QWidget):
         self.loading = False
         self.history_s: float | None = None
         self.starting_until = 0.0  # a (re)started engine has until then to claim the run
+        self.claims_before = 0  # the run's resume count before that engine started
         self.reused_asked: set[int] = set()  # reused stages whose source points were read
         self.veils = ReusedVeils()  # over reused stages' steps
 
@@ -268,6 +269,12 @@ class QtRunMonitor(MonitorDrawing, QWidget):
             return
         self._load_new_reused()  # a reuse whose row was not yet written when it was said
         starting = time.monotonic() < self.starting_until
+        if starting and info.resume_count > self.claims_before and info.status not in NOT_ENDED:
+            # The new engine claimed the run and ended it between two polls (a short rest of
+            # a run, or a failure at once): its whole record now, not "starting" until the
+            # claim's wait runs out.
+            self.open_run(info.id)
+            return
         if info.status in LIVE:
             self.starting_until = 0.0
             if self.live.channel is None:
@@ -339,9 +346,13 @@ class QtRunMonitor(MonitorDrawing, QWidget):
         elif self.run.status in RESUMABLE:
             self.resumeRequested.emit(self.run.run_id)
 
-    def resumed(self) -> None:
+    def resumed(self, claims_before: int | None = None) -> None:
         """The window started the engine again: it is followed once it has claimed the run
-        (the curves continue where they stopped)."""
+        (the curves continue where they stopped). `claims_before`: the run's resume count
+        before the engine started (the new engine's claim raises it)."""
+        if claims_before is None:
+            claims_before = self.info.resume_count if self.info is not None else 0
+        self.claims_before = claims_before
         self.starting_until = time.monotonic() + 120
         self._set_status(STARTING)
 
