@@ -31,6 +31,24 @@ def _connect(store: Store, run_id: str, deadline: float) -> ChannelClient:
     raise AssertionError(f"run {run_id}'s engine never answered on its live channel")
 
 
+def _first_message(store: Store, run_id: str, deadline: float, wanted, what: str):
+    """Subscribe to run `run_id`'s channel from its start (history replayed) and return, with
+    the client still open, the first message `wanted(message)` accepts."""
+    client = _connect(store, run_id, deadline)
+    try:
+        client.subscribe(after=0)
+        while True:
+            left = deadline - time.monotonic()
+            message = client.recv(max(left, 0.01))
+            if left <= 0:
+                raise AssertionError(f"{what} never came")
+            if message is not None and wanted(message):
+                return client, message
+    except BaseException:
+        client.close()
+        raise
+
+
 def pause_after_checkpoint(
     ws: Path, run_id: str, stage: int, timeout: float = 300, beyond: int = 0
 ) -> int:
@@ -39,21 +57,20 @@ def pause_after_checkpoint(
     engine's pid; the checkpoint's row is stored by then."""
     store = Store.open(ws / "stagelab.db")
     deadline = time.monotonic() + timeout
-    client = _connect(store, run_id, deadline)
+
+    def checkpoint(message: dict) -> bool:
+        return (
+            message.get("type") == "event"
+            and message.get("kind") == "checkpoint"
+            and message.get("stage") == stage
+            and message["data"]["step"] > beyond
+        )
+
+    what = f"a checkpoint of stage {stage} within {timeout:.0f} s"
+    client, message = _first_message(store, run_id, deadline, checkpoint, what)
     try:
-        client.subscribe(after=0)
-        while True:
-            left = deadline - time.monotonic()
-            message = client.recv(max(left, 0.01))
-            if left <= 0:
-                raise AssertionError(f"no checkpoint of stage {stage} within {timeout:.0f} s")
-            if message is None:
-                continue
-            if message.get("type") == "event" and message.get("kind") == "checkpoint":
-                if message.get("stage") == stage and message["data"]["step"] > beyond:
-                    step = message["data"]["step"]
-                    client.control("pause")
-                    break
+        step = message["data"]["step"]
+        client.control("pause")
     finally:
         client.close()
 
@@ -71,20 +88,14 @@ def trained_past(ws: Path, run_id: str, stage: int, step: int, timeout: float = 
     """Return once run `run_id`'s engine has sent a point of stage `stage` beyond `step`:
     heard on its live channel at once, where the store has it only after its write batch."""
     store = Store.open(ws / "stagelab.db")
-    deadline = time.monotonic() + timeout
-    client = _connect(store, run_id, deadline)
-    try:
-        client.subscribe(after=0)
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no step of stage {stage} after {step} within {timeout:.0f} s"
-            message = client.recv(left)
-            if message and message.get("type") == "metrics":
-                # A point is [seq, stage, key, step, value, wall].
-                if any(p[1] == stage and p[3] > step for p in message["points"]):
-                    return
-    finally:
-        client.close()
+
+    def past(message: dict) -> bool:  # a point is [seq, stage, key, step, value, wall]
+        points = message["points"] if message.get("type") == "metrics" else ()
+        return any(p[1] == stage and p[3] > step for p in points)
+
+    what = f"a step of stage {stage} after {step} within {timeout:.0f} s"
+    client, _ = _first_message(store, run_id, time.monotonic() + timeout, past, what)
+    client.close()
 
 
 def pause_now(ws: Path, run_id: str, timeout: float = 300) -> None:
