@@ -193,8 +193,9 @@ class Mirror:
                 # Sent live, never stored there: the remote record is the truth.
                 mirror_store.drop_after(self.store, self.run_id, run["max_seq"])
         mirror_store.write(self.store, self.run_id, record["items"], record["stages"])
-        kept = ("error", "started_ms", "environment", "host", "resume_count")
-        fields = {k: run[k] for k in kept if k in run}
+        # The run-row fields as the target has them; status, its end and the heartbeat below.
+        said_below = ("status", "ended_ms", "heartbeat_ms")
+        fields = {k: run[k] for k in mirror_store.RUN_FIELDS if k in run and k not in said_below}
         if status not in ENDED:
             if status in LIVE:
                 fields["heartbeat_ms"] = _now_ms()
