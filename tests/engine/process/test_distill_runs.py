@@ -41,8 +41,12 @@ stages:
     batching: {{group_by_length: true}}
     augmentation: {{swap_prob: 0.1}}
     eval: {{every_steps: 4, metrics: [loss, accuracy]}}
-    checkpoint: {{every_steps: 4}}
+    checkpoint: {{every_steps: 2}}
 """)
+    # Checkpoints every 2 steps: the event the kill waits for is sent once the writer thread
+    # has the files on disk, while training goes on; the next snapshot (step 4) waits for
+    # that write, so the event comes with 4 steps of the stage left. With every 4, a slow
+    # write (a loaded CI machine) let the stage end before the pause reached it.
     ref_ws, ws = tmp_path / "reference", tmp_path / "ws"
     stagelab(ref_ws, "run", str(plan_file), "--name", "reference")
     ref_id = json.loads(stagelab(ref_ws, "ls", "--json").stdout)["experiments"][0]["runs"][0]["id"]
